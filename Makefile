@@ -1,0 +1,81 @@
+# parley: build, test and run.  `make` builds build/tracker and build/peer;
+# `make test` installs what is missing, builds a normal and a sanitized
+# (ASan+UBSan) tree, and runs every test against both.
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PKGS    := libuv msgpack sqlite3 libsodium
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+OPT     ?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ishared $(EXTRA_CFLAGS)
+LDLIBS_ALL  = $(PKG_LIBS) $(EXTRA_LDFLAGS)
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# Debian packages: build and test dependencies.
+DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev
+DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3
+
+SHARED_SRC  := $(wildcard shared/*.c)
+TRACKER_SRC := $(wildcard tracker/*.c)
+PEER_SRC    := $(wildcard peer/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+HDRS        := $(wildcard shared/*.h tracker/*.h peer/*.h tests/unit/*.h)
+
+B  := build
+BA := build/asan
+
+.PHONY: all asan deps test run clean check-deps
+all: $(B)/tracker $(B)/peer
+
+define objrules
+$(1)/%.o: %.c $(HDRS) | $(1)/shared $(1)/tracker $(1)/peer $(1)/tests/unit
+	$$(CC) $$(CFLAGS_ALL) $(2) -c $$< -o $$@
+$(1)/shared $(1)/tracker $(1)/peer $(1)/tests/unit:
+	@mkdir -p $$@
+$(1)/tracker: $(patsubst %.c,$(1)/%.o,$(TRACKER_SRC) $(SHARED_SRC))
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
+$(1)/peer: $(patsubst %.c,$(1)/%.o,$(PEER_SRC) $(SHARED_SRC))
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
+# Each unit test binary links the shared code and the tracker's modules
+# (minus its main) so registry tests run against the real code.
+$(1)/tests/unit/%: $(1)/tests/unit/%.o $(patsubst %.c,$(1)/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
+endef
+
+$(eval $(call objrules,$(B),))
+$(eval $(call objrules,$(BA),$(SAN_FLAGS)))
+
+UNIT_BINS      := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
+UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/unit/%,$(UNIT_SRC))
+
+asan: $(BA)/tracker $(BA)/peer
+
+# Installs only what pkg-config or the PATH does not already find, so a
+# machine that has everything never touches apt.
+deps:
+	@missing=""; \
+	for p in $(PKGS) ncursesw; do pkg-config --exists $$p || missing=1; done; \
+	for c in tmux ip iptables sqlite3 $(PYTHON); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	$(PYTHON) -c 'import msgpack' >/dev/null 2>&1 || missing=1; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DEB_BUILD) $(DEB_TEST) >/dev/null || \
+	  { echo "make deps: apt-get failed; install these packages by hand: $(DEB_BUILD) $(DEB_TEST)" >&2; exit 1; }; \
+	fi
+
+# Sub-make so the pkg-config flags are read after deps installed them.
+test: deps
+	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_BINS_ASAN)
+	@$(PYTHON) tests/run.py --build $(B) --build $(BA) $(TESTS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run.sh $(NAME)
+
+clean:
+	rm -rf build

@@ -1,0 +1,86 @@
+/* addr: parsing and printing of HOST:PORT; DNS itself is done by the callers
+ * with uv_getaddrinfo so it never blocks the loop. */
+#include "addr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static int valid_port(const char *p) {
+    if (!*p || strlen(p) > 5)
+        return 0;
+    for (const char *c = p; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    long v = strtol(p, NULL, 10);
+    return v >= 0 && v <= 65535;
+}
+
+int addr_split(const char *s, const char *default_port, char *host, size_t hostlen,
+               char *port, size_t portlen) {
+    const char *h, *hend, *p = NULL;
+    if (s[0] == '[') {
+        h = s + 1;
+        hend = strchr(h, ']');
+        if (!hend)
+            return UV_EINVAL;
+        if (hend[1] == ':')
+            p = hend + 2;
+        else if (hend[1] != '\0')
+            return UV_EINVAL;
+    } else {
+        h = s;
+        const char *colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon)
+            return UV_EINVAL; /* a bare IPv6 literal needs brackets */
+        hend = colon ? colon : s + strlen(s);
+        if (colon)
+            p = colon + 1;
+    }
+    if (!p)
+        p = default_port;
+    if (!p || !valid_port(p) || hend == h)
+        return UV_EINVAL;
+    size_t hl = (size_t)(hend - h);
+    if (hl + 1 > hostlen || strlen(p) + 1 > portlen)
+        return UV_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    strcpy(port, p);
+    return 0;
+}
+
+int addr_format(const struct sockaddr *sa, char *out, size_t outlen) {
+    char ip[64];
+    int port, r;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        r = uv_ip4_name(in, ip, sizeof ip);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        r = uv_ip6_name(in6, ip, sizeof ip);
+        port = ntohs(in6->sin6_port);
+    } else {
+        return UV_EAFNOSUPPORT;
+    }
+    if (r)
+        return r;
+    int n = snprintf(out, outlen, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    return n < 0 || (size_t)n >= outlen ? UV_ENOBUFS : 0;
+}
+
+int addr_parse_numeric(const char *s, struct sockaddr_storage *ss) {
+    char host[ADDR_STRLEN], port[8];
+    int r = addr_split(s, NULL, host, sizeof host, port, sizeof port);
+    if (r)
+        return r;
+    memset(ss, 0, sizeof *ss);
+    int pn = atoi(port);
+    if (uv_ip4_addr(host, pn, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, pn, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return UV_EINVAL;
+}

@@ -1,0 +1,22 @@
+/* addr: HOST:PORT strings, the one address notation on the command line and
+ * on the wire ("1.2.3.4:5960", "[::1]:5960", "example.org:5960"). */
+#ifndef PARLEY_ADDR_H
+#define PARLEY_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define ADDR_STRLEN 300 /* enough for a 255-byte hostname, brackets and port */
+
+/* Splits "host:port", "[v6]:port" or, when default_port is given, a bare
+ * host.  host gets the name without brackets.  0 or UV_EINVAL. */
+int addr_split(const char *s, const char *default_port, char *host, size_t hostlen,
+               char *port, size_t portlen);
+
+/* Formats a sockaddr as HOST:PORT with brackets for IPv6.  0 or a uv error. */
+int addr_format(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* Parses a numeric HOST:PORT (no DNS) into *ss.  0 or UV_EINVAL. */
+int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
+
+#endif

@@ -1,0 +1,266 @@
+/* conn: the thin-callback connection.  The read callback only appends to the
+ * frame buffer and enforces the limit; conn_process hands each complete frame
+ * to the owner.  Writes try uv_try_write first and queue only the rest. */
+#include "conn.h"
+
+#include "addr.h"
+#include "frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { CONN_OPEN, CONN_DRAINING, CONN_CLOSING };
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_loop_t *loop;
+    frame_reader rd;
+    const logger *lg;
+    conn_frame_cb on_frame;
+    conn_close_cb on_close;
+    void *data;
+    size_t queued;
+    int state;
+    int reason;
+    int handles;   /* handles still open */
+    int reading;
+    int paused;
+    int in_process; /* conn_process is on the stack */
+    char peer[ADDR_STRLEN];
+};
+
+typedef struct wreq {
+    uv_write_t req;
+    char *buf;
+    size_t len;
+} wreq;
+
+static void on_handle_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    c->on_close(c, c->reason);
+    frame_reader_free(&c->rd);
+    free(c);
+}
+
+void conn_close(conn *c, int reason) {
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->state == CONN_OPEN || reason)
+        c->reason = reason;
+    c->state = CONN_CLOSING;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t) {
+    conn *c = t->data;
+    if (c->state == CONN_OPEN)
+        log_info(c->lg, "%s: closing idle connection (timeout)", c->peer);
+    conn_close(c, c->state == CONN_DRAINING ? c->reason : UV_ETIMEDOUT);
+}
+
+conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_cb on_frame,
+               conn_close_cb on_close, void *data) {
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (uv_tcp_init(loop, &c->tcp)) {
+        free(c);
+        return NULL;
+    }
+    uv_timer_init(loop, &c->timer); /* cannot fail once the loop exists */
+    c->tcp.data = c->timer.data = c;
+    c->loop = loop;
+    c->lg = lg;
+    c->on_frame = on_frame;
+    c->on_close = on_close;
+    c->data = data;
+    c->handles = 2;
+    strcpy(c->peer, "?");
+    frame_reader_init(&c->rd, max_frame);
+    return c;
+}
+
+uv_tcp_t *conn_tcp(conn *c) { return &c->tcp; }
+int conn_closing(const conn *c) { return c->state != CONN_OPEN; }
+size_t conn_queued(const conn *c) { return c->queued; }
+void *conn_data(const conn *c) { return c->data; }
+void conn_set_data(conn *c, void *data) { c->data = data; }
+const char *conn_peer(const conn *c) { return c->peer; }
+uv_loop_t *conn_loop(const conn *c) { return c->loop; }
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    conn *c = h->data;
+    char *base;
+    size_t len;
+    if (frame_reader_space(&c->rd, 16384, &base, &len)) {
+        buf->base = NULL;
+        buf->len = 0; /* libuv turns this into UV_ENOBUFS */
+        return;
+    }
+    buf->base = base;
+    buf->len = len;
+}
+
+static void conn_process(conn *c) {
+    c->in_process = 1;
+    while (c->state == CONN_OPEN && !c->paused) {
+        const char *p;
+        size_t n;
+        int r = frame_reader_next(&c->rd, &p, &n);
+        if (r == 0)
+            break;
+        if (r == UV_E2BIG) {
+            conn_fail(c, "too_big", "frame exceeds the size limit", 0);
+            c->reason = UV_E2BIG;
+            break;
+        }
+        if (r < 0) {
+            conn_fail(c, "bad_frame", "zero-length frame", 0);
+            break;
+        }
+        c->on_frame(c, p, n);
+    }
+    c->in_process = 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn *c = s->data;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_debug(c->lg, "%s: read error: %s", c->peer, uv_strerror((int)nread));
+        conn_close(c, (int)nread);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    frame_reader_commit(&c->rd, (size_t)nread);
+    conn_process(c);
+}
+
+int conn_start(conn *c) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+    uv_tcp_nodelay(&c->tcp, 1);
+    int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r == 0)
+        c->reading = 1;
+    return r;
+}
+
+void conn_pause(conn *c) {
+    c->paused = 1;
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+void conn_resume(conn *c) {
+    if (c->state != CONN_OPEN || !c->paused)
+        return;
+    c->paused = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+    /* frames that arrived before the pause are still buffered */
+    if (!c->in_process)
+        conn_process(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    wreq *w = (wreq *)req;
+    conn *c = req->handle->data;
+    c->queued -= w->len;
+    free(w->buf);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED) {
+        log_debug(c->lg, "%s: write error: %s", c->peer, uv_strerror(status));
+        conn_close(c, status);
+    } else if (c->state == CONN_DRAINING && c->queued == 0) {
+        conn_close(c, c->reason);
+    }
+}
+
+int conn_send(conn *c, char *buf, size_t len) {
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return UV_ECANCELED;
+    }
+    size_t off = 0;
+    if (c->queued == 0) {
+        uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            off = (size_t)n;
+        else if (n < 0 && n != UV_EAGAIN) {
+            free(buf);
+            conn_close(c, n);
+            return n;
+        }
+    }
+    if (off == len) {
+        free(buf);
+        if (c->state == CONN_DRAINING)
+            conn_close(c, c->reason);
+        return 0;
+    }
+    wreq *w = malloc(sizeof *w);
+    if (!w) {
+        free(buf);
+        conn_close(c, UV_ENOMEM);
+        return UV_ENOMEM;
+    }
+    w->buf = buf;
+    w->len = len - off;
+    uv_buf_t b = uv_buf_init(buf + off, (unsigned)(len - off));
+    int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (r) {
+        free(buf);
+        free(w);
+        conn_close(c, r);
+        return r;
+    }
+    c->queued += w->len;
+    return 0;
+}
+
+int conn_send_msg(conn *c, msg_out *m) {
+    char *buf;
+    size_t len;
+    int r = msg_out_finish(m, c->rd.max, &buf, &len);
+    if (r)
+        return r;
+    return conn_send(c, buf, len);
+}
+
+void conn_fail(conn *c, const char *code, const char *text, uint64_t id) {
+    if (c->state != CONN_OPEN)
+        return;
+    log_info(c->lg, "%s: closing connection: %s (%s)", c->peer, text, code);
+    char *buf;
+    size_t len;
+    c->reason = UV_EPROTO;
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    if (msg_error_frame(code, text, id, &buf, &len) == 0) {
+        c->state = CONN_DRAINING;
+        uv_timer_start(&c->timer, on_timer, 2000, 0);
+        conn_send(c, buf, len); /* closes when written */
+    } else {
+        conn_close(c, UV_EPROTO);
+    }
+}
+
+void conn_set_timeout(conn *c, uint64_t ms) {
+    if (c->state != CONN_OPEN)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}

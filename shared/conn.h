@@ -1,0 +1,71 @@
+/* conn: one framed TCP connection on the loop, used by the tracker for its
+ * clients and by the peer for its tracker and chat links.  It owns the
+ * socket, the reassembly buffer, the write accounting and one timer; its
+ * owner gets whole frames and one close notification.
+ *
+ * Ownership: conn_new allocates; the conn frees itself after its close
+ * callback returns.  The owner must not touch it after that callback. */
+#ifndef PARLEY_CONN_H
+#define PARLEY_CONN_H
+
+#include "log.h"
+#include "msg.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct conn conn;
+
+/* A complete frame.  payload is valid only during the call.  The callback
+ * may send, close or fail the connection; after a close no further frames
+ * are delivered. */
+typedef void (*conn_frame_cb)(conn *c, const char *payload, size_t len);
+
+/* Fires once, from the loop, after both handles closed.  reason is 0 for a
+ * local conn_close(c, 0), UV_EOF when the other side closed, the read or
+ * write error, UV_ETIMEDOUT for the timer, UV_E2BIG for an oversize frame,
+ * or the reason given to conn_close / conn_fail (UV_EPROTO). */
+typedef void (*conn_close_cb)(conn *c, int reason);
+
+/* NULL on allocation or handle failure. */
+conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_cb on_frame,
+               conn_close_cb on_close, void *data);
+
+/* For uv_accept and uv_tcp_connect. */
+uv_tcp_t *conn_tcp(conn *c);
+
+/* Starts reading and records the remote address.  0 or a uv error (the
+ * caller then closes the conn). */
+int conn_start(conn *c);
+
+/* Queues a complete frame (header included); takes buf, which is freed with
+ * free() once written.  0, or a uv error (buf is freed anyway).  Sending on a
+ * closing conn is a silent no-op returning UV_ECANCELED. */
+int conn_send(conn *c, char *buf, size_t len);
+
+/* Finishes m (msg_out_finish) and sends it. */
+int conn_send_msg(conn *c, msg_out *m);
+
+/* Sends an error frame {code, msg, id?}, logs one line, stops reading and
+ * closes once the frame is written (or after 2 s if it never is). */
+void conn_fail(conn *c, const char *code, const char *text, uint64_t id);
+
+/* Closes now; pending writes are dropped.  Idempotent. */
+void conn_close(conn *c, int reason);
+
+/* Closes the conn with UV_ETIMEDOUT unless the timer is re-armed within ms.
+ * ms = 0 stops it.  Call again to re-arm. */
+void conn_set_timeout(conn *c, uint64_t ms);
+
+/* Stops and resumes reading (back-pressure). */
+void conn_pause(conn *c);
+void conn_resume(conn *c);
+
+int conn_closing(const conn *c);
+size_t conn_queued(const conn *c);   /* bytes queued for writing */
+void *conn_data(const conn *c);
+void conn_set_data(conn *c, void *data);
+const char *conn_peer(const conn *c); /* "ip:port" of the remote end, or "?" */
+uv_loop_t *conn_loop(const conn *c);
+
+#endif

@@ -1,0 +1,232 @@
+/* msg: msgpack encoding and checked decoding of wire messages.  Nothing is
+ * trusted: every accessor checks presence, type and size, so a dispatcher
+ * can turn any malformed field into a clear error frame. */
+#include "msg.h"
+
+#include "frame.h"
+
+#include <string.h>
+#include <uv.h>
+
+void msg_out_init(msg_out *m, const char *type, uint32_t nfields) {
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+    static const char hdr[FRAME_HEADER] = {0};
+    msgpack_sbuffer_write(&m->sb, hdr, sizeof hdr);
+    msgpack_pack_map(&m->pk, nfields + 1);
+    msg_pack_str(m, "t", 1);
+    msg_pack_str(m, type, strlen(type));
+}
+
+void msg_pack_str(msg_out *m, const char *s, size_t n) {
+    msgpack_pack_str(&m->pk, n);
+    msgpack_pack_str_body(&m->pk, s, n);
+}
+
+void msg_put_key(msg_out *m, const char *key) {
+    msg_pack_str(m, key, strlen(key));
+}
+
+void msg_put_str(msg_out *m, const char *key, const char *s) {
+    msg_put_strn(m, key, s, strlen(s));
+}
+
+void msg_put_strn(msg_out *m, const char *key, const char *s, size_t n) {
+    msg_put_key(m, key);
+    msg_pack_str(m, s, n);
+}
+
+void msg_put_uint(msg_out *m, const char *key, uint64_t v) {
+    msg_put_key(m, key);
+    msgpack_pack_uint64(&m->pk, v);
+}
+
+void msg_put_int(msg_out *m, const char *key, int64_t v) {
+    msg_put_key(m, key);
+    msgpack_pack_int64(&m->pk, v);
+}
+
+void msg_put_bool(msg_out *m, const char *key, bool v) {
+    msg_put_key(m, key);
+    if (v)
+        msgpack_pack_true(&m->pk);
+    else
+        msgpack_pack_false(&m->pk);
+}
+
+void msg_put_bin(msg_out *m, const char *key, const void *p, size_t n) {
+    msg_put_key(m, key);
+    msgpack_pack_bin(&m->pk, n);
+    msgpack_pack_bin_body(&m->pk, p, n);
+}
+
+void msg_put_nil(msg_out *m, const char *key) {
+    msg_put_key(m, key);
+    msgpack_pack_nil(&m->pk);
+}
+
+void msg_out_discard(msg_out *m) {
+    msgpack_sbuffer_destroy(&m->sb);
+}
+
+int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len) {
+    size_t payload = m->sb.size - FRAME_HEADER;
+    if (payload > max_payload) {
+        msg_out_discard(m);
+        return UV_E2BIG;
+    }
+    frame_put_len(m->sb.data, (uint32_t)payload);
+    *len = m->sb.size;
+    *buf = msgpack_sbuffer_release(&m->sb);
+    return 0;
+}
+
+int msg_parse(msg_in *m, const char *payload, size_t len) {
+    msgpack_unpacked_init(&m->up);
+    m->map = NULL;
+    size_t off = 0;
+    int r = msgpack_unpack_next(&m->up, payload, len, &off);
+    if (r != MSGPACK_UNPACK_SUCCESS || off != len || m->up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&m->up);
+        return UV_EPROTO;
+    }
+    m->map = &m->up.data.via.map;
+    const char *t;
+    size_t tn;
+    if (msg_str(m, "t", &t, &tn) || tn == 0 || tn >= sizeof m->type || memchr(t, 0, tn)) {
+        msgpack_unpacked_destroy(&m->up);
+        m->map = NULL;
+        return UV_EPROTO;
+    }
+    memcpy(m->type, t, tn);
+    m->type[tn] = '\0';
+    return 0;
+}
+
+void msg_in_free(msg_in *m) {
+    if (m->map)
+        msgpack_unpacked_destroy(&m->up);
+    m->map = NULL;
+}
+
+int msg_get(const msg_in *m, const char *key, const msgpack_object **o) {
+    size_t kn = strlen(key);
+    for (uint32_t i = 0; i < m->map->size; i++) {
+        const msgpack_object_kv *kv = &m->map->ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kn &&
+            memcmp(kv->key.via.str.ptr, key, kn) == 0) {
+            if (kv->val.type == MSGPACK_OBJECT_NIL)
+                return UV_ENOENT;
+            *o = &kv->val;
+            return 0;
+        }
+    }
+    return UV_ENOENT;
+}
+
+int msg_str(const msg_in *m, const char *key, const char **s, size_t *n) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type != MSGPACK_OBJECT_STR)
+        return UV_EINVAL;
+    *s = o->via.str.ptr;
+    *n = o->via.str.size;
+    return 0;
+}
+
+int msg_uint(const msg_in *m, const char *key, uint64_t *v) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return UV_EINVAL;
+    *v = o->via.u64;
+    return 0;
+}
+
+int msg_int(const msg_in *m, const char *key, int64_t *v) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        *v = o->via.i64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+        *v = (int64_t)o->via.u64;
+    else
+        return UV_EINVAL;
+    return 0;
+}
+
+int msg_bool(const msg_in *m, const char *key, bool *v) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return UV_EINVAL;
+    *v = o->via.boolean;
+    return 0;
+}
+
+int msg_bin(const msg_in *m, const char *key, const unsigned char **p, size_t n) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != n)
+        return UV_EINVAL;
+    *p = (const unsigned char *)o->via.bin.ptr;
+    return 0;
+}
+
+int msg_array(const msg_in *m, const char *key, const msgpack_object_array **a) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    if (r)
+        return r;
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return UV_EINVAL;
+    *a = &o->via.array;
+    return 0;
+}
+
+int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen) {
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= outlen ||
+        memchr(o->via.str.ptr, 0, o->via.str.size))
+        return UV_EINVAL;
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = '\0';
+    return 0;
+}
+
+static void copy_field(const msg_in *m, const char *key, char *out, size_t outlen) {
+    const msgpack_object *o;
+    out[0] = '\0';
+    if (outlen == 0 || msg_get(m, key, &o) || o->type != MSGPACK_OBJECT_STR)
+        return;
+    size_t n = o->via.str.size < outlen - 1 ? o->via.str.size : outlen - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)o->via.str.ptr[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c; /* never echo control bytes */
+    }
+    out[n] = '\0';
+}
+
+void msg_error_fields(const msg_in *m, char *code, size_t codelen, char *text, size_t textlen) {
+    copy_field(m, "code", code, codelen);
+    copy_field(m, "msg", text, textlen);
+}
+
+int msg_error_frame(const char *code, const char *text, uint64_t id, char **buf, size_t *len) {
+    msg_out m;
+    msg_out_init(&m, "error", id ? 3 : 2);
+    msg_put_str(&m, "code", code);
+    msg_put_str(&m, "msg", text);
+    if (id)
+        msg_put_uint(&m, "id", id);
+    return msg_out_finish(&m, FRAME_MAX_DEFAULT, buf, len);
+}

@@ -1,0 +1,77 @@
+/* msg: the message codec.  Every wire message is one msgpack map whose "t"
+ * field names its type (docs/PROTOCOL.md lists them).  Encoding builds a
+ * complete frame (length prefix included) in one buffer; decoding gives typed,
+ * checked access to the fields of one received frame. */
+#ifndef PARLEY_MSG_H
+#define PARLEY_MSG_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+
+/* ---- encoding ---- */
+
+typedef struct msg_out {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} msg_out;
+
+/* Starts a frame holding a map of nfields fields besides "t". */
+void msg_out_init(msg_out *m, const char *type, uint32_t nfields);
+void msg_put_str(msg_out *m, const char *key, const char *s);
+void msg_put_strn(msg_out *m, const char *key, const char *s, size_t n);
+void msg_put_uint(msg_out *m, const char *key, uint64_t v);
+void msg_put_int(msg_out *m, const char *key, int64_t v);
+void msg_put_bool(msg_out *m, const char *key, bool v);
+void msg_put_bin(msg_out *m, const char *key, const void *p, size_t n);
+void msg_put_nil(msg_out *m, const char *key);
+/* Writes the key only; the value follows through m->pk (arrays, maps). */
+void msg_put_key(msg_out *m, const char *key);
+void msg_pack_str(msg_out *m, const char *s, size_t n);
+
+/* Finishes the frame.  On success the caller owns *buf (free()) holding
+ * *len bytes, header included, and m is empty.  UV_E2BIG when the payload
+ * exceeds max_payload (m is released either way). */
+int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len);
+void msg_out_discard(msg_out *m);
+
+/* ---- decoding ---- */
+
+typedef struct msg_in {
+    msgpack_unpacked up;
+    const msgpack_object_map *map;
+    char type[24];
+} msg_in;
+
+/* Parses one frame payload.  0; UV_EPROTO when it is not exactly one msgpack
+ * map with a string "t" (the map is freed in that case).  On success call
+ * msg_in_free. */
+int msg_parse(msg_in *m, const char *payload, size_t len);
+void msg_in_free(msg_in *m);
+
+/* Field accessors: 0; UV_ENOENT when the key is absent (or nil);
+ * UV_EINVAL when it has the wrong type or size.  Pointers point into the
+ * parsed frame and live as long as m. */
+int msg_get(const msg_in *m, const char *key, const msgpack_object **o);
+int msg_str(const msg_in *m, const char *key, const char **s, size_t *n);
+int msg_uint(const msg_in *m, const char *key, uint64_t *v);
+int msg_int(const msg_in *m, const char *key, int64_t *v);
+int msg_bool(const msg_in *m, const char *key, bool *v);
+/* Binary of exactly n bytes. */
+int msg_bin(const msg_in *m, const char *key, const unsigned char **p, size_t n);
+int msg_array(const msg_in *m, const char *key, const msgpack_object_array **a);
+
+/* Copies a string object into out (NUL-terminated).  0 or UV_EINVAL when it
+ * is not a string, holds a NUL, or does not fit. */
+int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen);
+
+/* The error a peer sent ("error" frames): fills code and text, best effort. */
+void msg_error_fields(const msg_in *m, char *code, size_t codelen, char *text, size_t textlen);
+
+/* Builds a complete "error" frame.  id is echoed when nonzero. */
+int msg_error_frame(const char *code, const char *text, uint64_t id, char **buf, size_t *len);
+
+#endif

@@ -1,0 +1,25 @@
+/* name: what a username may be, and its canonical (case-folded) form, which
+ * is what the registry keys on and what both sides compare. */
+#ifndef PARLEY_NAME_H
+#define PARLEY_NAME_H
+
+#include <stddef.h>
+
+#define NAME_MAX_CHARS 32
+#define NAME_MAX_BYTES (NAME_MAX_CHARS * 4)
+#define NAME_BUFLEN (NAME_MAX_BYTES + 1)
+
+/* 0 when s[0..len) is 1 to 32 characters of valid UTF-8 with no whitespace
+ * and no control characters; UV_EINVAL otherwise, with a short reason in
+ * *why (a static string) when why is not NULL. */
+int name_check(const char *s, size_t len, const char **why);
+
+/* Writes the case-folded form of a valid name, NUL-terminated, into out
+ * (NAME_BUFLEN bytes).  0, or UV_EINVAL for an invalid name. */
+int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]);
+
+/* Decodes one UTF-8 character at s (at most n bytes): its length, or 0 when
+ * the bytes are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
+size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp);
+
+#endif
