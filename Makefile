@@ -31,17 +31,17 @@ BA := build/asan
 all: $(B)/tracker $(B)/peer
 
 define objrules
-$(1)/%.o: %.c $(HDRS) | $(1)/shared $(1)/tracker $(1)/peer $(1)/tests/unit
+$(1)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_ALL) $(2) -c $$< -o $$@
-$(1)/shared $(1)/tracker $(1)/peer $(1)/tests/unit:
-	@mkdir -p $$@
-$(1)/tracker: $(patsubst %.c,$(1)/%.o,$(TRACKER_SRC) $(SHARED_SRC))
+$(1)/tracker: $(patsubst %.c,$(1)/obj/%.o,$(TRACKER_SRC) $(SHARED_SRC))
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
-$(1)/peer: $(patsubst %.c,$(1)/%.o,$(PEER_SRC) $(SHARED_SRC))
+$(1)/peer: $(patsubst %.c,$(1)/obj/%.o,$(PEER_SRC) $(SHARED_SRC))
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 # Each unit test binary links the shared code and the tracker's modules
 # (minus its main) so registry tests run against the real code.
-$(1)/tests/unit/%: $(1)/tests/unit/%.o $(patsubst %.c,$(1)/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
+$(1)/tests/unit/%: $(1)/obj/tests/unit/%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
+	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
 endef
 
@@ -79,3 +79,6 @@ run: deps
 
 clean:
 	rm -rf build
+
+# Keep object files of unit tests (make would delete them as intermediates).
+.SECONDARY:

@@ -45,6 +45,8 @@ void frame_reader_commit(frame_reader *r, size_t n) {
 }
 
 int frame_reader_append(frame_reader *r, const char *data, size_t n) {
+    if (n == 0)
+        return 0;
     char *base;
     size_t len;
     int err = frame_reader_space(r, n, &base, &len);

@@ -81,9 +81,74 @@ int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len) {
     return 0;
 }
 
+/* msgpack-c allocates a container's slots before reading them, so a 6-byte
+ * payload announcing a 4-billion-entry map would cost gigabytes.  Walk the
+ * headers first: every element takes at least one byte, so the elements still
+ * owed can never exceed the bytes left. */
+static int check_sizes(const unsigned char *p, size_t len) {
+    size_t pos = 0, owed = 1;
+    while (owed > 0) {
+        if (pos >= len)
+            return UV_EPROTO;
+        unsigned c = p[pos++];
+        owed--;
+        size_t hdr = 0, body = 0, items = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            /* fixint, nil, bool: no more bytes */
+        } else if (c >= 0x80 && c <= 0x8f) {
+            items = 2 * (size_t)(c & 0x0f);
+        } else if (c >= 0x90 && c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c >= 0xa0 && c <= 0xbf) {
+            body = c & 0x1f;
+        } else {
+            switch (c) {
+            case 0xc4: case 0xc7: case 0xd9: hdr = 1; break;   /* bin8, ext8, str8 */
+            case 0xc5: case 0xc8: case 0xda: hdr = 2; break;   /* bin16, ext16, str16 */
+            case 0xc6: case 0xc9: case 0xdb: hdr = 4; break;   /* bin32, ext32, str32 */
+            case 0xcc: case 0xd0: body = 1; break;
+            case 0xcd: case 0xd1: body = 2; break;
+            case 0xca: case 0xce: case 0xd2: body = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: body = 8; break;
+            case 0xd4: body = 2; break;  /* fixext 1..16: type byte + data */
+            case 0xd5: body = 3; break;
+            case 0xd6: body = 5; break;
+            case 0xd7: body = 9; break;
+            case 0xd8: body = 17; break;
+            case 0xdc: case 0xde: hdr = 2; break; /* array16, map16 */
+            case 0xdd: case 0xdf: hdr = 4; break; /* array32, map32 */
+            default: return UV_EPROTO;           /* 0xc1: never used */
+            }
+        }
+        if (hdr) {
+            if (len - pos < hdr)
+                return UV_EPROTO;
+            size_t n = 0;
+            for (size_t i = 0; i < hdr; i++)
+                n = (n << 8) | p[pos + i];
+            pos += hdr;
+            if (c == 0xdc || c == 0xdd)
+                items = n;
+            else if (c == 0xde || c == 0xdf)
+                items = 2 * n;
+            else
+                body = n + (c >= 0xc7 && c <= 0xc9); /* ext carries a type byte */
+        }
+        if (body > len - pos)
+            return UV_EPROTO;
+        pos += body;
+        owed += items;
+        if (owed > len - pos)
+            return UV_EPROTO;
+    }
+    return pos == len ? 0 : UV_EPROTO;
+}
+
 int msg_parse(msg_in *m, const char *payload, size_t len) {
-    msgpack_unpacked_init(&m->up);
     m->map = NULL;
+    if (check_sizes((const unsigned char *)payload, len))
+        return UV_EPROTO;
+    msgpack_unpacked_init(&m->up);
     size_t off = 0;
     int r = msgpack_unpack_next(&m->up, payload, len, &off);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len || m->up.data.type != MSGPACK_OBJECT_MAP) {

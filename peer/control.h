@@ -1,0 +1,67 @@
+/* control: the peer's one connection to its tracker (PROTOCOL.md, "Control
+ * connection").  It resolves the tracker, says hello, registers, pings every
+ * ttl/3, answers list and lookup requests through callbacks, reports
+ * presence pushes, and when the tracker goes away reconnects with
+ * exponential backoff and jitter, then registers again.  Keys learned from
+ * lookups are cached so chat links can be verified while the tracker is
+ * briefly down. */
+#ifndef PARLEY_CONTROL_H
+#define PARLEY_CONTROL_H
+
+#include "addr.h"
+#include "identity.h"
+#include "name.h"
+#include "peer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ctl ctl;
+
+/* One user as the tracker knows it (a plain value). */
+typedef struct ctl_user {
+    char name[NAME_BUFLEN]; /* as stored by the tracker */
+    unsigned char key[IDENT_PK];
+    bool online;
+    int n_endpoints;
+    char endpoints[PEER_MAX_ENDPOINTS][ADDR_STRLEN];
+    char observed[ADDR_STRLEN]; /* "" when offline */
+    int64_t last_seen;
+} ctl_user;
+
+/* status: 0 with u set; UV_ENOENT for an unknown name; UV_EINVAL for a name
+ * the tracker refused; UV_ENOTCONN when the tracker is unreachable and the
+ * cache does not know the name; UV_ECONNRESET when the connection dropped
+ * before the answer.  u is valid only during the call. */
+typedef void (*ctl_lookup_cb)(void *data, int status, const ctl_user *u);
+/* status 0 with every page's names (folded order, as the tracker sent them),
+ * valid only during the call; or UV_ENOTCONN / UV_ECONNRESET. */
+typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
+
+/* Allocates the control client and starts connecting to ctx->tracker (the
+ * first event happens from the loop).  0 with *out set, or a uv error. */
+int ctl_open(peer_ctx *ctx, ctl **out);
+
+/* Looks a user up.  fresh: ask the tracker when it is connected (dialing
+ * wants current endpoints); otherwise a cached answer is used first (keys
+ * never change without the owner's proof).  The callback always fires later
+ * from the loop, exactly once, unless ctl_cancel(data) comes first.  0 or
+ * UV_ENOMEM / UV_EINVAL (bad name; no callback then). */
+int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data);
+
+/* Lists the online users whose folded name starts with prefix (NULL or ""
+ * for all), fetching every page.  Callback as for ctl_lookup. */
+int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data);
+
+/* Drops every pending request made with this data pointer; their callbacks
+ * will not fire. */
+void ctl_cancel(ctl *t, void *data);
+
+/* 1 when registered with the tracker. */
+int ctl_ready(const ctl *t);
+
+/* Closes the connection and timers; pending requests are dropped without
+ * callbacks.  t is freed once its handles are closed.  NULL is a no-op. */
+void ctl_close(ctl *t);
+
+#endif

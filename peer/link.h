@@ -1,0 +1,63 @@
+/* link: one authenticated chat link to another peer (PROTOCOL.md, "Chat
+ * link") over a shared/conn.h connection.  Both sides send hello, each
+ * proves its key by signing the other's nonce, and the acceptor checks the
+ * dialer's key against the tracker (or the key cache).  Once up, msg, ack,
+ * bye, ping and pong flow; the link reports them to its handler, which is
+ * the dial (during happy eyeballs) and then the chat. */
+#ifndef PARLEY_LINK_H
+#define PARLEY_LINK_H
+
+#include "identity.h"
+#include "peer.h"
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct chatlink chatlink; /* "link" alone is taken by unistd.h */
+
+/* Each callback fires from the loop.  closed fires exactly once, whether or
+ * not the link ever came up; the link is freed when it returns.  why is
+ * non-NULL when the handshake failed on authentication (a key or signature
+ * that does not match, or the other side refusing ours). */
+typedef struct link_handler {
+    void (*up)(chatlink *l, void *data);
+    void (*msg)(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data);
+    void (*ack)(chatlink *l, uint64_t id, void *data);
+    void (*bye)(chatlink *l, void *data);
+    void (*closed)(chatlink *l, int reason, const char *why, void *data);
+} link_handler;
+
+/* Connects to sa and runs the handshake as the dialer, expecting the user
+ * name with the key the tracker gave.  0 with *out set (failures after that
+ * arrive through closed), or UV_ENOMEM. */
+int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
+              const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+              chatlink **out);
+
+/* Accepts one pending connection on server and runs the handshake as the
+ * acceptor.  0 with *out set, or a uv error (nothing to clean up then, and
+ * no callback). */
+int link_accept(peer_ctx *ctx, uv_stream_t *server, const link_handler *h, void *data,
+                chatlink **out);
+
+/* Hands the link to another owner.  h NULL: no further callbacks at all. */
+void link_set_handler(chatlink *l, const link_handler *h, void *data);
+
+/* Sending, valid once up.  0 or a uv error (the link is then closing and
+ * closed will report it). */
+int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len);
+int link_send_ack(chatlink *l, uint64_t id);
+
+/* Sends bye; the link closes when the other side does, or after 2 s. */
+int link_send_bye(chatlink *l);
+
+/* Closes now; closed fires later from the loop.  Idempotent. */
+void link_close(chatlink *l);
+
+const char *link_name(const chatlink *l); /* the other side's name ("" before hello) */
+const char *link_fold(const chatlink *l); /* its folded form */
+int link_dialed(const chatlink *l);       /* 1 when we dialed */
+int link_is_up(const chatlink *l);
+const char *link_addr(const chatlink *l); /* the other side's HOST:PORT */
+
+#endif

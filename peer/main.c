@@ -1,0 +1,267 @@
+/* main: the peer's entry point.  Parses the command line, builds the one
+ * context, opens the modules (listener, chat, tracker control, line UI) on
+ * one libuv loop, and on /quit, end of input or a signal closes every
+ * handle and checks that the loop closes cleanly. */
+#include "chat.h"
+#include "command.h"
+#include "control.h"
+#include "listener.h"
+#include "peer.h"
+#include "ui_line.h"
+
+#include "addr.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage_text[] =
+    "usage: peer --user NAME [options]\n"
+    "\n"
+    "A parley chat peer: registers NAME with a tracker, listens for chat links,\n"
+    "and chats directly with other peers.  Commands come on stdin, events go to\n"
+    "stdout one per line; diagnostics go to stderr.\n"
+    "\n"
+    "options:\n"
+    "  --user NAME            your user name (1-32 characters, no spaces); required\n"
+    "  --tracker HOST:PORT    the tracker (default 127.0.0.1:5960); HOST may be a\n"
+    "                         name, an IPv4 literal or an [IPv6] literal\n"
+    "  --listen HOST:PORT     where to accept chat links (default: an ephemeral\n"
+    "                         port on all addresses, [::] dual-stack or 0.0.0.0)\n"
+    "  --advertise HOST:PORT  also advertise this endpoint (a forwarded port);\n"
+    "                         may be given up to 16 times\n"
+    "  --home DIR             where the identity key lives (default ~/.parley)\n"
+    "  --ui line|tui          user interface (default line; the terminal UI is not\n"
+    "                         built yet; line mode is used whenever stdin is not\n"
+    "                         a terminal)\n"
+    "  --echo                 answer every received message with the same text\n"
+    "  --log-level LEVEL      error, warn, info (default) or debug\n"
+    "  --help                 this text\n"
+    "\n"
+    "line-mode commands:\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fputs("error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("; run peer --help for the list of flags\n", stderr);
+    return 2;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
+    enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, O_USER},
+        {"tracker", required_argument, NULL, O_TRACKER},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"home", required_argument, NULL, O_HOME},
+        {"ui", required_argument, NULL, O_UI},
+        {"echo", no_argument, NULL, O_ECHO},
+        {"advertise", required_argument, NULL, O_ADVERTISE},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL, *ui_mode = "line";
+    char host[ADDR_STRLEN], port[8];
+    opterr = 0;
+    for (;;) {
+        int o = getopt_long(argc, argv, "", opts, NULL);
+        if (o == -1)
+            break;
+        switch (o) {
+        case O_USER: user = optarg; break;
+        case O_TRACKER:
+            if (addr_split(optarg, "5960", host, sizeof host, port, sizeof port))
+                return usage_error("--tracker %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            ctx->tracker = optarg;
+            break;
+        case O_LISTEN:
+            if (addr_split(optarg, NULL, host, sizeof host, port, sizeof port))
+                return usage_error("--listen %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            ctx->listen = optarg;
+            break;
+        case O_ADVERTISE:
+            if (addr_split(optarg, NULL, host, sizeof host, port, sizeof port))
+                return usage_error("--advertise %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            if (ctx->n_advertise == PEER_MAX_ADVERTISE)
+                return usage_error("--advertise given more than %s times", "16");
+            ctx->advertise[ctx->n_advertise++] = optarg;
+            break;
+        case O_HOME: *home = optarg; break;
+        case O_UI: ui_mode = optarg; break;
+        case O_ECHO: ctx->echo = 1; break;
+        case O_LOG:
+            if (log_level_parse(optarg, &ctx->lg.level))
+                return usage_error("--log-level %s is not one of error, warn, info, debug", optarg);
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            cmd_help(ctx);
+            return 0;
+        case ':':
+            return usage_error("%s needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return usage_error("%s needs a value", argv[optind - 1]);
+            return usage_error("unknown flag %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument %s", argv[optind]);
+    if (!user)
+        return usage_error("%s", "--user NAME is required");
+    const char *why;
+    if (name_check(user, strlen(user), &why)) {
+        fprintf(stderr, "error: invalid user name \"%s\": %s; choose 1 to 32 characters without "
+                "spaces or control characters\n", user, why);
+        return 2;
+    }
+    snprintf(ctx->user, sizeof ctx->user, "%s", user);
+    name_fold(user, strlen(user), ctx->user_fold);
+    if (strcmp(ui_mode, "tui") == 0) {
+        if (uv_guess_handle(0) == UV_TTY) {
+            fprintf(stderr, "error: the terminal UI is not built yet; use --ui line\n");
+            return 2;
+        }
+    } else if (strcmp(ui_mode, "line") != 0) {
+        return usage_error("--ui %s is not line or tui", ui_mode);
+    }
+    return -1;
+}
+
+static void on_quit_timer(uv_timer_t *t);
+
+void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
+    if (ctx->quitting) {
+        if (how == QUIT_NOW) /* a signal during draining: stop waiting */
+            ctx->draining = 0;
+        return;
+    }
+    ctx->quitting = 1;
+    ctx->exit_code = code;
+    ctx->say_bye = say_bye;
+    ctx->draining = how == QUIT_DRAIN;
+    ctx->drain_deadline = uv_now(ctx->loop) + PEER_DRAIN_MS;
+    ui_close(ctx->ui); /* no more commands, even while draining */
+    ctx->ui = NULL;
+    uv_timer_start(&ctx->quit_timer, on_quit_timer, 0, 0);
+}
+
+static void close_all(peer_ctx *ctx) {
+    ui_close(ctx->ui);
+    ctx->ui = NULL;
+    chat_close(ctx->chat);
+    ctx->chat = NULL;
+    lst_close(ctx->lst);
+    ctx->lst = NULL;
+    ctl_close(ctx->ctl);
+    ctx->ctl = NULL;
+    uv_close((uv_handle_t *)&ctx->sigint, NULL);
+    uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+    uv_close((uv_handle_t *)&ctx->quit_timer, NULL);
+}
+
+static void on_quit_timer(uv_timer_t *t) {
+    peer_ctx *ctx = t->data;
+    /* Polling is enough here: this runs for at most PEER_DRAIN_MS, once. */
+    if (ctx->draining && chat_unsent(ctx->chat) > 0 && uv_now(ctx->loop) < ctx->drain_deadline) {
+        uv_timer_start(t, on_quit_timer, 20, 0);
+        return;
+    }
+    close_all(ctx);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    peer_ctx *ctx = s->data;
+    log_info(&ctx->lg, "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    peer_quit(ctx, 0, 1, QUIT_NOW);
+}
+
+static void on_line(void *data, const char *line, size_t len) {
+    peer_ctx *ctx = data;
+    if (!ctx->quitting)
+        cmd_line(ctx, line, len);
+}
+
+static void on_eof(void *data, int status) { peer_quit(data, 0, 1, QUIT_DRAIN); }
+
+static void on_walk(uv_handle_t *h, void *arg) {
+    log_error(arg, "handle still open at exit: %s", uv_handle_type_name(h->type));
+}
+
+static int run(peer_ctx *ctx, const char *home_arg) {
+    char home[4096], err[512];
+    if (ident_expand_home(home_arg, home, sizeof home)) {
+        fprintf(stderr, "error: cannot expand %s (is $HOME set?); pass --home DIR\n", home_arg);
+        return 2;
+    }
+    int r = ident_load(home, &ctx->id, err, sizeof err);
+    if (r) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    uv_loop_t loop;
+    if ((r = uv_loop_init(&loop))) {
+        fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(r));
+        return 1;
+    }
+    ctx->loop = &loop;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ctx->id_base = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+    uv_timer_init(&loop, &ctx->quit_timer);
+    uv_signal_init(&loop, &ctx->sigint);
+    uv_signal_init(&loop, &ctx->sigterm);
+    ctx->quit_timer.data = ctx->sigint.data = ctx->sigterm.data = ctx;
+    uv_signal_start(&ctx->sigint, on_signal, SIGINT);
+    uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
+
+    int status = 0;
+    if ((r = chat_open(ctx, &ctx->chat))) {
+        fprintf(stderr, "error: %s\n", uv_strerror(r));
+        status = 1;
+    } else if ((r = lst_open(ctx, &ctx->lst, err, sizeof err))) {
+        fprintf(stderr, "error: %s; pick another --listen address\n", err);
+        status = 1;
+    } else if ((r = ctl_open(ctx, &ctx->ctl))) {
+        fprintf(stderr, "error: cannot use tracker %s: %s\n", ctx->tracker, uv_strerror(r));
+        status = 2;
+    } else if ((r = ui_open(&loop, &ctx->lg, on_line, on_eof, ctx, &ctx->ui))) {
+        fprintf(stderr, "error: cannot read commands from stdin: %s\n", uv_strerror(r));
+        status = 1;
+    }
+    if (status) {
+        ctx->quitting = 1;
+        close_all(ctx); /* the loop still has to run the close callbacks */
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (!status)
+        status = ctx->exit_code;
+    r = uv_loop_close(&loop);
+    if (r) {
+        uv_walk(&loop, on_walk, &ctx->lg);
+        log_error(&ctx->lg, "event loop did not close cleanly: %s", uv_strerror(r));
+        return 1;
+    }
+    if (ctx->say_bye)
+        ui_event(NULL, "bye");
+    return status;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN); /* a closed socket or stdout must not kill us */
+    peer_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.lg.level = LOG_INFO;
+    ctx.lg.prog = "peer";
+    ctx.tracker = "127.0.0.1:5960";
+    const char *home = "~/.parley";
+    int r = parse_args(&ctx, argc, argv, &home);
+    if (r >= 0)
+        return r;
+    return run(&ctx, home);
+}

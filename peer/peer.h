@@ -1,0 +1,61 @@
+/* peer: the one context of the peer process.  main.c owns it; every module
+ * (ui_, ctl_, lst_, dial_, link_, chat_, cmd_) receives it explicitly and
+ * reaches the others through it.  Nothing else in the peer is a mutable
+ * global. */
+#ifndef PARLEY_PEER_H
+#define PARLEY_PEER_H
+
+#include "identity.h"
+#include "log.h"
+#include "name.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+#define PEER_MAX_ADVERTISE 16
+#define PEER_MAX_ENDPOINTS 16   /* the protocol's limit per register */
+#define CHAT_TEXT_MAX 4000      /* bytes of text per msg (PROTOCOL.md) */
+
+struct ui;
+struct ctl;
+struct lst;
+struct chat;
+
+typedef struct peer_ctx {
+    uv_loop_t *loop;
+    logger lg;
+    identity id;
+    char user[NAME_BUFLEN];      /* as given with --user */
+    char user_fold[NAME_BUFLEN]; /* name_fold(user) */
+    const char *tracker;         /* HOST:PORT as given */
+    const char *listen;          /* NULL: [::]:0 dual-stack, else 0.0.0.0:0 */
+    const char *advertise[PEER_MAX_ADVERTISE];
+    int n_advertise;
+    int echo;
+    uint64_t id_base;            /* message ids: id_base + ++id_seq */
+    uint64_t id_seq;
+    struct ui *ui;
+    struct ctl *ctl;
+    struct lst *lst;
+    struct chat *chat;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t quit_timer;
+    int quitting;
+    int exit_code;
+    int say_bye;                 /* print "bye" on exit */
+    int draining;                /* waiting for acks before closing */
+    uint64_t drain_deadline;     /* uv_now() limit for draining */
+} peer_ctx;
+
+enum { QUIT_NOW = 0, QUIT_DRAIN = 1 };
+
+/* Asks the process to shut down with exit status code.  The work happens on
+ * the next loop turn, so any callback may call this.  say_bye: print the
+ * "bye" event on the way out (quit, EOF, signals).  how: QUIT_DRAIN first
+ * waits (at most PEER_DRAIN_MS) for sent messages to be acknowledged, so a
+ * script's last lines are not lost; input stops at once either way. */
+void peer_quit(peer_ctx *ctx, int code, int say_bye, int how);
+
+#define PEER_DRAIN_MS 5000
+
+#endif

@@ -1,0 +1,141 @@
+"""test_resilience: the tracker going away and coming back.  The registry
+survives a restart (SIGTERM or kill -9), peers register again by themselves,
+and a direct chat does not need the tracker once it is up."""
+import harness
+from harness import Key, Peer, Raw, Tracker, connect, fail, registered_client, start_peers
+
+LOST = r'^tracker lost: .+; reconnecting in \d+(\.\d+)?s$'
+
+
+def claim_refused(tracker, name):
+    """A raw client with a brand-new key claiming name gets name_taken."""
+    thief = Raw(tracker.addr, label='thief %s' % name)
+    r = thief.register(name, key=Key())
+    if r.get('t') != 'error' or r.get('code') != 'name_taken':
+        fail('after the restart, a new key claiming %r got %r (want name_taken)' % (name, r))
+    thief.expect_closed()
+
+
+def test_restart_keeps_bindings_and_peers_reregister():
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    t.stop()
+    alice.expect(LOST, 10)
+    bob.expect(LOST, 10)
+    t.restart()
+    claim_refused(t, 'alice')
+    claim_refused(t, 'BOB')
+    alice.registered(timeout=40)
+    bob.registered(timeout=40)
+    # Everything works again through the new tracker.
+    alice.send('/list')
+    alice.expect(r'^users 2: alice bob$')
+    connect(alice, bob)
+    alice.send('after the restart')
+    bob.expect(r'^msg alice: after the restart$')
+    alice.quit()
+    bob.quit()
+    t.stop()
+
+
+def test_kill9_keeps_acknowledged_registrations():
+    t = Tracker()
+    keys = {}
+    for i in range(20):
+        # Each acknowledged registration must be on disk before its answer.
+        name = 'user%02d' % i
+        keys[name] = Key()
+        c = Raw(t.addr, label=name)
+        c.must_register(name, keys[name], endpoints=['127.0.0.1:%d' % (2000 + i)])
+    t.kill()
+    t.restart()
+    for name in ('user00', 'user10', 'user19'):
+        claim_refused(t, name)
+    # The owners' keys still work, and endpoints and last_seen survived.
+    owner = Raw(t.addr, label='owner user05')
+    owner.must_register('user05', keys['user05'])
+    look = owner.lookup('user07')
+    if look.get('t') != 'lookup_result' or look.get('key') != keys['user07'].pk:
+        fail('after kill -9, lookup user07 gave %r' % look)
+    if look.get('online') is not False:
+        fail('after a restart nobody but user05 is online; lookup user07 gave %r' % look)
+    if look.get('endpoints') != ['127.0.0.1:2007']:
+        fail('endpoints lost across kill -9: %r' % look)
+    if not isinstance(look.get('last_seen'), int) or look['last_seen'] <= 0:
+        fail('last_seen lost across kill -9: %r' % look)
+    t.stop()
+
+
+def test_peer_reregisters_after_kill9():
+    t = Tracker()
+    alice = Peer('alice', t.addr)
+    alice.registered()
+    t.kill()
+    alice.expect(LOST, 10)
+    t.restart()
+    alice.registered(timeout=40)
+    claim_refused(t, 'Alice')
+    alice.quit()
+    t.stop()
+
+
+def test_chat_survives_tracker_death():
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    connect(alice, bob)
+    alice.send('before')
+    bob.expect(r'^msg alice: before$')
+    t.kill()
+    alice.expect(LOST, 10)
+    bob.expect(LOST, 10)
+    for i in range(5):
+        alice.send('a-%d sans tracker' % i)
+        bob.send('b-%d sans tracker' % i)
+    for i in range(5):
+        bob.expect(r'^msg alice: a-%d sans tracker$' % i)
+        alice.expect(r'^msg bob: b-%d sans tracker$' % i)
+    alice.expect(r'^delivered bob #6$')
+    bob.expect(r'^delivered alice #5$')
+    alice.assert_none(r'^closed ')
+    bob.assert_none(r'^closed ')
+    # Quitting while the tracker is still gone is clean too.
+    alice.quit()
+    bob.expect(r'^closed alice: ')
+    bob.quit()
+
+
+def test_peer_started_before_tracker():
+    """A peer whose tracker is not up yet keeps trying and registers once it
+    is."""
+    t = Tracker()
+    addr = t.addr
+    t.stop()
+    alice = Peer('alice', addr)
+    # Not reachable yet: reported as lost (or as an error), and retried.
+    alice.expect(r'^(tracker lost: .+; reconnecting in \d+(\.\d+)?s|error: .+)$', 15)
+    t.start(listen=addr)
+    alice.registered(timeout=40)
+    alice.quit()
+    t.stop()
+
+
+def test_presence_after_restart():
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    t.stop()
+    alice.expect(LOST, 10)
+    bob.expect(LOST, 10)
+    bob.quit()
+    t.restart()
+    alice.registered(timeout=40)
+    # bob is gone: known, but offline.
+    alice.send('/list')
+    alice.expect(r'^users 1: alice$')
+    alice.send('/dial bob')
+    alice.expect(r'^error: cannot reach bob: bob is offline$', 15)
+    alice.quit()
+    t.stop()
+
+
+if __name__ == '__main__':
+    harness.main(globals())

@@ -1,0 +1,460 @@
+/* test_registry: the tracker's SQLite registry on a temporary database, and
+ * the in-memory online table.  The group-commit tests drive a real loop. */
+#include "test.h"
+
+#include "../../tracker/online.h"
+#include "../../tracker/registry.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <uv.h>
+
+static const logger lg = {LOG_WARN, "test"};
+static char dir[64], dbpath[128];
+
+static void tmpdb(void) {
+    snprintf(dir, sizeof dir, "/tmp/parley-reg-XXXXXX");
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(dbpath, sizeof dbpath, "%s/tracker.db", dir);
+}
+
+static void cleanup(void) {
+    char p[160];
+    const char *sfx[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static registry *open_reg(uv_loop_t *loop) {
+    registry *r = NULL;
+    char err[512];
+    int e = reg_open(loop, dbpath, &lg, &r, err, sizeof err);
+    if (e)
+        fprintf(stderr, "reg_open: %s\n", err);
+    ASSERT_EQ(e, 0);
+    return r;
+}
+
+static void close_reg(registry *r, uv_loop_t *loop) {
+    reg_close(r);
+    ASSERT_EQ(uv_run(loop, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(loop), 0);
+}
+
+static void key_of(unsigned char k[IDENT_PK], int seed) {
+    memset(k, seed, IDENT_PK);
+}
+
+typedef struct done {
+    int calls;
+    int status;
+} done;
+
+static void on_done(int status, void *arg) {
+    done *d = arg;
+    d->calls++;
+    d->status = status;
+}
+
+/* Binds and runs the loop until the batch committed; returns reg_bind's code. */
+static int bind_now(registry *r, uv_loop_t *loop, const char *name, int seed,
+                    const char *const *eps, size_t neps, char stored[NAME_BUFLEN]) {
+    char folded[NAME_BUFLEN], dummy[NAME_BUFLEN];
+    unsigned char k[IDENT_PK];
+    key_of(k, seed);
+    ASSERT_EQ(name_fold(name, strlen(name), folded), 0);
+    done d = {0, -1};
+    int e = reg_bind(r, name, folded, k, eps, neps, 1000, stored ? stored : dummy, on_done, &d);
+    ASSERT_EQ(d.calls, 0); /* never from inside the call */
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (e == 0) {
+        ASSERT_EQ(d.calls, 1);
+        ASSERT_EQ(d.status, 0);
+    } else {
+        ASSERT_EQ(d.calls, 0);
+    }
+    return e;
+}
+
+static sqlite3 *side_db(void) {
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    return db;
+}
+
+static int side_int(sqlite3 *db, const char *q) {
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_schema_created(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    close_reg(r, &loop);
+    sqlite3 *db = side_db();
+    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 1);
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), 1);
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users_online'"), 1);
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_STR((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    /* Opening again migrates nothing and keeps the version. */
+    uv_loop_init(&loop);
+    close_reg(open_reg(&loop), &loop);
+    cleanup();
+}
+
+static void test_refuses_newer_schema(void) {
+    tmpdb();
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = NULL;
+    char err[512];
+    ASSERT(reg_open(&loop, dbpath, &lg, &r, err, sizeof err) < 0);
+    ASSERT(strstr(err, "schema version 99") != NULL);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    cleanup();
+}
+
+static void test_open_bad_path(void) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = NULL;
+    char err[512];
+    ASSERT(reg_open(&loop, "/nonexistent-dir/x/tracker.db", &lg, &r, err, sizeof err) < 0);
+    ASSERT(strstr(err, "/nonexistent-dir/x/tracker.db") != NULL);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
+static void test_bind_same_key_ok_other_key_refused(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    char stored[NAME_BUFLEN];
+    ASSERT_EQ(bind_now(r, &loop, "alice", 1, NULL, 0, stored), 0);
+    ASSERT_STR(stored, "alice");
+    ASSERT_EQ(bind_now(r, &loop, "ALICE", 1, NULL, 0, stored), 0);
+    ASSERT_STR(stored, "alice"); /* first spelling wins */
+    ASSERT_EQ(bind_now(r, &loop, "Alice", 2, NULL, 0, stored), UV_EEXIST);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "alice", &u), 0);
+    unsigned char k1[IDENT_PK];
+    key_of(k1, 1);
+    ASSERT(memcmp(u.key, k1, IDENT_PK) == 0);
+    ASSERT_STR(u.name, "alice");
+    close_reg(r, &loop);
+    cleanup();
+}
+
+static void test_restart_keeps_bindings(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    const char *eps[] = {"192.0.2.1:4000", "[2001:db8::1]:4000"};
+    ASSERT_EQ(bind_now(r, &loop, "Émile", 7, eps, 2, NULL), 0);
+    ASSERT_EQ(reg_presence(r, "émile", 1, 1234), 0);
+    close_reg(r, &loop);
+
+    uv_loop_init(&loop);
+    r = open_reg(&loop);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "émile", &u), 0);
+    ASSERT_STR(u.name, "Émile");
+    ASSERT_EQ(u.nendpoints, 2);
+    ASSERT_STR(u.endpoints[0], "192.0.2.1:4000");
+    ASSERT_STR(u.endpoints[1], "[2001:db8::1]:4000");
+    ASSERT_EQ(u.online, 0); /* nobody is online after a restart */
+    ASSERT_EQ(u.last_seen, 1234);
+    char stored[NAME_BUFLEN];
+    ASSERT_EQ(bind_now(r, &loop, "éMILE", 8, NULL, 0, stored), UV_EEXIST);
+    ASSERT_EQ(bind_now(r, &loop, "éMILE", 7, NULL, 0, stored), 0);
+    ASSERT_STR(stored, "Émile");
+    ASSERT_EQ(reg_lookup(r, "émile", &u), 0);
+    ASSERT_EQ(u.nendpoints, 0); /* endpoints follow the latest registration */
+    close_reg(r, &loop);
+    cleanup();
+}
+
+/* An acknowledged registration survives kill -9 (WAL + synchronous=FULL). */
+static void test_survives_kill9(void) {
+    tmpdb();
+    pid_t pid = fork();
+    if (pid == 0) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        registry *r = open_reg(&loop);
+        const char *eps[] = {"198.51.100.9:1"};
+        ASSERT_EQ(bind_now(r, &loop, "bob", 3, eps, 1, NULL), 0);
+        ASSERT_EQ(reg_presence(r, "bob", 1, 5), 0); /* left uncommitted */
+        raise(SIGKILL);
+        _exit(3);
+    }
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "bob", &u), 0);
+    ASSERT_EQ(u.nendpoints, 1);
+    ASSERT_STR(u.endpoints[0], "198.51.100.9:1");
+    ASSERT_EQ(u.online, 0);
+    close_reg(r, &loop);
+    cleanup();
+}
+
+static void test_lookup_missing(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "nobody", &u), UV_ENOENT);
+    ASSERT_EQ(bind_now(r, &loop, "somebody", 1, NULL, 0, NULL), 0);
+    ASSERT_EQ(reg_lookup(r, "nobody", &u), UV_ENOENT);
+    ASSERT_EQ(reg_lookup(r, "somebod", &u), UV_ENOENT);
+    close_reg(r, &loop);
+    cleanup();
+}
+
+typedef struct collect {
+    char (*folded)[NAME_BUFLEN];
+    size_t n, cap;
+    int refuse_after; /* refuse once n reaches this (0: never) */
+} collect;
+
+static int collect_cb(const char *name, const char *folded, void *arg) {
+    collect *c = arg;
+    if (c->refuse_after && (int)c->n >= c->refuse_after)
+        return 1;
+    ASSERT(c->n < c->cap);
+    char f[NAME_BUFLEN];
+    ASSERT_EQ(name_fold(name, strlen(name), f), 0);
+    ASSERT_STR(f, folded);
+    snprintf(c->folded[c->n++], NAME_BUFLEN, "%s", folded);
+    return 0;
+}
+
+/* Pages through everything matching prefix with the given limit. */
+static size_t page_all(registry *r, const char *prefix, size_t limit, collect *c, int *pages) {
+    char cursor[NAME_BUFLEN] = "";
+    c->n = 0;
+    *pages = 0;
+    for (;;) {
+        size_t before = c->n;
+        int more = 0;
+        ASSERT_EQ(reg_list(r, prefix, cursor, limit, collect_cb, c, &more), 0);
+        ASSERT(c->n - before <= limit);
+        (*pages)++;
+        if (!more)
+            break;
+        ASSERT_EQ(c->n - before, limit);
+        snprintf(cursor, sizeof cursor, "%s", c->folded[c->n - 1]);
+    }
+    for (size_t i = 1; i < c->n; i++)
+        ASSERT(strcmp(c->folded[i - 1], c->folded[i]) < 0); /* in order, each once */
+    return c->n;
+}
+
+static void test_list_paging(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    unsigned char k[IDENT_PK];
+    key_of(k, 9);
+    done d = {0, 0};
+    size_t nonline = 0, online01 = 0;
+    for (int i = 0; i < 1000; i++) {
+        char name[NAME_BUFLEN], folded[NAME_BUFLEN], stored[NAME_BUFLEN];
+        snprintf(name, sizeof name, i % 2 ? "User%04d" : "user%04d", i);
+        ASSERT_EQ(name_fold(name, strlen(name), folded), 0);
+        ASSERT_EQ(reg_bind(r, name, folded, k, NULL, 0, 1, stored, on_done, &d), 0);
+        if (i % 7 != 0) { /* every 7th stays offline */
+            ASSERT_EQ(reg_presence(r, folded, 1, 2), 0);
+            nonline++;
+            online01 += i >= 100 && i < 200;
+        }
+    }
+    ASSERT_EQ(bind_now(r, &loop, "zed", 1, NULL, 0, NULL), 0); /* offline, sorts last */
+    ASSERT_EQ(d.calls, 1000);
+
+    collect c = {calloc(2000, NAME_BUFLEN), 0, 2000, 0};
+    int pages;
+    ASSERT_EQ(page_all(r, "", 37, &c, &pages), nonline);
+    ASSERT_EQ(pages, (int)(nonline + 36) / 37); /* a full last page needs no extra one */
+    ASSERT_EQ(page_all(r, "", 500, &c, &pages), nonline);
+    ASSERT_EQ(page_all(r, "", 100000, &c, &pages), nonline);
+    ASSERT_EQ(pages, 1);
+    ASSERT_EQ(page_all(r, "user01", 10, &c, &pages), online01);
+    ASSERT_STR(c.folded[0], "user0100");
+    ASSERT_STR(c.folded[c.n - 1], "user0199");
+    ASSERT_EQ(page_all(r, "user0999", 10, &c, &pages), 1);
+    ASSERT_EQ(page_all(r, "nobody", 10, &c, &pages), 0);
+
+    /* A cursor before the prefix starts at the prefix; one past it skips. */
+    int more;
+    c.n = 0;
+    ASSERT_EQ(reg_list(r, "user02", "user0001", 3, collect_cb, &c, &more), 0);
+    ASSERT_EQ(c.n, 3);
+    ASSERT_STR(c.folded[0], "user0200");
+    ASSERT_EQ(more, 1);
+    c.n = 0;
+    ASSERT_EQ(reg_list(r, "user02", "user0299", 3, collect_cb, &c, &more), 0);
+    ASSERT_EQ(c.n, 0);
+    ASSERT_EQ(more, 0);
+
+    /* The callback may end a page early; the page then says more. */
+    c.n = 0;
+    c.refuse_after = 5;
+    ASSERT_EQ(reg_list(r, "", "", 100, collect_cb, &c, &more), 0);
+    ASSERT_EQ(c.n, 5);
+    ASSERT_EQ(more, 1);
+    c.refuse_after = 0;
+
+    /* Going offline leaves the list at once (reads see queued writes). */
+    ASSERT_EQ(reg_presence(r, "user0101", 0, 3), 0);
+    ASSERT_EQ(page_all(r, "user010", 100, &c, &pages), 8); /* 0100..0109 minus 0105 and 0101 */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close_reg(r, &loop);
+
+    /* After a restart nobody is online. */
+    uv_loop_init(&loop);
+    r = open_reg(&loop);
+    ASSERT_EQ(page_all(r, "", 100, &c, &pages), 0);
+    close_reg(r, &loop);
+    free(c.folded);
+    cleanup();
+}
+
+typedef struct batch {
+    registry *r;
+    sqlite3 *side;
+    int calls, second_calls;
+    int rows_at_first_call;
+    done later;
+} batch;
+
+static void on_batch_done(int status, void *arg) {
+    batch *b = arg;
+    ASSERT_EQ(status, 0);
+    if (b->calls++ == 0) {
+        /* Another connection sees only committed data: the whole batch is. */
+        b->rows_at_first_call = side_int(b->side, "SELECT count(*) FROM users");
+        /* A write from a callback starts the next batch; its callback is
+         * not run from here either. */
+        unsigned char k[IDENT_PK];
+        char stored[NAME_BUFLEN];
+        key_of(k, 5);
+        ASSERT_EQ(reg_bind(b->r, "later", "later", k, NULL, 0, 1, stored, on_done, &b->later), 0);
+        ASSERT_EQ(b->later.calls, 0);
+    }
+}
+
+static void test_batched_commit_fires_after_commit(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    batch b = {r, side_db(), 0, 0, -1, {0, -1}};
+    unsigned char k[IDENT_PK];
+    key_of(k, 4);
+    const char *names[] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        char stored[NAME_BUFLEN];
+        ASSERT_EQ(reg_bind(r, names[i], names[i], k, NULL, 0, 1, stored, on_batch_done, &b), 0);
+    }
+    ASSERT_EQ(b.calls, 0);
+    ASSERT_EQ(side_int(b.side, "SELECT count(*) FROM users"), 0); /* not yet committed */
+    ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns: the batch leaves no handle active */
+    ASSERT_EQ(b.calls, 3);
+    ASSERT_EQ(b.rows_at_first_call, 3);
+    ASSERT_EQ(b.later.calls, 1);
+    ASSERT_EQ(b.later.status, 0);
+    ASSERT_EQ(side_int(b.side, "SELECT count(*) FROM users"), 4);
+    sqlite3_close(b.side);
+    close_reg(r, &loop);
+    cleanup();
+}
+
+/* reg_close commits what is still queued and fires its callbacks. */
+static void test_close_commits_pending(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    unsigned char k[IDENT_PK];
+    key_of(k, 4);
+    char stored[NAME_BUFLEN];
+    done d = {0, -1};
+    ASSERT_EQ(reg_bind(r, "carol", "carol", k, NULL, 0, 1, stored, on_done, &d), 0);
+    reg_close(r);
+    ASSERT_EQ(d.calls, 1);
+    ASSERT_EQ(d.status, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    sqlite3 *db = side_db();
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM users WHERE folded = 'carol'"), 1);
+    sqlite3_close(db);
+    reg_close(NULL);
+    cleanup();
+}
+
+static void count_each(void *sess, void *arg) {
+    (*(size_t *)arg)++;
+}
+
+static void test_online_table(void) {
+    online *t = online_new();
+    ASSERT(t != NULL);
+    static int sess[3000];
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        ASSERT_EQ(online_put(t, key, &sess[i]), 0);
+    }
+    ASSERT_EQ(online_count(t), 3000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "u%d", i);
+        ASSERT(online_get(t, key) == &sess[i]);
+    }
+    ASSERT(online_get(t, "nobody") == NULL);
+    /* Replacing keeps one entry; the replaced session cannot delete it. */
+    int newer;
+    ASSERT_EQ(online_put(t, "u7", &newer), 0);
+    ASSERT_EQ(online_count(t), 3000);
+    ASSERT_EQ(online_del(t, "u7", &sess[7]), 0);
+    ASSERT(online_get(t, "u7") == &newer);
+    ASSERT_EQ(online_del(t, "u7", &newer), 1);
+    ASSERT(online_get(t, "u7") == NULL);
+    size_t n = 0;
+    online_each(t, count_each, &n);
+    ASSERT_EQ(n, 2999);
+    online_free(t);
+    online_free(NULL);
+}
+
+TEST_MAIN(T(test_schema_created), T(test_refuses_newer_schema), T(test_open_bad_path),
+          T(test_bind_same_key_ok_other_key_refused), T(test_restart_keeps_bindings),
+          T(test_survives_kill9), T(test_lookup_missing), T(test_list_paging),
+          T(test_batched_commit_fires_after_commit), T(test_close_commits_pending),
+          T(test_online_table))

@@ -1,0 +1,195 @@
+/* main: the tracker process.  Reads the command line into the one context,
+ * opens the registry, starts the listeners and runs the loop until SIGINT or
+ * SIGTERM; then shuts down in order: listeners, connections (their users go
+ * offline), pending writes, the database, the remaining handles. */
+#include "listen.h"
+#include "server.h"
+#include "tracker.h"
+
+#include "addr.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TRACKER_PORT};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS] [--log-level LEVEL]\n"
+            "\n"
+            "The parley tracker: peers register their name, key and endpoints here, list who\n"
+            "is online and look each other up before chatting directly.\n"
+            "\n"
+            "  --listen HOST:PORT   address to accept peers on; repeat for several.  HOST is a\n"
+            "                       hostname, an IPv4 literal or an [IPv6] literal (IPv6\n"
+            "                       sockets are IPv6-only); PORT 0 picks a free port.\n"
+            "                       Default: 0.0.0.0:" TRACKER_PORT " and [::]:" TRACKER_PORT ".\n"
+            "  --db PATH            SQLite database of names, keys and endpoints\n"
+            "                       (default ./tracker.db; created when missing).\n"
+            "  --ttl SECONDS        drop a peer silent this long and mark it offline\n"
+            "                       (1 to 86400, default 60).\n"
+            "  --log-level LEVEL    error, warn, info or debug (default info); logs go to stderr.\n"
+            "  --help               show this help.\n"
+            "\n"
+            "Once ready it logs \"listening on HOST:PORT\" for each listener.  SIGINT or\n"
+            "SIGTERM stops it cleanly (pending writes are committed first).\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "tracker: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "; see tracker --help\n");
+    return 2;
+}
+
+/* Fills ctx->cfg and the log level.  -1 to go on, else the exit status. */
+static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **specs) {
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"db", required_argument, NULL, 'd'},
+        {"ttl", required_argument, NULL, 't'},    {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    tracker_config *cfg = &ctx->cfg;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        char host[ADDR_STRLEN], port[8], *end;
+        unsigned long v;
+        switch (o) {
+        case 'l':
+            if (addr_split(optarg, TRACKER_PORT, host, sizeof host, port, sizeof port))
+                return bad_usage("--listen %s is not HOST:PORT (an IPv6 address goes in "
+                                 "brackets, like [::1]:5960)", optarg);
+            specs[cfg->nlisten++] = optarg;
+            break;
+        case 'd':
+            if (!*optarg)
+                return bad_usage("--db needs a file path%s", "");
+            cfg->db = optarg;
+            break;
+        case 't':
+            v = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > 86400)
+                return bad_usage("--ttl %s is not a number of seconds from 1 to 86400", optarg);
+            cfg->ttl = (unsigned)v;
+            break;
+        case 'v':
+            if (log_level_parse(optarg, &ctx->lg.level))
+                return bad_usage("--log-level %s is not one of error, warn, info, debug", optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            return bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad_usage("unexpected argument %s", argv[optind]);
+    if (cfg->nlisten == 0) {
+        cfg->default_listen = 1;
+        for (size_t i = 0; i < sizeof default_listen / sizeof *default_listen; i++)
+            specs[cfg->nlisten++] = default_listen[i];
+    }
+    cfg->listen = specs;
+    return -1;
+}
+
+/* Starts the orderly stop; the loop ends once every handle has closed. */
+static void shutdown_start(tracker_ctx *ctx, int code) {
+    if (ctx->stopping)
+        return;
+    ctx->stopping = 1;
+    ctx->exit_code = code;
+    uv_close((uv_handle_t *)&ctx->sigint, NULL);
+    uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+    lsn_stop(ctx);
+    if (ctx->nsessions)
+        log_info(&ctx->lg, "closing %zu connection%s", ctx->nsessions, ctx->nsessions == 1 ? "" : "s");
+    srv_stop(ctx);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    tracker_ctx *ctx = h->data;
+    log_info(&ctx->lg, "received %s; shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    shutdown_start(ctx, 0);
+}
+
+static void on_listening(tracker_ctx *ctx, int status) {
+    if (status) {
+        shutdown_start(ctx, 1);
+        return;
+    }
+    log_info(&ctx->lg, "ready (database %s, ttl %u s)", ctx->cfg.db, ctx->cfg.ttl);
+}
+
+int main(int argc, char **argv) {
+    tracker_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.lg = (logger){LOG_INFO, "tracker"};
+    ctx.cfg.db = "tracker.db";
+    ctx.cfg.ttl = 60;
+    const char **specs = calloc((size_t)argc + 2, sizeof *specs);
+    if (!specs) {
+        fprintf(stderr, "tracker: out of memory\n");
+        return 1;
+    }
+    int r = parse_args(&ctx, argc, argv, specs);
+    if (r >= 0) {
+        free(specs);
+        return r;
+    }
+    /* A peer vanishing mid-write must be an error code, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        log_error(&ctx.lg, "libsodium failed to initialise; check the installation");
+        free(specs);
+        return 1;
+    }
+    uv_loop_t loop;
+    if ((r = uv_loop_init(&loop)) != 0) {
+        log_error(&ctx.lg, "cannot start the event loop: %s", uv_strerror(r));
+        free(specs);
+        return 1;
+    }
+    ctx.loop = &loop;
+    char err[1024];
+    ctx.online = online_new();
+    if (!ctx.online) {
+        log_error(&ctx.lg, "out of memory");
+        ctx.exit_code = 1;
+    } else if ((r = reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err, sizeof err)) != 0) {
+        log_error(&ctx.lg, "%s", err);
+        ctx.exit_code = 1;
+    } else {
+        log_info(&ctx.lg, "database %s open", ctx.cfg.db);
+        uv_signal_init(&loop, &ctx.sigint);
+        uv_signal_init(&loop, &ctx.sigterm);
+        ctx.sigint.data = ctx.sigterm.data = &ctx;
+        uv_signal_start(&ctx.sigint, on_signal, SIGINT);
+        uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
+        if ((r = lsn_start(&ctx, on_listening)) != 0) {
+            log_error(&ctx.lg, "cannot start listening: %s", uv_strerror(r));
+            shutdown_start(&ctx, 1);
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    /* Every connection has closed by now and their offline writes are
+     * queued; reg_close commits them before closing the file. */
+    reg_close(ctx.reg);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    online_free(ctx.online);
+    free(specs);
+    if ((r = uv_loop_close(&loop)) != 0) {
+        log_error(&ctx.lg, "internal error: handles still open at exit (%s)", uv_strerror(r));
+        return 1;
+    }
+    log_info(&ctx.lg, "stopped");
+    return ctx.exit_code;
+}

@@ -1,0 +1,439 @@
+/* registry: SQLite behind the tracker.  Only this file speaks SQL; every
+ * statement is prepared once at open and bound per call.  The group commit
+ * lives here too: the first write of a batch opens a transaction and starts
+ * a check handle (plus an idle handle so the loop cannot block in poll with
+ * a batch open); the check callback commits, then fires the batch's
+ * callbacks. */
+#include "registry.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ordered schema migrations: entry i brings user_version from i to i+1 and
+ * ends by recording that.  Append only; never edit a released entry. */
+static const char *const migrations[] = {
+    "CREATE TABLE users ("
+    " folded TEXT PRIMARY KEY NOT NULL,"  /* name_fold() form: the key */
+    " name TEXT NOT NULL,"                /* spelling of the first registration */
+    " key BLOB NOT NULL CHECK (length(key) = 32),"
+    " endpoints TEXT NOT NULL DEFAULT '',"/* space-separated numeric HOST:PORT */
+    " last_seen INTEGER NOT NULL DEFAULT 0,"
+    " online INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* list pages walk this index: online = 1, folded in a range, in order */
+    "CREATE INDEX users_online ON users (online, folded);"
+    "PRAGMA user_version = 1;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+enum {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE,
+    ST_LIST_FROM, ST_LIST_AFTER, ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_GET] = "SELECT name, key, endpoints, last_seen, online FROM users WHERE folded = ?1",
+    [ST_INSERT] = "INSERT INTO users (folded, name, key, endpoints, last_seen, online, created)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)",
+    [ST_UPDATE] = "UPDATE users SET endpoints = ?2, last_seen = ?3 WHERE folded = ?1",
+    [ST_PRESENCE] = "UPDATE users SET online = ?2, last_seen = ?3 WHERE folded = ?1",
+    [ST_LIST_FROM] = "SELECT name, folded FROM users WHERE online = 1 AND folded >= ?1"
+                     " AND folded < ?2 ORDER BY folded LIMIT ?3",
+    [ST_LIST_AFTER] = "SELECT name, folded FROM users WHERE online = 1 AND folded > ?1"
+                      " AND folded < ?2 ORDER BY folded LIMIT ?3",
+};
+
+typedef struct waiter {
+    reg_done_cb cb;
+    void *arg;
+} waiter;
+
+struct registry {
+    uv_check_t check; /* commits the batch after the loop's I/O phase */
+    uv_idle_t idle;   /* keeps poll from blocking while a batch is open */
+    int handles;      /* open handles; the struct is freed when 0 */
+    const logger *lg;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    int in_tx;
+    waiter *waiters;
+    size_t nwait, capwait;
+};
+
+static int sqlite_to_uv(int rc) {
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM: return UV_ENOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return UV_EBUSY;
+    case SQLITE_FULL: return UV_ENOSPC;
+    case SQLITE_PERM:
+    case SQLITE_READONLY: return UV_EACCES;
+    default: return UV_EIO;
+    }
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int run(registry *r, sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    log_error(r->lg, "database error: %s", sqlite3_errmsg(r->db));
+    return sqlite_to_uv(rc);
+}
+
+static int exec_const(sqlite3 *db, const char *q) {
+    return sqlite3_exec(db, q, NULL, NULL, NULL);
+}
+
+static int int_pragma(sqlite3 *db, const char *q, int *out) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
+    int rc = exec_const(db, "BEGIN IMMEDIATE");
+    int version = 0;
+    if (rc == SQLITE_OK)
+        rc = int_pragma(db, "PRAGMA user_version", &version);
+    if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
+        exec_const(db, "ROLLBACK");
+        snprintf(err, errlen,
+                 "database %s has schema version %d but this tracker knows only up to %d; "
+                 "run a newer tracker or use --db to pick another file",
+                 path, version, SCHEMA_VERSION);
+        return UV_EINVAL;
+    }
+    for (int v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++)
+        rc = exec_const(db, migrations[v]);
+    /* No session survives a restart, so nobody is online yet. */
+    if (rc == SQLITE_OK)
+        rc = exec_const(db, "UPDATE users SET online = 0 WHERE online <> 0");
+    if (rc == SQLITE_OK)
+        rc = exec_const(db, "COMMIT");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot set up database %s: %s", path, sqlite3_errmsg(db));
+        exec_const(db, "ROLLBACK");
+        return sqlite_to_uv(rc);
+    }
+    return 0;
+}
+
+static void free_db(registry *r) {
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(r->st[i]);
+    sqlite3_close(r->db);
+    r->db = NULL;
+}
+
+static void on_check(uv_check_t *h);
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
+             size_t errlen) {
+    registry *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory opening the database");
+        return UV_ENOMEM;
+    }
+    r->lg = lg;
+    int rc = sqlite3_open_v2(path, &r->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen,
+                 "cannot open database %s: %s; check that its directory exists and is writable, "
+                 "or use --db to pick another file",
+                 path, r->db ? sqlite3_errmsg(r->db) : "out of memory");
+        goto fail;
+    }
+    /* A reader (say the sqlite3 shell) may briefly hold a lock; wait a
+     * little rather than fail the batch. */
+    sqlite3_busy_timeout(r->db, 200);
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(r->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen,
+                 "cannot use %s as the tracker database (%s); is it an SQLite file on a local "
+                 "disk? use --db to pick another file",
+                 path, sqlite3_errmsg(r->db));
+        goto fail;
+    }
+    /* FULL: a commit is on disk before its callbacks acknowledge anything. */
+    if (exec_const(r->db, "PRAGMA synchronous = FULL") != SQLITE_OK) {
+        snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(r->db));
+        goto fail;
+    }
+    int e = migrate(r->db, path, err, errlen);
+    if (e) {
+        free_db(r);
+        free(r);
+        return e;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare database statements for %s: %s", path,
+                     sqlite3_errmsg(r->db));
+            goto fail;
+        }
+    }
+    uv_check_init(loop, &r->check);
+    uv_idle_init(loop, &r->idle);
+    r->check.data = r->idle.data = r;
+    r->handles = 2;
+    *out = r;
+    return 0;
+fail:
+    free_db(r);
+    free(r);
+    return UV_EIO;
+}
+
+/* Ends the open batch: commit, then tell every waiter how it went.  The
+ * waiter list is detached first so callbacks may queue the next batch. */
+static void flush(registry *r) {
+    int status = 0;
+    if (r->in_tx) {
+        if (sqlite3_get_autocommit(r->db)) {
+            status = UV_EIO; /* an earlier error already rolled the batch back */
+            log_error(r->lg, "database batch was rolled back; its writes are lost");
+        } else {
+            status = run(r, r->st[ST_COMMIT]);
+            if (status && !sqlite3_get_autocommit(r->db))
+                run(r, r->st[ST_ROLLBACK]);
+        }
+        r->in_tx = 0;
+    }
+    uv_check_stop(&r->check);
+    uv_idle_stop(&r->idle);
+    waiter *w = r->waiters;
+    size_t n = r->nwait;
+    r->waiters = NULL;
+    r->nwait = r->capwait = 0;
+    for (size_t i = 0; i < n; i++)
+        w[i].cb(status, w[i].arg);
+    free(w);
+}
+
+static void on_check(uv_check_t *h) {
+    flush(h->data);
+}
+
+/* Opens the batch transaction if needed; every write goes through here. */
+static int begin_write(registry *r) {
+    if (r->in_tx)
+        return 0;
+    int e = run(r, r->st[ST_BEGIN]);
+    if (e)
+        return e;
+    r->in_tx = 1;
+    uv_check_start(&r->check, on_check);
+    uv_idle_start(&r->idle, on_idle);
+    return 0;
+}
+
+static int add_waiter(registry *r, reg_done_cb cb, void *arg) {
+    if (r->nwait == r->capwait) {
+        size_t ncap = r->capwait ? r->capwait * 2 : 16;
+        waiter *nw = realloc(r->waiters, ncap * sizeof *nw);
+        if (!nw)
+            return UV_ENOMEM;
+        r->waiters = nw;
+        r->capwait = ncap;
+    }
+    r->waiters[r->nwait++] = (waiter){cb, arg};
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    registry *r = h->data;
+    if (--r->handles == 0)
+        free(r);
+}
+
+void reg_close(registry *r) {
+    if (!r)
+        return;
+    flush(r);
+    free_db(r);
+    uv_close((uv_handle_t *)&r->check, on_handle_closed);
+    uv_close((uv_handle_t *)&r->idle, on_handle_closed);
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s) {
+    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static void column_str(sqlite3_stmt *st, int i, char *out, size_t outlen) {
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    snprintf(out, outlen, "%s", s ? s : "");
+}
+
+static void split_endpoints(const char *s, reg_user *u) {
+    u->nendpoints = 0;
+    while (*s && u->nendpoints < REG_MAX_ENDPOINTS) {
+        size_t n = strcspn(s, " ");
+        if (n > 0 && n < ADDR_STRLEN) {
+            memcpy(u->endpoints[u->nendpoints], s, n);
+            u->endpoints[u->nendpoints++][n] = '\0';
+        }
+        s += n;
+        s += strspn(s, " ");
+    }
+}
+
+int reg_lookup(registry *r, const char *folded, reg_user *u) {
+    sqlite3_stmt *st = r->st[ST_GET];
+    bind_str(st, 1, folded);
+    int rc = sqlite3_step(st);
+    int e = 0;
+    if (rc == SQLITE_ROW) {
+        column_str(st, 0, u->name, sizeof u->name);
+        memset(u->key, 0, sizeof u->key);
+        if (sqlite3_column_bytes(st, 1) == IDENT_PK)
+            memcpy(u->key, sqlite3_column_blob(st, 1), IDENT_PK);
+        split_endpoints((const char *)sqlite3_column_text(st, 2), u);
+        u->last_seen = sqlite3_column_int64(st, 3);
+        u->online = sqlite3_column_int(st, 4) != 0;
+    } else if (rc == SQLITE_DONE) {
+        e = UV_ENOENT;
+    } else {
+        log_error(r->lg, "database lookup failed: %s", sqlite3_errmsg(r->db));
+        e = sqlite_to_uv(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return e;
+}
+
+int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *const *endpoints, size_t nendpoints, int64_t now,
+             char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
+    char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN];
+    size_t o = 0;
+    eps[0] = '\0';
+    for (size_t i = 0; i < nendpoints && i < REG_MAX_ENDPOINTS; i++) {
+        size_t n = strlen(endpoints[i]);
+        if (n == 0 || n >= ADDR_STRLEN || strchr(endpoints[i], ' '))
+            return UV_EINVAL;
+        if (o)
+            eps[o++] = ' ';
+        memcpy(eps + o, endpoints[i], n + 1);
+        o += n;
+    }
+    if (nendpoints > REG_MAX_ENDPOINTS)
+        return UV_EINVAL;
+
+    reg_user u;
+    int e = reg_lookup(r, folded, &u);
+    if (e && e != UV_ENOENT)
+        return e;
+    int exists = e == 0;
+    if (exists && memcmp(u.key, key, IDENT_PK) != 0)
+        return UV_EEXIST;
+    if ((e = add_waiter(r, cb, arg)) != 0) /* reserve first: no failure after the write */
+        return e;
+    if ((e = begin_write(r)) != 0) {
+        r->nwait--;
+        return e;
+    }
+    sqlite3_stmt *st;
+    if (exists) {
+        st = r->st[ST_UPDATE];
+        bind_str(st, 1, folded);
+        bind_str(st, 2, eps);
+        sqlite3_bind_int64(st, 3, now);
+        snprintf(stored, NAME_BUFLEN, "%s", u.name);
+    } else {
+        st = r->st[ST_INSERT];
+        bind_str(st, 1, folded);
+        bind_str(st, 2, name);
+        sqlite3_bind_blob(st, 3, key, IDENT_PK, SQLITE_TRANSIENT);
+        bind_str(st, 4, eps);
+        sqlite3_bind_int64(st, 5, now);
+        snprintf(stored, NAME_BUFLEN, "%s", name);
+    }
+    if ((e = run(r, st)) != 0)
+        r->nwait--;
+    return e;
+}
+
+int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen) {
+    int e = begin_write(r);
+    if (e)
+        return e;
+    sqlite3_stmt *st = r->st[ST_PRESENCE];
+    bind_str(st, 1, folded);
+    sqlite3_bind_int(st, 2, is_online ? 1 : 0);
+    sqlite3_bind_int64(st, 3, last_seen);
+    return run(r, st);
+}
+
+int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,
+             void *arg, int *more) {
+    *more = 0;
+    if (!prefix)
+        prefix = "";
+    if (limit == 0)
+        return 0;
+    /* Folded names are UTF-8, which never holds the byte 0xff, so every name
+     * starting with prefix sorts below prefix + 0xff (BINARY collation). */
+    char upper[NAME_BUFLEN + 1];
+    size_t pn = strlen(prefix);
+    if (pn >= NAME_BUFLEN)
+        return 0; /* longer than any name: nothing can match */
+    memcpy(upper, prefix, pn);
+    upper[pn] = (char)0xff;
+    upper[pn + 1] = '\0';
+    /* Start at the later of prefix and cursor so each page is one index
+     * range scan, however deep into the list it is. */
+    int after = cursor && *cursor && strcmp(cursor, prefix) >= 0;
+    sqlite3_stmt *st = r->st[after ? ST_LIST_AFTER : ST_LIST_FROM];
+    bind_str(st, 1, after ? cursor : prefix);
+    sqlite3_bind_text(st, 2, upper, (int)pn + 1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    size_t n = 0;
+    int rc, e = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more = 1;
+            break;
+        }
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *folded = (const char *)sqlite3_column_text(st, 1);
+        if (cb(name ? name : "", folded ? folded : "", arg)) {
+            *more = 1;
+            break;
+        }
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error(r->lg, "database list failed: %s", sqlite3_errmsg(r->db));
+        e = sqlite_to_uv(rc);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return e;
+}

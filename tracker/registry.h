@@ -1,0 +1,84 @@
+/* registry: the tracker's durable memory, one SQLite file.  It binds each
+ * username (by its folded form) to the first Ed25519 key that registered it,
+ * remembers the endpoints and last-seen time, and knows who is online so the
+ * list can page through online users by folded name.
+ *
+ * Writes are grouped: each one lands in an open transaction that is committed
+ * once per loop pass, and only then do the callbacks of that batch fire, so
+ * an acknowledged registration survives a crash without one fsync per
+ * request.  Reads are synchronous indexed queries and see queued writes. */
+#ifndef PARLEY_REGISTRY_H
+#define PARLEY_REGISTRY_H
+
+#include "addr.h"
+#include "identity.h"
+#include "log.h"
+#include "name.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define REG_MAX_ENDPOINTS 16
+#define REG_LIMIT_DEFAULT 100
+#define REG_LIMIT_MAX 500
+
+typedef struct registry registry;
+
+/* One user's record, a plain value. */
+typedef struct reg_user {
+    char name[NAME_BUFLEN];   /* as first registered */
+    unsigned char key[IDENT_PK];
+    char endpoints[REG_MAX_ENDPOINTS][ADDR_STRLEN];
+    size_t nendpoints;
+    int64_t last_seen;        /* unix seconds */
+    int online;               /* the stored flag; the live session table is the truth */
+} reg_user;
+
+/* Fires from the loop once the batch holding the write committed: status 0,
+ * or a negative error when the commit failed (the write is lost). */
+typedef void (*reg_done_cb)(int status, void *arg);
+
+/* One online user in a list page: return nonzero to stop before the limit
+ * (the page then reports more).  Strings live only during the call. */
+typedef int (*reg_list_cb)(const char *name, const char *folded, void *arg);
+
+/* Opens or creates the database at path (WAL, synchronous=FULL), runs the
+ * schema migrations and marks everyone offline (no session survives a
+ * restart).  lg must outlive the registry.  0 with *out set, or a negative
+ * error with a message for the user in err. */
+int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
+             size_t errlen);
+
+/* Commits what is pending (firing its callbacks), closes the database and
+ * the loop handles.  The memory is freed once the loop has run the close
+ * callbacks.  NULL is a no-op. */
+void reg_close(registry *r);
+
+/* Registers name (valid, NUL-terminated; folded is its name_fold form) with
+ * key and endpoints, at time now.  The first registration binds the name to
+ * key; later ones with the same key update endpoints and last_seen.  stored
+ * gets the name as first registered.
+ * Returns 0 and cb fires after the commit; UV_EEXIST when the name is bound
+ * to another key; another negative error on database failure (no callback
+ * in either case). */
+int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *const *endpoints, size_t nendpoints, int64_t now,
+             char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
+
+/* Records that folded came online or went offline at last_seen.  Batched
+ * like reg_bind, without a callback.  0 or a negative error. */
+int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen);
+
+/* Reads one user.  0, UV_ENOENT, or a negative error. */
+int reg_lookup(registry *r, const char *folded, reg_user *u);
+
+/* Calls cb for at most limit online users in folded order, those whose folded
+ * name starts with prefix ("" for all) and sorts after cursor (NULL or "" for
+ * the first page).  *more is set when further users follow the last one
+ * handed to cb; pass that one's folded name as the next cursor.
+ * 0 or a negative error. */
+int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,
+             void *arg, int *more);
+
+#endif

@@ -1,0 +1,592 @@
+/* server: one session per control connection.  conn.c hands over whole
+ * frames; on_frame parses them and dispatches through the handler table.
+ * Registration goes through the registry's group commit and is answered
+ * only from its callback, once the batch is on disk.  A session that closes
+ * while its registration is in flight is kept until that callback, which
+ * then frees it. */
+#include "server.h"
+
+#include "addr.h"
+#include "conn.h"
+#include "frame.h"
+#include "identity.h"
+#include "msg.h"
+#include "name.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* hello -> ready -> registering -> registered; only sess_set moves it. */
+typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED } sess_state;
+
+static const char *const state_names[] = {"hello", "ready", "registering", "registered"};
+
+typedef struct session {
+    struct session *prev, *next; /* ctx->sessions */
+    tracker_ctx *ctx;
+    conn *c;                     /* NULL once the connection closed */
+    sess_state state;
+    unsigned char nonce[IDENT_NONCE];
+    char observed[ADDR_STRLEN];
+    char name[NAME_BUFLEN];      /* as stored (first registered spelling) */
+    char folded[NAME_BUFLEN];
+    int64_t last_frame;          /* unix seconds */
+} session;
+
+typedef void (*handler_fn)(session *s, const msg_in *m);
+
+static void sess_set(session *s, sess_state to) {
+    log_debug(&s->ctx->lg, "%s: %s -> %s", s->observed, state_names[s->state], state_names[to]);
+    s->state = to;
+}
+
+/* ---- sending ---- */
+
+/* Queues buf (taken) and drops a client that stopped reading, so one slow
+ * peer cannot make the tracker buffer without bound. */
+static void send_buf(session *s, char *buf, size_t len) {
+    if (!s->c || conn_closing(s->c)) {
+        free(buf);
+        return;
+    }
+    conn_send(s->c, buf, len);
+    if (!conn_closing(s->c) && conn_queued(s->c) > TRACKER_MAX_QUEUED) {
+        log_warn(&s->ctx->lg, "%s: dropping client %s: %zu bytes unread (it is not reading)",
+                 s->observed, s->name[0] ? s->name : "(unregistered)", conn_queued(s->c));
+        conn_close(s->c, UV_ENOBUFS);
+    }
+}
+
+static void send_msg(session *s, msg_out *m) {
+    char *buf;
+    size_t len;
+    int r = msg_out_finish(m, FRAME_MAX_DEFAULT, &buf, &len);
+    if (r) {
+        log_error(&s->ctx->lg, "%s: reply too large to send (%s)", s->observed, uv_strerror(r));
+        conn_fail(s->c, "internal", "the tracker could not build its reply", 0);
+        return;
+    }
+    send_buf(s, buf, len);
+}
+
+/* An error that answers request id and leaves the connection open. */
+static void send_error(session *s, const char *code, const char *text, uint64_t id) {
+    char *buf;
+    size_t len;
+    if (msg_error_frame(code, text, id, &buf, &len) == 0)
+        send_buf(s, buf, len);
+}
+
+static void bad_field(session *s, const char *type, const char *field, const char *want) {
+    char text[160];
+    snprintf(text, sizeof text, "%s needs field %s of type %s", type, field, want);
+    conn_fail(s->c, "bad_message", text, 0);
+}
+
+typedef struct bcast {
+    const session *except;
+    const char *buf;
+    size_t len;
+} bcast;
+
+static void bcast_one(void *sess, void *arg) {
+    session *s = sess;
+    const bcast *b = arg;
+    if (s == b->except || s->state != SS_REGISTERED || !s->c || conn_closing(s->c))
+        return;
+    char *copy = malloc(b->len);
+    if (!copy) {
+        log_error(&s->ctx->lg, "out of memory pushing presence to %s", s->name);
+        return;
+    }
+    memcpy(copy, b->buf, b->len);
+    send_buf(s, copy, b->len);
+}
+
+/* Tells every registered session but `except` that name came or went. */
+static void push_presence(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
+    msg_out m;
+    msg_out_init(&m, "presence", 2);
+    msg_put_str(&m, "name", name);
+    msg_put_bool(&m, "online", is_online);
+    char *buf;
+    size_t len;
+    if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &len))
+        return;
+    bcast b = {except, buf, len};
+    online_each(ctx->online, bcast_one, &b);
+    free(buf);
+}
+
+/* ---- handlers ---- */
+
+static void on_hello(session *s, const msg_in *m) {
+    if (s->state != SS_HELLO) {
+        conn_fail(s->c, "bad_message", "hello was already sent on this connection", 0);
+        return;
+    }
+    uint64_t v;
+    if (msg_uint(m, "v", &v)) {
+        bad_field(s, "hello", "v", "uint");
+        return;
+    }
+    if (v != PROTO_VERSION) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 "protocol version %" PRIu64 " is not supported; this tracker speaks version %d, "
+                 "use a matching client",
+                 v, PROTO_VERSION);
+        conn_fail(s->c, "version", text, 0);
+        return;
+    }
+    const char *role;
+    size_t rn;
+    if (msg_str(m, "role", &role, &rn)) {
+        bad_field(s, "hello", "role", "str");
+        return;
+    }
+    if (rn != 4 || memcmp(role, "peer", 4) != 0) {
+        conn_fail(s->c, "bad_message", "this tracker accepts only role \"peer\" on this connection", 0);
+        return;
+    }
+    randombytes_buf(s->nonce, sizeof s->nonce);
+    msg_out out;
+    msg_out_init(&out, "welcome", 4);
+    msg_put_uint(&out, "v", PROTO_VERSION);
+    msg_put_bin(&out, "nonce", s->nonce, sizeof s->nonce);
+    msg_put_str(&out, "observed", s->observed);
+    msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
+    send_msg(s, &out);
+    sess_set(s, SS_READY);
+}
+
+static void on_bound(int status, void *arg);
+
+static void on_register(session *s, const msg_in *m) {
+    tracker_ctx *ctx = s->ctx;
+    if (s->state != SS_READY) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "this connection already registered %s; open a new connection to register "
+                 "another name", s->name);
+        conn_fail(s->c, "already_registered", text, 0);
+        return;
+    }
+    const char *name;
+    size_t nlen;
+    const unsigned char *key, *sig;
+    const msgpack_object_array *eps;
+    if (msg_str(m, "name", &name, &nlen)) {
+        bad_field(s, "register", "name", "str");
+        return;
+    }
+    if (msg_bin(m, "key", &key, IDENT_PK)) {
+        bad_field(s, "register", "key", "bin (32 bytes)");
+        return;
+    }
+    if (msg_bin(m, "sig", &sig, IDENT_SIG)) {
+        bad_field(s, "register", "sig", "bin (64 bytes)");
+        return;
+    }
+    if (msg_array(m, "endpoints", &eps)) {
+        bad_field(s, "register", "endpoints", "[addr]");
+        return;
+    }
+    if (eps->size > REG_MAX_ENDPOINTS) {
+        char text[120];
+        snprintf(text, sizeof text, "register carries %u endpoints; at most %d are allowed",
+                 (unsigned)eps->size, REG_MAX_ENDPOINTS);
+        conn_fail(s->c, "bad_message", text, 0);
+        return;
+    }
+    char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
+    const char *epv[REG_MAX_ENDPOINTS];
+    for (uint32_t i = 0; i < eps->size; i++) {
+        struct sockaddr_storage ss;
+        if (msg_obj_cstr(&eps->ptr[i], ep[i], sizeof ep[i]) || addr_parse_numeric(ep[i], &ss)) {
+            char text[160];
+            snprintf(text, sizeof text,
+                     "register endpoint %u is not a numeric address HOST:PORT (like "
+                     "192.0.2.1:4000 or [2001:db8::1]:4000)", (unsigned)i + 1);
+            conn_fail(s->c, "bad_message", text, 0);
+            return;
+        }
+        epv[i] = ep[i];
+    }
+    const char *why;
+    char text[256];
+    if (name_check(name, nlen, &why)) {
+        snprintf(text, sizeof text,
+                 "invalid name: %s; a name is 1 to 32 characters without spaces or control "
+                 "characters", why);
+        conn_fail(s->c, "bad_name", text, 0);
+        return;
+    }
+    if (ident_verify_register(key, s->nonce, name, nlen, sig)) {
+        conn_fail(s->c, "bad_signature",
+                  "the signature does not verify with the given key over this connection's "
+                  "nonce and the name", 0);
+        return;
+    }
+    char cname[NAME_BUFLEN], folded[NAME_BUFLEN], stored[NAME_BUFLEN];
+    memcpy(cname, name, nlen); /* name_check bounds nlen and excludes NUL */
+    cname[nlen] = '\0';
+    name_fold(cname, nlen, folded);
+    int r = reg_bind(ctx->reg, cname, folded, key, epv, eps->size, (int64_t)time(NULL), stored,
+                     on_bound, s);
+    if (r == UV_EEXIST) {
+        snprintf(text, sizeof text,
+                 "the name %s is taken by another key; pick another name", cname);
+        conn_fail(s->c, "name_taken", text, 0);
+        return;
+    }
+    if (r) {
+        conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
+        return;
+    }
+    snprintf(s->name, sizeof s->name, "%s", stored);
+    snprintf(s->folded, sizeof s->folded, "%s", folded);
+    sess_set(s, SS_REGISTERING);
+}
+
+/* The registration's batch committed (or failed): now it may be answered. */
+static void on_bound(int status, void *arg) {
+    session *s = arg;
+    tracker_ctx *ctx = s->ctx;
+    if (!s->c) { /* closed while the batch was committing */
+        free(s);
+        return;
+    }
+    sess_set(s, SS_READY);
+    if (conn_closing(s->c))
+        return; /* failed meanwhile; the close callback frees it */
+    if (status) {
+        conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
+        return;
+    }
+    session *old = online_get(ctx->online, s->folded);
+    if (online_put(ctx->online, s->folded, s)) {
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
+    sess_set(s, SS_REGISTERED);
+    if (old && old != s && old->c) {
+        /* Same name, same key (reg_bind checked): the newer connection wins.
+         * old no longer owns the table entry, so its close stays quiet. */
+        char text[512];
+        snprintf(text, sizeof text, "%s registered again from %s; this connection is replaced",
+                 s->name, s->observed);
+        conn_fail(old->c, "replaced", text, 0);
+    }
+    int64_t now = (int64_t)time(NULL);
+    if (reg_presence(ctx->reg, s->folded, 1, now))
+        log_warn(&ctx->lg, "could not record %s as online in the database", s->name);
+    msg_out out;
+    msg_out_init(&out, "registered", 2);
+    msg_put_str(&out, "name", s->name);
+    msg_put_str(&out, "observed", s->observed);
+    send_msg(s, &out);
+    if (!old)
+        push_presence(ctx, s, s->name, true);
+    log_info(&ctx->lg, "%s registered from %s%s (%zu online)", s->name, s->observed,
+             old ? ", replacing its older connection" : "", online_count(ctx->online));
+}
+
+/* One list page, gathered before encoding because msgpack wants counts first. */
+typedef struct page {
+    char (*names)[NAME_BUFLEN];
+    size_t n, limit, bytes;
+    char last[NAME_BUFLEN];
+} page;
+
+/* Room for the frame's other fields: type, id, the array header, next. */
+#define PAGE_BUDGET (FRAME_MAX_DEFAULT - 512)
+
+static int page_add(const char *name, const char *folded, void *arg) {
+    page *p = arg;
+    size_t len = strlen(name);
+    if (len >= NAME_BUFLEN || p->bytes + len + 5 > PAGE_BUDGET)
+        return 1;
+    memcpy(p->names[p->n++], name, len + 1);
+    p->bytes += len + 5;
+    snprintf(p->last, sizeof p->last, "%s", folded);
+    return 0;
+}
+
+static int get_id(session *s, const msg_in *m, const char *type, uint64_t *id) {
+    if (msg_uint(m, "id", id) == 0)
+        return 0;
+    bad_field(s, type, "id", "uint");
+    return -1;
+}
+
+static void on_list(session *s, const msg_in *m) {
+    uint64_t id, limit = REG_LIMIT_DEFAULT;
+    const char *prefix = "", *cursor = "";
+    size_t pn = 0, cn = 0;
+    if (get_id(s, m, "list", &id))
+        return;
+    int r = msg_str(m, "prefix", &prefix, &pn);
+    if (r && r != UV_ENOENT){
+        bad_field(s, "list", "prefix", "str");
+        return;
+    }
+    r = msg_uint(m, "limit", &limit);
+    if (r && r != UV_ENOENT){
+        bad_field(s, "list", "limit", "uint");
+        return;
+    }
+    r = msg_str(m, "cursor", &cursor, &cn);
+    if (r && r != UV_ENOENT){
+        bad_field(s, "list", "cursor", "str");
+        return;
+    }
+    if (s->state != SS_REGISTERED) {
+        send_error(s, "not_registered", "register before asking for the list", id);
+        return;
+    }
+    if (cn >= NAME_BUFLEN || memchr(cursor, 0, cn)) {
+        conn_fail(s->c, "bad_message", "list cursor is not one this tracker handed out", 0);
+        return;
+    }
+    if (limit == 0 || limit > REG_LIMIT_MAX)
+        limit = limit ? REG_LIMIT_MAX : 1;
+    char fprefix[NAME_BUFLEN] = "", fcursor[NAME_BUFLEN];
+    memcpy(fcursor, cursor, cn);
+    fcursor[cn] = '\0';
+    /* A prefix that is no valid name start matches nobody. */
+    int none = pn > 0 && name_fold(prefix, pn, fprefix) != 0;
+    page p = {0};
+    p.limit = limit;
+    p.names = malloc(limit * sizeof *p.names);
+    if (!p.names) {
+        send_error(s, "internal", "the tracker is out of memory; try again later", id);
+        return;
+    }
+    int more = 0;
+    r = none ? 0 : reg_list(s->ctx->reg, fprefix, fcursor, limit, page_add, &p, &more);
+    if (r) {
+        free(p.names);
+        send_error(s, "internal", "the tracker's database failed; try again later", id);
+        return;
+    }
+    more = more && p.n > 0;
+    msg_out out;
+    msg_out_init(&out, "list_result", more ? 3 : 2);
+    msg_put_uint(&out, "id", id);
+    msg_put_key(&out, "users");
+    msgpack_pack_array(&out.pk, p.n);
+    for (size_t i = 0; i < p.n; i++)
+        msg_pack_str(&out, p.names[i], strlen(p.names[i]));
+    if (more)
+        msg_put_str(&out, "next", p.last);
+    free(p.names);
+    send_msg(s, &out);
+}
+
+static void on_lookup(session *s, const msg_in *m) {
+    tracker_ctx *ctx = s->ctx;
+    uint64_t id;
+    const char *name;
+    size_t nlen;
+    if (get_id(s, m, "lookup", &id))
+        return;
+    if (msg_str(m, "name", &name, &nlen)) {
+        bad_field(s, "lookup", "name", "str");
+        return;
+    }
+    if (s->state != SS_REGISTERED) {
+        send_error(s, "not_registered", "register before looking users up", id);
+        return;
+    }
+    const char *why;
+    char text[256], folded[NAME_BUFLEN];
+    if (name_fold(name, nlen, folded)) {
+        name_check(name, nlen, &why);
+        snprintf(text, sizeof text, "invalid name: %s", why);
+        send_error(s, "bad_name", text, id);
+        return;
+    }
+    reg_user u;
+    int r = reg_lookup(ctx->reg, folded, &u);
+    if (r == UV_ENOENT) {
+        snprintf(text, sizeof text, "no user named %.*s", (int)nlen, name);
+        send_error(s, "not_found", text, id);
+        return;
+    }
+    if (r) {
+        send_error(s, "internal", "the tracker's database failed; try again later", id);
+        return;
+    }
+    session *o = online_get(ctx->online, folded);
+    msg_out out;
+    msg_out_init(&out, "lookup_result", o ? 7 : 6);
+    msg_put_uint(&out, "id", id);
+    msg_put_str(&out, "name", u.name);
+    msg_put_bin(&out, "key", u.key, sizeof u.key);
+    msg_put_bool(&out, "online", o != NULL);
+    msg_put_key(&out, "endpoints");
+    msgpack_pack_array(&out.pk, u.nendpoints);
+    for (size_t i = 0; i < u.nendpoints; i++)
+        msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
+    if (o)
+        msg_put_str(&out, "observed", o->observed);
+    msg_put_int(&out, "last_seen", o ? o->last_frame : u.last_seen);
+    send_msg(s, &out);
+}
+
+static void on_ping(session *s, const msg_in *m) {
+    msg_out out;
+    msg_out_init(&out, "pong", 0);
+    send_msg(s, &out);
+}
+
+static void on_pong(session *s, const msg_in *m) {
+    /* Nothing to do: every frame already re-armed the ttl. */
+}
+
+/* The client gave up on us; an error without id means it is closing. */
+static void on_error(session *s, const msg_in *m) {
+    char code[32], text[200];
+    uint64_t id = 0;
+    msg_error_fields(m, code, sizeof code, text, sizeof text);
+    msg_uint(m, "id", &id);
+    log_info(&s->ctx->lg, "%s: client reported error %s: %s", s->observed, code, text);
+    if (!id)
+        conn_close(s->c, UV_EPROTO);
+}
+
+static const struct {
+    const char *type;
+    handler_fn fn;
+} handlers[] = {
+    {"hello", on_hello}, {"register", on_register}, {"list", on_list}, {"lookup", on_lookup},
+    {"ping", on_ping},   {"pong", on_pong},         {"error", on_error},
+};
+
+static void on_frame(conn *c, const char *payload, size_t len) {
+    session *s = conn_data(c);
+    msg_in m;
+    if (msg_parse(&m, payload, len)) {
+        conn_fail(c, "bad_frame", "frame is not one msgpack map with a string field t", 0);
+        return;
+    }
+    s->last_frame = (int64_t)time(NULL);
+    conn_set_timeout(c, (uint64_t)s->ctx->cfg.ttl * 1000);
+    handler_fn fn = NULL;
+    for (size_t i = 0; i < sizeof handlers / sizeof *handlers && !fn; i++)
+        if (strcmp(handlers[i].type, m.type) == 0)
+            fn = handlers[i].fn;
+    if (!fn) {
+        char text[80];
+        char type[sizeof m.type];
+        for (size_t i = 0; i < sizeof type; i++) /* never echo control bytes */
+            type[i] = m.type[i] && ((unsigned char)m.type[i] < 0x20 || m.type[i] == 0x7f) ? '?' : m.type[i];
+        snprintf(text, sizeof text, "unknown message type \"%s\"", type);
+        conn_fail(c, "unknown_type", text, 0);
+    } else if (s->state == SS_HELLO && fn != on_hello) {
+        conn_fail(c, "bad_message", "the first frame must be hello", 0);
+    } else {
+        fn(s, &m);
+    }
+    msg_in_free(&m);
+}
+
+static const char *close_reason(int reason) {
+    switch (reason) {
+    case 0: return "closed";
+    case UV_EOF: return "disconnected";
+    case UV_ETIMEDOUT: return "silent for too long";
+    case UV_EPROTO: return "protocol error";
+    case UV_E2BIG: return "frame too big";
+    case UV_ENOBUFS: return "not reading";
+    default: return uv_strerror(reason);
+    }
+}
+
+static void on_closed(conn *c, int reason) {
+    session *s = conn_data(c);
+    tracker_ctx *ctx = s->ctx;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nsessions--;
+    s->c = NULL;
+    if (s->state == SS_REGISTERED && online_del(ctx->online, s->folded, s)) {
+        if (reg_presence(ctx->reg, s->folded, 0, s->last_frame))
+            log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
+        if (!ctx->stopping)
+            push_presence(ctx, s, s->name, false);
+        log_info(&ctx->lg, "%s went offline (%s; %zu online)", s->name, close_reason(reason),
+                 online_count(ctx->online));
+    } else {
+        log_debug(&ctx->lg, "%s: connection closed (%s)", s->observed, close_reason(reason));
+    }
+    if (s->state == SS_REGISTERING)
+        return; /* on_bound still holds it and frees it */
+    free(s);
+}
+
+static void on_rejected(uv_handle_t *h) {
+    free(h);
+}
+
+/* Takes a connection we cannot serve off the backlog, so the listener keeps
+ * accepting once memory is back. */
+static void reject(uv_stream_t *listener, tracker_ctx *ctx) {
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t)
+        return;
+    uv_tcp_init(ctx->loop, t);
+    uv_accept(listener, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_rejected);
+}
+
+void srv_on_connection(uv_stream_t *listener, int status) {
+    tracker_ctx *ctx = listener->data;
+    if (status < 0) {
+        log_warn(&ctx->lg, "accepting a connection failed: %s", uv_strerror(status));
+        return;
+    }
+    session *s = calloc(1, sizeof *s);
+    conn *c = s ? conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_closed, s) : NULL;
+    if (!c) {
+        log_error(&ctx->lg, "out of memory: refusing a connection");
+        free(s);
+        reject(listener, ctx);
+        return;
+    }
+    s->ctx = ctx;
+    s->c = c;
+    s->last_frame = (int64_t)time(NULL);
+    snprintf(s->observed, sizeof s->observed, "?");
+    s->next = ctx->sessions;
+    if (s->next)
+        s->next->prev = s;
+    ctx->sessions = s;
+    ctx->nsessions++;
+    int r = uv_accept(listener, (uv_stream_t *)conn_tcp(c));
+    if (r == 0)
+        r = conn_start(c);
+    if (r) {
+        log_warn(&ctx->lg, "accepting a connection failed: %s", uv_strerror(r));
+        conn_close(c, r);
+        return;
+    }
+    snprintf(s->observed, sizeof s->observed, "%s", conn_peer(c));
+    conn_set_timeout(c, TRACKER_HELLO_MS);
+    log_debug(&ctx->lg, "%s: connected (%zu connections)", s->observed, ctx->nsessions);
+}
+
+void srv_stop(tracker_ctx *ctx) {
+    for (session *s = ctx->sessions; s; s = s->next)
+        if (s->c)
+            conn_fail(s->c, "shutdown", "the tracker is shutting down; reconnect later", 0);
+}

@@ -1,0 +1,45 @@
+/* tracker: the one context of the tracker process.  main.c fills it from the
+ * command line and owns its lifetime; listen.c, server.c and the registry
+ * work on it, always passed explicitly. */
+#ifndef PARLEY_TRACKER_H
+#define PARLEY_TRACKER_H
+
+#include "log.h"
+#include "online.h"
+#include "registry.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+#define TRACKER_PORT "5960"
+#define TRACKER_HELLO_MS 10000   /* first complete frame within this */
+#define TRACKER_MAX_QUEUED (1u << 20) /* a client this far behind is dropped */
+
+typedef struct tracker_config {
+    const char **listen; /* --listen HOST:PORT specs, in order */
+    size_t nlisten;
+    int default_listen;  /* no --listen given: IPv6 may be missing on this host */
+    const char *db;
+    unsigned ttl;        /* seconds of silence before a client is dropped */
+} tracker_config;
+
+struct listener;
+struct lsn_job;
+struct session;
+
+typedef struct tracker_ctx {
+    uv_loop_t *loop;
+    logger lg;
+    tracker_config cfg;
+    registry *reg;
+    online *online;            /* registered sessions by folded name */
+    struct listener *listeners;
+    struct lsn_job *resolving; /* listen specs being resolved, or NULL */
+    struct session *sessions;  /* every client connection */
+    size_t nsessions;
+    uv_signal_t sigint, sigterm;
+    int stopping;
+    int exit_code;
+} tracker_ctx;
+
+#endif
