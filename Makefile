@@ -82,3 +82,6 @@ clean:
 
 # Keep object files of unit tests (make would delete them as intermediates).
 .SECONDARY:
+
+# make bench, make deps-bench: tools/bench/bench.mk
+include tools/bench/bench.mk

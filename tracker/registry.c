@@ -293,7 +293,7 @@ static void column_str(sqlite3_stmt *st, int i, char *out, size_t outlen) {
 
 static void split_endpoints(const char *s, reg_user *u) {
     u->nendpoints = 0;
-    while (*s && u->nendpoints < REG_MAX_ENDPOINTS) {
+    while (s && *s && u->nendpoints < REG_MAX_ENDPOINTS) {
         size_t n = strcspn(s, " ");
         if (n > 0 && n < ADDR_STRLEN) {
             memcpy(u->endpoints[u->nendpoints], s, n);

@@ -501,7 +501,7 @@ static const char *close_reason(int reason) {
     case 0: return "closed";
     case UV_EOF: return "disconnected";
     case UV_ETIMEDOUT: return "silent for too long";
-    case UV_EPROTO: return "protocol error";
+    case UV_EPROTO: return "closed with an error";
     case UV_E2BIG: return "frame too big";
     case UV_ENOBUFS: return "not reading";
     default: return uv_strerror(reason);
@@ -524,7 +524,8 @@ static void on_closed(conn *c, int reason) {
             log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
         if (!ctx->stopping)
             push_presence(ctx, s, s->name, false);
-        log_info(&ctx->lg, "%s went offline (%s; %zu online)", s->name, close_reason(reason),
+        log_info(&ctx->lg, "%s went offline (%s; %zu online)", s->name,
+                 ctx->stopping ? "tracker shutting down" : close_reason(reason),
                  online_count(ctx->online));
     } else {
         log_debug(&ctx->lg, "%s: connection closed (%s)", s->observed, close_reason(reason));
@@ -586,7 +587,14 @@ void srv_on_connection(uv_stream_t *listener, int status) {
 }
 
 void srv_stop(tracker_ctx *ctx) {
-    for (session *s = ctx->sessions; s; s = s->next)
+    /* Not conn_fail: that logs a line per client and may wait 2 s on each
+     * slow one.  The error goes out now if the socket has room, and the
+     * close drops whatever does not fit. */
+    for (session *s = ctx->sessions; s; s = s->next) {
+        if (!s->c || conn_closing(s->c))
+            continue;
+        send_error(s, "shutdown", "the tracker is shutting down; reconnect later", 0);
         if (s->c)
-            conn_fail(s->c, "shutdown", "the tracker is shutting down; reconnect later", 0);
+            conn_close(s->c, 0);
+    }
 }

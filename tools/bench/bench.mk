@@ -1,0 +1,43 @@
+# tools/bench/bench.mk: `make bench` (issue 6) and what it needs.  The
+# Makefile includes this file at its end, so B, CC, CFLAGS_ALL, LDLIBS_ALL,
+# SHARED_SRC, PYTHON and the $(B)/obj/%.o rule come from there.
+#
+#   make deps-bench          install redis-server, ngircd, socat if missing
+#   make bench               build, run every figure, print the table and
+#                            rewrite the generated part of docs/BENCHMARKS.md
+#   make bench BENCH_ARGS='--figures 1 --samples 7'   (see bench.py --help)
+
+BENCH_SRC  := $(wildcard tools/bench/*.c)
+BENCH_HDRS := $(wildcard tools/bench/*.h)
+BENCH_DEBS := redis-server ngircd socat
+BENCH_DOC  ?= docs/BENCHMARKS.md
+BENCH_ARGS ?=
+
+.PHONY: bench deps-bench
+
+# The objects come from the Makefile's $(B)/obj/%.o rule; this adds the
+# load generator's own headers to what they depend on.
+$(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC)): $(BENCH_HDRS)
+
+$(B)/loadgen: $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC) $(SHARED_SRC))
+	$(CC) $^ -o $@ $(LDLIBS_ALL)
+
+# Installs only what is missing, so a machine that has everything never
+# touches apt.
+deps-bench:
+	@missing=""; \
+	for c in redis-server ngircd socat taskset; do \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing=1; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps-bench: installing Debian packages: $(BENCH_DEBS) util-linux"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_DEBS) util-linux >/dev/null || \
+	  { echo "make deps-bench: apt-get failed; install these packages by hand: $(BENCH_DEBS)" >&2; exit 1; }; \
+	fi
+
+# Sub-make so the pkg-config flags are read after deps installed them.
+bench: deps deps-bench
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
+	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)

@@ -1,0 +1,112 @@
+/* resp_client: just enough RESP2 to drive redis-server as the reference: SET
+ * and GET as arrays of bulk strings, and the four reply kinds they can get.
+ * It reads the slot's frame_reader as a plain byte buffer, so redis and the
+ * tracker are read through the same code. */
+#include "loadgen.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void resp_connected(slot *s) {
+    lg_ready(s);
+}
+
+/* One reply at p[0..n): its length when complete, 0 when more bytes are
+ * needed, UV_EPROTO when it is no RESP reply.  *ok is 0 for an error reply
+ * or a nil bulk (a GET of a key that was never set). */
+static ssize_t reply_len(const char *p, size_t n, int *ok) {
+    const char *eol = n > 1 ? memchr(p, '\n', n) : NULL;
+    if (!eol)
+        return 0;
+    size_t line = (size_t)(eol - p) + 1;
+    if (line < 3 || p[line - 2] != '\r')
+        return UV_EPROTO;
+    switch (p[0]) {
+    case '+':
+    case ':':
+        *ok = 1;
+        return (ssize_t)line;
+    case '-':
+        *ok = 0;
+        return (ssize_t)line;
+    case '$': {
+        char *end;
+        long len = strtol(p + 1, &end, 10);
+        if (end != p + line - 2)
+            return UV_EPROTO;
+        if (len < 0) {
+            *ok = 0;
+            return (ssize_t)line;
+        }
+        if (n < line + (size_t)len + 2)
+            return 0;
+        *ok = 1;
+        return (ssize_t)(line + (size_t)len + 2);
+    }
+    default:
+        return UV_EPROTO;
+    }
+}
+
+static void resp_readable(slot *s) {
+    frame_reader *rd = &s->rd;
+    while (rd->end > rd->start && s->state != SL_CLOSING && s->state != SL_IDLE) {
+        int ok = 0;
+        ssize_t n = reply_len(rd->buf + rd->start, rd->end - rd->start, &ok);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            lg_fail(s, "redis-server sent something that is not a RESP reply");
+            return;
+        }
+        if (s->state != SL_BUSY) {
+            lg_fail(s, "redis-server sent a reply to no request");
+            return;
+        }
+        rd->start += (size_t)n;
+        lg_reply(s, ok);
+    }
+}
+
+/* Appends one RESP bulk string. */
+static size_t put_bulk(char *out, const char *s, size_t n) {
+    int h = sprintf(out, "$%zu\r\n", n);
+    memcpy(out + h, s, n);
+    memcpy(out + h + n, "\r\n", 2);
+    return (size_t)h + n + 2;
+}
+
+static int resp_request(slot *s, int preload) {
+    lg_ctx *ctx = s->ctx;
+    char key[NAME_BUFLEN + 24];
+    int kn;
+    int set = preload || ctx->o.op == OP_SET;
+    if (preload)
+        kn = snprintf(key, sizeof key, "%s%" PRIu64, ctx->o.names, s->key);
+    else if (ctx->o.op == OP_GET)
+        kn = snprintf(key, sizeof key, "%s%" PRIu64, ctx->o.names, lg_rand(ctx, ctx->o.name_count));
+    else if (ctx->o.op == OP_SET)
+        kn = snprintf(key, sizeof key, "%s%" PRIu64, ctx->o.self, ctx->next_key++);
+    else
+        return UV_EINVAL;
+    size_t vn = set ? ctx->o.value_size : 0;
+    char *buf = malloc(64 + (size_t)kn + vn);
+    if (!buf)
+        return UV_ENOMEM;
+    size_t len = 0;
+    if (set) {
+        memcpy(buf, "*3\r\n", 4);
+        len = 4 + put_bulk(buf + 4, "SET", 3);
+    } else {
+        memcpy(buf, "*2\r\n", 4);
+        len = 4 + put_bulk(buf + 4, "GET", 3);
+    }
+    len += put_bulk(buf + len, key, (size_t)kn);
+    if (set)
+        len += put_bulk(buf + len, ctx->value, vn);
+    return slot_send(s, buf, len);
+}
+
+const lg_proto resp_proto = {"resp", resp_connected, resp_readable, resp_request, NULL};
