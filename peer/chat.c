@@ -4,10 +4,12 @@
  * the receiver's dedupe set makes the resend invisible. */
 #include "chat.h"
 
+#include "control.h"
 #include "dial.h"
+#include "relay.h"
 #include "link.h"
 #include "name.h"
-#include "ui_line.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@ typedef struct conv {
     chatlink *link;         /* the one attached link, up (or saying bye) */
     dialer *dial;
     int said_bye;           /* we sent bye on link; the conversation ends when it closes */
+    int redial;             /* a relayed link dropped: dial again once the tracker is back */
     outmsg *q, **qtail;     /* unacknowledged, in send order */
     size_t qn;
     uint64_t seq;
@@ -38,16 +41,23 @@ typedef struct conv {
     size_t seen_n, seen_pos;
 } conv;
 
+/* Something that may become a link not yet attached to a conversation: an
+ * accepted link in its handshake, a reverse dial (answering a
+ * connect_request), or a relay offer being joined.  One of the three is
+ * set. */
 typedef struct pending {
     struct pending *next;
+    chat *ch;
     chatlink *link;
+    dialer *dial;
+    relayconn *relay;
 } pending;
 
 struct chat {
     peer_ctx *ctx;
     conv *convs;
     conv *current;
-    pending *handshaking; /* accepted links not up yet */
+    pending *handshaking; /* accepted links not up yet, reverse dials, relay offers */
 };
 
 static const link_handler chat_handler;
@@ -70,7 +80,7 @@ static conv *conv_get(chat *ch, const char *name) {
         return cv;
     cv = calloc(1, sizeof *cv);
     if (!cv) {
-        ui_event(ch->ctx->ui, "error: out of memory; close some conversations");
+        ev_error(ch->ctx, "out of memory; close some conversations");
         return NULL;
     }
     cv->ch = ch;
@@ -99,7 +109,7 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
     if (ch->current == cv)
         ch->current = NULL;
     if (cv->qn && ended)
-        ui_event(ch->ctx->ui, "error: %zu message%s to %s %s not delivered (%s)", cv->qn,
+        ev_error(ch->ctx, "%zu message%s to %s %s not delivered (%s)", cv->qn,
                  cv->qn == 1 ? "" : "s", cv->name, cv->qn == 1 ? "was" : "were", ended);
     while (cv->q) {
         outmsg *m = cv->q;
@@ -125,7 +135,7 @@ static void revive(conv *cv) {
 
 static void set_current(chat *ch, conv *cv) {
     ch->current = cv;
-    ui_event(ch->ctx->ui, "current %s", cv->name);
+    ev_current(ch->ctx, cv->name);
 }
 
 static void flush_queue(conv *cv) {
@@ -142,7 +152,7 @@ static void start_dial(chat *ch, conv *cv) {
         return;
     int r = dial_start(ch->ctx, cv->name, on_dialed, cv, &cv->dial);
     if (r)
-        ui_event(ch->ctx->ui, "error: cannot reach %s: %s", cv->name, uv_strerror(r));
+        ev_unreachable(ch->ctx, cv->name, uv_strerror(r));
 }
 
 /* With two links to one peer, both sides keep the one dialed by the peer
@@ -155,14 +165,17 @@ static int keep_new(chat *ch, chatlink *old, chatlink *nl) {
     return link_dialed(nl) == i_sort_first;
 }
 
-/* A link is up (dialed or accepted): attach it to its conversation. */
-static void attach(chat *ch, chatlink *l) {
+/* A link is up (dialed or accepted): attach it to its conversation.
+ * incoming: the other side started it (accepted, a relay it asked for, or
+ * our reverse dial answering its request). */
+static void attach(chat *ch, chatlink *l, int incoming) {
     conv *cv = conv_get(ch, link_name(l));
     if (!cv) {
         drop_link(l);
         return;
     }
     revive(cv);
+    cv->redial = 0;
     link_set_handler(l, &chat_handler, ch);
     if (cv->link && cv->link != l) {
         if (!keep_new(ch, cv->link, l)) {
@@ -176,14 +189,17 @@ static void attach(chat *ch, chatlink *l) {
     }
     cv->link = l;
     snprintf(cv->name, sizeof cv->name, "%s", link_name(l));
-    ui_event(ch->ctx->ui, "connected %s direct", cv->name);
-    if (!ch->current && !link_dialed(l)) /* /dial set it already; /msg must not */
+    ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT);
+    if (!ch->current && incoming) /* /dial set it already; /msg must not */
         set_current(ch, cv);
     /* If the other side sorts first, its link is the keeper: our own dial
-     * would only be closed again. */
+     * would only be closed again.  Otherwise our dial may still win, but it
+     * must not go on to a relay. */
     if (cv->dial && !link_dialed(l) && strcmp(link_fold(l), ch->ctx->user_fold) < 0) {
         dial_cancel(cv->dial);
         cv->dial = NULL;
+    } else if (cv->dial && incoming) {
+        dial_inbound(cv->dial);
     }
     flush_queue(cv);
 }
@@ -193,17 +209,18 @@ static void on_dialed(void *data, chatlink *l, const char *reason) {
     chat *ch = cv->ch;
     cv->dial = NULL;
     if (l) {
-        attach(ch, l);
+        attach(ch, l, 0);
         return;
     }
     if (cv->link && link_is_up(cv->link))
         return; /* the other side reached us meanwhile */
-    ui_event(ch->ctx->ui, "error: cannot reach %s: %s", cv->name, reason);
+    ev_unreachable(ch->ctx, cv->name, reason);
 }
 
-static void forget_pending(chat *ch, chatlink *l) {
-    for (pending **p = &ch->handshaking; *p; p = &(*p)->next) {
-        if ((*p)->link == l) {
+static void forget_pending(chat *ch, const void *what) {
+    for (pending **p = &ch->handshaking; *p && what; p = &(*p)->next) {
+        if ((*p)->link == what || (void *)(*p)->dial == what || (void *)(*p)->relay == what ||
+            *p == what) {
             pending *e = *p;
             *p = e->next;
             free(e);
@@ -220,7 +237,7 @@ static conv *conv_of(chat *ch, chatlink *l) {
 static void h_up(chatlink *l, void *data) {
     chat *ch = data;
     forget_pending(ch, l);
-    attach(ch, l);
+    attach(ch, l, 1);
 }
 
 static int seen_before(conv *cv, uint64_t id) {
@@ -234,36 +251,6 @@ static int seen_before(conv *cv, uint64_t id) {
     return 0;
 }
 
-/* Shows text exactly, but never lets it drive the terminal: control
- * characters other than tab (C0, DEL, and C1 in UTF-8) become \xNN and a
- * backslash becomes \\ so the escape stays unambiguous. */
-static void escape_text(const char *text, size_t n, char *out) {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)text[i];
-        int ctl = (c < 0x20 && c != '\t') || c == 0x7f;
-        int c1 = c == 0xc2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 &&
-                 (unsigned char)text[i + 1] <= 0x9f;
-        if (c == '\\') {
-            out[o++] = '\\';
-            out[o++] = '\\';
-        } else if (ctl || c1) {
-            for (int k = 0; k <= c1; k++) {
-                unsigned char b = (unsigned char)text[i + (size_t)k];
-                out[o++] = '\\';
-                out[o++] = 'x';
-                out[o++] = hex[b >> 4];
-                out[o++] = hex[b & 15];
-            }
-            i += (size_t)c1;
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
-}
-
 static void queue_msg(chat *ch, conv *cv, const char *text, size_t len);
 
 static void h_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
@@ -272,9 +259,7 @@ static void h_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t
     link_send_ack(l, id); /* duplicates too: the sender may have missed our ack */
     if (!cv || seen_before(cv, id))
         return;
-    char shown[CHAT_TEXT_MAX * 4 + 1];
-    escape_text(text, len, shown);
-    ui_event(ch->ctx->ui, "msg %s: %s", cv->name, shown);
+    ev_msg(ch->ctx, cv->name, id, ts, text, len);
     if (ch->ctx->echo)
         queue_msg(ch, cv, text, len);
 }
@@ -292,7 +277,7 @@ static void h_ack(chatlink *l, uint64_t id, void *data) {
         if (cv->qtail == &m->next)
             cv->qtail = p;
         cv->qn--;
-        ui_event(ch->ctx->ui, "delivered %s #%llu", cv->name, (unsigned long long)m->seq);
+        ev_delivered(ch->ctx, cv->name, m->seq);
         free(m);
         return;
     }
@@ -306,7 +291,7 @@ static void h_bye(chatlink *l, void *data) {
         drop_link(l);
         return;
     }
-    ui_event(ch->ctx->ui, "closed %s: bye", cv->name);
+    ev_closed(ch->ctx, cv->name, EV_CLOSED_BYE);
     conv_free(ch, cv, "the other side said bye");
 }
 
@@ -323,7 +308,96 @@ static void h_closed(chatlink *l, int reason, const char *why, void *data) {
     }
     log_info(&ch->ctx->lg, "chat link with %s closed: %s", cv->name,
              reason ? uv_strerror(reason) : "closed");
-    ui_event(ch->ctx->ui, "closed %s: connection lost", cv->name);
+    ev_closed(ch->ctx, cv->name, EV_CLOSED_LOST);
+    /* A relay dies with its tracker.  The side with something to deliver,
+     * or the one that set the link up, sets it up again (now if the
+     * tracker is still there, else once we are registered again); the
+     * other side answers.  Resent messages are deduplicated. */
+    if (link_relayed(l) && (cv->qn || link_dialed(l))) {
+        cv->redial = 1;
+        if (ctl_ready(ch->ctx->ctl))
+            start_dial(ch, cv);
+    }
+}
+
+void chat_tracker_ready(chat *ch) {
+    for (conv *cv = ch ? ch->convs : NULL; cv; cv = cv->next)
+        if (cv->redial && !cv->link)
+            start_dial(ch, cv);
+}
+
+void chat_peer_online(chat *ch, const char *name) {
+    char fold[NAME_BUFLEN];
+    if (!ch || name_fold(name, strlen(name), fold))
+        return;
+    conv *cv = conv_find(ch, fold);
+    if (cv && cv->redial && !cv->link)
+        start_dial(ch, cv);
+}
+
+static pending *add_pending(chat *ch) {
+    pending *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->ch = ch;
+    p->next = ch->handshaking;
+    ch->handshaking = p;
+    return p;
+}
+
+static void on_reverse_dialed(void *data, chatlink *l, const char *reason) {
+    pending *p = data;
+    chat *ch = p->ch;
+    forget_pending(ch, p->dial);
+    if (l)
+        attach(ch, l, 1);
+    else
+        log_info(&ch->ctx->lg, "reverse connection failed: %s", reason ? reason : "cancelled");
+}
+
+void chat_connect_request(chat *ch, const struct ctl_user *u) {
+    char fold[NAME_BUFLEN];
+    if (!ch || name_fold(u->name, strlen(u->name), fold) || strcmp(fold, ch->ctx->user_fold) == 0)
+        return;
+    conv *cv = conv_find(ch, fold);
+    if (cv && cv->link && link_is_up(cv->link))
+        return; /* a link is up already; their dial will find it */
+    pending *p = add_pending(ch);
+    if (!p || dial_reverse(ch->ctx, u, on_reverse_dialed, p, &p->dial)) {
+        log_warn(&ch->ctx->lg, "cannot dial %s back (out of memory)", u->name);
+        if (p)
+            forget_pending(ch, p);
+        return;
+    }
+    log_info(&ch->ctx->lg, "%s asked us to dial back", u->name);
+}
+
+static void on_offer_ready(void *data, conn *c, const char *why) {
+    pending *p = data;
+    chat *ch = p->ch;
+    p->relay = NULL;
+    if (!c) {
+        forget_pending(ch, p);
+        log_info(&ch->ctx->lg, "joining a relay failed: %s", why ? why : "?");
+        return;
+    }
+    /* Now an accepted link in its handshake, like one from the listener. */
+    if (link_adopt(ch->ctx, c, 0, NULL, NULL, &chat_handler, ch, &p->link))
+        forget_pending(ch, p);
+}
+
+void chat_relay_offer(chat *ch, const char *from, const unsigned char token[IDENT_SESSION]) {
+    if (!ch)
+        return;
+    pending *p = add_pending(ch);
+    int r = p ? relay_open(ch->ctx, token, on_offer_ready, p, &p->relay) : UV_ENOMEM;
+    if (r) {
+        log_warn(&ch->ctx->lg, "cannot join the relay %s offered: %s", from, uv_strerror(r));
+        if (p)
+            forget_pending(ch, p);
+        return;
+    }
+    log_info(&ch->ctx->lg, "joining the relay %s set up", from);
 }
 
 static const link_handler chat_handler = {h_up, h_msg, h_ack, h_bye, h_closed};
@@ -351,12 +425,12 @@ static int check_peer_name(chat *ch, const char *name) {
     const char *why;
     char fold[NAME_BUFLEN];
     if (name_check(name, strlen(name), &why)) {
-        ui_event(ch->ctx->ui, "error: invalid user name \"%s\": %s", name, why);
+        ev_error(ch->ctx, "invalid user name \"%s\": %s", name, why);
         return -1;
     }
     name_fold(name, strlen(name), fold);
     if (strcmp(fold, ch->ctx->user_fold) == 0) {
-        ui_event(ch->ctx->ui, "error: %s is you; name someone else", name);
+        ev_error(ch->ctx, "%s is you; name someone else", name);
         return -1;
     }
     return 0;
@@ -365,7 +439,7 @@ static int check_peer_name(chat *ch, const char *name) {
 static int check_text(chat *ch, size_t len) {
     if (len <= CHAT_TEXT_MAX)
         return 0;
-    ui_event(ch->ctx->ui, "error: message too long (%zu bytes; the limit is %d); split it into "
+    ev_error(ch->ctx, "message too long (%zu bytes; the limit is %d); split it into "
              "shorter lines", len, CHAT_TEXT_MAX);
     return -1;
 }
@@ -374,7 +448,7 @@ static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
     revive(cv);
     outmsg *m = malloc(sizeof *m + len);
     if (!m) {
-        ui_event(ch->ctx->ui, "error: out of memory; message to %s not sent", cv->name);
+        ev_error(ch->ctx, "out of memory; message to %s not sent", cv->name);
         return;
     }
     struct timespec now;
@@ -388,6 +462,7 @@ static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
     *cv->qtail = m;
     cv->qtail = &m->next;
     cv->qn++;
+    ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
     if (cv->link && link_is_up(cv->link))
         link_send_msg(cv->link, m->id, m->ts, m->text, m->len);
     else
@@ -415,7 +490,7 @@ void chat_send_to(chat *ch, const char *name, const char *text, size_t len) {
 
 void chat_send_current(chat *ch, const char *text, size_t len) {
     if (!ch->current) {
-        ui_event(ch->ctx->ui, "error: no current conversation; use /dial NAME or /msg NAME TEXT");
+        ev_error(ch->ctx, "no current conversation; use /dial NAME or /msg NAME TEXT");
         return;
     }
     if (check_text(ch, len) == 0)
@@ -425,10 +500,10 @@ void chat_send_current(chat *ch, const char *text, size_t len) {
 void chat_bye(chat *ch) {
     conv *cv = ch->current;
     if (!cv) {
-        ui_event(ch->ctx->ui, "error: no current conversation to end; /dial NAME starts one");
+        ev_error(ch->ctx, "no current conversation to end; /dial NAME starts one");
         return;
     }
-    ui_event(ch->ctx->ui, "closed %s: you said bye", cv->name);
+    ev_closed(ch->ctx, cv->name, EV_CLOSED_YOU_BYE);
     if (cv->link && link_is_up(cv->link)) {
         link_send_bye(cv->link);
         cv->said_bye = 1;
@@ -465,7 +540,10 @@ void chat_close(chat *ch) {
     while (ch->handshaking) {
         pending *p = ch->handshaking;
         ch->handshaking = p->next;
-        drop_link(p->link);
+        if (p->link)
+            drop_link(p->link);
+        dial_cancel(p->dial);
+        relay_cancel(p->relay);
         free(p);
     }
     free(ch);

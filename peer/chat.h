@@ -28,6 +28,17 @@ void chat_send_to(chat *ch, const char *name, const char *text, size_t len); /* 
 void chat_send_current(chat *ch, const char *text, size_t len);              /* plain line */
 void chat_bye(chat *ch);                                                     /* /bye */
 
+/* From the tracker connection.  tracker_ready: registered (again); peer
+ * online: a presence push.  Both set relayed chats that dropped up again.
+ * connect_request: u asks us to dial it back (reverse connection).
+ * relay_offer: from set up a relay session for us; we join it and run the
+ * handshake as the accepting side. */
+struct ctl_user;
+void chat_tracker_ready(chat *ch);
+void chat_peer_online(chat *ch, const char *name);
+void chat_connect_request(chat *ch, const struct ctl_user *u);
+void chat_relay_offer(chat *ch, const char *from, const unsigned char token[16]);
+
 /* How many sent messages still wait for an ack on conversations that can
  * still deliver them (a link is up or a dial is in flight).  Lets the peer
  * linger briefly on /quit or end of input. */

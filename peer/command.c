@@ -4,56 +4,38 @@
 
 #include "chat.h"
 #include "control.h"
-#include "ui_line.h"
+#include "events.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 void cmd_help(peer_ctx *ctx) {
-    static const char *lines[] = {
+    static const char *const lines[] = {
         "  /list [PREFIX]   list online users (whose name starts with PREFIX)",
         "  /dial NAME       connect to NAME and make it the current conversation",
         "  /msg NAME TEXT   send TEXT to NAME (connecting if needed); current stays",
         "  TEXT             a line without a leading / goes to the current conversation",
         "  //TEXT           sends /TEXT to the current conversation",
         "  /bye             end the current conversation politely",
-        "  /quit            leave (end of input does the same)",
+        "  /quit            leave now (end of input also leaves, after waiting up to 5 s for acks)",
         "  /help            this list",
     };
-    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
-        ui_event(ctx->ui, "%s", lines[i]);
+    ev_help(ctx, lines, sizeof lines / sizeof *lines);
 }
 
 static void on_list(void *data, int status, char **names, size_t n) {
     peer_ctx *ctx = data;
     if (status == UV_ENOTCONN || status == UV_ECONNRESET) {
-        ui_event(ctx->ui, "error: the tracker is unreachable; /list works again once "
+        ev_error(ctx, "the tracker is unreachable; /list works again once "
                  "\"registered\" is shown");
         return;
     }
     if (status) {
-        ui_event(ctx->ui, "error: the tracker refused the list request (%s)", uv_strerror(status));
+        ev_error(ctx, "the tracker refused the list request (%s)", uv_strerror(status));
         return;
     }
-    size_t size = 32;
-    for (size_t i = 0; i < n; i++)
-        size += strlen(names[i]) + 1;
-    char *line = malloc(size);
-    if (!line) {
-        ui_event(ctx->ui, "error: out of memory listing %zu users", n);
-        return;
-    }
-    size_t o = (size_t)snprintf(line, size, "users %zu:", n);
-    for (size_t i = 0; i < n; i++) {
-        line[o++] = ' ';
-        size_t k = strlen(names[i]);
-        memcpy(line + o, names[i], k);
-        o += k;
-    }
-    line[o] = '\0';
-    ui_event(ctx->ui, "%s", line);
-    free(line);
+    ev_users(ctx, names, n);
 }
 
 /* Splits off the next space-separated word: returns it NUL-terminated in
@@ -88,7 +70,7 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
     const char *rest = line + 1;
     char cmd[16], name[NAME_BUFLEN + 1];
     if (next_word(&rest, cmd, sizeof cmd)) {
-        ui_event(ctx->ui, "error: unknown command %s; /help lists the commands", line);
+        ev_error(ctx, "unknown command %s; /help lists the commands", line);
         return;
     }
     if (strcmp(cmd, "list") == 0) {
@@ -96,32 +78,32 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
             rest++;
         int r = ctl_list(ctx->ctl, rest, on_list, ctx);
         if (r)
-            ui_event(ctx->ui, "error: cannot list users: %s", uv_strerror(r));
+            ev_error(ctx, "cannot list users: %s", uv_strerror(r));
     } else if (strcmp(cmd, "dial") == 0) {
         int r = next_word(&rest, name, sizeof name);
         if (r == UV_ENOENT)
-            ui_event(ctx->ui, "error: /dial needs a name: /dial NAME");
+            ev_error(ctx, "/dial needs a name: /dial NAME");
         else if (r)
-            ui_event(ctx->ui, "error: that name is too long (at most 32 characters)");
+            ev_error(ctx, "that name is too long (at most 32 characters)");
         else if (rest[strspn(rest, " ")] != '\0')
-            ui_event(ctx->ui, "error: /dial takes one name (names have no spaces): /dial NAME");
+            ev_error(ctx, "/dial takes one name (names have no spaces): /dial NAME");
         else
             chat_dial(ctx->chat, name);
     } else if (strcmp(cmd, "msg") == 0) {
         int r = next_word(&rest, name, sizeof name);
         if (r == UV_ENOENT || *rest == '\0')
-            ui_event(ctx->ui, "error: /msg needs a name and a text: /msg NAME TEXT");
+            ev_error(ctx, "/msg needs a name and a text: /msg NAME TEXT");
         else if (r)
-            ui_event(ctx->ui, "error: that name is too long (at most 32 characters)");
+            ev_error(ctx, "that name is too long (at most 32 characters)");
         else
             chat_send_to(ctx->chat, name, rest, len - (size_t)(rest - line));
     } else if (strcmp(cmd, "bye") == 0) {
         chat_bye(ctx->chat);
     } else if (strcmp(cmd, "quit") == 0) {
-        peer_quit(ctx, 0, 1, QUIT_DRAIN);
+        peer_quit(ctx, 0, 1, QUIT_NOW); /* explicit: leave at once */
     } else if (strcmp(cmd, "help") == 0) {
         cmd_help(ctx);
     } else {
-        ui_event(ctx->ui, "error: unknown command /%s; /help lists the commands", cmd);
+        ev_error(ctx, "unknown command /%s; /help lists the commands", cmd);
     }
 }

@@ -8,7 +8,8 @@
 #include "conn.h"
 #include "frame.h"
 #include "listener.h"
-#include "ui_line.h"
+#include "chat.h"
+#include "events.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ enum ctl_event {
     EV_CLOSE,      /* ctl_close */
 };
 
-enum { REQ_LOOKUP, REQ_LIST };
+enum { REQ_LOOKUP, REQ_LIST, REQ_CONNECT, REQ_RELAY };
 
 typedef struct request {
     struct request *next;
@@ -51,6 +52,9 @@ typedef struct request {
     void *data;
     ctl_lookup_cb lookup_cb;
     ctl_list_cb list_cb;
+    ctl_reach_cb reach_cb;
+    unsigned char token[IDENT_SESSION]; /* relay_result */
+    char why[400];                      /* the tracker's error text */
     char name[NAME_BUFLEN];
     char *prefix;
     char **names;
@@ -110,8 +114,11 @@ static void req_free(request *r) {
 static void req_complete(request *r) {
     if (r->kind == REQ_LOOKUP)
         r->lookup_cb(r->data, r->status, r->status ? NULL : &r->user);
-    else
+    else if (r->kind == REQ_LIST)
         r->list_cb(r->data, r->status, r->names, r->n);
+    else
+        r->reach_cb(r->data, r->status, r->status || r->kind != REQ_RELAY ? NULL : r->token,
+                    r->why[0] ? r->why : NULL);
 }
 
 static void on_defer(uv_timer_t *h) {
@@ -225,6 +232,15 @@ static int send_list(ctl *t, request *r, const char *cursor, size_t cursor_len) 
     return conn_send_msg(t->c, &m);
 }
 
+/* connect_request and relay_request: {id, to}. */
+static int send_reach(ctl *t, request *r) {
+    msg_out m;
+    msg_out_init(&m, r->kind == REQ_RELAY ? "relay_request" : "connect_request", 2);
+    msg_put_uint(&m, "id", r->id);
+    msg_put_str(&m, "to", r->name);
+    return conn_send_msg(t->c, &m);
+}
+
 static void add_sent(ctl *t, request *r) {
     r->next = t->sent;
     t->sent = r;
@@ -254,8 +270,10 @@ static void send_waiting(ctl *t) {
         add_sent(t, r);
         if (r->kind == REQ_LOOKUP)
             send_lookup(t, r);
-        else
+        else if (r->kind == REQ_LIST)
             send_list(t, r, NULL, 0);
+        else
+            send_reach(t, r);
     }
 }
 
@@ -316,6 +334,45 @@ int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data) {
     if (err)
         log_debug(t->lg, "tracker: sending list: %s", uv_strerror(err));
     return 0;
+}
+
+static int reach(ctl *t, int kind, const char *name, ctl_reach_cb cb, void *data) {
+    request *r = calloc(1, sizeof *r);
+    if (!r)
+        return UV_ENOMEM;
+    r->kind = kind;
+    r->reach_cb = cb;
+    r->data = data;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    if (t->state != CTL_READY) {
+        if (attempting(t))
+            add_waiting(t, r);
+        else
+            defer(t, r, UV_ENOTCONN);
+        return 0;
+    }
+    r->id = ++t->next_id;
+    add_sent(t, r);
+    int err = send_reach(t, r);
+    if (err)
+        log_debug(t->lg, "tracker: sending %s: %s", kind == REQ_RELAY ? "relay_request" :
+                  "connect_request", uv_strerror(err));
+    return 0;
+}
+
+int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
+    return reach(t, REQ_CONNECT, name, cb, data);
+}
+
+int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
+    return reach(t, REQ_RELAY, name, cb, data);
+}
+
+int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss) {
+    if (!t || t->state != CTL_READY || !t->c)
+        return UV_ENOTCONN;
+    int len = sizeof *ss;
+    return uv_tcp_getpeername(conn_tcp(t->c), (struct sockaddr *)ss, &len);
 }
 
 int ctl_ready(const ctl *t) { return t && t->state == CTL_READY; }
@@ -464,11 +521,69 @@ static void on_presence(ctl *t, const msg_in *m) {
     cache_entry *e = cache_find(t, fold);
     if (e)
         e->user.online = online;
-    if (strcmp(fold, t->ctx->user_fold) != 0)
-        ui_event(t->ctx->ui, "%s %s", online ? "online" : "offline", name);
+    if (strcmp(fold, t->ctx->user_fold) != 0) {
+        ev_presence(t->ctx, name, online);
+        if (online)
+            chat_peer_online(t->ctx->chat, name);
+    }
 }
 
 static void on_pong(ctl *t, const msg_in *m) {}
+
+/* connect_result / relay_result: the request was accepted. */
+static void on_reach_result(ctl *t, const msg_in *m) {
+    uint64_t id;
+    const unsigned char *token = NULL;
+    if (!expect(t, m, CTL_READY))
+        return;
+    int relay = strcmp(m->type, "relay_result") == 0;
+    if (msg_uint(m, "id", &id) || (relay && msg_bin(m, "session", &token, IDENT_SESSION)))
+        return bad(t, m->type);
+    request *r = take_sent(t, id);
+    if (!r)
+        return;
+    if (token)
+        memcpy(r->token, token, IDENT_SESSION);
+    r->status = 0;
+    req_complete(r);
+    req_free(r);
+}
+
+/* Another user asks us to dial it (it cannot reach us directly). */
+static void on_connect_push(ctl *t, const msg_in *m) {
+    const msgpack_object *o;
+    const unsigned char *key;
+    const msgpack_object_array *a;
+    ctl_user u;
+    memset(&u, 0, sizeof u);
+    if (!expect(t, m, CTL_READY))
+        return;
+    if (msg_get(m, "from", &o) || msg_obj_cstr(o, u.name, sizeof u.name) ||
+        msg_bin(m, "key", &key, IDENT_PK) || msg_array(m, "endpoints", &a))
+        return bad(t, "connect_request");
+    memcpy(u.key, key, IDENT_PK);
+    u.online = true;
+    for (uint32_t i = 0; i < a->size && u.n_endpoints < PEER_MAX_ENDPOINTS; i++)
+        if (msg_obj_cstr(&a->ptr[i], u.endpoints[u.n_endpoints], ADDR_STRLEN) == 0)
+            u.n_endpoints++;
+    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, u.observed, sizeof u.observed))
+        return bad(t, "connect_request");
+    cache_put(t, &u); /* the tracker vouches for this key */
+    chat_connect_request(t->ctx->chat, &u);
+}
+
+/* Another user set up a relay session for the two of us. */
+static void on_relay_offer(ctl *t, const msg_in *m) {
+    const msgpack_object *o;
+    const unsigned char *token;
+    char from[NAME_BUFLEN];
+    if (!expect(t, m, CTL_READY))
+        return;
+    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
+        msg_bin(m, "session", &token, IDENT_SESSION))
+        return bad(t, "relay_offer");
+    chat_relay_offer(t->ctx->chat, from, token);
+}
 
 static void on_error(ctl *t, const msg_in *m) {
     char code[32], text[400];
@@ -478,7 +593,10 @@ static void on_error(ctl *t, const msg_in *m) {
         request *r = take_sent(t, id);
         if (r) {
             r->status = strcmp(code, "not_found") == 0 ? UV_ENOENT
-                        : strcmp(code, "bad_name") == 0 ? UV_EINVAL : UV_EPROTO;
+                        : strcmp(code, "bad_name") == 0 ? UV_EINVAL
+                        : strcmp(code, "offline") == 0 ? UV_EHOSTUNREACH
+                        : strcmp(code, "limit") == 0 ? UV_EBUSY : UV_EPROTO;
+            snprintf(r->why, sizeof r->why, "%s", text);
             req_complete(r);
             req_free(r);
         }
@@ -502,6 +620,8 @@ static const struct {
     {"welcome", on_welcome},         {"registered", on_registered},
     {"lookup_result", on_lookup_result}, {"list_result", on_list_result},
     {"presence", on_presence},       {"pong", on_pong},
+    {"connect_result", on_reach_result}, {"relay_result", on_reach_result},
+    {"connect_request", on_connect_push}, {"relay_offer", on_relay_offer},
     {"error", on_error},
 };
 
@@ -677,19 +797,19 @@ static void refused(ctl *t) {
     peer_ctx *ctx = t->ctx;
     const char *code = t->refusal;
     if (strcmp(code, "name_taken") == 0)
-        ui_event(ctx->ui, "error: the name %s is taken by another key (tracker: %s); pick another "
+        ev_error(ctx, "the name %s is taken by another key (tracker: %s); pick another "
                  "--user, or use the --home that holds this name's key", ctx->user, t->refusal_text);
     else if (strcmp(code, "bad_name") == 0)
-        ui_event(ctx->ui, "error: the tracker refused the name %s (%s); pick another --user",
+        ev_error(ctx, "the tracker refused the name %s (%s); pick another --user",
                  ctx->user, t->refusal_text);
     else if (strcmp(code, "bad_signature") == 0)
-        ui_event(ctx->ui, "error: the tracker rejected our signature (%s); check the key in --home",
+        ev_error(ctx, "the tracker rejected our signature (%s); check the key in --home",
                  t->refusal_text);
     else if (strcmp(code, "version") == 0)
-        ui_event(ctx->ui, "error: the tracker speaks another protocol version (%s); use matching "
+        ev_error(ctx, "the tracker speaks another protocol version (%s); use matching "
                  "parley versions", t->refusal_text[0] ? t->refusal_text : t->why);
     else
-        ui_event(ctx->ui, "error: %s registered again from another place, so this peer is no "
+        ev_error(ctx, "%s registered again from another place, so this peer is no "
                  "longer registered (%s); chats already open keep working", ctx->user,
                  t->refusal_text);
     if (strcmp(code, "replaced") != 0)
@@ -750,9 +870,9 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
             every = 1000;
         uv_timer_start(&t->ping, on_ping, every, every);
         conn_set_timeout(t->c, (uint64_t)t->ttl * 1000);
-        ui_event(t->ctx->ui, "registered %s (tracker %s, seen as %s)", t->registered_name,
-                 t->ctx->tracker, t->observed[0] ? t->observed : "?");
+        ev_registered(t->ctx, t->registered_name, t->ctx->tracker, t->observed);
         send_waiting(t);
+        chat_tracker_ready(t->ctx->chat); /* relayed chats that dropped set up again */
         return;
     }
     case EV_LOST: {
@@ -780,7 +900,7 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         t->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
         t->state = CTL_BACKOFF;
         uv_timer_start(&t->retry, on_retry, delay, 0);
-        ui_event(t->ctx->ui, "tracker lost: %s; reconnecting in %.1fs", why, delay / 1000.0);
+        ev_tracker_lost(t->ctx, why, delay);
         return;
     }
     case EV_CLOSE:

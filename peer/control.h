@@ -38,6 +38,12 @@ typedef void (*ctl_lookup_cb)(void *data, int status, const ctl_user *u);
  * valid only during the call; or UV_ENOTCONN / UV_ECONNRESET. */
 typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
 
+/* connect_request / relay_request answers: status 0 (token: the relay
+ * session, NULL for connect); UV_ENOENT no such user, UV_EHOSTUNREACH
+ * offline, UV_EBUSY a relay limit, UV_ENOTCONN / UV_ECONNRESET no tracker,
+ * another error otherwise.  why: the tracker's words, or NULL. */
+typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
+
 /* Allocates the control client and starts connecting to ctx->tracker (the
  * first event happens from the loop).  0 with *out set, or a uv error. */
 int ctl_open(peer_ctx *ctx, ctl **out);
@@ -52,6 +58,15 @@ int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data
 /* Lists the online users whose folded name starts with prefix (NULL or ""
  * for all), fetching every page.  Callback as for ctl_lookup. */
 int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data);
+
+/* Asks the tracker to tell name to dial us (a reverse connection), or to
+ * set up a relay session with name.  Callback as for ctl_lookup. */
+int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
+int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
+
+/* The address of the tracker we are registered with (relay connections go
+ * there).  0, or UV_ENOTCONN when not registered. */
+int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss);
 
 /* Drops every pending request made with this data pointer; their callbacks
  * will not fire. */

@@ -1,65 +1,117 @@
-/* dial: lookup, then a staggered race of chat links.  dial_step is the one
- * transition function; lookups, timers and link callbacks only feed it
- * events. */
+/* dial: the connection ladder (PROTOCOL.md, "Reaching a peer").  After the
+ * lookup, three paths run side by side:
+ *   direct  -- a staggered race to the advertised endpoints and to the
+ *              tracker-observed address with each advertised port;
+ *   reverse -- connect_request: the tracker asks the other side to dial us
+ *              (sent after REVERSE_DELAY_MS, or at once when every direct
+ *              attempt failed); its link arrives through our listener and
+ *              chat tells us with dial_inbound;
+ *   relay   -- after --relay-after ms without a link, or once direct and
+ *              reverse both failed: relay_request, join the session, run
+ *              the chat handshake over it.
+ * The first link to authenticate wins and the others are closed.
+ * dial_step is the one transition function; lookups, timers, relay and link
+ * callbacks only feed it events. */
 #include "dial.h"
 
 #include "addr.h"
 #include "control.h"
+#include "relay.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define STAGGER_MS 250
+#define REVERSE_DELAY_MS 250 /* direct attempts get this head start */
+#define MAX_CANDIDATES (2 * PEER_MAX_ENDPOINTS)
 
 enum dial_state {
     DIAL_LOOKUP,  /* waiting for the tracker's answer */
-    DIAL_RACING,  /* attempts in flight */
-    DIAL_DONE,    /* result delivered or cancelled; waiting for the timer to close */
+    DIAL_DIRECT,  /* direct attempts (and the reverse request) in flight */
+    DIAL_RELAY,   /* the relay is being set up; direct attempts may still win */
+    DIAL_INBOUND, /* the other side reached us: no relay, direct attempts finish */
+    DIAL_DONE,    /* result delivered or cancelled; waiting for the timers to close */
 };
 
 enum dial_event {
-    EV_LOOKUP,   /* the lookup answered (status, user) */
-    EV_TICK,     /* stagger timer: start the next attempt */
-    EV_FAILED,   /* an attempt's link closed (why: auth failure text or NULL) */
-    EV_UP,       /* an attempt's link finished the handshake */
+    EV_LOOKUP,      /* the lookup answered (status, user) */
+    EV_TICK,        /* stagger timer: start the next attempt */
+    EV_LADDER,      /* ladder timer: send the reverse request / start the relay */
+    EV_FAILED,      /* a direct attempt's link closed (why: auth failure text or NULL) */
+    EV_UP,          /* a link (direct or relayed) finished the handshake */
+    EV_REVERSE,     /* the tracker answered connect_request (status) */
+    EV_RELAY_TOKEN, /* the tracker answered relay_request (status, token) */
+    EV_RELAY_READY, /* the relay connection is ready (conn) or failed (NULL, why) */
+    EV_RELAY_LOST,  /* the relayed link closed before it was up (why) */
+    EV_INBOUND,     /* chat: a link from the other side came up */
     EV_CANCEL,
 };
 
 struct dialer {
     peer_ctx *ctx;
     enum dial_state state;
+    int reverse_mode;   /* answering a connect_request: direct attempts only */
     dial_cb cb;
     void *data;
     char name[NAME_BUFLEN];
     unsigned char key[IDENT_PK];
-    uv_timer_t timer;
-    struct sockaddr_storage addrs[PEER_MAX_ENDPOINTS];
+    uv_timer_t timer;   /* stagger */
+    uv_timer_t ladder;  /* reverse delay, then relay-after */
+    int timers;         /* timer handles still open */
+    uint64_t started;   /* uv_now at the lookup answer */
+    struct sockaddr_storage addrs[MAX_CANDIDATES];
     int n_addrs;
-    int next;          /* next address to try */
-    chatlink *attempts[PEER_MAX_ENDPOINTS];
-    int active;        /* attempts still in flight */
+    int next;           /* next address to try */
+    chatlink *attempts[MAX_CANDIDATES];
+    int active;         /* attempts still in flight */
+    int reverse;        /* 0 not sent, 1 sent, 2 failed */
+    int relay_failed;
+    int relay_status;   /* the relay_request error, for the report */
+    relayconn *relay;   /* joining the session */
+    chatlink *relay_link;
     char auth_why[400];
+    char relay_why[400];
+    ctl_user *reverse_user; /* dial_reverse: the answer to deliver */
 };
 
 static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg);
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+    dialer *d = h->data;
+    if (--d->timers == 0)
+        free(d);
+}
+
+static void drop(chatlink *l) {
+    link_set_handler(l, NULL, NULL);
+    link_close(l);
+}
 
 static void finish(dialer *d, chatlink *winner, const char *reason) {
     d->state = DIAL_DONE;
     uv_timer_stop(&d->timer);
+    uv_timer_stop(&d->ladder);
     for (int i = 0; i < d->next; i++) {
-        if (d->attempts[i] && d->attempts[i] != winner) {
-            link_set_handler(d->attempts[i], NULL, NULL);
-            link_close(d->attempts[i]);
-        }
+        if (d->attempts[i] && d->attempts[i] != winner)
+            drop(d->attempts[i]);
         d->attempts[i] = NULL;
     }
+    if (d->relay_link && d->relay_link != winner)
+        drop(d->relay_link);
+    d->relay_link = NULL;
+    relay_cancel(d->relay);
+    d->relay = NULL;
+    ctl_cancel(d->ctx->ctl, d);
+    free(d->reverse_user);
+    d->reverse_user = NULL;
     if (d->cb)
         d->cb(d->data, winner, reason);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&d->ladder, on_timer_closed);
 }
+
+/* ---- callbacks: each only feeds dial_step ---- */
 
 static void at_up(chatlink *l, void *data) { dial_step(data, EV_UP, 0, l); }
 static void at_msg(chatlink *l, uint64_t id, int64_t ts, const char *t, size_t n, void *data) {}
@@ -67,6 +119,11 @@ static void at_ack(chatlink *l, uint64_t id, void *data) {}
 static void at_bye(chatlink *l, void *data) {}
 static void at_closed(chatlink *l, int reason, const char *why, void *data) {
     dialer *d = data;
+    if (l == d->relay_link) {
+        d->relay_link = NULL;
+        dial_step(d, EV_RELAY_LOST, reason, why);
+        return;
+    }
     for (int i = 0; i < d->next; i++)
         if (d->attempts[i] == l)
             d->attempts[i] = NULL;
@@ -78,13 +135,46 @@ static const link_handler attempt_handler = {at_up, at_msg, at_ack, at_bye, at_c
 static void on_lookup(void *data, int status, const ctl_user *u) {
     dial_step(data, EV_LOOKUP, status, u);
 }
-
 static void on_tick(uv_timer_t *t) { dial_step(t->data, EV_TICK, 0, NULL); }
+static void on_ladder(uv_timer_t *t) { dial_step(t->data, EV_LADDER, 0, NULL); }
+static void on_reverse(void *data, int status, const unsigned char *token, const char *why) {
+    dial_step(data, EV_REVERSE, status, why);
+}
+static void on_relay_token(void *data, int status, const unsigned char *token, const char *why) {
+    dialer *d = data;
+    if (status && why)
+        snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
+    dial_step(d, EV_RELAY_TOKEN, status, token);
+}
+static void on_relay_ready(void *data, conn *c, const char *why) {
+    dialer *d = data;
+    d->relay = NULL;
+    if (!c && why)
+        snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
+    dial_step(d, EV_RELAY_READY, 0, c);
+}
 
-/* Orders the endpoints IPv6, IPv4, IPv6, ... (RFC 8305), skipping any that
- * are not numeric addresses. */
+/* ---- candidates ---- */
+
+static void add_candidate(dialer *d, const struct sockaddr_storage *ss) {
+    for (int i = 0; i < d->n_addrs; i++) {
+        if (d->addrs[i].ss_family != ss->ss_family)
+            continue;
+        size_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in);
+        if (memcmp(&d->addrs[i], ss, len) == 0)
+            return;
+    }
+    if (d->n_addrs < MAX_CANDIDATES)
+        d->addrs[d->n_addrs++] = *ss;
+}
+
+/* The advertised endpoints, IPv6 and IPv4 interleaved (RFC 8305), then the
+ * observed address's IP with each advertised port: a peer behind NAT is
+ * seen as its router, which may forward the port (or, with a full-cone
+ * NAT, keep the mapping).  Non-numeric endpoints are skipped. */
 static void order_endpoints(dialer *d, const ctl_user *u) {
-    struct sockaddr_storage v6[PEER_MAX_ENDPOINTS], v4[PEER_MAX_ENDPOINTS];
+    struct sockaddr_storage v6[PEER_MAX_ENDPOINTS], v4[PEER_MAX_ENDPOINTS], obs;
     int n6 = 0, n4 = 0;
     for (int i = 0; i < u->n_endpoints; i++) {
         struct sockaddr_storage ss;
@@ -101,9 +191,22 @@ static void order_endpoints(dialer *d, const ctl_user *u) {
     d->n_addrs = 0;
     for (int i = 0; i < n6 || i < n4; i++) {
         if (i < n6)
-            d->addrs[d->n_addrs++] = v6[i];
+            add_candidate(d, &v6[i]);
         if (i < n4)
-            d->addrs[d->n_addrs++] = v4[i];
+            add_candidate(d, &v4[i]);
+    }
+    if (!u->observed[0] || addr_parse_numeric(u->observed, &obs))
+        return;
+    int n = d->n_addrs;
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss = obs;
+        if (obs.ss_family != d->addrs[i].ss_family)
+            continue;
+        if (obs.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = ((struct sockaddr_in6 *)&d->addrs[i])->sin6_port;
+        else
+            ((struct sockaddr_in *)&ss)->sin_port = ((struct sockaddr_in *)&d->addrs[i])->sin_port;
+        add_candidate(d, &ss);
     }
 }
 
@@ -119,21 +222,72 @@ static void start_attempt(dialer *d) {
         uv_timer_start(&d->timer, on_tick, STAGGER_MS, 0);
 }
 
-static void lookup_failed(dialer *d, int status, const ctl_user *u) {
-    char reason[300];
-    if (status == UV_ENOENT || status == UV_EINVAL)
-        snprintf(reason, sizeof reason, "no user named %s", d->name);
-    else if (status == UV_ENOTCONN || status == UV_ECONNRESET)
-        snprintf(reason, sizeof reason, "the tracker is unreachable, so the address of %s is "
-                 "unknown; try again once it is registered", d->name);
-    else if (status)
-        snprintf(reason, sizeof reason, "the tracker could not look %s up (%s)", d->name,
-                 uv_strerror(status));
-    else if (!u->online)
-        snprintf(reason, sizeof reason, "%s is offline", d->name);
+/* ---- the ladder ---- */
+
+static int direct_over(const dialer *d) { return d->next >= d->n_addrs && d->active == 0; }
+
+static void fail_final(dialer *d) {
+    char reason[900];
+    if (d->relay_why[0])
+        log_info(&d->ctx->lg, "dial %s: the relay failed: %s", d->name, d->relay_why);
+    if (d->auth_why[0])
+        snprintf(reason, sizeof reason, "authentication failed: %s", d->auth_why);
+    else if (d->relay_status == UV_EBUSY && d->relay_why[0])
+        snprintf(reason, sizeof reason, "no endpoint answered (tried %d); the relay refused: %s",
+                 d->n_addrs, d->relay_why);
     else
-        snprintf(reason, sizeof reason, "no endpoint answered (tried 0)");
+        snprintf(reason, sizeof reason, "no endpoint answered (tried %d)", d->n_addrs);
     finish(d, NULL, reason);
+}
+
+static void send_reverse(dialer *d) {
+    if (d->reverse_mode || d->reverse)
+        return;
+    d->reverse = 1;
+    log_debug(&d->ctx->lg, "dial %s: asking for a reverse connection", d->name);
+    if (ctl_connect_request(d->ctx->ctl, d->name, on_reverse, d))
+        d->reverse = 2;
+}
+
+static void start_relay(dialer *d) {
+    d->state = DIAL_RELAY;
+    uv_timer_stop(&d->ladder);
+    log_info(&d->ctx->lg, "dial %s: no direct link after %llu ms; asking the tracker to relay",
+             d->name, (unsigned long long)(uv_now(d->ctx->loop) - d->started));
+    int r = ctl_relay_request(d->ctx->ctl, d->name, on_relay_token, d);
+    if (r) {
+        d->relay_failed = 1;
+        snprintf(d->relay_why, sizeof d->relay_why, "%s", uv_strerror(r));
+    }
+}
+
+/* Whatever just ended, is anything left that could still connect? */
+static void settle(dialer *d) {
+    if (d->state == DIAL_DONE || !direct_over(d))
+        return;
+    if (d->reverse_mode) {
+        fail_final(d);
+        return;
+    }
+    switch (d->state) {
+    case DIAL_DIRECT:
+        if (!d->reverse)
+            send_reverse(d); /* every direct attempt failed: no point waiting */
+        if (d->reverse == 2)
+            start_relay(d); /* reverse impossible too: relay now */
+        if (d->state == DIAL_RELAY && d->relay_failed)
+            fail_final(d);
+        return;
+    case DIAL_RELAY:
+        if (d->relay_failed)
+            fail_final(d);
+        return;
+    case DIAL_INBOUND:
+        finish(d, NULL, "the other side connected to us"); /* chat ignores it */
+        return;
+    default:
+        return;
+    }
 }
 
 /* The one transition function of a dial. */
@@ -143,21 +297,52 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
     switch (ev) {
     case EV_LOOKUP: {
         const ctl_user *u = arg;
+        char reason[300];
+        if (status == UV_ENOENT || status == UV_EINVAL)
+            snprintf(reason, sizeof reason, "no user named %s", d->name);
+        else if (status == UV_ENOTCONN || status == UV_ECONNRESET)
+            snprintf(reason, sizeof reason, "the tracker is unreachable, so the address of %s is "
+                     "unknown; try again once it is registered", d->name);
+        else if (status)
+            snprintf(reason, sizeof reason, "the tracker could not look %s up (%s)", d->name,
+                     uv_strerror(status));
+        else if (!u->online)
+            snprintf(reason, sizeof reason, "%s is offline", d->name);
         if (status || !u->online)
-            return lookup_failed(d, status, u);
+            return finish(d, NULL, reason);
         snprintf(d->name, sizeof d->name, "%s", u->name);
         memcpy(d->key, u->key, IDENT_PK);
         order_endpoints(d, u);
-        if (d->n_addrs == 0)
-            return lookup_failed(d, 0, u);
-        d->state = DIAL_RACING;
-        start_attempt(d);
+        d->state = DIAL_DIRECT;
+        d->started = uv_now(d->ctx->loop);
+        if (!d->reverse_mode) {
+            uint64_t after = d->ctx->relay_after_ms;
+            uv_timer_start(&d->ladder, on_ladder, after < REVERSE_DELAY_MS ? after : REVERSE_DELAY_MS,
+                           0);
+        }
+        if (d->n_addrs > 0)
+            start_attempt(d);
+        settle(d);
         return;
     }
     case EV_TICK:
-        if (d->next < d->n_addrs)
+        if (d->state != DIAL_LOOKUP && d->next < d->n_addrs)
             start_attempt(d);
         return;
+    case EV_LADDER: {
+        if (d->state != DIAL_DIRECT)
+            return;
+        send_reverse(d);
+        uint64_t spent = uv_now(d->ctx->loop) - d->started;
+        if (spent + 1 >= d->ctx->relay_after_ms) {
+            start_relay(d);
+            if (d->relay_failed)
+                settle(d);
+        } else {
+            uv_timer_start(&d->ladder, on_ladder, d->ctx->relay_after_ms - spent, 0);
+        }
+        return;
+    }
     case EV_FAILED: {
         const char *why = arg;
         d->active--;
@@ -168,33 +353,82 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             start_attempt(d); /* do not wait for the stagger: this one is over */
             return;
         }
-        if (d->active > 0)
-            return;
-        char reason[500];
-        if (d->auth_why[0])
-            snprintf(reason, sizeof reason, "authentication failed: %s", d->auth_why);
-        else
-            snprintf(reason, sizeof reason, "no endpoint answered (tried %d)", d->n_addrs);
-        finish(d, NULL, reason);
+        settle(d);
         return;
     }
     case EV_UP: {
         chatlink *l = (chatlink *)arg;
-        d->active--;
+        if (l != d->relay_link)
+            d->active--;
         link_set_handler(l, NULL, NULL); /* the callee takes it over */
+        log_info(&d->ctx->lg, "dial %s: %s link up after %llu ms", d->name,
+                 link_relayed(l) ? "relayed" : "direct",
+                 (unsigned long long)(uv_now(d->ctx->loop) - d->started));
         finish(d, l, NULL);
         return;
     }
+    case EV_REVERSE:
+        if (status) {
+            log_info(&d->ctx->lg, "dial %s: no reverse connection: %s", d->name,
+                     arg ? (const char *)arg : uv_strerror(status));
+            d->reverse = 2;
+            settle(d);
+        }
+        return;
+    case EV_RELAY_TOKEN:
+        if (d->state != DIAL_RELAY)
+            return;
+        if (status == 0)
+            status = relay_open(d->ctx, arg, on_relay_ready, d, &d->relay);
+        if (status) {
+            d->relay_failed = 1;
+            d->relay_status = status;
+            if (!d->relay_why[0])
+                snprintf(d->relay_why, sizeof d->relay_why, "%s", uv_strerror(status));
+            settle(d);
+        }
+        return;
+    case EV_RELAY_READY: {
+        conn *c = (conn *)arg;
+        if (!c || link_adopt(d->ctx, c, 1, d->name, d->key, &attempt_handler, d,
+                             &d->relay_link)) {
+            d->relay_failed = 1;
+            settle(d);
+        }
+        return;
+    }
+    case EV_RELAY_LOST: {
+        const char *why = arg;
+        if (why)
+            snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
+        d->relay_failed = 1;
+        settle(d);
+        return;
+    }
+    case EV_INBOUND:
+        if (d->state == DIAL_LOOKUP) {
+            d->cb = NULL;
+            finish(d, NULL, NULL);
+            return;
+        }
+        d->state = DIAL_INBOUND;
+        uv_timer_stop(&d->ladder);
+        relay_cancel(d->relay);
+        d->relay = NULL;
+        if (d->relay_link)
+            drop(d->relay_link);
+        d->relay_link = NULL;
+        ctl_cancel(d->ctx->ctl, d);
+        settle(d);
+        return;
     case EV_CANCEL:
-        if (d->state == DIAL_LOOKUP)
-            ctl_cancel(d->ctx->ctl, d);
         d->cb = NULL;
         finish(d, NULL, NULL);
         return;
     }
 }
 
-int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+static int dial_new(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
     dialer *d = calloc(1, sizeof *d);
     if (!d)
         return UV_ENOMEM;
@@ -203,13 +437,54 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
     d->data = data;
     d->state = DIAL_LOOKUP;
     snprintf(d->name, sizeof d->name, "%s", name);
-    int r = ctl_lookup(ctx->ctl, name, 1, on_lookup, d);
+    uv_timer_init(ctx->loop, &d->timer);
+    uv_timer_init(ctx->loop, &d->ladder);
+    d->timer.data = d->ladder.data = d;
+    d->timers = 2;
+    *out = d;
+    return 0;
+}
+
+int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+    dialer *d;
+    int r = dial_new(ctx, name, cb, data, &d);
+    if (r)
+        return r;
+    r = ctl_lookup(ctx->ctl, name, 1, on_lookup, d);
     if (r) {
-        free(d);
+        d->cb = NULL;
+        finish(d, NULL, NULL);
         return r;
     }
-    uv_timer_init(ctx->loop, &d->timer);
-    d->timer.data = d;
+    *out = d;
+    return 0;
+}
+
+/* The connect_request carried what a lookup would; it is delivered from
+ * the loop, as a lookup answer would be. */
+static void on_reverse_start(uv_timer_t *t) {
+    dialer *d = t->data;
+    ctl_user *u = d->reverse_user;
+    d->reverse_user = NULL;
+    dial_step(d, EV_LOOKUP, 0, u);
+    free(u);
+}
+
+int dial_reverse(peer_ctx *ctx, const ctl_user *u, dial_cb cb, void *data, dialer **out) {
+    ctl_user *copy = malloc(sizeof *copy);
+    if (!copy)
+        return UV_ENOMEM;
+    *copy = *u;
+    copy->online = true;
+    dialer *d;
+    int r = dial_new(ctx, u->name, cb, data, &d);
+    if (r) {
+        free(copy);
+        return r;
+    }
+    d->reverse_mode = 1;
+    d->reverse_user = copy;
+    uv_timer_start(&d->timer, on_reverse_start, 0, 0);
     *out = d;
     return 0;
 }
@@ -217,4 +492,9 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
 void dial_cancel(dialer *d) {
     if (d)
         dial_step(d, EV_CANCEL, 0, NULL);
+}
+
+void dial_inbound(dialer *d) {
+    if (d)
+        dial_step(d, EV_INBOUND, 0, NULL);
 }

@@ -1,9 +1,12 @@
-/* dial: reaching a user by name.  Looks the name up at the tracker (or in
- * the key cache while the tracker is down), then races connections to every
- * advertised endpoint, happy-eyeballs style: IPv6 and IPv4 interleaved, a
- * new attempt every 250 ms while earlier ones are pending or at once when
- * one fails.  The first link to finish the handshake wins; the rest are
- * closed. */
+/* dial: reaching a user by name, the connection ladder.  Looks the name up
+ * at the tracker (or in the key cache while the tracker is down), then runs
+ * three paths at once: direct (a happy-eyeballs race to every advertised
+ * endpoint and to the tracker-observed address: IPv6 and IPv4 interleaved,
+ * a new attempt every 250 ms while earlier ones are pending or at once when
+ * one fails), reverse (the tracker asks the other side to dial us) and,
+ * after ctx->relay_after_ms without a link or once the others failed, a
+ * relay session through the tracker.  The first link to finish the
+ * handshake wins; the rest are closed. */
 #ifndef PARLEY_DIAL_H
 #define PARLEY_DIAL_H
 
@@ -22,7 +25,19 @@ typedef void (*dial_cb)(void *data, chatlink *l, const char *reason);
  * callback then). */
 int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out);
 
+/* Answers a connect_request: direct attempts only, to u's endpoints (u
+ * comes from the tracker's push; its key is the tracker's).  Same
+ * contract as dial_start. */
+struct ctl_user;
+int dial_reverse(peer_ctx *ctx, const struct ctl_user *u, dial_cb cb, void *data, dialer **out);
+
 /* Abandons the dial; the callback will not fire.  NULL is a no-op. */
 void dial_cancel(dialer *d);
+
+/* Chat got a link from the other side (their dial, or our reverse request
+ * answered): the dial starts no relay any more and lets its direct
+ * attempts finish (one may still win: see the tie rule in chat.c); if none
+ * does, it reports a failure the caller can ignore.  NULL is a no-op. */
+void dial_inbound(dialer *d);
 
 #endif

@@ -4,7 +4,6 @@
  * frame and never disturbs the rest of the peer. */
 #include "link.h"
 
-#include "addr.h"
 #include "conn.h"
 #include "control.h"
 #include "frame.h"
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define HANDSHAKE_MS 10000
 #define BYE_LINGER_MS 2000
@@ -44,6 +42,7 @@ struct chatlink {
     uv_connect_t creq;
     enum link_state state;
     int dialer;
+    int relayed;     /* runs over a relay connection through the tracker */
     const link_handler *h;
     void *data;
     char name[NAME_BUFLEN];
@@ -127,6 +126,7 @@ void link_set_handler(chatlink *l, const link_handler *h, void *data) {
 const char *link_name(const chatlink *l) { return l->name; }
 const char *link_fold(const chatlink *l) { return l->fold; }
 int link_dialed(const chatlink *l) { return l->dialer; }
+int link_relayed(const chatlink *l) { return l->relayed; }
 int link_is_up(const chatlink *l) { return l->state == LINK_UP; }
 const char *link_addr(const chatlink *l) { return conn_peer(l->c); }
 
@@ -405,6 +405,39 @@ int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
     int r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
     if (r)
         conn_close(l->c, r); /* reported through closed, from the loop */
+    *out = l;
+    return 0;
+}
+
+static void orphan_frame(conn *c, const char *payload, size_t len) {}
+static void orphan_closed(conn *c, int reason) {}
+
+int link_adopt(peer_ctx *ctx, conn *c, int dialer, const char *name,
+               const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+               chatlink **out) {
+    chatlink *l = calloc(1, sizeof *l);
+    if (!l) {
+        conn_set_handlers(c, orphan_frame, orphan_closed, NULL);
+        conn_close(c, UV_ENOMEM);
+        return UV_ENOMEM;
+    }
+    l->ctx = ctx;
+    l->h = h;
+    l->data = data;
+    l->c = c;
+    l->relayed = 1;
+    l->dialer = dialer;
+    l->state = LINK_HELLO;
+    randombytes_buf(l->my_nonce, IDENT_NONCE);
+    if (dialer) {
+        snprintf(l->name, sizeof l->name, "%s", name);
+        if (name_fold(name, strlen(name), l->fold))
+            strcpy(l->fold, name);
+        memcpy(l->expect_key, key, IDENT_PK);
+    }
+    conn_set_handlers(c, on_frame, on_conn_closed, l);
+    conn_set_timeout(c, HANDSHAKE_MS);
+    send_hello(l);
     *out = l;
     return 0;
 }

@@ -40,6 +40,15 @@ int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
 int link_accept(peer_ctx *ctx, uv_stream_t *server, const link_handler *h, void *data,
                 chatlink **out);
 
+/* Runs the handshake over c, a relay connection after relay_ready (see
+ * relay.h): as the dialer (name and key as for link_dial) or, dialer 0, as
+ * the acceptor.  Takes c in every case (closed on failure).  0 with *out
+ * set (handshake results arrive through the handler), or UV_ENOMEM. */
+struct conn;
+int link_adopt(peer_ctx *ctx, struct conn *c, int dialer, const char *name,
+               const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+               chatlink **out);
+
 /* Hands the link to another owner.  h NULL: no further callbacks at all. */
 void link_set_handler(chatlink *l, const link_handler *h, void *data);
 
@@ -56,7 +65,8 @@ void link_close(chatlink *l);
 
 const char *link_name(const chatlink *l); /* the other side's name ("" before hello) */
 const char *link_fold(const chatlink *l); /* its folded form */
-int link_dialed(const chatlink *l);       /* 1 when we dialed */
+int link_dialed(const chatlink *l);       /* 1 when we dialed (asked for the relay) */
+int link_relayed(const chatlink *l);      /* 1 over a relay session */
 int link_is_up(const chatlink *l);
 const char *link_addr(const chatlink *l); /* the other side's HOST:PORT */
 

@@ -5,8 +5,10 @@
 #include "chat.h"
 #include "command.h"
 #include "control.h"
+#include "events.h"
 #include "listener.h"
 #include "peer.h"
+#include "tui.h"
 #include "ui_line.h"
 
 #include "addr.h"
@@ -22,8 +24,11 @@ static const char usage_text[] =
     "usage: peer --user NAME [options]\n"
     "\n"
     "A parley chat peer: registers NAME with a tracker, listens for chat links,\n"
-    "and chats directly with other peers.  Commands come on stdin, events go to\n"
-    "stdout one per line; diagnostics go to stderr.\n"
+    "and chats directly with other peers.  In a terminal it shows the terminal\n"
+    "UI: who is online on the left (click a name, or Tab/F2 then arrows and\n"
+    "Enter), the conversation on the right, commands and messages typed at the\n"
+    "bottom; its log goes to HOME/peer.log.  Otherwise (line mode) commands come\n"
+    "on stdin, events go to stdout one per line, diagnostics go to stderr.\n"
     "\n"
     "options:\n"
     "  --user NAME            your user name (1-32 characters, no spaces); required\n"
@@ -34,14 +39,23 @@ static const char usage_text[] =
     "  --advertise HOST:PORT  also advertise this endpoint (a forwarded port);\n"
     "                         may be given up to 16 times\n"
     "  --home DIR             where the identity key lives (default ~/.parley)\n"
-    "  --ui line|tui          user interface (default line; the terminal UI is not\n"
-    "                         built yet; line mode is used whenever stdin is not\n"
-    "                         a terminal)\n"
+    "  --ui line|tui          user interface (default: tui when stdin and stdout\n"
+    "                         are terminals, line otherwise)\n"
+    "  --no-bell              terminal UI: no bell for messages in a conversation\n"
+    "                         that is not on screen\n"
     "  --echo                 answer every received message with the same text\n"
-    "  --log-level LEVEL      error, warn, info (default) or debug\n"
+    "  --relay-after MS       when dialing, ask the tracker to relay if no direct\n"
+    "                         link is up after MS milliseconds (0 to 600000,\n"
+    "                         default 1000; 0 relays at once)\n"
+    "  --log-level LEVEL      error, warn (default), info or debug; logs go to stderr\n"
     "  --help                 this text\n"
     "\n"
-    "line-mode commands:\n";
+    "terminal UI keys: Tab (on an empty line) or F2 users panel, where typing\n"
+    "filters, Up/Down select, Enter opens; PgUp/PgDn or the wheel scroll; Up/Down\n"
+    "input history; Tab completes a name; /mouse toggles mouse reporting (to\n"
+    "select text); Ctrl-C or /quit leaves.\n"
+    "\n"
+    "commands (both modes):\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fputs("error: ", stderr);
@@ -52,7 +66,8 @@ static int usage_error(const char *fmt, const char *arg) {
 
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
-    enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP };
+    enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP,
+           O_NO_BELL, O_RELAY_AFTER };
     static const struct option opts[] = {
         {"user", required_argument, NULL, O_USER},
         {"tracker", required_argument, NULL, O_TRACKER},
@@ -63,9 +78,11 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         {"advertise", required_argument, NULL, O_ADVERTISE},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"no-bell", no_argument, NULL, O_NO_BELL},
+        {"relay-after", required_argument, NULL, O_RELAY_AFTER},
         {NULL, 0, NULL, 0},
     };
-    const char *user = NULL, *ui_mode = "line";
+    const char *user = NULL, *ui_mode = NULL;
     char host[ADDR_STRLEN], port[8];
     opterr = 0;
     for (;;) {
@@ -94,6 +111,16 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         case O_HOME: *home = optarg; break;
         case O_UI: ui_mode = optarg; break;
         case O_ECHO: ctx->echo = 1; break;
+        case O_NO_BELL: ctx->no_bell = 1; break;
+        case O_RELAY_AFTER: {
+            char *end;
+            unsigned long ms = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || ms > 600000)
+                return usage_error("--relay-after %s is not a number of milliseconds from 0 to "
+                                   "600000", optarg);
+            ctx->relay_after_ms = ms;
+            break;
+        }
         case O_LOG:
             if (log_level_parse(optarg, &ctx->lg.level))
                 return usage_error("--log-level %s is not one of error, warn, info, debug", optarg);
@@ -122,11 +149,15 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     }
     snprintf(ctx->user, sizeof ctx->user, "%s", user);
     name_fold(user, strlen(user), ctx->user_fold);
-    if (strcmp(ui_mode, "tui") == 0) {
-        if (uv_guess_handle(0) == UV_TTY) {
-            fprintf(stderr, "error: the terminal UI is not built yet; use --ui line\n");
+    if (!ui_mode) {
+        ctx->tui = tui_possible();
+    } else if (strcmp(ui_mode, "tui") == 0) {
+        if (!tui_possible()) {
+            fprintf(stderr, "error: --ui tui needs a terminal on stdin and stdout; use --ui line "
+                    "(the default when they are not terminals)\n");
             return 2;
         }
+        ctx->tui = 1;
     } else if (strcmp(ui_mode, "line") != 0) {
         return usage_error("--ui %s is not line or tui", ui_mode);
     }
@@ -148,12 +179,14 @@ void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
     ctx->drain_deadline = uv_now(ctx->loop) + PEER_DRAIN_MS;
     ui_close(ctx->ui); /* no more commands, even while draining */
     ctx->ui = NULL;
+    ev_close_frontend(ctx);
     uv_timer_start(&ctx->quit_timer, on_quit_timer, 0, 0);
 }
 
 static void close_all(peer_ctx *ctx) {
     ui_close(ctx->ui);
     ctx->ui = NULL;
+    ev_close_frontend(ctx);
     chat_close(ctx->chat);
     ctx->chat = NULL;
     lst_close(ctx->lst);
@@ -230,7 +263,10 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     } else if ((r = ctl_open(ctx, &ctx->ctl))) {
         fprintf(stderr, "error: cannot use tracker %s: %s\n", ctx->tracker, uv_strerror(r));
         status = 2;
-    } else if ((r = ui_open(&loop, &ctx->lg, on_line, on_eof, ctx, &ctx->ui))) {
+    } else if (ctx->tui && (r = tui_open(ctx, home, err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        status = 1;
+    } else if (!ctx->tui && (r = ui_open(ctx, on_line, on_eof, &ctx->ui))) {
         fprintf(stderr, "error: cannot read commands from stdin: %s\n", uv_strerror(r));
         status = 1;
     }
@@ -248,7 +284,7 @@ static int run(peer_ctx *ctx, const char *home_arg) {
         return 1;
     }
     if (ctx->say_bye)
-        ui_event(NULL, "bye");
+        ev_bye(ctx);
     return status;
 }
 
@@ -256,9 +292,10 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed socket or stdout must not kill us */
     peer_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.lg.level = LOG_INFO;
+    ctx.lg.level = LOG_WARN;
     ctx.lg.prog = "peer";
     ctx.tracker = "127.0.0.1:5960";
+    ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
     const char *home = "~/.parley";
     int r = parse_args(&ctx, argc, argv, &home);
     if (r >= 0)

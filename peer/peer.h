@@ -14,9 +14,11 @@
 
 #define PEER_MAX_ADVERTISE 16
 #define PEER_MAX_ENDPOINTS 16   /* the protocol's limit per register */
+#define PEER_RELAY_AFTER_MS 1000 /* --relay-after default */
 #define CHAT_TEXT_MAX 4000      /* bytes of text per msg (PROTOCOL.md) */
 
 struct ui;
+struct ev_frontend;
 struct ctl;
 struct lst;
 struct chat;
@@ -32,9 +34,14 @@ typedef struct peer_ctx {
     const char *advertise[PEER_MAX_ADVERTISE];
     int n_advertise;
     int echo;
+    uint64_t relay_after_ms;     /* --relay-after: start the relay after this long */
     uint64_t id_base;            /* message ids: id_base + ++id_seq */
     uint64_t id_seq;
-    struct ui *ui;
+    struct ui *ui;               /* line-mode stdin reader (NULL in the terminal UI) */
+    const struct ev_frontend *fe; /* where ev_* events go; NULL: line mode */
+    void *fe_data;               /* the front end's state */
+    int tui;                     /* the terminal UI runs (else line mode) */
+    int no_bell;                 /* --no-bell */
     struct ctl *ctl;
     struct lst *lst;
     struct chat *chat;
@@ -52,8 +59,10 @@ enum { QUIT_NOW = 0, QUIT_DRAIN = 1 };
 /* Asks the process to shut down with exit status code.  The work happens on
  * the next loop turn, so any callback may call this.  say_bye: print the
  * "bye" event on the way out (quit, EOF, signals).  how: QUIT_DRAIN first
- * waits (at most PEER_DRAIN_MS) for sent messages to be acknowledged, so a
- * script's last lines are not lost; input stops at once either way. */
+ * waits (at most PEER_DRAIN_MS) for sent messages to be acknowledged, so the
+ * last lines of a script that ends its input are not lost (end of input
+ * drains; /quit and signals leave at once).  Input stops at once either
+ * way. */
 void peer_quit(peer_ctx *ctx, int code, int say_bye, int how);
 
 #define PEER_DRAIN_MS 5000

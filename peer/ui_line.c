@@ -1,9 +1,11 @@
-/* ui_line: stdin in, events out.  Input arrives through a uv_tty_t, a
- * uv_pipe_t or chunked uv_fs_read calls, whichever uv_guess_handle says
- * stdin is; all three feed the same line splitter. */
+/* ui_line: stdin in, one line at a time (line mode's output is
+ * ui_line_events.c).  Input arrives through a uv_tty_t, a uv_pipe_t or
+ * chunked uv_fs_read calls, whichever uv_guess_handle says stdin is; all
+ * three feed the same line splitter. */
 #include "ui_line.h"
 
-#include <stdarg.h>
+#include "events.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 enum { SRC_STREAM, SRC_FILE };
 
 struct ui {
+    peer_ctx *ctx;
     uv_loop_t *loop;
     const logger *lg;
     ui_line_cb on_line;
@@ -31,16 +34,6 @@ struct ui {
     char line[UI_LINE_MAX + 1];
     char chunk[65536];     /* file reads and stream reads land here */
 };
-
-void ui_event(ui *u, const char *fmt, ...) {
-    (void)u;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
 
 static void emit_line(ui *u) {
     size_t n = u->len;
@@ -65,7 +58,7 @@ static void feed(ui *u, const char *p, size_t n) {
         if (u->skipping)
             continue;
         if (u->len == UI_LINE_MAX) {
-            ui_event(u, "error: input line longer than %d bytes ignored; messages may be at most 4000 bytes",
+            ev_error(u->ctx, "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
                      UI_LINE_MAX);
             u->skipping = 1;
             u->len = 0;
@@ -146,16 +139,17 @@ static void start_file_read(ui *u) {
 static void on_start_timer(uv_timer_t *t);
 static void on_closed(uv_handle_t *h);
 
-int ui_open(uv_loop_t *loop, const logger *lg, ui_line_cb on_line, ui_eof_cb on_eof, void *data,
-            ui **out) {
+int ui_open(peer_ctx *ctx, ui_line_cb on_line, ui_eof_cb on_eof, ui **out) {
     ui *u = calloc(1, sizeof *u);
     if (!u)
         return UV_ENOMEM;
+    uv_loop_t *loop = ctx->loop;
+    u->ctx = ctx;
     u->loop = loop;
-    u->lg = lg;
+    u->lg = &ctx->lg;
     u->on_line = on_line;
     u->on_eof = on_eof;
-    u->data = data;
+    u->data = ctx;
     uv_handle_type t = uv_guess_handle(0);
     int r;
     if (t == UV_TTY) {

@@ -1,12 +1,11 @@
-/* ui_line: the line-mode user interface.  Reads commands from stdin, which
- * may be a terminal, a pipe or a regular file, one line at a time, and
- * writes events to stdout, one line each, flushed at once (TEAM.md lists
- * the formats).  The terminal UI of a later issue will offer the same
- * ui_event entry point. */
+/* ui_line: the line-mode input.  Reads commands from stdin, which may be a
+ * terminal, a pipe or a regular file, one line at a time.  Line mode's
+ * output (one event per line on stdout, TEAM.md lists the formats) is the
+ * ev_frontend in ui_line_events.c; a JSON front end can reuse this reader. */
 #ifndef PARLEY_UI_LINE_H
 #define PARLEY_UI_LINE_H
 
-#include "log.h"
+#include "peer.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -22,14 +21,10 @@ typedef void (*ui_eof_cb)(void *data, int status);
 
 #define UI_LINE_MAX 16384 /* longer lines are reported and skipped */
 
-/* Starts reading stdin.  0 with *out set, or a uv error.  Callbacks fire
- * from the loop only. */
-int ui_open(uv_loop_t *loop, const logger *lg, ui_line_cb on_line, ui_eof_cb on_eof, void *data,
-            ui **out);
-
-/* Prints one event line (printf format, no newline) on stdout and flushes.
- * u may be NULL (before ui_open or after ui_close). */
-void ui_event(ui *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Starts reading stdin on ctx->loop; the callbacks get ctx as data.  An
+ * over-long line is reported with ev_error and skipped.  0 with *out set,
+ * or a uv error.  Callbacks fire from the loop only. */
+int ui_open(peer_ctx *ctx, ui_line_cb on_line, ui_eof_cb on_eof, ui **out);
 
 /* Stops reading; u is freed once its handle (or pending file read) is
  * done.  No callbacks fire after this.  NULL is a no-op. */

@@ -19,6 +19,9 @@ struct conn {
     const logger *lg;
     conn_frame_cb on_frame;
     conn_close_cb on_close;
+    conn_raw_cb on_raw;     /* non-NULL: raw mode */
+    conn_drain_cb on_drain;
+    size_t drain_low;
     void *data;
     size_t queued;
     int state;
@@ -108,6 +111,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void conn_process(conn *c) {
     c->in_process = 1;
     while (c->state == CONN_OPEN && !c->paused) {
+        if (c->on_raw) {
+            size_t n = frame_reader_pending(&c->rd);
+            if (n == 0)
+                break;
+            const char *p = c->rd.buf + c->rd.start;
+            c->rd.start = c->rd.end; /* consumed: the next read may reuse the space */
+            c->on_raw(c, p, n);
+            continue;
+        }
         const char *p;
         size_t n;
         int r = frame_reader_next(&c->rd, &p, &n);
@@ -171,9 +183,23 @@ void conn_resume(conn *c) {
         conn_process(c);
 }
 
+void conn_set_handlers(conn *c, conn_frame_cb on_frame, conn_close_cb on_close, void *data) {
+    c->on_frame = on_frame;
+    c->on_close = on_close;
+    c->data = data;
+}
+
+void conn_set_raw(conn *c, conn_raw_cb on_raw) { c->on_raw = on_raw; }
+
+void conn_set_drain(conn *c, conn_drain_cb cb, size_t low) {
+    c->on_drain = cb;
+    c->drain_low = low;
+}
+
 static void on_write(uv_write_t *req, int status) {
     wreq *w = (wreq *)req;
     conn *c = req->handle->data;
+    size_t before = c->queued;
     c->queued -= w->len;
     free(w->buf);
     free(w);
@@ -182,6 +208,9 @@ static void on_write(uv_write_t *req, int status) {
         conn_close(c, status);
     } else if (c->state == CONN_DRAINING && c->queued == 0) {
         conn_close(c, c->reason);
+    } else if (c->on_drain && c->state == CONN_OPEN && before > c->drain_low &&
+               c->queued <= c->drain_low) {
+        c->on_drain(c);
     }
 }
 

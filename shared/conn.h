@@ -27,6 +27,14 @@ typedef void (*conn_frame_cb)(conn *c, const char *payload, size_t len);
  * or the reason given to conn_close / conn_fail (UV_EPROTO). */
 typedef void (*conn_close_cb)(conn *c, int reason);
 
+/* Raw mode (relay forwarding): every received byte, unparsed.  data is
+ * valid only during the call; the callback may send, pause or close. */
+typedef void (*conn_raw_cb)(conn *c, const char *data, size_t len);
+
+/* Fires from the loop (a write completion) when the bytes queued for
+ * writing fall to the low-water mark given to conn_set_drain. */
+typedef void (*conn_drain_cb)(conn *c);
+
 /* NULL on allocation or handle failure. */
 conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_cb on_frame,
                conn_close_cb on_close, void *data);
@@ -60,6 +68,21 @@ void conn_set_timeout(conn *c, uint64_t ms);
 /* Stops and resumes reading (back-pressure). */
 void conn_pause(conn *c);
 void conn_resume(conn *c);
+
+/* Hands the connection to another owner: later frames, the close
+ * notification and conn_data go to the new callbacks and data. */
+void conn_set_handlers(conn *c, conn_frame_cb on_frame, conn_close_cb on_close, void *data);
+
+/* Switches to raw mode for good: no more frames; every byte received from
+ * now on, and every byte already received but not yet handed out as a
+ * frame, goes to on_raw unparsed.  Call it from the frame callback (the
+ * buffered bytes follow as soon as that callback returns) or while paused
+ * (they follow from conn_resume).  The frame size limit no longer applies. */
+void conn_set_raw(conn *c, conn_raw_cb on_raw);
+
+/* Asks for cb whenever a write completion leaves at most low bytes queued
+ * (after more were queued).  cb NULL turns it off. */
+void conn_set_drain(conn *c, conn_drain_cb cb, size_t low);
 
 int conn_closing(const conn *c);
 size_t conn_queued(const conn *c);   /* bytes queued for writing */

@@ -152,6 +152,40 @@ int ident_verify_chat(const unsigned char pk[IDENT_PK], const unsigned char my_n
     return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
 }
 
+#define RELAY_CTX "parley-relay-v1"
+
+static size_t relay_input(unsigned char *out, const unsigned char *nonce,
+                          const unsigned char *session, const char *name, size_t namelen) {
+    size_t n = sizeof RELAY_CTX; /* the context and its NUL */
+    memcpy(out, RELAY_CTX, n);
+    memcpy(out + n, nonce, IDENT_NONCE);
+    n += IDENT_NONCE;
+    memcpy(out + n, session, IDENT_SESSION);
+    n += IDENT_SESSION;
+    memcpy(out + n, name, namelen);
+    return n + namelen;
+}
+
+void ident_sign_relay(const identity *id, const unsigned char nonce[IDENT_NONCE],
+                      const unsigned char session[IDENT_SESSION], const char *name, size_t namelen,
+                      unsigned char sig[IDENT_SIG]) {
+    unsigned char m[SIGBUF + IDENT_SESSION];
+    if (namelen > NAME_MAX_BYTES)
+        namelen = NAME_MAX_BYTES;
+    size_t n = relay_input(m, nonce, session, name, namelen);
+    crypto_sign_detached(sig, NULL, m, n, id->sk);
+}
+
+int ident_verify_relay(const unsigned char pk[IDENT_PK], const unsigned char nonce[IDENT_NONCE],
+                       const unsigned char session[IDENT_SESSION], const char *name,
+                       size_t namelen, const unsigned char sig[IDENT_SIG]) {
+    unsigned char m[SIGBUF + IDENT_SESSION];
+    if (namelen > NAME_MAX_BYTES)
+        return UV_EPERM;
+    size_t n = relay_input(m, nonce, session, name, namelen);
+    return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
+}
+
 void ident_fingerprint(const unsigned char pk[IDENT_PK], char out[32]) {
     unsigned char h[12];
     crypto_generichash(h, sizeof h, pk, IDENT_PK, NULL, 0);

@@ -37,6 +37,16 @@ void ident_sign_chat(const identity *id, const unsigned char their_nonce[IDENT_N
 int ident_verify_chat(const unsigned char pk[IDENT_PK], const unsigned char my_nonce[IDENT_NONCE],
                       const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]);
 
+/* Relay sessions: the joiner signs "parley-relay-v1" 0 nonce session name
+ * (the relay connection's welcome nonce, the 16-byte session token). */
+#define IDENT_SESSION 16
+void ident_sign_relay(const identity *id, const unsigned char nonce[IDENT_NONCE],
+                      const unsigned char session[IDENT_SESSION], const char *name, size_t namelen,
+                      unsigned char sig[IDENT_SIG]);
+int ident_verify_relay(const unsigned char pk[IDENT_PK], const unsigned char nonce[IDENT_NONCE],
+                       const unsigned char session[IDENT_SESSION], const char *name,
+                       size_t namelen, const unsigned char sig[IDENT_SIG]);
+
 /* Short printable fingerprint of a public key ("ab12-cd34-..."), 30 bytes. */
 void ident_fingerprint(const unsigned char pk[IDENT_PK], char out[32]);
 

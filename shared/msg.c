@@ -178,8 +178,9 @@ int msg_get(const msg_in *m, const char *key, const msgpack_object **o) {
     size_t kn = strlen(key);
     for (uint32_t i = 0; i < m->map->size; i++) {
         const msgpack_object_kv *kv = &m->map->ptr[i];
+        /* msgpack-c leaves ptr NULL for an empty string: no memcmp then. */
         if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kn &&
-            memcmp(kv->key.via.str.ptr, key, kn) == 0) {
+            (kn == 0 || memcmp(kv->key.via.str.ptr, key, kn) == 0)) {
             if (kv->val.type == MSGPACK_OBJECT_NIL)
                 return UV_ENOENT;
             *o = &kv->val;
@@ -196,7 +197,9 @@ int msg_str(const msg_in *m, const char *key, const char **s, size_t *n) {
         return r;
     if (o->type != MSGPACK_OBJECT_STR)
         return UV_EINVAL;
-    *s = o->via.str.ptr;
+    /* Never hand out NULL (msgpack-c's pointer for ""): callers pass it to
+     * memchr and memcpy, where NULL is undefined even with length 0. */
+    *s = o->via.str.size ? o->via.str.ptr : "";
     *n = o->via.str.size;
     return 0;
 }
@@ -261,9 +264,10 @@ int msg_array(const msg_in *m, const char *key, const msgpack_object_array **a) 
 
 int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen) {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= outlen ||
-        memchr(o->via.str.ptr, 0, o->via.str.size))
+        (o->via.str.size && memchr(o->via.str.ptr, 0, o->via.str.size)))
         return UV_EINVAL;
-    memcpy(out, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size) /* ptr is NULL for "" */
+        memcpy(out, o->via.str.ptr, o->via.str.size);
     out[o->via.str.size] = '\0';
     return 0;
 }

@@ -70,11 +70,13 @@ static void utf8_locale_init(void) {
 
 static int is_space(unsigned c) {
     /* Unicode White_Space plus the invisible formatting characters that
-     * would let two names look identical. */
+     * would let two names look identical: zero-width marks and every
+     * Bidi_Control character (LRM/RLM, the embeddings and overrides, the
+     * isolates U+2066..2069 and the Arabic letter mark U+061C). */
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200f) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
            c == 0x205f || c == 0x3000 || c == 0xfeff || (c >= 0x202a && c <= 0x202e) ||
-           (c >= 0x2060 && c <= 0x2064);
+           (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0x061c;
 }
 
 int name_check(const char *s, size_t len, const char **why) {

@@ -162,6 +162,7 @@ def main():
 
     lock = threading.Lock()
     counts = {'ok': 0, 'FAIL': 0, 'skip': 0}
+    skip_reasons = {}
     for e in errors:
         print('FAIL %s' % e, flush=True)
         counts['FAIL'] += 1
@@ -178,6 +179,8 @@ def main():
             if status == 'skip':
                 reason = [l for l in text.splitlines() if l.startswith('SKIP')]
                 line += '  (%s)' % (reason[-1] if reason else 'skipped')
+                why = reason[-1][5:].strip() if reason else 'no reason given'
+                skip_reasons[why] = skip_reasons.get(why, 0) + 1
             print(line, flush=True)
             if status == 'FAIL':
                 for l in text.rstrip('\n').splitlines():
@@ -192,6 +195,9 @@ def main():
     summary = '%d passed, %d failed' % (counts['ok'], counts['FAIL'])
     if counts['skip']:
         summary += ', %d skipped' % counts['skip']
+        # Skips are loud: each distinct reason once, right above the summary.
+        for why, n in sorted(skip_reasons.items()):
+            print('SKIPPED %d test%s: %s' % (n, '' if n == 1 else 's', why), flush=True)
     print(summary, flush=True)
     if counts['FAIL'] or counts['ok'] == 0:
         return 1

@@ -20,6 +20,8 @@ static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TR
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS] [--log-level LEVEL]\n"
+            "               [--relay-per-user N] [--relay-max N] [--relay-rate BYTES]\n"
+            "               [--relay-idle SECONDS] [--relay-join-timeout MS]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
             "is online and look each other up before chatting directly.\n"
@@ -33,6 +35,16 @@ static void usage(FILE *f) {
             "  --ttl SECONDS        drop a peer silent this long and mark it offline\n"
             "                       (1 to 86400, default 60).\n"
             "  --log-level LEVEL    error, warn, info or debug (default info); logs go to stderr.\n"
+            "  --relay-per-user N   relay sessions one user may be part of at once (0 to\n"
+            "                       1000000, default 8; 0 turns relaying off).\n"
+            "  --relay-max N        relay sessions at once in total (0 to 1000000, default 1024).\n"
+            "  --relay-rate BYTES   bytes per second one relay session may carry, both ways\n"
+            "                       together (1024 to 2^40, default 1048576); a faster sender\n"
+            "                       is slowed down (not read), nothing is dropped.\n"
+            "  --relay-idle SECONDS close a relay session that carried nothing this long\n"
+            "                       (1 to 86400, default 300).\n"
+            "  --relay-join-timeout MS  how long a relay session waits for both sides to\n"
+            "                       join (100 to 600000, default 10000).\n"
             "  --help               show this help.\n"
             "\n"
             "Once ready it logs \"listening on HOST:PORT\" for each listener.  SIGINT or\n"
@@ -51,6 +63,11 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'}, {"db", required_argument, NULL, 'd'},
         {"ttl", required_argument, NULL, 't'},    {"log-level", required_argument, NULL, 'v'},
+        {"relay-per-user", required_argument, NULL, 'u'},
+        {"relay-max", required_argument, NULL, 'm'},
+        {"relay-rate", required_argument, NULL, 'r'},
+        {"relay-idle", required_argument, NULL, 'i'},
+        {"relay-join-timeout", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     tracker_config *cfg = &ctx->cfg;
@@ -77,6 +94,45 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 return bad_usage("--ttl %s is not a number of seconds from 1 to 86400", optarg);
             cfg->ttl = (unsigned)v;
             break;
+        case 'u':
+        case 'm':
+        case 'r':
+        case 'i':
+        case 'j': {
+            static const struct {
+                int o;
+                const char *flag, *what;
+                unsigned long long lo, hi;
+            } lim[] = {
+                {'u', "--relay-per-user", "a number from 0 to 1000000", 0, 1000000},
+                {'m', "--relay-max", "a number from 0 to 1000000", 0, 1000000},
+                {'r', "--relay-rate", "a number of bytes per second from 1024 to 2^40", 1024,
+                 1ull << 40},
+                {'i', "--relay-idle", "a number of seconds from 1 to 86400", 1, 86400},
+                {'j', "--relay-join-timeout", "a number of milliseconds from 100 to 600000", 100,
+                 600000},
+            };
+            size_t k = 0;
+            while (lim[k].o != o)
+                k++;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || n < lim[k].lo || n > lim[k].hi) {
+                fprintf(stderr, "tracker: %s %s is not %s; see tracker --help\n", lim[k].flag,
+                        optarg, lim[k].what);
+                return 2;
+            }
+            if (o == 'u')
+                cfg->relay_per_user = (unsigned)n;
+            else if (o == 'm')
+                cfg->relay_max = (unsigned)n;
+            else if (o == 'r')
+                cfg->relay_rate = n;
+            else if (o == 'i')
+                cfg->relay_idle = (unsigned)n;
+            else
+                cfg->relay_join_ms = (unsigned)n;
+            break;
+        }
         case 'v':
             if (log_level_parse(optarg, &ctx->lg.level))
                 return bad_usage("--log-level %s is not one of error, warn, info, debug", optarg);
@@ -135,6 +191,11 @@ int main(int argc, char **argv) {
     ctx.lg = (logger){LOG_INFO, "tracker"};
     ctx.cfg.db = "tracker.db";
     ctx.cfg.ttl = 60;
+    ctx.cfg.relay_per_user = RELAY_PER_USER_DEFAULT;
+    ctx.cfg.relay_max = RELAY_MAX_DEFAULT;
+    ctx.cfg.relay_rate = RELAY_RATE_DEFAULT;
+    ctx.cfg.relay_idle = RELAY_IDLE_DEFAULT;
+    ctx.cfg.relay_join_ms = RELAY_JOIN_MS;
     const char **specs = calloc((size_t)argc + 2, sizeof *specs);
     if (!specs) {
         fprintf(stderr, "tracker: out of memory\n");

@@ -12,6 +12,7 @@
 #include "identity.h"
 #include "msg.h"
 #include "name.h"
+#include "relay.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -20,10 +21,11 @@
 #include <string.h>
 #include <time.h>
 
-/* hello -> ready -> registering -> registered; only sess_set moves it. */
-typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED } sess_state;
+/* hello -> ready -> registering -> registered, or hello -> relay (a relay
+ * connection, handed to relay.c by relay_join); only sess_set moves it. */
+typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED, SS_RELAY } sess_state;
 
-static const char *const state_names[] = {"hello", "ready", "registering", "registered"};
+static const char *const state_names[] = {"hello", "ready", "registering", "registered", "relay"};
 
 typedef struct session {
     struct session *prev, *next; /* ctx->sessions */
@@ -149,8 +151,9 @@ static void on_hello(session *s, const msg_in *m) {
         bad_field(s, "hello", "role", "str");
         return;
     }
-    if (rn != 4 || memcmp(role, "peer", 4) != 0) {
-        conn_fail(s->c, "bad_message", "this tracker accepts only role \"peer\" on this connection", 0);
+    int relay = rn == 5 && memcmp(role, "relay", 5) == 0;
+    if (!relay && (rn != 4 || memcmp(role, "peer", 4) != 0)) {
+        conn_fail(s->c, "bad_message", "hello role must be \"peer\" or \"relay\"", 0);
         return;
     }
     randombytes_buf(s->nonce, sizeof s->nonce);
@@ -161,7 +164,9 @@ static void on_hello(session *s, const msg_in *m) {
     msg_put_str(&out, "observed", s->observed);
     msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
     send_msg(s, &out);
-    sess_set(s, SS_READY);
+    sess_set(s, relay ? SS_RELAY : SS_READY);
+    if (relay) /* relay_join must follow as promptly as hello did */
+        conn_set_timeout(s->c, TRACKER_HELLO_MS);
 }
 
 static void on_bound(int status, void *arg);
@@ -439,6 +444,164 @@ static void on_lookup(session *s, const msg_in *m) {
     send_msg(s, &out);
 }
 
+/* Checks a request's "to": registered sender, valid name, not the sender,
+ * known and online.  Returns the target's session or NULL after answering
+ * the error; *fold gets the folded name. */
+static session *request_target(session *s, const msg_in *m, const char *type, uint64_t id,
+                               char fold[NAME_BUFLEN]) {
+    const char *to;
+    size_t tlen;
+    char text[200];
+    if (msg_str(m, "to", &to, &tlen)) {
+        bad_field(s, type, "to", "str");
+        return NULL;
+    }
+    if (s->state != SS_REGISTERED) {
+        send_error(s, "not_registered", "register before asking to reach someone", id);
+        return NULL;
+    }
+    if (name_fold(to, tlen, fold)) {
+        send_error(s, "bad_name", "invalid name in to", id);
+        return NULL;
+    }
+    if (strcmp(fold, s->folded) == 0) {
+        send_error(s, "bad_name", "that is your own name; name someone else", id);
+        return NULL;
+    }
+    session *o = online_get(s->ctx->online, fold);
+    if (!o) {
+        reg_user u;
+        int r = reg_lookup(s->ctx->reg, fold, &u);
+        if (r == 0)
+            snprintf(text, sizeof text, "%s is offline", u.name);
+        else
+            snprintf(text, sizeof text, "no user named %.*s", (int)tlen, to);
+        send_error(s, r == 0 ? "offline" : "not_found", text, id);
+        return NULL;
+    }
+    return o;
+}
+
+/* Reverse connection: tell the target to dial the sender. */
+static void on_connect_request(session *s, const msg_in *m) {
+    uint64_t id;
+    char fold[NAME_BUFLEN];
+    if (get_id(s, m, "connect_request", &id))
+        return;
+    session *o = request_target(s, m, "connect_request", id, fold);
+    if (!o)
+        return;
+    reg_user u;
+    if (reg_lookup(s->ctx->reg, s->folded, &u)) {
+        send_error(s, "internal", "the tracker's database failed; try again later", id);
+        return;
+    }
+    msg_out out;
+    msg_out_init(&out, "connect_request", 4);
+    msg_put_str(&out, "from", s->name);
+    msg_put_bin(&out, "key", u.key, sizeof u.key);
+    msg_put_key(&out, "endpoints");
+    msgpack_pack_array(&out.pk, u.nendpoints);
+    for (size_t i = 0; i < u.nendpoints; i++)
+        msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
+    msg_put_str(&out, "observed", s->observed);
+    send_msg(o, &out);
+    msg_out_init(&out, "connect_result", 1);
+    msg_put_uint(&out, "id", id);
+    send_msg(s, &out);
+}
+
+/* Relay: create the session, give the sender its token, offer it to the
+ * target. */
+static void on_relay_request(session *s, const msg_in *m) {
+    uint64_t id;
+    char fold[NAME_BUFLEN], why[300];
+    unsigned char token[IDENT_SESSION];
+    if (get_id(s, m, "relay_request", &id))
+        return;
+    session *o = request_target(s, m, "relay_request", id, fold);
+    if (!o)
+        return;
+    int r = rly_create(s->ctx, s->name, s->folded, o->name, o->folded, token, why, sizeof why);
+    if (r) {
+        send_error(s, r == UV_ENOMEM ? "internal" : "limit", why, id);
+        return;
+    }
+    msg_out out;
+    msg_out_init(&out, "relay_offer", 2);
+    msg_put_str(&out, "from", s->name);
+    msg_put_bin(&out, "session", token, sizeof token);
+    send_msg(o, &out);
+    msg_out_init(&out, "relay_result", 2);
+    msg_put_uint(&out, "id", id);
+    msg_put_bin(&out, "session", token, sizeof token);
+    send_msg(s, &out);
+}
+
+static void sess_unlink(session *s) {
+    tracker_ctx *ctx = s->ctx;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nsessions--;
+}
+
+/* A relay connection proves who it is; relay.c then takes it over. */
+static void on_relay_join(session *s, const msg_in *m) {
+    const unsigned char *token, *key, *sig;
+    const char *name;
+    size_t nlen;
+    char fold[NAME_BUFLEN], text[300];
+    if (s->state != SS_RELAY) {
+        conn_fail(s->c, "bad_message", "relay_join belongs on a relay connection (hello role "
+                  "\"relay\")", 0);
+        return;
+    }
+    if (msg_bin(m, "session", &token, IDENT_SESSION))
+        return bad_field(s, "relay_join", "session", "bin (16 bytes)");
+    if (msg_str(m, "name", &name, &nlen))
+        return bad_field(s, "relay_join", "name", "str");
+    if (msg_bin(m, "key", &key, IDENT_PK))
+        return bad_field(s, "relay_join", "key", "bin (32 bytes)");
+    if (msg_bin(m, "sig", &sig, IDENT_SIG))
+        return bad_field(s, "relay_join", "sig", "bin (64 bytes)");
+    if (name_fold(name, nlen, fold)) {
+        conn_fail(s->c, "bad_name", "relay_join carries an invalid name", 0);
+        return;
+    }
+    reg_user u;
+    int r = reg_lookup(s->ctx->reg, fold, &u);
+    if (r) {
+        snprintf(text, sizeof text, "no user named %.*s", (int)nlen, name);
+        conn_fail(s->c, r == UV_ENOENT ? "not_found" : "internal", text, 0);
+        return;
+    }
+    if (sodium_memcmp(u.key, key, IDENT_PK) != 0 ||
+        ident_verify_relay(key, s->nonce, token, name, nlen, sig)) {
+        conn_fail(s->c, "bad_signature", "relay_join is not signed by the key registered for "
+                  "that name", 0);
+        return;
+    }
+    r = rly_join(s->ctx, s->c, token, fold);
+    if (r == UV_ENOENT) {
+        conn_fail(s->c, "not_found", "no relay session has this token (it expired, was "
+                  "never created, or has started)", 0);
+        return;
+    }
+    if (r) {
+        snprintf(text, sizeof text, "this relay session is not for %s, or that user joined it "
+                 "already", u.name);
+        conn_fail(s->c, "forbidden", text, 0);
+        return;
+    }
+    /* relay.c owns the connection now; this session is done. */
+    sess_unlink(s);
+    free(s);
+}
+
 static void on_ping(session *s, const msg_in *m) {
     msg_out out;
     msg_out_init(&out, "pong", 0);
@@ -466,6 +629,8 @@ static const struct {
 } handlers[] = {
     {"hello", on_hello}, {"register", on_register}, {"list", on_list}, {"lookup", on_lookup},
     {"ping", on_ping},   {"pong", on_pong},         {"error", on_error},
+    {"connect_request", on_connect_request}, {"relay_request", on_relay_request},
+    {"relay_join", on_relay_join},
 };
 
 static void on_frame(conn *c, const char *payload, size_t len) {
@@ -490,6 +655,8 @@ static void on_frame(conn *c, const char *payload, size_t len) {
         conn_fail(c, "unknown_type", text, 0);
     } else if (s->state == SS_HELLO && fn != on_hello) {
         conn_fail(c, "bad_message", "the first frame must be hello", 0);
+    } else if (s->state == SS_RELAY && fn != on_relay_join && fn != on_error) {
+        conn_fail(c, "bad_message", "a relay connection sends relay_join after hello", 0);
     } else {
         fn(s, &m);
     }
@@ -511,13 +678,7 @@ static const char *close_reason(int reason) {
 static void on_closed(conn *c, int reason) {
     session *s = conn_data(c);
     tracker_ctx *ctx = s->ctx;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        ctx->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    ctx->nsessions--;
+    sess_unlink(s);
     s->c = NULL;
     if (s->state == SS_REGISTERED && online_del(ctx->online, s->folded, s)) {
         if (reg_presence(ctx->reg, s->folded, 0, s->last_frame))
@@ -587,6 +748,7 @@ void srv_on_connection(uv_stream_t *listener, int status) {
 }
 
 void srv_stop(tracker_ctx *ctx) {
+    rly_stop(ctx);
     /* Not conn_fail: that logs a line per client and may wait 2 s on each
      * slow one.  The error goes out now if the socket has room, and the
      * close drops whatever does not fit. */

@@ -9,6 +9,7 @@
 #include "registry.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #define TRACKER_PORT "5960"
@@ -21,11 +22,24 @@ typedef struct tracker_config {
     int default_listen;  /* no --listen given: IPv6 may be missing on this host */
     const char *db;
     unsigned ttl;        /* seconds of silence before a client is dropped */
+    unsigned relay_per_user;  /* relay sessions one user may be part of at once */
+    unsigned relay_max;       /* relay sessions at once in total */
+    uint64_t relay_rate;      /* bytes per second per session (both directions) */
+    unsigned relay_idle;      /* seconds without a byte before a session closes */
+    unsigned relay_join_ms;   /* for both sides to join after the request */
 } tracker_config;
+
+#define RELAY_PER_USER_DEFAULT 8
+#define RELAY_MAX_DEFAULT 1024
+#define RELAY_RATE_DEFAULT (1024 * 1024)
+#define RELAY_IDLE_DEFAULT 300
+#define RELAY_JOIN_MS 10000
+#define RELAY_HIGH_WATER (256 * 1024) /* pause a reader while its peer has this much queued */
 
 struct listener;
 struct lsn_job;
 struct session;
+struct rsess;
 
 typedef struct tracker_ctx {
     uv_loop_t *loop;
@@ -37,6 +51,8 @@ typedef struct tracker_ctx {
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */
     size_t nsessions;
+    struct rsess *relays;      /* relay sessions */
+    size_t nrelays;
     uv_signal_t sigint, sigterm;
     int stopping;
     int exit_code;

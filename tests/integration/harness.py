@@ -195,7 +195,9 @@ class Tracker:
     """A real tracker on an ephemeral port.  .addr is 'HOST:PORT' of its
     first listener, .port its port."""
 
-    def __init__(self, db=None, listen='127.0.0.1:0', ttl=None, extra_args=(), label='tracker'):
+    def __init__(self, db=None, listen='127.0.0.1:0', ttl=None, extra_args=(), label='tracker',
+                 prefix=()):
+        self.prefix = list(prefix)  # argv words before the binary (a NAT lab namespace)
         self.dir = tempdir('parley-trk-')
         self.db = db or os.path.join(self.dir, 'tracker.db')
         self.listen = [listen] if isinstance(listen, str) else list(listen)
@@ -209,7 +211,7 @@ class Tracker:
     def start(self, listen=None):
         if listen is not None:
             self.listen = [listen] if isinstance(listen, str) else list(listen)
-        argv = [os.path.join(BUILD, 'tracker')]
+        argv = self.prefix + [os.path.join(BUILD, 'tracker')]
         for l in self.listen:
             argv += ['--listen', l]
         argv += ['--db', self.db]
@@ -267,11 +269,14 @@ class Peer:
     expect(), each line consumed at most once, so 'arrived exactly once'
     can be checked with count()."""
 
-    def __init__(self, name, tracker_addr, echo=False, extra_args=(), home=None, label=None):
+    def __init__(self, name, tracker_addr, echo=False, extra_args=(), home=None, label=None,
+                 prefix=()):
+        """prefix: argv words put before the peer binary (for example
+        netlab.exec_prefix('a') to run it inside a NAT lab namespace)."""
         self.name = name
         self.home = home or tempdir('parley-peer-')
-        argv = [os.path.join(BUILD, 'peer'), '--user', name, '--tracker', tracker_addr,
-                '--home', self.home, '--ui', 'line']
+        argv = list(prefix) + [os.path.join(BUILD, 'peer'), '--user', name, '--tracker',
+                               tracker_addr, '--home', self.home, '--ui', 'line']
         if echo:
             argv.append('--echo')
         argv += list(extra_args)
@@ -394,6 +399,50 @@ def shown(text):
         else:
             out.append(ch)
     return ''.join(out)
+
+
+# ---------------------------------------------------------------- NAT lab
+
+NETLAB = os.path.join(ROOT, 'tools', 'netlab')
+
+
+class NetLab:
+    """A tools/netlab lab for one test (building one takes about half a
+    second), removed by the cleanup whatever happens.  Raises Skip, with
+    netlab's reason, when no lab can be built here (not root, no network
+    namespaces, no iptables)."""
+    TRK_IP, PUB_IP = '203.0.113.10', '203.0.113.20'
+    R1_IP, R2_IP = '203.0.113.1', '203.0.113.2'
+
+    def __init__(self, drop_inbound=False):
+        chk = subprocess.run([NETLAB, 'check'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        why = chk.stdout.decode(errors='replace').strip().replace('\n', '; ')
+        if chk.returncode == SKIP_STATUS:
+            raise Skip('the NAT lab cannot be built here: %s' % why)
+        if chk.returncode != 0:
+            fail('tools/netlab check failed (status %d): %s' % (chk.returncode, why))
+        args = [NETLAB, 'up'] + (['--drop-inbound'] if drop_inbound else [])
+        up = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if up.returncode != 0:
+            fail('tools/netlab up failed (status %d): %s' % (up.returncode,
+                                                             up.stderr.decode(errors='replace')))
+        self.prefix = up.stdout.decode().strip()
+        on_cleanup(self.down)
+
+    def exec_prefix(self, host):
+        return [NETLAB, 'exec', self.prefix, host, '--']
+
+    def down(self):
+        subprocess.run([NETLAB, 'down', self.prefix], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+
+    def tracker(self, extra_args=()):
+        return Tracker(listen=self.TRK_IP + ':0', extra_args=extra_args,
+                       prefix=self.exec_prefix('trk'))
+
+    def peer(self, name, host, tracker, extra_args=(), **kw):
+        return Peer(name, tracker.addr, extra_args=extra_args, prefix=self.exec_prefix(host),
+                    label='peer %s@%s' % (name, host), **kw)
 
 
 # ---------------------------------------------------------------- libsodium
@@ -579,12 +628,15 @@ class Raw:
             fail('%s: expected a %r frame, got %r' % (self.label, t, f))
         return f
 
+    PUSHES = ('presence', 'connect_request', 'relay_offer')
+
     def recv_skip_presence(self, timeout=10):
-        """The next frame that is not a presence push."""
+        """The next frame that is not a push (presence, and the reverse and
+        relay requests a real peer's dial sends to the user it dials)."""
         deadline = time.monotonic() + timeout
         while True:
             f = self.recv(max(0.01, deadline - time.monotonic()))
-            if f.get('t') != 'presence':
+            if f.get('t') not in self.PUSHES:
                 return f
 
     def expect_error(self, code, timeout=10, closed=True, id=None):

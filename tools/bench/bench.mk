@@ -41,3 +41,9 @@ deps-bench:
 bench: deps deps-bench
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
 	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)
+
+.PHONY: bench-dial
+# make bench-dial: /dial -> connection time per ladder path in a NAT lab (needs root)
+bench-dial: deps
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer
+	@$(PYTHON) tools/bench/dial.py --build $(B) $(DIAL_ARGS)

@@ -1,0 +1,96 @@
+/* events: what the peer tells its user, as typed calls rather than text.
+ * The modules (chat_, ctl_, cmd_, main) report through the ev_* functions;
+ * each one dispatches to the active front end through a small table of
+ * callbacks (ev_frontend).  Line mode (ui_line_events.c) turns them into the
+ * exact lines of TEAM.md; the terminal UI (tui*.c) draws them.  Adding a
+ * front end (JSON, say) is one new file that fills an ev_frontend.
+ *
+ * Every ev_* call is synchronous and returns nothing: a front end that
+ * cannot show something drops it.  Strings are borrowed for the call. */
+#ifndef PARLEY_EVENTS_H
+#define PARLEY_EVENTS_H
+
+#include "peer.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a chat link travels. */
+typedef enum ev_path { EV_PATH_DIRECT, EV_PATH_RELAY } ev_path;
+
+/* Why a conversation ended. */
+typedef enum ev_close_why {
+    EV_CLOSED_BYE,     /* the other side said bye */
+    EV_CLOSED_LOST,    /* the link dropped (the conversation and its queue stay) */
+    EV_CLOSED_YOU_BYE, /* we said bye */
+} ev_close_why;
+
+/* A front end.  fe is its own state (ctx->fe_data).  Any entry may be NULL:
+ * the event is then not shown by that front end. */
+typedef struct ev_frontend {
+    const char *name; /* "line", "tui" */
+    void (*registered)(void *fe, const char *name, const char *tracker, const char *observed);
+    void (*tracker_lost)(void *fe, const char *why, unsigned delay_ms);
+    void (*presence)(void *fe, const char *name, int online);
+    void (*users)(void *fe, char **names, size_t n);
+    void (*connected)(void *fe, const char *name, ev_path path);
+    void (*current)(void *fe, const char *name);
+    void (*msg)(void *fe, const char *name, uint64_t id, int64_t ts, const char *text, size_t len);
+    void (*sent)(void *fe, const char *name, uint64_t seq, int64_t ts, const char *text,
+                 size_t len);
+    void (*delivered)(void *fe, const char *name, uint64_t seq);
+    void (*closed)(void *fe, const char *name, ev_close_why why);
+    void (*unreachable)(void *fe, const char *name, const char *reason);
+    void (*error)(void *fe, const char *text);
+    void (*help)(void *fe, const char *const *lines, size_t n);
+    void (*bye)(void *fe);
+    /* Input must stop now (peer_quit); the front end releases the terminal
+     * and its handles (freeing itself from their close callbacks).  After
+     * this, ev_* calls go to line mode. */
+    void (*close)(void *fe);
+} ev_frontend;
+
+/* Line mode; also where events go when no front end is open (--help, and
+ * after the terminal UI closed on the way out). */
+extern const ev_frontend ui_line_frontend;
+
+/* Makes fe (with state data) the active front end; NULL selects line mode. */
+void ev_set_frontend(peer_ctx *ctx, const ev_frontend *fe, void *data);
+
+/* Closes the active front end (its close entry) and falls back to line
+ * mode.  Idempotent. */
+void ev_close_frontend(peer_ctx *ctx);
+
+/* registered with the tracker (first time and after each reconnect);
+ * observed may be "" when unknown. */
+void ev_registered(peer_ctx *ctx, const char *name, const char *tracker, const char *observed);
+/* the tracker connection dropped; the next attempt is in delay_ms. */
+void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms);
+/* a presence push about another user */
+void ev_presence(peer_ctx *ctx, const char *name, int online);
+/* the answer to /list: every page, folded order */
+void ev_users(peer_ctx *ctx, char **names, size_t n);
+/* a chat link is up (dialed or accepted) */
+void ev_connected(peer_ctx *ctx, const char *name, ev_path path);
+/* the current conversation changed */
+void ev_current(peer_ctx *ctx, const char *name);
+/* a received message, shown once (text is raw: front ends escape it) */
+void ev_msg(peer_ctx *ctx, const char *name, uint64_t id, int64_t ts, const char *text, size_t len);
+/* we queued a message: seq is its per-conversation number (as in delivered) */
+void ev_sent(peer_ctx *ctx, const char *name, uint64_t seq, int64_t ts, const char *text,
+             size_t len);
+/* our message number seq to name was acknowledged */
+void ev_delivered(peer_ctx *ctx, const char *name, uint64_t seq);
+/* a conversation ended (or, EV_CLOSED_LOST, its link did) */
+void ev_closed(peer_ctx *ctx, const char *name, ev_close_why why);
+/* a dial failed; reason completes "cannot reach NAME: ..." */
+void ev_unreachable(peer_ctx *ctx, const char *name, const char *reason);
+/* anything that went wrong: "WHAT WENT WRONG[; WHAT TO DO]", no "error: " */
+void ev_error(peer_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* the command list (lines start with "  /") */
+void ev_help(peer_ctx *ctx, const char *const *lines, size_t n);
+/* the peer is exiting */
+void ev_bye(peer_ctx *ctx);
+
+#endif

@@ -1,0 +1,24 @@
+/* tui: the terminal UI (--ui tui, the default when stdin and stdout are
+ * terminals): a users panel, a conversation pane per peer, a status bar and
+ * an input line, drawn with ncursesw on the peer's one libuv loop.  It is
+ * an ev_frontend (events.h); input runs the same commands as line mode
+ * (command.c). */
+#ifndef PARLEY_TUI_H
+#define PARLEY_TUI_H
+
+#include "peer.h"
+
+#include <stddef.h>
+
+/* 1 when stdin and stdout are both terminals. */
+int tui_possible(void);
+
+/* Takes over the terminal and becomes the active front end.  While it runs,
+ * stderr (the log) goes to HOME/peer.log (home: the --home directory).
+ * The terminal is given back by ev_close_frontend (peer_quit does it), and
+ * the tui frees itself once its handles are closed.  0, or a negative
+ * error with a message for the user in err (the terminal is then left as
+ * it was). */
+int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen);
+
+#endif

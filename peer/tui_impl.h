@@ -1,0 +1,178 @@
+/* tui_impl: the terminal UI's shared state, seen only by the tui_*.c files.
+ * tui.c owns the struct and the terminal; tui_model.c keeps users and
+ * conversations; tui_events.c feeds the model from ev_* events;
+ * tui_draw.c paints it; tui_input.c edits the input line; tui_keys.c maps
+ * keys and mouse to actions; tui_text.c measures UTF-8 text on screen. */
+#ifndef PARLEY_TUI_IMPL_H
+#define PARLEY_TUI_IMPL_H
+
+#ifndef NCURSES_WIDECHAR
+#define NCURSES_WIDECHAR 1
+#endif
+#include <curses.h>
+
+#include "events.h"
+#include "name.h"
+#include "peer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define TUI_CONV_MAX_ENTRIES 2000 /* per conversation; the oldest go first */
+#define TUI_INPUT_MAX 4000        /* bytes: one message (CHAT_TEXT_MAX) */
+#define TUI_HISTORY 100
+
+/* Our own key codes past ncurses' (define_key). */
+enum { TUI_KEY_PASTE_BEGIN = KEY_MAX + 1, TUI_KEY_PASTE_END, TUI_KEY_SGR_MOUSE };
+
+enum { TE_IN, TE_OUT, TE_INFO };
+
+/* One line of a conversation (a message or a notice). */
+typedef struct tui_entry {
+    int kind;       /* TE_IN, TE_OUT, TE_INFO */
+    int64_t ts;     /* unix ms */
+    uint64_t seq;   /* TE_OUT: the per-conversation number delivered reports */
+    int delivered;  /* TE_OUT */
+    char *from;     /* sender name (TE_IN, TE_OUT) */
+    char *text;     /* displayable UTF-8: controls escaped, '\n' kept as a break */
+} tui_entry;
+
+typedef struct tui_conv {
+    struct tui_conv *next;
+    char name[NAME_BUFLEN];
+    char fold[NAME_BUFLEN];
+    tui_entry **v;  /* oldest first */
+    size_t n, cap;
+    int scroll;     /* screen rows scrolled back from the bottom */
+    int unread;
+    int linked;     /* a link is up */
+    ev_path path;
+} tui_conv;
+
+typedef struct tui_user {
+    char name[NAME_BUFLEN];
+    char fold[NAME_BUFLEN];
+    int online;
+} tui_user;
+
+/* The input line: UTF-8 bytes, cursor as a byte offset on a character
+ * boundary. */
+typedef struct tui_input {
+    char buf[TUI_INPUT_MAX + 1];
+    size_t len, cur;
+    char *hist[TUI_HISTORY]; /* oldest first */
+    int nhist;
+    int hpos;                /* nhist: editing a new line */
+    char saved[TUI_INPUT_MAX + 1]; /* the new line while browsing history */
+} tui_input;
+
+enum { TRK_CONNECTING, TRK_CONNECTED, TRK_RECONNECTING };
+enum { FOCUS_INPUT, FOCUS_PANEL };
+
+typedef struct tui {
+    peer_ctx *ctx;
+    SCREEN *scr;
+    FILE *scr_out;
+    int active;          /* curses is up (between newterm and endwin) */
+    int closing;
+    int handles;         /* open uv handles; freed when 0 after close */
+    uv_poll_t poll;      /* fd 0 readable */
+    uv_signal_t winch;
+    uv_prepare_t repaint;/* paints once per loop pass when dirty */
+    uv_timer_t countdown;/* only while the tracker is reconnecting */
+    int dirty;
+    int bell_pending;
+    int mouse_on;
+    int b1_down;         /* a button-1 press was seen, its release not yet */
+    int sgr_native;      /* ncurses parses SGR mouse itself (kmous=\E[<) */
+    int colors;
+    int saved_stderr;    /* fd, restored on close; -1 if not redirected */
+    char log_path[4200];
+
+    /* model */
+    tui_user *users;     /* sorted by fold */
+    size_t nusers, capusers;
+    tui_conv *convs;
+    tui_conv system;     /* notices with no conversation: help, errors, /list */
+    tui_conv *shown;     /* the open conversation; NULL: system */
+    char me[NAME_BUFLEN];
+
+    /* status */
+    int trk;
+    uint64_t retry_at;   /* uv_now() of the next tracker attempt */
+    char notice[512];    /* last error or notice, on the status bar */
+    char last_error[512];/* repeated on stdout when quitting with an error */
+
+    /* panel */
+    int focus;
+    int sel;             /* index into the filtered list */
+    int panel_top;       /* first filtered index on screen */
+    char filter[NAME_BUFLEN];
+    int panel_w;         /* columns of the panel, from the last layout */
+    int panel_map[512];  /* screen row -> users index, -1 none (last paint) */
+    int pane_body_top, pane_body_h; /* rows of the conversation body */
+
+    tui_input in;
+    int pasting;         /* inside a bracketed paste */
+    int sgr_state;       /* own SGR parser: numbers read so far */
+    int sgr_num[3];
+} tui;
+
+/* tui.c */
+void tui_dirty(tui *t);
+void tui_set_mouse(tui *t, int on);
+void tui_submit(tui *t, const char *line, size_t len); /* Enter on the input line */
+void tui_open_conv(tui *t, const char *name);           /* click or Enter on a user */
+
+/* tui_model.c */
+tui_conv *tui_conv_find(tui *t, const char *name);
+tui_conv *tui_conv_get(tui *t, const char *name); /* creates; NULL on no memory */
+void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
+                  const char *text, size_t len);
+void tui_conv_info(tui_conv *cv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tui_model_free(tui *t);
+tui_user *tui_user_get(tui *t, const char *name); /* creates */
+void tui_user_set_online(tui *t, const char *name, int online);
+/* Users shown in the panel (online, or with a conversation; never self),
+ * filtered; fills idx (users indexes), returns how many. */
+int tui_panel_list(tui *t, int *idx, int max);
+int tui_online_count(const tui *t);
+int64_t tui_now_ms(void);
+
+/* tui_text.c */
+/* Decodes one character at s (n bytes left): its byte length (1 for an
+ * invalid byte, *cp = U+FFFD) and its column width (0..2) in *w. */
+size_t tui_char(const char *s, size_t n, unsigned *cp, int *w);
+int tui_width(const char *s, size_t n);
+/* Bytes of s that fit in cols columns. */
+size_t tui_fit(const char *s, size_t n, int cols);
+/* Escapes for display: C0/C1/DEL as \xNN (tab as a space, '\n' kept when
+ * keep_nl).  Returns a malloc'd string. */
+char *tui_sanitize(const char *s, size_t n, int keep_nl);
+size_t tui_prev_char(const char *s, size_t cur);
+size_t tui_next_char(const char *s, size_t len, size_t cur);
+
+/* tui_draw.c */
+void tui_paint(tui *t);
+int tui_name_color(const tui *t, const char *name);
+
+/* tui_input.c */
+void tui_in_insert(tui_input *in, const char *s, size_t n);
+void tui_in_left(tui_input *in);
+void tui_in_right(tui_input *in);
+void tui_in_home(tui_input *in);
+void tui_in_end(tui_input *in);
+void tui_in_backspace(tui_input *in);
+void tui_in_delete(tui_input *in);
+void tui_in_clear(tui_input *in);
+void tui_in_history(tui_input *in, int dir); /* -1 older, +1 newer */
+void tui_in_remember(tui_input *in);           /* the line just submitted */
+void tui_in_complete(tui *t);
+void tui_in_free(tui_input *in);
+
+/* tui_keys.c */
+void tui_key(tui *t, int is_code, wint_t ch);
+void tui_mouse(tui *t, int button, int x, int y, int press);
+
+#endif

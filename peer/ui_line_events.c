@@ -1,0 +1,131 @@
+/* ui_line_events: line mode's face.  Turns each event into exactly one of
+ * the stdout lines TEAM.md specifies (scripts and the integration tests
+ * match them byte for byte), flushed at once.  Line mode keeps no state, so
+ * fe is unused. */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static void l_registered(void *fe, const char *name, const char *tracker, const char *observed) {
+    out("registered %s (tracker %s, seen as %s)", name, tracker, observed[0] ? observed : "?");
+}
+
+static void l_tracker_lost(void *fe, const char *why, unsigned delay_ms) {
+    out("tracker lost: %s; reconnecting in %.1fs", why, delay_ms / 1000.0);
+}
+
+static void l_presence(void *fe, const char *name, int online) {
+    out("%s %s", online ? "online" : "offline", name);
+}
+
+static void l_users(void *fe, char **names, size_t n) {
+    printf("users %zu:", n);
+    for (size_t i = 0; i < n; i++)
+        printf(" %s", names[i]);
+    out("%s", "");
+}
+
+static void l_connected(void *fe, const char *name, ev_path path) {
+    out("connected %s %s", name, path == EV_PATH_RELAY ? "relay" : "direct");
+}
+
+static void l_current(void *fe, const char *name) { out("current %s", name); }
+
+/* Shows text exactly, but never lets it drive the terminal: control
+ * characters other than tab (C0, DEL, and C1 in UTF-8) become \xNN and a
+ * backslash becomes \\ so the escape stays unambiguous. */
+static void escape_text(const char *text, size_t n, char *o_buf) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        int ctl = (c < 0x20 && c != '\t') || c == 0x7f;
+        int c1 = c == 0xc2 && i + 1 < n && (unsigned char)text[i + 1] >= 0x80 &&
+                 (unsigned char)text[i + 1] <= 0x9f;
+        if (c == '\\') {
+            o_buf[o++] = '\\';
+            o_buf[o++] = '\\';
+        } else if (ctl || c1) {
+            for (int k = 0; k <= c1; k++) {
+                unsigned char b = (unsigned char)text[i + (size_t)k];
+                o_buf[o++] = '\\';
+                o_buf[o++] = 'x';
+                o_buf[o++] = hex[b >> 4];
+                o_buf[o++] = hex[b & 15];
+            }
+            i += (size_t)c1;
+        } else {
+            o_buf[o++] = (char)c;
+        }
+    }
+    o_buf[o] = '\0';
+}
+
+static void l_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
+                  size_t len) {
+    char *shown = malloc(len * 4 + 1); /* \xNN per byte at worst */
+    if (!shown) {
+        out("error: out of memory showing a message from %s", name);
+        return;
+    }
+    escape_text(text, len, shown);
+    out("msg %s: %s", name, shown);
+    free(shown);
+}
+
+static void l_delivered(void *fe, const char *name, uint64_t seq) {
+    out("delivered %s #%llu", name, (unsigned long long)seq);
+}
+
+static void l_closed(void *fe, const char *name, ev_close_why why) {
+    static const char *text[] = {
+        [EV_CLOSED_BYE] = "bye",
+        [EV_CLOSED_LOST] = "connection lost",
+        [EV_CLOSED_YOU_BYE] = "you said bye",
+    };
+    out("closed %s: %s", name, text[why]);
+}
+
+static void l_unreachable(void *fe, const char *name, const char *reason) {
+    out("error: cannot reach %s: %s", name, reason);
+}
+
+static void l_error(void *fe, const char *text) { out("error: %s", text); }
+
+static void l_help(void *fe, const char *const *lines, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        out("%s", lines[i]);
+}
+
+static void l_bye(void *fe) { out("bye"); }
+
+const ev_frontend ui_line_frontend = {
+    .name = "line",
+    .registered = l_registered,
+    .tracker_lost = l_tracker_lost,
+    .presence = l_presence,
+    .users = l_users,
+    .connected = l_connected,
+    .current = l_current,
+    .msg = l_msg,
+    .sent = NULL, /* line mode does not echo what you typed */
+    .delivered = l_delivered,
+    .closed = l_closed,
+    .unreachable = l_unreachable,
+    .error = l_error,
+    .help = l_help,
+    .bye = l_bye,
+    .close = NULL,
+};

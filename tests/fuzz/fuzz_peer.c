@@ -1,0 +1,321 @@
+/* fuzz_peer: the peer's receive paths, in process.  The real peer modules
+ * (every peer module except main.c: control, listener, chat, dial, link, events, line
+ * mode output) run on a libuv loop with one peer context; each fuzz input is
+ * what one stranger sends over loopback TCP:
+ *
+ * byte 0, bits 0-2 (mod 5), the scenario:
+ *   0 ctl:    the input plays the TRACKER for a fresh control connection
+ *             (welcome, registered, lookup_result, list_result, presence,
+ *             error...); a lookup (id 1) and a list (id 2) are pending;
+ *   1 accept: a stranger connects to the chat listener; the input is its
+ *             whole byte stream (the handshake state machine, acceptor side);
+ *   2 accept+: as 1, but the harness first completes a valid handshake as
+ *             user "mallory" (whose key the tracker vouches for), so the
+ *             rest of the input lands on an UP link: msg, ack, bye, ping...;
+ *   3 dial:   the peer dials "mallory" (lookup at the tracker, then a TCP
+ *             connection to the harness); the input is mallory's answer
+ *             (the handshake state machine, dialer side);
+ *   4 dial+:  as 3 with a valid handshake first, then the input.
+ * bit 3: --echo on; bits 4-6: chunk size (0 = one write, else 2^(k-1));
+ * bit 7: a message to mallory is queued first (its wire id is 1001), so
+ *        acks and resends have something to match.
+ *
+ * The tracker the peer registers with is a small fake served by the harness
+ * on the same loop (it vouches for mallory's key and points at the harness);
+ * the peer's own control connection to it is real.  Stubbed: peer_quit()
+ * (it lives in peer/main.c, which is not linked; here it only records the
+ * request).  Line-mode events go to /dev/null. */
+#include "fuzz_io.h"
+
+#include "chat.h"
+#include "conn.h"
+#include "control.h"
+#include "events.h"
+#include "frame.h"
+#include "identity.h"
+#include "listener.h"
+#include "msg.h"
+#include "name.h"
+#include "peer.h"
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct {
+    int ready;
+    uv_loop_t loop;
+    peer_ctx ctx;
+    uv_tcp_t ft_srv;       /* the fake tracker */
+    int ft_port;
+    char tracker[32];
+    int remote_lfd;        /* where "mallory" is reached (and the fuzzed tracker listens) */
+    int remote_port;
+    char remote_ep[32];
+    char remote_tracker[32];
+    int lst_port;
+    identity mallory;
+    size_t baseline;
+    int quit_requests;
+} H;
+
+/* The stub for peer/main.c's peer_quit: the harness decides when to stop. */
+void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
+    H.quit_requests++;
+}
+
+/* ---- the fake tracker ---- */
+
+static void ft_send(conn *c, msg_out *m) {
+    conn_send_msg(c, m);
+}
+
+static void ft_on_frame(conn *c, const char *payload, size_t len) {
+    msg_in m;
+    if (msg_parse(&m, payload, len))
+        return conn_fail(c, "bad_frame", "fake tracker: bad frame", 0);
+    msg_out o;
+    uint64_t id = 0;
+    msg_uint(&m, "id", &id);
+    if (strcmp(m.type, "hello") == 0) {
+        unsigned char nonce[IDENT_NONCE] = {0};
+        msg_out_init(&o, "welcome", 4);
+        msg_put_uint(&o, "v", 1);
+        msg_put_bin(&o, "nonce", nonce, sizeof nonce);
+        msg_put_str(&o, "observed", "127.0.0.1:1");
+        msg_put_uint(&o, "ttl", 86400);
+        ft_send(c, &o);
+    } else if (strcmp(m.type, "register") == 0) {
+        const char *name;
+        size_t n;
+        if (msg_str(&m, "name", &name, &n))
+            name = "?", n = 1;
+        msg_out_init(&o, "registered", 2);
+        msg_put_strn(&o, "name", name, n);
+        msg_put_str(&o, "observed", "127.0.0.1:1");
+        ft_send(c, &o);
+    } else if (strcmp(m.type, "lookup") == 0) {
+        const char *name;
+        size_t n;
+        char fold[NAME_BUFLEN];
+        if (msg_str(&m, "name", &name, &n) || name_fold(name, n, fold) ||
+            strcmp(fold, "mallory") != 0) {
+            char *buf;
+            size_t blen;
+            if (msg_error_frame("not_found", "no such user", id, &buf, &blen) == 0)
+                conn_send(c, buf, blen);
+        } else {
+            msg_out_init(&o, "lookup_result", 7);
+            msg_put_uint(&o, "id", id);
+            msg_put_str(&o, "name", "mallory");
+            msg_put_bin(&o, "key", H.mallory.pk, IDENT_PK);
+            msg_put_bool(&o, "online", true);
+            msg_put_key(&o, "endpoints");
+            msgpack_pack_array(&o.pk, 1);
+            msg_pack_str(&o, H.remote_ep, strlen(H.remote_ep));
+            msg_put_str(&o, "observed", "127.0.0.1:2");
+            msg_put_int(&o, "last_seen", 0);
+            ft_send(c, &o);
+        }
+    } else if (strcmp(m.type, "list") == 0) {
+        msg_out_init(&o, "list_result", 2);
+        msg_put_uint(&o, "id", id);
+        msg_put_key(&o, "users");
+        msgpack_pack_array(&o.pk, 1);
+        msg_pack_str(&o, "mallory", 7);
+        ft_send(c, &o);
+    } else if (strcmp(m.type, "ping") == 0) {
+        msg_out_init(&o, "pong", 0);
+        ft_send(c, &o);
+    }
+    msg_in_free(&m);
+}
+
+static void ft_on_closed(conn *c, int reason) {}
+
+static void ft_on_connection(uv_stream_t *srv, int status) {
+    if (status < 0)
+        return;
+    conn *c = conn_new(&H.loop, FRAME_MAX_DEFAULT, &H.ctx.lg, ft_on_frame, ft_on_closed, NULL);
+    if (!c)
+        fio_die("fake tracker conn", UV_ENOMEM);
+    if (uv_accept(srv, (uv_stream_t *)conn_tcp(c)) || conn_start(c))
+        conn_close(c, UV_EIO);
+}
+
+/* ---- setup ---- */
+
+static void setup(void) {
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0)
+        fio_die("sodium_init", 0);
+    if (!freopen("/dev/null", "w", stdout))
+        fio_die("/dev/null", 0);
+    uv_loop_init(&H.loop);
+    crypto_sign_keypair(H.mallory.pk, H.mallory.sk);
+    peer_ctx *ctx = &H.ctx;
+    ctx->loop = &H.loop;
+    ctx->lg = (logger){-1, "peer"};
+    if (getenv("FUZZ_VERBOSE"))
+        ctx->lg.level = LOG_DEBUG;
+    crypto_sign_keypair(ctx->id.pk, ctx->id.sk);
+    strcpy(ctx->user, "fuzzpeer");
+    strcpy(ctx->user_fold, "fuzzpeer");
+    ctx->listen = "127.0.0.1:0";
+    ctx->id_base = 1000;
+    H.ft_port = fio_uv_listen(&H.loop, &H.ft_srv, ft_on_connection, NULL);
+    snprintf(H.tracker, sizeof H.tracker, "127.0.0.1:%d", H.ft_port);
+    ctx->tracker = H.tracker;
+    H.remote_lfd = fio_plain_listen(&H.remote_port);
+    snprintf(H.remote_ep, sizeof H.remote_ep, "127.0.0.1:%d", H.remote_port);
+    snprintf(H.remote_tracker, sizeof H.remote_tracker, "127.0.0.1:%d", H.remote_port);
+    char err[512];
+    if (lst_open(ctx, &ctx->lst, err, sizeof err)) {
+        fprintf(stderr, "fuzz_peer: %s\n", err);
+        abort();
+    }
+    char eps[PEER_MAX_ENDPOINTS][ADDR_STRLEN];
+    int n = lst_endpoints(ctx->lst, eps, PEER_MAX_ENDPOINTS);
+    for (int i = 0; i < n && !H.lst_port; i++)
+        if (strncmp(eps[i], "127.0.0.1:", 10) == 0)
+            H.lst_port = atoi(eps[i] + 10);
+    if (!H.lst_port)
+        fio_die("the chat listener has no 127.0.0.1 endpoint", 0);
+    if (ctl_open(ctx, &ctx->ctl))
+        fio_die("ctl_open", 0);
+    uint64_t start = uv_now(&H.loop);
+    while (!ctl_ready(ctx->ctl)) {
+        if (uv_now(&H.loop) - start > 5000)
+            fio_die("the peer did not register with the fake tracker", 0);
+        uv_run(&H.loop, UV_RUN_ONCE);
+    }
+    fio_pump(&H.loop, 4);
+    H.baseline = fio_handles(&H.loop);
+    H.ready = 1;
+}
+
+/* Connections left in the remote listener's backlog (dials we did not
+ * take) must not be mistaken for the next input's dial. */
+static void flush_backlog(void) {
+    int fd;
+    while ((fd = accept4(H.remote_lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0)
+        close(fd);
+}
+
+static void noop_lookup(void *data, int status, const ctl_user *u) {}
+static void noop_list(void *data, int status, char **names, size_t n) {}
+
+/* Sends mallory's valid hello (and auth, signing their nonce) once their
+ * hello arrived.  0, or -1 when it never did. */
+static int handshake(int fd, fio_in *in, int dialer) {
+    size_t off = 0, len;
+    long at = fio_wait_frame(&H.loop, fd, in, "hello", &off, &len, 200);
+    if (at < 0)
+        return -1;
+    msg_in m;
+    const unsigned char *their_nonce;
+    if (msg_parse(&m, (const char *)in->buf + at, len))
+        return -1;
+    if (msg_bin(&m, "nonce", &their_nonce, IDENT_NONCE)) {
+        msg_in_free(&m);
+        return -1;
+    }
+    unsigned char my_nonce[IDENT_NONCE], sig[IDENT_SIG];
+    randombytes_buf(my_nonce, sizeof my_nonce);
+    ident_sign_chat(&H.mallory, their_nonce, "mallory", 7, sig);
+    msg_in_free(&m);
+    msg_out o;
+    char *b1, *b2;
+    size_t l1, l2;
+    msg_out_init(&o, "hello", dialer ? 6 : 5);
+    msg_put_uint(&o, "v", 1);
+    msg_put_str(&o, "role", "chat");
+    msg_put_str(&o, "name", "mallory");
+    msg_put_bin(&o, "key", H.mallory.pk, IDENT_PK);
+    msg_put_bin(&o, "nonce", my_nonce, IDENT_NONCE);
+    if (dialer)
+        msg_put_str(&o, "to", "fuzzpeer");
+    msg_out_finish(&o, FRAME_MAX_DEFAULT, &b1, &l1);
+    msg_out_init(&o, "auth", 1);
+    msg_put_bin(&o, "sig", sig, IDENT_SIG);
+    msg_out_finish(&o, FRAME_MAX_DEFAULT, &b2, &l2);
+    int r = fio_send(&H.loop, fd, b1, l1, 0, in);
+    if (r == 0)
+        r = fio_send(&H.loop, fd, b2, l2, 0, in);
+    free(b1);
+    free(b2);
+    fio_pump(&H.loop, 4); /* key check, auth, up */
+    return r;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (!H.ready)
+        setup();
+    if (size < 1)
+        return 0;
+    peer_ctx *ctx = &H.ctx;
+    int mode = (data[0] & 7) % 5;
+    unsigned ck = (data[0] >> 4) & 7;
+    size_t chunk = ck ? (size_t)1 << (ck - 1) : 0;
+    if (chunk && (size - 1) / chunk > 256)
+        chunk = (size - 1) / 256 + 1;
+    const uint8_t *rest = data + 1;
+    size_t nrest = size - 1;
+    ctx->echo = (data[0] >> 3) & 1;
+    ctx->id_seq = 0;
+    H.quit_requests = 0;
+    if (chat_open(ctx, &ctx->chat))
+        fio_die("chat_open", UV_ENOMEM);
+
+    fio_in in = {0};
+    int fd = -1;
+    ctl *t2 = NULL;
+    peer_ctx ctx2;
+    if (mode == 0) {
+        ctx2 = *ctx;
+        ctx2.tracker = H.remote_tracker;
+        ctx2.chat = NULL;
+        if (ctl_open(&ctx2, &t2))
+            fio_die("ctl_open", 0);
+        ctl_lookup(t2, "mallory", 1, noop_lookup, NULL); /* id 1 once registered */
+        ctl_list(t2, NULL, noop_list, NULL);             /* id 2 */
+        fd = fio_accept(&H.loop, H.remote_lfd, 400);
+    } else if (mode <= 2) {
+        if (data[0] & 0x80)
+            chat_send_to(ctx->chat, "mallory", "queued before the link", 22);
+        fd = fio_connect(H.lst_port);
+        if (mode == 2)
+            handshake(fd, &in, 1);
+    } else {
+        if (data[0] & 0x80)
+            chat_send_to(ctx->chat, "mallory", "queued before the link", 22);
+        else
+            chat_dial(ctx->chat, "mallory");
+        fd = fio_accept(&H.loop, H.remote_lfd, 400);
+        if (fd >= 0 && mode == 4)
+            handshake(fd, &in, 0);
+    }
+    if (fd >= 0) {
+        if (fio_send(&H.loop, fd, rest, nrest, chunk, &in) == 0)
+            shutdown(fd, SHUT_WR);
+        fio_wait_eof(&H.loop, fd, &in, 400);
+        close(fd);
+    }
+    fio_in_free(&in);
+    fio_pump(&H.loop, 2);
+    chat_close(ctx->chat);
+    ctx->chat = NULL;
+    ctl_close(t2);
+    fio_pump(&H.loop, 2);
+    flush_backlog();
+    fio_settle(&H.loop, H.baseline);
+    if (!ctl_ready(ctx->ctl)) {
+        fprintf(stderr, "fuzz_peer: the peer lost its (fake) tracker during an input\n");
+        abort();
+    }
+    return 0;
+}

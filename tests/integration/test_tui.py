@@ -1,0 +1,266 @@
+"""test_tui: the real peer's terminal UI inside tmux, against a real tracker
+and real line-mode peers.  What the screen shows is read with capture-pane;
+every wait polls it until the expected text appears or a deadline passes.
+Each test runs its own tmux server (tmux -L on a unique socket, no config
+file), so a user's tmux is never touched; cleanup kills it."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import harness
+from harness import Tracker, fail, start_peers, tempdir
+
+SAN_MARKS = ('AddressSanitizer', 'LeakSanitizer', 'runtime error:')
+
+
+class Tmux:
+    """One tmux server with one session running a command in a w x h pane.
+    The command runs under sh, which prints [exited N] when it ends and then
+    waits, so the pane stays readable after the peer quit."""
+
+    def __init__(self, argv, w=100, h=30, term='xterm-256color'):
+        if not shutil.which('tmux'):
+            raise harness.Skip('tmux is not installed (make deps installs it)')
+        self.sock = 'parley-test-%d-%s' % (os.getpid(), uuid.uuid4().hex[:8])
+        self.session = 'tui-%s' % uuid.uuid4().hex[:8]
+        cmd = ' '.join(_sh_quote(a) for a in argv)
+        script = 'TERM=%s LANG=C.UTF-8 %s; echo "[exited $?]"; exec sleep 600' % (term, cmd)
+        self.socket_path = None
+        harness.on_cleanup(self.kill)
+        self.tmux('new-session', '-d', '-s', self.session, '-x', str(w), '-y', str(h),
+                  'sh', '-c', script)
+        self.socket_path = self.fmt('#{socket_path}')
+
+    def tmux(self, *args, check=True):
+        p = subprocess.run(['tmux', '-L', self.sock, '-f', '/dev/null'] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        if check and p.returncode != 0:
+            fail('tmux %s failed: %s' % (' '.join(args), p.stderr.decode(errors='replace')))
+        return p.stdout.decode('utf-8', errors='replace')
+
+    def kill(self):
+        try:
+            self.tmux('kill-server', check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        # tmux leaves its socket file behind; it is ours, so it goes too.
+        if self.socket_path and os.path.basename(self.socket_path) == self.sock:
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
+
+    def screen(self):
+        return self.tmux('capture-pane', '-p', '-t', self.session)
+
+    def fmt(self, f):
+        return self.tmux('display-message', '-p', '-t', self.session, f).strip()
+
+    def wait(self, regex, timeout=10, flags=re.M):
+        """Polls the pane until regex matches its text; returns the match."""
+        rx = re.compile(regex, flags)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            m = rx.search(text)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                fail('tmux pane: no /%s/ within %ss; the pane shows:\n%s' % (regex, timeout, text))
+            time.sleep(0.05)
+
+    def keys(self, *keys):
+        self.tmux('send-keys', '-t', self.session, *keys)
+
+    def type(self, text):
+        self.tmux('send-keys', '-t', self.session, '-l', text)
+
+    def line(self, text):
+        self.type(text)
+        self.keys('Enter')
+
+    def click(self, x, y):
+        """A left click at 0-based (x, y), as an SGR press and release."""
+        self.type('\x1b[<0;%d;%dM\x1b[<0;%d;%dm' % (x + 1, y + 1, x + 1, y + 1))
+
+    def find(self, regex):
+        """(column, row) of the first match of regex on the screen."""
+        for row, text in enumerate(self.screen().split('\n')):
+            m = re.search(regex, text)
+            if m:
+                return len(text[:m.start()]), row  # one column per character here
+        fail('%r not on the screen:\n%s' % (regex, self.screen()))
+
+
+def _sh_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def tui_peer(tracker, name, w=100, h=30, extra=(), term='xterm-256color'):
+    home = tempdir('parley-tui-')
+    argv = [os.path.join(harness.BUILD, 'peer'), '--user', name, '--tracker', tracker.addr,
+            '--home', home] + list(extra)
+    tm = Tmux(argv, w, h, term)
+    tm.home = home
+    return tm
+
+
+def panel_row(name):
+    """A users-panel line: optional marker, the name, an optional unread
+    count, then the separator."""
+    return r'^[ >]%s(?: +(\d+))? *\u2502' % re.escape(name)
+
+
+def check_exit_clean(tm):
+    tm.wait(r'^\[exited 0\]$')
+    if tm.fmt('#{alternate_on}') != '0':
+        fail('the alternate screen is still on after the peer exited')
+    if tm.fmt('#{mouse_any_flag}#{mouse_sgr_flag}') != '00':
+        fail('mouse reporting is still on after the peer exited')
+    text = tm.screen()
+    if any(m in text for m in SAN_MARKS):
+        fail('sanitizer report from the TUI peer:\n%s' % text)
+    log = os.path.join(tm.home, 'peer.log')
+    if os.path.exists(log):
+        with open(log, encoding='utf-8', errors='replace') as f:
+            bad = [l for l in f if any(m in l for m in SAN_MARKS)]
+        if bad:
+            fail('sanitizer report in peer.log:\n%s' % ''.join(bad))
+
+
+def test_tui_click_chat_unread_resize_quit():
+    t = Tracker()
+    bob, carol = start_peers(t.addr, 'bob', 'carol')
+    tm = tui_peer(t, 'alice')
+    # The panel lists who is online, the status bar says registered.
+    tm.wait(panel_row('bob'))
+    tm.wait(panel_row('carol'))
+    tm.wait(r'alice \| tracker: connected \| 2 online')
+    bob.expect(r'^online alice$')
+    # Click bob's name: the conversation opens and the link comes up.
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    tm.wait(r'\u2502 bob - direct')
+    tm.wait(r'^>bob', 5)
+    tm.line('hello bob, 山田 😀 é')
+    bob.expect(r'^msg alice: hello bob, 山田 😀 é$')
+    tm.wait(r'\u2713 alice: hello bob')          # delivered mark
+    bob.send('hi alice')
+    tm.wait(r'bob: hi alice')
+    # carol writes while bob's conversation is on screen: unread count 2.
+    carol.send('/msg alice one from carol')
+    carol.send('/msg alice two from carol')
+    carol.expect(r'^delivered alice #2$', 15)
+    m = tm.wait(r'^ carol +(\d+) *\u2502')
+    if m.group(1) != '2':
+        fail('carol\'s unread count is %s, want 2:\n%s' % (m.group(1), tm.screen()))
+    # A smaller window keeps the open conversation and its text.
+    tm.tmux('resize-window', '-t', tm.session, '-x', '60', '-y', '15')
+    tm.wait(r'\u2502 bob - direct')
+    tm.wait(r'bob: hi alice')
+    tm.wait(panel_row('carol'))
+    tm.tmux('resize-window', '-t', tm.session, '-x', '40', '-y', '10')
+    tm.wait(r'bob: hi alice')
+    # Opening carol's conversation by click clears its count.
+    x, y = tm.find(r'carol')
+    tm.click(x, y)
+    tm.wait(r'\u2502 carol')
+    tm.wait(r'carol: two from carol')
+    tm.line('/quit')
+    check_exit_clean(tm)
+    bob.expect(r'^closed alice: connection lost$', 10)
+    bob.quit()
+    carol.quit()
+    t.stop()
+
+
+def test_tui_keyboard_filter_and_sigterm():
+    t = Tracker()
+    bob, carol = start_peers(t.addr, 'bob', 'carol')
+    # tmux's own TERM: the SGR mouse parser of tui_keys.c, not ncurses'.
+    tm = tui_peer(t, 'alice', 80, 24, term='tmux-256color')
+    tm.wait(panel_row('carol'))
+    tm.keys('Tab')                      # empty input line: Tab moves to the panel
+    tm.type('car')                      # typing filters the panel
+    tm.wait(r'find:car')
+    tm.keys('Enter')
+    carol.expect(r'^connected alice direct$', 15)
+    tm.wait(r'\u2502 carol - direct')
+    tm.line('by keyboard')
+    carol.expect(r'^msg alice: by keyboard$')
+    # History: Up brings the line back.
+    tm.keys('Up')
+    tm.wait(r'^carol> by keyboard')
+    tm.keys('C-u')
+    # A click through the non-native SGR parser opens bob.
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    tm.wait(r'\u2502 bob - direct')
+    pid = int(tm.fmt('#{pane_pid}'))
+    peer_pid = _child_pid(pid)
+    os.kill(peer_pid, signal.SIGTERM)
+    check_exit_clean(tm)
+    bob.quit()
+    carol.quit()
+    t.stop()
+
+
+def test_tui_paste_is_one_message_and_bye_line():
+    t = Tracker()
+    bob, = start_peers(t.addr, 'bob')
+    tm = tui_peer(t, 'alice', 70, 20)
+    tm.wait(panel_row('bob'))
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    # A bracketed paste of two lines stays in the input line until Enter.
+    tm.type('\x1b[200~first line\rsecond line\x1b[201~')
+    tm.wait('first line\u21b5second line')
+    bob.expect_none(r'^msg alice', 0.5)
+    tm.keys('Enter')
+    bob.expect(r'^msg alice: first line\\x0asecond line$')
+    if bob.count(r'^msg alice') != 1:
+        fail('the paste arrived as %d messages' % bob.count(r'^msg alice'))
+    bob.send('/bye')
+    tm.wait(r'bob said bye')
+    tm.line('/quit')
+    check_exit_clean(tm)
+    bob.quit()
+    t.stop()
+
+
+def test_tui_refuses_without_terminal():
+    t = Tracker()
+    p = harness.Proc('peer', [os.path.join(harness.BUILD, 'peer'), '--user', 'alice',
+                              '--tracker', t.addr, '--home', tempdir(), '--ui', 'tui'],
+                     cwd=tempdir())
+    rc = p.wait_exit(10)
+    p.wait_output_done()
+    if rc != 2 or not any('needs a terminal' in l for l in p.err_lines):
+        fail('--ui tui without a terminal: status %s, stderr %r' % (rc, p.err_lines))
+    t.stop()
+
+
+def _child_pid(pid, timeout=5):
+    """The one child of pid (the peer under the pane's sh)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    fail('no child process under the tmux pane (pid %d)' % pid)
+
+
+if __name__ == '__main__':
+    harness.main(globals())
