@@ -16,7 +16,7 @@ SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 
 # Debian packages: build and test dependencies.
 DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev
-DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff-base mandoc systemd strace
+DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff-base mandoc systemd strace valgrind jq curl
 
 SHARED_SRC  := $(wildcard shared/*.c)
 TRACKER_SRC := $(wildcard tracker/*.c)
@@ -58,7 +58,7 @@ asan: $(BA)/tracker $(BA)/peer
 deps:
 	@missing=""; \
 	for p in $(PKGS) ncursesw; do pkg-config --exists $$p || missing=1; done; \
-	for c in tmux ip iptables sqlite3 man groff mandoc systemd-analyze strace setpriv $(PYTHON); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	for c in tmux ip iptables sqlite3 man groff mandoc systemd-analyze strace setpriv valgrind jq curl $(PYTHON); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
 	$(PYTHON) -c 'import msgpack' >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"; \
@@ -91,3 +91,6 @@ include tools/install.mk
 
 # make fuzz: tests/fuzz/fuzz.mk
 include tests/fuzz/fuzz.mk
+
+# make memcheck: tools/memcheck.mk
+include tools/memcheck.mk

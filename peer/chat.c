@@ -309,6 +309,11 @@ static void h_closed(chatlink *l, int reason, const char *why, void *data) {
     log_info(&ch->ctx->lg, "chat link with %s closed: %s", cv->name,
              reason ? uv_strerror(reason) : "closed");
     ev_closed(ch->ctx, cv->name, EV_CLOSED_LOST);
+    /* Never silent about what the peer may not have got (issue 7). */
+    if (cv->qn)
+        ev_error(ch->ctx, "%zu message%s to %s not delivered (connection lost); %s sent again "
+                 "with the next link to %s (/dial %s)", cv->qn, cv->qn == 1 ? "" : "s",
+                 cv->name, cv->qn == 1 ? "it is" : "they are", cv->name, cv->name);
     /* A relay dies with its tracker.  The side with something to deliver,
      * or the one that set the link up, sets it up again (now if the
      * tracker is still there, else once we are registered again); the

@@ -5,7 +5,9 @@
 #include "chat.h"
 #include "control.h"
 #include "events.h"
+#include "pins.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@ void cmd_help(peer_ctx *ctx) {
         "  TEXT             a line without a leading / goes to the current conversation",
         "  //TEXT           sends /TEXT to the current conversation",
         "  /bye             end the current conversation politely",
+        "  /whois NAME      fingerprints of NAME's pinned key and of the tracker's key",
+        "  /trust NAME      accept the key the tracker now has for NAME (after a key change)",
         "  /quit            leave now (end of input also leaves, after waiting up to 5 s for acks)",
         "  /help            this list",
     };
@@ -36,6 +40,61 @@ static void on_list(void *data, int status, char **names, size_t n) {
         return;
     }
     ev_users(ctx, names, n);
+}
+
+/* /trust and /whois: both start from the tracker's current key. */
+typedef struct keyq {
+    peer_ctx *ctx;
+    int trust;
+    char name[NAME_BUFLEN + 1]; /* as typed */
+    char fold[NAME_BUFLEN];
+} keyq;
+
+static void on_keyq(void *data, int status, const ctl_user *u) {
+    keyq *q = data;
+    peer_ctx *ctx = q->ctx;
+    unsigned char pinned[IDENT_PK];
+    char pfp[32], tfp[32], err[300];
+    int have_pin = pins_get(ctx->pins, q->fold, pinned) == 0;
+    if (have_pin)
+        ident_fingerprint(pinned, pfp);
+    if (status == 0)
+        ident_fingerprint(u->key, tfp);
+    if (!q->trust) {
+        ev_whois(ctx, status == 0 ? u->name : q->name, have_pin ? pfp : NULL,
+                 status == 0 ? tfp : NULL);
+    } else if (status == UV_ENOENT || status == UV_EINVAL) {
+        ev_error(ctx, "cannot trust %s: the tracker knows no user of that name", q->name);
+    } else if (status) {
+        ev_error(ctx, "cannot trust %s: the tracker is unreachable (%s); try again once "
+                 "\"registered\" is shown", q->name, uv_strerror(status));
+    } else if (pins_set(ctx->pins, q->fold, u->key, err, sizeof err)) {
+        ev_error(ctx, "cannot trust %s: %s", q->name, err);
+    } else {
+        int changed = have_pin && sodium_memcmp(pinned, u->key, IDENT_PK) != 0;
+        ev_trusted(ctx, u->name, tfp, changed ? pfp : NULL);
+    }
+    free(q);
+}
+
+static void key_command(peer_ctx *ctx, const char *name, int trust) {
+    keyq *q = calloc(1, sizeof *q);
+    if (!q) {
+        ev_error(ctx, "out of memory");
+        return;
+    }
+    q->ctx = ctx;
+    q->trust = trust;
+    snprintf(q->name, sizeof q->name, "%s", name);
+    const char *why;
+    int r = name_check(name, strlen(name), &why) ? UV_EINVAL
+            : name_fold(name, strlen(name), q->fold) ? UV_EINVAL
+            : ctl_lookup(ctx->ctl, name, 1, on_keyq, q);
+    if (r) {
+        ev_error(ctx, "cannot look up %s: %s", name,
+                 r == UV_EINVAL ? "that is not a valid user name" : uv_strerror(r));
+        free(q);
+    }
 }
 
 /* Splits off the next space-separated word: returns it NUL-terminated in
@@ -97,6 +156,16 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
             ev_error(ctx, "that name is too long (at most 32 characters)");
         else
             chat_send_to(ctx->chat, name, rest, len - (size_t)(rest - line));
+    } else if (strcmp(cmd, "trust") == 0 || strcmp(cmd, "whois") == 0) {
+        int r = next_word(&rest, name, sizeof name);
+        if (r == UV_ENOENT)
+            ev_error(ctx, "/%s needs a name: /%s NAME", cmd, cmd);
+        else if (r)
+            ev_error(ctx, "that name is too long (at most 32 characters)");
+        else if (rest[strspn(rest, " ")] != '\0')
+            ev_error(ctx, "/%s takes one name (names have no spaces): /%s NAME", cmd, cmd);
+        else
+            key_command(ctx, name, cmd[0] == 't');
     } else if (strcmp(cmd, "bye") == 0) {
         chat_bye(ctx->chat);
     } else if (strcmp(cmd, "quit") == 0) {

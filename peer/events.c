@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define FE(ctx) ((ctx)->fe ? (ctx)->fe : &ui_line_frontend)
+/* fe_base (JSON mode) keeps its format through shutdown, when ctx->fe is
+ * already gone: the last events and "bye" still have to parse. */
+#define FE(ctx) ((ctx)->fe ? (ctx)->fe : (ctx)->fe_base ? (ctx)->fe_base : &ui_line_frontend)
 #define CALL(ctx, fn, ...)                                                                         \
     do {                                                                                           \
         const ev_frontend *fe_ = FE(ctx);                                                          \
@@ -88,6 +90,14 @@ void ev_error(peer_ctx *ctx, const char *fmt, ...) {
 }
 
 void ev_help(peer_ctx *ctx, const char *const *lines, size_t n) { CALL(ctx, help, lines, n); }
+
+void ev_trusted(peer_ctx *ctx, const char *name, const char *fp, const char *was) {
+    CALL(ctx, trusted, name, fp, was);
+}
+
+void ev_whois(peer_ctx *ctx, const char *name, const char *pinned, const char *tracker) {
+    CALL(ctx, whois, name, pinned, tracker);
+}
 
 void ev_bye(peer_ctx *ctx) {
     const ev_frontend *fe = FE(ctx);

@@ -45,6 +45,12 @@ typedef struct ev_frontend {
     void (*error)(void *fe, const char *text);
     void (*help)(void *fe, const char *const *lines, size_t n);
     void (*bye)(void *fe);
+    /* /trust: name's key (fingerprint fp) is pinned now; was: the
+     * fingerprint it replaced, or NULL for a first pin. */
+    void (*trusted)(void *fe, const char *name, const char *fp, const char *was);
+    /* /whois: fingerprints of the pinned key and of the tracker's (NULL:
+     * none pinned / the tracker does not say). */
+    void (*whois)(void *fe, const char *name, const char *pinned, const char *tracker);
     /* Input must stop now (peer_quit); the front end releases the terminal
      * and its handles (freeing itself from their close callbacks).  After
      * this, ev_* calls go to line mode. */
@@ -54,6 +60,11 @@ typedef struct ev_frontend {
 /* Line mode; also where events go when no front end is open (--help, and
  * after the terminal UI closed on the way out). */
 extern const ev_frontend ui_line_frontend;
+
+/* --ui json: one JSON object per event and line (ui_json_events.c).  It
+ * keeps no state, so it is also ctx->fe_base: it stays the format while the
+ * peer shuts down. */
+extern const ev_frontend ui_json_frontend;
 
 /* Makes fe (with state data) the active front end; NULL selects line mode. */
 void ev_set_frontend(peer_ctx *ctx, const ev_frontend *fe, void *data);
@@ -92,5 +103,9 @@ void ev_error(peer_ctx *ctx, const char *fmt, ...) __attribute__((format(printf,
 void ev_help(peer_ctx *ctx, const char *const *lines, size_t n);
 /* the peer is exiting */
 void ev_bye(peer_ctx *ctx);
+/* /trust NAME re-pinned a key (was: the old fingerprint, or NULL) */
+void ev_trusted(peer_ctx *ctx, const char *name, const char *fp, const char *was);
+/* /whois NAME: pinned and tracker fingerprints (NULL when absent) */
+void ev_whois(peer_ctx *ctx, const char *name, const char *pinned, const char *tracker);
 
 #endif

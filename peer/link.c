@@ -1,19 +1,27 @@
 /* link: the chat link handshake and message pump.  link_step is the one
  * transition function; frame handlers only parse, check and call it or the
  * handler.  A frame that breaks the protocol fails the link with an error
- * frame and never disturbs the rest of the peer. */
+ * frame and never disturbs the rest of the peer.  The crypto is seal.c's;
+ * this file decides when each step happens, and checks known_peers
+ * (pins.c) before it authenticates itself to anyone. */
 #include "link.h"
 
 #include "conn.h"
 #include "control.h"
+#include "events.h"
 #include "frame.h"
 #include "name.h"
+#include "pins.h"
+#include "seal.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The chat link speaks version 2 (sealed); the control connection stays at
+ * PROTO_VERSION 1. */
+#define LINK_VERSION 2
 #define HANDSHAKE_MS 10000
 #define BYE_LINGER_MS 2000
 
@@ -51,7 +59,9 @@ struct chatlink {
     unsigned char their_key[IDENT_PK];
     unsigned char my_nonce[IDENT_NONCE];
     unsigned char their_nonce[IDENT_NONCE];
-    char why[600]; /* authentication failure, for the dialer's report */
+    unsigned char their_ekey[SEAL_EKEY];
+    seal *sl;        /* session crypto; every frame after auth goes through it */
+    char why[1200]; /* authentication failure, for the dialer's report */
 };
 
 static void link_step(chatlink *l, enum link_event ev, int status);
@@ -61,24 +71,75 @@ static void link_step(chatlink *l, enum link_event ev, int status);
 static int send_hello(chatlink *l) {
     peer_ctx *ctx = l->ctx;
     msg_out m;
-    msg_out_init(&m, "hello", 5 + l->dialer);
-    msg_put_uint(&m, "v", PROTO_VERSION);
+    msg_out_init(&m, "hello", 6 + l->dialer);
+    msg_put_uint(&m, "v", LINK_VERSION);
     msg_put_str(&m, "role", "chat");
     msg_put_str(&m, "name", ctx->user);
     msg_put_bin(&m, "key", ctx->id.pk, IDENT_PK);
     msg_put_bin(&m, "nonce", l->my_nonce, IDENT_NONCE);
+    msg_put_bin(&m, "ekey", seal_ekey(l->sl), SEAL_EKEY);
     if (l->dialer)
         msg_put_str(&m, "to", l->name);
     return conn_send_msg(l->c, &m);
 }
 
+/* Both hellos are known: derive the session keys and send our auth. */
 static int send_auth(chatlink *l) {
+    peer_ctx *ctx = l->ctx;
+    seal_party me = {ctx->user, strlen(ctx->user), ctx->id.pk, l->my_nonce, seal_ekey(l->sl)};
+    seal_party them = {l->name, strlen(l->name), l->their_key, l->their_nonce, l->their_ekey};
+    if (seal_derive(l->sl, l->dialer, l->dialer ? &me : &them, l->dialer ? &them : &me)) {
+        conn_fail(l->c, "bad_message", "hello ekey is not a usable X25519 public key", 0);
+        return UV_EPROTO;
+    }
     unsigned char sig[IDENT_SIG];
-    ident_sign_chat(&l->ctx->id, l->their_nonce, l->ctx->user, strlen(l->ctx->user), sig);
+    seal_sign(l->sl, &ctx->id, l->dialer, sig);
     msg_out m;
-    msg_out_init(&m, "auth", 1);
+    msg_out_init(&m, "auth", 2);
     msg_put_bin(&m, "sig", sig, IDENT_SIG);
+    msg_put_bin(&m, "header", seal_header(l->sl), SEAL_HEADER);
     return conn_send_msg(l->c, &m);
+}
+
+/* Every message after auth: the inner msgpack map, sealed, as the c of a
+ * {t:"sealed"} frame.  Takes m.  The outer map is written by hand and the
+ * ciphertext straight into the frame: one allocation, not two more
+ * encoder buffers, per message. */
+static int send_sealed(chatlink *l, msg_out *m) {
+    static const char head[] = {'\x82', '\xa1', 't', '\xa6', 's', 'e', 'a', 'l', 'e', 'd',
+                                '\xa1', 'c'};
+    char *buf;
+    size_t len;
+    int r = msg_out_finish(m, FRAME_MAX_DEFAULT - 64, &buf, &len);
+    if (r)
+        return r;
+    size_t n = len - FRAME_HEADER, cn = n + SEAL_ABYTES; /* cn < 64 KiB */
+    size_t hl = sizeof head + (cn < 256 ? 2 : 3);
+    char *f = malloc(FRAME_HEADER + hl + cn);
+    if (!f) {
+        free(buf);
+        return UV_ENOMEM;
+    }
+    frame_put_len(f, (uint32_t)(hl + cn));
+    char *p = f + FRAME_HEADER;
+    memcpy(p, head, sizeof head);
+    p += sizeof head;
+    if (cn < 256) {
+        *p++ = '\xc4'; /* bin 8 */
+        *p++ = (char)cn;
+    } else {
+        *p++ = '\xc5'; /* bin 16 */
+        *p++ = (char)(cn >> 8);
+        *p++ = (char)(cn & 0xff);
+    }
+    r = seal_encrypt(l->sl, (unsigned char *)buf + FRAME_HEADER, n, (unsigned char *)p);
+    sodium_memzero(buf, len);
+    free(buf);
+    if (r) {
+        free(f);
+        return r;
+    }
+    return conn_send(l->c, f, FRAME_HEADER + hl + cn);
 }
 
 int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len) {
@@ -89,7 +150,7 @@ int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t
     msg_put_uint(&m, "id", id);
     msg_put_int(&m, "ts", ts);
     msg_put_strn(&m, "text", text, len);
-    return conn_send_msg(l->c, &m);
+    return send_sealed(l, &m);
 }
 
 int link_send_ack(chatlink *l, uint64_t id) {
@@ -98,7 +159,7 @@ int link_send_ack(chatlink *l, uint64_t id) {
     msg_out m;
     msg_out_init(&m, "ack", 1);
     msg_put_uint(&m, "id", id);
-    return conn_send_msg(l->c, &m);
+    return send_sealed(l, &m);
 }
 
 int link_send_bye(chatlink *l) {
@@ -106,7 +167,7 @@ int link_send_bye(chatlink *l) {
         return UV_ENOTCONN;
     msg_out m;
     msg_out_init(&m, "bye", 0);
-    int r = conn_send_msg(l->c, &m);
+    int r = send_sealed(l, &m);
     link_step(l, EV_BYE_SENT, 0);
     return r;
 }
@@ -114,7 +175,7 @@ int link_send_bye(chatlink *l) {
 static void send_simple(chatlink *l, const char *type) {
     msg_out m;
     msg_out_init(&m, type, 0);
-    conn_send_msg(l->c, &m);
+    send_sealed(l, &m);
 }
 
 /* ---- accessors ---- */
@@ -139,6 +200,39 @@ static void auth_fail(chatlink *l, const char *code, const char *fmt, const char
     conn_fail(l->c, code, l->why, 0);
 }
 
+/* known_peers: the key of l->name must be the pinned one, if any.  0 when
+ * it may go on; else the link is failing and the user was told, loudly,
+ * with both fingerprints and the way out. */
+static int check_pin(chatlink *l) {
+    unsigned char pinned[IDENT_PK];
+    if (pins_get(l->ctx->pins, l->fold, pinned) != 0 ||
+        sodium_memcmp(pinned, l->their_key, IDENT_PK) == 0)
+        return 0;
+    char was[32], now[32];
+    ident_fingerprint(pinned, was);
+    ident_fingerprint(l->their_key, now);
+    snprintf(l->why, sizeof l->why,
+             "the key of %s changed: known_peers pins %s, the link presents %s (the tracker "
+             "vouches for it); refused. If %s really has a new key (compare /whois %s with "
+             "them), accept it with /trust %s", l->name, was, now, l->name, l->name, l->name);
+    if (pins_warn_due(l->ctx->pins, l->fold, uv_now(l->ctx->loop)))
+        ev_error(l->ctx, "%s", l->why);
+    log_warn(&l->ctx->lg, "chat link %s: %s", conn_peer(l->c), l->why);
+    conn_fail(l->c, "key_changed", "your key is not the one this peer pinned for your name", 0);
+    return -1;
+}
+
+/* The link is up: a first meeting pins the key. */
+static void pin_first(chatlink *l) {
+    unsigned char pinned[IDENT_PK];
+    char err[300];
+    if (!l->ctx->pins || pins_get(l->ctx->pins, l->fold, pinned) == 0)
+        return;
+    if (pins_set(l->ctx->pins, l->fold, l->their_key, err, sizeof err))
+        ev_error(l->ctx, "cannot pin the key of %s: %s; it stays pinned until you quit", l->name,
+                 err);
+}
+
 static void on_key(void *data, int status, const ctl_user *u) {
     chatlink *l = data;
     if (l->state != LINK_VERIFY)
@@ -151,29 +245,31 @@ static void on_key(void *data, int status, const ctl_user *u) {
     if (sodium_memcmp(u->key, l->their_key, IDENT_PK) != 0)
         return auth_fail(l, "bad_signature", "the key sent for %s is not the one the tracker has",
                          l->name);
-    link_step(l, EV_KEY, 0);
+    if (check_pin(l) == 0)
+        link_step(l, EV_KEY, 0);
 }
 
 static void h_hello(chatlink *l, const msg_in *m) {
     uint64_t v;
     const char *name, *to;
     size_t nlen, tlen;
-    const unsigned char *key, *nonce;
+    const unsigned char *key, *nonce, *ekey;
     const char *why;
     if (msg_uint(m, "v", &v))
         return conn_fail(l->c, "bad_message", "hello needs a uint v", 0);
-    if (v != PROTO_VERSION) {
-        char text[120];
-        snprintf(text, sizeof text, "protocol version %llu is not supported; this peer speaks %d",
-                 (unsigned long long)v, PROTO_VERSION);
+    if (v != LINK_VERSION) {
+        char text[160];
+        snprintf(text, sizeof text, "chat link protocol version %llu is not supported; this peer "
+                 "speaks %d (end-to-end encrypted); both sides need a current parley",
+                 (unsigned long long)v, LINK_VERSION);
         snprintf(l->why, sizeof l->why, "%s", text);
         return conn_fail(l->c, "version", text, 0);
     }
     if (msg_str(m, "role", &to, &tlen) || tlen != 4 || memcmp(to, "chat", 4) != 0)
         return conn_fail(l->c, "bad_message", "hello on a chat link needs role \"chat\"", 0);
     if (msg_str(m, "name", &name, &nlen) || msg_bin(m, "key", &key, IDENT_PK) ||
-        msg_bin(m, "nonce", &nonce, IDENT_NONCE))
-        return conn_fail(l->c, "bad_message", "hello needs name, key and nonce", 0);
+        msg_bin(m, "nonce", &nonce, IDENT_NONCE) || msg_bin(m, "ekey", &ekey, SEAL_EKEY))
+        return conn_fail(l->c, "bad_message", "hello needs name, key, nonce and ekey", 0);
     if (name_check(name, nlen, &why))
         return conn_fail(l->c, "bad_name", why, 0);
     int r = msg_str(m, "to", &to, &tlen);
@@ -198,14 +294,16 @@ static void h_hello(chatlink *l, const msg_in *m) {
     strcpy(l->fold, fold);
     memcpy(l->their_key, key, IDENT_PK);
     memcpy(l->their_nonce, nonce, IDENT_NONCE);
+    memcpy(l->their_ekey, ekey, SEAL_EKEY);
     link_step(l, EV_HELLO, 0);
 }
 
 static void h_auth(chatlink *l, const msg_in *m) {
-    const unsigned char *sig;
-    if (msg_bin(m, "sig", &sig, IDENT_SIG))
-        return conn_fail(l->c, "bad_message", "auth needs a 64-byte bin sig", 0);
-    if (ident_verify_chat(l->their_key, l->my_nonce, l->name, strlen(l->name), sig))
+    const unsigned char *sig, *header;
+    if (msg_bin(m, "sig", &sig, IDENT_SIG) || msg_bin(m, "header", &header, SEAL_HEADER))
+        return conn_fail(l->c, "bad_message", "auth needs a 64-byte bin sig and a 24-byte bin "
+                         "header", 0);
+    if (seal_accept(l->sl, l->their_key, !l->dialer, sig, header))
         return auth_fail(l, "bad_signature", "the signature of %s does not verify", l->name);
     link_step(l, EV_AUTH, 0);
 }
@@ -256,6 +354,39 @@ static void h_error(chatlink *l, const msg_in *m) {
     conn_close(l->c, UV_EPROTO);
 }
 
+static void dispatch(chatlink *l, const msg_in *m, int sealed);
+
+/* A sealed frame: open it and handle what it holds.  One that does not
+ * authenticate (altered, replayed, reordered, dropped before it) ends the
+ * link; nothing of it reaches the user but the warning. */
+static void h_sealed(chatlink *l, const msg_in *m) {
+    const msgpack_object *o;
+    if (msg_get(m, "c", &o) || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < SEAL_ABYTES)
+        return conn_fail(l->c, "bad_message", "sealed needs a bin c", 0);
+    size_t n = o->via.bin.size, pn = 0;
+    unsigned char *plain = malloc(n);
+    if (!plain)
+        return conn_fail(l->c, "internal", "out of memory", 0);
+    if (seal_decrypt(l->sl, (const unsigned char *)o->via.bin.ptr, n, plain, &pn)) {
+        free(plain);
+        ev_error(l->ctx, "the link with %s failed authentication: a frame was altered, replayed "
+                 "or reordered on the way; it was dropped unread and the link is closed (it is "
+                 "set up again when you next send)", l->name);
+        return conn_fail(l->c, "bad_seal", "a sealed frame did not authenticate", 0);
+    }
+    msg_in inner;
+    if (msg_parse(&inner, (const char *)plain, pn)) {
+        sodium_memzero(plain, n);
+        free(plain);
+        return conn_fail(l->c, "bad_frame", "the sealed frame holds no msgpack map with a string t",
+                         0);
+    }
+    dispatch(l, &inner, 1);
+    msg_in_free(&inner);
+    sodium_memzero(plain, n);
+    free(plain);
+}
+
 /* Which frames each state accepts (bit per state). */
 #define S(x) (1u << (x))
 #define HANDSHAKE_STATES (S(LINK_HELLO) | S(LINK_AUTH) | S(LINK_VERIFY))
@@ -263,17 +394,40 @@ static void h_error(chatlink *l, const msg_in *m) {
 static const struct {
     const char *type;
     unsigned states;
+    int sealed; /* 1: only inside a sealed frame; 0: only outside one */
     void (*fn)(chatlink *l, const msg_in *m);
 } handlers[] = {
-    {"hello", S(LINK_HELLO), h_hello},
-    {"auth", S(LINK_AUTH), h_auth},
-    {"msg", S(LINK_UP) | S(LINK_BYE), h_msg},
-    {"ack", S(LINK_UP) | S(LINK_BYE), h_ack},
-    {"bye", S(LINK_UP) | S(LINK_BYE), h_bye},
-    {"ping", S(LINK_UP) | S(LINK_BYE), h_ping},
-    {"pong", S(LINK_UP) | S(LINK_BYE), h_pong},
-    {"error", ANY_STATE, h_error},
+    {"hello", S(LINK_HELLO), 0, h_hello},
+    {"auth", S(LINK_AUTH), 0, h_auth},
+    {"sealed", S(LINK_UP) | S(LINK_BYE), 0, h_sealed},
+    {"msg", S(LINK_UP) | S(LINK_BYE), 1, h_msg},
+    {"ack", S(LINK_UP) | S(LINK_BYE), 1, h_ack},
+    {"bye", S(LINK_UP) | S(LINK_BYE), 1, h_bye},
+    {"ping", S(LINK_UP) | S(LINK_BYE), 1, h_ping},
+    {"pong", S(LINK_UP) | S(LINK_BYE), 1, h_pong},
+    {"error", ANY_STATE, 0, h_error}, /* carries no chat content, so never sealed */
 };
+
+static void dispatch(chatlink *l, const msg_in *m, int sealed) {
+    size_t i, n = sizeof handlers / sizeof *handlers;
+    for (i = 0; i < n && strcmp(handlers[i].type, m->type) != 0; i++)
+        ;
+    if (i == n) {
+        char text[64];
+        snprintf(text, sizeof text, "unknown message type %s", m->type);
+        conn_fail(l->c, "unknown_type", text, 0);
+    } else if (!(handlers[i].states & S(l->state))) {
+        char text[80];
+        snprintf(text, sizeof text, "unexpected %s at this point of the chat link", m->type);
+        conn_fail(l->c, "bad_message", text, 0);
+    } else if (handlers[i].sealed != sealed) {
+        char text[80];
+        snprintf(text, sizeof text, "%s must %sbe sealed", m->type, sealed ? "not " : "");
+        conn_fail(l->c, "bad_message", text, 0);
+    } else {
+        handlers[i].fn(l, m);
+    }
+}
 
 static void on_frame(conn *c, const char *payload, size_t len) {
     chatlink *l = conn_data(c);
@@ -282,20 +436,7 @@ static void on_frame(conn *c, const char *payload, size_t len) {
         conn_fail(c, "bad_frame", "not a msgpack map with a string t", 0);
         return;
     }
-    size_t i, n = sizeof handlers / sizeof *handlers;
-    for (i = 0; i < n && strcmp(handlers[i].type, m.type) != 0; i++)
-        ;
-    if (i == n) {
-        char text[64];
-        snprintf(text, sizeof text, "unknown message type %s", m.type);
-        conn_fail(c, "unknown_type", text, 0);
-    } else if (!(handlers[i].states & S(l->state))) {
-        char text[80];
-        snprintf(text, sizeof text, "unexpected %s at this point of the chat link", m.type);
-        conn_fail(c, "bad_message", text, 0);
-    } else {
-        handlers[i].fn(l, &m);
-    }
+    dispatch(l, &m, 0);
     msg_in_free(&m);
 }
 
@@ -308,6 +449,7 @@ static void on_conn_closed(conn *c, int reason) {
     l->state = LINK_CLOSED;
     if (l->h)
         l->h->closed(l, reason, l->why[0] ? l->why : NULL, l->data);
+    seal_free(l->sl);
     free(l);
 }
 
@@ -337,6 +479,8 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         return;
     case EV_HELLO:
         if (l->dialer) {
+            if (check_pin(l))
+                return;
             l->state = LINK_AUTH;
             send_auth(l);
             return;
@@ -351,13 +495,14 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         return;
     case EV_KEY:
         l->state = LINK_AUTH;
-        send_auth(l);
-        conn_resume(l->c); /* may deliver their auth right away */
+        if (send_auth(l) == 0)
+            conn_resume(l->c); /* may deliver their auth right away */
         return;
     case EV_AUTH:
         l->state = LINK_UP;
         conn_set_timeout(l->c, 0);
         uv_tcp_keepalive(conn_tcp(l->c), 1, 30);
+        pin_first(l);
         log_info(&l->ctx->lg, "chat link with %s (%s) is up", l->name, conn_peer(l->c));
         if (l->h)
             l->h->up(l, l->data);
@@ -380,8 +525,11 @@ static chatlink *link_new(peer_ctx *ctx, const link_handler *h, void *data) {
     l->h = h;
     l->data = data;
     randombytes_buf(l->my_nonce, IDENT_NONCE);
-    l->c = conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_conn_closed, l);
+    l->sl = seal_new();
+    l->c = l->sl ? conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_conn_closed, l)
+                 : NULL;
     if (!l->c) {
+        seal_free(l->sl);
         free(l);
         return NULL;
     }
@@ -416,6 +564,10 @@ int link_adopt(peer_ctx *ctx, conn *c, int dialer, const char *name,
                const unsigned char key[IDENT_PK], const link_handler *h, void *data,
                chatlink **out) {
     chatlink *l = calloc(1, sizeof *l);
+    if (l && !(l->sl = seal_new())) {
+        free(l);
+        l = NULL;
+    }
     if (!l) {
         conn_set_handlers(c, orphan_frame, orphan_closed, NULL);
         conn_close(c, UV_ENOMEM);

@@ -1,9 +1,11 @@
-/* link: one authenticated chat link to another peer (PROTOCOL.md, "Chat
- * link") over a shared/conn.h connection.  Both sides send hello, each
- * proves its key by signing the other's nonce, and the acceptor checks the
- * dialer's key against the tracker (or the key cache).  Once up, msg, ack,
- * bye, ping and pong flow; the link reports them to its handler, which is
- * the dial (during happy eyeballs) and then the chat. */
+/* link: one authenticated, end-to-end encrypted chat link to another peer
+ * (PROTOCOL.md, "Chat link") over a shared/conn.h connection.  Both sides
+ * send hello with a fresh X25519 key, each signs the handshake transcript
+ * with its identity key, and the acceptor checks the dialer's key against
+ * the tracker (or the key cache); both check known_peers (pins.h).  Once
+ * up, msg, ack, bye, ping and pong flow sealed (seal.h); the link reports
+ * them to its handler, which is the dial (during happy eyeballs) and then
+ * the chat.  A frame that fails to open ends the link with an error event. */
 #ifndef PARLEY_LINK_H
 #define PARLEY_LINK_H
 

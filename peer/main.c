@@ -8,6 +8,7 @@
 #include "events.h"
 #include "listener.h"
 #include "peer.h"
+#include "pins.h"
 #include "tui.h"
 #include "ui_line.h"
 
@@ -39,8 +40,9 @@ static const char usage_text[] =
     "  --advertise HOST:PORT  also advertise this endpoint (a forwarded port);\n"
     "                         may be given up to 16 times\n"
     "  --home DIR             where the identity key lives (default ~/.parley)\n"
-    "  --ui line|tui          user interface (default: tui when stdin and stdout\n"
-    "                         are terminals, line otherwise)\n"
+    "  --ui line|tui|json     user interface (default: tui when stdin and stdout\n"
+    "                         are terminals, line otherwise); json: line mode's\n"
+    "                         commands, every event one JSON object per line\n"
     "  --no-bell              terminal UI: no bell for messages in a conversation\n"
     "                         that is not on screen\n"
     "  --echo                 answer every received message with the same text\n"
@@ -158,8 +160,10 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
             return 2;
         }
         ctx->tui = 1;
+    } else if (strcmp(ui_mode, "json") == 0) {
+        ctx->fe_base = &ui_json_frontend; /* line mode's input, JSON output */
     } else if (strcmp(ui_mode, "line") != 0) {
-        return usage_error("--ui %s is not line or tui", ui_mode);
+        return usage_error("--ui %s is not line, tui or json", ui_mode);
     }
     return -1;
 }
@@ -237,9 +241,14 @@ static int run(peer_ctx *ctx, const char *home_arg) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
+    if ((r = pins_open(home, &ctx->pins, err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
     uv_loop_t loop;
     if ((r = uv_loop_init(&loop))) {
         fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(r));
+        pins_close(ctx->pins);
         return 1;
     }
     ctx->loop = &loop;
@@ -277,6 +286,8 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     uv_run(&loop, UV_RUN_DEFAULT);
     if (!status)
         status = ctx->exit_code;
+    pins_close(ctx->pins);
+    ctx->pins = NULL;
     r = uv_loop_close(&loop);
     if (r) {
         uv_walk(&loop, on_walk, &ctx->lg);

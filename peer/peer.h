@@ -22,6 +22,7 @@ struct ev_frontend;
 struct ctl;
 struct lst;
 struct chat;
+struct pins;
 
 typedef struct peer_ctx {
     uv_loop_t *loop;
@@ -40,11 +41,14 @@ typedef struct peer_ctx {
     struct ui *ui;               /* line-mode stdin reader (NULL in the terminal UI) */
     const struct ev_frontend *fe; /* where ev_* events go; NULL: line mode */
     void *fe_data;               /* the front end's state */
+    const struct ev_frontend *fe_base; /* where events go when no front end is open:
+                                        * NULL line mode, or --ui json (stateless) */
     int tui;                     /* the terminal UI runs (else line mode) */
     int no_bell;                 /* --no-bell */
     struct ctl *ctl;
     struct lst *lst;
     struct chat *chat;
+    struct pins *pins;           /* known_peers (NULL: pinning off, as in the fuzz harness) */
     uv_signal_t sigint, sigterm;
     uv_timer_t quit_timer;
     int quitting;

@@ -187,6 +187,20 @@ static void t_help(void *fe, const char *const *lines, size_t n) {
     tui_dirty(t);
 }
 
+static void t_trusted(void *fe, const char *name, const char *fp, const char *was) {
+    tui *t = fe;
+    tui_conv_info(here(t), "trusted %s: key %s pinned%s%s%s", name, fp, was ? " (was " : "",
+                  was ? was : "", was ? ")" : "");
+    tui_dirty(t);
+}
+
+static void t_whois(void *fe, const char *name, const char *pinned, const char *tracker) {
+    tui *t = fe;
+    tui_conv_info(here(t), "%s: pinned key %s, tracker's key %s", name, pinned ? pinned : "none",
+                  tracker ? tracker : "unknown");
+    tui_dirty(t);
+}
+
 void tui_fe_close(void *fe); /* tui.c */
 
 const ev_frontend tui_frontend = {
@@ -204,6 +218,8 @@ const ev_frontend tui_frontend = {
     .unreachable = t_unreachable,
     .error = t_error,
     .help = t_help,
+    .trusted = t_trusted,
+    .whois = t_whois,
     .bye = NULL,
     .close = tui_fe_close,
 };

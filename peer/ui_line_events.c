@@ -111,6 +111,18 @@ static void l_help(void *fe, const char *const *lines, size_t n) {
 
 static void l_bye(void *fe) { out("bye"); }
 
+static void l_trusted(void *fe, const char *name, const char *fp, const char *was) {
+    if (was)
+        out("trusted %s %s (was %s)", name, fp, was);
+    else
+        out("trusted %s %s", name, fp);
+}
+
+static void l_whois(void *fe, const char *name, const char *pinned, const char *tracker) {
+    out("whois %s pinned %s tracker %s", name, pinned ? pinned : "none",
+        tracker ? tracker : "unknown");
+}
+
 const ev_frontend ui_line_frontend = {
     .name = "line",
     .registered = l_registered,
@@ -127,5 +139,7 @@ const ev_frontend ui_line_frontend = {
     .error = l_error,
     .help = l_help,
     .bye = l_bye,
+    .trusted = l_trusted,
+    .whois = l_whois,
     .close = NULL,
 };

@@ -200,7 +200,7 @@ static void on_write(uv_write_t *req, int status) {
     wreq *w = (wreq *)req;
     conn *c = req->handle->data;
     size_t before = c->queued;
-    c->queued -= w->len;
+    c->queued -= w->len + sizeof *w;
     free(w->buf);
     free(w);
     if (status < 0 && status != UV_ECANCELED) {
@@ -253,7 +253,9 @@ int conn_send(conn *c, char *buf, size_t len) {
         conn_close(c, r);
         return r;
     }
-    c->queued += w->len;
+    /* The bookkeeping counts too: for small frames it is most of the
+     * memory a reader that never reads pins. */
+    c->queued += w->len + sizeof *w;
     return 0;
 }
 

@@ -85,7 +85,9 @@ void conn_set_raw(conn *c, conn_raw_cb on_raw);
 void conn_set_drain(conn *c, conn_drain_cb cb, size_t low);
 
 int conn_closing(const conn *c);
-size_t conn_queued(const conn *c);   /* bytes queued for writing */
+/* Bytes queued for writing plus each queued write's bookkeeping, so a
+ * bound on it bounds the memory a peer that does not read can pin. */
+size_t conn_queued(const conn *c);
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c); /* "ip:port" of the remote end, or "?" */

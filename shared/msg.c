@@ -5,6 +5,7 @@
 
 #include "frame.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -78,6 +79,11 @@ int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len) {
     frame_put_len(m->sb.data, (uint32_t)payload);
     *len = m->sb.size;
     *buf = msgpack_sbuffer_release(&m->sb);
+    /* The encoder buffer starts at 8 KiB: a 40-byte reply queued for a slow
+     * reader would pin all of it, so give the slack back. */
+    char *fit = realloc(*buf, *len);
+    if (fit)
+        *buf = fit;
     return 0;
 }
 

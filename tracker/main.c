@@ -2,7 +2,9 @@
  * opens the registry, starts the listeners and runs the loop until SIGINT or
  * SIGTERM; then shuts down in order: listeners, connections (their users go
  * offline), pending writes, the database, the remaining handles. */
+#include "config.h"
 #include "listen.h"
+#include "metrics.h"
 #include "server.h"
 #include "tracker.h"
 
@@ -22,6 +24,8 @@ static void usage(FILE *f) {
             "usage: tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS] [--log-level LEVEL]\n"
             "               [--relay-per-user N] [--relay-max N] [--relay-rate BYTES]\n"
             "               [--relay-idle SECONDS] [--relay-join-timeout MS]\n"
+            "               [--rate-limit N] [--rate-burst N] [--max-conns-per-addr N]\n"
+            "               [--max-conns N] [--metrics HOST:PORT] [--config PATH]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
             "is online and look each other up before chatting directly.\n"
@@ -45,6 +49,24 @@ static void usage(FILE *f) {
             "                       (1 to 86400, default 300).\n"
             "  --relay-join-timeout MS  how long a relay session waits for both sides to\n"
             "                       join (100 to 600000, default 10000).\n"
+            "  --rate-limit N       frames per second one connection may send (0 to 1000000,\n"
+            "                       default 50; 0 turns the limit off).  A request over it is\n"
+            "                       answered with error rate_limited; other frames, or a\n"
+            "                       burst's worth of refused requests in a row, close it.\n"
+            "  --rate-burst N       frames a connection may send at once before the rate\n"
+            "                       applies (1 to 1000000, default 100).\n"
+            "  --max-conns-per-addr N  connections at once from one IPv4 address or IPv6 /64\n"
+            "                       (0 to 1000000, default 32; 0: no limit); one more gets\n"
+            "                       error limit and is closed.\n"
+            "  --max-conns N        control connections at once in total (0 to 1000000,\n"
+            "                       default 10000; 0: no limit); one more gets error limit.\n"
+            "  --metrics HOST:PORT  serve Prometheus metrics (GET /metrics) on this numeric\n"
+            "                       address; off when not given.  Suggested: " MET_DEFAULT "\n"
+            "                       (loopback only: the numbers are for the operator).\n"
+            "  --config PATH        read flags from PATH first, one per line without the\n"
+            "                       dashes (\"listen 127.0.0.1:5960\"), # comments and blank\n"
+            "                       lines allowed; flags on the command line override it\n"
+            "                       (a --listen there replaces the file's listen lines).\n"
             "  --help               show this help.\n"
             "\n"
             "Once ready it logs \"listening on HOST:PORT\" for each listener.  SIGINT or\n"
@@ -58,8 +80,10 @@ static int bad_usage(const char *fmt, const char *arg) {
     return 2;
 }
 
-/* Fills ctx->cfg and the log level.  -1 to go on, else the exit status. */
-static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **specs) {
+/* Fills ctx->cfg and the log level from one config file line (cmdline 0)
+ * or from the command line (cmdline 1, parsed last: it overrides the file
+ * and fills in the default listeners).  -1 to go on, else the exit status. */
+static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **specs, int cmdline) {
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'}, {"db", required_argument, NULL, 'd'},
         {"ttl", required_argument, NULL, 't'},    {"log-level", required_argument, NULL, 'v'},
@@ -68,6 +92,12 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"relay-rate", required_argument, NULL, 'r'},
         {"relay-idle", required_argument, NULL, 'i'},
         {"relay-join-timeout", required_argument, NULL, 'j'},
+        {"rate-limit", required_argument, NULL, 'R'},
+        {"rate-burst", required_argument, NULL, 'B'},
+        {"max-conns-per-addr", required_argument, NULL, 'A'},
+        {"max-conns", required_argument, NULL, 'C'},
+        {"metrics", required_argument, NULL, 'M'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     tracker_config *cfg = &ctx->cfg;
@@ -81,6 +111,8 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
             if (addr_split(optarg, TRACKER_PORT, host, sizeof host, port, sizeof port))
                 return bad_usage("--listen %s is not HOST:PORT (an IPv6 address goes in "
                                  "brackets, like [::1]:5960)", optarg);
+            if (cmdline && cfg->nlisten && cfg->nlisten == cfg->nlisten_file)
+                cfg->nlisten = cfg->nlisten_file = 0; /* the command line's replace the file's */
             specs[cfg->nlisten++] = optarg;
             break;
         case 'd':
@@ -98,7 +130,11 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         case 'm':
         case 'r':
         case 'i':
-        case 'j': {
+        case 'j':
+        case 'R':
+        case 'B':
+        case 'A':
+        case 'C': {
             static const struct {
                 int o;
                 const char *flag, *what;
@@ -111,6 +147,10 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 {'i', "--relay-idle", "a number of seconds from 1 to 86400", 1, 86400},
                 {'j', "--relay-join-timeout", "a number of milliseconds from 100 to 600000", 100,
                  600000},
+                {'R', "--rate-limit", "a number from 0 to 1000000", 0, 1000000},
+                {'B', "--rate-burst", "a number from 1 to 1000000", 1, 1000000},
+                {'A', "--max-conns-per-addr", "a number from 0 to 1000000", 0, 1000000},
+                {'C', "--max-conns", "a number from 0 to 1000000", 0, 1000000},
             };
             size_t k = 0;
             while (lim[k].o != o)
@@ -129,15 +169,39 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 cfg->relay_rate = n;
             else if (o == 'i')
                 cfg->relay_idle = (unsigned)n;
-            else
+            else if (o == 'j')
                 cfg->relay_join_ms = (unsigned)n;
+            else if (o == 'R')
+                cfg->rate_limit = (unsigned)n;
+            else if (o == 'B')
+                cfg->rate_burst = (unsigned)n;
+            else if (o == 'A')
+                cfg->max_per_addr = (unsigned)n;
+            else
+                cfg->max_conns = (unsigned)n;
+            break;
+        }
+        case 'M': {
+            struct sockaddr_storage ss;
+            if (addr_parse_numeric(optarg, &ss))
+                return bad_usage("--metrics %s is not a numeric HOST:PORT (like " MET_DEFAULT ")",
+                                 optarg);
+            cfg->metrics = optarg;
             break;
         }
         case 'v':
             if (log_level_parse(optarg, &ctx->lg.level))
                 return bad_usage("--log-level %s is not one of error, warn, info, debug", optarg);
             break;
+        case 'c': /* read before parsing (main); here only checked */
+            if (!cmdline)
+                return bad_usage("config files do not nest (config %s)", optarg);
+            if (optarg != cfg->config)
+                return bad_usage("--config %s: give --config once, spelled out in full", optarg);
+            break;
         case 'h':
+            if (!cmdline)
+                return bad_usage("help does not belong in a config file%s", "");
             usage(stdout);
             return 0;
         case ':':
@@ -148,6 +212,8 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
     }
     if (optind < argc)
         return bad_usage("unexpected argument %s", argv[optind]);
+    if (!cmdline)
+        return -1;
     if (cfg->nlisten == 0) {
         cfg->default_listen = 1;
         for (size_t i = 0; i < sizeof default_listen / sizeof *default_listen; i++)
@@ -155,6 +221,18 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
     }
     cfg->listen = specs;
     return -1;
+}
+
+/* The --config PATH (or --config=PATH) of the command line, or NULL; the
+ * file is read before the flags are parsed. */
+static const char *find_config(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return NULL;
 }
 
 /* Starts the orderly stop; the loop ends once every handle has closed. */
@@ -166,6 +244,7 @@ static void shutdown_start(tracker_ctx *ctx, int code) {
     uv_close((uv_handle_t *)&ctx->sigint, NULL);
     uv_close((uv_handle_t *)&ctx->sigterm, NULL);
     lsn_stop(ctx);
+    met_stop(ctx);
     if (ctx->nsessions)
         log_info(&ctx->lg, "closing %zu connection%s", ctx->nsessions, ctx->nsessions == 1 ? "" : "s");
     srv_stop(ctx);
@@ -196,14 +275,39 @@ int main(int argc, char **argv) {
     ctx.cfg.relay_rate = RELAY_RATE_DEFAULT;
     ctx.cfg.relay_idle = RELAY_IDLE_DEFAULT;
     ctx.cfg.relay_join_ms = RELAY_JOIN_MS;
-    const char **specs = calloc((size_t)argc + 2, sizeof *specs);
+    ctx.cfg.rate_limit = RATE_LIMIT_DEFAULT;
+    ctx.cfg.rate_burst = RATE_BURST_DEFAULT;
+    ctx.cfg.max_per_addr = MAX_PER_ADDR_DEFAULT;
+    ctx.cfg.max_conns = MAX_CONNS_DEFAULT;
+    /* The config file first, so the command line, parsed after it, wins. */
+    conf_file cf;
+    char cerr[1024];
+    memset(&cf, 0, sizeof cf);
+    ctx.cfg.config = find_config(argc, argv);
+    if (ctx.cfg.config && conf_read(ctx.cfg.config, &cf, cerr, sizeof cerr)) {
+        fprintf(stderr, "tracker: %s\n", cerr);
+        return 2;
+    }
+    const char **specs = calloc((size_t)argc + cf.nlines + 2, sizeof *specs);
     if (!specs) {
         fprintf(stderr, "tracker: out of memory\n");
+        conf_free(&cf);
         return 1;
     }
-    int r = parse_args(&ctx, argc, argv, specs);
+    int r = -1;
+    for (size_t i = 0; i < cf.nlines && r < 0; i++) {
+        optind = 0; /* restart getopt_long on this line's words */
+        if ((r = parse_args(&ctx, cf.lines[i].argc, cf.lines[i].argv, specs, 0)) >= 0)
+            fprintf(stderr, "tracker: that is %s line %d; fix or remove the line\n", cf.path,
+                    cf.lines[i].line);
+    }
+    ctx.cfg.nlisten_file = ctx.cfg.nlisten;
+    optind = 0;
+    if (r < 0)
+        r = parse_args(&ctx, argc, argv, specs, 1);
     if (r >= 0) {
         free(specs);
+        conf_free(&cf);
         return r;
     }
     /* A peer vanishing mid-write must be an error code, not a signal. */
@@ -211,12 +315,14 @@ int main(int argc, char **argv) {
     if (sodium_init() < 0) {
         log_error(&ctx.lg, "libsodium failed to initialise; check the installation");
         free(specs);
+        conf_free(&cf);
         return 1;
     }
     uv_loop_t loop;
     if ((r = uv_loop_init(&loop)) != 0) {
         log_error(&ctx.lg, "cannot start the event loop: %s", uv_strerror(r));
         free(specs);
+        conf_free(&cf);
         return 1;
     }
     ctx.loop = &loop;
@@ -235,7 +341,10 @@ int main(int argc, char **argv) {
         ctx.sigint.data = ctx.sigterm.data = &ctx;
         uv_signal_start(&ctx.sigint, on_signal, SIGINT);
         uv_signal_start(&ctx.sigterm, on_signal, SIGTERM);
-        if ((r = lsn_start(&ctx, on_listening)) != 0) {
+        reg_on_commit(ctx.reg, met_commit_time, &ctx);
+        if (ctx.cfg.metrics && met_start(&ctx) != 0)
+            shutdown_start(&ctx, 1);
+        else if ((r = lsn_start(&ctx, on_listening)) != 0) {
             log_error(&ctx.lg, "cannot start listening: %s", uv_strerror(r));
             shutdown_start(&ctx, 1);
         }
@@ -247,6 +356,7 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     online_free(ctx.online);
     free(specs);
+    conf_free(&cf);
     if ((r = uv_loop_close(&loop)) != 0) {
         log_error(&ctx.lg, "internal error: handles still open at exit (%s)", uv_strerror(r));
         return 1;

@@ -30,18 +30,20 @@ static const char *const migrations[] = {
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
 enum {
-    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE,
+    ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE,
     ST_LIST_FROM, ST_LIST_AFTER, ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_GET] = "SELECT name, key, endpoints, last_seen, online FROM users WHERE folded = ?1",
     [ST_INSERT] = "INSERT INTO users (folded, name, key, endpoints, last_seen, online, created)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5)",
-    [ST_UPDATE] = "UPDATE users SET endpoints = ?2, last_seen = ?3 WHERE folded = ?1",
+                  " VALUES (?1, ?2, ?3, ?4, ?5, 1, ?5)",
+    /* A bind also marks the user online: one write per registration. */
+    [ST_UPDATE] = "UPDATE users SET endpoints = ?2, last_seen = ?3, online = 1 WHERE folded = ?1",
     [ST_PRESENCE] = "UPDATE users SET online = ?2, last_seen = ?3 WHERE folded = ?1",
     [ST_LIST_FROM] = "SELECT name, folded FROM users WHERE online = 1 AND folded >= ?1"
                      " AND folded < ?2 ORDER BY folded LIMIT ?3",
@@ -61,9 +63,14 @@ struct registry {
     const logger *lg;
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
-    int in_tx;
+    int in_tx;        /* the write batch's transaction is open */
+    int in_read;      /* a read transaction is open (ended in on_check) */
     waiter *waiters;
     size_t nwait, capwait;
+    void (*batch_end)(void *arg); /* reg_on_batch_end */
+    void *batch_arg;
+    void (*on_commit)(void *arg, uint64_t ns); /* reg_on_commit, for --metrics */
+    void *commit_arg;
 };
 
 static int sqlite_to_uv(int rc) {
@@ -215,12 +222,19 @@ fail:
  * waiter list is detached first so callbacks may queue the next batch. */
 static void flush(registry *r) {
     int status = 0;
+    if (r->in_read) {
+        run(r, r->st[ST_COMMIT]);
+        r->in_read = 0;
+    }
     if (r->in_tx) {
         if (sqlite3_get_autocommit(r->db)) {
             status = UV_EIO; /* an earlier error already rolled the batch back */
             log_error(r->lg, "database batch was rolled back; its writes are lost");
         } else {
+            uint64_t t0 = uv_hrtime();
             status = run(r, r->st[ST_COMMIT]);
+            if (r->on_commit)
+                r->on_commit(r->commit_arg, uv_hrtime() - t0);
             if (status && !sqlite3_get_autocommit(r->db))
                 run(r, r->st[ST_ROLLBACK]);
         }
@@ -235,6 +249,18 @@ static void flush(registry *r) {
     for (size_t i = 0; i < n; i++)
         w[i].cb(status, w[i].arg);
     free(w);
+    if (r->batch_end)
+        r->batch_end(r->batch_arg);
+}
+
+void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
+    r->on_commit = cb;
+    r->commit_arg = arg;
+}
+
+void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
+    r->batch_end = cb;
+    r->batch_arg = arg;
 }
 
 static void on_check(uv_check_t *h) {
@@ -245,12 +271,35 @@ static void on_check(uv_check_t *h) {
 static int begin_write(registry *r) {
     if (r->in_tx)
         return 0;
+    if (r->in_read) { /* BEGIN IMMEDIATE, not an upgrade: waits out a shell's write lock */
+        run(r, r->st[ST_COMMIT]);
+        r->in_read = 0;
+    }
     int e = run(r, r->st[ST_BEGIN]);
     if (e)
         return e;
     r->in_tx = 1;
     uv_check_start(&r->check, on_check);
     uv_idle_start(&r->idle, on_idle);
+    return 0;
+}
+
+/* Every read of a loop pass shares one read transaction, ended by on_check
+ * after the pass: SQLite then takes its WAL read lock (two fcntl calls)
+ * once per pass instead of once per query.  Inside a write batch reads use
+ * the batch's transaction.  Other processes are not blocked: in WAL mode
+ * readers never block readers or the one writer, and the transaction lasts
+ * one loop pass (the idle handle keeps poll from blocking until the check
+ * has ended it). */
+static int begin_read(registry *r) {
+    if (r->in_tx || r->in_read)
+        return 0;
+    int e = run(r, r->st[ST_BEGIN_READ]);
+    if (e)
+        return e;
+    r->in_read = 1;
+    uv_check_start(&r->check, on_check);
+    uv_idle_start(&r->idle, on_idle); /* a read outside a callback must not leave poll blocking */
     return 0;
 }
 
@@ -305,10 +354,12 @@ static void split_endpoints(const char *s, reg_user *u) {
 }
 
 int reg_lookup(registry *r, const char *folded, reg_user *u) {
+    int e = begin_read(r);
+    if (e)
+        return e;
     sqlite3_stmt *st = r->st[ST_GET];
     bind_str(st, 1, folded);
     int rc = sqlite3_step(st);
-    int e = 0;
     if (rc == SQLITE_ROW) {
         column_str(st, 0, u->name, sizeof u->name);
         memset(u->key, 0, sizeof u->key);
@@ -414,8 +465,11 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
     bind_str(st, 1, after ? cursor : prefix);
     sqlite3_bind_text(st, 2, upper, (int)pn + 1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    int e = begin_read(r);
+    if (e)
+        return e;
     size_t n = 0;
-    int rc, e = 0;
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == limit) {
             *more = 1;

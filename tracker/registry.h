@@ -57,7 +57,9 @@ void reg_close(registry *r);
 
 /* Registers name (valid, NUL-terminated; folded is its name_fold form) with
  * key and endpoints, at time now.  The first registration binds the name to
- * key; later ones with the same key update endpoints and last_seen.  stored
+ * key; later ones with the same key update endpoints and last_seen.  The
+ * same write marks the user online (one write per registration); a caller
+ * that then cannot serve the session clears it with reg_presence.  stored
  * gets the name as first registered.
  * Returns 0 and cb fires after the commit; UV_EEXIST when the name is bound
  * to another key; another negative error on database failure (no callback
@@ -69,6 +71,16 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
 /* Records that folded came online or went offline at last_seen.  Batched
  * like reg_bind, without a callback.  0 or a negative error. */
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen);
+
+/* cb(arg) fires at the end of every loop pass that used the database,
+ * after the callbacks of a committed batch, so a caller can act once per
+ * batch (the server sends the pass's presence pushes together).  NULL
+ * unsets it. */
+void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg);
+
+/* cb(arg, ns) fires after each write batch's COMMIT with how long it took
+ * (for the metrics).  NULL unsets it. */
+void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg);
 
 /* Reads one user.  0, UV_ENOENT, or a negative error. */
 int reg_lookup(registry *r, const char *folded, reg_user *u);

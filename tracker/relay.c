@@ -187,6 +187,7 @@ static void on_raw(conn *c, const char *data, size_t len) {
     }
     memcpy(buf, data, len);
     s->bytes += len;
+    s->ctx->stats.relay_bytes += len;
     uint64_t idle = (uint64_t)s->ctx->cfg.relay_idle * 1000;
     conn_set_timeout(c, idle);
     conn_set_timeout(to->c, idle);

@@ -37,6 +37,10 @@ typedef struct session {
     char name[NAME_BUFLEN];      /* as stored (first registered spelling) */
     char folded[NAME_BUFLEN];
     int64_t last_frame;          /* unix seconds */
+    struct sockaddr_storage addr; /* the remote end, for the per-address limit */
+    uint64_t tokens;             /* rate limit bucket, in thousandths of a frame */
+    uint64_t refilled;           /* uv_now of the last refill */
+    unsigned refused;            /* requests refused in a row */
 } session;
 
 typedef void (*handler_fn)(session *s, const msg_in *m);
@@ -86,6 +90,7 @@ static void send_error(session *s, const char *code, const char *text, uint64_t 
 static void bad_field(session *s, const char *type, const char *field, const char *want) {
     char text[160];
     snprintf(text, sizeof text, "%s needs field %s of type %s", type, field, want);
+    s->ctx->stats.rejected[STAT_REJ_BAD_MESSAGE]++;
     conn_fail(s->c, "bad_message", text, 0);
 }
 
@@ -109,6 +114,99 @@ static void bcast_one(void *sess, void *arg) {
     send_buf(s, copy, b->len);
 }
 
+/* Presence pushes wait for the end of the loop pass (the registry's batch
+ * end): each registered session then gets the pass's pushes in one buffer
+ * and one write, instead of one allocation and one syscall per push.  With
+ * many registrations per batch that is the difference between seconds and
+ * minutes to bring 10,000 users online (every push still reaches everyone:
+ * O(online) frames per event, as the protocol has no subscriptions). */
+typedef struct pres_ev {
+    char folded[NAME_BUFLEN]; /* whom it is about: not sent to that user */
+    size_t off, len;          /* the frame in pres_q.buf */
+} pres_ev;
+
+typedef struct pres_q {
+    char *buf;
+    size_t len, cap;
+    pres_ev *ev;
+    size_t n, evcap;
+} pres_q;
+
+static void pres_free(tracker_ctx *ctx) {
+    if (!ctx->presence)
+        return;
+    free(ctx->presence->buf);
+    free(ctx->presence->ev);
+    free(ctx->presence);
+    ctx->presence = NULL;
+}
+
+static void pres_send_one(void *sess, void *arg) {
+    session *s = sess;
+    const pres_q *q = arg;
+    if (s->state != SS_REGISTERED || !s->c || conn_closing(s->c))
+        return;
+    size_t total = 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->ev[i].folded, s->folded) != 0)
+            total += q->ev[i].len;
+    if (!total)
+        return;
+    char *out = malloc(total);
+    if (!out) {
+        log_error(&s->ctx->lg, "out of memory pushing presence to %s", s->name);
+        return;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->ev[i].folded, s->folded) != 0) {
+            memcpy(out + o, q->buf + q->ev[i].off, q->ev[i].len);
+            o += q->ev[i].len;
+        }
+    }
+    send_buf(s, out, total);
+}
+
+/* The registry's batch-end hook: sends and empties the pass's pushes. */
+static void pres_flush(void *arg) {
+    tracker_ctx *ctx = arg;
+    if (ctx->presence && ctx->presence->n && !ctx->stopping)
+        online_each(ctx->online, pres_send_one, ctx->presence);
+    pres_free(ctx);
+}
+
+/* Queues one framed push; 0, or UV_ENOMEM (the caller then sends at once). */
+static int pres_queue(tracker_ctx *ctx, const char *folded, const char *buf, size_t len) {
+    pres_q *q = ctx->presence;
+    if (!q && !(q = ctx->presence = calloc(1, sizeof *q)))
+        return UV_ENOMEM;
+    if (q->len + len > q->cap) {
+        size_t ncap = q->cap ? q->cap * 2 : 4096;
+        while (ncap < q->len + len)
+            ncap *= 2;
+        char *nb = realloc(q->buf, ncap);
+        if (!nb)
+            return UV_ENOMEM;
+        q->buf = nb;
+        q->cap = ncap;
+    }
+    if (q->n == q->evcap) {
+        size_t ncap = q->evcap ? q->evcap * 2 : 64;
+        pres_ev *ne = realloc(q->ev, ncap * sizeof *ne);
+        if (!ne)
+            return UV_ENOMEM;
+        q->ev = ne;
+        q->evcap = ncap;
+    }
+    pres_ev *e = &q->ev[q->n++];
+    snprintf(e->folded, sizeof e->folded, "%s", folded);
+    e->off = q->len;
+    e->len = len;
+    memcpy(q->buf + q->len, buf, len);
+    q->len += len;
+    return 0;
+}
+
 /* Tells every registered session but `except` that name came or went. */
 static void push_presence(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
     msg_out m;
@@ -119,6 +217,10 @@ static void push_presence(tracker_ctx *ctx, const session *except, const char *n
     size_t len;
     if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &len))
         return;
+    if (pres_queue(ctx, except->folded, buf, len) == 0) {
+        free(buf);
+        return;
+    }
     bcast b = {except, buf, len};
     online_each(ctx->online, bcast_one, &b);
     free(buf);
@@ -259,26 +361,40 @@ static void on_register(session *s, const msg_in *m) {
 }
 
 /* The registration's batch committed (or failed): now it may be answered. */
+/* reg_bind marked the name online in the same write; a bind whose session
+ * is gone clears that again, unless a live session holds the name. */
+static void unbind(session *s, int status) {
+    tracker_ctx *ctx = s->ctx;
+    if (status == 0 && !online_get(ctx->online, s->folded) &&
+        reg_presence(ctx->reg, s->folded, 0, (int64_t)time(NULL)))
+        log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
+}
+
 static void on_bound(int status, void *arg) {
     session *s = arg;
     tracker_ctx *ctx = s->ctx;
     if (!s->c) { /* closed while the batch was committing */
+        unbind(s, status);
         free(s);
         return;
     }
     sess_set(s, SS_READY);
-    if (conn_closing(s->c))
+    if (conn_closing(s->c)) {
+        unbind(s, status);
         return; /* failed meanwhile; the close callback frees it */
+    }
     if (status) {
         conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
         return;
     }
     session *old = online_get(ctx->online, s->folded);
     if (online_put(ctx->online, s->folded, s)) {
+        unbind(s, status);
         conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
         return;
     }
     sess_set(s, SS_REGISTERED);
+    ctx->stats.registrations++;
     if (old && old != s && old->c) {
         /* Same name, same key (reg_bind checked): the newer connection wins.
          * old no longer owns the table entry, so its close stays quiet. */
@@ -287,10 +403,7 @@ static void on_bound(int status, void *arg) {
                  s->name, s->observed);
         conn_fail(old->c, "replaced", text, 0);
     }
-    int64_t now = (int64_t)time(NULL);
-    if (reg_presence(ctx->reg, s->folded, 1, now))
-        log_warn(&ctx->lg, "could not record %s as online in the database", s->name);
-    msg_out out;
+    msg_out out; /* online = 1 was written by reg_bind, in the batch just committed */
     msg_out_init(&out, "registered", 2);
     msg_put_str(&out, "name", s->name);
     msg_put_str(&out, "observed", s->observed);
@@ -381,6 +494,7 @@ static void on_list(session *s, const msg_in *m) {
     }
     more = more && p.n > 0;
     msg_out out;
+    s->ctx->stats.lists++;
     msg_out_init(&out, "list_result", more ? 3 : 2);
     msg_put_uint(&out, "id", id);
     msg_put_key(&out, "users");
@@ -429,6 +543,7 @@ static void on_lookup(session *s, const msg_in *m) {
     }
     session *o = online_get(ctx->online, folded);
     msg_out out;
+    ctx->stats.lookups++;
     msg_out_init(&out, "lookup_result", o ? 7 : 6);
     msg_put_uint(&out, "id", id);
     msg_put_str(&out, "name", u.name);
@@ -633,15 +748,55 @@ static const struct {
     {"relay_join", on_relay_join},
 };
 
+/* Token bucket: rate_limit frames per second, rate_burst at once.  1 when
+ * this frame may go on. */
+static int rate_take(session *s) {
+    const tracker_config *cfg = &s->ctx->cfg;
+    if (!cfg->rate_limit)
+        return 1;
+    uint64_t now = uv_now(s->ctx->loop), cap = (uint64_t)cfg->rate_burst * 1000;
+    s->tokens += (now - s->refilled) * cfg->rate_limit;
+    s->refilled = now;
+    if (s->tokens > cap)
+        s->tokens = cap;
+    if (s->tokens < 1000)
+        return 0;
+    s->tokens -= 1000;
+    s->refused = 0;
+    return 1;
+}
+
+/* Over the rate: a request (it has an id) is refused and the connection
+ * stays open; any other frame, or a client that goes on sending a burst's
+ * worth of refused requests, is closed. */
+static void rate_refuse(session *s, const msg_in *m) {
+    char text[200];
+    uint64_t id;
+    snprintf(text, sizeof text, "more than %u requests per second (burst %u); slow down",
+             s->ctx->cfg.rate_limit, s->ctx->cfg.rate_burst);
+    if (msg_uint(m, "id", &id) || id == 0 || ++s->refused > s->ctx->cfg.rate_burst) {
+        conn_fail(s->c, "rate_limited", text, 0);
+        return;
+    }
+    send_error(s, "rate_limited", text, id);
+}
+
 static void on_frame(conn *c, const char *payload, size_t len) {
     session *s = conn_data(c);
     msg_in m;
     if (msg_parse(&m, payload, len)) {
+        s->ctx->stats.rejected[STAT_REJ_BAD_FRAME]++;
         conn_fail(c, "bad_frame", "frame is not one msgpack map with a string field t", 0);
         return;
     }
     s->last_frame = (int64_t)time(NULL);
     conn_set_timeout(c, (uint64_t)s->ctx->cfg.ttl * 1000);
+    if (!rate_take(s)) {
+        s->ctx->stats.rejected[STAT_REJ_RATE_LIMITED]++;
+        rate_refuse(s, &m);
+        msg_in_free(&m);
+        return;
+    }
     handler_fn fn = NULL;
     for (size_t i = 0; i < sizeof handlers / sizeof *handlers && !fn; i++)
         if (strcmp(handlers[i].type, m.type) == 0)
@@ -652,6 +807,7 @@ static void on_frame(conn *c, const char *payload, size_t len) {
         for (size_t i = 0; i < sizeof type; i++) /* never echo control bytes */
             type[i] = m.type[i] && ((unsigned char)m.type[i] < 0x20 || m.type[i] == 0x7f) ? '?' : m.type[i];
         snprintf(text, sizeof text, "unknown message type \"%s\"", type);
+        s->ctx->stats.rejected[STAT_REJ_UNKNOWN_TYPE]++;
         conn_fail(c, "unknown_type", text, 0);
     } else if (s->state == SS_HELLO && fn != on_hello) {
         conn_fail(c, "bad_message", "the first frame must be hello", 0);
@@ -678,6 +834,8 @@ static const char *close_reason(int reason) {
 static void on_closed(conn *c, int reason) {
     session *s = conn_data(c);
     tracker_ctx *ctx = s->ctx;
+    if (reason == UV_E2BIG)
+        ctx->stats.rejected[STAT_REJ_TOO_BIG]++;
     sess_unlink(s);
     s->c = NULL;
     if (s->state == SS_REGISTERED && online_del(ctx->online, s->folded, s)) {
@@ -711,12 +869,53 @@ static void reject(uv_stream_t *listener, tracker_ctx *ctx) {
     uv_close((uv_handle_t *)t, on_rejected);
 }
 
+/* Same IPv4 address, or same IPv6 /64 (one site's prefix). */
+static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
+    return 0;
+}
+
+/* The connection limits; 0 when s may stay, else it was failed with
+ * "limit".  A linear scan: the global cap bounds it. */
+static int over_limits(tracker_ctx *ctx, session *s) {
+    char text[200];
+    if (ctx->cfg.max_conns && ctx->nsessions > ctx->cfg.max_conns) {
+        snprintf(text, sizeof text,
+                 "the tracker is full (%u connections); try again later", ctx->cfg.max_conns);
+        ctx->stats.refused[STAT_REFUSED_MAX_CONNS]++;
+        conn_fail(s->c, "limit", text, 0);
+        return 1;
+    }
+    if (!ctx->cfg.max_per_addr)
+        return 0;
+    unsigned n = 0;
+    for (session *o = ctx->sessions; o; o = o->next)
+        if (o != s && o->c && !conn_closing(o->c) && same_host(&o->addr, &s->addr))
+            n++;
+    if (n < ctx->cfg.max_per_addr)
+        return 0;
+    snprintf(text, sizeof text,
+             "too many connections from your address (at most %u); close some and retry",
+             ctx->cfg.max_per_addr);
+    ctx->stats.refused[STAT_REFUSED_PER_ADDR]++;
+    conn_fail(s->c, "limit", text, 0);
+    return 1;
+}
+
 void srv_on_connection(uv_stream_t *listener, int status) {
     tracker_ctx *ctx = listener->data;
     if (status < 0) {
         log_warn(&ctx->lg, "accepting a connection failed: %s", uv_strerror(status));
         return;
     }
+    reg_on_batch_end(ctx->reg, pres_flush, ctx); /* idempotent; here so no other file must */
     session *s = calloc(1, sizeof *s);
     conn *c = s ? conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_closed, s) : NULL;
     if (!c) {
@@ -743,6 +942,12 @@ void srv_on_connection(uv_stream_t *listener, int status) {
         return;
     }
     snprintf(s->observed, sizeof s->observed, "%s", conn_peer(c));
+    int alen = sizeof s->addr;
+    uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&s->addr, &alen);
+    s->tokens = (uint64_t)ctx->cfg.rate_burst * 1000;
+    s->refilled = uv_now(ctx->loop);
+    if (over_limits(ctx, s))
+        return;
     conn_set_timeout(c, TRACKER_HELLO_MS);
     log_debug(&ctx->lg, "%s: connected (%zu connections)", s->observed, ctx->nsessions);
 }

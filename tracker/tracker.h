@@ -27,7 +27,36 @@ typedef struct tracker_config {
     uint64_t relay_rate;      /* bytes per second per session (both directions) */
     unsigned relay_idle;      /* seconds without a byte before a session closes */
     unsigned relay_join_ms;   /* for both sides to join after the request */
+    unsigned rate_limit;      /* frames per second per connection; 0: no limit */
+    unsigned rate_burst;      /* frames a connection may send at once */
+    unsigned max_per_addr;    /* connections from one IPv4 address or IPv6 /64; 0: no limit */
+    unsigned max_conns;       /* control connections at once; 0: no limit */
+    const char *metrics;      /* --metrics HOST:PORT, or NULL: no metrics */
+    const char *config;       /* --config PATH, or NULL */
+    size_t nlisten_file;      /* listen specs from the config file (replaced by the command line's) */
 } tracker_config;
+
+/* What metrics.c serves; plain counters bumped where things happen. */
+enum { STAT_REFUSED_MAX_CONNS, STAT_REFUSED_PER_ADDR, STAT_REFUSED_N };
+enum { STAT_REJ_BAD_FRAME, STAT_REJ_BAD_MESSAGE, STAT_REJ_UNKNOWN_TYPE, STAT_REJ_RATE_LIMITED,
+       STAT_REJ_TOO_BIG, STAT_REJ_N };
+#define STAT_COMMIT_BUCKETS 12 /* metrics.c names the bounds */
+typedef struct tracker_stats {
+    uint64_t registrations;            /* successful registrations */
+    uint64_t lookups;                  /* lookup answers sent */
+    uint64_t lists;                    /* list pages sent */
+    uint64_t relay_bytes;              /* bytes copied by relay sessions */
+    uint64_t refused[STAT_REFUSED_N];  /* connections closed by a limit */
+    uint64_t rejected[STAT_REJ_N];     /* frames refused, by reason */
+    uint64_t commit_bucket[STAT_COMMIT_BUCKETS]; /* not cumulative; metrics.c sums */
+    uint64_t commits;
+    uint64_t commit_ns;                /* sum */
+} tracker_stats;
+
+#define RATE_LIMIT_DEFAULT 50
+#define RATE_BURST_DEFAULT 100
+#define MAX_PER_ADDR_DEFAULT 32
+#define MAX_CONNS_DEFAULT 10000
 
 #define RELAY_PER_USER_DEFAULT 8
 #define RELAY_MAX_DEFAULT 1024
@@ -50,9 +79,12 @@ typedef struct tracker_ctx {
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */
+    struct pres_q *presence;   /* presence pushes of this pass (server.c), or NULL */
     size_t nsessions;
     struct rsess *relays;      /* relay sessions */
     size_t nrelays;
+    tracker_stats stats;       /* for --metrics */
+    struct metrics *metrics;   /* the metrics responder, or NULL */
     uv_signal_t sigint, sigterm;
     int stopping;
     int exit_code;

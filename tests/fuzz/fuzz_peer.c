@@ -11,7 +11,10 @@
  *             whole byte stream (the handshake state machine, acceptor side);
  *   2 accept+: as 1, but the harness first completes a valid handshake as
  *             user "mallory" (whose key the tracker vouches for), so the
- *             rest of the input lands on an UP link: msg, ack, bye, ping...;
+ *             rest of the input lands on an UP link: msg, ack, bye, ping...
+ *             Each whole frame of the rest is sealed by the harness (so
+ *             the fuzzer reaches the handlers behind the decryption);
+ *             trailing bytes that make no whole frame go as they are;
  *   3 dial:   the peer dials "mallory" (lookup at the tracker, then a TCP
  *             connection to the harness); the input is mallory's answer
  *             (the handshake state machine, dialer side);
@@ -37,6 +40,7 @@
 #include "msg.h"
 #include "name.h"
 #include "peer.h"
+#include "seal.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -209,39 +213,48 @@ static void flush_backlog(void) {
 static void noop_lookup(void *data, int status, const ctl_user *u) {}
 static void noop_list(void *data, int status, char **names, size_t n) {}
 
-/* Sends mallory's valid hello (and auth, signing their nonce) once their
- * hello arrived.  0, or -1 when it never did. */
-static int handshake(int fd, fio_in *in, int dialer) {
+/* Sends mallory's valid hello and auth (the version 2 handshake, through
+ * the peer's own seal.c) once their hello arrived.  The seal to send with
+ * (the caller frees it), or NULL when their hello never came. */
+static seal *handshake(int fd, fio_in *in, int dialer) {
     size_t off = 0, len;
     long at = fio_wait_frame(&H.loop, fd, in, "hello", &off, &len, 200);
     if (at < 0)
-        return -1;
+        return NULL;
     msg_in m;
-    const unsigned char *their_nonce;
+    seal_party them = {0};
     if (msg_parse(&m, (const char *)in->buf + at, len))
-        return -1;
-    if (msg_bin(&m, "nonce", &their_nonce, IDENT_NONCE)) {
-        msg_in_free(&m);
-        return -1;
-    }
+        return NULL;
+    seal *sl = seal_new();
     unsigned char my_nonce[IDENT_NONCE], sig[IDENT_SIG];
     randombytes_buf(my_nonce, sizeof my_nonce);
-    ident_sign_chat(&H.mallory, their_nonce, "mallory", 7, sig);
+    seal_party me = {"mallory", 7, H.mallory.pk, my_nonce, sl ? seal_ekey(sl) : NULL};
+    if (!sl || msg_str(&m, "name", &them.name, &them.namelen) ||
+        msg_bin(&m, "key", &them.key, IDENT_PK) || msg_bin(&m, "nonce", &them.nonce, IDENT_NONCE) ||
+        msg_bin(&m, "ekey", &them.ekey, SEAL_EKEY) ||
+        seal_derive(sl, dialer, dialer ? &me : &them, dialer ? &them : &me)) {
+        msg_in_free(&m);
+        seal_free(sl);
+        return NULL;
+    }
     msg_in_free(&m);
+    seal_sign(sl, &H.mallory, dialer, sig);
     msg_out o;
     char *b1, *b2;
     size_t l1, l2;
-    msg_out_init(&o, "hello", dialer ? 6 : 5);
-    msg_put_uint(&o, "v", 1);
+    msg_out_init(&o, "hello", dialer ? 7 : 6);
+    msg_put_uint(&o, "v", 2);
     msg_put_str(&o, "role", "chat");
     msg_put_str(&o, "name", "mallory");
     msg_put_bin(&o, "key", H.mallory.pk, IDENT_PK);
     msg_put_bin(&o, "nonce", my_nonce, IDENT_NONCE);
+    msg_put_bin(&o, "ekey", seal_ekey(sl), SEAL_EKEY);
     if (dialer)
         msg_put_str(&o, "to", "fuzzpeer");
     msg_out_finish(&o, FRAME_MAX_DEFAULT, &b1, &l1);
-    msg_out_init(&o, "auth", 1);
+    msg_out_init(&o, "auth", 2);
     msg_put_bin(&o, "sig", sig, IDENT_SIG);
+    msg_put_bin(&o, "header", seal_header(sl), SEAL_HEADER);
     msg_out_finish(&o, FRAME_MAX_DEFAULT, &b2, &l2);
     int r = fio_send(&H.loop, fd, b1, l1, 0, in);
     if (r == 0)
@@ -249,7 +262,58 @@ static int handshake(int fd, fio_in *in, int dialer) {
     free(b1);
     free(b2);
     fio_pump(&H.loop, 4); /* key check, auth, up */
-    return r;
+    if (r) {
+        seal_free(sl);
+        return NULL;
+    }
+    return sl;
+}
+
+/* The rest of the input as mallory sends it on an up link: every whole
+ * frame's payload sealed into a {t:"sealed"} frame, trailing bytes as they
+ * are.  *out is malloc'd (the caller frees it). */
+static size_t seal_rest(seal *sl, const uint8_t *p, size_t n, uint8_t **out) {
+    size_t cap = n + 64 + (n / 4 + 1) * 48, o = 0, i = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        fio_die("seal_rest", UV_ENOMEM);
+    while (n - i >= 4) {
+        size_t len = (size_t)p[i] << 24 | (size_t)p[i + 1] << 16 | (size_t)p[i + 2] << 8 | p[i + 3];
+        if (len > n - i - 4)
+            break;
+        unsigned char *ct = malloc(len + SEAL_ABYTES);
+        if (!ct)
+            fio_die("seal_rest", UV_ENOMEM);
+        seal_encrypt(sl, p + i + 4, len, ct);
+        msg_out m;
+        char *f;
+        size_t flen;
+        msg_out_init(&m, "sealed", 1);
+        msg_put_bin(&m, "c", ct, len + SEAL_ABYTES);
+        free(ct);
+        if (msg_out_finish(&m, (size_t)-1 >> 1, &f, &flen))
+            fio_die("seal_rest", UV_ENOMEM);
+        if (o + flen > cap) {
+            cap = (o + flen) * 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb)
+                fio_die("seal_rest", UV_ENOMEM);
+            buf = nb;
+        }
+        memcpy(buf + o, f, flen);
+        o += flen;
+        free(f);
+        i += 4 + len;
+    }
+    if (o + (n - i) > cap) {
+        uint8_t *nb = realloc(buf, o + (n - i));
+        if (!nb)
+            fio_die("seal_rest", UV_ENOMEM);
+        buf = nb;
+    }
+    memcpy(buf + o, p + i, n - i);
+    *out = buf;
+    return o + (n - i);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -273,6 +337,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     fio_in in = {0};
     int fd = -1;
+    seal *sl = NULL;
     ctl *t2 = NULL;
     peer_ctx ctx2;
     if (mode == 0) {
@@ -289,7 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             chat_send_to(ctx->chat, "mallory", "queued before the link", 22);
         fd = fio_connect(H.lst_port);
         if (mode == 2)
-            handshake(fd, &in, 1);
+            sl = handshake(fd, &in, 1);
     } else {
         if (data[0] & 0x80)
             chat_send_to(ctx->chat, "mallory", "queued before the link", 22);
@@ -297,7 +362,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             chat_dial(ctx->chat, "mallory");
         fd = fio_accept(&H.loop, H.remote_lfd, 400);
         if (fd >= 0 && mode == 4)
-            handshake(fd, &in, 0);
+            sl = handshake(fd, &in, 0);
+    }
+    uint8_t *sealed = NULL;
+    if (sl) {
+        nrest = seal_rest(sl, rest, nrest, &sealed);
+        rest = sealed;
+        if (chunk && nrest / chunk > 256)
+            chunk = nrest / 256 + 1;
     }
     if (fd >= 0) {
         if (fio_send(&H.loop, fd, rest, nrest, chunk, &in) == 0)
@@ -306,6 +378,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         close(fd);
     }
     fio_in_free(&in);
+    free(sealed);
+    seal_free(sl);
     fio_pump(&H.loop, 2);
     chat_close(ctx->chat);
     ctx->chat = NULL;

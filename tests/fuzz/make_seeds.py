@@ -74,10 +74,11 @@ TRACKER_TO_PEER = [
 ]
 
 CHAT = [
-    {'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': K32, 'nonce': K32,
-     'to': 'fuzzpeer'},
-    {'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': K32, 'nonce': K32},
-    {'t': 'auth', 'sig': S64},
+    {'t': 'hello', 'v': 2, 'role': 'chat', 'name': 'mallory', 'key': K32, 'nonce': K32,
+     'ekey': K32, 'to': 'fuzzpeer'},
+    {'t': 'hello', 'v': 2, 'role': 'chat', 'name': 'mallory', 'key': K32, 'nonce': K32,
+     'ekey': K32},
+    {'t': 'auth', 'sig': S64, 'header': K32[:24]},
     {'t': 'msg', 'id': 1, 'ts': 1700000000000, 'text': 'hi'},
     {'t': 'msg', 'id': 2, 'ts': -1, 'text': 'tab\there \x01\x7f\\ caf\u00e9'},
     {'t': 'msg', 'id': 2, 'ts': 0, 'text': 'dup'},
@@ -157,7 +158,8 @@ def seeds_peer():
         for m in CHAT:
             write('peer', bytes([mode]) + frame(m))
     # 2, 4: after a valid handshake; with and without a queued message (bit 7)
-    # and echo (bit 3)
+    # and echo (bit 3).  The harness seals each whole frame (PROTOCOL.md
+    # "sealed"), so these are the plaintext maps the peer will open.
     up = b''.join(frame(m) for m in CHAT[3:12])
     for mode in (2, 4):
         for flags in (0x00, 0x08, 0x80, 0x88, 0x30):

@@ -471,6 +471,65 @@ class _Sodium:
     def verify(self, pk, sig, msg):
         return self.lib.crypto_sign_verify_detached(sig, msg, ctypes.c_ulonglong(len(msg)), pk) == 0
 
+    # -- the chat link's session crypto (peer/seal.c, PROTOCOL.md "Chat link")
+
+    def kx_keypair(self):
+        pk = ctypes.create_string_buffer(32)
+        sk = ctypes.create_string_buffer(32)
+        self.lib.crypto_kx_keypair(pk, sk)
+        return pk.raw, sk.raw
+
+    def kx_session_keys(self, client, pk, sk, their_pk):
+        rx = ctypes.create_string_buffer(32)
+        tx = ctypes.create_string_buffer(32)
+        fn = self.lib.crypto_kx_client_session_keys if client else \
+            self.lib.crypto_kx_server_session_keys
+        if fn(rx, tx, pk, sk, their_pk) != 0:
+            raise RuntimeError('crypto_kx session keys failed (bad ephemeral key)')
+        return rx.raw, tx.raw
+
+    def hash(self, data, key=b'', outlen=32):
+        out = ctypes.create_string_buffer(outlen)
+        self.lib.crypto_generichash(out, ctypes.c_size_t(outlen), data,
+                                    ctypes.c_ulonglong(len(data)), key or None,
+                                    ctypes.c_size_t(len(key)))
+        return out.raw
+
+    def stream_state(self):
+        return ctypes.create_string_buffer(
+            self.lib.crypto_secretstream_xchacha20poly1305_statebytes())
+
+    def stream_push_init(self, key):
+        st, header = self.stream_state(), ctypes.create_string_buffer(24)
+        self.lib.crypto_secretstream_xchacha20poly1305_init_push(st, header, key)
+        return st, header.raw
+
+    def stream_pull_init(self, header, key):
+        st = self.stream_state()
+        if self.lib.crypto_secretstream_xchacha20poly1305_init_pull(st, header, key) != 0:
+            raise RuntimeError('secretstream init_pull failed')
+        return st
+
+    def stream_push(self, st, m):
+        c = ctypes.create_string_buffer(len(m) + 17)
+        self.lib.crypto_secretstream_xchacha20poly1305_push(
+            st, c, None, m, ctypes.c_ulonglong(len(m)), None, ctypes.c_ulonglong(0),
+            ctypes.c_ubyte(0))
+        return c.raw
+
+    def stream_pull(self, st, c):
+        """The plaintext, or None when c does not authenticate."""
+        if len(c) < 17:
+            return None
+        m = ctypes.create_string_buffer(len(c) - 17 + 1)
+        mlen = ctypes.c_ulonglong(0)
+        tag = ctypes.c_ubyte(0)
+        if self.lib.crypto_secretstream_xchacha20poly1305_pull(
+                st, m, ctypes.byref(mlen), ctypes.byref(tag), c, ctypes.c_ulonglong(len(c)),
+                None, ctypes.c_ulonglong(0)) != 0:
+            return None
+        return m.raw[:mlen.value]
+
 
 _sodium = None
 
@@ -493,8 +552,158 @@ class Key:
         return sodium().sign(self.sk, b'parley-chat-v1\x00' + their_nonce + my_name_bytes)
 
 
+    def sign_auth(self, th, role, header):
+        """A chat auth signature (role 'D' dialer, 'A' acceptor)."""
+        return sodium().sign(self.sk, auth_input(th, role, header))
+
+
+def auth_input(th, role, header):
+    return b'parley-chat-v2\x00' + role.encode() + th + header
+
+
 def verify_chat(pk, sig, my_nonce, their_name_bytes):
     return sodium().verify(pk, sig, b'parley-chat-v1\x00' + my_nonce + their_name_bytes)
+
+
+CHAT_VERSION = 2
+
+
+class ChatSession:
+    """One side of a chat link's crypto, played by the test: the ephemeral
+    key for hello, the transcript hash, the keys, auth, sealing."""
+
+    def __init__(self, key, name):
+        self.key, self.name = key, name
+        self.nonce = os.urandom(32)
+        self.epk, self.esk = sodium().kx_keypair()
+        self.tx = self.rx = None
+
+    def hello(self, to=None):
+        d = {'t': 'hello', 'v': CHAT_VERSION, 'role': 'chat', 'name': self.name,
+             'key': self.key.pk, 'nonce': self.nonce, 'ekey': self.epk}
+        if to is not None:
+            d['to'] = to
+        return d
+
+    @staticmethod
+    def _party(nonce, ekey, key, name):
+        nb = name.encode('utf-8') if isinstance(name, str) else name
+        return nonce + ekey + key + bytes([len(nb)]) + nb
+
+    def derive(self, dialer, their):
+        """their: the other side's hello."""
+        self.dialer = dialer
+        me = self._party(self.nonce, self.epk, self.key.pk, self.name)
+        them = self._party(their['nonce'], their['ekey'], their['key'], their['name'])
+        self.their_key = their['key']
+        self.th = sodium().hash(b'parley-chat-v2\x00' + (me + them if dialer else them + me))
+        rx, tx = sodium().kx_session_keys(dialer, self.epk, self.esk, their['ekey'])
+        self.rx_key = sodium().hash(rx, key=self.th)
+        self.tx, self.header = sodium().stream_push_init(sodium().hash(tx, key=self.th))
+
+    def auth(self):
+        return {'t': 'auth', 'sig': self.key.sign_auth(self.th, 'D' if self.dialer else 'A',
+                                                      self.header),
+                'header': self.header}
+
+    def accept(self, auth):
+        """Verifies their auth and starts reading; False when it does not verify."""
+        sig, header = auth.get('sig', b''), auth.get('header', b'')
+        if not isinstance(header, bytes) or len(header) != 24 or not sodium().verify(
+                self.their_key, sig, auth_input(self.th, 'A' if self.dialer else 'D', header)):
+            return False
+        self.rx = sodium().stream_pull_init(header, self.rx_key)
+        return True
+
+    def seal_payload(self, payload):
+        return sodium().stream_push(self.tx, payload)
+
+    def seal(self, d):
+        """The sealed frame (bytes, length prefix included) carrying map d."""
+        return msg({'t': 'sealed', 'c': self.seal_payload(pack_map(d))})
+
+    def open(self, f):
+        """The map inside a sealed frame dict; fails the test if it does not
+        authenticate."""
+        plain = sodium().stream_pull(self.rx, f.get('c', b''))
+        if plain is None:
+            fail('a sealed frame from the real peer does not authenticate: %r' % f)
+        return msgpack.unpackb(plain, raw=False, strict_map_key=False,
+                               unicode_errors='surrogateescape')
+
+
+def chat_handshake(raw, key, name, dialer, to=None, expect_key=None):
+    """Runs our half of the chat handshake on raw (a Raw) as the dialer (we
+    send hello first, with to) or the acceptor (their hello first); returns
+    (SealedLink, their hello)."""
+    s = ChatSession(key, name)
+    if dialer:
+        raw.send(s.hello(to))
+        hello = raw.recv_type('hello')
+    else:
+        hello = raw.recv_type('hello')
+        raw.send(s.hello())
+    if hello.get('v') != CHAT_VERSION or hello.get('role') != 'chat' or \
+            not isinstance(hello.get('nonce'), bytes) or len(hello['nonce']) != 32 or \
+            not isinstance(hello.get('ekey'), bytes) or len(hello['ekey']) != 32 or \
+            not isinstance(hello.get('key'), bytes) or len(hello['key']) != 32:
+        fail('bad chat hello from the real peer: %r' % hello)
+    if expect_key is not None and hello['key'] != expect_key:
+        fail('%s presented key %r, the tracker has %r' % (hello.get('name'), hello['key'],
+                                                           expect_key))
+    s.derive(dialer, hello)
+    raw.send(s.auth())
+    auth = raw.recv_type('auth')
+    if not s.accept(auth):
+        fail('the real peer\'s auth does not verify: %r' % auth)
+    return SealedLink(raw, s), hello
+
+
+class SealedLink:
+    """A chat link after the handshake, with Raw's interface: send() seals
+    a map, recv() opens sealed frames (error frames, never sealed, come as
+    they are).  raw and session are there for byte-level tests."""
+
+    def __init__(self, raw, session):
+        self.raw, self.session = raw, session
+        self.label = raw.label
+
+    def send(self, d):
+        self.raw.send_bytes(self.session.seal(d))
+
+    def send_bytes(self, data):
+        self.raw.send_bytes(data)
+
+    def recv(self, timeout=10):
+        f = self.raw.recv(timeout)
+        return self.session.open(f) if f.get('t') == 'sealed' else f
+
+    def recv_type(self, t, timeout=10):
+        f = self.recv(timeout)
+        if f.get('t') != t:
+            fail('%s: expected a %r frame, got %r' % (self.label, t, f))
+        return f
+
+    def recv_skip_presence(self, timeout=10):
+        return self.recv(timeout)
+
+    def expect_closed(self, timeout=10):
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got.append(self.recv(max(0.01, deadline - time.monotonic())))
+            except Closed:
+                return got
+            except TestFailure:
+                fail('%s: connection still open after %ss (frames: %r)' % (self.label, timeout,
+                                                                           got))
+
+    def expect_silence(self, timeout):
+        self.raw.expect_silence(timeout)
+
+    def close(self):
+        self.raw.close()
 
 
 # ---------------------------------------------------------------- raw client
@@ -558,6 +767,7 @@ class Raw:
         self.buf = b''
         self.eof = False
         self.frames = []        # every frame received, for failure messages
+        self.rx_bytes = bytearray()  # every byte received (what a wiretap sees)
         self.nonce = None
         self.observed = None
         self.key = None
@@ -572,7 +782,7 @@ class Raw:
         self.label = label
         self.sock = sock
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf, self.eof, self.frames = b'', False, []
+        self.buf, self.eof, self.frames, self.rx_bytes = b'', False, [], bytearray()
         self.nonce = self.observed = self.key = self.name = None
         self.next_id = 1
         on_cleanup(self.close)
@@ -604,6 +814,7 @@ class Raw:
         if not data:
             self.eof = True
         self.buf += data
+        self.rx_bytes += data
 
     def recv(self, timeout=10):
         """The next frame as a dict; raises Closed on EOF."""
@@ -773,12 +984,7 @@ class FakePeer:
             fail('fake %s: nobody dialed within %ss' % (self.name, timeout))
         s.settimeout(None)
         link = Raw.from_socket(s, label='link to fake %s' % self.name)
-        hello = link.recv_type('hello')
-        my_nonce = os.urandom(32)
-        link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': self.name, 'key': self.key.pk,
-                   'nonce': my_nonce})
-        self._finish(link, hello, my_nonce)
-        return link, hello
+        return chat_handshake(link, self.key, self.name, dialer=False)
 
     def dial(self, peer_name, timeout=10):
         """Dials a real peer (its endpoints from the tracker) and does the
@@ -790,27 +996,8 @@ class FakePeer:
         host, port = eps[0].rsplit(':', 1)
         s = socket.create_connection((host.strip('[]'), int(port)), timeout=timeout)
         link = Raw.from_socket(s, label='link from fake %s' % self.name)
-        my_nonce = os.urandom(32)
-        link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': self.name, 'key': self.key.pk,
-                   'nonce': my_nonce, 'to': peer_name})
-        hello = link.recv_type('hello')
-        if hello.get('key') != look['key']:
-            fail('%s presented key %r, the tracker has %r' % (peer_name, hello.get('key'),
-                                                               look['key']))
-        self._finish(link, hello, my_nonce)
-        return link, hello
-
-    def _finish(self, link, hello, my_nonce):
-        if hello.get('v') != 1 or hello.get('role') != 'chat' or \
-                not isinstance(hello.get('nonce'), bytes) or len(hello['nonce']) != 32 or \
-                not isinstance(hello.get('key'), bytes) or len(hello['key']) != 32:
-            fail('bad chat hello from the real peer: %r' % hello)
-        link.send({'t': 'auth', 'sig': self.key.sign_chat(hello['nonce'],
-                                                          self.name.encode('utf-8'))})
-        auth = link.recv_type('auth')
-        if not verify_chat(hello['key'], auth.get('sig', b''), my_nonce,
-                           hello['name'].encode('utf-8')):
-            fail('the real peer\'s auth signature does not verify: %r' % auth)
+        return chat_handshake(link, self.key, self.name, dialer=True, to=peer_name,
+                              expect_key=look['key'])
 
 
 ADDR_RE = re.compile(r'^(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:.]+\]):\d+$')

@@ -331,10 +331,10 @@ def test_dial_impostor_fails_authentication():
             hello.get('to') != 'mallory' or len(hello.get('nonce', b'')) != 32:
         fail('dialer hello is wrong: %r' % hello)
     k2 = harness.Key()
-    link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': k2.pk,
-               'nonce': os.urandom(32)})
-    sig = harness.sodium().sign(k2.sk, b'parley-chat-v1\x00' + hello['nonce'] + b'mallory')
-    link.send({'t': 'auth', 'sig': sig})
+    link.send({'t': 'hello', 'v': 2, 'role': 'chat', 'name': 'mallory', 'key': k2.pk,
+               'nonce': os.urandom(32), 'ekey': os.urandom(32)})
+    link.send({'t': 'auth', 'sig': k2.sign_auth(b'\x00' * 32, 'A', b'\x00' * 24),
+               'header': b'\x00' * 24})
     alice.expect(r'^error: cannot reach mallory: authentication failed: \S', 20)
     alice.assert_none(r'^connected mallory')
     # alice told the impostor why, and closed.

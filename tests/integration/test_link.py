@@ -127,16 +127,16 @@ def test_impostor_dialer_refused():
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
     link = harness.Raw.from_socket(s, label='forged link')
-    nonce = os.urandom(32)
-    link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': forged.pk,
-               'nonce': nonce, 'to': 'alice'})
+    sess = harness.ChatSession(forged, 'mallory')
+    link.send(sess.hello(to='alice'))
     got = []
     try:
         while True:
             f = link.recv(10)
             got.append(f)
             if f.get('t') == 'hello':
-                link.send({'t': 'auth', 'sig': forged.sign_chat(f['nonce'], b'mallory')})
+                sess.derive(True, f)
+                link.send(sess.auth())
             if f.get('t') in ('auth', 'error'):
                 break
     except harness.Closed:
@@ -167,8 +167,7 @@ def test_wrong_to_refused():
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
     link = harness.Raw.from_socket(s, label='misdirected link')
-    link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': mallory.key.pk,
-               'nonce': os.urandom(32), 'to': 'somebody-else'})
+    link.send(harness.ChatSession(mallory.key, 'mallory').hello(to='somebody-else'))
     frames = link.expect_closed(15)
     if any(f.get('t') == 'auth' for f in frames):
         fail('alice authenticated on a link meant for someone else: %r' % frames)
@@ -187,11 +186,13 @@ def test_bad_signature_on_link():
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
     link = harness.Raw.from_socket(s, label='bad-sig link')
-    link.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'mallory', 'key': mallory.key.pk,
-               'nonce': os.urandom(32), 'to': 'alice'})
+    sess = harness.ChatSession(mallory.key, 'mallory')
+    link.send(sess.hello(to='alice'))
     h = link.recv_type('hello')
-    # Signed over the wrong nonce.
-    link.send({'t': 'auth', 'sig': mallory.key.sign_chat(os.urandom(32), b'mallory')})
+    sess.derive(True, h)
+    # Signed over the wrong transcript.
+    link.send({'t': 'auth', 'sig': mallory.key.sign_auth(os.urandom(32), 'D', sess.header),
+               'header': sess.header})
     frames = link.expect_closed(15)
     errs = [f for f in frames if f.get('t') == 'error']
     if errs and errs[0].get('code') != 'bad_signature':

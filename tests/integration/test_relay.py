@@ -304,16 +304,9 @@ def test_peer_relay_third_party_cannot_join():
     join(rb, token, 'bob', bob_key)
     rb.recv_type('relay_ready', timeout=15)
     # The chat handshake, end to end through the relay; bob accepts.
-    hello = rb.recv_type('hello')
+    rb, hello = harness.chat_handshake(rb, bob_key, 'bob', dialer=False)
     if hello.get('name') != 'alice' or hello.get('to') != 'bob':
         fail('alice\'s hello over the relay is %r' % hello)
-    my_nonce = os.urandom(32)
-    rb.send({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'bob', 'key': bob_key.pk,
-             'nonce': my_nonce})
-    rb.send({'t': 'auth', 'sig': bob_key.sign_chat(hello['nonce'], b'bob')})
-    auth = rb.recv_type('auth')
-    if not harness.verify_chat(hello['key'], auth['sig'], my_nonce, b'alice'):
-        fail('alice\'s auth over the relay does not verify')
     alice.expect(r'^connected bob relay$', 10)
     alice.send('hello through the relay')
     m = rb.recv_type('msg')

@@ -289,13 +289,15 @@ static void test_list_paging(void) {
         snprintf(name, sizeof name, i % 2 ? "User%04d" : "user%04d", i);
         ASSERT_EQ(name_fold(name, strlen(name), folded), 0);
         ASSERT_EQ(reg_bind(r, name, folded, k, NULL, 0, 1, stored, on_done, &d), 0);
-        if (i % 7 != 0) { /* every 7th stays offline */
-            ASSERT_EQ(reg_presence(r, folded, 1, 2), 0);
+        /* A bind marks the user online; every 7th goes offline again. */
+        ASSERT_EQ(reg_presence(r, folded, i % 7 != 0, 2), 0);
+        if (i % 7 != 0) {
             nonline++;
             online01 += i >= 100 && i < 200;
         }
     }
-    ASSERT_EQ(bind_now(r, &loop, "zed", 1, NULL, 0, NULL), 0); /* offline, sorts last */
+    ASSERT_EQ(bind_now(r, &loop, "zed", 1, NULL, 0, NULL), 0);
+    ASSERT_EQ(reg_presence(r, "zed", 0, 2), 0); /* offline, sorts last */
     ASSERT_EQ(d.calls, 1000);
 
     collect c = {calloc(2000, NAME_BUFLEN), 0, 2000, 0};

@@ -7,7 +7,9 @@
 #                            rewrite the generated part of docs/BENCHMARKS.md
 #   make bench BENCH_ARGS='--figures 1 --samples 7'   (see bench.py --help)
 
-BENCH_SRC  := $(wildcard tools/bench/*.c)
+# fwd.c and streamer.c are programs of their own (figure 4 and 5 helpers).
+BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c
+BENCH_SRC  := $(filter-out $(BENCH_TOOLS),$(wildcard tools/bench/*.c))
 BENCH_HDRS := $(wildcard tools/bench/*.h)
 BENCH_DEBS := redis-server ngircd socat
 BENCH_DOC  ?= docs/BENCHMARKS.md
@@ -21,6 +23,12 @@ $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC)): $(BENCH_HDRS)
 
 $(B)/loadgen: $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC) $(SHARED_SRC))
 	$(CC) $^ -o $@ $(LDLIBS_ALL)
+
+$(B)/fwd: $(B)/obj/tools/bench/fwd.o
+	$(CC) $^ -o $@ $(LDLIBS_ALL)
+
+$(B)/streamer: $(B)/obj/tools/bench/streamer.o
+	$(CC) $^ -o $@ -lpthread
 
 # Installs only what is missing, so a machine that has everything never
 # touches apt.
@@ -39,7 +47,7 @@ deps-bench:
 
 # Sub-make so the pkg-config flags are read after deps installed them.
 bench: deps deps-bench
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer $(B)/loadgen $(B)/fwd $(B)/streamer
 	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)
 
 .PHONY: bench-dial

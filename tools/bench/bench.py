@@ -28,11 +28,13 @@ import argparse
 import os
 import platform
 import re
+import select
 import shlex
 import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -64,9 +66,9 @@ class Procs:
     def pin(self, cpu, argv):
         return ['taskset', '-c', str(cpu)] + argv if cpu is not None else argv
 
-    def start(self, name, argv, cpu, log_path, stdout=subprocess.DEVNULL):
+    def start(self, name, argv, cpu, log_path, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL):
         f = open(log_path, 'ab')
-        p = subprocess.Popen(self.pin(cpu, argv), stdin=subprocess.DEVNULL, stdout=stdout,
+        p = subprocess.Popen(self.pin(cpu, argv), stdin=stdin, stdout=stdout,
                              stderr=f, cwd=ROOT)
         f.close()
         p.bench_name, p.bench_log = name, log_path
@@ -123,24 +125,28 @@ class Bench:
         self.redis_bin = shutil.which('redis-server')
         self.n = 0
 
-    def tracker(self, tag):
+    def tracker(self, tag, *extra):
         port = free_port()
         d = os.path.join(self.tmp, tag)
         os.makedirs(d, exist_ok=True)
         # warn: the tracker logs two lines per registration at info.
         p = self.procs.start(f'tracker {tag}', [self.tracker_bin, '--listen', f'127.0.0.1:{port}',
-                             '--db', os.path.join(d, 'tracker.db'), '--log-level', 'warn'],
+                             '--db', os.path.join(d, 'tracker.db'), '--log-level', 'warn',
+                             # Abuse limits off (redis has none either): one load
+                             # generator address, many connections, many frames.
+                             '--rate-limit', '0', '--max-conns-per-addr', '0', '--max-conns', '0',
+                             '--relay-rate', str(1 << 40)] + list(extra),
                              self.procs.server_cpu, os.path.join(d, 'tracker.log'))
         wait_port(p, port)
         return p, f'127.0.0.1:{port}'
 
-    def redis(self, tag):
+    def redis(self, tag, *extra):
         port = free_port()
         d = os.path.join(self.tmp, tag)
         os.makedirs(d, exist_ok=True)
         p = self.procs.start(f'redis-server {tag}', [self.redis_bin, '--port', str(port),
                              '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                             '--daemonize', 'no', '--dir', d, '--logfile', os.path.join(d, 'redis.log')],
+                             '--daemonize', 'no', '--dir', d, '--logfile', os.path.join(d, 'redis.log')] + list(extra),
                              self.procs.server_cpu, os.path.join(d, 'redis.stderr'))
         wait_port(p, port)
         return p, f'127.0.0.1:{port}'
@@ -165,12 +171,12 @@ class Bench:
             raise Fail(f'loadgen saw {res["errors"]} error answers: {shlex.join(argv)}\n{r.stderr.strip()}')
         return res
 
-    def hold(self, target, tag, conns):
+    def hold(self, target, tag, conns, prefix='on-'):
         """A load generator that keeps conns users registered (online) until stopped."""
         d = os.path.join(self.tmp, tag)
         os.makedirs(d, exist_ok=True)
         p = self.procs.start(f'holder {tag}', [self.loadgen_bin, '--target', target, '--op', 'hold',
-                             '--conns', str(conns), '--self', 'on-', '--duration', '0',
+                             '--conns', str(conns), '--self', prefix, '--duration', '0',
                              '--timeout', '3600'],
                              self.procs.client_cpu, os.path.join(d, 'hold.log'), stdout=subprocess.PIPE)
         line = p.stdout.readline().decode()
@@ -200,11 +206,17 @@ class Row:
         self.fig, self.what, self.unit, self.ref_name = fig, what, unit, ref_name
         self.target, self.better = target, better  # target: ('>=' | '<=', x) on the ratio
         self.p, self.r = [], []
+        self.abs_target = None  # (op, value, unit) on parley's own median
 
     def ratios(self):
         return [p / r for p, r in zip(self.p, self.r) if r > 0]
 
     def verdict(self):
+        if self.abs_target:
+            op, x, unit = self.abs_target
+            m = statistics.median(self.p)
+            ok = m < x if op == '<' else m > x
+            return f'{op} {x} {unit} (absolute): {"met" if ok else "MISSED"}'
         if not self.target:
             return ''
         op, x = self.target
@@ -329,7 +341,515 @@ def fig2(b, rows):
             + '; '.join(notes) + '.']
 
 
-FIGURES = {1: fig1, 2: fig2}
+
+
+# ---- figures 3-5: helpers ----
+
+def proc_rss(pid):
+    """Resident set size in bytes, from /proc."""
+    for line in open(f'/proc/{pid}/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) * 1024
+    raise Fail(f'no VmRSS for pid {pid}')
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds so far, from /proc."""
+    f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def raise_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Sodium:
+    """Ed25519 signing through libsodium (already a parley dependency)."""
+
+    def __init__(self):
+        import ctypes
+        import ctypes.util
+        self.c = ctypes
+        self.lib = ctypes.CDLL(ctypes.util.find_library('sodium') or 'libsodium.so.23')
+        self.lib.sodium_init()
+
+    def keypair(self):
+        pk, sk = self.c.create_string_buffer(32), self.c.create_string_buffer(64)
+        self.lib.crypto_sign_keypair(pk, sk)
+        return pk.raw, sk.raw
+
+    def sign(self, sk, m):
+        sig = self.c.create_string_buffer(64)
+        self.lib.crypto_sign_detached(sig, None, m, self.c.c_ulonglong(len(m)), sk)
+        return sig.raw
+
+
+class Ctl:
+    """A blocking parley control (or relay) connection speaking just enough of
+    docs/PROTOCOL.md for the relay setup of figure 4."""
+
+    def __init__(self, addr, role='peer'):
+        import msgpack
+        self.mp = msgpack
+        host, port = addr.rsplit(':', 1)
+        self.s = socket.create_connection((host, int(port)), timeout=10)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+        self.send({'t': 'hello', 'v': 1, 'role': role})
+        w = self.recv('welcome')
+        self.nonce = w['nonce']
+
+    def send(self, d):
+        p = self.mp.packb(d, use_bin_type=True)
+        self.s.sendall(struct.pack('>I', len(p)) + p)
+
+    def recv(self, want):
+        while True:
+            while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack('>I', self.buf[:4])[0]:
+                d = self.s.recv(65536)
+                if not d:
+                    raise Fail(f'the tracker closed the connection while the bench waited for {want}')
+                self.buf += d
+            n = struct.unpack('>I', self.buf[:4])[0]
+            m = self.mp.unpackb(self.buf[4:4 + n], raw=False)
+            self.buf = self.buf[4 + n:]
+            if m.get('t') == want:
+                return m
+            if m.get('t') == 'error':
+                raise Fail(f'the tracker answered {want} with error {m}')
+
+
+def register(addr, name, na):
+    pk, sk = na.keypair()
+    c = Ctl(addr)
+    c.send({'t': 'register', 'name': name, 'key': pk, 'endpoints': [],
+            'sig': na.sign(sk, b'parley-register-v1\x00' + c.nonce + name.encode())})
+    c.recv('registered')
+    return c, pk, sk
+
+
+def relay_pair(addr, na, tag):
+    """Two registered users and one relay session between them: the two raw
+    relay sockets (after relay_ready), plus what must stay open."""
+    a, apk, ask = register(addr, f'{tag}a', na)
+    b, bpk, bsk = register(addr, f'{tag}b', na)
+    a.send({'t': 'relay_request', 'id': 1, 'to': f'{tag}b'})
+    tok = a.recv('relay_result')['session']
+    b.recv('relay_offer')
+    socks = []
+    for name, pk, sk in ((f'{tag}a', apk, ask), (f'{tag}b', bpk, bsk)):
+        r = Ctl(addr, role='relay')
+        r.send({'t': 'relay_join', 'session': tok, 'name': name, 'key': pk,
+                'sig': na.sign(sk, b'parley-relay-v1\x00' + r.nonce + tok + name.encode())})
+        socks.append(r)
+    for r in socks:
+        r.recv('relay_ready')
+        if r.buf:
+            raise Fail('bytes followed relay_ready before anything was sent')
+        r.s.settimeout(None)
+    return socks[0].s, socks[1].s, [a, b] + socks
+
+
+def tcp_pair(port=None):
+    """A loopback TCP pair, or (listener, port) to accept the far side later."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(4)
+    return ls, ls.getsockname()[1]
+
+
+def connect_via(port, listener):
+    """Connects to a forwarder on port whose far end dials listener."""
+    end = time.monotonic() + 5
+    while True:
+        try:
+            a = socket.create_connection(('127.0.0.1', port), timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > end:
+                raise Fail(f'nothing listens on 127.0.0.1:{port}')
+            time.sleep(0.05)
+    listener.settimeout(5)
+    b, _ = listener.accept()
+    for s in (a, b):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(None)
+    return a, b
+
+
+def irc_client(port, nick):
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(f'NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nOPER bench bench\r\nMODE {nick} +F\r\n'.encode())
+    buf = b''
+    while f' 381 {nick} '.encode() not in buf:  # RPL_YOUREOPER: operators skip penalties
+        d = s.recv(65536)
+        if not d:
+            raise Fail(f'ngircd closed the connection of {nick}: {buf[-300:]!r}')
+        if b' 491 ' in buf or b' 464 ' in buf:
+            raise Fail(f'ngircd refused OPER for {nick}: {buf[-300:]!r}')
+        buf += d
+    # Drain the welcome burst (MOTD etc.) so it is not counted as messages.
+    s.sendall(b'PING :drained\r\n')
+    while b'drained' not in buf.split(b' 381 ', 1)[1]:
+        buf += s.recv(65536)
+    s.settimeout(None)
+    return s
+
+
+NGIRCD_CONF = """[Global]
+    Name = bench.parley
+    Info = parley bench
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = bench
+    PidFile = {dir}/ngircd.pid
+    ServerUID = {uid}
+    ServerGID = {gid}
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxPenaltyTime = -1
+    PingTimeout = 600
+    PongTimeout = 600
+[Operator]
+    Name = bench
+    Password = bench
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+"""
+
+
+def streamer(b, fds, *args, timeout=30):
+    argv = b.procs.pin(b.procs.client_cpu, [os.path.join(b.build, 'streamer')] + [str(x) for x in args])
+    try:
+        r = subprocess.run(argv, pass_fds=fds, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        raise Fail(f'streamer did not finish within {timeout} s: {shlex.join(argv)}')
+    if r.returncode != 0:
+        raise Fail(f'streamer failed (status {r.returncode}): {shlex.join(argv)}\n{r.stderr.strip()}')
+    return dict(kv.split('=', 1) for kv in r.stdout.strip().splitlines()[-1].split())
+
+
+# ---- figure 3 ----
+
+IDLE_PEERS = 10000
+HOLDER_CONNS = 1000  # per load generator; they start one after the other
+
+
+def fig3(b, rows):
+    """Idle scale: registered peers heartbeating vs redis idle clients."""
+    a = b.a
+    n = a.idle_peers
+    limit = raise_nofile()
+    if limit < n + 200:
+        raise Fail(f'figure 3 needs {n + 200} file descriptors but the limit is {limit}; '
+                   f'raise it (ulimit -n) or lower --idle-peers')
+    rss = Row(3, f'RSS per idle registered peer @ {n:,}', 'bytes', 'redis per idle client',
+              ('<=', 1.5), better='lower')
+    cpu = Row(3, f'idle CPU @ {n:,} peers', '% of a core', 'redis with as many idle clients',
+              better='lower')
+    cpu.abs_target = ('<', 2.0, '% of a core')
+    ttl = 30
+    for i in range(a.samples):
+        trk, taddr = b.tracker(f'fig3-{i}', '--ttl', str(ttl))
+        red, raddr = b.redis(f'fig3-redis-{i}', '--maxclients', str(n + 100))
+        time.sleep(0.3)
+        t0, r0 = proc_rss(trk.pid), proc_rss(red.pid)
+        holders = []
+        for k in range(0, n, HOLDER_CONNS):
+            holders.append(b.hold(taddr, f'fig3-{i}-hold{k}', min(HOLDER_CONNS, n - k),
+                                  prefix=f'i{i}k{k}-'))
+        host, port = raddr.rsplit(':', 1)
+        clients = []
+        for k in range(n):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b'PING\r\n')
+            clients.append(s)
+        for s in clients:
+            if not s.recv(64).startswith(b'+PONG'):
+                raise Fail('redis-server did not answer PING')
+        time.sleep(1)
+        t1, r1 = proc_rss(trk.pid), proc_rss(red.pid)
+        c0t, c0r, w0 = proc_cpu(trk.pid), proc_cpu(red.pid), time.monotonic()
+        time.sleep(ttl / 3)  # exactly one heartbeat period of the holders
+        c1t, c1r, w1 = proc_cpu(trk.pid), proc_cpu(red.pid), time.monotonic()
+        rss.p.append((t1 - t0) / n)
+        rss.r.append((r1 - r0) / n)
+        cpu.p.append(100 * (c1t - c0t) / (w1 - w0))
+        cpu.r.append(100 * (c1r - c0r) / (w1 - w0))
+        log(f'  fig 3 round {i + 1}/{a.samples}: tracker {rss.p[-1]:,.0f} B/peer, '
+            f'{cpu.p[-1]:.2f}% CPU; redis {rss.r[-1]:,.0f} B/client, {cpu.r[-1]:.2f}% CPU')
+        # The tracker goes first, so the holders' disconnects cause no presence storm.
+        b.procs.stop(trk, timeout=30)
+        for h in holders:
+            b.procs.stop(h)
+        for s in clients:
+            s.close()
+        b.procs.stop(red)
+    rows += [rss, cpu]
+    return [f'Figure 3: {n:,} registered control connections (load generators of {HOLDER_CONNS:,} '
+            f'connections each, started one after the other) ping the tracker every ttl/3 = '
+            f'{ttl // 3} s (tracker --ttl {ttl}; the default ttl 60 pings half as often). RSS per '
+            f'peer is the tracker\'s RSS growth from start to all registered, over {n:,}; redis '
+            f'gets {n:,} clients that each sent one PING and then idle. CPU is each server\'s '
+            f'user+system time over one heartbeat period ({ttl // 3} s, both measured together), '
+            f'in percent of one core; its target is absolute (< 2%).']
+
+
+# ---- figure 4 ----
+
+def fig4(b, rows):
+    """Relay: one relayed stream vs a bare forwarder, socat, raw loopback, ngircd."""
+    a = b.a
+    na = Sodium()
+    trk, taddr = b.tracker('fig4-tracker')
+    fwd_port, socat_port, irc_port = free_port(), free_port(), free_port()
+    d = os.path.join(b.tmp, 'fig4-ngircd')
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, 'ngircd.conf')
+    with open(conf, 'w') as f:
+        f.write(NGIRCD_CONF.format(port=irc_port, dir=d, uid=os.getuid(), gid=os.getgid()))
+    ngircd = shutil.which('ngircd') or '/usr/sbin/ngircd'
+    irc = b.procs.start('ngircd', [ngircd, '-n', '-f', conf], b.procs.server_cpu,
+                        os.path.join(d, 'ngircd.log')) if os.access(ngircd, os.X_OK) else None
+    if irc:
+        wait_port(irc, irc_port)
+    dur = ['--duration', a.stream_duration, '--warmup', 0.3]
+    refs = ['fwd', 'socat', 'raw']
+    mb = {k: Row(4, 'relayed MB/s', 'MB/s', f'{k}', ('>=', 0.8) if k == 'fwd' else None)
+          for k in refs}
+    ms = {k: Row(4, 'relayed 100-byte messages/s', 'msg/s', f'{k}') for k in refs}
+    ms['ngircd'] = Row(4, f'relayed 100-byte messages/s ({IRC_WINDOW} in flight, echoed)', 'msg/s',
+                       'ngircd', ('>=', 2.0))
+    p50 = {k: Row(4, 'relayed round trip p50', 'us', f'{k}',
+                  ('<=', 1.2) if k == 'fwd' else None, better='lower') for k in refs + ['ngircd']}
+    p99 = {k: Row(4, 'relayed round trip p99', 'us', f'{k}', better='lower')
+           for k in refs + ['ngircd']}
+    for k, r in mb.items():
+        r.ref_name = {'fwd': 'bare forwarder (fwd.c)', 'socat': 'socat', 'raw': 'raw loopback, no hop'}[k]
+    for dct in (ms, p50, p99):
+        for k, r in dct.items():
+            r.ref_name = {'fwd': 'bare forwarder (fwd.c)', 'socat': 'socat',
+                          'raw': 'raw loopback, no hop', 'ngircd': 'ngircd PRIVMSG'}[k]
+
+    def path(kind, i):
+        """Connected (a, b, keep) for one path."""
+        if kind == 'relay':
+            b.n += 1
+            return relay_pair(taddr, na, f'r{i}n{b.n}')
+        if kind == 'raw':
+            ls, port = tcp_pair()
+            x, y = connect_via(port, ls)
+            ls.close()
+            return x, y, []
+        ls, port = tcp_pair()
+        lp = fwd_port if kind == 'fwd' else socat_port
+        argv = ([os.path.join(b.build, 'fwd'), str(lp), str(port)] if kind == 'fwd' else
+                ['socat', f'TCP-LISTEN:{lp},bind=127.0.0.1,reuseaddr,nodelay',
+                 f'TCP:127.0.0.1:{port},nodelay'])
+        p = b.procs.start(kind, argv, b.procs.server_cpu, os.path.join(b.tmp, f'{kind}.log'))
+        x, y = connect_via(lp, ls)
+        ls.close()
+        return x, y, [p]
+
+    def close(x, y, keep):
+        x.close()
+        y.close()
+        for k in keep:
+            if isinstance(k, subprocess.Popen):
+                b.procs.stop(k)
+            else:
+                k.s.close()
+
+    def measure(kind, i, modes=('bytes', 'lines', 'rtt')):
+        out = {}
+        for mode in modes:
+            x, y, keep = path(kind, i)
+            fds = [x.fileno(), y.fileno()]
+            if mode in ('rtt', 'irclines'):
+                w = 1 if mode == 'rtt' else IRC_WINDOW
+                out[mode] = streamer(b, fds, '--mode', 'window', '--window', w, '--a', fds[0],
+                                     '--b', fds[1], *dur)
+            else:
+                out[mode] = streamer(b, fds, '--mode', mode, '--a', fds[0], '--b', fds[1], *dur)
+            close(x, y, keep)
+        return out
+
+    def measure_irc(i):
+        out = {}
+        for mode in ('lines', 'rtt'):
+            w = IRC_WINDOW if mode == 'lines' else 1
+            x, y = irc_client(irc_port, f'a{i}{mode}'), irc_client(irc_port, f'b{i}{mode}')
+            fds = [x.fileno(), y.fileno()]
+            common = ['--prefix', f'PRIVMSG b{i}{mode} :', '--crlf', 1, '--match', ' PRIVMSG ']
+            # Windowed both ways: an unbounded flood overruns ngircd's send queue.
+            out[mode] = streamer(b, fds, '--mode', 'window', '--window', w, '--a', fds[0],
+                                 '--b', fds[1], '--echo-irc', 1,
+                                 '--echo-prefix', f'PRIVMSG a{i}{mode} :', *common, *dur)
+            x.close()
+            y.close()
+        return out
+
+    for i in range(a.samples):
+        for k in refs:
+            p = measure('relay', i)
+            r = measure(k, i)
+            mb[k].p.append(float(p['bytes']['mb_per_s']))
+            mb[k].r.append(float(r['bytes']['mb_per_s']))
+            for dct, m, key in ((ms, 'lines', 'ops_per_s'), (p50, 'rtt', 'p50_us'), (p99, 'rtt', 'p99_us')):
+                dct[k].p.append(float(p[m][key]))
+                dct[k].r.append(float(r[m][key]))
+            log(f'  fig 4 round {i + 1}/{a.samples} vs {k}: relay {p["bytes"]["mb_per_s"]} MB/s, '
+                f'{p["lines"]["ops_per_s"]} msg/s, p50 {p["rtt"]["p50_us"]} us; {k} '
+                f'{r["bytes"]["mb_per_s"]} MB/s, {r["lines"]["ops_per_s"]} msg/s, p50 {r["rtt"]["p50_us"]} us')
+        if irc:
+            p = measure('relay', i, ('irclines', 'rtt'))
+            p['lines'] = p['irclines']
+            r = measure_irc(i)
+            for dct, m, key in ((ms, 'lines', 'ops_per_s'), (p50, 'rtt', 'p50_us'), (p99, 'rtt', 'p99_us')):
+                dct['ngircd'].p.append(float(p[m][key]))
+                dct['ngircd'].r.append(float(r[m][key]))
+            log(f'  fig 4 round {i + 1}/{a.samples} vs ngircd: relay {p["lines"]["ops_per_s"]} msg/s, '
+                f'p50 {p["rtt"]["p50_us"]} us; ngircd {r["lines"]["ops_per_s"]} msg/s, p50 {r["rtt"]["p50_us"]} us')
+    if irc:
+        b.procs.stop(irc)
+    b.procs.stop(trk)
+    for k in refs + (['ngircd'] if irc else []):
+        if k in mb:
+            rows.append(mb[k])
+        rows += [ms[k], p50[k], p99[k]]
+    return [f'Figure 4: one stream through each path, measured by tools/bench/streamer (the same '
+            f'C client for every path, on the client CPU; each forwarder on the server CPU). '
+            f'MB/s: 64 KiB writes one way; messages/s: 100-byte lines, one write() each, one way; '
+            f'round trip: one 100-byte line in flight, echoed by the far end. The relay is the '
+            f'tracker\'s (`relay_request`, two `relay_join`s, then raw forwarding; --relay-rate '
+            f'raised to 2^40 so the rate limit does not apply). fwd.c is a bare libuv forwarder '
+            f'(about 100 lines, no protocol); socat forwards one connection (nodelay); raw is a '
+            f'loopback pair without a hop. ngircd {sh("ngircd --version | head -1").split("-")[0]} '
+            f'(MaxPenaltyTime = -1: no flood penalty) carries the same 100-byte payloads as '
+            f'PRIVMSG between two clients (as IRC operators with user mode +F, relaxed flood '
+            f'protection); against ngircd, messages/s keeps {IRC_WINDOW} messages in flight, each '
+            f'echoed by the far client, for both paths (an unbounded one-way flood overruns '
+            f'ngircd\'s send queue and it drops the client). {a.stream_duration} s per sample after 0.3 s warm-up; '
+            f'every sample sets its path up anew.'
+            + ('' if irc else ' ngircd is not installed: its rows are missing (make deps-bench).')]
+
+
+# ---- figure 5 ----
+
+def line_until(fd, want, timeout=15):
+    """Reads fd byte by byte (nothing past the line is consumed) until a line
+    containing want; the lines read so far."""
+    end = time.monotonic() + timeout
+    got, line = [], b''
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+        if not r:
+            break
+        c = os.read(fd, 1)
+        if not c:
+            break
+        if c == b'\n':
+            got.append(line.decode(errors='replace'))
+            if want in got[-1]:
+                return got
+            line = b''
+        else:
+            line += c
+    raise Fail(f'the peer did not print {want!r} within {timeout} s; it printed {got[-5:]}')
+
+
+def fig5(b, rows):
+    """Direct chat: two peers (one --echo) vs raw loopback ping-pong."""
+    a = b.a
+    trk, taddr = b.tracker('fig5-tracker')
+    d = os.path.join(b.tmp, 'fig5')
+    peers = {}
+    for name, extra in (('echo', ['--echo']), ('talk', [])):
+        home = os.path.join(d, name)
+        os.makedirs(home, exist_ok=True)
+        # The echo peer's events go to a file: an undrained pipe would stall it.
+        out = open(os.path.join(home, 'events.txt'), 'wb') if extra else subprocess.PIPE
+        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'peer'), '--user', name,
+                          '--tracker', taddr, '--listen', '127.0.0.1:0', '--home', home,
+                          '--ui', 'line', '--log-level', 'warn'] + extra,
+                          b.procs.server_cpu, os.path.join(home, 'peer.log'), stdout=out,
+                          stdin=subprocess.PIPE)
+        if extra:
+            out.close()
+            end = time.monotonic() + 15
+            while 'registered ' not in open(os.path.join(home, 'events.txt')).read():
+                if time.monotonic() > end or p.poll() is not None:
+                    raise Fail(f'the echo peer did not register; see {home}')
+                time.sleep(0.05)
+        else:
+            line_until(p.stdout.fileno(), 'registered ')
+        peers[name] = p
+    talk = peers['talk']
+    talk.stdin.write(b'/dial echo\n')
+    talk.stdin.flush()
+    line_until(talk.stdout.fileno(), 'connected echo')
+    rtt50 = Row(5, 'direct round trip p50', 'us', 'raw loopback ping-pong', ('<=', 1.5), better='lower')
+    rtt99 = Row(5, 'direct round trip p99', 'us', 'raw loopback ping-pong', better='lower')
+    mps = Row(5, f'direct messages/s ({FIG5_WINDOW} in flight)', 'msg/s',
+              f'raw loopback, {FIG5_WINDOW} in flight')
+    dur = ['--duration', a.stream_duration, '--warmup', 0.3]
+    pf = [talk.stdin.fileno(), talk.stdout.fileno()]
+    peer_args = ['--a', pf[0], '--a-read', pf[1], '--match', 'msg echo: ', '--mode', 'window'] + dur
+    for i in range(a.samples):
+        got = {}
+        for w in (1, FIG5_WINDOW):
+            p = streamer(b, pf, *peer_args, '--window', w)
+            ls, port = tcp_pair()
+            x, y = connect_via(port, ls)
+            ls.close()
+            r = streamer(b, [x.fileno(), y.fileno()], '--mode', 'window', '--window', w,
+                         '--a', x.fileno(), '--b', y.fileno(), *dur)
+            x.close()
+            y.close()
+            got[w] = (p, r)
+            # The peer's in-flight echoes of this sample must not leak into the next.
+            talk.stdin.write(f'/help\n'.encode())
+            talk.stdin.flush()
+            line_until(talk.stdout.fileno(), '/quit')
+        p, r = got[1]
+        rtt50.p.append(float(p['p50_us']))
+        rtt50.r.append(float(r['p50_us']))
+        rtt99.p.append(float(p['p99_us']))
+        rtt99.r.append(float(r['p99_us']))
+        p, r = got[FIG5_WINDOW]
+        mps.p.append(float(p['ops_per_s']))
+        mps.r.append(float(r['ops_per_s']))
+        log(f'  fig 5 round {i + 1}/{a.samples}: direct p50 {rtt50.p[-1]:.0f} us, {mps.p[-1]:,.0f} msg/s; '
+            f'raw p50 {rtt50.r[-1]:.0f} us, {mps.r[-1]:,.0f} msg/s')
+    for p in peers.values():
+        p.stdin.close()
+        b.procs.stop(p)
+    b.procs.stop(trk)
+    rows += [rtt50, rtt99, mps]
+    return [f'Figure 5: two `peer` processes on the server CPU, one with --echo, linked directly '
+            f'over loopback; tools/bench/streamer writes 100-byte lines into the other\'s line-mode '
+            f'stdin and times each until `msg echo: TEXT` comes back on its stdout (so the figure '
+            f'includes both peers\' line parsing, the chat link\'s framing and acks, and two pipe '
+            f'hops). The reference is the same streamer doing ping-pong over a bare loopback TCP '
+            f'pair (its echo thread on the client CPU). Round trips with one message in flight, '
+            f'messages/s with {FIG5_WINDOW} in flight; {a.stream_duration} s per sample.']
+
+
+FIG5_WINDOW = 32
+IRC_WINDOW = 64  # figure 4, vs ngircd: 100-byte messages in flight, echoed
+
+
+FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5}
 
 
 # ---- the machine and the report ----
@@ -417,6 +937,10 @@ def main():
     ap.add_argument('--duration', type=float, default=2.0, help='measured seconds per sample')
     ap.add_argument('--warmup', type=float, default=0.5, help='unrecorded seconds before each sample')
     ap.add_argument('--conns', type=int, default=50, help='figure 1 connections')
+    ap.add_argument('--idle-peers', type=int, default=IDLE_PEERS,
+                    help='figure 3 registered connections (default 10000; the fd limit is raised)')
+    ap.add_argument('--stream-duration', type=float, default=1.0,
+                    help='figures 4-5 measured seconds per sample')
     ap.add_argument('--doc', default='docs/BENCHMARKS.md', help="file to update ('' to skip)")
     args = ap.parse_args()
     try:

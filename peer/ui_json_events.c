@@ -1,0 +1,374 @@
+/* ui_json_events: the --ui json face, for scripts and bots.  Each event is
+ * one JSON object on one stdout line, flushed at once, with a stable "type"
+ * field; README.md ("Scripting with --ui json") lists every type and field.
+ * Input is line mode's (ui_line.c), unchanged.  Text from the network is
+ * untrusted: control characters are \u-escaped and invalid UTF-8 becomes
+ * U+FFFD, so every line is valid UTF-8 JSON whatever a peer sends.  No
+ * state, so fe is unused. */
+#include "events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A growing line; on out of memory it sets failed and the event is
+ * dropped with a note on stderr (stdout must stay parseable). */
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} jbuf;
+
+static void put(jbuf *b, const char *s, size_t n) {
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(jbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid:
+ * no overlongs, no surrogates, nothing above U+10FFFF.  *cp gets it. */
+static size_t utf8_seq(const unsigned char *s, size_t n, unsigned long *cp) {
+    unsigned char c = s[0];
+    size_t len;
+    unsigned long v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, v = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, v = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+/* A JSON string: quotes and backslash escaped, C0, DEL, C1 and the line
+ * separators U+2028/2029 as \uXXXX (JavaScript consumers choke on them
+ * raw), each invalid UTF-8 byte as \ufffd. */
+static void put_body(jbuf *b, const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < n;) {
+        unsigned long cp;
+        size_t len = utf8_seq(s + i, n - i, &cp);
+        char esc[8];
+        if (len == 0) {
+            puts_(b, "\\ufffd");
+            i++;
+            continue;
+        }
+        if (cp == '"' || cp == '\\') {
+            esc[0] = '\\', esc[1] = (char)cp;
+            put(b, esc, 2);
+        } else if (cp == '\n') {
+            puts_(b, "\\n");
+        } else if (cp == '\t') {
+            puts_(b, "\\t");
+        } else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+            snprintf(esc, sizeof esc, "\\u%04lx", cp);
+            put(b, esc, 6);
+        } else {
+            put(b, text + i, len);
+        }
+        i += len;
+    }
+}
+
+static void put_str(jbuf *b, const char *text, size_t n) {
+    put(b, "\"", 1);
+    put_body(b, text, n);
+    put(b, "\"", 1);
+}
+
+/* ,"key":"value" */
+static void field_str(jbuf *b, const char *key, const char *v) {
+    put(b, ",\"", 2);
+    puts_(b, key);
+    put(b, "\":", 2);
+    put_str(b, v, strlen(v));
+}
+
+static void field_num(jbuf *b, const char *key, long long v) {
+    char num[32];
+    snprintf(num, sizeof num, ",\"%s\":%lld", key, v);
+    puts_(b, num);
+}
+
+static void field_unum(jbuf *b, const char *key, unsigned long long v) {
+    char num[48];
+    snprintf(num, sizeof num, ",\"%s\":%llu", key, v);
+    puts_(b, num);
+}
+
+static void begin(jbuf *b, const char *type) {
+    memset(b, 0, sizeof *b);
+    puts_(b, "{\"type\":\"");
+    puts_(b, type);
+    puts_(b, "\"");
+}
+
+static void end(jbuf *b, const char *type) {
+    put(b, "}\n", 2);
+    if (b->failed)
+        fprintf(stderr, "peer: out of memory; a %s event was not shown\n", type);
+    else
+        fwrite(b->p, 1, b->len, stdout);
+    fflush(stdout);
+    free(b->p);
+}
+
+static void j_registered(void *fe, const char *name, const char *tracker, const char *observed) {
+    jbuf b;
+    begin(&b, "registered");
+    field_str(&b, "name", name);
+    field_str(&b, "tracker", tracker);
+    if (observed[0])
+        field_str(&b, "seen_as", observed);
+    else
+        puts_(&b, ",\"seen_as\":null");
+    end(&b, "registered");
+}
+
+static void j_tracker_lost(void *fe, const char *why, unsigned delay_ms) {
+    jbuf b;
+    begin(&b, "tracker_lost");
+    field_str(&b, "reason", why);
+    field_num(&b, "retry_ms", delay_ms);
+    end(&b, "tracker_lost");
+}
+
+static void j_presence(void *fe, const char *name, int online) {
+    jbuf b;
+    begin(&b, "presence");
+    field_str(&b, "name", name);
+    puts_(&b, online ? ",\"online\":true" : ",\"online\":false");
+    end(&b, "presence");
+}
+
+static void j_users(void *fe, char **names, size_t n) {
+    jbuf b;
+    begin(&b, "users");
+    field_unum(&b, "count", n);
+    puts_(&b, ",\"names\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            put(&b, ",", 1);
+        put_str(&b, names[i], strlen(names[i]));
+    }
+    put(&b, "]", 1);
+    end(&b, "users");
+}
+
+static void j_connected(void *fe, const char *name, ev_path path) {
+    jbuf b;
+    begin(&b, "connected");
+    field_str(&b, "name", name);
+    field_str(&b, "path", path == EV_PATH_RELAY ? "relay" : "direct");
+    end(&b, "connected");
+}
+
+static void j_current(void *fe, const char *name) {
+    jbuf b;
+    begin(&b, "current");
+    field_str(&b, "name", name);
+    end(&b, "current");
+}
+
+static void j_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
+                  size_t len) {
+    jbuf b;
+    begin(&b, "message");
+    field_str(&b, "from", name);
+    field_unum(&b, "id", id);
+    field_num(&b, "time", ts);
+    puts_(&b, ",\"text\":");
+    put_str(&b, text, len);
+    end(&b, "message");
+}
+
+static void j_sent(void *fe, const char *name, uint64_t seq, int64_t ts, const char *text,
+                   size_t len) {
+    jbuf b;
+    begin(&b, "sent");
+    field_str(&b, "to", name);
+    field_unum(&b, "seq", seq);
+    field_num(&b, "time", ts);
+    puts_(&b, ",\"text\":");
+    put_str(&b, text, len);
+    end(&b, "sent");
+}
+
+static void j_delivered(void *fe, const char *name, uint64_t seq) {
+    jbuf b;
+    begin(&b, "delivered");
+    field_str(&b, "to", name);
+    field_unum(&b, "seq", seq);
+    end(&b, "delivered");
+}
+
+static void j_closed(void *fe, const char *name, ev_close_why why) {
+    static const char *reason[] = {
+        [EV_CLOSED_BYE] = "bye",
+        [EV_CLOSED_LOST] = "lost",
+        [EV_CLOSED_YOU_BYE] = "you_bye",
+    };
+    jbuf b;
+    begin(&b, "closed");
+    field_str(&b, "name", name);
+    field_str(&b, "reason", reason[why]);
+    end(&b, "closed");
+}
+
+static void j_unreachable(void *fe, const char *name, const char *reason) {
+    jbuf b;
+    begin(&b, "error");
+    field_str(&b, "code", "unreachable");
+    field_str(&b, "name", name);
+    field_str(&b, "reason", reason);
+    puts_(&b, ",\"text\":\"cannot reach ");
+    put_body(&b, name, strlen(name));
+    put(&b, ": ", 2);
+    put_body(&b, reason, strlen(reason));
+    put(&b, "\"", 1);
+    end(&b, "error");
+}
+
+/* A stable code for each kind of error, so scripts need not match the
+ * text (which may be reworded).  The text is ev_error's; its opening words
+ * name the kind.  Unknown texts get the code "error". */
+static const char *error_code(const char *text) {
+    static const struct {
+        const char *start, *code;
+    } codes[] = {
+        {"unknown command", "unknown_command"},
+        {"/dial ", "usage"},
+        {"/msg ", "usage"},
+        {"that name is too long", "usage"},
+        {"invalid user name", "bad_name"},
+        {"no current conversation", "no_conversation"},
+        {"message too long", "too_long"},
+        {"input line longer than", "too_long"},
+        {"the tracker is unreachable", "tracker_unreachable"},
+        {"cannot list users", "tracker_unreachable"},
+        {"the tracker refused the list", "tracker_refused"},
+        {"the name ", "name_taken"},
+        {"the tracker refused the name", "name_refused"},
+        {"the tracker rejected our signature", "bad_signature"},
+        {"the tracker speaks another protocol", "version_mismatch"},
+        {"out of memory", "out_of_memory"},
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (strncmp(text, codes[i].start, strlen(codes[i].start)) == 0)
+            return codes[i].code;
+    if (strstr(text, " is you; "))
+        return "self";
+    if (strstr(text, " not delivered ("))
+        return "undelivered";
+    if (strstr(text, " registered again from another place"))
+        return "replaced";
+    return "error";
+}
+
+static void j_error(void *fe, const char *text) {
+    jbuf b;
+    begin(&b, "error");
+    field_str(&b, "code", error_code(text));
+    field_str(&b, "text", text);
+    end(&b, "error");
+}
+
+static void j_help(void *fe, const char *const *lines, size_t n) {
+    jbuf b;
+    begin(&b, "help");
+    puts_(&b, ",\"lines\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            put(&b, ",", 1);
+        put_str(&b, lines[i], strlen(lines[i]));
+    }
+    put(&b, "]", 1);
+    end(&b, "help");
+}
+
+static void j_trusted(void *fe, const char *name, const char *fp, const char *was) {
+    jbuf b;
+    begin(&b, "trusted");
+    field_str(&b, "name", name);
+    field_str(&b, "fingerprint", fp);
+    if (was)
+        field_str(&b, "was", was);
+    else
+        puts_(&b, ",\"was\":null");
+    end(&b, "trusted");
+}
+
+/* NULL fingerprints (no pinned key, tracker does not know the name) are null. */
+static void j_whois(void *fe, const char *name, const char *pinned, const char *tracker) {
+    jbuf b;
+    begin(&b, "whois");
+    field_str(&b, "name", name);
+    if (pinned)
+        field_str(&b, "pinned", pinned);
+    else
+        puts_(&b, ",\"pinned\":null");
+    if (tracker)
+        field_str(&b, "tracker", tracker);
+    else
+        puts_(&b, ",\"tracker\":null");
+    end(&b, "whois");
+}
+
+static void j_bye(void *fe) {
+    jbuf b;
+    begin(&b, "bye");
+    end(&b, "bye");
+}
+
+const ev_frontend ui_json_frontend = {
+    .name = "json",
+    .registered = j_registered,
+    .tracker_lost = j_tracker_lost,
+    .presence = j_presence,
+    .users = j_users,
+    .connected = j_connected,
+    .current = j_current,
+    .msg = j_msg,
+    .sent = j_sent,
+    .delivered = j_delivered,
+    .closed = j_closed,
+    .unreachable = j_unreachable,
+    .error = j_error,
+    .help = j_help,
+    .trusted = j_trusted,
+    .whois = j_whois,
+    .bye = j_bye,
+    .close = NULL, /* stateless: nothing to release */
+};
