@@ -12,17 +12,23 @@ Pinning: every server (tracker, redis-server) runs under `taskset -c 0`,
 every load generator under `taskset -c 1`, parley and reference alike.
 Everything it starts it stops again by PID, also on Ctrl-C.
 
-Figures (later issues add 3-6 to FIGURES below):
+Figures (6, dial, is tools/bench/dial.py: it needs root):
   1  tracker requests, 50 connections, one request in flight each:
      lookups/s vs redis GET; durable registrations/s vs redis SET
      (redis runs with --save '' --appendonly no: no persistence);
   2  growth: lookup and list-page latency, one client, with 1,000 / 10,000 /
      100,000 names registered; the 1,000-name registry is the reference.
+  3  idle scale: 10,000 registered connections heartbeating (--idle-peers):
+     tracker RSS per peer vs redis RSS per idle client, idle CPU;
+  4  relay: one relayed stream's MB/s, messages/s, round trip vs a bare
+     forwarder (fwd.c), socat, raw loopback, and ngircd PRIVMSG;
+  5  direct chat between two peers (one --echo) via line mode vs raw
+     loopback ping-pong.  Figures 4-5 use tools/bench/streamer.
 
     tools/bench/bench.py --build build [--figures 1,2] [--samples 5]
         [--duration 2] [--warmup 0.5] [--doc docs/BENCHMARKS.md]
 
-Python standard library only.
+Python standard library, plus msgpack (figure 4's relay setup, as the tests).
 """
 import argparse
 import os
