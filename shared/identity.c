@@ -15,7 +15,6 @@
 #include <uv.h>
 
 #define REG_CTX "parley-register-v1"
-#define CHAT_CTX "parley-chat-v1"
 
 int ident_expand_home(const char *path, char *out, size_t outlen) {
     int n;
@@ -103,87 +102,67 @@ int ident_load(const char *dir, identity *id, char *err, size_t errlen) {
     return create_key(file, id, err, errlen);
 }
 
-/* ctx || nonce || name, the bytes both signature kinds cover. */
+/* The bytes a signature covers: ctx, a NUL, the nonce, an optional binary
+ * extra (the relay session), then the name.  One layout for every kind, so
+ * the context string alone keeps a signature from being reused elsewhere. */
+#define SIGBUF (32 + IDENT_NONCE + IDENT_SESSION + NAME_MAX_BYTES)
+
 static size_t sig_input(unsigned char *out, const char *ctx, const unsigned char *nonce,
-                        const char *name, size_t namelen) {
-    size_t n = strlen(ctx) + 1; /* the NUL separates context from nonce */
+                        const unsigned char *extra, size_t extralen, const char *name,
+                        size_t namelen) {
+    size_t n = strlen(ctx) + 1;
     memcpy(out, ctx, n);
     memcpy(out + n, nonce, IDENT_NONCE);
     n += IDENT_NONCE;
+    if (extralen)
+        memcpy(out + n, extra, extralen);
+    n += extralen;
     memcpy(out + n, name, namelen);
     return n + namelen;
 }
 
-#define SIGBUF (32 + IDENT_NONCE + NAME_MAX_BYTES)
-
-void ident_sign_register(const identity *id, const unsigned char nonce[IDENT_NONCE],
-                         const char *name, size_t namelen, unsigned char sig[IDENT_SIG]) {
+static void sign_with(const identity *id, const char *ctx, const unsigned char *nonce,
+                      const unsigned char *extra, size_t extralen, const char *name,
+                      size_t namelen, unsigned char sig[IDENT_SIG]) {
     unsigned char m[SIGBUF];
     if (namelen > NAME_MAX_BYTES)
         namelen = NAME_MAX_BYTES;
-    size_t n = sig_input(m, REG_CTX, nonce, name, namelen);
+    size_t n = sig_input(m, ctx, nonce, extra, extralen, name, namelen);
     crypto_sign_detached(sig, NULL, m, n, id->sk);
+}
+
+static int verify_with(const unsigned char pk[IDENT_PK], const char *ctx,
+                       const unsigned char *nonce, const unsigned char *extra, size_t extralen,
+                       const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]) {
+    unsigned char m[SIGBUF];
+    if (namelen > NAME_MAX_BYTES)
+        return UV_EPERM;
+    size_t n = sig_input(m, ctx, nonce, extra, extralen, name, namelen);
+    return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
+}
+
+void ident_sign_register(const identity *id, const unsigned char nonce[IDENT_NONCE],
+                         const char *name, size_t namelen, unsigned char sig[IDENT_SIG]) {
+    sign_with(id, REG_CTX, nonce, NULL, 0, name, namelen, sig);
 }
 
 int ident_verify_register(const unsigned char pk[IDENT_PK], const unsigned char nonce[IDENT_NONCE],
                           const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]) {
-    unsigned char m[SIGBUF];
-    if (namelen > NAME_MAX_BYTES)
-        return UV_EPERM;
-    size_t n = sig_input(m, REG_CTX, nonce, name, namelen);
-    return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
-}
-
-void ident_sign_chat(const identity *id, const unsigned char their_nonce[IDENT_NONCE],
-                     const char *name, size_t namelen, unsigned char sig[IDENT_SIG]) {
-    unsigned char m[SIGBUF];
-    if (namelen > NAME_MAX_BYTES)
-        namelen = NAME_MAX_BYTES;
-    size_t n = sig_input(m, CHAT_CTX, their_nonce, name, namelen);
-    crypto_sign_detached(sig, NULL, m, n, id->sk);
-}
-
-int ident_verify_chat(const unsigned char pk[IDENT_PK], const unsigned char my_nonce[IDENT_NONCE],
-                      const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]) {
-    unsigned char m[SIGBUF];
-    if (namelen > NAME_MAX_BYTES)
-        return UV_EPERM;
-    size_t n = sig_input(m, CHAT_CTX, my_nonce, name, namelen);
-    return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
+    return verify_with(pk, REG_CTX, nonce, NULL, 0, name, namelen, sig);
 }
 
 #define RELAY_CTX "parley-relay-v1"
 
-static size_t relay_input(unsigned char *out, const unsigned char *nonce,
-                          const unsigned char *session, const char *name, size_t namelen) {
-    size_t n = sizeof RELAY_CTX; /* the context and its NUL */
-    memcpy(out, RELAY_CTX, n);
-    memcpy(out + n, nonce, IDENT_NONCE);
-    n += IDENT_NONCE;
-    memcpy(out + n, session, IDENT_SESSION);
-    n += IDENT_SESSION;
-    memcpy(out + n, name, namelen);
-    return n + namelen;
-}
-
 void ident_sign_relay(const identity *id, const unsigned char nonce[IDENT_NONCE],
                       const unsigned char session[IDENT_SESSION], const char *name, size_t namelen,
                       unsigned char sig[IDENT_SIG]) {
-    unsigned char m[SIGBUF + IDENT_SESSION];
-    if (namelen > NAME_MAX_BYTES)
-        namelen = NAME_MAX_BYTES;
-    size_t n = relay_input(m, nonce, session, name, namelen);
-    crypto_sign_detached(sig, NULL, m, n, id->sk);
+    sign_with(id, RELAY_CTX, nonce, session, IDENT_SESSION, name, namelen, sig);
 }
 
 int ident_verify_relay(const unsigned char pk[IDENT_PK], const unsigned char nonce[IDENT_NONCE],
                        const unsigned char session[IDENT_SESSION], const char *name,
                        size_t namelen, const unsigned char sig[IDENT_SIG]) {
-    unsigned char m[SIGBUF + IDENT_SESSION];
-    if (namelen > NAME_MAX_BYTES)
-        return UV_EPERM;
-    size_t n = relay_input(m, nonce, session, name, namelen);
-    return crypto_sign_verify_detached(sig, m, n, pk) == 0 ? 0 : UV_EPERM;
+    return verify_with(pk, RELAY_CTX, nonce, session, IDENT_SESSION, name, namelen, sig);
 }
 
 void ident_fingerprint(const unsigned char pk[IDENT_PK], char out[32]) {

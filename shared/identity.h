@@ -1,6 +1,7 @@
 /* identity: a peer's Ed25519 key pair, kept in its home directory, and the
- * signatures that prove it: to the tracker when registering a name, and to
- * the other side of a chat link.  docs/PROTOCOL.md gives the signed bytes. */
+ * signatures that prove it to the tracker (registering a name, joining a
+ * relay).  Chat links sign their own transcript (peer/link.c, peer/seal.c).
+ * docs/PROTOCOL.md gives the signed bytes. */
 #ifndef PARLEY_IDENTITY_H
 #define PARLEY_IDENTITY_H
 
@@ -30,12 +31,6 @@ void ident_sign_register(const identity *id, const unsigned char nonce[IDENT_NON
 /* 0 when sig is valid, UV_EPERM otherwise. */
 int ident_verify_register(const unsigned char pk[IDENT_PK], const unsigned char nonce[IDENT_NONCE],
                           const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]);
-
-/* Chat links: each side signs the nonce the other side sent it. */
-void ident_sign_chat(const identity *id, const unsigned char their_nonce[IDENT_NONCE],
-                     const char *name, size_t namelen, unsigned char sig[IDENT_SIG]);
-int ident_verify_chat(const unsigned char pk[IDENT_PK], const unsigned char my_nonce[IDENT_NONCE],
-                      const char *name, size_t namelen, const unsigned char sig[IDENT_SIG]);
 
 /* Relay sessions: the joiner signs "parley-relay-v1" 0 nonce session name
  * (the relay connection's welcome nonce, the 16-byte session token). */
