@@ -261,20 +261,41 @@ static void add_waiting(ctl *t, request *r) {
     *p = r;
 }
 
+/* Gives r an id and puts it on the wire.  A send error needs no handling
+ * here: it means the connection is going down, and its close fails r. */
+static void send_request(ctl *t, request *r) {
+    r->id = ++t->next_id;
+    add_sent(t, r);
+    int err;
+    if (r->kind == REQ_LOOKUP)
+        err = send_lookup(t, r);
+    else if (r->kind == REQ_LIST)
+        err = send_list(t, r, NULL, 0);
+    else
+        err = send_reach(t, r);
+    if (err)
+        log_debug(t->lg, "tracker: sending request %llu: %s", (unsigned long long)r->id,
+                  uv_strerror(err));
+}
+
 /* Registered: send what waited, in the order it was asked. */
 static void send_waiting(ctl *t) {
     while (t->waiting && t->c) {
         request *r = t->waiting;
         t->waiting = r->next;
-        r->id = ++t->next_id;
-        add_sent(t, r);
-        if (r->kind == REQ_LOOKUP)
-            send_lookup(t, r);
-        else if (r->kind == REQ_LIST)
-            send_list(t, r, NULL, 0);
-        else
-            send_reach(t, r);
+        send_request(t, r);
     }
+}
+
+/* Sends r now when registered; while a connection attempt is under way it
+ * waits for the registration; otherwise it fails from the loop. */
+static void submit(ctl *t, request *r) {
+    if (t->state == CTL_READY)
+        send_request(t, r);
+    else if (attempting(t))
+        add_waiting(t, r);
+    else
+        defer(t, r, UV_ENOTCONN);
 }
 
 int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data) {
@@ -295,18 +316,7 @@ int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data
         defer(t, r, 0);
         return 0;
     }
-    if (!ready) {
-        if (attempting(t))
-            add_waiting(t, r);
-        else
-            defer(t, r, UV_ENOTCONN);
-        return 0;
-    }
-    r->id = ++t->next_id;
-    add_sent(t, r);
-    int err = send_lookup(t, r);
-    if (err) /* the connection is going down; its close fails r */
-        log_debug(t->lg, "tracker: sending lookup: %s", uv_strerror(err));
+    submit(t, r);
     return 0;
 }
 
@@ -321,18 +331,7 @@ int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data) {
         free(r);
         return UV_ENOMEM;
     }
-    if (t->state != CTL_READY) {
-        if (attempting(t))
-            add_waiting(t, r);
-        else
-            defer(t, r, UV_ENOTCONN);
-        return 0;
-    }
-    r->id = ++t->next_id;
-    add_sent(t, r);
-    int err = send_list(t, r, NULL, 0);
-    if (err)
-        log_debug(t->lg, "tracker: sending list: %s", uv_strerror(err));
+    submit(t, r);
     return 0;
 }
 
@@ -344,19 +343,7 @@ static int reach(ctl *t, int kind, const char *name, ctl_reach_cb cb, void *data
     r->reach_cb = cb;
     r->data = data;
     snprintf(r->name, sizeof r->name, "%s", name);
-    if (t->state != CTL_READY) {
-        if (attempting(t))
-            add_waiting(t, r);
-        else
-            defer(t, r, UV_ENOTCONN);
-        return 0;
-    }
-    r->id = ++t->next_id;
-    add_sent(t, r);
-    int err = send_reach(t, r);
-    if (err)
-        log_debug(t->lg, "tracker: sending %s: %s", kind == REQ_RELAY ? "relay_request" :
-                  "connect_request", uv_strerror(err));
+    submit(t, r);
     return 0;
 }
 
