@@ -30,6 +30,8 @@ struct conn {
     int reading;
     int paused;
     int in_process; /* conn_process is on the stack */
+    uint64_t deadline; /* loop time of the idle timeout; 0: none */
+    uint64_t due;      /* loop time the timer is armed for */
     char peer[ADDR_STRLEN];
 };
 
@@ -60,6 +62,12 @@ void conn_close(conn *c, int reason) {
 
 static void on_timer(uv_timer_t *t) {
     conn *c = t->data;
+    if (c->state == CONN_OPEN && c->deadline > uv_now(c->loop)) {
+        /* conn_set_timeout moved the deadline on without re-arming */
+        c->due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - uv_now(c->loop), 0);
+        return;
+    }
     if (c->state == CONN_OPEN)
         log_info(c->lg, "%s: closing idle connection (timeout)", c->peer);
     conn_close(c, c->state == CONN_DRAINING ? c->reason : UV_ETIMEDOUT);
@@ -214,28 +222,41 @@ static void on_write(uv_write_t *req, int status) {
     }
 }
 
-int conn_send(conn *c, char *buf, size_t len) {
+/* Writes what the socket takes now, straight from p, and queues the rest:
+ * from owned when the caller handed over its buffer (p == owned), else from
+ * a copy.  owned is freed in every case. */
+static int send_common(conn *c, const char *p, size_t len, char *owned) {
     if (c->state == CONN_CLOSING) {
-        free(buf);
+        free(owned);
         return UV_ECANCELED;
     }
     size_t off = 0;
     if (c->queued == 0) {
-        uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (n > 0)
             off = (size_t)n;
         else if (n < 0 && n != UV_EAGAIN) {
-            free(buf);
+            free(owned);
             conn_close(c, n);
             return n;
         }
     }
     if (off == len) {
-        free(buf);
+        free(owned);
         if (c->state == CONN_DRAINING)
             conn_close(c, c->reason);
         return 0;
+    }
+    char *buf = owned;
+    if (!buf) {
+        if (!(buf = malloc(len - off))) {
+            conn_close(c, UV_ENOMEM);
+            return UV_ENOMEM;
+        }
+        memcpy(buf, p + off, len - off);
+        len -= off;
+        off = 0;
     }
     wreq *w = malloc(sizeof *w);
     if (!w) {
@@ -259,13 +280,18 @@ int conn_send(conn *c, char *buf, size_t len) {
     return 0;
 }
 
+int conn_send(conn *c, char *buf, size_t len) {
+    return send_common(c, buf, len, buf);
+}
+
 int conn_send_msg(conn *c, msg_out *m) {
-    char *buf;
+    const char *p;
     size_t len;
-    int r = msg_out_finish(m, c->rd.max, &buf, &len);
-    if (r)
-        return r;
-    return conn_send(c, buf, len);
+    int r = msg_out_view(m, c->rd.max, &p, &len);
+    if (r == 0)
+        r = send_common(c, p, len, NULL);
+    msg_out_discard(m);
+    return r;
 }
 
 void conn_fail(conn *c, const char *code, const char *text, uint64_t id) {
@@ -287,11 +313,20 @@ void conn_fail(conn *c, const char *code, const char *text, uint64_t id) {
     }
 }
 
+/* Called for every frame on a busy connection, so moving the deadline
+ * later only records it; the timer, when it fires early, re-arms for the
+ * rest (libuv's advice for idle timeouts: no timer heap update per read). */
 void conn_set_timeout(conn *c, uint64_t ms) {
     if (c->state != CONN_OPEN)
         return;
-    if (ms == 0)
+    if (ms == 0) {
+        c->deadline = 0;
         uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+        return;
+    }
+    c->deadline = uv_now(c->loop) + ms;
+    if (uv_is_active((uv_handle_t *)&c->timer) && c->due <= c->deadline)
+        return;
+    c->due = c->deadline;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
 }

@@ -51,7 +51,9 @@ int conn_start(conn *c);
  * closing conn is a silent no-op returning UV_ECANCELED. */
 int conn_send(conn *c, char *buf, size_t len);
 
-/* Finishes m (msg_out_finish) and sends it. */
+/* Finishes m and sends it straight from m's buffer; only what the socket
+ * does not take at once is copied and queued.  m is released whatever
+ * happens.  0, UV_E2BIG/UV_ENOMEM from msg_out_view, or as conn_send. */
 int conn_send_msg(conn *c, msg_out *m);
 
 /* Sends an error frame {code, msg, id?}, logs one line, stops reading and

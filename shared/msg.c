@@ -9,11 +9,46 @@
 #include <string.h>
 #include <uv.h>
 
+/* Moves m to a buffer that holds n more bytes, then appends buf. */
+static int out_grow(msg_out *m, const char *buf, size_t n) {
+    if (m->failed)
+        return -1;
+    size_t ncap = m->cap * 2 > m->len + n ? m->cap * 2 : m->len + n;
+    char *nd = m->data == m->inl ? malloc(ncap) : realloc(m->data, ncap);
+    if (!nd) {
+        m->failed = 1; /* view and finish report it */
+        return -1;
+    }
+    if (m->data == m->inl)
+        memcpy(nd, m->inl, m->len);
+    m->data = nd;
+    m->cap = ncap;
+    memcpy(m->data + m->len, buf, n);
+    m->len += n;
+    return 0;
+}
+
+/* The packer's writer, called for every type byte and every body, so the
+ * common case (it fits; often one byte) is kept short. */
+static int out_write(void *data, const char *buf, size_t n) {
+    msg_out *m = data;
+    if (n > m->cap - m->len)
+        return out_grow(m, buf, n);
+    char *d = m->data + m->len;
+    m->len += n;
+    if (n == 1)
+        *d = *buf;
+    else
+        memcpy(d, buf, n);
+    return 0;
+}
+
 void msg_out_init(msg_out *m, const char *type, uint32_t nfields) {
-    msgpack_sbuffer_init(&m->sb);
-    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-    static const char hdr[FRAME_HEADER] = {0};
-    msgpack_sbuffer_write(&m->sb, hdr, sizeof hdr);
+    m->data = m->inl;
+    m->cap = sizeof m->inl;
+    m->len = FRAME_HEADER; /* the length prefix, written by view/finish */
+    m->failed = 0;
+    msgpack_packer_init(&m->pk, m, out_write);
     msgpack_pack_map(&m->pk, nfields + 1);
     msg_pack_str(m, "t", 1);
     msg_pack_str(m, type, strlen(type));
@@ -67,23 +102,45 @@ void msg_put_nil(msg_out *m, const char *key) {
 }
 
 void msg_out_discard(msg_out *m) {
-    msgpack_sbuffer_destroy(&m->sb);
+    if (m->data != m->inl)
+        free(m->data);
+    m->data = m->inl;
+    m->len = 0;
+}
+
+int msg_out_view(msg_out *m, size_t max_payload, const char **buf, size_t *len) {
+    if (m->failed)
+        return UV_ENOMEM;
+    size_t payload = m->len - FRAME_HEADER;
+    if (payload > max_payload)
+        return UV_E2BIG;
+    frame_put_len(m->data, (uint32_t)payload);
+    *buf = m->data;
+    *len = m->len;
+    return 0;
 }
 
 int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len) {
-    size_t payload = m->sb.size - FRAME_HEADER;
-    if (payload > max_payload) {
+    const char *p;
+    int r = msg_out_view(m, max_payload, &p, len);
+    if (r) {
         msg_out_discard(m);
-        return UV_E2BIG;
+        return r;
     }
-    frame_put_len(m->sb.data, (uint32_t)payload);
-    *len = m->sb.size;
-    *buf = msgpack_sbuffer_release(&m->sb);
-    /* The encoder buffer starts at 8 KiB: a 40-byte reply queued for a slow
-     * reader would pin all of it, so give the slack back. */
-    char *fit = realloc(*buf, *len);
-    if (fit)
-        *buf = fit;
+    if (m->data == m->inl) {
+        if (!(*buf = malloc(*len))) {
+            msg_out_discard(m);
+            return UV_ENOMEM;
+        }
+        memcpy(*buf, p, *len);
+    } else {
+        /* Give the growth slack back: a reply queued for a slow reader
+         * would pin all of it. */
+        char *fit = realloc(m->data, *len);
+        *buf = fit ? fit : m->data;
+        m->data = m->inl; /* the caller owns the heap buffer now */
+    }
+    msg_out_discard(m);
     return 0;
 }
 

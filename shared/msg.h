@@ -14,9 +14,17 @@
 
 /* ---- encoding ---- */
 
+/* Most frames fit the inline buffer, so building one costs no allocation;
+ * a larger one moves to the heap.  m->pk writes into m, so a msg_out stays
+ * where msg_out_init put it. */
+#define MSG_OUT_INLINE 512
+
 typedef struct msg_out {
-    msgpack_sbuffer sb;
     msgpack_packer pk;
+    char *data;   /* inl, or a heap buffer once it outgrew inl */
+    size_t len, cap;
+    int failed;   /* out of memory while encoding: the frame is incomplete */
+    char inl[MSG_OUT_INLINE];
 } msg_out;
 
 /* Starts a frame holding a map of nfields fields besides "t". */
@@ -34,8 +42,16 @@ void msg_pack_str(msg_out *m, const char *s, size_t n);
 
 /* Finishes the frame.  On success the caller owns *buf (free()) holding
  * *len bytes, header included, and m is empty.  UV_E2BIG when the payload
- * exceeds max_payload (m is released either way). */
+ * exceeds max_payload, UV_ENOMEM when encoding ran out of memory (m is
+ * released either way). */
 int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len);
+
+/* Finishes the frame in place, without a copy: *buf points into m and
+ * holds *len bytes, header included, until msg_out_discard(m), which the
+ * caller must call whatever this returns.  UV_E2BIG or UV_ENOMEM as above. */
+int msg_out_view(msg_out *m, size_t max_payload, const char **buf, size_t *len);
+
+/* Releases what m holds.  Safe after msg_out_finish and msg_out_view. */
 void msg_out_discard(msg_out *m);
 
 /* ---- decoding ---- */

@@ -327,7 +327,7 @@ int main(int argc, char **argv) {
     }
     ctx.loop = &loop;
     char err[1024];
-    ctx.online = online_new();
+    ctx.online = namemap_new();
     if (!ctx.online) {
         log_error(&ctx.lg, "out of memory");
         ctx.exit_code = 1;
@@ -354,7 +354,7 @@ int main(int argc, char **argv) {
      * queued; reg_close commits them before closing the file. */
     reg_close(ctx.reg);
     uv_run(&loop, UV_RUN_DEFAULT);
-    online_free(ctx.online);
+    namemap_free(ctx.online);
     free(specs);
     conf_free(&cf);
     if ((r = uv_loop_close(&loop)) != 0) {

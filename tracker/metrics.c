@@ -88,7 +88,7 @@ static void render(tracker_ctx *ctx, body *b) {
     static const char *rejected[STAT_REJ_N] = {"bad_frame", "bad_message", "unknown_type",
                                                "rate_limited", "too_big"};
     metric(b, "parley_users_online", "gauge", "Users registered and connected now.");
-    bprintf(b, "parley_users_online %zu\n", online_count(ctx->online));
+    bprintf(b, "parley_users_online %zu\n", namemap_count(ctx->online));
     metric(b, "parley_connections_open", "gauge", "Control and relay connections open now.");
     bprintf(b, "parley_connections_open %zu\n", ctx->nsessions);
     metric(b, "parley_registrations_total", "counter", "Successful registrations.");

@@ -6,6 +6,8 @@
  * callbacks. */
 #include "registry.h"
 
+#include "cache.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +31,15 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
+/* Records kept in memory for lookups (cache.c): at most this many, about
+ * 150-250 bytes each with their index, so at most ~25 MB.  Every record a
+ * lookup or registration touched lately; a tracker with fewer users holds
+ * them all. */
+#define CACHE_MAX 100000
+
 enum {
     ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE,
-    ST_LIST_FROM, ST_LIST_AFTER, ST_COUNT
+    ST_LIST_FROM, ST_LIST_AFTER, ST_DATA_VERSION, ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -49,6 +57,8 @@ static const char *const sql[ST_COUNT] = {
                      " AND folded < ?2 ORDER BY folded LIMIT ?3",
     [ST_LIST_AFTER] = "SELECT name, folded FROM users WHERE online = 1 AND folded > ?1"
                       " AND folded < ?2 ORDER BY folded LIMIT ?3",
+    /* Changes only when another connection commits: the cache's guard. */
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 typedef struct waiter {
@@ -65,6 +75,9 @@ struct registry {
     sqlite3_stmt *st[ST_COUNT];
     int in_tx;        /* the write batch's transaction is open */
     int in_read;      /* a read transaction is open (ended in on_check) */
+    int pass_checked; /* data_version compared in this loop pass */
+    int64_t data_version;
+    cache *cache;
     waiter *waiters;
     size_t nwait, capwait;
     void (*batch_end)(void *arg); /* reg_on_batch_end */
@@ -143,6 +156,8 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
 }
 
 static void free_db(registry *r) {
+    cache_free(r->cache);
+    r->cache = NULL;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(r->st[i]);
     sqlite3_close(r->db);
@@ -206,6 +221,13 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
             goto fail;
         }
     }
+    if (!(r->cache = cache_new(CACHE_MAX))) {
+        snprintf(err, errlen, "out of memory opening the database");
+        free_db(r);
+        free(r);
+        return UV_ENOMEM;
+    }
+    r->data_version = -1; /* the first pass reads it; the cache is empty anyway */
     uv_check_init(loop, &r->check);
     uv_idle_init(loop, &r->idle);
     r->check.data = r->idle.data = r;
@@ -240,6 +262,9 @@ static void flush(registry *r) {
         }
         r->in_tx = 0;
     }
+    if (status)
+        cache_clear(r->cache); /* it may hold writes that were rolled back */
+    r->pass_checked = 0;
     uv_check_stop(&r->check);
     uv_idle_stop(&r->idle);
     waiter *w = r->waiters;
@@ -303,6 +328,30 @@ static int begin_read(registry *r) {
     return 0;
 }
 
+/* Once per loop pass, before the cache answers anything: a commit by another
+ * process (an operator's sqlite3 shell) bumps PRAGMA data_version, and then
+ * nothing cached can be trusted.  The check handle ends the pass. */
+static int check_pass(registry *r) {
+    if (r->pass_checked)
+        return 0;
+    sqlite3_stmt *st = r->st[ST_DATA_VERSION];
+    int rc = sqlite3_step(st);
+    int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) {
+        log_error(r->lg, "database error: %s", sqlite3_errmsg(r->db));
+        return sqlite_to_uv(rc);
+    }
+    if (v != r->data_version) {
+        cache_clear(r->cache);
+        r->data_version = v;
+    }
+    r->pass_checked = 1;
+    uv_check_start(&r->check, on_check);
+    uv_idle_start(&r->idle, on_idle);
+    return 0;
+}
+
 static int add_waiter(registry *r, reg_done_cb cb, void *arg) {
     if (r->nwait == r->capwait) {
         size_t ncap = r->capwait ? r->capwait * 2 : 16;
@@ -335,9 +384,9 @@ static void bind_str(sqlite3_stmt *st, int i, const char *s) {
     sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 }
 
-static void column_str(sqlite3_stmt *st, int i, char *out, size_t outlen) {
+static const char *column_str(sqlite3_stmt *st, int i) {
     const char *s = (const char *)sqlite3_column_text(st, i);
-    snprintf(out, outlen, "%s", s ? s : "");
+    return s ? s : "";
 }
 
 static void split_endpoints(const char *s, reg_user *u) {
@@ -353,21 +402,41 @@ static void split_endpoints(const char *s, reg_user *u) {
     }
 }
 
+static void fill_user(reg_user *u, const cache_row *row) {
+    size_t n = strlen(row->name);
+    if (n >= sizeof u->name)
+        n = sizeof u->name - 1; /* cannot happen: names are checked before storing */
+    memcpy(u->name, row->name, n);
+    u->name[n] = '\0';
+    memcpy(u->key, row->key, IDENT_PK);
+    split_endpoints(row->endpoints, u);
+    u->last_seen = row->last_seen;
+    u->online = row->online;
+}
+
 int reg_lookup(registry *r, const char *folded, reg_user *u) {
-    int e = begin_read(r);
+    int e = check_pass(r);
     if (e)
+        return e;
+    cache_row row;
+    if (cache_get(r->cache, folded, &row) == 0) {
+        fill_user(u, &row);
+        return 0;
+    }
+    if ((e = begin_read(r)) != 0)
         return e;
     sqlite3_stmt *st = r->st[ST_GET];
     bind_str(st, 1, folded);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        column_str(st, 0, u->name, sizeof u->name);
-        memset(u->key, 0, sizeof u->key);
-        if (sqlite3_column_bytes(st, 1) == IDENT_PK)
-            memcpy(u->key, sqlite3_column_blob(st, 1), IDENT_PK);
-        split_endpoints((const char *)sqlite3_column_text(st, 2), u);
-        u->last_seen = sqlite3_column_int64(st, 3);
-        u->online = sqlite3_column_int(st, 4) != 0;
+        static const unsigned char nokey[IDENT_PK];
+        row.name = column_str(st, 0);
+        row.key = sqlite3_column_bytes(st, 1) == IDENT_PK ? sqlite3_column_blob(st, 1) : nokey;
+        row.endpoints = column_str(st, 2);
+        row.last_seen = sqlite3_column_int64(st, 3);
+        row.online = sqlite3_column_int(st, 4) != 0;
+        fill_user(u, &row);
+        cache_put(r->cache, folded, &row);
     } else if (rc == SQLITE_DONE) {
         e = UV_ENOENT;
     } else {
@@ -426,9 +495,13 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
         sqlite3_bind_int64(st, 5, now);
         snprintf(stored, NAME_BUFLEN, "%s", name);
     }
-    if ((e = run(r, st)) != 0)
+    if ((e = run(r, st)) != 0) {
         r->nwait--;
-    return e;
+        return e;
+    }
+    cache_row row = {stored, key, eps, now, 1};
+    cache_put(r->cache, folded, &row);
+    return 0;
 }
 
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen) {
@@ -439,7 +512,9 @@ int reg_presence(registry *r, const char *folded, int is_online, int64_t last_se
     bind_str(st, 1, folded);
     sqlite3_bind_int(st, 2, is_online ? 1 : 0);
     sqlite3_bind_int64(st, 3, last_seen);
-    return run(r, st);
+    if ((e = run(r, st)) == 0)
+        cache_presence(r->cache, folded, is_online, last_seen);
+    return e;
 }
 
 int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,

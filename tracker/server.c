@@ -54,12 +54,9 @@ static void sess_set(session *s, sess_state to) {
 
 /* Queues buf (taken) and drops a client that stopped reading, so one slow
  * peer cannot make the tracker buffer without bound. */
-static void send_buf(session *s, char *buf, size_t len) {
-    if (!s->c || conn_closing(s->c)) {
-        free(buf);
-        return;
-    }
-    conn_send(s->c, buf, len);
+/* A client that stops reading must not make the tracker hold its replies
+ * forever: past the bound it is dropped. */
+static void check_queue(session *s) {
     if (!conn_closing(s->c) && conn_queued(s->c) > TRACKER_MAX_QUEUED) {
         log_warn(&s->ctx->lg, "%s: dropping client %s: %zu bytes unread (it is not reading)",
                  s->observed, s->name[0] ? s->name : "(unregistered)", conn_queued(s->c));
@@ -67,16 +64,27 @@ static void send_buf(session *s, char *buf, size_t len) {
     }
 }
 
+static void send_buf(session *s, char *buf, size_t len) {
+    if (!s->c || conn_closing(s->c)) {
+        free(buf);
+        return;
+    }
+    conn_send(s->c, buf, len);
+    check_queue(s);
+}
+
 static void send_msg(session *s, msg_out *m) {
-    char *buf;
-    size_t len;
-    int r = msg_out_finish(m, FRAME_MAX_DEFAULT, &buf, &len);
-    if (r) {
-        log_error(&s->ctx->lg, "%s: reply too large to send (%s)", s->observed, uv_strerror(r));
+    if (!s->c || conn_closing(s->c)) {
+        msg_out_discard(m);
+        return;
+    }
+    int r = conn_send_msg(s->c, m);
+    if (r == UV_E2BIG || r == UV_ENOMEM) {
+        log_error(&s->ctx->lg, "%s: cannot build a reply (%s)", s->observed, uv_strerror(r));
         conn_fail(s->c, "internal", "the tracker could not build its reply", 0);
         return;
     }
-    send_buf(s, buf, len);
+    check_queue(s);
 }
 
 /* An error that answers request id and leaves the connection open. */
@@ -171,7 +179,7 @@ static void pres_send_one(void *sess, void *arg) {
 static void pres_flush(void *arg) {
     tracker_ctx *ctx = arg;
     if (ctx->presence && ctx->presence->n && !ctx->stopping)
-        online_each(ctx->online, pres_send_one, ctx->presence);
+        namemap_each(ctx->online, pres_send_one, ctx->presence);
     pres_free(ctx);
 }
 
@@ -222,7 +230,7 @@ static void push_presence(tracker_ctx *ctx, const session *except, const char *n
         return;
     }
     bcast b = {except, buf, len};
-    online_each(ctx->online, bcast_one, &b);
+    namemap_each(ctx->online, bcast_one, &b);
     free(buf);
 }
 
@@ -365,7 +373,7 @@ static void on_register(session *s, const msg_in *m) {
  * is gone clears that again, unless a live session holds the name. */
 static void unbind(session *s, int status) {
     tracker_ctx *ctx = s->ctx;
-    if (status == 0 && !online_get(ctx->online, s->folded) &&
+    if (status == 0 && !namemap_get(ctx->online, s->folded) &&
         reg_presence(ctx->reg, s->folded, 0, (int64_t)time(NULL)))
         log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
 }
@@ -387,8 +395,8 @@ static void on_bound(int status, void *arg) {
         conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
         return;
     }
-    session *old = online_get(ctx->online, s->folded);
-    if (online_put(ctx->online, s->folded, s)) {
+    session *old = namemap_get(ctx->online, s->folded);
+    if (namemap_put(ctx->online, s->folded, s)) {
         unbind(s, status);
         conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
         return;
@@ -411,7 +419,7 @@ static void on_bound(int status, void *arg) {
     if (!old)
         push_presence(ctx, s, s->name, true);
     log_info(&ctx->lg, "%s registered from %s%s (%zu online)", s->name, s->observed,
-             old ? ", replacing its older connection" : "", online_count(ctx->online));
+             old ? ", replacing its older connection" : "", namemap_count(ctx->online));
 }
 
 /* One list page, gathered before encoding because msgpack wants counts first. */
@@ -541,7 +549,7 @@ static void on_lookup(session *s, const msg_in *m) {
         send_error(s, "internal", "the tracker's database failed; try again later", id);
         return;
     }
-    session *o = online_get(ctx->online, folded);
+    session *o = namemap_get(ctx->online, folded);
     msg_out out;
     ctx->stats.lookups++;
     msg_out_init(&out, "lookup_result", o ? 7 : 6);
@@ -583,7 +591,7 @@ static session *request_target(session *s, const msg_in *m, const char *type, ui
         send_error(s, "bad_name", "that is your own name; name someone else", id);
         return NULL;
     }
-    session *o = online_get(s->ctx->online, fold);
+    session *o = namemap_get(s->ctx->online, fold);
     if (!o) {
         reg_user u;
         int r = reg_lookup(s->ctx->reg, fold, &u);
@@ -838,14 +846,14 @@ static void on_closed(conn *c, int reason) {
         ctx->stats.rejected[STAT_REJ_TOO_BIG]++;
     sess_unlink(s);
     s->c = NULL;
-    if (s->state == SS_REGISTERED && online_del(ctx->online, s->folded, s)) {
+    if (s->state == SS_REGISTERED && namemap_del(ctx->online, s->folded, s)) {
         if (reg_presence(ctx->reg, s->folded, 0, s->last_frame))
             log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
         if (!ctx->stopping)
             push_presence(ctx, s, s->name, false);
         log_info(&ctx->lg, "%s went offline (%s; %zu online)", s->name,
                  ctx->stopping ? "tracker shutting down" : close_reason(reason),
-                 online_count(ctx->online));
+                 namemap_count(ctx->online));
     } else {
         log_debug(&ctx->lg, "%s: connection closed (%s)", s->observed, close_reason(reason));
     }

@@ -5,7 +5,7 @@
 #define PARLEY_TRACKER_H
 
 #include "log.h"
-#include "online.h"
+#include "namemap.h"
 #include "registry.h"
 
 #include <stddef.h>
@@ -75,7 +75,7 @@ typedef struct tracker_ctx {
     logger lg;
     tracker_config cfg;
     registry *reg;
-    online *online;            /* registered sessions by folded name */
+    namemap *online;            /* registered sessions by folded name */
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */

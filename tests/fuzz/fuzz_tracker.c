@@ -24,7 +24,7 @@
 #include "frame.h"
 #include "identity.h"
 #include "msg.h"
-#include "online.h"
+#include "namemap.h"
 #include "registry.h"
 #include "server.h"
 #include "tracker.h"
@@ -136,7 +136,7 @@ static void setup(void) {
     atexit(cleanup_db);
     char path[300], err[512];
     snprintf(path, sizeof path, "%s/tracker.db", H.dbdir);
-    ctx->online = online_new();
+    ctx->online = namemap_new();
     if (!ctx->online || reg_open(&H.loop, path, &ctx->lg, &ctx->reg, err, sizeof err)) {
         fprintf(stderr, "fuzz_tracker: %s\n", err);
         abort();

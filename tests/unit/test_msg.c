@@ -373,7 +373,7 @@ static void finish_over_limit(void) {
      * byte does not. */
     msg_out_init(&m, "msg", 1);
     msg_put_str(&m, "text", "0123456789");
-    size_t payload = m.sb.size - FRAME_HEADER;
+    size_t payload = m.len - FRAME_HEADER;
     ASSERT_EQ(msg_out_finish(&m, payload - 1, &buf, &len), UV_E2BIG);
     msg_out_init(&m, "msg", 1);
     msg_put_str(&m, "text", "0123456789");
@@ -381,6 +381,57 @@ static void finish_over_limit(void) {
     ASSERT_EQ(len, payload + FRAME_HEADER);
     free(buf);
     free(big);
+}
+
+/* A frame starts in msg_out's inline buffer and moves to the heap when it
+ * outgrows it; view and finish must give the same bytes either way. */
+static void view_and_growth(void) {
+    static const size_t sizes[] = {10, MSG_OUT_INLINE - 40, MSG_OUT_INLINE, 3 * MSG_OUT_INLINE, 40000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        char *text = malloc(sizes[i] + 1);
+        ASSERT(text);
+        for (size_t k = 0; k < sizes[i]; k++)
+            text[k] = (char)('a' + k % 26);
+        text[sizes[i]] = '\0';
+        msg_out m;
+        msg_out_init(&m, "msg", 2);
+        msg_put_uint(&m, "id", 7);
+        msg_put_str(&m, "text", text);
+        const char *view;
+        size_t vlen;
+        ASSERT_EQ(msg_out_view(&m, FRAME_MAX_DEFAULT, &view, &vlen), 0);
+        char *copy = malloc(vlen);
+        ASSERT(copy);
+        memcpy(copy, view, vlen);
+        msg_out_discard(&m);
+
+        msg_out_init(&m, "msg", 2);
+        msg_put_uint(&m, "id", 7);
+        msg_put_str(&m, "text", text);
+        char *buf;
+        size_t len;
+        ASSERT_EQ(msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &len), 0);
+        ASSERT_EQ(len, vlen);
+        ASSERT(memcmp(buf, copy, len) == 0);
+        ASSERT_EQ(((size_t)(unsigned char)buf[0] << 24 | (size_t)(unsigned char)buf[1] << 16 |
+                   (size_t)(unsigned char)buf[2] << 8 | (unsigned char)buf[3]),
+                  len - FRAME_HEADER); /* big-endian length prefix */
+
+        msg_in in;
+        ASSERT_EQ(msg_parse(&in, buf + FRAME_HEADER, len - FRAME_HEADER), 0);
+        const char *got;
+        size_t glen;
+        uint64_t id;
+        ASSERT_EQ(msg_str(&in, "text", &got, &glen), 0);
+        ASSERT_EQ(glen, sizes[i]);
+        ASSERT(memcmp(got, text, glen) == 0);
+        ASSERT_EQ(msg_uint(&in, "id", &id), 0);
+        ASSERT_EQ(id, 7);
+        msg_in_free(&in);
+        free(buf);
+        free(copy);
+        free(text);
+    }
 }
 
 static void discard(void) {
@@ -467,5 +518,5 @@ static void cstr_rejects_nul(void) {
 
 TEST_MAIN(T(round_trip), T(round_trip_empty), T(missing_field), T(wrong_type), T(not_a_map),
           T(no_type), T(trailing_bytes), T(truncated), T(garbage), T(odd_keys),
-          T(finish_over_limit), T(discard), T(error_frame), T(error_fields_sanitized),
+          T(finish_over_limit), T(view_and_growth), T(discard), T(error_frame), T(error_fields_sanitized),
           T(cstr_rejects_nul))

@@ -2,7 +2,8 @@
  * the in-memory online table.  The group-commit tests drive a real loop. */
 #include "test.h"
 
-#include "../../tracker/online.h"
+#include "../../tracker/cache.h"
+#include "../../tracker/namemap.h"
 #include "../../tracker/registry.h"
 
 #include <signal.h>
@@ -426,37 +427,154 @@ static void count_each(void *sess, void *arg) {
 }
 
 static void test_online_table(void) {
-    online *t = online_new();
+    namemap *t = namemap_new();
     ASSERT(t != NULL);
     static int sess[3000];
     char key[32];
     for (int i = 0; i < 3000; i++) {
         snprintf(key, sizeof key, "u%d", i);
-        ASSERT_EQ(online_put(t, key, &sess[i]), 0);
+        ASSERT_EQ(namemap_put(t, key, &sess[i]), 0);
     }
-    ASSERT_EQ(online_count(t), 3000);
+    ASSERT_EQ(namemap_count(t), 3000);
     for (int i = 0; i < 3000; i++) {
         snprintf(key, sizeof key, "u%d", i);
-        ASSERT(online_get(t, key) == &sess[i]);
+        ASSERT(namemap_get(t, key) == &sess[i]);
     }
-    ASSERT(online_get(t, "nobody") == NULL);
+    ASSERT(namemap_get(t, "nobody") == NULL);
     /* Replacing keeps one entry; the replaced session cannot delete it. */
     int newer;
-    ASSERT_EQ(online_put(t, "u7", &newer), 0);
-    ASSERT_EQ(online_count(t), 3000);
-    ASSERT_EQ(online_del(t, "u7", &sess[7]), 0);
-    ASSERT(online_get(t, "u7") == &newer);
-    ASSERT_EQ(online_del(t, "u7", &newer), 1);
-    ASSERT(online_get(t, "u7") == NULL);
+    ASSERT_EQ(namemap_put(t, "u7", &newer), 0);
+    ASSERT_EQ(namemap_count(t), 3000);
+    ASSERT_EQ(namemap_del(t, "u7", &sess[7]), 0);
+    ASSERT(namemap_get(t, "u7") == &newer);
+    ASSERT_EQ(namemap_del(t, "u7", &newer), 1);
+    ASSERT(namemap_get(t, "u7") == NULL);
     size_t n = 0;
-    online_each(t, count_each, &n);
+    namemap_each(t, count_each, &n);
     ASSERT_EQ(n, 2999);
-    online_free(t);
-    online_free(NULL);
+    namemap_free(t);
+    namemap_free(NULL);
+}
+
+static void put_row(cache *c, const char *folded, const char *eps, int64_t seen) {
+    unsigned char k[IDENT_PK];
+    key_of(k, folded[0]);
+    cache_row row = {folded, k, eps, seen, 1};
+    cache_put(c, folded, &row);
+}
+
+static void test_cache_lru(void) {
+    cache *c = cache_new(3);
+    ASSERT(c != NULL);
+    cache_row row;
+    ASSERT_EQ(cache_get(c, "a", &row), UV_ENOENT);
+    put_row(c, "a", "1.2.3.4:5", 1);
+    put_row(c, "b", "", 2);
+    put_row(c, "c", "5.6.7.8:9 [::1]:7", 3);
+    ASSERT_EQ(cache_count(c), 3);
+    ASSERT_EQ(cache_get(c, "a", &row), 0); /* a is now the most recent */
+    ASSERT_STR(row.name, "a");
+    ASSERT_STR(row.endpoints, "1.2.3.4:5");
+    ASSERT_EQ(row.key[0], 'a');
+    ASSERT_EQ(row.last_seen, 1);
+    put_row(c, "d", "", 4); /* evicts b, the least recently used */
+    ASSERT_EQ(cache_count(c), 3);
+    ASSERT_EQ(cache_get(c, "b", &row), UV_ENOENT);
+    ASSERT_EQ(cache_get(c, "c", &row), 0);
+    ASSERT_EQ(cache_get(c, "a", &row), 0);
+    ASSERT_EQ(cache_get(c, "d", &row), 0);
+    /* Replacing keeps one record and takes the new fields. */
+    put_row(c, "c", "9.9.9.9:1", 5);
+    ASSERT_EQ(cache_count(c), 3);
+    ASSERT_EQ(cache_get(c, "c", &row), 0);
+    ASSERT_STR(row.endpoints, "9.9.9.9:1");
+    cache_presence(c, "c", 0, 77);
+    cache_presence(c, "zz", 1, 78); /* not cached: nothing happens */
+    ASSERT_EQ(cache_get(c, "c", &row), 0);
+    ASSERT_EQ(row.online, 0);
+    ASSERT_EQ(row.last_seen, 77);
+    ASSERT_EQ(cache_get(c, "zz", &row), UV_ENOENT);
+    cache_clear(c);
+    ASSERT_EQ(cache_count(c), 0);
+    ASSERT_EQ(cache_get(c, "a", &row), UV_ENOENT);
+    put_row(c, "e", "", 6); /* still usable after a clear */
+    ASSERT_EQ(cache_get(c, "e", &row), 0);
+    cache_free(c);
+    cache_free(NULL);
+
+    cache *none = cache_new(0); /* holds nothing, never fails */
+    ASSERT(none != NULL);
+    put_row(none, "a", "", 1);
+    ASSERT_EQ(cache_get(none, "a", &row), UV_ENOENT);
+    ASSERT_EQ(cache_count(none), 0);
+    cache_free(none);
+}
+
+/* Ends the loop pass the registry's reads opened (its check handle). */
+static void end_pass(uv_loop_t *loop) {
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* Lookups are answered from memory, but never from a stale copy: a commit
+ * by another connection (an operator's sqlite3 shell) is seen on the next
+ * loop pass, and the tracker's own writes update the copy at once. */
+static void test_lookup_cache_coherent(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    const char *eps1[] = {"10.0.0.1:1000"};
+    ASSERT_EQ(bind_now(r, &loop, "Carol", 3, eps1, 1, NULL), 0);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "carol", &u), 0); /* cached by the bind */
+    ASSERT_STR(u.endpoints[0], "10.0.0.1:1000");
+    ASSERT_EQ(u.online, 1);
+    end_pass(&loop);
+
+    /* Another process changes the row behind the tracker's back. */
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE users SET endpoints = '10.0.0.2:2000', online = 0"
+                               " WHERE folded = 'carol'", NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(reg_lookup(r, "carol", &u), 0);
+    ASSERT_STR(u.endpoints[0], "10.0.0.2:2000");
+    ASSERT_EQ(u.online, 0);
+    end_pass(&loop);
+
+    /* A deleted row is gone for the tracker too. */
+    ASSERT_EQ(sqlite3_exec(db, "DELETE FROM users WHERE folded = 'carol'", NULL, NULL, NULL),
+              SQLITE_OK);
+    ASSERT_EQ(reg_lookup(r, "carol", &u), UV_ENOENT);
+    end_pass(&loop);
+    sqlite3_close(db);
+
+    /* The tracker's own writes: a new bind and presence show at once. */
+    const char *eps3[] = {"10.0.0.3:3000", "10.0.0.4:4000"};
+    ASSERT_EQ(bind_now(r, &loop, "carol", 3, eps3, 2, NULL), 0);
+    ASSERT_EQ(reg_lookup(r, "carol", &u), 0);
+    ASSERT_EQ(u.nendpoints, 2);
+    ASSERT_STR(u.endpoints[1], "10.0.0.4:4000");
+    ASSERT_STR(u.name, "carol"); /* the spelling of its first registration now */
+    ASSERT_EQ(reg_presence(r, "carol", 0, 4242), 0);
+    ASSERT_EQ(reg_lookup(r, "carol", &u), 0);
+    ASSERT_EQ(u.online, 0);
+    ASSERT_EQ(u.last_seen, 4242);
+    end_pass(&loop);
+    close_reg(r, &loop);
+
+    /* And what the cache said is what is on disk. */
+    uv_loop_init(&loop);
+    r = open_reg(&loop);
+    ASSERT_EQ(reg_lookup(r, "carol", &u), 0);
+    ASSERT_EQ(u.nendpoints, 2);
+    ASSERT_EQ(u.last_seen, 4242);
+    close_reg(r, &loop);
+    cleanup();
 }
 
 TEST_MAIN(T(test_schema_created), T(test_refuses_newer_schema), T(test_open_bad_path),
           T(test_bind_same_key_ok_other_key_refused), T(test_restart_keeps_bindings),
           T(test_survives_kill9), T(test_lookup_missing), T(test_list_paging),
           T(test_batched_commit_fires_after_commit), T(test_close_commits_pending),
-          T(test_online_table))
+          T(test_online_table), T(test_cache_lru), T(test_lookup_cache_coherent))

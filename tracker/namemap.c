@@ -1,8 +1,10 @@
-/* online: a chained hash table from folded name to session, grown by
- * doubling.  Small and separate so the server's presence logic reads as
- * "get, put, del" and the unit tests can poke it directly. */
-#include "online.h"
+/* namemap: a chained hash table from folded name to pointer, grown by
+ * doubling.  Small and separate so the server's presence logic and the
+ * registry's cache read as "get, put, del" and the unit tests can poke it
+ * directly. */
+#include "namemap.h"
 
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,27 +12,30 @@
 
 typedef struct entry {
     struct entry *next;
-    void *sess;
+    void *val;
     char key[];
 } entry;
 
-struct online {
+struct namemap {
     entry **buckets;
     size_t nbuckets; /* a power of two */
     size_t count;
+    unsigned char seed[crypto_shorthash_KEYBYTES];
 };
 
-static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+static uint64_t hash(const namemap *t, const char *s) {
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)s, strlen(s), t->seed);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return v;
 }
 
-online *online_new(void) {
-    online *t = calloc(1, sizeof *t);
+namemap *namemap_new(void) {
+    namemap *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    randombytes_buf(t->seed, sizeof t->seed);
     t->nbuckets = 64;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
     if (!t->buckets) {
@@ -40,7 +45,7 @@ online *online_new(void) {
     return t;
 }
 
-void online_free(online *t) {
+void namemap_free(namemap *t) {
     if (!t)
         return;
     for (size_t i = 0; i < t->nbuckets; i++) {
@@ -53,19 +58,19 @@ void online_free(online *t) {
     free(t);
 }
 
-static entry **find(const online *t, const char *key) {
-    entry **p = &t->buckets[hash(key) & (t->nbuckets - 1)];
+static entry **find(const namemap *t, const char *key) {
+    entry **p = &t->buckets[hash(t, key) & (t->nbuckets - 1)];
     while (*p && strcmp((*p)->key, key) != 0)
         p = &(*p)->next;
     return p;
 }
 
-void *online_get(const online *t, const char *folded) {
+void *namemap_get(const namemap *t, const char *folded) {
     entry *e = *find(t, folded);
-    return e ? e->sess : NULL;
+    return e ? e->val : NULL;
 }
 
-static void grow(online *t) {
+static void grow(namemap *t) {
     size_t nb = t->nbuckets * 2;
     entry **b = calloc(nb, sizeof *b);
     if (!b)
@@ -73,7 +78,7 @@ static void grow(online *t) {
     for (size_t i = 0; i < t->nbuckets; i++) {
         for (entry *e = t->buckets[i], *n; e; e = n) {
             n = e->next;
-            entry **slot = &b[hash(e->key) & (nb - 1)];
+            entry **slot = &b[hash(t, e->key) & (nb - 1)];
             e->next = *slot;
             *slot = e;
         }
@@ -83,10 +88,10 @@ static void grow(online *t) {
     t->nbuckets = nb;
 }
 
-int online_put(online *t, const char *folded, void *sess) {
+int namemap_put(namemap *t, const char *folded, void *val) {
     entry **p = find(t, folded);
     if (*p) {
-        (*p)->sess = sess;
+        (*p)->val = val;
         return 0;
     }
     size_t n = strlen(folded) + 1;
@@ -94,7 +99,7 @@ int online_put(online *t, const char *folded, void *sess) {
     if (!e)
         return UV_ENOMEM;
     memcpy(e->key, folded, n);
-    e->sess = sess;
+    e->val = val;
     e->next = NULL;
     *p = e;
     if (++t->count > t->nbuckets)
@@ -102,9 +107,9 @@ int online_put(online *t, const char *folded, void *sess) {
     return 0;
 }
 
-int online_del(online *t, const char *folded, const void *sess) {
+int namemap_del(namemap *t, const char *folded, const void *val) {
     entry **p = find(t, folded);
-    if (!*p || (*p)->sess != sess)
+    if (!*p || (*p)->val != val)
         return 0;
     entry *e = *p;
     *p = e->next;
@@ -113,12 +118,12 @@ int online_del(online *t, const char *folded, const void *sess) {
     return 1;
 }
 
-size_t online_count(const online *t) {
+size_t namemap_count(const namemap *t) {
     return t->count;
 }
 
-void online_each(const online *t, void (*fn)(void *sess, void *arg), void *arg) {
+void namemap_each(const namemap *t, void (*fn)(void *val, void *arg), void *arg) {
     for (size_t i = 0; i < t->nbuckets; i++)
         for (entry *e = t->buckets[i]; e; e = e->next)
-            fn(e->sess, arg);
+            fn(e->val, arg);
 }
