@@ -211,18 +211,20 @@ int msg_parse(msg_in *m, const char *payload, size_t len) {
     m->map = NULL;
     if (check_sizes((const unsigned char *)payload, len))
         return UV_EPROTO;
-    msgpack_unpacked_init(&m->up);
+    m->up.zone = NULL;
+    if (!msgpack_zone_init(&m->zone, MSG_ZONE_CHUNK))
+        return UV_ENOMEM;
     size_t off = 0;
-    int r = msgpack_unpack_next(&m->up, payload, len, &off);
+    int r = msgpack_unpack(payload, len, &off, &m->zone, &m->up.data);
     if (r != MSGPACK_UNPACK_SUCCESS || off != len || m->up.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&m->up);
+        msgpack_zone_destroy(&m->zone);
         return UV_EPROTO;
     }
     m->map = &m->up.data.via.map;
     const char *t;
     size_t tn;
     if (msg_str(m, "t", &t, &tn) || tn == 0 || tn >= sizeof m->type || memchr(t, 0, tn)) {
-        msgpack_unpacked_destroy(&m->up);
+        msgpack_zone_destroy(&m->zone);
         m->map = NULL;
         return UV_EPROTO;
     }
@@ -233,7 +235,7 @@ int msg_parse(msg_in *m, const char *payload, size_t len) {
 
 void msg_in_free(msg_in *m) {
     if (m->map)
-        msgpack_unpacked_destroy(&m->up);
+        msgpack_zone_destroy(&m->zone);
     m->map = NULL;
 }
 

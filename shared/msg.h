@@ -56,15 +56,21 @@ void msg_out_discard(msg_out *m);
 
 /* ---- decoding ---- */
 
+/* A parsed frame's objects live in a zone whose first chunk is small
+ * enough for malloc's per-thread cache: most frames need only that one. */
+#define MSG_ZONE_CHUNK 960
+
 typedef struct msg_in {
-    msgpack_unpacked up;
+    msgpack_unpacked up; /* up.data is the frame; up.zone stays NULL */
+    msgpack_zone zone;
     const msgpack_object_map *map;
     char type[24];
 } msg_in;
 
 /* Parses one frame payload.  0; UV_EPROTO when it is not exactly one msgpack
- * map with a string "t" (the map is freed in that case).  On success call
- * msg_in_free. */
+ * map with a string "t", UV_ENOMEM when out of memory (nothing to free in
+ * either case).  On success call msg_in_free.  Strings and bins point into
+ * payload, which must outlive m. */
 int msg_parse(msg_in *m, const char *payload, size_t len);
 void msg_in_free(msg_in *m);
 

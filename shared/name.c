@@ -118,7 +118,12 @@ int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]) {
     pthread_once(&utf8_once, utf8_locale_init);
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        unsigned c;
+        unsigned c = (unsigned char)s[i];
+        if (c < 0x80) { /* C.UTF-8 lowercases ASCII as ASCII does; most names are ASCII */
+            out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            i++;
+            continue;
+        }
         i += utf8_decode((const unsigned char *)s + i, len - i, &c);
         unsigned f;
         if (utf8_locale)
