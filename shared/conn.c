@@ -33,6 +33,7 @@ struct conn {
     uint64_t deadline; /* loop time of the idle timeout; 0: none */
     uint64_t due;      /* loop time the timer is armed for */
     char peer[ADDR_STRLEN];
+    struct sockaddr_storage peer_sa; /* family AF_UNSPEC (0) when unknown */
 };
 
 typedef struct wreq {
@@ -100,6 +101,10 @@ int conn_closing(const conn *c) { return c->state != CONN_OPEN; }
 size_t conn_queued(const conn *c) { return c->queued; }
 void *conn_data(const conn *c) { return c->data; }
 void conn_set_data(conn *c, void *data) { c->data = data; }
+const struct sockaddr_storage *conn_peer_sa(const conn *c) {
+    return &c->peer_sa;
+}
+
 const char *conn_peer(const conn *c) { return c->peer; }
 uv_loop_t *conn_loop(const conn *c) { return c->loop; }
 
@@ -162,10 +167,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 int conn_start(conn *c) {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        addr_format((struct sockaddr *)&ss, c->peer, sizeof c->peer);
+    int len = sizeof c->peer_sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer_sa, &len) == 0)
+        addr_format((struct sockaddr *)&c->peer_sa, c->peer, sizeof c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r == 0)

@@ -93,6 +93,8 @@ size_t conn_queued(const conn *c);
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c); /* "ip:port" of the remote end, or "?" */
+/* The remote end's address as conn_start read it; ss_family 0 when unknown. */
+const struct sockaddr_storage *conn_peer_sa(const conn *c);
 uv_loop_t *conn_loop(const conn *c);
 
 #endif

@@ -268,17 +268,7 @@ int main(int argc, char **argv) {
     tracker_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.lg = (logger){LOG_INFO, "tracker"};
-    ctx.cfg.db = "tracker.db";
-    ctx.cfg.ttl = 60;
-    ctx.cfg.relay_per_user = RELAY_PER_USER_DEFAULT;
-    ctx.cfg.relay_max = RELAY_MAX_DEFAULT;
-    ctx.cfg.relay_rate = RELAY_RATE_DEFAULT;
-    ctx.cfg.relay_idle = RELAY_IDLE_DEFAULT;
-    ctx.cfg.relay_join_ms = RELAY_JOIN_MS;
-    ctx.cfg.rate_limit = RATE_LIMIT_DEFAULT;
-    ctx.cfg.rate_burst = RATE_BURST_DEFAULT;
-    ctx.cfg.max_per_addr = MAX_PER_ADDR_DEFAULT;
-    ctx.cfg.max_conns = MAX_CONNS_DEFAULT;
+    tracker_config_defaults(&ctx.cfg);
     /* The config file first, so the command line, parsed after it, wins. */
     conf_file cf;
     char cerr[1024];

@@ -950,8 +950,7 @@ void srv_on_connection(uv_stream_t *listener, int status) {
         return;
     }
     snprintf(s->observed, sizeof s->observed, "%s", conn_peer(c));
-    int alen = sizeof s->addr;
-    uv_tcp_getpeername(conn_tcp(c), (struct sockaddr *)&s->addr, &alen);
+    memcpy(&s->addr, conn_peer_sa(c), sizeof s->addr);
     s->tokens = (uint64_t)ctx->cfg.rate_burst * 1000;
     s->refilled = uv_now(ctx->loop);
     if (over_limits(ctx, s))

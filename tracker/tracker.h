@@ -65,6 +65,22 @@ typedef struct tracker_stats {
 #define RELAY_JOIN_MS 10000
 #define RELAY_HIGH_WATER (256 * 1024) /* pause a reader while its peer has this much queued */
 
+/* The defaults every flag starts from (main.c, then the config file and the
+ * command line; the fuzz harness uses them as they are). */
+static inline void tracker_config_defaults(tracker_config *cfg) {
+    cfg->db = "tracker.db";
+    cfg->ttl = 60;
+    cfg->relay_per_user = RELAY_PER_USER_DEFAULT;
+    cfg->relay_max = RELAY_MAX_DEFAULT;
+    cfg->relay_rate = RELAY_RATE_DEFAULT;
+    cfg->relay_idle = RELAY_IDLE_DEFAULT;
+    cfg->relay_join_ms = RELAY_JOIN_MS;
+    cfg->rate_limit = RATE_LIMIT_DEFAULT;
+    cfg->rate_burst = RATE_BURST_DEFAULT;
+    cfg->max_per_addr = MAX_PER_ADDR_DEFAULT;
+    cfg->max_conns = MAX_CONNS_DEFAULT;
+}
+
 struct listener;
 struct lsn_job;
 struct session;

@@ -126,6 +126,9 @@ static void setup(void) {
     ctx->lg = (logger){-1, "tracker"}; /* silent: a log line per input would dominate */
     if (getenv("FUZZ_VERBOSE"))
         ctx->lg.level = LOG_DEBUG;
+    /* The real limits, so inputs reach rate_limited, limit and the relay
+     * caps; each input gets fresh connections, so no bucket carries over. */
+    tracker_config_defaults(&ctx->cfg);
     ctx->cfg.ttl = 86400; /* the resident users stay silent for the whole run */
     ctx->cfg.db = "fuzz";
     /* WAL needs a real file; /dev/shm keeps synchronous=FULL cheap. */
