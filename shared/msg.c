@@ -28,10 +28,8 @@ static int out_grow(msg_out *m, const char *buf, size_t n) {
     return 0;
 }
 
-/* The packer's writer, called for every type byte and every body, so the
- * common case (it fits; often one byte) is kept short. */
-static int out_write(void *data, const char *buf, size_t n) {
-    msg_out *m = data;
+/* Appends n bytes; the common case (it fits, often one byte) inlines. */
+static inline int out_append(msg_out *m, const char *buf, size_t n) {
     if (n > m->cap - m->len)
         return out_grow(m, buf, n);
     char *d = m->data + m->len;
@@ -43,20 +41,36 @@ static int out_write(void *data, const char *buf, size_t n) {
     return 0;
 }
 
+/* m->pk's writer, for callers that pack arrays and maps through it. */
+static int out_write(void *data, const char *buf, size_t n) {
+    return out_append(data, buf, n);
+}
+
+/* msgpack-c's encoder template once more, appending straight to a msg_out
+ * (out_pack_str, out_pack_uint64...): the same encoding as msgpack_pack_*,
+ * without an indirect call per type byte and per body.  The template
+ * exists for this (msgpack/pack.h instantiates it the same way). */
+#define msgpack_pack_inline_func(name) static inline int out_pack##name
+#define msgpack_pack_inline_func_cint(name) static inline int out_pack##name
+#define msgpack_pack_inline_func_fixint(name) static inline int out_pack_fix##name
+#define msgpack_pack_user msg_out *
+#define msgpack_pack_append_buffer(user, buf, len) return out_append(user, (const char *)(buf), len)
+#include <msgpack/pack_template.h>
+
 void msg_out_init(msg_out *m, const char *type, uint32_t nfields) {
     m->data = m->inl;
     m->cap = sizeof m->inl;
     m->len = FRAME_HEADER; /* the length prefix, written by view/finish */
     m->failed = 0;
     msgpack_packer_init(&m->pk, m, out_write);
-    msgpack_pack_map(&m->pk, nfields + 1);
+    out_pack_map(m, nfields + 1);
     msg_pack_str(m, "t", 1);
     msg_pack_str(m, type, strlen(type));
 }
 
 void msg_pack_str(msg_out *m, const char *s, size_t n) {
-    msgpack_pack_str(&m->pk, n);
-    msgpack_pack_str_body(&m->pk, s, n);
+    out_pack_str(m, n);
+    out_pack_str_body(m, s, n);
 }
 
 void msg_put_key(msg_out *m, const char *key) {
@@ -74,31 +88,31 @@ void msg_put_strn(msg_out *m, const char *key, const char *s, size_t n) {
 
 void msg_put_uint(msg_out *m, const char *key, uint64_t v) {
     msg_put_key(m, key);
-    msgpack_pack_uint64(&m->pk, v);
+    out_pack_uint64(m, v);
 }
 
 void msg_put_int(msg_out *m, const char *key, int64_t v) {
     msg_put_key(m, key);
-    msgpack_pack_int64(&m->pk, v);
+    out_pack_int64(m, v);
 }
 
 void msg_put_bool(msg_out *m, const char *key, bool v) {
     msg_put_key(m, key);
     if (v)
-        msgpack_pack_true(&m->pk);
+        out_pack_true(m);
     else
-        msgpack_pack_false(&m->pk);
+        out_pack_false(m);
 }
 
 void msg_put_bin(msg_out *m, const char *key, const void *p, size_t n) {
     msg_put_key(m, key);
-    msgpack_pack_bin(&m->pk, n);
-    msgpack_pack_bin_body(&m->pk, p, n);
+    out_pack_bin(m, n);
+    out_pack_bin_body(m, p, n);
 }
 
 void msg_put_nil(msg_out *m, const char *key) {
     msg_put_key(m, key);
-    msgpack_pack_nil(&m->pk);
+    out_pack_nil(m);
 }
 
 void msg_out_discard(msg_out *m) {
