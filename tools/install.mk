@@ -10,6 +10,7 @@
 #   $(BINDIR)/tracker, $(BINDIR)/peer          0755   BINDIR  = PREFIX/bin
 #   $(MAN1DIR)/tracker.1, peer.1               0644   MAN1DIR = PREFIX/share/man/man1
 #   $(UNITDIR)/parley-tracker.service          0644   UNITDIR = PREFIX/lib/systemd/system
+#   $(DATADIR)/examples/parley-bot.sh          0755   the --ui json bot of README.md
 #   $(DATADIR)/install-manifest                0644   DATADIR = PREFIX/share/parley
 #
 # The unit goes under PREFIX/lib/systemd/system because systemd searches both
@@ -38,7 +39,7 @@ INSTALL ?= install
 INSTALL_UNIT     := parley-tracker.service
 INSTALL_MANIFEST  = $(DATADIR)/install-manifest
 INSTALL_LIST      = $(BINDIR)/tracker $(BINDIR)/peer $(MAN1DIR)/tracker.1 $(MAN1DIR)/peer.1 \
-                    $(UNITDIR)/$(INSTALL_UNIT)
+                    $(UNITDIR)/$(INSTALL_UNIT) $(DATADIR)/examples/parley-bot.sh
 
 .PHONY: install uninstall
 
@@ -50,11 +51,12 @@ install: $(B)/tracker $(B)/peer
 	@case "$(PREFIX)$(BINDIR)$(MAN1DIR)$(UNITDIR)$(DATADIR)" in *' '*) \
 	  echo "make install: paths with spaces are not supported: PREFIX=$(PREFIX)" >&2; exit 2;; esac
 	umask 022 && $(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MAN1DIR)" \
-	  "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)"
+	  "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)/examples"
 	$(INSTALL) -m 0755 $(B)/tracker "$(DESTDIR)$(BINDIR)/tracker"
 	$(INSTALL) -m 0755 $(B)/peer "$(DESTDIR)$(BINDIR)/peer"
 	$(INSTALL) -m 0644 docs/man/tracker.1 "$(DESTDIR)$(MAN1DIR)/tracker.1"
 	$(INSTALL) -m 0644 docs/man/peer.1 "$(DESTDIR)$(MAN1DIR)/peer.1"
+	$(INSTALL) -m 0755 contrib/parley-bot.sh "$(DESTDIR)$(DATADIR)/examples/parley-bot.sh"
 	sed 's|/usr/local/bin/tracker|$(BINDIR)/tracker|g' contrib/$(INSTALL_UNIT) \
 	  > "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp"
 	grep -q '^ExecStart=$(BINDIR)/tracker ' "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp" || \
@@ -84,7 +86,7 @@ uninstall:
 	for f in $$list; do \
 	  case "$$f" in \
 	    *..*|[!/]*) echo "make uninstall: refusing manifest entry $$f (not an absolute path without ..)" >&2; status=1; continue;; \
-	    */tracker|*/peer|*/tracker.1|*/peer.1|*/$(INSTALL_UNIT)) ;; \
+	    */tracker|*/peer|*/tracker.1|*/peer.1|*/$(INSTALL_UNIT)|*/examples/parley-bot.sh) ;; \
 	    *) echo "make uninstall: refusing manifest entry $$f (not a file make install writes)" >&2; status=1; continue;; \
 	  esac; \
 	  if [ -e "$(DESTDIR)$$f" ] || [ -L "$(DESTDIR)$$f" ]; then \
@@ -96,4 +98,4 @@ uninstall:
 	if [ $$status -ne 0 ]; then \
 	  echo "make uninstall: some files were not removed; $$manifest kept" >&2; exit 1; \
 	fi; \
-	rm -f "$$manifest" && { rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null || true; }
+	rm -f "$$manifest" && { rmdir "$(DESTDIR)$(DATADIR)/examples" "$(DESTDIR)$(DATADIR)" 2>/dev/null || true; }

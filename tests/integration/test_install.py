@@ -41,6 +41,7 @@ def expected_files(prefix):
         prefix + '/share/man/man1/tracker.1': 0o644,
         prefix + '/share/man/man1/peer.1': 0o644,
         prefix + '/lib/systemd/system/' + UNIT: 0o644,
+        prefix + '/share/parley/examples/parley-bot.sh': 0o755,
         prefix + '/share/parley/install-manifest': 0o644,
     }
 
@@ -135,6 +136,9 @@ def check_layout(dest, prefix):
     for name in ('tracker.1', 'peer.1'):
         if not same_bytes(os.path.join(MAN_DIR, name), dest + prefix + '/share/man/man1/' + name):
             fail('installed %s differs from docs/man/%s' % (name, name))
+    bot = dest + prefix + '/share/parley/examples/parley-bot.sh'
+    if not same_bytes(os.path.join(ROOT, 'contrib', 'parley-bot.sh'), bot):
+        fail('installed %s differs from contrib/parley-bot.sh' % bot)
     with open(dest + prefix + '/lib/systemd/system/' + UNIT) as f:
         unit = f.read()
     execs = re.findall(r'^ExecStart=(\S+)', unit, re.M)
