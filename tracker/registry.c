@@ -7,6 +7,7 @@
 #include "registry.h"
 
 #include "cache.h"
+#include "grow.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -353,14 +354,10 @@ static int check_pass(registry *r) {
 }
 
 static int add_waiter(registry *r, reg_done_cb cb, void *arg) {
-    if (r->nwait == r->capwait) {
-        size_t ncap = r->capwait ? r->capwait * 2 : 16;
-        waiter *nw = realloc(r->waiters, ncap * sizeof *nw);
-        if (!nw)
-            return UV_ENOMEM;
-        r->waiters = nw;
-        r->capwait = ncap;
-    }
+    waiter *nw = grow(r->waiters, &r->capwait, r->nwait + 1, sizeof *nw, 16);
+    if (!nw)
+        return UV_ENOMEM;
+    r->waiters = nw;
     r->waiters[r->nwait++] = (waiter){cb, arg};
     return 0;
 }

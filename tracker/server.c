@@ -9,6 +9,7 @@
 #include "addr.h"
 #include "conn.h"
 #include "frame.h"
+#include "grow.h"
 #include "identity.h"
 #include "msg.h"
 #include "name.h"
@@ -188,24 +189,14 @@ static int pres_queue(tracker_ctx *ctx, const char *folded, const char *buf, siz
     pres_q *q = ctx->presence;
     if (!q && !(q = ctx->presence = calloc(1, sizeof *q)))
         return UV_ENOMEM;
-    if (q->len + len > q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 4096;
-        while (ncap < q->len + len)
-            ncap *= 2;
-        char *nb = realloc(q->buf, ncap);
-        if (!nb)
-            return UV_ENOMEM;
-        q->buf = nb;
-        q->cap = ncap;
-    }
-    if (q->n == q->evcap) {
-        size_t ncap = q->evcap ? q->evcap * 2 : 64;
-        pres_ev *ne = realloc(q->ev, ncap * sizeof *ne);
-        if (!ne)
-            return UV_ENOMEM;
-        q->ev = ne;
-        q->evcap = ncap;
-    }
+    char *nb = grow(q->buf, &q->cap, q->len + len, 1, 4096);
+    if (!nb)
+        return UV_ENOMEM;
+    q->buf = nb;
+    pres_ev *ne = grow(q->ev, &q->evcap, q->n + 1, sizeof *ne, 64);
+    if (!ne)
+        return UV_ENOMEM;
+    q->ev = ne;
     pres_ev *e = &q->ev[q->n++];
     snprintf(e->folded, sizeof e->folded, "%s", folded);
     e->off = q->len;

@@ -2,6 +2,8 @@
  * asked for. */
 #include "latency.h"
 
+#include "grow.h"
+
 #include <stdlib.h>
 #include <uv.h>
 
@@ -23,14 +25,10 @@ void lat_free(lat *l) {
 }
 
 int lat_add(lat *l, uint64_t ns) {
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 65536;
-        uint64_t *nv = realloc(l->v, ncap * sizeof *nv);
-        if (!nv)
-            return UV_ENOMEM;
-        l->v = nv;
-        l->cap = ncap;
-    }
+    uint64_t *nv = grow(l->v, &l->cap, l->n + 1, sizeof *nv, 65536);
+    if (!nv)
+        return UV_ENOMEM;
+    l->v = nv;
     l->v[l->n++] = ns;
     l->sorted = 0;
     return 0;
