@@ -32,118 +32,84 @@ def relay_sessions(t):
     return [l for l in t.log_since(0) if 'relay session for' in l and 'created' in l]
 
 
-def test_public_public_direct():
-    lab = NetLab()
+def dial_lab(caller, callee, path, drop_inbound=False, caller_args=()):
+    """A lab with its tracker and two registered peers, (name, host) each;
+    the first dials the second and both see the link come up over path.
+    Returns (lab, tracker, caller, callee, seconds from /dial to connected)."""
+    lab = NetLab(drop_inbound=drop_inbound)
     t = lab.tracker()
-    alice = lab.peer('alice', 'pub', t)
-    alice.registered()
-    bob = lab.peer('bob', 'trk', t)   # the tracker's host is public too
-    bob.registered()
-    alice.send('/dial bob')
-    alice.expect(r'^connected bob direct$', 15)
-    bob.expect(r'^connected alice direct$', 15)
+    y = lab.peer(callee[0], callee[1], t)
+    y.registered()
+    x = lab.peer(caller[0], caller[1], t, extra_args=list(caller_args))
+    x.registered()
+    start = time.monotonic()
+    x.send('/dial %s' % y.name)
+    x.expect(r'^connected %s %s$' % (y.name, path), 15)
+    took = time.monotonic() - start
+    y.expect(r'^connected %s %s$' % (x.name, path), 15)
+    return lab, t, x, y, took
+
+
+def close_lab(t, *peers):
+    for p in peers:
+        p.quit()
+    t.stop()
+
+
+def test_public_public_direct():
+    # the tracker's host is public too
+    _, t, alice, bob, _ = dial_lab(('alice', 'pub'), ('bob', 'trk'), 'direct')
     chat_both_ways(alice, bob, 3)
     if relay_sessions(t):
         fail('public <-> public used the relay: %r' % relay_sessions(t))
-    alice.quit()
-    bob.quit()
-    t.stop()
+    close_lab(t, alice, bob)
 
 
 def test_nated_dials_public_direct():
-    lab = NetLab()
-    t = lab.tracker()
-    pub = lab.peer('pub', 'pub', t)
-    pub.registered()
-    a = lab.peer('alice', 'a', t)
-    a.registered()
-    a.send('/dial pub')
-    a.expect(r'^connected pub direct$', 15)
-    pub.expect(r'^connected alice direct$', 15)
+    _, t, a, pub, _ = dial_lab(('alice', 'a'), ('pub', 'pub'), 'direct')
     chat_both_ways(a, pub, 3)
     if relay_sessions(t):
         fail('NATed -> public used the relay: %r' % relay_sessions(t))
-    a.quit()
-    pub.quit()
-    t.stop()
+    close_lab(t, a, pub)
 
 
 def test_public_dials_nated_reverse():
     """pub cannot reach a behind r1; the tracker asks a to dial pub back,
     and that link counts as direct."""
-    lab = NetLab()
-    t = lab.tracker()
-    a = lab.peer('alice', 'a', t)
-    a.registered()
-    pub = lab.peer('pub', 'pub', t, extra_args=['--log-level', 'info'])
-    pub.registered()
-    pub.send('/dial alice')
-    pub.expect(r'^connected alice direct$', 15)
-    a.expect(r'^connected pub direct$', 15)
+    _, t, pub, a, _ = dial_lab(('pub', 'pub'), ('alice', 'a'), 'direct',
+                               caller_args=['--log-level', 'info'])
     chat_both_ways(pub, a, 3)
     if relay_sessions(t):
         fail('public -> NATed used the relay instead of a reverse connection: %r'
              % relay_sessions(t))
-    pub.quit()
-    a.quit()
-    t.stop()
+    close_lab(t, pub, a)
 
 
 def test_nated_nated_relay():
-    lab = NetLab()
-    t = lab.tracker()
-    a = lab.peer('alice', 'a', t)
-    a.registered()
-    b = lab.peer('bob', 'b', t)
-    b.registered()
-    a.send('/dial bob')
-    a.expect(r'^connected bob relay$', 15)
-    b.expect(r'^connected alice relay$', 15)
+    _, t, a, b, _ = dial_lab(('alice', 'a'), ('bob', 'b'), 'relay')
     chat_both_ways(a, b, 20)
     for i in range(20):
         a.expect(r'^delivered bob #%d$' % (i + 1), 10)
         b.expect(r'^delivered alice #%d$' % (i + 1), 10)
     assert_once(b, 'alice', 'a', 20)
     assert_once(a, 'bob', 'b', 20)
-    a.quit()
-    b.quit()
-    t.stop()
+    close_lab(t, a, b)
 
 
 def test_drop_inbound_relay_within_3s():
     """Routers that DROP (connects to them hang, no RST): still relayed, at
     most 3 s after the dial."""
-    lab = NetLab(drop_inbound=True)
-    t = lab.tracker()
-    a = lab.peer('alice', 'a', t)
-    a.registered()
-    b = lab.peer('bob', 'b', t)
-    b.registered()
-    start = time.monotonic()
-    a.send('/dial bob')
-    a.expect(r'^connected bob relay$', 10)
-    took = time.monotonic() - start
+    _, t, a, b, took = dial_lab(('alice', 'a'), ('bob', 'b'), 'relay', drop_inbound=True)
     if took > 3.0:
         fail('relay took %.2fs after the dial (want at most 3 s)' % took)
-    b.expect(r'^connected alice relay$', 10)
     chat_both_ways(a, b, 3)
-    a.quit()
-    b.quit()
-    t.stop()
+    close_lab(t, a, b)
 
 
 def test_tracker_restart_during_relayed_chat():
     """SIGKILL the tracker mid-chat, send while it is gone, restart it: the
     relay comes back and every message arrives exactly once."""
-    lab = NetLab()
-    t = lab.tracker()
-    a = lab.peer('alice', 'a', t)
-    a.registered()
-    b = lab.peer('bob', 'b', t)
-    b.registered()
-    a.send('/dial bob')
-    a.expect(r'^connected bob relay$', 15)
-    b.expect(r'^connected alice relay$', 15)
+    _, t, a, b, _ = dial_lab(('alice', 'a'), ('bob', 'b'), 'relay')
     chat_both_ways(a, b, 5, 'x')
     t.kill()
     a.expect(r'^closed bob: connection lost$', 15)
@@ -169,9 +135,7 @@ def test_tracker_restart_during_relayed_chat():
         if a.count(r'^delivered bob #%d$' % (i + 1)) != 1:
             fail('alice: delivered bob #%d shown %d times' % (i + 1,
                  a.count(r'^delivered bob #%d$' % (i + 1))))
-    a.quit()
-    b.quit()
-    t.stop()
+    close_lab(t, a, b)
 
 
 if __name__ == '__main__':
