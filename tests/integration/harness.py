@@ -1016,6 +1016,16 @@ def check_welcome(w):
         fail('welcome ttl must be a positive uint: %r' % w)
 
 
+def sqlite(path, sql, sep='|'):
+    """Runs sql on the database at path with the sqlite3 shell, as an
+    operator would; its output lines (columns joined by sep)."""
+    out = subprocess.run(['sqlite3', '-batch', '-noheader', '-separator', sep, path, sql],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    if out.returncode != 0:
+        fail('sqlite3 %r: %s' % (sql, out.stderr.decode(errors='replace')))
+    return out.stdout.decode('utf-8', errors='replace').splitlines()
+
+
 def registered_client(tracker, name, key=None):
     r = Raw(tracker.addr, label='raw %s' % name)
     r.must_register(name, key)

@@ -8,22 +8,13 @@ PARLEY_CYCLES sets the number of cycles (default 2000; the issue's figure is
 10000: PARLEY_CYCLES=10000 tests/integration/test_crash.py test_connect_register_disconnect_cycles)."""
 import os
 import select
-import subprocess
 import threading
 import time
 
 import harness
-from harness import Closed, Key, Raw, TestFailure, Tracker, fail, registered_client
+from harness import Closed, Key, Raw, TestFailure, Tracker, fail, registered_client, sqlite
 
 CLIENTS = 50
-
-
-def sqlite(path, sql):
-    out = subprocess.run(['sqlite3', '-batch', '-noheader', path, sql], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=30)
-    if out.returncode != 0:
-        fail('sqlite3 %r: %s' % (sql, out.stderr.decode(errors='replace')))
-    return out.stdout.decode('utf-8', errors='replace').splitlines()
 
 
 def test_kill9_while_50_clients_register():

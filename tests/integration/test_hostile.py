@@ -16,7 +16,6 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 import msgpack
@@ -63,11 +62,7 @@ def check_db(path):
     name and folded pass the name rules, key is 32 bytes, endpoints are
     numeric HOST:PORT separated by spaces."""
     def q(sql):
-        out = subprocess.run(['sqlite3', '-batch', '-noheader', '-separator', '|', path, sql],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-        if out.returncode != 0:
-            fail('sqlite3 %r failed: %s' % (sql, out.stderr.decode(errors='replace')))
-        return out.stdout.decode('ascii').splitlines()
+        return harness.sqlite(path, sql)
     if q('PRAGMA integrity_check') != ['ok']:
         fail('PRAGMA integrity_check: %r' % q('PRAGMA integrity_check'))
     rows = q("SELECT hex(name), hex(folded), length(key), typeof(key), hex(endpoints) FROM users")

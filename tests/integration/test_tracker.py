@@ -4,7 +4,7 @@ presence pushes, name ownership (by key, case-insensitively), ttl."""
 import re
 
 import harness
-from harness import Key, Peer, Raw, Tracker, fail, registered_client, start_peers
+from harness import Key, Peer, Raw, Tracker, fail, registered_client, sqlite, start_peers
 
 
 def test_register_and_list():
@@ -113,6 +113,26 @@ def test_lookup_raw():
         fail('lookup of an offline user answered %r' % r)
     if sorted(r['endpoints']) != sorted(['127.0.0.1:4000', '[::1]:4000']):
         fail('offline lookup endpoints %r' % r['endpoints'])
+    t.stop()
+
+
+def test_lookup_sees_operator_edits():
+    """Lookups are answered from memory, yet what an operator changes with
+    the sqlite3 shell while the tracker runs shows in the next lookup."""
+    t = Tracker()
+    alice = Raw(t.addr, label='alice')
+    alice.must_register('alice', Key(), endpoints=['127.0.0.1:4000'])
+    bob = registered_client(t, 'bob')
+    if bob.lookup('alice').get('endpoints') != ['127.0.0.1:4000']:
+        fail('first lookup of alice went wrong')
+    sqlite(t.db, "UPDATE users SET endpoints = '10.1.2.3:5' WHERE folded = 'alice'")
+    r = bob.lookup('alice')
+    if r.get('endpoints') != ['10.1.2.3:5']:
+        fail('after the operator changed alice, lookup still answered %r' % r)
+    sqlite(t.db, "DELETE FROM users WHERE folded = 'alice'")
+    r = bob.lookup('alice')
+    if r.get('t') != 'error' or r.get('code') != 'not_found':
+        fail('after the operator deleted alice, lookup answered %r' % r)
     t.stop()
 
 
