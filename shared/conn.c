@@ -1,10 +1,13 @@
 /* conn: the thin-callback connection.  The read callback only appends to the
  * frame buffer and enforces the limit; conn_process hands each complete frame
- * to the owner.  Writes try uv_try_write first and queue only the rest. */
+ * to the owner.  Writes try uv_try_write first and queue only the rest; with
+ * batching on they first gather in an output buffer that a prepare handle
+ * writes once per loop pass (Redis's reply buffer, written before sleep). */
 #include "conn.h"
 
 #include "addr.h"
 #include "frame.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +37,17 @@ struct conn {
     uint64_t due;      /* loop time the timer is armed for */
     char peer[ADDR_STRLEN];
     struct sockaddr_storage peer_sa; /* family AF_UNSPEC (0) when unknown */
+    /* conn_set_batching: frames sent during a pass, written by flush */
+    uv_prepare_t flush;
+    int flush_init; /* flush is initialised (it is closed with the conn) */
+    int batching;
+    char *out;
+    size_t out_len, out_cap;
 };
+
+/* The batch buffer is kept between passes up to this size (a burst of
+ * resent messages may grow it far beyond; that is given back). */
+#define OUT_KEEP (64 * 1024)
 
 typedef struct wreq {
     uv_write_t req;
@@ -48,6 +61,7 @@ static void on_handle_closed(uv_handle_t *h) {
         return;
     c->on_close(c, c->reason);
     frame_reader_free(&c->rd);
+    free(c->out);
     free(c);
 }
 
@@ -57,8 +71,11 @@ void conn_close(conn *c, int reason) {
     if (c->state == CONN_OPEN || reason)
         c->reason = reason;
     c->state = CONN_CLOSING;
+    c->out_len = 0; /* pending writes are dropped */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->flush_init)
+        uv_close((uv_handle_t *)&c->flush, on_handle_closed);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -98,7 +115,7 @@ conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_c
 
 uv_tcp_t *conn_tcp(conn *c) { return &c->tcp; }
 int conn_closing(const conn *c) { return c->state != CONN_OPEN; }
-size_t conn_queued(const conn *c) { return c->queued; }
+size_t conn_queued(const conn *c) { return c->queued + c->out_len; }
 void *conn_data(const conn *c) { return c->data; }
 void conn_set_data(conn *c, void *data) { c->data = data; }
 const struct sockaddr_storage *conn_peer_sa(const conn *c) {
@@ -229,7 +246,7 @@ static void on_write(uv_write_t *req, int status) {
 /* Writes what the socket takes now, straight from p, and queues the rest:
  * from owned when the caller handed over its buffer (p == owned), else from
  * a copy.  owned is freed in every case. */
-static int send_common(conn *c, const char *p, size_t len, char *owned) {
+static int write_now(conn *c, const char *p, size_t len, char *owned) {
     if (c->state == CONN_CLOSING) {
         free(owned);
         return UV_ECANCELED;
@@ -284,6 +301,64 @@ static int send_common(conn *c, const char *p, size_t len, char *owned) {
     return 0;
 }
 
+/* Writes the batch gathered this pass, as one write. */
+static void out_flush(conn *c) {
+    size_t n = c->out_len;
+    if (c->flush_init)
+        uv_prepare_stop(&c->flush);
+    if (n == 0)
+        return;
+    c->out_len = 0;
+    write_now(c, c->out, n, NULL);
+    if (c->out_cap > OUT_KEEP) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+}
+
+static void on_flush(uv_prepare_t *h) { out_flush(h->data); }
+
+/* Batched while open: appended to the pass's buffer (owned is freed), and
+ * written by flush before the loop next waits.  Otherwise at once. */
+static int send_common(conn *c, const char *p, size_t len, char *owned) {
+    if (!c->batching || c->state != CONN_OPEN)
+        return write_now(c, p, len, owned);
+    char *o = grow(c->out, &c->out_cap, c->out_len + len, 1, 4096);
+    if (!o) {
+        free(owned);
+        conn_close(c, UV_ENOMEM);
+        return UV_ENOMEM;
+    }
+    c->out = o;
+    memcpy(c->out + c->out_len, p, len);
+    if (c->out_len == 0)
+        uv_prepare_start(&c->flush, on_flush);
+    c->out_len += len;
+    free(owned);
+    return 0;
+}
+
+int conn_set_batching(conn *c, int on) {
+    if (!on) {
+        c->batching = 0;
+        out_flush(c); /* the handle stays until the conn closes */
+        return 0;
+    }
+    if (c->state == CONN_CLOSING)
+        return UV_ECANCELED;
+    if (!c->flush_init) {
+        int r = uv_prepare_init(c->loop, &c->flush);
+        if (r)
+            return r;
+        c->flush.data = c;
+        c->flush_init = 1;
+        c->handles++;
+    }
+    c->batching = 1;
+    return 0;
+}
+
 int conn_send(conn *c, char *buf, size_t len) {
     return send_common(c, buf, len, buf);
 }
@@ -302,6 +377,9 @@ void conn_fail(conn *c, const char *code, const char *text, uint64_t id) {
     if (c->state != CONN_OPEN)
         return;
     log_info(c->lg, "%s: closing connection: %s (%s)", c->peer, text, code);
+    out_flush(c); /* what was sent before the error goes out before it */
+    if (c->state != CONN_OPEN)
+        return; /* that write failed and closed the conn */
     char *buf;
     size_t len;
     c->reason = UV_EPROTO;

@@ -56,6 +56,16 @@ int conn_send(conn *c, char *buf, size_t len);
  * happens.  0, UV_E2BIG/UV_ENOMEM from msg_out_view, or as conn_send. */
 int conn_send_msg(conn *c, msg_out *m);
 
+/* Batching on: what conn_send and conn_send_msg are given during one loop
+ * pass is gathered and written together just before the loop next waits
+ * for I/O (a prepare handle), as one write: an answer and its ack, or a
+ * burst of acks, cost one system call and wake the other side once.  The
+ * bytes are copied into the batch.  conn_fail writes the batch before its
+ * error frame; conn_close drops it, like any pending write.  Off (the
+ * default, or on again -> off) writes the batch now and sends at once
+ * again.  0, UV_ECANCELED on a closing conn, or a uv error. */
+int conn_set_batching(conn *c, int on);
+
 /* Sends an error frame {code, msg, id?}, logs one line, stops reading and
  * closes once the frame is written (or after 2 s if it never is). */
 void conn_fail(conn *c, const char *code, const char *text, uint64_t id);

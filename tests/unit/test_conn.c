@@ -1,0 +1,200 @@
+/* test_conn: shared/conn.c over a real loopback connection: write batching
+ * (conn_set_batching) and what conn_fail and conn_close do with a batch.
+ * One side is a conn, the other a bare libuv stream that collects bytes. */
+#include "conn.h"
+#include "frame.h"
+#include "test.h"
+
+#include <string.h>
+#include <uv.h>
+
+static const logger lg = {LOG_WARN, "test"};
+
+typedef struct fixture {
+    uv_loop_t loop;
+    uv_tcp_t server, client;
+    uv_connect_t creq;
+    uv_check_t done;  /* closes the conn once its bytes are written */
+    int checks;       /* passes the check saw bytes still waiting */
+    conn *c;          /* the accepted side */
+    int closes;       /* conn close callbacks */
+    int close_reason;
+    char got[4096];   /* what the client side read */
+    size_t ngot;
+    int eof;
+    int step;         /* what on_accepted does: see the tests */
+} fixture;
+
+static void on_conn_frame(conn *c, const char *p, size_t n) {}
+
+static void on_conn_close(conn *c, int reason) {
+    fixture *f = conn_data(c);
+    f->closes++;
+    f->close_reason = reason;
+    f->c = NULL;
+}
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b) {
+    fixture *f = h->data;
+    b->base = f->got + f->ngot;
+    b->len = sizeof f->got - f->ngot;
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    fixture *f = s->data;
+    if (n > 0)
+        f->ngot += (size_t)n;
+    else if (n < 0) {
+        f->eof = 1;
+        uv_close((uv_handle_t *)s, NULL);
+    }
+}
+
+static void on_connected(uv_connect_t *r, int status) {
+    ASSERT_EQ(status, 0);
+    fixture *f = r->data;
+    ASSERT_EQ(uv_read_start((uv_stream_t *)&f->client, on_alloc, on_client_read), 0);
+}
+
+static void send_text(conn *c, const char *text) {
+    msg_out m;
+    msg_out_init(&m, "msg", 1);
+    msg_put_str(&m, "text", text);
+    ASSERT_EQ(conn_send_msg(c, &m), 0);
+}
+
+static void on_done_check(uv_check_t *h) {
+    fixture *f = h->data;
+    if (f->c && conn_queued(f->c) > 0) {
+        f->checks++;
+        return;
+    }
+    if (f->c)
+        conn_close(f->c, 0);
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static void on_accept(uv_stream_t *srv, int status) {
+    fixture *f = srv->data;
+    ASSERT_EQ(status, 0);
+    f->c = conn_new(&f->loop, FRAME_MAX_DEFAULT, &lg, on_conn_frame, on_conn_close, f);
+    ASSERT(f->c != NULL);
+    ASSERT_EQ(uv_accept(srv, (uv_stream_t *)conn_tcp(f->c)), 0);
+    ASSERT_EQ(conn_start(f->c), 0);
+    uv_close((uv_handle_t *)srv, NULL);
+    if (f->step != 0)
+        ASSERT_EQ(conn_set_batching(f->c, 1), 0);
+    send_text(f->c, "one");
+    send_text(f->c, "two");
+    send_text(f->c, "three");
+    if (f->step == 0) {
+        ASSERT_EQ(conn_queued(f->c), 0); /* written at once */
+    } else {
+        ASSERT(conn_queued(f->c) > 0);   /* gathered until the pass ends */
+    }
+    if (f->step == 2)
+        conn_fail(f->c, "bad_message", "test failure", 0);
+    if (f->step == 3)
+        conn_close(f->c, 0);
+    if (f->step < 2) { /* close once everything is written */
+        ASSERT_EQ(uv_check_init(&f->loop, &f->done), 0);
+        f->done.data = f;
+        ASSERT_EQ(uv_check_start(&f->done, on_done_check), 0);
+    }
+}
+
+static void setup(fixture *f, int step) {
+    memset(f, 0, sizeof *f);
+    f->step = step;
+    ASSERT_EQ(uv_loop_init(&f->loop), 0);
+    f->loop.data = f;
+    ASSERT_EQ(uv_tcp_init(&f->loop, &f->server), 0);
+    ASSERT_EQ(uv_tcp_init(&f->loop, &f->client), 0);
+    f->server.data = f->client.data = f->creq.data = f;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    ASSERT_EQ(uv_tcp_bind(&f->server, (struct sockaddr *)&a, 0), 0);
+    ASSERT_EQ(uv_listen((uv_stream_t *)&f->server, 4, on_accept), 0);
+    int len = sizeof a;
+    ASSERT_EQ(uv_tcp_getsockname(&f->server, (struct sockaddr *)&a, &len), 0);
+    ASSERT_EQ(uv_tcp_connect(&f->creq, &f->client, (struct sockaddr *)&a, on_connected), 0);
+    ASSERT_EQ(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(&f->loop), 0);
+    ASSERT_EQ(f->closes, 1);
+    ASSERT(f->eof);
+}
+
+/* How many frames of type t the client read, in order, and whether the
+ * texts were one, two, three. */
+static int count_msgs(fixture *f, int *error_frames) {
+    size_t pos = 0;
+    int n = 0;
+    static const char *const want[] = {"one", "two", "three"};
+    *error_frames = 0;
+    while (pos + FRAME_HEADER <= f->ngot) {
+        const unsigned char *h = (const unsigned char *)f->got + pos;
+        size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        ASSERT(pos + FRAME_HEADER + len <= f->ngot);
+        msg_in m;
+        ASSERT_EQ(msg_parse(&m, f->got + pos + FRAME_HEADER, len), 0);
+        if (strcmp(m.type, "msg") == 0) {
+            const char *s;
+            size_t sl;
+            ASSERT(n < 3);
+            ASSERT_EQ(msg_str(&m, "text", &s, &sl), 0);
+            ASSERT_EQ(sl, strlen(want[n]));
+            ASSERT(memcmp(s, want[n], sl) == 0);
+            ASSERT_EQ(*error_frames, 0); /* nothing after the error */
+            n++;
+        } else {
+            ASSERT_STR(m.type, "error");
+            (*error_frames)++;
+        }
+        msg_in_free(&m);
+        pos += FRAME_HEADER + len;
+    }
+    ASSERT_EQ(pos, f->ngot);
+    return n;
+}
+
+static void unbatched_sends_at_once(void) {
+    fixture f;
+    setup(&f, 0);
+    int errs;
+    ASSERT_EQ(count_msgs(&f, &errs), 3);
+    ASSERT_EQ(errs, 0);
+    ASSERT_EQ(f.checks, 0); /* nothing was waiting at the end of the pass */
+}
+
+/* Batched: nothing is written during the pass (the check after it still
+ * sees the bytes waiting); the next pass writes all three, in order. */
+static void batch_written_next_pass(void) {
+    fixture f;
+    setup(&f, 1);
+    int errs;
+    ASSERT_EQ(count_msgs(&f, &errs), 3);
+    ASSERT_EQ(errs, 0);
+    ASSERT_EQ(f.checks, 1);
+}
+
+/* conn_close right after sending drops the batch, as any pending write. */
+static void batch_dropped_by_close(void) {
+    fixture f;
+    setup(&f, 3);
+    int errs;
+    ASSERT_EQ(count_msgs(&f, &errs), 0);
+    ASSERT_EQ(errs, 0);
+}
+
+/* conn_fail writes the batch first, then its error frame, then closes. */
+static void fail_writes_batch_first(void) {
+    fixture f;
+    setup(&f, 2);
+    int errs;
+    ASSERT_EQ(count_msgs(&f, &errs), 3);
+    ASSERT_EQ(errs, 1);
+    ASSERT_EQ(f.close_reason, UV_EPROTO);
+}
+
+TEST_MAIN(T(unbatched_sends_at_once), T(batch_written_next_pass), T(batch_dropped_by_close),
+          T(fail_writes_batch_first))
