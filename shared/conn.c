@@ -363,6 +363,10 @@ int conn_send(conn *c, char *buf, size_t len) {
     return send_common(c, buf, len, buf);
 }
 
+int conn_send_copy(conn *c, const char *p, size_t len) {
+    return send_common(c, p, len, NULL);
+}
+
 int conn_send_msg(conn *c, msg_out *m) {
     const char *p;
     size_t len;

@@ -51,6 +51,11 @@ int conn_start(conn *c);
  * closing conn is a silent no-op returning UV_ECANCELED. */
 int conn_send(conn *c, char *buf, size_t len);
 
+/* Sends len bytes from p, which stays the caller's: what the socket takes
+ * at once is written straight from p, only the rest is copied and queued
+ * (the relay forwards from its read buffer this way).  0 or as conn_send. */
+int conn_send_copy(conn *c, const char *p, size_t len);
+
 /* Finishes m and sends it straight from m's buffer; only what the socket
  * does not take at once is copied and queued.  m is released whatever
  * happens.  0, UV_E2BIG/UV_ENOMEM from msg_out_view, or as conn_send. */
