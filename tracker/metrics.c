@@ -95,6 +95,16 @@ static void render(tracker_ctx *ctx, body *b) {
     bprintf(b, "parley_registrations_total %" PRIu64 "\n", st->registrations);
     metric(b, "parley_lookups_total", "counter", "Lookups answered.");
     bprintf(b, "parley_lookups_total %" PRIu64 "\n", st->lookups);
+    reg_cache_stats cs;
+    reg_get_cache_stats(ctx->reg, &cs);
+    metric(b, "parley_lookup_cache_records", "gauge", "User records held in memory for lookups.");
+    bprintf(b, "parley_lookup_cache_records %zu\n", cs.records);
+    metric(b, "parley_lookup_cache_hits_total", "counter",
+           "Lookups of known names answered from memory.");
+    bprintf(b, "parley_lookup_cache_hits_total %" PRIu64 "\n", cs.hits);
+    metric(b, "parley_lookup_cache_misses_total", "counter",
+           "Lookups of known names read from the database.");
+    bprintf(b, "parley_lookup_cache_misses_total %" PRIu64 "\n", cs.misses);
     metric(b, "parley_lists_total", "counter", "List pages served.");
     bprintf(b, "parley_lists_total %" PRIu64 "\n", st->lists);
     metric(b, "parley_relay_sessions_open", "gauge", "Relay sessions open now.");

@@ -79,6 +79,7 @@ struct registry {
     int pass_checked; /* data_version compared in this loop pass */
     int64_t data_version;
     cache *cache;
+    uint64_t cache_hits, cache_misses; /* lookups of existing names */
     waiter *waiters;
     size_t nwait, capwait;
     void (*batch_end)(void *arg); /* reg_on_batch_end */
@@ -417,6 +418,7 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
         return e;
     cache_row row;
     if (cache_get(r->cache, folded, &row) == 0) {
+        r->cache_hits++;
         fill_user(u, &row);
         return 0;
     }
@@ -434,6 +436,7 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
         row.online = sqlite3_column_int(st, 4) != 0;
         fill_user(u, &row);
         cache_put(r->cache, folded, &row);
+        r->cache_misses++;
     } else if (rc == SQLITE_DONE) {
         e = UV_ENOENT;
     } else {
@@ -443,6 +446,12 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return e;
+}
+
+void reg_get_cache_stats(const registry *r, reg_cache_stats *out) {
+    out->records = cache_count(r->cache);
+    out->hits = r->cache_hits;
+    out->misses = r->cache_misses;
 }
 
 int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],

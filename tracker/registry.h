@@ -85,6 +85,15 @@ void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg);
 /* Reads one user.  0, UV_ENOENT, or a negative error. */
 int reg_lookup(registry *r, const char *folded, reg_user *u);
 
+/* The lookup cache's figures, for --metrics: records held now, and lookups
+ * of existing names answered from memory (hits) or from SQLite (misses). */
+typedef struct reg_cache_stats {
+    size_t records;
+    uint64_t hits, misses;
+} reg_cache_stats;
+
+void reg_get_cache_stats(const registry *r, reg_cache_stats *out);
+
 /* Calls cb for at most limit online users in folded order, those whose folded
  * name starts with prefix ("" for all) and sorts after cursor (NULL or "" for
  * the first page).  *more is set when further users follow the last one

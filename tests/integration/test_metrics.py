@@ -75,7 +75,9 @@ def test_metrics_move_during_a_chat():
               'parley_lists_total', 'parley_relay_sessions_open', 'parley_relay_bytes_total',
               'parley_connections_refused_total{reason="max_conns_per_addr"}',
               'parley_frames_rejected_total{reason="bad_frame"}',
-              'parley_db_commit_seconds_count', 'parley_db_commit_seconds_bucket{le="+Inf"}'):
+              'parley_db_commit_seconds_count', 'parley_db_commit_seconds_bucket{le="+Inf"}',
+              'parley_lookup_cache_records', 'parley_lookup_cache_hits_total',
+              'parley_lookup_cache_misses_total'):
         if k not in v0:
             fail('metric %s missing; have %s' % (k, sorted(v0)))
     if v0['parley_users_online'] != 0 or v0['parley_registrations_total'] != 0:
@@ -96,6 +98,13 @@ def test_metrics_move_during_a_chat():
     if v['parley_lists_total'] < 1 or v['parley_lookups_total'] < 1:
         fail('lists %r lookups %r after /list and /dial' % (v['parley_lists_total'],
                                                           v['parley_lookups_total']))
+    # Both registrations put their records in memory; the dial's lookup of
+    # bob was answered from there.
+    if v['parley_lookup_cache_records'] != 2 or v['parley_lookup_cache_hits_total'] < 1 or \
+            v['parley_lookup_cache_misses_total'] != 0:
+        fail('lookup cache: %r records, %r hits, %r misses after two registrations and a dial' % (
+            v['parley_lookup_cache_records'], v['parley_lookup_cache_hits_total'],
+            v['parley_lookup_cache_misses_total']))
     # A relay session (raw clients, as in test_relay): sessions open and
     # bytes relayed move.
     from test_relay import join, recv_exactly, relay_conn, relay_pair
