@@ -25,6 +25,11 @@ typedef struct outmsg {
     char text[];
 } outmsg;
 
+/* Open addressing over the ring of seen ids (linear probing, at most half
+ * full), so a repeat check costs a probe or two instead of a scan of up to
+ * CHAT_SEEN_IDS ids per received message. */
+#define SEEN_SLOTS (2 * CHAT_SEEN_IDS)
+
 typedef struct conv {
     struct conv *next;
     chat *ch;
@@ -37,8 +42,9 @@ typedef struct conv {
     outmsg *q, **qtail;     /* unacknowledged, in send order */
     size_t qn;
     uint64_t seq;
-    uint64_t seen[CHAT_SEEN_IDS];
+    uint64_t seen[CHAT_SEEN_IDS]; /* the last ids shown, a ring */
     size_t seen_n, seen_pos;
+    uint16_t seen_at[SEEN_SLOTS]; /* hash of seen: ring index + 1, 0 empty */
 } conv;
 
 /* Something that may become a link not yet attached to a conversation: an
@@ -240,11 +246,42 @@ static void h_up(chatlink *l, void *data) {
     attach(ch, l, 1);
 }
 
+static size_t seen_home(uint64_t id) {
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL; /* murmur3's finaliser: ids are sequential */
+    id ^= id >> 33;
+    return (size_t)id & (SEEN_SLOTS - 1);
+}
+
+/* Removes ring index i from the hash (backward-shift deletion). */
+static void seen_unhash(conv *cv, size_t i) {
+    size_t s = seen_home(cv->seen[i]);
+    while (cv->seen_at[s] != i + 1)
+        s = (s + 1) & (SEEN_SLOTS - 1);
+    for (size_t j = (s + 1) & (SEEN_SLOTS - 1); cv->seen_at[j]; j = (j + 1) & (SEEN_SLOTS - 1)) {
+        size_t h = seen_home(cv->seen[cv->seen_at[j] - 1]);
+        /* j's entry may fill the hole at s unless its home lies in (s, j] */
+        if (((j - h) & (SEEN_SLOTS - 1)) >= ((j - s) & (SEEN_SLOTS - 1))) {
+            cv->seen_at[s] = cv->seen_at[j];
+            s = j;
+        }
+    }
+    cv->seen_at[s] = 0;
+}
+
 static int seen_before(conv *cv, uint64_t id) {
-    for (size_t i = 0; i < cv->seen_n; i++)
-        if (cv->seen[i] == id)
+    size_t s = seen_home(id);
+    for (; cv->seen_at[s]; s = (s + 1) & (SEEN_SLOTS - 1))
+        if (cv->seen[cv->seen_at[s] - 1] == id)
             return 1;
+    if (cv->seen_n == CHAT_SEEN_IDS) { /* the oldest id leaves the ring */
+        seen_unhash(cv, cv->seen_pos);
+        s = seen_home(id);
+        while (cv->seen_at[s])
+            s = (s + 1) & (SEEN_SLOTS - 1);
+    }
     cv->seen[cv->seen_pos] = id;
+    cv->seen_at[s] = (uint16_t)(cv->seen_pos + 1);
     cv->seen_pos = (cv->seen_pos + 1) % CHAT_SEEN_IDS;
     if (cv->seen_n < CHAT_SEEN_IDS)
         cv->seen_n++;

@@ -101,25 +101,29 @@ static int send_auth(chatlink *l) {
     return conn_send_msg(l->c, &m);
 }
 
-/* Every message after auth: the inner msgpack map, sealed, as the c of a
- * {t:"sealed"} frame.  Takes m.  The outer map is written by hand and the
- * ciphertext straight into the frame: one allocation, not two more
- * encoder buffers, per message. */
+#define INNER_MAX (CHAT_TEXT_MAX + 256) /* the largest inner map: a msg */
+
+/* Every message after auth: the inner msgpack map m (a msg_out, built in
+ * its inline buffer for all but long texts), sealed, as the c of a
+ * {t:"sealed"} frame.  The outer map is written by hand and the ciphertext
+ * straight into the frame on the stack; conn_send_copy adds it to the
+ * connection's batch (an up link batches: what one loop pass sends, an
+ * echo's ack and its answer or a burst of acks, is one write).  Takes m;
+ * the plaintext is erased. */
 static int send_sealed(chatlink *l, msg_out *m) {
     static const char head[] = {'\x82', '\xa1', 't', '\xa6', 's', 'e', 'a', 'l', 'e', 'd',
                                 '\xa1', 'c'};
-    char *buf;
-    size_t len;
-    int r = msg_out_finish(m, FRAME_MAX_DEFAULT - 64, &buf, &len);
-    if (r)
+    const char *frame;
+    size_t flen;
+    int r = msg_out_view(m, INNER_MAX, &frame, &flen);
+    if (r) { /* cannot happen: texts are checked against CHAT_TEXT_MAX */
+        msg_out_discard(m);
         return r;
-    size_t n = len - FRAME_HEADER, cn = n + SEAL_ABYTES; /* cn < 64 KiB */
-    size_t hl = sizeof head + (cn < 256 ? 2 : 3);
-    char *f = malloc(FRAME_HEADER + hl + cn);
-    if (!f) {
-        free(buf);
-        return UV_ENOMEM;
     }
+    const unsigned char *plain = (const unsigned char *)frame + FRAME_HEADER;
+    size_t n = flen - FRAME_HEADER, cn = n + SEAL_ABYTES; /* cn < 64 KiB */
+    size_t hl = sizeof head + (cn < 256 ? 2 : 3);
+    char f[FRAME_HEADER + sizeof head + 3 + INNER_MAX + SEAL_ABYTES];
     frame_put_len(f, (uint32_t)(hl + cn));
     char *p = f + FRAME_HEADER;
     memcpy(p, head, sizeof head);
@@ -132,14 +136,12 @@ static int send_sealed(chatlink *l, msg_out *m) {
         *p++ = (char)(cn >> 8);
         *p++ = (char)(cn & 0xff);
     }
-    r = seal_encrypt(l->sl, (unsigned char *)buf + FRAME_HEADER, n, (unsigned char *)p);
-    sodium_memzero(buf, len);
-    free(buf);
-    if (r) {
-        free(f);
+    r = seal_encrypt(l->sl, plain, n, (unsigned char *)p);
+    sodium_memzero((void *)frame, flen);
+    msg_out_discard(m);
+    if (r)
         return r;
-    }
-    return conn_send(l->c, f, FRAME_HEADER + hl + cn);
+    return conn_send_copy(l->c, f, FRAME_HEADER + hl + cn);
 }
 
 int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len) {
@@ -333,6 +335,7 @@ static void h_ack(chatlink *l, const msg_in *m) {
 
 static void h_bye(chatlink *l, const msg_in *m) {
     if (l->state == LINK_BYE) { /* both said bye */
+        conn_set_batching(l->c, 0); /* writes the acks of this pass */
         conn_close(l->c, 0);
         return;
     }
@@ -356,35 +359,43 @@ static void h_error(chatlink *l, const msg_in *m) {
 
 static void dispatch(chatlink *l, const msg_in *m, int sealed);
 
+/* Decodes payload and dispatches it; 0, or UV_EPROTO when it is no msgpack
+ * map with a string t. */
+static int decode_dispatch(chatlink *l, const char *payload, size_t len, int sealed) {
+    msg_in m;
+    if (msg_parse(&m, payload, len))
+        return UV_EPROTO;
+    dispatch(l, &m, sealed);
+    msg_in_free(&m);
+    return 0;
+}
+
 /* A sealed frame: open it and handle what it holds.  One that does not
  * authenticate (altered, replayed, reordered, dropped before it) ends the
- * link; nothing of it reaches the user but the warning. */
+ * link; nothing of it reaches the user but the warning.  The plaintext
+ * goes to the stack (a chat message always fits) and is erased after. */
 static void h_sealed(chatlink *l, const msg_in *m) {
     const msgpack_object *o;
     if (msg_get(m, "c", &o) || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < SEAL_ABYTES)
         return conn_fail(l->c, "bad_message", "sealed needs a bin c", 0);
     size_t n = o->via.bin.size, pn = 0;
-    unsigned char *plain = malloc(n);
+    unsigned char small[INNER_MAX + SEAL_ABYTES];
+    unsigned char *plain = n <= sizeof small ? small : malloc(n);
     if (!plain)
         return conn_fail(l->c, "internal", "out of memory", 0);
     if (seal_decrypt(l->sl, (const unsigned char *)o->via.bin.ptr, n, plain, &pn)) {
-        free(plain);
+        if (plain != small)
+            free(plain);
         ev_error(l->ctx, "the link with %s failed authentication: a frame was altered, replayed "
                  "or reordered on the way; it was dropped unread and the link is closed (it is "
                  "set up again when you next send)", l->name);
         return conn_fail(l->c, "bad_seal", "a sealed frame did not authenticate", 0);
     }
-    msg_in inner;
-    if (msg_parse(&inner, (const char *)plain, pn)) {
-        sodium_memzero(plain, n);
+    if (decode_dispatch(l, (const char *)plain, pn, 1))
+        conn_fail(l->c, "bad_frame", "the sealed frame holds no msgpack map with a string t", 0);
+    sodium_memzero(plain, pn);
+    if (plain != small)
         free(plain);
-        return conn_fail(l->c, "bad_frame", "the sealed frame holds no msgpack map with a string t",
-                         0);
-    }
-    dispatch(l, &inner, 1);
-    msg_in_free(&inner);
-    sodium_memzero(plain, n);
-    free(plain);
 }
 
 /* Which frames each state accepts (bit per state). */
@@ -431,13 +442,8 @@ static void dispatch(chatlink *l, const msg_in *m, int sealed) {
 
 static void on_frame(conn *c, const char *payload, size_t len) {
     chatlink *l = conn_data(c);
-    msg_in m;
-    if (msg_parse(&m, payload, len)) {
-        conn_fail(c, "bad_frame", "not a msgpack map with a string t", 0);
-        return;
-    }
-    dispatch(l, &m, 0);
-    msg_in_free(&m);
+    if (decode_dispatch(l, payload, len, 0))
+        conn_fail(l->c, "bad_frame", "not a msgpack map with a string t", 0);
 }
 
 /* ---- lifecycle ---- */
@@ -500,6 +506,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         return;
     case EV_AUTH:
         l->state = LINK_UP;
+        conn_set_batching(l->c, 1); /* fails only out of memory: then unbatched */
         conn_set_timeout(l->c, 0);
         uv_tcp_keepalive(conn_tcp(l->c), 1, 30);
         pin_first(l);
@@ -512,6 +519,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
     case EV_CLOSE:
+        conn_set_batching(l->c, 0); /* writes bye and acks of this pass first */
         conn_close(l->c, 0);
         return;
     }

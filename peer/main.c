@@ -17,6 +17,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -200,6 +201,7 @@ static void close_all(peer_ctx *ctx) {
     uv_close((uv_handle_t *)&ctx->sigint, NULL);
     uv_close((uv_handle_t *)&ctx->sigterm, NULL);
     uv_close((uv_handle_t *)&ctx->quit_timer, NULL);
+    uv_close((uv_handle_t *)&ctx->out_flush, NULL);
 }
 
 static void on_quit_timer(uv_timer_t *t) {
@@ -210,6 +212,16 @@ static void on_quit_timer(uv_timer_t *t) {
         return;
     }
     close_all(ctx);
+}
+
+/* Events are written to stdout's buffer as they happen and flushed here,
+ * once per loop pass, just before the loop waits: a burst of events (an
+ * echo's message and delivered lines, 32 acks) costs one write, and no
+ * line waits while the peer sleeps.  Chat links flush their sockets from
+ * their own prepare handles, which run before this one. */
+static void on_out_flush(uv_prepare_t *h) {
+    if (__fpending(stdout))
+        fflush(stdout);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -261,6 +273,9 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     ctx->quit_timer.data = ctx->sigint.data = ctx->sigterm.data = ctx;
     uv_signal_start(&ctx->sigint, on_signal, SIGINT);
     uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
+    uv_prepare_init(&loop, &ctx->out_flush);
+    uv_prepare_start(&ctx->out_flush, on_out_flush);
+    uv_unref((uv_handle_t *)&ctx->out_flush); /* it never keeps the loop alive */
 
     int status = 0;
     if ((r = chat_open(ctx, &ctx->chat))) {
@@ -311,5 +326,9 @@ int main(int argc, char **argv) {
     int r = parse_args(&ctx, argc, argv, &home);
     if (r >= 0)
         return r;
+    /* Fully buffered even on a terminal: the loop flushes it every pass
+     * (on_out_flush), and exit flushes the last lines. */
+    if (!ctx.tui)
+        setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     return run(&ctx, home);
 }

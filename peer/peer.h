@@ -51,6 +51,7 @@ typedef struct peer_ctx {
     struct pins *pins;           /* known_peers (NULL: pinning off, as in the fuzz harness) */
     uv_signal_t sigint, sigterm;
     uv_timer_t quit_timer;
+    uv_prepare_t out_flush;      /* flushes stdout before the loop waits */
     int quitting;
     int exit_code;
     int say_bye;                 /* print "bye" on exit */

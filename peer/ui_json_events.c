@@ -1,6 +1,9 @@
 /* ui_json_events: the --ui json face, for scripts and bots.  Each event is
- * one JSON object on one stdout line, flushed at once, with a stable "type"
- * field; README.md ("Scripting with --ui json") lists every type and field.
+ * one JSON object on one stdout line with a stable "type" field first and
+ * "ts" (when the peer emitted it: wall clock, integer microseconds since
+ * the Unix epoch) second; README.md ("Scripting with --ui json") lists
+ * every type and field.  stdout is flushed by main.c before the loop waits
+ * (once per loop pass), so every line is out before the peer sleeps.
  * Input is line mode's (ui_line.c), unchanged.  Text from the network is
  * untrusted: control characters are \u-escaped and invalid UTF-8 becomes
  * U+FFFD, so every line is valid UTF-8 JSON whatever a peer sends.  No
@@ -10,27 +13,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* A growing line; on out of memory it sets failed and the event is
- * dropped with a note on stderr (stdout must stay parseable). */
+/* A growing line, on the stack until it outgrows small; on out of memory
+ * it sets failed and the event is dropped with a note on stderr (stdout
+ * must stay parseable). */
 typedef struct jbuf {
     char *p;
     size_t len, cap;
     int failed;
+    char small[1024];
 } jbuf;
 
 static void put(jbuf *b, const char *s, size_t n) {
     if (b->failed)
         return;
     if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
+        size_t cap = b->cap * 2;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = b->p == b->small ? malloc(cap) : realloc(b->p, cap);
         if (!p) {
             b->failed = 1;
             return;
         }
+        if (b->p == b->small)
+            memcpy(p, b->small, b->len);
         b->p = p;
         b->cap = cap;
     }
@@ -77,6 +85,16 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned long *cp) {
 static void put_body(jbuf *b, const char *text, size_t n) {
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < n;) {
+        /* A run of printable ASCII other than '"' and '\\' goes as it is,
+         * in one piece: most text is nothing else. */
+        size_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            put(b, text + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned long cp;
         size_t len = utf8_seq(s + i, n - i, &cp);
         char esc[8];
@@ -116,23 +134,47 @@ static void field_str(jbuf *b, const char *key, const char *v) {
     put_str(b, v, strlen(v));
 }
 
-static void field_num(jbuf *b, const char *key, long long v) {
-    char num[32];
-    snprintf(num, sizeof num, ",\"%s\":%lld", key, v);
-    puts_(b, num);
-}
-
+/* ,"key":DIGITS (no printf: these are in every event). */
 static void field_unum(jbuf *b, const char *key, unsigned long long v) {
-    char num[48];
-    snprintf(num, sizeof num, ",\"%s\":%llu", key, v);
-    puts_(b, num);
+    char num[24];
+    size_t i = sizeof num;
+    do
+        num[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(b, ",\"", 2);
+    puts_(b, key);
+    put(b, "\":", 2);
+    put(b, num + i, sizeof num - i);
 }
 
+static void field_num(jbuf *b, const char *key, long long v) {
+    if (v >= 0)
+        return field_unum(b, key, (unsigned long long)v);
+    char num[24];
+    size_t i = sizeof num;
+    unsigned long long u = 0ULL - (unsigned long long)v;
+    do
+        num[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    num[--i] = '-';
+    put(b, ",\"", 2);
+    puts_(b, key);
+    put(b, "\":", 2);
+    put(b, num + i, sizeof num - i);
+}
+
+/* {"type":"TYPE","ts":MICROSECONDS */
 static void begin(jbuf *b, const char *type) {
-    memset(b, 0, sizeof *b);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    b->p = b->small;
+    b->len = 0;
+    b->cap = sizeof b->small;
+    b->failed = 0;
     puts_(b, "{\"type\":\"");
     puts_(b, type);
     puts_(b, "\"");
+    field_num(b, "ts", (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
 }
 
 static void end(jbuf *b, const char *type) {
@@ -141,8 +183,8 @@ static void end(jbuf *b, const char *type) {
         fprintf(stderr, "peer: out of memory; a %s event was not shown\n", type);
     else
         fwrite(b->p, 1, b->len, stdout);
-    fflush(stdout);
-    free(b->p);
+    if (b->p != b->small)
+        free(b->p);
 }
 
 static void j_registered(void *fe, const char *name, const char *tracker, const char *observed) {

@@ -44,27 +44,33 @@ static void emit_line(ui *u) {
     u->on_line(u->data, u->line, n);
 }
 
-/* Splits a chunk into lines; stops as soon as a callback closed the ui. */
+/* Splits a chunk into lines; stops as soon as a callback closed the ui.
+ * Copies each piece up to the next newline at once (memchr). */
 static void feed(ui *u, const char *p, size_t n) {
-    for (size_t i = 0; i < n && !u->closing; i++) {
-        char c = p[i];
-        if (c == '\n') {
-            if (u->skipping)
-                u->skipping = 0, u->len = 0;
-            else
-                emit_line(u);
-            continue;
+    size_t i = 0;
+    while (i < n && !u->closing) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - p) : n; /* the piece is p[i, end) */
+        if (!u->skipping) {
+            size_t take = end - i, room = UI_LINE_MAX - u->len;
+            if (take > room) {
+                /* the byte after a full line starts the skip, as before */
+                ev_error(u->ctx, "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
+                         UI_LINE_MAX);
+                u->skipping = 1;
+                u->len = 0;
+            } else {
+                memcpy(u->line + u->len, p + i, take);
+                u->len += take;
+            }
         }
+        if (!nl)
+            return;
         if (u->skipping)
-            continue;
-        if (u->len == UI_LINE_MAX) {
-            ev_error(u->ctx, "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
-                     UI_LINE_MAX);
-            u->skipping = 1;
-            u->len = 0;
-            continue;
-        }
-        u->line[u->len++] = c;
+            u->skipping = 0, u->len = 0;
+        else
+            emit_line(u);
+        i = end + 1;
     }
 }
 

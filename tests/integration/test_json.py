@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 import harness
 from harness import Peer, Proc, Tracker, fail
@@ -58,13 +59,25 @@ def quit_json(p):
         fail('%s exited with %s after /quit' % (p.proc.label, rc))
 
 
-def check_lines(p):
+def check_lines(p, start_us=None):
     """Every stdout line: valid UTF-8 (the harness would have shown a bad
     byte as a \\x escape, which is not valid JSON), one object, a known type
-    with its fields, and jq agrees."""
+    with its fields, "ts" second (after "type": an integer, microseconds
+    of wall clock, never going back by more than clock noise, and after
+    start_us when given), and jq agrees."""
     lines = p.lines
     if not lines:
         fail('%s printed nothing' % p.name)
+    last = 0
+    for l in lines:
+        if not re.match(r'^\{"type":"[a-z_]+","ts":\d+[,}]', l):
+            fail('%s: an event without "ts" right after "type": %r' % (p.name, l))
+        ts = json.loads(l)['ts']
+        if not isinstance(ts, int) or (start_us and ts < start_us) or ts > time.time() * 1e6 + 1e6:
+            fail('%s: ts %r is not this run\'s wall clock in microseconds: %r' % (p.name, ts, l))
+        if ts < last - 100000:  # one process, one clock: monotonic but for NTP steps
+            fail('%s: ts went back from %d to %d: %r' % (p.name, last, ts, l))
+        last = max(last, ts)
     for l in lines:
         try:
             ev = json.loads(l)
@@ -94,6 +107,7 @@ def check_lines(p):
 
 
 def test_json_session():
+    start_us = int(time.time() * 1e6)
     t = Tracker()
     alice = jpeer('alice', t)
     a_reg = registered(alice)
@@ -149,7 +163,11 @@ def test_json_session():
         s = event(bob, 'sent', to='alice', seq=seq)
         if s['time'] != ev['time']:
             fail('sent time %r != message time %r' % (s['time'], ev['time']))
-        event(bob, 'delivered', to='alice', seq=seq)
+        d = event(bob, 'delivered', to='alice', seq=seq)
+        # ts: microseconds; "time" (the sender's, in ms) is taken when the
+        # message is queued, just before the sent event is stamped.
+        if not 0 <= s['ts'] // 1000 - s['time'] <= 1000 or d['ts'] < s['ts']:
+            fail('ts of sent %r / delivered %r against time %r' % (s['ts'], d['ts'], s['time']))
     # What alice printed for the hostile text is escaped, never raw.
     for l in alice.lines:
         if any(c in l for c in '\x07\x1b\x7f\u2028\u0085'):
@@ -179,8 +197,8 @@ def test_json_session():
         fail('tracker_lost: %r' % ev)
     quit_json(alice)
     quit_json(bob)
-    check_lines(alice)
-    check_lines(bob)
+    check_lines(alice, start_us)
+    check_lines(bob, start_us)
 
 
 def test_json_flag_is_documented():
