@@ -170,16 +170,18 @@ static int check_sizes(const unsigned char *p, size_t len) {
         unsigned c = p[pos++];
         owed--;
         size_t hdr = 0, body = 0, items = 0;
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-            /* fixint, nil, bool: no more bytes */
-        } else if (c >= 0x80 && c <= 0x8f) {
-            items = 2 * (size_t)(c & 0x0f);
-        } else if (c >= 0x90 && c <= 0x9f) {
-            items = c & 0x0f;
-        } else if (c >= 0xa0 && c <= 0xbf) {
-            body = c & 0x1f;
+        /* The fix* forms first: nearly every byte of a wire message is one. */
+        if (c <= 0x7f || c >= 0xe0) {
+            continue; /* fixint: no more bytes */
+        } else if (c <= 0x8f) {
+            items = 2 * (size_t)(c & 0x0f); /* fixmap */
+        } else if (c <= 0x9f) {
+            items = c & 0x0f; /* fixarray */
+        } else if (c <= 0xbf) {
+            body = c & 0x1f; /* fixstr */
         } else {
             switch (c) {
+            case 0xc0: case 0xc2: case 0xc3: continue;        /* nil, bool */
             case 0xc4: case 0xc7: case 0xd9: hdr = 1; break;   /* bin8, ext8, str8 */
             case 0xc5: case 0xc8: case 0xda: hdr = 2; break;   /* bin16, ext16, str16 */
             case 0xc6: case 0xc9: case 0xdb: hdr = 4; break;   /* bin32, ext32, str32 */

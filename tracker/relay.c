@@ -178,21 +178,16 @@ static void on_raw(conn *c, const char *data, size_t len) {
     rside *to = &s->side[1 - side_index(sd)];
     if (s->state != RS_FORWARDING || !to->c)
         return;
-    char *buf = malloc(len);
-    if (!buf) {
-        log_error(&s->ctx->lg, "out of memory relaying for %s and %s", s->side[0].name,
-                  s->side[1].name);
-        rs_step(s, RS_STOP, 0);
-        return;
-    }
-    memcpy(buf, data, len);
     s->bytes += len;
     s->ctx->stats.relay_bytes += len;
     uint64_t idle = (uint64_t)s->ctx->cfg.relay_idle * 1000;
     conn_set_timeout(c, idle);
     conn_set_timeout(to->c, idle);
-    if (conn_send(to->c, buf, len))
-        return; /* to is closing; its close ends the session */
+    /* data is conn's read buffer, valid only during this call:
+     * conn_send_copy writes from it and copies only what the socket does
+     * not take at once (usually nothing while the far reader keeps up). */
+    if (conn_send_copy(to->c, data, len))
+        return; /* to is closing (also when out of memory); its close ends the session */
     if (conn_queued(to->c) > RELAY_HIGH_WATER)
         set_paused(sd, PAUSE_BACKPRESSURE, 1);
     refill(s);

@@ -6,9 +6,10 @@
 #   make bench               build, run every figure, print the table and
 #                            rewrite the generated part of docs/BENCHMARKS.md
 #   make bench BENCH_ARGS='--figures 1 --samples 7'   (see bench.py --help)
+#   make bench-icount        instructions per request, tracker vs redis (callgrind)
 
-# fwd.c and streamer.c are programs of their own (figure 4 and 5 helpers).
-BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c
+# fwd.c, streamer.c and chatrtt.c are programs of their own (figure 4 and 5 helpers).
+BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c tools/bench/chatrtt.c
 BENCH_SRC  := $(filter-out $(BENCH_TOOLS),$(wildcard tools/bench/*.c))
 BENCH_HDRS := $(wildcard tools/bench/*.h)
 BENCH_DEBS := redis-server ngircd socat
@@ -24,11 +25,17 @@ $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC)): $(BENCH_HDRS)
 $(B)/loadgen: $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC) $(SHARED_SRC))
 	$(CC) $^ -o $@ $(LDLIBS_ALL)
 
+$(B)/obj/tools/bench/streamer.o $(B)/obj/tools/bench/chatrtt.o: tools/bench/lineio.h
+
 $(B)/fwd: $(B)/obj/tools/bench/fwd.o
 	$(CC) $^ -o $@ $(LDLIBS_ALL)
 
 $(B)/streamer: $(B)/obj/tools/bench/streamer.o
 	$(CC) $^ -o $@ -lpthread
+
+# Figure 5's driver, reference ping and echo (no libraries).
+$(B)/chatrtt: $(B)/obj/tools/bench/chatrtt.o
+	$(CC) $^ -o $@
 
 # Installs only what is missing, so a machine that has everything never
 # touches apt.
@@ -47,8 +54,15 @@ deps-bench:
 
 # Sub-make so the pkg-config flags are read after deps installed them.
 bench: deps deps-bench
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer $(B)/loadgen $(B)/fwd $(B)/streamer
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer $(B)/loadgen $(B)/fwd $(B)/streamer $(B)/chatrtt
 	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)
+
+.PHONY: bench-icount
+# make bench-icount: user-space instructions per request, tracker vs
+# redis-server, under valgrind's callgrind (stable on a noisy machine).
+bench-icount: deps deps-bench
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
+	@$(PYTHON) tools/bench/icount.py --build $(B)
 
 .PHONY: bench-dial
 # make bench-dial: /dial -> connection time per ladder path in a NAT lab (needs root)

@@ -137,6 +137,9 @@ struct lg_ctx {
 int slot_connect(slot *s);
 /* Takes buf (malloc'd) and writes it; freed once written.  0 or a uv error. */
 int slot_send(slot *s, char *buf, size_t len);
+/* Writes len bytes from p, which stays the caller's; only what the socket
+ * does not take at once is copied.  0 or a uv error. */
+int slot_send_copy(slot *s, const char *p, size_t len);
 /* Closes the connection; lg_closed fires from the loop afterwards. */
 void slot_close(slot *s);
 void slot_set(slot *s, slot_state to);

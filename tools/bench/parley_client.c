@@ -14,10 +14,13 @@
 #define BENCH_ENDPOINT "127.0.0.1:40000"
 
 static int send_msg(slot *s, msg_out *m) {
-    char *buf;
+    const char *p;
     size_t len;
-    int r = msg_out_finish(m, FRAME_MAX_DEFAULT, &buf, &len);
-    return r ? r : slot_send(s, buf, len);
+    int r = msg_out_view(m, FRAME_MAX_DEFAULT, &p, &len);
+    if (r == 0)
+        r = slot_send_copy(s, p, len);
+    msg_out_discard(m);
+    return r;
 }
 
 static void parley_connected(slot *s) {

@@ -92,7 +92,11 @@ static int resp_request(slot *s, int preload) {
     else
         return UV_EINVAL;
     size_t vn = set ? ctx->o.value_size : 0;
-    char *buf = malloc(64 + (size_t)kn + vn);
+    /* Built on the stack unless the value is large, as the parley client
+     * builds its frames: both pay the same to send. */
+    char stack[1024];
+    size_t need = 64 + (size_t)kn + vn;
+    char *buf = need <= sizeof stack ? stack : malloc(need);
     if (!buf)
         return UV_ENOMEM;
     size_t len = 0;
@@ -106,7 +110,7 @@ static int resp_request(slot *s, int preload) {
     len += put_bulk(buf + len, key, (size_t)kn);
     if (set)
         len += put_bulk(buf + len, ctx->value, vn);
-    return slot_send(s, buf, len);
+    return buf == stack ? slot_send_copy(s, buf, len) : slot_send(s, buf, len);
 }
 
 const lg_proto resp_proto = {"resp", resp_connected, resp_readable, resp_request, NULL};

@@ -105,23 +105,35 @@ static void on_write(uv_write_t *req, int status) {
         close_with(s, status);
 }
 
-int slot_send(slot *s, char *buf, size_t len) {
+/* Writes what the socket takes now straight from p; the rest is queued
+ * from owned (the caller's malloc'd p) or from a copy.  owned is freed. */
+static int send_common(slot *s, const char *p, size_t len, char *owned) {
     if (s->state == SL_CLOSING || s->state == SL_IDLE) {
-        free(buf);
+        free(owned);
         return UV_ECANCELED;
     }
-    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
     if (n == (int)len) {
-        free(buf);
+        free(owned);
         return 0;
     }
     if (n < 0 && n != UV_EAGAIN) {
-        free(buf);
+        free(owned);
         close_with(s, n);
         return n;
     }
     size_t off = n > 0 ? (size_t)n : 0;
+    char *buf = owned;
+    if (!buf) {
+        if (!(buf = malloc(len - off))) {
+            close_with(s, UV_ENOMEM);
+            return UV_ENOMEM;
+        }
+        memcpy(buf, p + off, len - off);
+        len -= off;
+        off = 0;
+    }
     wreq *w = malloc(sizeof *w);
     if (!w) {
         free(buf);
@@ -137,4 +149,12 @@ int slot_send(slot *s, char *buf, size_t len) {
         close_with(s, r);
     }
     return r;
+}
+
+int slot_send(slot *s, char *buf, size_t len) {
+    return send_common(s, buf, len, buf);
+}
+
+int slot_send_copy(slot *s, const char *p, size_t len) {
+    return send_common(s, p, len, NULL);
 }

@@ -7,88 +7,101 @@
  *   streamer --mode bytes|lines|window --a FD [--a-read FD] [--b FD] ...
  *
  * bytes:  a thread writes 64 KiB chunks to --a; count bytes read on --b.
- * lines:  a thread writes --size byte lines (one write each) to --a; count
- *         lines read on --b.
+ * lines:  a thread writes --size byte lines (one write each, or --batch N
+ *         lines per write) to --a; count lines read on --b.  With --window
+ *         W the writer stops while W lines are written but not yet read on
+ *         --b and goes on once half of them arrived: a one-way stream that
+ *         never has more than W lines inside the path (an IRC server drops
+ *         a client whose buffer it cannot empty; see fig4() in bench.py).
  * window: keep --window lines in flight on --a, timing each until its echo
  *         comes back on --a-read (default --a); with --b a thread echoes
  *         every line read on --b back to --b (the far end of the path).
  * Prints one line: ops_per_s=.. mb_per_s=.. p50_us=.. p99_us=.. count=..
  * Plain POSIX on purpose: libuv is not needed for one stream. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lineio.h"
+
 typedef struct opts {
     const char *mode, *prefix, *echo_prefix, *match;
-    int a, a_read, b, window, size, crlf, echo_irc;
+    int a, a_read, b, window, size, crlf, echo_irc, batch;
     double duration, warmup;
 } opts;
 
-static opts o = {"window", "", "", NULL, -1, -1, -1, 1, 100, 0, 0, 2.0, 0.5};
+/* window 0: unset (1 in window mode, unbounded in lines mode). */
+static opts o = {"window", "", "", NULL, -1, -1, -1, 0, 100, 0, 0, 1, 2.0, 0.5};
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* Lines mode with --window: lines written and lines read (counted by the
+ * reader as they arrive), and whether the writer sleeps on fl_cv.  The
+ * writer publishes fl_waiting before it re-reads fl_read and the reader
+ * publishes fl_read before it reads fl_waiting (both seq_cst), so one of
+ * them always sees the other and no wake-up is lost. */
+static atomic_uint_fast64_t fl_written, fl_read;
+static atomic_int fl_waiting;
+static pthread_mutex_t fl_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fl_cv = PTHREAD_COND_INITIALIZER;
+
+static uint_fast64_t in_flight(void) {
+    return atomic_load(&fl_written) - atomic_load(&fl_read);
 }
 
-static void die(const char *what) {
-    fprintf(stderr, "streamer: %s: %s\n", what, strerror(errno));
-    exit(1);
+/* Writer side: once the window is full, sleeps until half of it drained,
+ * so the reader wakes the writer once per half window, not once per line.
+ * Returns how many lines may be written now. */
+static uint_fast64_t window_room(void) {
+    uint_fast64_t w = (uint_fast64_t)o.window;
+    if (in_flight() >= w) {
+        pthread_mutex_lock(&fl_mu);
+        atomic_store(&fl_waiting, 1);
+        while (in_flight() > w / 2)
+            pthread_cond_wait(&fl_cv, &fl_mu);
+        atomic_store(&fl_waiting, 0);
+        pthread_mutex_unlock(&fl_mu);
+    }
+    return w - in_flight();
 }
 
-static void write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            die("write");
-        p += w;
-        n -= (size_t)w;
+/* Reader side: one line arrived. */
+static void window_arrived(void) {
+    atomic_fetch_add(&fl_read, 1);
+    if (atomic_load(&fl_waiting) && in_flight() <= (uint_fast64_t)o.window / 2) {
+        pthread_mutex_lock(&fl_mu);
+        pthread_cond_signal(&fl_cv);
+        pthread_mutex_unlock(&fl_mu);
     }
 }
 
-/* Line reader over one fd. */
-typedef struct rd {
-    int fd;
-    char buf[1 << 16];
-    size_t off, len;
-} rd;
-
-/* Returns the next line (NUL-terminated, end of line stripped). */
+/* The next line (NUL-terminated, end of line stripped); the stream ending
+ * ends the program: every path under test stays open for the whole run. */
 static char *read_line(rd *r) {
-    for (;;) {
-        char *nl = memchr(r->buf + r->off, '\n', r->len - r->off);
-        if (nl) {
-            char *line = r->buf + r->off;
-            r->off = (size_t)(nl - r->buf) + 1;
-            *nl = '\0';
-            if (nl > line && nl[-1] == '\r')
-                nl[-1] = '\0';
-            return line;
-        }
-        if (r->off) {
-            memmove(r->buf, r->buf + r->off, r->len - r->off);
-            r->len -= r->off;
-            r->off = 0;
-        }
-        if (r->len == sizeof r->buf)
-            r->len = 0; /* an overlong line: drop it */
-        ssize_t n = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
-        if (n < 0 && errno == EINTR)
-            continue;
+    char *line;
+    while (!(line = rd_line(r))) {
+        ssize_t n = rd_fill(r);
         if (n <= 0) {
             fprintf(stderr, "streamer: the stream ended (%s)\n", n ? strerror(errno) : "EOF");
             exit(1);
         }
-        r->len += (size_t)n;
+        /* Windowed lines: acknowledge at once, or a sender that leaves
+         * Nagle on (ngircd does) holds its last partial segment for our
+         * delayed ACK (40 ms) each time the window drains.  Not a socket
+         * (a pipe): the call fails and changes nothing. */
+        if (o.window && strcmp(o.mode, "lines") == 0) {
+            int one = 1;
+            setsockopt(r->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        }
     }
+    return line;
 }
 
 static char line_out[4096];
@@ -114,8 +127,25 @@ static void *writer(void *arg) {
         for (;;)
             write_all(o.a, chunk, sizeof chunk);
     }
-    for (;;)
-        write_all(o.a, line_out, line_len);
+    /* --batch: N lines back to back in one buffer, so the writer's
+     * per-write() cost (on loopback it includes the far socket's receive
+     * processing) is paid once per N lines and the path is the limit. */
+    size_t n = line_len * (size_t)o.batch;
+    char *buf = malloc(n);
+    if (!buf)
+        die("malloc");
+    for (int i = 0; i < o.batch; i++)
+        memcpy(buf + (size_t)i * line_len, line_out, line_len);
+    for (;;) {
+        size_t k = (size_t)o.batch;
+        if (o.window) {
+            uint_fast64_t room = window_room();
+            if (k > room)
+                k = (size_t)room;
+            atomic_fetch_add(&fl_written, k);
+        }
+        write_all(o.a, buf, k * line_len);
+    }
     return NULL;
 }
 
@@ -157,6 +187,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--b")) o.b = atoi(v);
         else if (!strcmp(k, "--window")) o.window = atoi(v);
         else if (!strcmp(k, "--size")) o.size = atoi(v);
+        else if (!strcmp(k, "--batch")) o.batch = atoi(v);
         else if (!strcmp(k, "--prefix")) o.prefix = v;
         else if (!strcmp(k, "--echo-prefix")) o.echo_prefix = v;
         else if (!strcmp(k, "--echo-irc")) o.echo_irc = atoi(v);
@@ -169,8 +200,9 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (o.a < 0 || o.window < 1 || o.window > 4096) {
-        fprintf(stderr, "streamer: needs --a FD and a --window from 1 to 4096\n");
+    if (o.a < 0 || o.window < 0 || o.window > 4096 || o.batch < 1 || o.batch > 65536) {
+        fprintf(stderr, "streamer: needs --a FD, a --window from 1 to 4096 and a --batch "
+                "from 1 to 65536\n");
         return 2;
     }
     if (o.a_read < 0)
@@ -178,6 +210,10 @@ int main(int argc, char **argv) {
     make_line();
     pthread_t t;
     int window = strcmp(o.mode, "window") == 0;
+    if (window && o.window == 0)
+        o.window = 1;
+    if (!window && strcmp(o.mode, "lines") != 0)
+        o.window = 0; /* bytes: always unbounded */
     if (!window && o.b < 0) {
         fprintf(stderr, "streamer: --mode %s needs --b FD\n", o.mode);
         return 2;
@@ -216,6 +252,8 @@ int main(int argc, char **argv) {
             if (!matches(line))
                 continue;
             tn = now();
+            if (!window && o.window)
+                window_arrived();
             if (window) {
                 double rtt = tn - sent[head];
                 head = (head + 1) % 4096;

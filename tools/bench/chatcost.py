@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""chatcost.py: what one chat message costs each peer, in instructions
+(valgrind --tool=callgrind, stable on a noisy machine) or system calls
+(strace -c).  Figure 5's companion (issue 6); not part of `make bench`.
+
+It starts a tracker and two peers (`echo` with --echo, its events to a
+file; `talk`, driven through its stdin), dials, sends N 100-byte lines one
+at a time (each waits for its echo), quits both, and prints each peer's
+totals.  Run it with two N and take the difference over the extra
+messages, so start-up and the handshake cancel out:
+
+    tools/bench/chatcost.py --build build --count 2000 --tool callgrind
+    tools/bench/chatcost.py --build build --count 6000 --tool callgrind
+    # instructions per message = (Ir at 6000 - Ir at 2000) / 4000, per peer
+    tools/bench/chatcost.py --build build --count 2000 --tool strace
+
+--ui json drives the talking peer in JSON mode (as figure 5 does).
+"""
+import argparse
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--build', default='build')
+    ap.add_argument('--count', type=int, default=2000)
+    ap.add_argument('--tool', choices=('callgrind', 'strace', 'none'), default='callgrind')
+    ap.add_argument('--ui', choices=('line', 'json'), default='line', help="the talking peer's --ui")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix='chatcost-')
+    procs = []
+
+    def wrap(name):
+        if a.tool == 'callgrind':
+            return ['valgrind', '--tool=callgrind', f'--callgrind-out-file={tmp}/cg.{name}']
+        if a.tool == 'strace':
+            return ['strace', '-f', '-c', '-o', f'{tmp}/st.{name}']
+        return []
+
+    buf = {'talk': b''}
+
+    def talk_until(p, want, timeout=120):
+        end = time.time() + timeout
+        while time.time() < end:
+            while b'\n' in buf['talk']:
+                line, buf['talk'] = buf['talk'].split(b'\n', 1)
+                if want in line:
+                    return
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                d = os.read(p.stdout.fileno(), 65536)
+                if not d:
+                    break
+                buf['talk'] += d
+        sys.exit(f'chatcost: the talking peer did not print {want!r}; logs in {tmp}')
+
+    try:
+        port = free_port()
+        trk = subprocess.Popen([os.path.join(a.build, 'tracker'), '--listen', f'127.0.0.1:{port}',
+                                '--db', f'{tmp}/tracker.db', '--log-level', 'warn'],
+                               stderr=open(f'{tmp}/tracker.log', 'w'))
+        procs.append(trk)
+        time.sleep(0.5)
+        peers = {}
+        for name, extra, ui in (('echo', ['--echo'], 'line'), ('talk', [], a.ui)):
+            os.makedirs(f'{tmp}/{name}')
+            out = subprocess.PIPE if name == 'talk' else open(f'{tmp}/echo.out', 'wb')
+            p = subprocess.Popen(wrap(name) + [os.path.join(a.build, 'peer'), '--user', name,
+                                 '--tracker', f'127.0.0.1:{port}', '--listen', '127.0.0.1:0',
+                                 '--home', f'{tmp}/{name}', '--ui', ui, '--log-level', 'warn'] + extra,
+                                 stdin=subprocess.PIPE, stdout=out, stderr=open(f'{tmp}/{name}.err', 'w'))
+            procs.append(p)
+            peers[name] = p
+            if name == 'talk':
+                talk_until(p, b'registered')
+            else:
+                end = time.time() + 120
+                while b'registered' not in open(f'{tmp}/echo.out', 'rb').read():
+                    if time.time() > end:
+                        sys.exit(f'chatcost: the echo peer did not register; logs in {tmp}')
+                    time.sleep(0.05)
+        talk, echo = peers['talk'], peers['echo']
+        talk.stdin.write(b'/dial echo\n')
+        talk.stdin.flush()
+        talk_until(talk, b'connected')
+        want = b'msg echo: ' if a.ui == 'line' else b'"type":"message"'
+        t0 = time.time()
+        for _ in range(a.count):
+            talk.stdin.write(b'x' * 99 + b'\n')
+            talk.stdin.flush()
+            talk_until(talk, want)
+        secs = time.time() - t0
+        time.sleep(0.5)  # the last acks
+        for p in (talk, echo):
+            p.stdin.write(b'/quit\n')
+            p.stdin.flush()
+        for p in (talk, echo):
+            p.communicate(timeout=120)
+        trk.terminate()
+        trk.wait()
+        print(f'count={a.count} ui={a.ui} tool={a.tool} seconds={secs:.2f}')
+        for name in ('talk', 'echo'):
+            if a.tool == 'callgrind':
+                txt = open(f'{tmp}/cg.{name}').read()
+                m = re.search(r'^(?:summary|totals): (\d+)', txt, re.M)
+                print(f'{name} Ir={m.group(1)}')
+            elif a.tool == 'strace':
+                print(f'{name}:\n' + open(f'{tmp}/st.{name}').read())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
