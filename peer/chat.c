@@ -557,6 +557,15 @@ void chat_bye(chat *ch) {
     conv_free(ch, cv, "you said bye");
 }
 
+void chat_leave(chat *ch) {
+    for (conv *cv = ch ? ch->convs : NULL; cv; cv = cv->next) {
+        if (cv->link && link_is_up(cv->link) && !cv->said_bye) {
+            link_send_bye(cv->link);
+            cv->said_bye = 1;
+        }
+    }
+}
+
 int chat_open(peer_ctx *ctx, chat **out) {
     chat *ch = calloc(1, sizeof *ch);
     if (!ch)

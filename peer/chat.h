@@ -44,6 +44,11 @@ void chat_relay_offer(chat *ch, const char *from, const unsigned char token[16])
  * linger briefly on /quit or end of input. */
 size_t chat_unsent(const chat *ch);
 
+/* Leaving the program: every conversation whose link is up says bye on it,
+ * so the other side shows "bye" rather than "connection lost".  The links
+ * close with chat_close, which writes the byes first. */
+void chat_leave(chat *ch);
+
 /* Closes every link and dial and frees ch; prints only an error line per
  * conversation whose messages were never acknowledged.
  * Links finish closing on the loop.  NULL is a no-op. */

@@ -192,6 +192,7 @@ static void close_all(peer_ctx *ctx) {
     ui_close(ctx->ui);
     ctx->ui = NULL;
     ev_close_frontend(ctx);
+    chat_leave(ctx->chat);
     chat_close(ctx->chat);
     ctx->chat = NULL;
     lst_close(ctx->lst);

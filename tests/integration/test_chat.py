@@ -403,6 +403,22 @@ def test_quit_on_eof():
     t.stop()
 
 
+def test_quit_says_bye():
+    """/quit (and end of input) end the open conversations with bye: the
+    other side hears bye, not a lost connection."""
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    connect(alice, bob)
+    alice.send('last words')
+    bob.expect(r'^msg alice: last words$')
+    alice.expect(r'^delivered bob #1$')
+    alice.quit()
+    bob.expect(r'^closed alice: bye$', 10)
+    bob.assert_none(r'^closed alice: connection lost$')
+    bob.quit()
+    t.stop()
+
+
 def test_peer_killed_closes_link():
     t = Tracker()
     alice, bob = start_peers(t.addr, 'alice', 'bob')
