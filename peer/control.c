@@ -90,6 +90,7 @@ struct ctl {
     char registered_name[NAME_BUFLEN];
     char observed[ADDR_STRLEN];
     char why[512];      /* set by an error frame from the tracker */
+    char lost[700];     /* the loss last reported in this outage; "" after registering */
     const char *refusal; /* fatal error code, when the tracker refused us */
     char refusal_text[400];
     uint64_t next_id;
@@ -851,6 +852,7 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         return;
     case EV_REGISTERED: {
         t->state = CTL_READY;
+        t->lost[0] = '\0'; /* the next loss is news again */
         t->backoff_ms = BACKOFF_MIN_MS;
         uint64_t every = (uint64_t)t->ttl * 1000 / 3;
         if (every < 1000)
@@ -887,7 +889,12 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         t->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
         t->state = CTL_BACKOFF;
         uv_timer_start(&t->retry, on_retry, delay, 0);
-        ev_tracker_lost(t->ctx, why, delay);
+        int repeat = strcmp(why, t->lost) == 0;
+        if (repeat)
+            log_info(t->lg, "tracker still unreachable (%s); retrying in %.1fs", why, delay / 1000.0);
+        else
+            snprintf(t->lost, sizeof t->lost, "%s", why);
+        ev_tracker_lost(t->ctx, why, delay, repeat);
         return;
     }
     case EV_CLOSE:

@@ -34,8 +34,8 @@ void ev_registered(peer_ctx *ctx, const char *name, const char *tracker, const c
     CALL(ctx, registered, name, tracker, observed);
 }
 
-void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms) {
-    CALL(ctx, tracker_lost, why, delay_ms);
+void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat) {
+    CALL(ctx, tracker_lost, why, delay_ms, repeat);
 }
 
 void ev_presence(peer_ctx *ctx, const char *name, int online) { CALL(ctx, presence, name, online); }

@@ -31,7 +31,7 @@ typedef enum ev_close_why {
 typedef struct ev_frontend {
     const char *name; /* "line", "tui" */
     void (*registered)(void *fe, const char *name, const char *tracker, const char *observed);
-    void (*tracker_lost)(void *fe, const char *why, unsigned delay_ms);
+    void (*tracker_lost)(void *fe, const char *why, unsigned delay_ms, int repeat);
     void (*presence)(void *fe, const char *name, int online);
     void (*users)(void *fe, char **names, size_t n);
     void (*connected)(void *fe, const char *name, ev_path path);
@@ -76,8 +76,11 @@ void ev_close_frontend(peer_ctx *ctx);
 /* registered with the tracker (first time and after each reconnect);
  * observed may be "" when unknown. */
 void ev_registered(peer_ctx *ctx, const char *name, const char *tracker, const char *observed);
-/* the tracker connection dropped; the next attempt is in delay_ms. */
-void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms);
+/* the tracker connection dropped, or another attempt failed; the next
+ * attempt is in delay_ms.  repeat: an attempt of the same outage failed for
+ * the same reason as the last one reported (a front end for people says it
+ * once). */
+void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat);
 /* a presence push about another user */
 void ev_presence(peer_ctx *ctx, const char *name, int online);
 /* the answer to /list: every page, folded order */

@@ -41,14 +41,16 @@ static void t_registered(void *fe, const char *name, const char *tracker, const 
 
 static void on_countdown(uv_timer_t *h) { tui_dirty(h->data); }
 
-static void t_tracker_lost(void *fe, const char *why, unsigned delay_ms) {
+static void t_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
     tui *t = fe;
     t->trk = TRK_RECONNECTING;
     t->retry_at = uv_now(t->ctx->loop) + delay_ms;
     /* Ticks only while reconnecting, to count the seconds down. */
     uv_timer_start(&t->countdown, on_countdown, 1000, 1000);
     snprintf(t->notice, sizeof t->notice, "tracker lost: %s", why);
-    tui_conv_info(&t->system, "tracker lost: %s; reconnecting in %.1fs", why, delay_ms / 1000.0);
+    if (!repeat) /* the status bar counts down each retry; the log says it once */
+        tui_conv_info(&t->system, "tracker lost: %s; reconnecting in %.1fs", why,
+                      delay_ms / 1000.0);
     tui_dirty(t);
 }
 

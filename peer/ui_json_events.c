@@ -199,11 +199,12 @@ static void j_registered(void *fe, const char *name, const char *tracker, const 
     end(&b, "registered");
 }
 
-static void j_tracker_lost(void *fe, const char *why, unsigned delay_ms) {
+static void j_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
     jbuf b;
     begin(&b, "tracker_lost");
     field_str(&b, "reason", why);
     field_num(&b, "retry_ms", delay_ms);
+    puts_(&b, repeat ? ",\"repeat\":true" : ",\"repeat\":false");
     end(&b, "tracker_lost");
 }
 

@@ -22,7 +22,9 @@ static void l_registered(void *fe, const char *name, const char *tracker, const 
     out("registered %s (tracker %s, seen as %s)", name, tracker, observed[0] ? observed : "?");
 }
 
-static void l_tracker_lost(void *fe, const char *why, unsigned delay_ms) {
+static void l_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
+    if (repeat)
+        return; /* once per outage and reason: a retry every few seconds is noise */
     out("tracker lost: %s; reconnecting in %.1fs", why, delay_ms / 1000.0);
 }
 

@@ -16,7 +16,7 @@ from harness import Peer, Proc, Tracker, fail
 
 TYPES = {  # type -> fields every such event has (README.md's table)
     'registered': {'name', 'tracker', 'seen_as'},
-    'tracker_lost': {'reason', 'retry_ms'},
+    'tracker_lost': {'reason', 'retry_ms', 'repeat'},
     'presence': {'name', 'online'},
     'users': {'count', 'names'},
     'connected': {'name', 'path'},
@@ -193,8 +193,17 @@ def test_json_session():
 
     t.kill()
     ev = event(alice, 'tracker_lost')
-    if not isinstance(ev['retry_ms'], int) or not ev['reason']:
+    if not isinstance(ev['retry_ms'], int) or not ev['reason'] or ev['repeat'] is not False:
         fail('tracker_lost: %r' % ev)
+    # Each failed retry is an event too, marked as a repeat of that loss.
+    # (the first retry's reason, cannot connect, is news after "closed the
+    # connection"; the second is a repeat of it).
+    again = event(alice, 'tracker_lost', timeout=15)
+    if again['repeat'] is not False or not again['reason'].startswith('cannot connect to '):
+        fail('the first failed retry: %r (want repeat false, cannot connect)' % again)
+    third = event(alice, 'tracker_lost', timeout=15)
+    if third['repeat'] is not True or third['reason'] != again['reason']:
+        fail('the second failed retry: %r (want a repeat of %r)' % (third, again['reason']))
     quit_json(alice)
     quit_json(bob)
     check_lines(alice, start_us)

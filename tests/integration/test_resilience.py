@@ -16,6 +16,30 @@ def claim_refused(tracker, name):
     thief.expect_closed()
 
 
+def test_tracker_lost_said_once_per_outage():
+    """Line mode says "tracker lost" once per outage and reason, not once
+    per failed retry (the log has those): stopping the tracker prints its
+    shutdown, the first retry that cannot connect prints that, and further
+    retries print nothing.  After registering again an outage is news."""
+    t = Tracker()
+    alice = Peer('alice', t.addr, extra_args=['--log-level', 'info'])
+    alice.registered()
+    t.stop()
+    alice.expect(r'^tracker lost: .*shutting down.*; reconnecting in', 10)
+    alice.expect(r'^tracker lost: cannot connect to .*; reconnecting in', 10)
+    _, i = alice.proc.wait_stderr(r'tracker still unreachable', 15)
+    alice.proc.wait_stderr(r'tracker still unreachable', 15, start=i + 1)
+    lost = [l for l in alice.lines if l.startswith('tracker lost')]
+    if len(lost) != 2:
+        fail('after two more failed retries, %d "tracker lost" lines (want 2): %r' % (
+            len(lost), lost))
+    t.restart()
+    alice.registered(timeout=40)
+    t.stop()
+    alice.expect(LOST, 10)
+    alice.quit()
+
+
 def test_restart_keeps_bindings_and_peers_reregister():
     t = Tracker()
     alice, bob = start_peers(t.addr, 'alice', 'bob')
