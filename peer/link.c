@@ -62,6 +62,13 @@ struct chatlink {
     unsigned char their_ekey[SEAL_EKEY];
     seal *sl;        /* session crypto; every frame after auth goes through it */
     char why[1200]; /* authentication failure, for the dialer's report */
+    /* Keepalive of an up link: TCP alone notices a vanished partner (no
+     * FIN: power, network or NAT state gone) only after many minutes, so
+     * a link quiet for a third of --link-timeout sends a sealed ping, and
+     * one that received nothing for all of it is closed (conn's timer). */
+    uv_timer_t keep;
+    int keep_init;    /* keep is initialised: the link is freed once it closed */
+    uint64_t last_rx; /* loop time of the last frame received */
 };
 
 static void link_step(chatlink *l, enum link_event ev, int status);
@@ -442,11 +449,17 @@ static void dispatch(chatlink *l, const msg_in *m, int sealed) {
 
 static void on_frame(conn *c, const char *payload, size_t len) {
     chatlink *l = conn_data(c);
+    if (l->state == LINK_UP && l->keep_init) {
+        l->last_rx = uv_now(l->ctx->loop);
+        conn_set_timeout(l->c, l->ctx->link_timeout_ms); /* lazy: cheap per frame */
+    }
     if (decode_dispatch(l, payload, len, 0))
         conn_fail(l->c, "bad_frame", "not a msgpack map with a string t", 0);
 }
 
 /* ---- lifecycle ---- */
+
+static void on_keep_closed(uv_handle_t *h) { free(h->data); }
 
 static void on_conn_closed(conn *c, int reason) {
     chatlink *l = conn_data(c);
@@ -456,7 +469,36 @@ static void on_conn_closed(conn *c, int reason) {
     if (l->h)
         l->h->closed(l, reason, l->why[0] ? l->why : NULL, l->data);
     seal_free(l->sl);
-    free(l);
+    l->sl = NULL;
+    if (l->keep_init)
+        uv_close((uv_handle_t *)&l->keep, on_keep_closed); /* frees l */
+    else
+        free(l);
+}
+
+/* Every third of --link-timeout while up: a ping when nothing arrived for
+ * that long (the answer, or any frame, moves conn's deadline on). */
+static void on_keep(uv_timer_t *h) {
+    chatlink *l = h->data;
+    uint64_t period = l->ctx->link_timeout_ms / 3;
+    if (l->state == LINK_UP && uv_now(l->ctx->loop) - l->last_rx >= period) {
+        log_debug(&l->ctx->lg, "link quiet for %.1fs: keepalive ping to %s",
+                  (double)(uv_now(l->ctx->loop) - l->last_rx) / 1000, l->name);
+        send_simple(l, "ping");
+    }
+}
+
+/* The link came up: arm the keepalive (nothing when --link-timeout is 0,
+ * as in the fuzz harness). */
+static void keep_start(chatlink *l) {
+    uint64_t ms = l->ctx->link_timeout_ms;
+    conn_set_timeout(l->c, ms);
+    if (ms == 0 || uv_timer_init(l->ctx->loop, &l->keep))
+        return;
+    l->keep.data = l;
+    l->keep_init = 1;
+    l->last_rx = uv_now(l->ctx->loop);
+    uv_timer_start(&l->keep, on_keep, ms / 3, ms / 3);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -507,7 +549,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
     case EV_AUTH:
         l->state = LINK_UP;
         conn_set_batching(l->c, 1); /* fails only out of memory: then unbatched */
-        conn_set_timeout(l->c, 0);
+        keep_start(l);
         uv_tcp_keepalive(conn_tcp(l->c), 1, 30);
         pin_first(l);
         log_info(&l->ctx->lg, "chat link with %s (%s) is up", l->name, conn_peer(l->c));
@@ -516,6 +558,8 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         return;
     case EV_BYE_SENT:
         l->state = LINK_BYE;
+        if (l->keep_init)
+            uv_timer_stop(&l->keep);
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
     case EV_CLOSE:

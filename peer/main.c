@@ -50,6 +50,9 @@ static const char usage_text[] =
     "  --relay-after MS       when dialing, ask the tracker to relay if no direct\n"
     "                         link is up after MS milliseconds (0 to 600000,\n"
     "                         default 1000; 0 relays at once)\n"
+    "  --link-timeout SEC     a chat link that carried nothing for SEC seconds is\n"
+    "                         dead (a quiet link is pinged after a third of it;\n"
+    "                         2 to 3600, default 60)\n"
     "  --log-level LEVEL      error, warn (default), info or debug; logs go to stderr\n"
     "  --help                 this text\n"
     "\n"
@@ -70,7 +73,7 @@ static int usage_error(const char *fmt, const char *arg) {
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP,
-           O_NO_BELL, O_RELAY_AFTER };
+           O_NO_BELL, O_RELAY_AFTER, O_LINK_TIMEOUT };
     static const struct option opts[] = {
         {"user", required_argument, NULL, O_USER},
         {"tracker", required_argument, NULL, O_TRACKER},
@@ -83,6 +86,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         {"help", no_argument, NULL, O_HELP},
         {"no-bell", no_argument, NULL, O_NO_BELL},
         {"relay-after", required_argument, NULL, O_RELAY_AFTER},
+        {"link-timeout", required_argument, NULL, O_LINK_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
     const char *user = NULL, *ui_mode = NULL;
@@ -122,6 +126,15 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
                 return usage_error("--relay-after %s is not a number of milliseconds from 0 to "
                                    "600000", optarg);
             ctx->relay_after_ms = ms;
+            break;
+        }
+        case O_LINK_TIMEOUT: {
+            char *end;
+            unsigned long s = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || s < 2 || s > 3600)
+                return usage_error("--link-timeout %s is not a number of seconds from 2 to 3600",
+                                   optarg);
+            ctx->link_timeout_ms = (uint64_t)s * 1000;
             break;
         }
         case O_LOG:
@@ -323,6 +336,7 @@ int main(int argc, char **argv) {
     ctx.lg.prog = "peer";
     ctx.tracker = "127.0.0.1:5960";
     ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
+    ctx.link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;
     const char *home = "~/.parley";
     int r = parse_args(&ctx, argc, argv, &home);
     if (r >= 0)

@@ -15,6 +15,7 @@
 #define PEER_MAX_ADVERTISE 16
 #define PEER_MAX_ENDPOINTS 16   /* the protocol's limit per register */
 #define PEER_RELAY_AFTER_MS 1000 /* --relay-after default */
+#define PEER_LINK_TIMEOUT_S 60   /* --link-timeout default */
 #define CHAT_TEXT_MAX 4000      /* bytes of text per msg (PROTOCOL.md) */
 
 struct ui;
@@ -36,6 +37,7 @@ typedef struct peer_ctx {
     int n_advertise;
     int echo;
     uint64_t relay_after_ms;     /* --relay-after: start the relay after this long */
+    uint64_t link_timeout_ms;    /* --link-timeout: an up link silent this long is dead */
     uint64_t id_base;            /* message ids: id_base + ++id_seq */
     uint64_t id_seq;
     struct ui *ui;               /* line-mode stdin reader (NULL in the terminal UI) */

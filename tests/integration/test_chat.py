@@ -3,7 +3,9 @@ ways, several conversations at once, queued messages, /bye, echo, dial
 failures, and the exact text of what arrives."""
 import os
 import re
+import signal
 import socket
+import time
 
 import harness
 from harness import Peer, Tracker, connect, fail, shown, start_peers
@@ -415,6 +417,55 @@ def test_quit_says_bye():
     alice.quit()
     bob.expect(r'^closed alice: bye$', 10)
     bob.assert_none(r'^closed alice: connection lost$')
+    bob.quit()
+    t.stop()
+
+
+def test_link_timeout_notices_a_vanished_peer():
+    """A partner that stops answering without closing (here: stopped with
+    SIGSTOP, like a machine that lost its network) is noticed within
+    --link-timeout: the quiet link is pinged, and nothing comes back."""
+    t = Tracker()
+    alice = Peer('alice', t.addr, extra_args=['--link-timeout', '2'])
+    bob = Peer('bob', t.addr)
+    alice.registered()
+    bob.registered()
+    connect(alice, bob)
+    alice.send('/msg bob before')
+    bob.expect(r'^msg alice: before$')
+    alice.expect(r'^delivered bob #1$')
+    bob.proc.signal(signal.SIGSTOP)
+    start = time.monotonic()
+    try:
+        alice.expect(r'^closed bob: connection lost$', 10)
+        took = time.monotonic() - start
+    finally:
+        bob.proc.signal(signal.SIGCONT)
+    if took > 4.0:
+        fail('a vanished partner was noticed after %.1fs (want about 2 s, --link-timeout 2)' % took)
+    bob.expect(r'^closed alice: connection lost$', 10)
+    alice.quit()
+    bob.quit()
+    t.stop()
+
+
+def test_quiet_link_stays_up():
+    """Pings keep a quiet link alive: after four keepalive pings (more than
+    --link-timeout without a message) both sides still have the link."""
+    t = Tracker()
+    alice = Peer('alice', t.addr, extra_args=['--link-timeout', '2', '--log-level', 'debug'])
+    bob = Peer('bob', t.addr, extra_args=['--link-timeout', '2'])
+    alice.registered()
+    bob.registered()
+    connect(alice, bob)
+    i = -1
+    for _ in range(4):
+        _, i = alice.proc.wait_stderr(r'keepalive ping to bob', 5, start=i + 1)
+    alice.assert_none(r'^closed bob')
+    bob.assert_none(r'^closed alice')
+    alice.send('/msg bob still here')
+    bob.expect(r'^msg alice: still here$')
+    alice.quit()
     bob.quit()
     t.stop()
 
