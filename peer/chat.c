@@ -4,6 +4,8 @@
  * the receiver's dedupe set makes the resend invisible. */
 #include "chat.h"
 
+#include "addr.h"
+
 #include "control.h"
 #include "dial.h"
 #include "relay.h"
@@ -51,6 +53,11 @@ typedef struct conv {
  * accepted link in its handshake, a reverse dial (answering a
  * connect_request), or a relay offer being joined.  One of the three is
  * set. */
+/* Accepted links still in their handshake: at most this many at once, and
+ * this many from one host (an IPv4 address or an IPv6 /64). */
+#define CHAT_MAX_ACCEPTING 64
+#define CHAT_MAX_ACCEPTING_PER_HOST 8
+
 typedef struct pending {
     struct pending *next;
     chat *ch;
@@ -453,6 +460,29 @@ void chat_accept(chat *ch, uv_stream_t *server) {
     int r = link_accept(ch->ctx, server, &chat_handler, ch, &p->link);
     if (r) {
         log_warn(&ch->ctx->lg, "accepting a chat connection: %s", uv_strerror(r));
+        free(p);
+        return;
+    }
+    /* Strangers may connect and say nothing until the handshake timeout:
+     * bound how many such links one host, and everyone together, may hold
+     * (a real handshake takes milliseconds, so the bounds cost nobody). */
+    const struct sockaddr_storage *sa = link_peer_sa(p->link);
+    unsigned total = 0, same = 0;
+    for (pending *o = ch->handshaking; o; o = o->next) {
+        if (o->link && !link_dialed(o->link) && !link_is_up(o->link)) {
+            total++;
+            same += (unsigned)addr_same_host(link_peer_sa(o->link), sa);
+        }
+    }
+    if (total >= CHAT_MAX_ACCEPTING || same >= CHAT_MAX_ACCEPTING_PER_HOST) {
+        char text[160];
+        snprintf(text, sizeof text, "too many connections %s (at most %d); try again later",
+                 same >= CHAT_MAX_ACCEPTING_PER_HOST ? "from your address in their handshake"
+                                                     : "in their handshake",
+                 same >= CHAT_MAX_ACCEPTING_PER_HOST ? CHAT_MAX_ACCEPTING_PER_HOST
+                                                     : CHAT_MAX_ACCEPTING);
+        log_warn(&ch->ctx->lg, "refusing a chat connection from %s: %s", link_addr(p->link), text);
+        link_refuse(p->link, text);
         free(p);
         return;
     }

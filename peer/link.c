@@ -199,6 +199,8 @@ int link_dialed(const chatlink *l) { return l->dialer; }
 int link_relayed(const chatlink *l) { return l->relayed; }
 int link_is_up(const chatlink *l) { return l->state == LINK_UP; }
 const char *link_addr(const chatlink *l) { return conn_peer(l->c); }
+const struct sockaddr_storage *link_peer_sa(const chatlink *l) { return conn_peer_sa(l->c); }
+void link_refuse(chatlink *l, const char *text) { conn_fail(l->c, "limit", text, 0); }
 
 void link_close(chatlink *l) { link_step(l, EV_CLOSE, 0); }
 

@@ -71,5 +71,10 @@ int link_dialed(const chatlink *l);       /* 1 when we dialed (asked for the rel
 int link_relayed(const chatlink *l);      /* 1 over a relay session */
 int link_is_up(const chatlink *l);
 const char *link_addr(const chatlink *l); /* the other side's HOST:PORT */
+/* The other side's address (ss_family 0 when unknown). */
+const struct sockaddr_storage *link_peer_sa(const chatlink *l);
+/* Turns an accepted link away before its handshake: an error frame with
+ * code "limit" and text, then the link closes (its closed callback fires). */
+void link_refuse(chatlink *l, const char *text);
 
 #endif

@@ -19,4 +19,9 @@ int addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 /* Parses a numeric HOST:PORT (no DNS) into *ss.  0 or UV_EINVAL. */
 int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
 
+/* 1 when a and b are the same IPv4 address or in the same IPv6 /64 (one
+ * site's prefix: what a per-address connection limit should count as one
+ * host), else 0; ports are ignored. */
+int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 #endif

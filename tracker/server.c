@@ -868,19 +868,6 @@ static void reject(uv_stream_t *listener, tracker_ctx *ctx) {
     uv_close((uv_handle_t *)t, on_rejected);
 }
 
-/* Same IPv4 address, or same IPv6 /64 (one site's prefix). */
-static int same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
-    if (a->ss_family != b->ss_family)
-        return 0;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    if (a->ss_family == AF_INET6)
-        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                      &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
-    return 0;
-}
-
 /* The connection limits; 0 when s may stay, else it was failed with
  * "limit".  A linear scan: the global cap bounds it. */
 static int over_limits(tracker_ctx *ctx, session *s) {
@@ -896,7 +883,7 @@ static int over_limits(tracker_ctx *ctx, session *s) {
         return 0;
     unsigned n = 0;
     for (session *o = ctx->sessions; o; o = o->next)
-        if (o != s && o->c && !conn_closing(o->c) && same_host(&o->addr, &s->addr))
+        if (o != s && o->c && !conn_closing(o->c) && addr_same_host(&o->addr, &s->addr))
             n++;
     if (n < ctx->cfg.max_per_addr)
         return 0;

@@ -402,6 +402,75 @@ def test_stranger_on_peer_port():
     t.stop()
 
 
+def read_until_closed(sock, timeout):
+    """Everything sock receives until the other side closes it, as decoded
+    frames; fail if it stays open past timeout."""
+    data = b''
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            fail('connection still open after %.1fs' % timeout)
+        if not select.select([sock], [], [], left)[0]:
+            continue
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b''
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    while len(data) >= 4:
+        n = struct.unpack('>I', data[:4])[0]
+        frames.append(msgpack.unpackb(data[4:4 + n], raw=False))
+        data = data[4 + n:]
+    return frames
+
+
+def test_peer_port_handshake_limits():
+    """Strangers that connect and stay silent: one host may hold at most 8
+    links in their handshake; the next gets error{code:"limit"} at once,
+    while a real peer from another address still gets through."""
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    host, port = peer_port(t, 'alice')
+    if host != '127.0.0.1':
+        fail('alice advertises no IPv4 loopback endpoint: %s' % host)
+    held = []
+    for i in range(8):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        harness.on_cleanup(s.close)
+        s.bind(('127.0.0.2', 0))   # another host than bob's 127.0.0.1
+        s.settimeout(10)
+        s.connect((host, port))
+        held.append(s)
+    # alice speaks first on an accepted link: each of the 8 got her hello
+    # and is kept (the handshake timeout is 10 s).
+    for s in held:
+        if not select.select([s], [], [], 10)[0]:
+            fail('an accepted stranger got no hello from alice')
+    extra = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    harness.on_cleanup(extra.close)
+    extra.bind(('127.0.0.2', 0))
+    extra.settimeout(10)
+    start = time.monotonic()
+    extra.connect((host, port))
+    frames = read_until_closed(extra, 5)
+    took = time.monotonic() - start
+    codes = [f.get('code') for f in frames if f.get('t') == 'error']
+    if codes != ['limit'] or took > 2:
+        fail('the 9th stranger from one host got %r after %.1fs (want error limit at once)' % (
+            frames, took))
+    # Someone else is served meanwhile: bob dials alice and they chat.
+    connect(bob, alice)
+    bob.send('/msg alice past the strangers')
+    alice.expect(r'^msg bob: past the strangers$')
+    alice.quit()
+    bob.quit()
+    t.stop()
+
+
 # ---------------------------------------------------------------- 2,000 idle sockets
 
 def fd_count(pid):
