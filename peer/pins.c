@@ -149,8 +149,10 @@ int pins_get(const pins *p, const char *fold, unsigned char key[IDENT_PK]) {
 }
 
 static int save(const pins *p, char *err, size_t errlen) {
+    /* One temporary file per process: two peers sharing a --home must not
+     * rename each other's half-written file away (the last one wins). */
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", p->file);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", p->file, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = -errno;

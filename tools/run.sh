@@ -36,5 +36,13 @@ else
     exec 4>"$fifo"
     echo "make run: started an echo peer named 'echo' (try: /dial echo, then type a line)"
 fi
+# Your own name keeps its identity in ~/.parley; another NAME (a second
+# demo user on this machine) gets its own, so the two are two keys and do
+# not share one known_peers file.
+home_args=()
+if [ "$name" != "${USER:-$(id -un)}" ]; then
+    home_args=(--home "$state/home-$name")
+    echo "make run: '$name' keeps its identity in $state/home-$name (yours stays in ~/.parley)"
+fi
 echo "make run: you are '$name'; /help lists the commands, /quit leaves"
-build/peer --user "$name"
+build/peer --user "$name" "${home_args[@]}"
