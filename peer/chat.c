@@ -64,6 +64,7 @@ typedef struct pending {
     chatlink *link;
     dialer *dial;
     relayconn *relay;
+    char name[NAME_BUFLEN]; /* a reverse dial: who asked for it */
 } pending;
 
 struct chat {
@@ -397,11 +398,30 @@ static pending *add_pending(chat *ch) {
 static void on_reverse_dialed(void *data, chatlink *l, const char *reason) {
     pending *p = data;
     chat *ch = p->ch;
+    char name[NAME_BUFLEN];
+    snprintf(name, sizeof name, "%s", p->name);
     forget_pending(ch, p->dial);
-    if (l)
+    if (l) {
         attach(ch, l, 1);
-    else
-        log_info(&ch->ctx->lg, "reverse connection failed: %s", reason ? reason : "cancelled");
+        return;
+    }
+    log_info(&ch->ctx->lg, "reverse connection to %s failed: %s", name,
+             reason ? reason : "cancelled");
+    /* Tell them, so their dial relays now rather than after --relay-after
+     * (a cancelled dial -- we are quitting, or they reached us -- says
+     * nothing). */
+    if (reason)
+        ctl_connect_failed(ch->ctx->ctl, name, reason);
+}
+
+void chat_connect_failed(chat *ch, const char *from, const char *why) {
+    char fold[NAME_BUFLEN];
+    if (!ch || name_fold(from, strlen(from), fold))
+        return;
+    conv *cv = conv_find(ch, fold);
+    log_info(&ch->ctx->lg, "%s could not dial us back: %s", from, why);
+    if (cv)
+        dial_reverse_failed(cv->dial, why);
 }
 
 void chat_connect_request(chat *ch, const struct ctl_user *u) {
@@ -412,6 +432,8 @@ void chat_connect_request(chat *ch, const struct ctl_user *u) {
     if (cv && cv->link && link_is_up(cv->link))
         return; /* a link is up already; their dial will find it */
     pending *p = add_pending(ch);
+    if (p)
+        snprintf(p->name, sizeof p->name, "%s", u->name);
     if (!p || dial_reverse(ch->ctx, u, on_reverse_dialed, p, &p->dial)) {
         log_warn(&ch->ctx->lg, "cannot dial %s back (out of memory)", u->name);
         if (p)

@@ -37,6 +37,8 @@ struct ctl_user;
 void chat_tracker_ready(chat *ch);
 void chat_peer_online(chat *ch, const char *name);
 void chat_connect_request(chat *ch, const struct ctl_user *u);
+/* from could not dial us back (connect_failed): our dial to it relays now. */
+void chat_connect_failed(chat *ch, const char *from, const char *why);
 void chat_relay_offer(chat *ch, const char *from, const unsigned char token[16]);
 
 /* How many sent messages still wait for an ack on conversations that can

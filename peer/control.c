@@ -356,6 +356,16 @@ int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
     return reach(t, REQ_RELAY, name, cb, data);
 }
 
+int ctl_connect_failed(ctl *t, const char *to, const char *why) {
+    if (!t || t->state != CTL_READY || !t->c)
+        return UV_ENOTCONN;
+    msg_out m;
+    msg_out_init(&m, "connect_failed", 2);
+    msg_put_str(&m, "to", to);
+    msg_put_str(&m, "reason", why);
+    return conn_send_msg(t->c, &m);
+}
+
 int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss) {
     if (!t || t->state != CTL_READY || !t->c)
         return UV_ENOTCONN;
@@ -560,6 +570,18 @@ static void on_connect_push(ctl *t, const msg_in *m) {
     chat_connect_request(t->ctx->chat, &u);
 }
 
+/* The user we asked for a reverse connection could not dial us. */
+static void on_connect_failed_push(ctl *t, const msg_in *m) {
+    const msgpack_object *o;
+    char from[NAME_BUFLEN], why[256];
+    if (!expect(t, m, CTL_READY))
+        return;
+    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
+        msg_get(m, "reason", &o) || msg_obj_cstr(o, why, sizeof why))
+        return bad(t, "connect_failed");
+    chat_connect_failed(t->ctx->chat, from, why);
+}
+
 /* Another user set up a relay session for the two of us. */
 static void on_relay_offer(ctl *t, const msg_in *m) {
     const msgpack_object *o;
@@ -610,6 +632,7 @@ static const struct {
     {"presence", on_presence},       {"pong", on_pong},
     {"connect_result", on_reach_result}, {"relay_result", on_reach_result},
     {"connect_request", on_connect_push}, {"relay_offer", on_relay_offer},
+    {"connect_failed", on_connect_failed_push},
     {"error", on_error},
 };
 

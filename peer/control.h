@@ -64,6 +64,11 @@ int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data);
 int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
 int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
 
+/* Tells the tracker that our dial back to `to` (answering its
+ * connect_request) failed, why in a few words; the tracker passes it on so
+ * `to` relays at once.  No answer.  0, or UV_ENOTCONN when not registered. */
+int ctl_connect_failed(ctl *t, const char *to, const char *why);
+
 /* The address of the tracker we are registered with (relay connections go
  * there).  0, or UV_ENOTCONN when not registered. */
 int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss);

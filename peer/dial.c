@@ -498,3 +498,8 @@ void dial_inbound(dialer *d) {
     if (d)
         dial_step(d, EV_INBOUND, 0, NULL);
 }
+
+void dial_reverse_failed(dialer *d, const char *why) {
+    if (d && d->reverse == 1)
+        dial_step(d, EV_REVERSE, UV_ECONNREFUSED, why);
+}

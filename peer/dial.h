@@ -40,4 +40,10 @@ void dial_cancel(dialer *d);
  * does, it reports a failure the caller can ignore.  NULL is a no-op. */
 void dial_inbound(dialer *d);
 
+/* The other side reports (through the tracker: connect_failed) that its
+ * reverse dial to us failed: once the direct attempts are over too, the
+ * relay starts now instead of after --relay-after.  why is for the log.
+ * NULL is a no-op; so is a dial that sent no reverse request. */
+void dial_reverse_failed(dialer *d, const char *why);
+
 #endif

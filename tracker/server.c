@@ -422,6 +422,7 @@ typedef struct page {
 
 /* Room for the frame's other fields: type, id, the array header, next. */
 #define PAGE_BUDGET (FRAME_MAX_DEFAULT - 512)
+#define CONNECT_REASON_MAX 200 /* bytes of a connect_failed reason passed on */
 
 static int page_add(const char *name, const char *folded, void *arg) {
     page *p = arg;
@@ -625,6 +626,43 @@ static void on_connect_request(session *s, const msg_in *m) {
     send_msg(s, &out);
 }
 
+/* The answer to a connect_request push: the reverse dial failed.  Passed
+ * to "to" (the user who asked) so its dial moves on to the relay at once
+ * instead of waiting out --relay-after.  A hint, so nothing is answered:
+ * "to" offline or unknown is dropped; only malformed fields are errors.
+ * "from" is the sender's registered name: nobody can speak for another. */
+static void on_connect_failed(session *s, const msg_in *m) {
+    const char *to, *reason;
+    size_t tlen, rlen;
+    char fold[NAME_BUFLEN];
+    if (msg_str(m, "to", &to, &tlen)) {
+        bad_field(s, "connect_failed", "to", "str");
+        return;
+    }
+    if (msg_str(m, "reason", &reason, &rlen)) {
+        bad_field(s, "connect_failed", "reason", "str");
+        return;
+    }
+    if (s->state != SS_REGISTERED) {
+        conn_fail(s->c, "not_registered", "register before answering a connect_request", 0);
+        return;
+    }
+    session *o;
+    if (name_fold(to, tlen, fold) || strcmp(fold, s->folded) == 0 ||
+        !(o = namemap_get(s->ctx->online, fold)))
+        return;
+    if (rlen > CONNECT_REASON_MAX) { /* a hint for a log line, not a payload */
+        rlen = CONNECT_REASON_MAX;
+        while (rlen > 0 && ((unsigned char)reason[rlen] & 0xc0) == 0x80)
+            rlen--; /* cut before a character, not inside one */
+    }
+    msg_out out;
+    msg_out_init(&out, "connect_failed", 2);
+    msg_put_str(&out, "from", s->name);
+    msg_put_strn(&out, "reason", reason, rlen);
+    send_msg(o, &out);
+}
+
 /* Relay: create the session, give the sender its token, offer it to the
  * target. */
 static void on_relay_request(session *s, const msg_in *m) {
@@ -744,6 +782,7 @@ static const struct {
     {"hello", on_hello}, {"register", on_register}, {"list", on_list}, {"lookup", on_lookup},
     {"ping", on_ping},   {"pong", on_pong},         {"error", on_error},
     {"connect_request", on_connect_request}, {"relay_request", on_relay_request},
+    {"connect_failed", on_connect_failed},
     {"relay_join", on_relay_join},
 };
 

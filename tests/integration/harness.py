@@ -839,7 +839,7 @@ class Raw:
             fail('%s: expected a %r frame, got %r' % (self.label, t, f))
         return f
 
-    PUSHES = ('presence', 'connect_request', 'relay_offer')
+    PUSHES = ('presence', 'connect_request', 'relay_offer', 'connect_failed')
 
     def recv_skip_presence(self, timeout=10):
         """The next frame that is not a push (presence, and the reverse and

@@ -86,7 +86,13 @@ def test_public_dials_nated_reverse():
 
 
 def test_nated_nated_relay():
-    _, t, a, b, _ = dial_lab(('alice', 'a'), ('bob', 'b'), 'relay')
+    """Both behind routers that reject: the direct attempts and bob's dial
+    back fail at once, bob says so (connect_failed), and alice relays
+    without waiting out --relay-after (1000 ms)."""
+    _, t, a, b, took = dial_lab(('alice', 'a'), ('bob', 'b'), 'relay')
+    if took > 0.8:
+        fail('the relay came %.2fs after the dial (want well under --relay-after 1 s: '
+             'the failed dial back is reported)' % took)
     chat_both_ways(a, b, 20)
     for i in range(20):
         a.expect(r'^delivered bob #%d$' % (i + 1), 10)

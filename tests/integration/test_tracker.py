@@ -136,6 +136,45 @@ def test_lookup_sees_operator_edits():
     t.stop()
 
 
+def next_frame(c):
+    """The next frame that is not a presence push."""
+    while True:
+        f = c.recv()
+        if f.get('t') != 'presence':
+            return f
+
+
+def test_connect_failed_passed_on():
+    """connect_failed (a failed dial back) reaches the user named in `to`,
+    from the sender's registered name, its reason cut to 200 bytes on a
+    character boundary; to an unknown or offline user, or to oneself, it
+    is dropped without an answer; a malformed one closes the sender."""
+    t = Tracker()
+    alice = registered_client(t, 'alice')
+    bob = registered_client(t, 'bob')
+    bob.send({'t': 'connect_failed', 'to': 'ALICE', 'reason': 'connection refused'})
+    f = next_frame(alice)
+    if f != {'t': 'connect_failed', 'from': 'bob', 'reason': 'connection refused'}:
+        fail('alice got %r' % f)
+    bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': '\u00e9' * 150})
+    f = next_frame(alice)
+    if f.get('t') != 'connect_failed' or f['reason'] != '\u00e9' * 100:
+        fail('a 300-byte reason arrived as %r (want 100 characters, 200 bytes)' % f)
+    for to in ('nobody', 'bob', 'carol'):
+        bob.send({'t': 'connect_failed', 'to': to, 'reason': 'x'})
+    bob.send({'t': 'ping'})  # no answer to any of them, and bob is still served
+    f = next_frame(bob)
+    if f.get('t') != 'pong':
+        fail('after connect_failed to nobody, itself and an offline user, bob got %r' % f)
+    alice.send({'t': 'ping'})  # and nothing reached alice
+    f = next_frame(alice)
+    if f.get('t') != 'pong':
+        fail('alice got %r (want nothing before the pong)' % f)
+    bob.send({'t': 'connect_failed', 'to': 5, 'reason': 'x'})
+    bob.expect_error('bad_message')
+    t.stop()
+
+
 def test_presence_push_raw():
     t = Tracker()
     a = registered_client(t, 'alice')
