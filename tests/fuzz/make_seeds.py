@@ -53,6 +53,10 @@ CONTROL_TO_TRACKER = [
     {'t': 'error', 'code': 'not_found', 'msg': 'x', 'id': 3},
     {'t': 'relay_open', 'id': 1},
     {'t': 'connect_request', 'name': 'alice'},
+    {'t': 'connect_request', 'id': 10, 'to': 'alice'},
+    {'t': 'relay_request', 'id': 11, 'to': 'bob'},
+    {'t': 'connect_failed', 'to': 'alice', 'reason': 'no endpoint answered (tried 4)'},
+    {'t': 'connect_failed', 'to': 'nobody', 'reason': '\u00e9' * 150},
     {'t': 'nonsense'},
 ]
 
@@ -71,6 +75,9 @@ TRACKER_TO_PEER = [
     {'t': 'error', 'code': 'replaced', 'msg': 'again'},
     {'t': 'error', 'code': 'name_taken', 'msg': 'taken'},
     {'t': 'error', 'code': 'shutdown', 'msg': 'bye'},
+    {'t': 'connect_failed', 'from': 'mallory', 'reason': 'no endpoint answered (tried 2)'},
+    {'t': 'connect_request', 'from': 'mallory', 'key': K32, 'endpoints': ['127.0.0.1:9'],
+     'observed': '127.0.0.1:2'},
 ]
 
 CHAT = [
