@@ -94,7 +94,7 @@ static conv *conv_get(chat *ch, const char *name) {
         return cv;
     cv = calloc(1, sizeof *cv);
     if (!cv) {
-        ev_error(ch->ctx, "out of memory; close some conversations");
+        ev_error(ch->ctx, "out_of_memory", "out of memory; close some conversations");
         return NULL;
     }
     cv->ch = ch;
@@ -123,7 +123,7 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
     if (ch->current == cv)
         ch->current = NULL;
     if (cv->qn && ended)
-        ev_error(ch->ctx, "%zu message%s to %s %s not delivered (%s)", cv->qn,
+        ev_error(ch->ctx, "undelivered", "%zu message%s to %s %s not delivered (%s)", cv->qn,
                  cv->qn == 1 ? "" : "s", cv->name, cv->qn == 1 ? "was" : "were", ended);
     while (cv->q) {
         outmsg *m = cv->q;
@@ -356,7 +356,7 @@ static void h_closed(chatlink *l, int reason, const char *why, void *data) {
     ev_closed(ch->ctx, cv->name, EV_CLOSED_LOST);
     /* Never silent about what the peer may not have got (issue 7). */
     if (cv->qn)
-        ev_error(ch->ctx, "%zu message%s to %s not delivered (connection lost); %s sent again "
+        ev_error(ch->ctx, "undelivered", "%zu message%s to %s not delivered (connection lost); %s sent again "
                  "with the next link to %s (/dial %s)", cv->qn, cv->qn == 1 ? "" : "s",
                  cv->name, cv->qn == 1 ? "it is" : "they are", cv->name, cv->name);
     /* A relay dies with its tracker.  The side with something to deliver,
@@ -519,12 +519,12 @@ static int check_peer_name(chat *ch, const char *name) {
     const char *why;
     char fold[NAME_BUFLEN];
     if (name_check(name, strlen(name), &why)) {
-        ev_error(ch->ctx, "invalid user name \"%s\": %s", name, why);
+        ev_error(ch->ctx, "bad_name", "invalid user name \"%s\": %s", name, why);
         return -1;
     }
     name_fold(name, strlen(name), fold);
     if (strcmp(fold, ch->ctx->user_fold) == 0) {
-        ev_error(ch->ctx, "%s is you; name someone else", name);
+        ev_error(ch->ctx, "self", "%s is you; name someone else", name);
         return -1;
     }
     return 0;
@@ -533,7 +533,7 @@ static int check_peer_name(chat *ch, const char *name) {
 static int check_text(chat *ch, size_t len) {
     if (len <= CHAT_TEXT_MAX)
         return 0;
-    ev_error(ch->ctx, "message too long (%zu bytes; the limit is %d); split it into "
+    ev_error(ch->ctx, "too_long", "message too long (%zu bytes; the limit is %d); split it into "
              "shorter lines", len, CHAT_TEXT_MAX);
     return -1;
 }
@@ -542,7 +542,7 @@ static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
     revive(cv);
     outmsg *m = malloc(sizeof *m + len);
     if (!m) {
-        ev_error(ch->ctx, "out of memory; message to %s not sent", cv->name);
+        ev_error(ch->ctx, "out_of_memory", "out of memory; message to %s not sent", cv->name);
         return;
     }
     struct timespec now;
@@ -584,7 +584,7 @@ void chat_send_to(chat *ch, const char *name, const char *text, size_t len) {
 
 void chat_send_current(chat *ch, const char *text, size_t len) {
     if (!ch->current) {
-        ev_error(ch->ctx, "no current conversation; use /dial NAME or /msg NAME TEXT");
+        ev_error(ch->ctx, "no_conversation", "no current conversation; use /dial NAME or /msg NAME TEXT");
         return;
     }
     if (check_text(ch, len) == 0)
@@ -594,7 +594,7 @@ void chat_send_current(chat *ch, const char *text, size_t len) {
 void chat_bye(chat *ch) {
     conv *cv = ch->current;
     if (!cv) {
-        ev_error(ch->ctx, "no current conversation to end; /dial NAME starts one");
+        ev_error(ch->ctx, "no_conversation", "no current conversation to end; /dial NAME starts one");
         return;
     }
     ev_closed(ch->ctx, cv->name, EV_CLOSED_YOU_BYE);

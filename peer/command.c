@@ -31,12 +31,12 @@ void cmd_help(peer_ctx *ctx) {
 static void on_list(void *data, int status, char **names, size_t n) {
     peer_ctx *ctx = data;
     if (status == UV_ENOTCONN || status == UV_ECONNRESET) {
-        ev_error(ctx, "the tracker is unreachable; /list works again once "
+        ev_error(ctx, "tracker_unreachable", "the tracker is unreachable; /list works again once "
                  "\"registered\" is shown");
         return;
     }
     if (status) {
-        ev_error(ctx, "the tracker refused the list request (%s)", uv_strerror(status));
+        ev_error(ctx, "tracker_refused", "the tracker refused the list request (%s)", uv_strerror(status));
         return;
     }
     ev_users(ctx, names, n);
@@ -64,12 +64,12 @@ static void on_keyq(void *data, int status, const ctl_user *u) {
         ev_whois(ctx, status == 0 ? u->name : q->name, have_pin ? pfp : NULL,
                  status == 0 ? tfp : NULL);
     } else if (status == UV_ENOENT || status == UV_EINVAL) {
-        ev_error(ctx, "cannot trust %s: the tracker knows no user of that name", q->name);
+        ev_error(ctx, "lookup_failed", "cannot trust %s: the tracker knows no user of that name", q->name);
     } else if (status) {
-        ev_error(ctx, "cannot trust %s: the tracker is unreachable (%s); try again once "
+        ev_error(ctx, "lookup_failed", "cannot trust %s: the tracker is unreachable (%s); try again once "
                  "\"registered\" is shown", q->name, uv_strerror(status));
     } else if (pins_set(ctx->pins, q->fold, u->key, err, sizeof err)) {
-        ev_error(ctx, "cannot trust %s: %s", q->name, err);
+        ev_error(ctx, "lookup_failed", "cannot trust %s: %s", q->name, err);
     } else {
         int changed = have_pin && sodium_memcmp(pinned, u->key, IDENT_PK) != 0;
         ev_trusted(ctx, u->name, tfp, changed ? pfp : NULL);
@@ -80,7 +80,7 @@ static void on_keyq(void *data, int status, const ctl_user *u) {
 static void key_command(peer_ctx *ctx, const char *name, int trust) {
     keyq *q = calloc(1, sizeof *q);
     if (!q) {
-        ev_error(ctx, "out of memory");
+        ev_error(ctx, "out_of_memory", "out of memory");
         return;
     }
     q->ctx = ctx;
@@ -91,7 +91,7 @@ static void key_command(peer_ctx *ctx, const char *name, int trust) {
             : name_fold(name, strlen(name), q->fold) ? UV_EINVAL
             : ctl_lookup(ctx->ctl, name, 1, on_keyq, q);
     if (r) {
-        ev_error(ctx, "cannot look up %s: %s", name,
+        ev_error(ctx, "lookup_failed", "cannot look up %s: %s", name,
                  r == UV_EINVAL ? "that is not a valid user name" : uv_strerror(r));
         free(q);
     }
@@ -129,7 +129,7 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
     const char *rest = line + 1;
     char cmd[16], name[NAME_BUFLEN + 1];
     if (next_word(&rest, cmd, sizeof cmd)) {
-        ev_error(ctx, "unknown command %s; /help lists the commands", line);
+        ev_error(ctx, "unknown_command", "unknown command %s; /help lists the commands", line);
         return;
     }
     if (strcmp(cmd, "list") == 0) {
@@ -137,33 +137,33 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
             rest++;
         int r = ctl_list(ctx->ctl, rest, on_list, ctx);
         if (r)
-            ev_error(ctx, "cannot list users: %s", uv_strerror(r));
+            ev_error(ctx, "tracker_unreachable", "cannot list users: %s", uv_strerror(r));
     } else if (strcmp(cmd, "dial") == 0) {
         int r = next_word(&rest, name, sizeof name);
         if (r == UV_ENOENT)
-            ev_error(ctx, "/dial needs a name: /dial NAME");
+            ev_error(ctx, "usage", "/dial needs a name: /dial NAME");
         else if (r)
-            ev_error(ctx, "that name is too long (at most 32 characters)");
+            ev_error(ctx, "usage", "that name is too long (at most 32 characters)");
         else if (rest[strspn(rest, " ")] != '\0')
-            ev_error(ctx, "/dial takes one name (names have no spaces): /dial NAME");
+            ev_error(ctx, "usage", "/dial takes one name (names have no spaces): /dial NAME");
         else
             chat_dial(ctx->chat, name);
     } else if (strcmp(cmd, "msg") == 0) {
         int r = next_word(&rest, name, sizeof name);
         if (r == UV_ENOENT || *rest == '\0')
-            ev_error(ctx, "/msg needs a name and a text: /msg NAME TEXT");
+            ev_error(ctx, "usage", "/msg needs a name and a text: /msg NAME TEXT");
         else if (r)
-            ev_error(ctx, "that name is too long (at most 32 characters)");
+            ev_error(ctx, "usage", "that name is too long (at most 32 characters)");
         else
             chat_send_to(ctx->chat, name, rest, len - (size_t)(rest - line));
     } else if (strcmp(cmd, "trust") == 0 || strcmp(cmd, "whois") == 0) {
         int r = next_word(&rest, name, sizeof name);
         if (r == UV_ENOENT)
-            ev_error(ctx, "/%s needs a name: /%s NAME", cmd, cmd);
+            ev_error(ctx, "usage", "/%s needs a name: /%s NAME", cmd, cmd);
         else if (r)
-            ev_error(ctx, "that name is too long (at most 32 characters)");
+            ev_error(ctx, "usage", "that name is too long (at most 32 characters)");
         else if (rest[strspn(rest, " ")] != '\0')
-            ev_error(ctx, "/%s takes one name (names have no spaces): /%s NAME", cmd, cmd);
+            ev_error(ctx, "usage", "/%s takes one name (names have no spaces): /%s NAME", cmd, cmd);
         else
             key_command(ctx, name, cmd[0] == 't');
     } else if (strcmp(cmd, "bye") == 0) {
@@ -173,6 +173,6 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
     } else if (strcmp(cmd, "help") == 0) {
         cmd_help(ctx);
     } else {
-        ev_error(ctx, "unknown command /%s; /help lists the commands", cmd);
+        ev_error(ctx, "unknown_command", "unknown command /%s; /help lists the commands", cmd);
     }
 }

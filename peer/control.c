@@ -808,19 +808,19 @@ static void refused(ctl *t) {
     peer_ctx *ctx = t->ctx;
     const char *code = t->refusal;
     if (strcmp(code, "name_taken") == 0)
-        ev_error(ctx, "the name %s is taken by another key (tracker: %s); pick another "
+        ev_error(ctx, "name_taken", "the name %s is taken by another key (tracker: %s); pick another "
                  "--user, or use the --home that holds this name's key", ctx->user, t->refusal_text);
     else if (strcmp(code, "bad_name") == 0)
-        ev_error(ctx, "the tracker refused the name %s (%s); pick another --user",
+        ev_error(ctx, "name_refused", "the tracker refused the name %s (%s); pick another --user",
                  ctx->user, t->refusal_text);
     else if (strcmp(code, "bad_signature") == 0)
-        ev_error(ctx, "the tracker rejected our signature (%s); check the key in --home",
+        ev_error(ctx, "bad_signature", "the tracker rejected our signature (%s); check the key in --home",
                  t->refusal_text);
     else if (strcmp(code, "version") == 0)
-        ev_error(ctx, "the tracker speaks another protocol version (%s); use matching "
+        ev_error(ctx, "version_mismatch", "the tracker speaks another protocol version (%s); use matching "
                  "parley versions", t->refusal_text[0] ? t->refusal_text : t->why);
     else
-        ev_error(ctx, "%s registered again from another place, so this peer is no "
+        ev_error(ctx, "replaced", "%s registered again from another place, so this peer is no "
                  "longer registered (%s); chats already open keep working", ctx->user,
                  t->refusal_text);
     if (strcmp(code, "replaced") != 0)

@@ -68,7 +68,7 @@ void ev_unreachable(peer_ctx *ctx, const char *name, const char *reason) {
     CALL(ctx, unreachable, name, reason);
 }
 
-void ev_error(peer_ctx *ctx, const char *fmt, ...) {
+void ev_error(peer_ctx *ctx, const char *code, const char *fmt, ...) {
     /* Usually short; an echoed input line can be long, and line mode must
      * show it whole. */
     char small[1024], *text = small;
@@ -84,7 +84,7 @@ void ev_error(peer_ctx *ctx, const char *fmt, ...) {
     va_end(ap2);
     if (n < 0)
         snprintf(small, sizeof small, "(unprintable error message)");
-    CALL(ctx, error, text);
+    CALL(ctx, error, code, text);
     if (text != small)
         free(text);
 }

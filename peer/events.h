@@ -42,7 +42,7 @@ typedef struct ev_frontend {
     void (*delivered)(void *fe, const char *name, uint64_t seq);
     void (*closed)(void *fe, const char *name, ev_close_why why);
     void (*unreachable)(void *fe, const char *name, const char *reason);
-    void (*error)(void *fe, const char *text);
+    void (*error)(void *fe, const char *code, const char *text);
     void (*help)(void *fe, const char *const *lines, size_t n);
     void (*bye)(void *fe);
     /* /trust: name's key (fingerprint fp) is pinned now; was: the
@@ -100,8 +100,11 @@ void ev_delivered(peer_ctx *ctx, const char *name, uint64_t seq);
 void ev_closed(peer_ctx *ctx, const char *name, ev_close_why why);
 /* a dial failed; reason completes "cannot reach NAME: ..." */
 void ev_unreachable(peer_ctx *ctx, const char *name, const char *reason);
-/* anything that went wrong: "WHAT WENT WRONG[; WHAT TO DO]", no "error: " */
-void ev_error(peer_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* anything that went wrong: code is a stable word for its kind (the JSON
+ * front end shows it; README lists them), fmt gives "WHAT WENT WRONG[; WHAT
+ * TO DO]", no "error: " */
+void ev_error(peer_ctx *ctx, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* the command list (lines start with "  /") */
 void ev_help(peer_ctx *ctx, const char *const *lines, size_t n);
 /* the peer is exiting */

@@ -227,7 +227,7 @@ static int check_pin(chatlink *l) {
              "vouches for it); refused. If %s really has a new key (compare /whois %s with "
              "them), accept it with /trust %s", l->name, was, now, l->name, l->name, l->name);
     if (pins_warn_due(l->ctx->pins, l->fold, uv_now(l->ctx->loop)))
-        ev_error(l->ctx, "%s", l->why);
+        ev_error(l->ctx, "key_changed", "%s", l->why);
     log_warn(&l->ctx->lg, "chat link %s: %s", conn_peer(l->c), l->why);
     conn_fail(l->c, "key_changed", "your key is not the one this peer pinned for your name", 0);
     return -1;
@@ -240,7 +240,7 @@ static void pin_first(chatlink *l) {
     if (!l->ctx->pins || pins_get(l->ctx->pins, l->fold, pinned) == 0)
         return;
     if (pins_set(l->ctx->pins, l->fold, l->their_key, err, sizeof err))
-        ev_error(l->ctx, "cannot pin the key of %s: %s; it stays pinned until you quit", l->name,
+        ev_error(l->ctx, "pin_failed", "cannot pin the key of %s: %s; it stays pinned until you quit", l->name,
                  err);
 }
 
@@ -395,7 +395,7 @@ static void h_sealed(chatlink *l, const msg_in *m) {
     if (seal_decrypt(l->sl, (const unsigned char *)o->via.bin.ptr, n, plain, &pn)) {
         if (plain != small)
             free(plain);
-        ev_error(l->ctx, "the link with %s failed authentication: a frame was altered, replayed "
+        ev_error(l->ctx, "link_tampered", "the link with %s failed authentication: a frame was altered, replayed "
                  "or reordered on the way; it was dropped unread and the link is closed (it is "
                  "set up again when you next send)", l->name);
         return conn_fail(l->c, "bad_seal", "a sealed frame did not authenticate", 0);

@@ -170,7 +170,7 @@ static void t_unreachable(void *fe, const char *name, const char *reason) {
     tui_dirty(t);
 }
 
-static void t_error(void *fe, const char *text) {
+static void t_error(void *fe, const char *code, const char *text) {
     tui *t = fe;
     tui_conv_info(here(t), "error: %s", text);
     snprintf(t->notice, sizeof t->notice, "error: %s", text);

@@ -55,7 +55,7 @@ static void feed(ui *u, const char *p, size_t n) {
             size_t take = end - i, room = UI_LINE_MAX - u->len;
             if (take > room) {
                 /* the byte after a full line starts the skip, as before */
-                ev_error(u->ctx, "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
+                ev_error(u->ctx, "too_long", "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
                          UI_LINE_MAX);
                 u->skipping = 1;
                 u->len = 0;

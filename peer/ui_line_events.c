@@ -115,7 +115,7 @@ static void l_unreachable(void *fe, const char *name, const char *reason) {
     out("error: cannot reach %s: %s", name, reason);
 }
 
-static void l_error(void *fe, const char *text) { out("error: %s", text); }
+static void l_error(void *fe, const char *code, const char *text) { out("error: %s", text); }
 
 static void l_help(void *fe, const char *const *lines, size_t n) {
     for (size_t i = 0; i < n; i++)

@@ -133,6 +133,16 @@ def test_json_session():
     bob.send('plain text with nobody to talk to')
     if event(bob, 'error')['code'] != 'no_conversation':
         fail('a plain line with no conversation: want code no_conversation')
+    # Every error carries the code its sender chose, not one guessed from
+    # the text: a usage slip of /whois, and /trust of nobody.
+    bob.send('/whois')
+    ev = event(bob, 'error')
+    if ev['code'] != 'usage' or '/whois' not in ev['text']:
+        fail('/whois without a name: %r (want code usage)' % ev)
+    bob.send('/trust nobody')
+    ev = event(bob, 'error')
+    if ev['code'] != 'lookup_failed' or 'nobody' not in ev['text']:
+        fail('/trust nobody: %r (want code lookup_failed)' % ev)
 
     bob.send('/dial alice')
     ev = event(bob, 'connected', name='alice')
