@@ -504,6 +504,7 @@ void chat_accept(chat *ch, uv_stream_t *server) {
                  same >= CHAT_MAX_ACCEPTING_PER_HOST ? CHAT_MAX_ACCEPTING_PER_HOST
                                                      : CHAT_MAX_ACCEPTING);
         log_warn(&ch->ctx->lg, "refusing a chat connection from %s: %s", link_addr(p->link), text);
+        link_set_handler(p->link, NULL, NULL); /* untracked: it must not call back into ch */
         link_refuse(p->link, text);
         free(p);
         return;

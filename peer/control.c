@@ -10,6 +10,7 @@
 #include "listener.h"
 #include "chat.h"
 #include "events.h"
+#include "name.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -91,6 +92,7 @@ struct ctl {
     char observed[ADDR_STRLEN];
     char why[512];      /* set by an error frame from the tracker */
     char lost[700];     /* the loss last reported in this outage; "" after registering */
+    int tracker_connect_failed; /* the tracker's welcome listed the feature */
     const char *refusal; /* fatal error code, when the tracker refused us */
     char refusal_text[400];
     uint64_t next_id;
@@ -359,6 +361,8 @@ int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
 int ctl_connect_failed(ctl *t, const char *to, const char *why) {
     if (!t || t->state != CTL_READY || !t->c)
         return UV_ENOTCONN;
+    if (!t->tracker_connect_failed)
+        return UV_ENOTSUP; /* an older tracker would close on the unknown type */
     msg_out m;
     msg_out_init(&m, "connect_failed", 2);
     msg_put_str(&m, "to", to);
@@ -409,6 +413,7 @@ static void on_welcome(ctl *t, const msg_in *m) {
     }
     memcpy(t->nonce, nonce, IDENT_NONCE);
     t->ttl = ttl == 0 ? 60 : ttl > 86400 ? 86400 : (unsigned)ttl;
+    t->tracker_connect_failed = msg_has_feature(m, "connect_failed");
     ctl_step(t, EV_WELCOME, 0);
 }
 
@@ -570,15 +575,22 @@ static void on_connect_push(ctl *t, const msg_in *m) {
     chat_connect_request(t->ctx->chat, &u);
 }
 
-/* The user we asked for a reverse connection could not dial us. */
+/* The user we asked for a reverse connection could not dial us.  A hint:
+ * one we cannot read is dropped, never a reason to leave the tracker (its
+ * text comes from another user). */
 static void on_connect_failed_push(ctl *t, const msg_in *m) {
     const msgpack_object *o;
+    const char *reason = "";
+    size_t rlen = 0;
     char from[NAME_BUFLEN], why[256];
     if (!expect(t, m, CTL_READY))
         return;
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
-        msg_get(m, "reason", &o) || msg_obj_cstr(o, why, sizeof why))
-        return bad(t, "connect_failed");
+    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from)) {
+        log_debug(t->lg, "tracker: dropping a connect_failed without a usable from");
+        return;
+    }
+    msg_str(m, "reason", &reason, &rlen); /* absent or odd: no reason */
+    utf8_clean(reason, rlen, why, sizeof why);
     chat_connect_failed(t->ctx->chat, from, why);
 }
 
@@ -775,7 +787,10 @@ static int send_register(ctl *t) {
     unsigned char sig[IDENT_SIG];
     ident_sign_register(&ctx->id, t->nonce, ctx->user, strlen(ctx->user), sig);
     msg_out m;
-    msg_out_init(&m, "register", 4);
+    msg_out_init(&m, "register", 5);
+    msg_put_key(&m, "features"); /* pushes newer than protocol 1 we understand */
+    msgpack_pack_array(&m.pk, 1);
+    msg_pack_str(&m, "connect_failed", 14);
     msg_put_str(&m, "name", ctx->user);
     msg_put_bin(&m, "key", ctx->id.pk, IDENT_PK);
     msg_put_bin(&m, "sig", sig, IDENT_SIG);

@@ -85,12 +85,28 @@ int addr_parse_numeric(const char *s, struct sockaddr_storage *ss) {
     return UV_EINVAL;
 }
 
+/* The IPv4 address of a plain or IPv4-mapped IPv6 sockaddr (a dual-stack
+ * [::] listener sees IPv4 clients as ::ffff:a.b.c.d); 0 when it has none. */
+static int ipv4_of(const struct sockaddr_storage *s, uint32_t *ip) {
+    if (s->ss_family == AF_INET) {
+        *ip = ((const struct sockaddr_in *)s)->sin_addr.s_addr;
+        return 1;
+    }
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)s)->sin6_addr;
+    if (s->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a)) {
+        memcpy(ip, a->s6_addr + 12, 4);
+        return 1;
+    }
+    return 0;
+}
+
 int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    uint32_t ia = 0, ib = 0;
+    int va = ipv4_of(a, &ia), vb = ipv4_of(b, &ib);
+    if (va || vb)
+        return va && vb && ia == ib;
     if (a->ss_family != b->ss_family)
         return 0;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
     if (a->ss_family == AF_INET6)
         return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
                       &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;

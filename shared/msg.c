@@ -343,6 +343,20 @@ int msg_array(const msg_in *m, const char *key, const msgpack_object_array **a) 
     return 0;
 }
 
+int msg_has_feature(const msg_in *m, const char *feature) {
+    const msgpack_object_array *a;
+    size_t n = strlen(feature);
+    if (msg_array(m, "features", &a))
+        return 0;
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *o = &a->ptr[i];
+        if (o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+            memcmp(o->via.str.ptr, feature, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen) {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= outlen ||
         (o->via.str.size && memchr(o->via.str.ptr, 0, o->via.str.size)))

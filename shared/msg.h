@@ -86,6 +86,10 @@ int msg_bool(const msg_in *m, const char *key, bool *v);
 int msg_bin(const msg_in *m, const char *key, const unsigned char **p, size_t n);
 int msg_array(const msg_in *m, const char *key, const msgpack_object_array **a);
 
+/* 1 when m's "features" array holds the string feature, else 0 (absent or
+ * malformed: an older or odd sender simply has none). */
+int msg_has_feature(const msg_in *m, const char *feature);
+
 /* Copies a string object into out (NUL-terminated).  0 or UV_EINVAL when it
  * is not a string, holds a NUL, or does not fit. */
 int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen);

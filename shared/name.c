@@ -137,3 +137,23 @@ int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]) {
     out[o] = '\0';
     return 0;
 }
+
+size_t utf8_clean(const char *in, size_t n, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c;
+        size_t k = utf8_decode((const unsigned char *)in + i, n - i, &c);
+        int ok = k > 0 && c >= 0x20 && !(c >= 0x7f && c < 0xa0);
+        size_t w = ok ? k : 1;
+        if (o + w >= cap)
+            break;
+        if (ok)
+            memcpy(out + o, in + i, k);
+        else
+            out[o] = '?';
+        o += w;
+        i += k ? k : 1;
+    }
+    out[o] = '\0';
+    return o;
+}

@@ -22,4 +22,10 @@ int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]);
  * the bytes are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
 size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp);
 
+/* Copies n bytes of untrusted text into out (cap > 0 bytes, NUL-terminated)
+ * for a log line or a hint passed on: valid UTF-8 without control
+ * characters is kept, anything else becomes '?', and it is cut on a
+ * character boundary to fit.  Returns the length written. */
+size_t utf8_clean(const char *in, size_t n, char *out, size_t cap);
+
 #endif

@@ -34,6 +34,7 @@ typedef struct session {
     conn *c;                     /* NULL once the connection closed */
     sess_state state;
     unsigned char nonce[IDENT_NONCE];
+    int hears_connect_failed;    /* its register listed the feature: it takes the push */
     char observed[ADDR_STRLEN];
     char name[NAME_BUFLEN];      /* as stored (first registered spelling) */
     char folded[NAME_BUFLEN];
@@ -259,11 +260,14 @@ static void on_hello(session *s, const msg_in *m) {
     }
     randombytes_buf(s->nonce, sizeof s->nonce);
     msg_out out;
-    msg_out_init(&out, "welcome", 4);
+    msg_out_init(&out, "welcome", 5);
     msg_put_uint(&out, "v", PROTO_VERSION);
     msg_put_bin(&out, "nonce", s->nonce, sizeof s->nonce);
     msg_put_str(&out, "observed", s->observed);
     msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
+    msg_put_key(&out, "features"); /* messages newer than protocol 1 that we take */
+    msgpack_pack_array(&out.pk, 1);
+    msg_pack_str(&out, "connect_failed", 14);
     send_msg(s, &out);
     sess_set(s, relay ? SS_RELAY : SS_READY);
     if (relay) /* relay_join must follow as promptly as hello did */
@@ -298,6 +302,7 @@ static void on_register(session *s, const msg_in *m) {
         bad_field(s, "register", "sig", "bin (64 bytes)");
         return;
     }
+    s->hears_connect_failed = msg_has_feature(m, "connect_failed");
     if (msg_array(m, "endpoints", &eps)) {
         bad_field(s, "register", "endpoints", "[addr]");
         return;
@@ -649,17 +654,16 @@ static void on_connect_failed(session *s, const msg_in *m) {
     }
     session *o;
     if (name_fold(to, tlen, fold) || strcmp(fold, s->folded) == 0 ||
-        !(o = namemap_get(s->ctx->online, fold)))
-        return;
-    if (rlen > CONNECT_REASON_MAX) { /* a hint for a log line, not a payload */
-        rlen = CONNECT_REASON_MAX;
-        while (rlen > 0 && ((unsigned char)reason[rlen] & 0xc0) == 0x80)
-            rlen--; /* cut before a character, not inside one */
-    }
+        !(o = namemap_get(s->ctx->online, fold)) || !o->hears_connect_failed)
+        return; /* an older peer would close on a type it does not know */
+    /* A hint for a log line, not a payload: printable UTF-8 only, cut on
+     * a character boundary. */
+    char clean[CONNECT_REASON_MAX + 1];
+    size_t clen = utf8_clean(reason, rlen, clean, sizeof clean);
     msg_out out;
     msg_out_init(&out, "connect_failed", 2);
     msg_put_str(&out, "from", s->name);
-    msg_put_strn(&out, "reason", reason, rlen);
+    msg_put_strn(&out, "reason", clean, clen);
     send_msg(o, &out);
 }
 

@@ -37,6 +37,8 @@ CONTROL_TO_TRACKER = [
     {'t': 'hello', 'v': 2, 'role': 'peer'},
     {'t': 'hello', 'v': 1, 'role': 'relay'},
     {'t': 'register', 'name': 'alice', 'key': K32, 'sig': S64, 'endpoints': ['127.0.0.1:4000']},
+    {'t': 'register', 'name': 'bob', 'key': K32, 'sig': S64, 'endpoints': [],
+     'features': ['connect_failed', None]},
     {'t': 'register', 'name': 'x' * 40, 'key': K32, 'sig': S64, 'endpoints': ['[::1]:1'] * 17},
     {'t': 'list', 'id': 1},
     {'t': 'list', 'id': 2, 'prefix': 'a', 'limit': 1},
@@ -62,6 +64,8 @@ CONTROL_TO_TRACKER = [
 
 TRACKER_TO_PEER = [
     {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60},
+    {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60,
+     'features': ['connect_failed', 7]},
     {'t': 'registered', 'name': 'fuzzpeer', 'observed': '127.0.0.1:1'},
     {'t': 'lookup_result', 'id': 1, 'name': 'mallory', 'key': K32, 'online': True,
      'endpoints': ['127.0.0.1:9', '[::1]:9', 'host:1'], 'observed': '127.0.0.1:2',

@@ -893,21 +893,26 @@ class Raw:
         self.observed = w['observed']
         return w
 
-    def register(self, name, key=None, endpoints=('127.0.0.1:9',), sig=None, hello=True):
+    def register(self, name, key=None, endpoints=('127.0.0.1:9',), sig=None, hello=True,
+                 features=None):
         """Signs and sends register (after hello unless hello=False); returns
-        the answer frame (registered or error)."""
+        the answer frame (registered or error).  features: the register's
+        features list (None: the field is left out, as a protocol-1 peer)."""
         if hello and self.nonce is None:
             self.hello()
         self.key = key or Key()
         nb = name.b if isinstance(name, RawStr) else name.encode('utf-8')
         if sig is None:
             sig = self.key.sign_register(self.nonce, nb)
-        self.send({'t': 'register', 'name': name, 'key': self.key.pk, 'sig': sig,
-                   'endpoints': list(endpoints)})
+        d = {'t': 'register', 'name': name, 'key': self.key.pk, 'sig': sig,
+             'endpoints': list(endpoints)}
+        if features is not None:
+            d['features'] = list(features)
+        self.send(d)
         return self.recv_skip_presence()
 
-    def must_register(self, name, key=None, endpoints=('127.0.0.1:9',)):
-        r = self.register(name, key, endpoints)
+    def must_register(self, name, key=None, endpoints=('127.0.0.1:9',), features=None):
+        r = self.register(name, key, endpoints, features=features)
         if r.get('t') != 'registered':
             fail('%s: register %r failed: %r' % (self.label, name, r))
         self.name = r['name']

@@ -146,30 +146,36 @@ def next_frame(c):
 
 def test_connect_failed_passed_on():
     """connect_failed (a failed dial back) reaches the user named in `to`,
-    from the sender's registered name, its reason cut to 200 bytes on a
-    character boundary; to an unknown or offline user, or to oneself, it
-    is dropped without an answer; a malformed one closes the sender."""
+    from the sender's registered name, its reason cleaned (control bytes
+    become '?') and cut to 200 bytes on a character boundary -- but only a
+    user whose register listed the feature (an older peer would close on
+    the type).  To an unknown or offline user, or to oneself, it is dropped
+    without an answer; a malformed one closes the sender."""
     t = Tracker()
-    alice = registered_client(t, 'alice')
+    alice = Raw(t.addr, label='alice')
+    w = alice.hello()
+    if 'connect_failed' not in w.get('features', []):
+        fail('welcome does not list the connect_failed feature: %r' % w)
+    alice.must_register('alice', features=['connect_failed', 'something_else'])
+    old = Raw(t.addr, label='old')
+    old.must_register('old')   # no features: a protocol-1 peer
     bob = registered_client(t, 'bob')
     bob.send({'t': 'connect_failed', 'to': 'ALICE', 'reason': 'connection refused'})
     f = next_frame(alice)
     if f != {'t': 'connect_failed', 'from': 'bob', 'reason': 'connection refused'}:
         fail('alice got %r' % f)
-    bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': '\u00e9' * 150})
+    bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': 'x\x00y\x1b[31m\u00e9' + '\u00e9' * 150})
     f = next_frame(alice)
-    if f.get('t') != 'connect_failed' or f['reason'] != '\u00e9' * 100:
-        fail('a 300-byte reason arrived as %r (want 100 characters, 200 bytes)' % f)
-    for to in ('nobody', 'bob', 'carol'):
+    want = 'x?y?[31m' + '\u00e9' * 96
+    if f.get('t') != 'connect_failed' or f['reason'] != want:
+        fail('a dirty 300-byte reason arrived as %r (want %r)' % (f, want))
+    for to in ('nobody', 'bob', 'carol', 'old'):
         bob.send({'t': 'connect_failed', 'to': to, 'reason': 'x'})
-    bob.send({'t': 'ping'})  # no answer to any of them, and bob is still served
-    f = next_frame(bob)
-    if f.get('t') != 'pong':
-        fail('after connect_failed to nobody, itself and an offline user, bob got %r' % f)
-    alice.send({'t': 'ping'})  # and nothing reached alice
-    f = next_frame(alice)
-    if f.get('t') != 'pong':
-        fail('alice got %r (want nothing before the pong)' % f)
+    for c in (bob, alice, old):  # no answer, nothing passed on, all still served
+        c.send({'t': 'ping'})
+        f = next_frame(c)
+        if f.get('t') != 'pong':
+            fail('%s got %r (want only the pong)' % (c.label, f))
     bob.send({'t': 'connect_failed', 'to': 5, 'reason': 'x'})
     bob.expect_error('bad_message')
     t.stop()

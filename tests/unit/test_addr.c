@@ -156,6 +156,29 @@ static void format_small_buffer(void) {
     ASSERT_EQ(addr_format(&sa, out, sizeof out), UV_EAFNOSUPPORT);
 }
 
-TEST_MAIN(T(host_port), T(v6_port), T(default_port), T(bare_v6_rejected), T(bad_ports),
+static void same_host(void) {
+    struct sockaddr_storage a, b, c, m, m2, v6a, v6b, v6c;
+    ASSERT_EQ(addr_parse_numeric("192.0.2.1:1", &a), 0);
+    ASSERT_EQ(addr_parse_numeric("192.0.2.1:2", &b), 0);
+    ASSERT_EQ(addr_parse_numeric("192.0.2.2:1", &c), 0);
+    ASSERT_EQ(addr_parse_numeric("[::ffff:192.0.2.1]:3", &m), 0);
+    ASSERT_EQ(addr_parse_numeric("[::ffff:192.0.2.2]:3", &m2), 0);
+    ASSERT_EQ(addr_parse_numeric("[2001:db8:1:2::1]:1", &v6a), 0);
+    ASSERT_EQ(addr_parse_numeric("[2001:db8:1:2::ffff]:9", &v6b), 0);
+    ASSERT_EQ(addr_parse_numeric("[2001:db8:1:3::1]:1", &v6c), 0);
+    ASSERT_EQ(addr_same_host(&a, &b), 1);   /* ports do not matter */
+    ASSERT_EQ(addr_same_host(&a, &c), 0);
+    /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: each is
+     * still its own host, the same as its plain IPv4 form. */
+    ASSERT_EQ(addr_same_host(&m, &a), 1);
+    ASSERT_EQ(addr_same_host(&m, &m2), 0);
+    ASSERT_EQ(addr_same_host(&m2, &c), 1);
+    ASSERT_EQ(addr_same_host(&v6a, &v6b), 1); /* one /64 */
+    ASSERT_EQ(addr_same_host(&v6a, &v6c), 0);
+    ASSERT_EQ(addr_same_host(&v6a, &a), 0);
+    ASSERT_EQ(addr_same_host(&m, &v6a), 0);
+}
+
+TEST_MAIN(T(same_host), T(host_port), T(v6_port), T(default_port), T(bare_v6_rejected), T(bad_ports),
           T(bad_hosts), T(parse_numeric), T(format_v4), T(format_v6),
           T(format_parse_round_trip), T(format_small_buffer))
