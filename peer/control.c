@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "frame.h"
+#include "grow.h"
 #include "listener.h"
 #include "chat.h"
 #include "events.h"
@@ -490,14 +491,10 @@ static void on_list_result(ctl *t, const msg_in *m) {
         char name[NAME_BUFLEN];
         if (msg_obj_cstr(&a->ptr[i], name, sizeof name))
             continue;
-        if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 64;
-            char **p = realloc(r->names, cap * sizeof *p);
-            if (!p)
-                break;
-            r->names = p;
-            r->cap = cap;
-        }
+        char **p = grow(r->names, &r->cap, r->n + 1, sizeof *p, 64);
+        if (!p)
+            break;
+        r->names = p;
         if (!(r->names[r->n] = strdup(name)))
             break;
         r->n++;

@@ -111,15 +111,11 @@ static int send_auth(chatlink *l) {
 #define INNER_MAX (CHAT_TEXT_MAX + 256) /* the largest inner map: a msg */
 
 /* Every message after auth: the inner msgpack map m (a msg_out, built in
- * its inline buffer for all but long texts), sealed, as the c of a
- * {t:"sealed"} frame.  The outer map is written by hand and the ciphertext
- * straight into the frame on the stack; conn_send_copy adds it to the
- * connection's batch (an up link batches: what one loop pass sends, an
- * echo's ack and its answer or a burst of acks, is one write).  Takes m;
- * the plaintext is erased. */
+ * its inline buffer for all but long texts), sealed into a stack buffer and
+ * sent as the c of a {t:"sealed"} frame; an up link batches, so what one
+ * loop pass sends (an echo's ack and its answer, a burst of acks) is one
+ * write.  Takes m; the plaintext is erased. */
 static int send_sealed(chatlink *l, msg_out *m) {
-    static const char head[] = {'\x82', '\xa1', 't', '\xa6', 's', 'e', 'a', 'l', 'e', 'd',
-                                '\xa1', 'c'};
     const char *frame;
     size_t flen;
     int r = msg_out_view(m, INNER_MAX, &frame, &flen);
@@ -127,28 +123,17 @@ static int send_sealed(chatlink *l, msg_out *m) {
         msg_out_discard(m);
         return r;
     }
-    const unsigned char *plain = (const unsigned char *)frame + FRAME_HEADER;
-    size_t n = flen - FRAME_HEADER, cn = n + SEAL_ABYTES; /* cn < 64 KiB */
-    size_t hl = sizeof head + (cn < 256 ? 2 : 3);
-    char f[FRAME_HEADER + sizeof head + 3 + INNER_MAX + SEAL_ABYTES];
-    frame_put_len(f, (uint32_t)(hl + cn));
-    char *p = f + FRAME_HEADER;
-    memcpy(p, head, sizeof head);
-    p += sizeof head;
-    if (cn < 256) {
-        *p++ = '\xc4'; /* bin 8 */
-        *p++ = (char)cn;
-    } else {
-        *p++ = '\xc5'; /* bin 16 */
-        *p++ = (char)(cn >> 8);
-        *p++ = (char)(cn & 0xff);
-    }
-    r = seal_encrypt(l->sl, plain, n, (unsigned char *)p);
+    size_t n = flen - FRAME_HEADER;
+    unsigned char cipher[INNER_MAX + SEAL_ABYTES];
+    r = seal_encrypt(l->sl, (const unsigned char *)frame + FRAME_HEADER, n, cipher);
     sodium_memzero((void *)frame, flen);
     msg_out_discard(m);
     if (r)
         return r;
-    return conn_send_copy(l->c, f, FRAME_HEADER + hl + cn);
+    msg_out out;
+    msg_out_init(&out, "sealed", 1);
+    msg_put_bin(&out, "c", cipher, n + SEAL_ABYTES);
+    return conn_send_msg(l->c, &out);
 }
 
 int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len) {

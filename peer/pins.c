@@ -2,6 +2,7 @@
  * whole on every change.  Writes happen on the loop, but the file is a line
  * per user met and changes only on a first meeting or a /trust. */
 #include "pins.h"
+#include "grow.h"
 
 #include "name.h"
 
@@ -40,14 +41,10 @@ static pin *find(const pins *p, const char *fold) {
 static int add(pins *p, const char *fold, const unsigned char key[IDENT_PK]) {
     pin *e = find(p, fold);
     if (!e) {
-        if (p->n == p->cap) {
-            size_t cap = p->cap ? p->cap * 2 : 16;
-            pin *v = realloc(p->v, cap * sizeof *v);
-            if (!v)
-                return UV_ENOMEM;
-            p->v = v;
-            p->cap = cap;
-        }
+        pin *v = grow(p->v, &p->cap, p->n + 1, sizeof *v, 16);
+        if (!v)
+            return UV_ENOMEM;
+        p->v = v;
         e = &p->v[p->n++];
         snprintf(e->fold, sizeof e->fold, "%s", fold);
     }

@@ -4,6 +4,8 @@
  * only grows by events; nothing here talks to the network. */
 #include "tui_impl.h"
 
+#include "grow.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,16 +78,12 @@ void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *
         memmove(cv->v, cv->v + 1, (cv->n - 1) * sizeof *cv->v);
         cv->n--;
     }
-    if (cv->n == cv->cap) {
-        size_t cap = cv->cap ? cv->cap * 2 : 32;
-        tui_entry **v = realloc(cv->v, cap * sizeof *v);
-        if (!v) {
-            entry_free(e);
-            return;
-        }
-        cv->v = v;
-        cv->cap = cap;
+    tui_entry **v = grow(cv->v, &cv->cap, cv->n + 1, sizeof *v, 32);
+    if (!v) {
+        entry_free(e);
+        return;
     }
+    cv->v = v;
     cv->v[cv->n++] = e;
 }
 
@@ -137,14 +135,10 @@ tui_user *tui_user_get(tui *t, const char *name) {
         else
             hi = mid;
     }
-    if (t->nusers == t->capusers) {
-        size_t cap = t->capusers ? t->capusers * 2 : 64;
-        tui_user *u = realloc(t->users, cap * sizeof *u);
-        if (!u)
-            return NULL;
-        t->users = u;
-        t->capusers = cap;
-    }
+    tui_user *nu = grow(t->users, &t->capusers, t->nusers + 1, sizeof *nu, 64);
+    if (!nu)
+        return NULL;
+    t->users = nu;
     memmove(t->users + lo + 1, t->users + lo, (t->nusers - lo) * sizeof *t->users);
     t->nusers++;
     tui_user *u = &t->users[lo];

@@ -2,6 +2,7 @@
  * Reads land directly in the buffer; frames are handed out in place, and the
  * buffer is compacted only when the free tail gets too short. */
 #include "frame.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +26,10 @@ int frame_reader_space(frame_reader *r, size_t want, char **base, size_t *len) {
         r->end -= r->start;
         r->start = 0;
     }
-    if (r->cap - r->end < want) {
-        size_t ncap = r->cap ? r->cap : 4096;
-        while (ncap - r->end < want)
-            ncap *= 2;
-        char *nb = realloc(r->buf, ncap);
-        if (!nb)
-            return UV_ENOMEM;
-        r->buf = nb;
-        r->cap = ncap;
-    }
+    char *nb = grow(r->buf, &r->cap, r->end + want, 1, 4096);
+    if (!nb)
+        return UV_ENOMEM;
+    r->buf = nb;
     *base = r->buf + r->end;
     *len = r->cap - r->end;
     return 0;
