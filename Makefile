@@ -20,9 +20,9 @@ DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff
 
 SHARED_SRC  := $(wildcard shared/*.c)
 TRACKER_SRC := $(wildcard tracker/*.c)
-PEER_SRC    := $(wildcard peer/*.c)
+PEER_SRC    := $(wildcard peer/*.c peer/ui/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
-HDRS        := $(wildcard shared/*.h tracker/*.h peer/*.h tests/unit/*.h)
+HDRS        := $(wildcard shared/*.h tracker/*.h peer/*.h peer/ui/*.h tests/unit/*.h)
 
 B  := build
 BA := build/asan
@@ -31,6 +31,8 @@ BA := build/asan
 all: $(B)/tracker $(B)/peer
 
 define objrules
+# The front ends in peer/ui/ include the peer's headers by name.
+$(1)/obj/peer/%.o: CFLAGS_ALL += -Ipeer
 $(1)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_ALL) $(2) -c $$< -o $$@

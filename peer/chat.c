@@ -8,7 +8,7 @@
 
 #include "control.h"
 #include "dial.h"
-#include "relay.h"
+#include "relay_join.h"
 #include "link.h"
 #include "name.h"
 #include "events.h"
@@ -63,7 +63,7 @@ typedef struct pending {
     chat *ch;
     chatlink *link;
     dialer *dial;
-    relayconn *relay;
+    rjoin *relay;
     char name[NAME_BUFLEN]; /* a reverse dial: who asked for it */
 } pending;
 
@@ -461,7 +461,7 @@ void chat_relay_offer(chat *ch, const char *from, const unsigned char token[IDEN
     if (!ch)
         return;
     pending *p = add_pending(ch);
-    int r = p ? relay_open(ch->ctx, token, on_offer_ready, p, &p->relay) : UV_ENOMEM;
+    int r = p ? rjoin_open(ch->ctx, token, on_offer_ready, p, &p->relay) : UV_ENOMEM;
     if (r) {
         log_warn(&ch->ctx->lg, "cannot join the relay %s offered: %s", from, uv_strerror(r));
         if (p)
@@ -647,7 +647,7 @@ void chat_close(chat *ch) {
         if (p->link)
             drop_link(p->link);
         dial_cancel(p->dial);
-        relay_cancel(p->relay);
+        rjoin_cancel(p->relay);
         free(p);
     }
     free(ch);

@@ -1,5 +1,5 @@
-/* command: one place that knows the command syntax, so the terminal UI of
- * a later issue can reuse it unchanged. */
+/* command: the one place that knows the command syntax; line mode, --ui
+ * json and the terminal UI all hand their input lines to cmd_line. */
 #include "command.h"
 
 #include "chat.h"
@@ -113,6 +113,12 @@ static int next_word(const char **p, char *word, size_t wordlen) {
         s++;
     *p = s;
     return 0;
+}
+
+void cmd_dial(peer_ctx *ctx, const char *name) { chat_dial(ctx->chat, name); }
+
+void cmd_send_to(peer_ctx *ctx, const char *name, const char *text, size_t len) {
+    chat_send_to(ctx->chat, name, text, len);
 }
 
 void cmd_line(peer_ctx *ctx, const char *line, size_t len) {

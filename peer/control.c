@@ -8,8 +8,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "grow.h"
-#include "listener.h"
-#include "chat.h"
+#include "chatport.h"
 #include "events.h"
 #include "name.h"
 
@@ -73,6 +72,8 @@ typedef struct cache_entry {
 
 struct ctl {
     peer_ctx *ctx;
+    const ctl_handler *h;
+    void *hdata;
     const logger *lg;
     enum ctl_state state;
     char host[ADDR_STRLEN];
@@ -523,8 +524,8 @@ static void on_presence(ctl *t, const msg_in *m) {
         e->user.online = online;
     if (strcmp(fold, t->ctx->user_fold) != 0) {
         ev_presence(t->ctx, name, online);
-        if (online)
-            chat_peer_online(t->ctx->chat, name);
+        if (t->h->presence)
+            t->h->presence(t->hdata, name, online);
     }
 }
 
@@ -569,7 +570,8 @@ static void on_connect_push(ctl *t, const msg_in *m) {
     if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, u.observed, sizeof u.observed))
         return bad(t, "connect_request");
     cache_put(t, &u); /* the tracker vouches for this key */
-    chat_connect_request(t->ctx->chat, &u);
+    if (t->h->connect_request)
+        t->h->connect_request(t->hdata, &u);
 }
 
 /* The user we asked for a reverse connection could not dial us.  A hint:
@@ -588,7 +590,8 @@ static void on_connect_failed_push(ctl *t, const msg_in *m) {
     }
     msg_str(m, "reason", &reason, &rlen); /* absent or odd: no reason */
     utf8_clean(reason, rlen, why, sizeof why);
-    chat_connect_failed(t->ctx->chat, from, why);
+    if (t->h->connect_failed)
+        t->h->connect_failed(t->hdata, from, why);
 }
 
 /* Another user set up a relay session for the two of us. */
@@ -601,7 +604,8 @@ static void on_relay_offer(ctl *t, const msg_in *m) {
     if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
         msg_bin(m, "session", &token, IDENT_SESSION))
         return bad(t, "relay_offer");
-    chat_relay_offer(t->ctx->chat, from, token);
+    if (t->h->relay_offer)
+        t->h->relay_offer(t->hdata, from, token);
 }
 
 static void on_error(ctl *t, const msg_in *m) {
@@ -780,7 +784,7 @@ static int send_hello(ctl *t) {
 static int send_register(ctl *t) {
     peer_ctx *ctx = t->ctx;
     char eps[PEER_MAX_ENDPOINTS][ADDR_STRLEN];
-    int n = lst_endpoints(ctx->lst, eps, PEER_MAX_ENDPOINTS);
+    int n = port_endpoints(ctx->port, eps, PEER_MAX_ENDPOINTS);
     unsigned char sig[IDENT_SIG];
     ident_sign_register(&ctx->id, t->nonce, ctx->user, strlen(ctx->user), sig);
     msg_out m;
@@ -835,8 +839,8 @@ static void refused(ctl *t) {
         ev_error(ctx, "replaced", "%s registered again from another place, so this peer is no "
                  "longer registered (%s); chats already open keep working", ctx->user,
                  t->refusal_text);
-    if (strcmp(code, "replaced") != 0)
-        peer_quit(ctx, 1, 0, QUIT_NOW);
+    if (strcmp(code, "replaced") != 0 && t->h->refused)
+        t->h->refused(t->hdata, code);
 }
 
 /* The one transition function of the tracker connection. */
@@ -896,7 +900,8 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         conn_set_timeout(t->c, (uint64_t)t->ttl * 1000);
         ev_registered(t->ctx, t->registered_name, t->ctx->tracker, t->observed);
         send_waiting(t);
-        chat_tracker_ready(t->ctx->chat); /* relayed chats that dropped set up again */
+        if (t->h->registered)
+            t->h->registered(t->hdata);
         return;
     }
     case EV_LOST: {
@@ -947,11 +952,13 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
 
 static void on_first(uv_timer_t *h) { ctl_step(h->data, EV_START, 0); }
 
-int ctl_open(peer_ctx *ctx, ctl **out) {
+int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
     ctl *t = calloc(1, sizeof *t);
     if (!t)
         return UV_ENOMEM;
     t->ctx = ctx;
+    t->h = h;
+    t->hdata = data;
     t->lg = &ctx->lg;
     t->state = CTL_IDLE;
     t->backoff_ms = BACKOFF_MIN_MS;

@@ -44,9 +44,31 @@ typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
  * another error otherwise.  why: the tracker's words, or NULL. */
 typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
 
+/* News from the tracker for the layers above, which own what to do with
+ * it (main.c wires them).  Every entry fires from a frame or timer
+ * callback of the tracker connection, never inside a ctl_ call; strings
+ * and u are valid during the call only.  An entry may be NULL. */
+typedef struct ctl_handler {
+    /* registered with the tracker (the first time and after a reconnect) */
+    void (*registered)(void *data);
+    /* a presence push about another user */
+    void (*presence)(void *data, const char *name, int online);
+    /* u asks us to dial it back (a reverse connection); u's key is the
+     * tracker's */
+    void (*connect_request)(void *data, const ctl_user *u);
+    /* from could not dial us back (its answer to our connect_request) */
+    void (*connect_failed)(void *data, const char *from, const char *why);
+    /* from set up a relay session for the two of us */
+    void (*relay_offer)(void *data, const char *from, const unsigned char token[IDENT_SESSION]);
+    /* the tracker refused us for good (name taken, bad name or signature,
+     * another protocol version); the user was told why, with code */
+    void (*refused)(void *data, const char *code);
+} ctl_handler;
+
 /* Allocates the control client and starts connecting to ctx->tracker (the
- * first event happens from the loop).  0 with *out set, or a uv error. */
-int ctl_open(peer_ctx *ctx, ctl **out);
+ * first event happens from the loop).  h (borrowed for the client's life)
+ * gets the tracker's news.  0 with *out set, or a uv error. */
+int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out);
 
 /* Looks a user up.  fresh: ask the tracker when it is connected (dialing
  * wants current endpoints); otherwise a cached answer is used first (keys

@@ -16,7 +16,7 @@
 
 #include "addr.h"
 #include "control.h"
-#include "relay.h"
+#include "relay_join.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +68,7 @@ struct dialer {
     int reverse;        /* 0 not sent, 1 sent, 2 failed */
     int relay_failed;
     int relay_status;   /* the relay_request error, for the report */
-    relayconn *relay;   /* joining the session */
+    rjoin *relay;   /* joining the session */
     chatlink *relay_link;
     char auth_why[400];
     char relay_why[400];
@@ -100,7 +100,7 @@ static void finish(dialer *d, chatlink *winner, const char *reason) {
     if (d->relay_link && d->relay_link != winner)
         drop(d->relay_link);
     d->relay_link = NULL;
-    relay_cancel(d->relay);
+    rjoin_cancel(d->relay);
     d->relay = NULL;
     ctl_cancel(d->ctx->ctl, d);
     free(d->reverse_user);
@@ -379,7 +379,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         if (d->state != DIAL_RELAY)
             return;
         if (status == 0)
-            status = relay_open(d->ctx, arg, on_relay_ready, d, &d->relay);
+            status = rjoin_open(d->ctx, arg, on_relay_ready, d, &d->relay);
         if (status) {
             d->relay_failed = 1;
             d->relay_status = status;
@@ -413,7 +413,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         }
         d->state = DIAL_INBOUND;
         uv_timer_stop(&d->ladder);
-        relay_cancel(d->relay);
+        rjoin_cancel(d->relay);
         d->relay = NULL;
         if (d->relay_link)
             drop(d->relay_link);

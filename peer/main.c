@@ -6,7 +6,7 @@
 #include "command.h"
 #include "control.h"
 #include "events.h"
-#include "listener.h"
+#include "chatport.h"
 #include "peer.h"
 #include "pins.h"
 #include "tui.h"
@@ -184,7 +184,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
 
 static void on_quit_timer(uv_timer_t *t);
 
-void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
+static void quit(peer_ctx *ctx, int code, int say_bye, int how) {
     if (ctx->quitting) {
         if (how == QUIT_NOW) /* a signal during draining: stop waiting */
             ctx->draining = 0;
@@ -208,8 +208,8 @@ static void close_all(peer_ctx *ctx) {
     chat_leave(ctx->chat);
     chat_close(ctx->chat);
     ctx->chat = NULL;
-    lst_close(ctx->lst);
-    ctx->lst = NULL;
+    port_close(ctx->port);
+    ctx->port = NULL;
     ctl_close(ctx->ctl);
     ctx->ctl = NULL;
     uv_close((uv_handle_t *)&ctx->sigint, NULL);
@@ -228,6 +228,47 @@ static void on_quit_timer(uv_timer_t *t) {
     close_all(ctx);
 }
 
+/* ---- wiring: news from the lower layers to the modules that act on it ---- */
+
+static void on_accept(void *data, uv_stream_t *server) {
+    peer_ctx *ctx = data;
+    chat_accept(ctx->chat, server);
+}
+
+static void on_registered(void *data) {
+    peer_ctx *ctx = data;
+    chat_tracker_ready(ctx->chat); /* relayed chats that dropped set up again */
+}
+
+static void on_presence(void *data, const char *name, int online) {
+    peer_ctx *ctx = data;
+    if (online)
+        chat_peer_online(ctx->chat, name);
+}
+
+static void on_connect_request(void *data, const ctl_user *u) {
+    peer_ctx *ctx = data;
+    chat_connect_request(ctx->chat, u);
+}
+
+static void on_connect_failed(void *data, const char *from, const char *why) {
+    peer_ctx *ctx = data;
+    chat_connect_failed(ctx->chat, from, why);
+}
+
+static void on_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
+    peer_ctx *ctx = data;
+    chat_relay_offer(ctx->chat, from, token);
+}
+
+static void on_refused(void *data, const char *code) {
+    quit(data, 1, 0, QUIT_NOW);
+}
+
+static const ctl_handler tracker_news = {
+    on_registered, on_presence, on_connect_request, on_connect_failed, on_relay_offer, on_refused,
+};
+
 /* Events are written to stdout's buffer as they happen and flushed here,
  * once per loop pass, just before the loop waits: a burst of events (an
  * echo's message and delivered lines, 32 acks) costs one write, and no
@@ -241,7 +282,7 @@ static void on_out_flush(uv_prepare_t *h) {
 static void on_signal(uv_signal_t *s, int signum) {
     peer_ctx *ctx = s->data;
     log_info(&ctx->lg, "%s: shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    peer_quit(ctx, 0, 1, QUIT_NOW);
+    quit(ctx, 0, 1, QUIT_NOW);
 }
 
 static void on_line(void *data, const char *line, size_t len) {
@@ -250,7 +291,7 @@ static void on_line(void *data, const char *line, size_t len) {
         cmd_line(ctx, line, len);
 }
 
-static void on_eof(void *data, int status) { peer_quit(data, 0, 1, QUIT_DRAIN); }
+static void on_eof(void *data, int status) { quit(data, 0, 1, QUIT_DRAIN); }
 
 static void on_walk(uv_handle_t *h, void *arg) {
     log_error(arg, "handle still open at exit: %s", uv_handle_type_name(h->type));
@@ -295,10 +336,10 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     if ((r = chat_open(ctx, &ctx->chat))) {
         fprintf(stderr, "error: %s\n", uv_strerror(r));
         status = 1;
-    } else if ((r = lst_open(ctx, &ctx->lst, err, sizeof err))) {
+    } else if ((r = port_open(ctx, on_accept, ctx, &ctx->port, err, sizeof err))) {
         fprintf(stderr, "error: %s; pick another --listen address\n", err);
         status = 1;
-    } else if ((r = ctl_open(ctx, &ctx->ctl))) {
+    } else if ((r = ctl_open(ctx, &tracker_news, ctx, &ctx->ctl))) {
         fprintf(stderr, "error: cannot use tracker %s: %s\n", ctx->tracker, uv_strerror(r));
         status = 2;
     } else if (ctx->tui && (r = tui_open(ctx, home, err, sizeof err))) {
@@ -337,6 +378,7 @@ int main(int argc, char **argv) {
     ctx.tracker = "127.0.0.1:5960";
     ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
     ctx.link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;
+    ctx.on_quit = quit;
     const char *home = "~/.parley";
     int r = parse_args(&ctx, argc, argv, &home);
     if (r >= 0)

@@ -21,7 +21,7 @@
 struct ui;
 struct ev_frontend;
 struct ctl;
-struct lst;
+struct chatport;
 struct chat;
 struct pins;
 
@@ -48,7 +48,7 @@ typedef struct peer_ctx {
     int tui;                     /* the terminal UI runs (else line mode) */
     int no_bell;                 /* --no-bell */
     struct ctl *ctl;
-    struct lst *lst;
+    struct chatport *port;
     struct chat *chat;
     struct pins *pins;           /* known_peers (NULL: pinning off, as in the fuzz harness) */
     uv_signal_t sigint, sigterm;
@@ -59,6 +59,9 @@ typedef struct peer_ctx {
     int say_bye;                 /* print "bye" on exit */
     int draining;                /* waiting for acks before closing */
     uint64_t drain_deadline;     /* uv_now() limit for draining */
+    /* How a module below main asks the process to end (main.c sets it;
+     * see peer_quit). */
+    void (*on_quit)(struct peer_ctx *ctx, int code, int say_bye, int how);
 } peer_ctx;
 
 enum { QUIT_NOW = 0, QUIT_DRAIN = 1 };
@@ -70,7 +73,9 @@ enum { QUIT_NOW = 0, QUIT_DRAIN = 1 };
  * last lines of a script that ends its input are not lost (end of input
  * drains; /quit and signals leave at once).  Input stops at once either
  * way. */
-void peer_quit(peer_ctx *ctx, int code, int say_bye, int how);
+static inline void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
+    ctx->on_quit(ctx, code, say_bye, how);
+}
 
 #define PEER_DRAIN_MS 5000
 

@@ -8,7 +8,6 @@
  * terminal back before anything else is printed. */
 #include "tui.h"
 
-#include "chat.h"
 #include "command.h"
 #include "control.h"
 #include "tui_impl.h"
@@ -177,7 +176,7 @@ void tui_open_conv(tui *t, const char *name) {
     tui_conv *cv = tui_conv_find(t, name);
     if (cv && cv == t->shown && cv->linked)
         return;
-    chat_dial(t->ctx->chat, name); /* current NAME comes back as an event */
+    cmd_dial(t->ctx, name); /* current NAME comes back as an event */
 }
 
 void tui_submit(tui *t, const char *line, size_t len) {
@@ -195,7 +194,7 @@ void tui_submit(tui *t, const char *line, size_t len) {
         /* To the open conversation, which may have ended: that starts it
          * again, as line mode's /msg does. */
         const char *text = line[0] == '/' ? line + 1 : line;
-        chat_send_to(t->ctx->chat, t->shown->name, text, len - (size_t)(text - line));
+        cmd_send_to(t->ctx, t->shown->name, text, len - (size_t)(text - line));
         return;
     }
     cmd_line(t->ctx, line, len);

@@ -385,6 +385,12 @@ void msg_error_fields(const msg_in *m, char *code, size_t codelen, char *text, s
     copy_field(m, "msg", text, textlen);
 }
 
+void msg_tracker_hello(msg_out *m, const char *role) {
+    msg_out_init(m, "hello", 2);
+    msg_put_uint(m, "v", PROTO_VERSION);
+    msg_put_str(m, "role", role);
+}
+
 int msg_error_frame(const char *code, const char *text, uint64_t id, char **buf, size_t *len) {
     msg_out m;
     msg_out_init(&m, "error", id ? 3 : 2);

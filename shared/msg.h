@@ -97,6 +97,11 @@ int msg_obj_cstr(const msgpack_object *o, char *out, size_t outlen);
 /* The error a peer sent ("error" frames): fills code and text, best effort. */
 void msg_error_fields(const msg_in *m, char *code, size_t codelen, char *text, size_t textlen);
 
+/* Starts m as the hello a client opens a tracker connection with:
+ * {t:"hello", v:PROTO_VERSION, role} (role "peer" for the control
+ * connection, "relay" for a relay connection).  Complete as it is. */
+void msg_tracker_hello(msg_out *m, const char *role);
+
 /* Builds a complete "error" frame.  id is echoed when nonzero. */
 int msg_error_frame(const char *code, const char *text, uint64_t id, char **buf, size_t *len);
 

@@ -36,7 +36,7 @@
 #include "events.h"
 #include "frame.h"
 #include "identity.h"
-#include "listener.h"
+#include "chatport.h"
 #include "msg.h"
 #include "name.h"
 #include "peer.h"
@@ -67,10 +67,33 @@ static struct {
     int quit_requests;
 } H;
 
-/* The stub for peer/main.c's peer_quit: the harness decides when to stop. */
-void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
+/* In place of peer/main.c's quit: the harness decides when to stop. */
+static void count_quit(peer_ctx *ctx, int code, int say_bye, int how) {
     H.quit_requests++;
 }
+
+/* The wiring main.c does: the chat port and the tracker's news go to the
+ * chat of the current input. */
+static void w_accept(void *data, uv_stream_t *server) {
+    chat_accept(((peer_ctx *)data)->chat, server);
+}
+static void w_registered(void *data) { chat_tracker_ready(((peer_ctx *)data)->chat); }
+static void w_presence(void *data, const char *name, int online) {
+    if (online)
+        chat_peer_online(((peer_ctx *)data)->chat, name);
+}
+static void w_connect_request(void *data, const ctl_user *u) {
+    chat_connect_request(((peer_ctx *)data)->chat, u);
+}
+static void w_connect_failed(void *data, const char *from, const char *why) {
+    chat_connect_failed(((peer_ctx *)data)->chat, from, why);
+}
+static void w_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
+    chat_relay_offer(((peer_ctx *)data)->chat, from, token);
+}
+static void w_refused(void *data, const char *code) { H.quit_requests++; }
+static const ctl_handler w_news = {w_registered, w_presence, w_connect_request,
+                                   w_connect_failed, w_relay_offer, w_refused};
 
 /* ---- the fake tracker ---- */
 
@@ -178,18 +201,19 @@ static void setup(void) {
     snprintf(H.remote_ep, sizeof H.remote_ep, "127.0.0.1:%d", H.remote_port);
     snprintf(H.remote_tracker, sizeof H.remote_tracker, "127.0.0.1:%d", H.remote_port);
     char err[512];
-    if (lst_open(ctx, &ctx->lst, err, sizeof err)) {
+    ctx->on_quit = count_quit;
+    if (port_open(ctx, w_accept, ctx, &ctx->port, err, sizeof err)) {
         fprintf(stderr, "fuzz_peer: %s\n", err);
         abort();
     }
     char eps[PEER_MAX_ENDPOINTS][ADDR_STRLEN];
-    int n = lst_endpoints(ctx->lst, eps, PEER_MAX_ENDPOINTS);
+    int n = port_endpoints(ctx->port, eps, PEER_MAX_ENDPOINTS);
     for (int i = 0; i < n && !H.lst_port; i++)
         if (strncmp(eps[i], "127.0.0.1:", 10) == 0)
             H.lst_port = atoi(eps[i] + 10);
     if (!H.lst_port)
         fio_die("the chat listener has no 127.0.0.1 endpoint", 0);
-    if (ctl_open(ctx, &ctx->ctl))
+    if (ctl_open(ctx, &w_news, ctx, &ctx->ctl))
         fio_die("ctl_open", 0);
     uint64_t start = uv_now(&H.loop);
     while (!ctl_ready(ctx->ctl)) {
@@ -344,7 +368,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ctx2 = *ctx;
         ctx2.tracker = H.remote_tracker;
         ctx2.chat = NULL;
-        if (ctl_open(&ctx2, &t2))
+        if (ctl_open(&ctx2, &w_news, &ctx2, &t2))
             fio_die("ctl_open", 0);
         ctl_lookup(t2, "mallory", 1, noop_lookup, NULL); /* id 1 once registered */
         ctl_list(t2, NULL, noop_list, NULL);             /* id 2 */

@@ -1,6 +1,6 @@
-/* relay: joining a relay session.  relay_step is the one transition
+/* relay_join: joining a relay session.  rjoin_step is the one transition
  * function; the connect, frame and close callbacks only feed it. */
-#include "relay.h"
+#include "relay_join.h"
 
 #include "control.h"
 #include "frame.h"
@@ -25,21 +25,21 @@ enum relay_event {
     RE_CANCEL,
 };
 
-struct relayconn {
+struct rjoin {
     peer_ctx *ctx;
     conn *c;
     uv_connect_t creq;
     enum relay_state state;
-    relay_ready_cb cb;
+    rjoin_ready_cb cb;
     void *data;
     unsigned char token[IDENT_SESSION];
     char why[400];
 };
 
-static void relay_step(relayconn *r, enum relay_event ev, int status, const void *arg);
+static void rjoin_step(rjoin *r, enum relay_event ev, int status, const void *arg);
 
-static void report(relayconn *r, conn *c, const char *why) {
-    relay_ready_cb cb = r->cb;
+static void report(rjoin *r, conn *c, const char *why) {
+    rjoin_ready_cb cb = r->cb;
     r->cb = NULL;
     r->state = R_DONE;
     if (cb)
@@ -47,7 +47,7 @@ static void report(relayconn *r, conn *c, const char *why) {
 }
 
 static void on_frame(conn *c, const char *payload, size_t len) {
-    relayconn *r = conn_data(c);
+    rjoin *r = conn_data(c);
     msg_in m;
     if (msg_parse(&m, payload, len)) {
         conn_fail(c, "bad_frame", "not a msgpack map with a string t", 0);
@@ -56,9 +56,9 @@ static void on_frame(conn *c, const char *payload, size_t len) {
     const unsigned char *nonce;
     if (strcmp(m.type, "welcome") == 0 && r->state == R_HELLO &&
         msg_bin(&m, "nonce", &nonce, IDENT_NONCE) == 0) {
-        relay_step(r, RE_WELCOME, 0, nonce);
+        rjoin_step(r, RE_WELCOME, 0, nonce);
     } else if (strcmp(m.type, "relay_ready") == 0 && r->state == R_JOIN) {
-        relay_step(r, RE_READY, 0, NULL);
+        rjoin_step(r, RE_READY, 0, NULL);
     } else if (strcmp(m.type, "error") == 0) {
         char code[32], text[300];
         msg_error_fields(&m, code, sizeof code, text, sizeof text);
@@ -74,7 +74,7 @@ static void on_frame(conn *c, const char *payload, size_t len) {
 }
 
 static void on_closed(conn *c, int reason) {
-    relayconn *r = conn_data(c);
+    rjoin *r = conn_data(c);
     r->c = NULL;
     if (r->state != R_DONE) {
         if (!r->why[0])
@@ -89,10 +89,10 @@ static void on_closed(conn *c, int reason) {
 static void on_connect(uv_connect_t *req, int status) {
     if (status == UV_ECANCELED)
         return;
-    relay_step(req->data, RE_CONNECTED, status, NULL);
+    rjoin_step(req->data, RE_CONNECTED, status, NULL);
 }
 
-static void relay_step(relayconn *r, enum relay_event ev, int status, const void *arg) {
+static void rjoin_step(rjoin *r, enum relay_event ev, int status, const void *arg) {
     if (r->state == R_DONE)
         return;
     peer_ctx *ctx = r->ctx;
@@ -144,13 +144,13 @@ static void relay_step(relayconn *r, enum relay_event ev, int status, const void
     }
 }
 
-int relay_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], relay_ready_cb cb,
-               void *data, relayconn **out) {
+int rjoin_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], rjoin_ready_cb cb,
+               void *data, rjoin **out) {
     struct sockaddr_storage ss;
     int err = ctl_tracker_addr(ctx->ctl, &ss);
     if (err)
         return err;
-    relayconn *r = calloc(1, sizeof *r);
+    rjoin *r = calloc(1, sizeof *r);
     if (!r)
         return UV_ENOMEM;
     r->ctx = ctx;
@@ -172,7 +172,7 @@ int relay_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], relay_re
     return 0;
 }
 
-void relay_cancel(relayconn *r) {
+void rjoin_cancel(rjoin *r) {
     if (r)
-        relay_step(r, RE_CANCEL, 0, NULL);
+        rjoin_step(r, RE_CANCEL, 0, NULL);
 }

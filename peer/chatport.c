@@ -1,17 +1,18 @@
-/* listener: where other peers reach us.  Binding happens once at start-up;
+/* chatport: where other peers reach us.  Binding happens once at start-up;
  * the endpoint list is rebuilt on every register because interfaces come
  * and go while a peer runs. */
-#include "listener.h"
+#include "chatport.h"
 
-#include "chat.h"
 
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct lst {
+struct chatport {
     peer_ctx *ctx;
+    port_accept_cb on_accept;
+    void *data;
     uv_tcp_t tcp[2];   /* [0] the first try; [1] the IPv4 fallback */
     int active;        /* index of the listening handle */
     int open;          /* handles not yet closed */
@@ -24,16 +25,16 @@ struct lst {
 };
 
 static void on_connection(uv_stream_t *server, int status) {
-    lst *l = server->data;
+    chatport *l = server->data;
     if (status < 0) {
         log_warn(&l->ctx->lg, "accepting a chat connection: %s", uv_strerror(status));
         return;
     }
-    chat_accept(l->ctx->chat, server);
+    l->on_accept(l->data, server);
 }
 
 static void on_closed(uv_handle_t *h) {
-    lst *l = h->data;
+    chatport *l = h->data;
     if (--l->open == 0 && l->closing)
         free(l);
 }
@@ -45,7 +46,7 @@ static int is_wildcard(const struct sockaddr *sa) {
 }
 
 /* Binds and listens on handle i.  0 or a uv error (the handle stays open). */
-static int try_listen(lst *l, int i, const struct sockaddr *sa) {
+static int try_listen(chatport *l, int i, const struct sockaddr *sa) {
     int r = uv_tcp_init(l->ctx->loop, &l->tcp[i]);
     if (r)
         return r;
@@ -84,7 +85,7 @@ static void add_unique(char out[][ADDR_STRLEN], int *n, int max, const char *s) 
         snprintf(out[(*n)++], ADDR_STRLEN, "%s", s);
 }
 
-static int resolve_advertise(lst *l, char *err, size_t errlen) {
+static int resolve_advertise(chatport *l, char *err, size_t errlen) {
     for (int i = 0; i < l->ctx->n_advertise; i++) {
         const char *spec = l->ctx->advertise[i];
         char host[ADDR_STRLEN], port[8], text[ADDR_STRLEN];
@@ -114,12 +115,15 @@ static int resolve_advertise(lst *l, char *err, size_t errlen) {
     return 0;
 }
 
-int lst_open(peer_ctx *ctx, lst **out, char *err, size_t errlen) {
+int port_open(peer_ctx *ctx, port_accept_cb on_accept, void *data, chatport **out, char *err,
+              size_t errlen) {
     err[0] = '\0';
-    lst *l = calloc(1, sizeof *l);
+    chatport *l = calloc(1, sizeof *l);
     if (!l)
         return UV_ENOMEM;
     l->ctx = ctx;
+    l->on_accept = on_accept;
+    l->data = data;
     int r = resolve_advertise(l, err, errlen);
     if (r) {
         free(l);
@@ -159,7 +163,7 @@ int lst_open(peer_ctx *ctx, lst **out, char *err, size_t errlen) {
     if (r) {
         if (!err[0])
             snprintf(err, errlen, "cannot listen: %s", uv_strerror(r));
-        lst_close(l); /* freed once its handles close */
+        port_close(l); /* freed once its handles close */
         return r;
     }
     if (l->active == 1) /* the failed IPv6 attempt */
@@ -189,7 +193,7 @@ static int link_local6(const struct sockaddr_in6 *in6) {
     return in6->sin6_addr.s6_addr[0] == 0xfe && (in6->sin6_addr.s6_addr[1] & 0xc0) == 0x80;
 }
 
-int lst_endpoints(lst *l, char out[][ADDR_STRLEN], int max) {
+int port_endpoints(chatport *l, char out[][ADDR_STRLEN], int max) {
     int n = 0;
     for (int i = 0; i < l->n_adv; i++)
         add_unique(out, &n, max, l->adv[i]);
@@ -237,7 +241,7 @@ int lst_endpoints(lst *l, char out[][ADDR_STRLEN], int max) {
     return n;
 }
 
-void lst_close(lst *l) {
+void port_close(chatport *l) {
     if (!l || l->closing)
         return;
     l->closing = 1;

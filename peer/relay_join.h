@@ -1,32 +1,32 @@
-/* relay (peer side): one relay connection to the tracker (PROTOCOL.md,
+/* relay_join: one relay connection to the tracker (PROTOCOL.md,
  * "Relay").  It connects to the tracker we are registered with, says hello
  * with role "relay", proves our name with relay_join for one session token
  * and waits for relay_ready.  Then it hands the connection over: the chat
  * link handshake (link_adopt) runs over it exactly as over a direct one,
  * and the tracker only forwards the bytes. */
-#ifndef PARLEY_PEER_RELAY_H
-#define PARLEY_PEER_RELAY_H
+#ifndef PARLEY_RELAY_JOIN_H
+#define PARLEY_RELAY_JOIN_H
 
 #include "conn.h"
 #include "identity.h"
 #include "peer.h"
 
-typedef struct relayconn relayconn;
+typedef struct rjoin rjoin;
 
 /* Fires once, from the loop (a frame or close callback).  Success: c is the
  * relay connection after relay_ready and why is NULL; the callee must take
  * it over at once (link_adopt) -- bytes after relay_ready follow as frames
  * to the new owner.  Failure: c is NULL and why says what went wrong.  The
- * relayconn is freed after the callback returns. */
-typedef void (*relay_ready_cb)(void *data, conn *c, const char *why);
+ * rjoin is freed after the callback returns. */
+typedef void (*rjoin_ready_cb)(void *data, conn *c, const char *why);
 
 /* Starts joining session token.  0 with *out set; UV_ENOTCONN when not
  * registered with a tracker; UV_ENOMEM (no callback in either case). */
-int relay_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], relay_ready_cb cb,
-               void *data, relayconn **out);
+int rjoin_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], rjoin_ready_cb cb,
+               void *data, rjoin **out);
 
 /* Abandons the join: the connection closes and the callback will not
  * fire.  NULL is a no-op. */
-void relay_cancel(relayconn *r);
+void rjoin_cancel(rjoin *r);
 
 #endif
