@@ -4,14 +4,12 @@
  * the receiver's dedupe set makes the resend invisible. */
 #include "chat.h"
 
-#include "addr.h"
-
 #include "control.h"
 #include "dial.h"
-#include "relay_join.h"
 #include "link.h"
 #include "name.h"
 #include "events.h"
+#include "seen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +25,6 @@ typedef struct outmsg {
     char text[];
 } outmsg;
 
-/* Open addressing over the ring of seen ids (linear probing, at most half
- * full), so a repeat check costs a probe or two instead of a scan of up to
- * CHAT_SEEN_IDS ids per received message. */
-#define SEEN_SLOTS (2 * CHAT_SEEN_IDS)
-
 typedef struct conv {
     struct conv *next;
     chat *ch;
@@ -44,34 +37,13 @@ typedef struct conv {
     outmsg *q, **qtail;     /* unacknowledged, in send order */
     size_t qn;
     uint64_t seq;
-    uint64_t seen[CHAT_SEEN_IDS]; /* the last ids shown, a ring */
-    size_t seen_n, seen_pos;
-    uint16_t seen_at[SEEN_SLOTS]; /* hash of seen: ring index + 1, 0 empty */
+    seen *shown;            /* ids of the messages shown, to drop resent ones */
 } conv;
-
-/* Something that may become a link not yet attached to a conversation: an
- * accepted link in its handshake, a reverse dial (answering a
- * connect_request), or a relay offer being joined.  One of the three is
- * set. */
-/* Accepted links still in their handshake: at most this many at once, and
- * this many from one host (an IPv4 address or an IPv6 /64). */
-#define CHAT_MAX_ACCEPTING 64
-#define CHAT_MAX_ACCEPTING_PER_HOST 8
-
-typedef struct pending {
-    struct pending *next;
-    chat *ch;
-    chatlink *link;
-    dialer *dial;
-    rjoin *relay;
-    char name[NAME_BUFLEN]; /* a reverse dial: who asked for it */
-} pending;
 
 struct chat {
     peer_ctx *ctx;
     conv *convs;
     conv *current;
-    pending *handshaking; /* accepted links not up yet, reverse dials, relay offers */
 };
 
 static const link_handler chat_handler;
@@ -93,6 +65,10 @@ static conv *conv_get(chat *ch, const char *name) {
     if (cv)
         return cv;
     cv = calloc(1, sizeof *cv);
+    if (cv && seen_open(&cv->shown)) {
+        free(cv);
+        cv = NULL;
+    }
     if (!cv) {
         ev_error(ch->ctx, "out_of_memory", "out of memory; close some conversations");
         return NULL;
@@ -133,6 +109,7 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
     dial_cancel(cv->dial);
     if (cv->link)
         drop_link(cv->link);
+    seen_close(cv->shown);
     free(cv);
 }
 
@@ -231,85 +208,26 @@ static void on_dialed(void *data, chatlink *l, const char *reason) {
     ev_unreachable(ch->ctx, cv->name, reason);
 }
 
-static void forget_pending(chat *ch, const void *what) {
-    for (pending **p = &ch->handshaking; *p && what; p = &(*p)->next) {
-        if ((*p)->link == what || (void *)(*p)->dial == what || (void *)(*p)->relay == what ||
-            *p == what) {
-            pending *e = *p;
-            *p = e->next;
-            free(e);
-            return;
-        }
-    }
-}
-
 static conv *conv_of(chat *ch, chatlink *l) {
     conv *cv = conv_find(ch, link_fold(l));
     return cv && cv->link == l ? cv : NULL;
 }
 
-static void h_up(chatlink *l, void *data) {
-    chat *ch = data;
-    forget_pending(ch, l);
-    attach(ch, l, 1);
-}
-
-static size_t seen_home(uint64_t id) {
-    id ^= id >> 33;
-    id *= 0xff51afd7ed558ccdULL; /* murmur3's finaliser: ids are sequential */
-    id ^= id >> 33;
-    return (size_t)id & (SEEN_SLOTS - 1);
-}
-
-/* Removes ring index i from the hash (backward-shift deletion). */
-static void seen_unhash(conv *cv, size_t i) {
-    size_t s = seen_home(cv->seen[i]);
-    while (cv->seen_at[s] != i + 1)
-        s = (s + 1) & (SEEN_SLOTS - 1);
-    for (size_t j = (s + 1) & (SEEN_SLOTS - 1); cv->seen_at[j]; j = (j + 1) & (SEEN_SLOTS - 1)) {
-        size_t h = seen_home(cv->seen[cv->seen_at[j] - 1]);
-        /* j's entry may fill the hole at s unless its home lies in (s, j] */
-        if (((j - h) & (SEEN_SLOTS - 1)) >= ((j - s) & (SEEN_SLOTS - 1))) {
-            cv->seen_at[s] = cv->seen_at[j];
-            s = j;
-        }
-    }
-    cv->seen_at[s] = 0;
-}
-
-static int seen_before(conv *cv, uint64_t id) {
-    size_t s = seen_home(id);
-    for (; cv->seen_at[s]; s = (s + 1) & (SEEN_SLOTS - 1))
-        if (cv->seen[cv->seen_at[s] - 1] == id)
-            return 1;
-    if (cv->seen_n == CHAT_SEEN_IDS) { /* the oldest id leaves the ring */
-        seen_unhash(cv, cv->seen_pos);
-        s = seen_home(id);
-        while (cv->seen_at[s])
-            s = (s + 1) & (SEEN_SLOTS - 1);
-    }
-    cv->seen[cv->seen_pos] = id;
-    cv->seen_at[s] = (uint16_t)(cv->seen_pos + 1);
-    cv->seen_pos = (cv->seen_pos + 1) % CHAT_SEEN_IDS;
-    if (cv->seen_n < CHAT_SEEN_IDS)
-        cv->seen_n++;
-    return 0;
-}
 
 static void queue_msg(chat *ch, conv *cv, const char *text, size_t len);
 
-static void h_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
+static void on_link_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
     chat *ch = data;
     conv *cv = conv_of(ch, l);
     link_send_ack(l, id); /* duplicates too: the sender may have missed our ack */
-    if (!cv || seen_before(cv, id))
+    if (!cv || seen_check(cv->shown, id))
         return;
     ev_msg(ch->ctx, cv->name, id, ts, text, len);
     if (ch->ctx->echo)
         queue_msg(ch, cv, text, len);
 }
 
-static void h_ack(chatlink *l, uint64_t id, void *data) {
+static void on_link_ack(chatlink *l, uint64_t id, void *data) {
     chat *ch = data;
     conv *cv = conv_of(ch, l);
     if (!cv)
@@ -329,7 +247,7 @@ static void h_ack(chatlink *l, uint64_t id, void *data) {
     /* an ack for a resent message that was acked already: nothing to do */
 }
 
-static void h_bye(chatlink *l, void *data) {
+static void on_link_bye(chatlink *l, void *data) {
     chat *ch = data;
     conv *cv = conv_of(ch, l);
     if (!cv) {
@@ -340,12 +258,11 @@ static void h_bye(chatlink *l, void *data) {
     conv_free(ch, cv, "the other side said bye");
 }
 
-static void h_closed(chatlink *l, int reason, const char *why, void *data) {
+static void on_link_closed(chatlink *l, int reason, const char *why, void *data) {
     chat *ch = data;
-    forget_pending(ch, l);
     conv *cv = conv_of(ch, l);
     if (!cv)
-        return; /* an accepted link that never came up */
+        return; /* replaced by another link to the same peer */
     cv->link = NULL;
     if (cv->said_bye) {
         conv_free(ch, cv, "you said bye");
@@ -385,35 +302,6 @@ void chat_peer_online(chat *ch, const char *name) {
         start_dial(ch, cv);
 }
 
-static pending *add_pending(chat *ch) {
-    pending *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->ch = ch;
-    p->next = ch->handshaking;
-    ch->handshaking = p;
-    return p;
-}
-
-static void on_reverse_dialed(void *data, chatlink *l, const char *reason) {
-    pending *p = data;
-    chat *ch = p->ch;
-    char name[NAME_BUFLEN];
-    snprintf(name, sizeof name, "%s", p->name);
-    forget_pending(ch, p->dial);
-    if (l) {
-        attach(ch, l, 1);
-        return;
-    }
-    log_info(&ch->ctx->lg, "reverse connection to %s failed: %s", name,
-             reason ? reason : "cancelled");
-    /* Tell them, so their dial relays now rather than after --relay-after
-     * (a cancelled dial -- we are quitting, or they reached us -- says
-     * nothing). */
-    if (reason)
-        ctl_connect_failed(ch->ctx->ctl, name, reason);
-}
-
 void chat_connect_failed(chat *ch, const char *from, const char *why) {
     char fold[NAME_BUFLEN];
     if (!ch || name_fold(from, strlen(from), fold))
@@ -424,94 +312,15 @@ void chat_connect_failed(chat *ch, const char *from, const char *why) {
         dial_reverse_failed(cv->dial, why);
 }
 
-void chat_connect_request(chat *ch, const struct ctl_user *u) {
-    char fold[NAME_BUFLEN];
-    if (!ch || name_fold(u->name, strlen(u->name), fold) || strcmp(fold, ch->ctx->user_fold) == 0)
-        return;
-    conv *cv = conv_find(ch, fold);
-    if (cv && cv->link && link_is_up(cv->link))
-        return; /* a link is up already; their dial will find it */
-    pending *p = add_pending(ch);
-    if (p)
-        snprintf(p->name, sizeof p->name, "%s", u->name);
-    if (!p || dial_reverse(ch->ctx, u, on_reverse_dialed, p, &p->dial)) {
-        log_warn(&ch->ctx->lg, "cannot dial %s back (out of memory)", u->name);
-        if (p)
-            forget_pending(ch, p);
-        return;
-    }
-    log_info(&ch->ctx->lg, "%s asked us to dial back", u->name);
-}
+static const link_handler chat_handler = {
+    .msg = on_link_msg, .ack = on_link_ack, .bye = on_link_bye, .closed = on_link_closed,
+};
 
-static void on_offer_ready(void *data, conn *c, const char *why) {
-    pending *p = data;
-    chat *ch = p->ch;
-    p->relay = NULL;
-    if (!c) {
-        forget_pending(ch, p);
-        log_info(&ch->ctx->lg, "joining a relay failed: %s", why ? why : "?");
-        return;
-    }
-    /* Now an accepted link in its handshake, like one from the listener. */
-    if (link_adopt(ch->ctx, c, 0, NULL, NULL, &chat_handler, ch, &p->link))
-        forget_pending(ch, p);
-}
+void chat_incoming(chat *ch, chatlink *l) { attach(ch, l, 1); }
 
-void chat_relay_offer(chat *ch, const char *from, const unsigned char token[IDENT_SESSION]) {
-    if (!ch)
-        return;
-    pending *p = add_pending(ch);
-    int r = p ? rjoin_open(ch->ctx, token, on_offer_ready, p, &p->relay) : UV_ENOMEM;
-    if (r) {
-        log_warn(&ch->ctx->lg, "cannot join the relay %s offered: %s", from, uv_strerror(r));
-        if (p)
-            forget_pending(ch, p);
-        return;
-    }
-    log_info(&ch->ctx->lg, "joining the relay %s set up", from);
-}
-
-static const link_handler chat_handler = {h_up, h_msg, h_ack, h_bye, h_closed};
-
-void chat_accept(chat *ch, uv_stream_t *server) {
-    pending *p = calloc(1, sizeof *p);
-    if (!p) {
-        log_warn(&ch->ctx->lg, "out of memory accepting a chat connection");
-        return;
-    }
-    int r = link_accept(ch->ctx, server, &chat_handler, ch, &p->link);
-    if (r) {
-        log_warn(&ch->ctx->lg, "accepting a chat connection: %s", uv_strerror(r));
-        free(p);
-        return;
-    }
-    /* Strangers may connect and say nothing until the handshake timeout:
-     * bound how many such links one host, and everyone together, may hold
-     * (a real handshake takes milliseconds, so the bounds cost nobody). */
-    const struct sockaddr_storage *sa = link_peer_sa(p->link);
-    unsigned total = 0, same = 0;
-    for (pending *o = ch->handshaking; o; o = o->next) {
-        if (o->link && !link_dialed(o->link) && !link_is_up(o->link)) {
-            total++;
-            same += (unsigned)addr_same_host(link_peer_sa(o->link), sa);
-        }
-    }
-    if (total >= CHAT_MAX_ACCEPTING || same >= CHAT_MAX_ACCEPTING_PER_HOST) {
-        char text[160];
-        snprintf(text, sizeof text, "too many connections %s (at most %d); try again later",
-                 same >= CHAT_MAX_ACCEPTING_PER_HOST ? "from your address in their handshake"
-                                                     : "in their handshake",
-                 same >= CHAT_MAX_ACCEPTING_PER_HOST ? CHAT_MAX_ACCEPTING_PER_HOST
-                                                     : CHAT_MAX_ACCEPTING);
-        log_warn(&ch->ctx->lg, "refusing a chat connection from %s: %s", link_addr(p->link), text);
-        link_set_handler(p->link, NULL, NULL); /* untracked: it must not call back into ch */
-        link_refuse(p->link, text);
-        free(p);
-        return;
-    }
-    /* tracked until it is up or closed, so chat_close can silence it */
-    p->next = ch->handshaking;
-    ch->handshaking = p;
+int chat_linked(const chat *ch, const char *fold) {
+    const conv *cv = conv_find((chat *)ch, fold);
+    return cv && cv->link && link_is_up(cv->link);
 }
 
 /* ---- commands ---- */
@@ -641,14 +450,5 @@ void chat_close(chat *ch) {
         return;
     while (ch->convs)
         conv_free(ch, ch->convs, "quitting");
-    while (ch->handshaking) {
-        pending *p = ch->handshaking;
-        ch->handshaking = p->next;
-        if (p->link)
-            drop_link(p->link);
-        dial_cancel(p->dial);
-        rjoin_cancel(p->relay);
-        free(p);
-    }
     free(ch);
 }

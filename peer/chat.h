@@ -1,8 +1,9 @@
 /* chat: the conversations, one per peer name (keyed by the folded name).
  * It owns the current conversation, each conversation's queue of
- * unacknowledged messages (resent in order on every new link), the dedupe
- * set of shown ids, and the one-link-per-pair rule.  It prints the chat
- * events of TEAM.md's line mode. */
+ * unacknowledged messages (resent in order on every new link), the set of
+ * shown ids (seen.h), and the one-link-per-pair rule.  Links come from its
+ * own dials (dial.h) and from the other side (inbound.h, through
+ * chat_incoming); what happens is reported as ev_* events. */
 #ifndef PARLEY_CHAT_H
 #define PARLEY_CHAT_H
 
@@ -13,13 +14,16 @@
 
 typedef struct chat chat;
 
-#define CHAT_SEEN_IDS 4096 /* ids remembered per peer to drop repeats */
-
 /* 0 with *out set, or UV_ENOMEM. */
 int chat_open(peer_ctx *ctx, chat **out);
 
-/* Takes one pending connection from the chat listener (link_accept). */
-void chat_accept(chat *ch, uv_stream_t *server);
+/* A link the other side started is up (inbound_handler.up): it joins its
+ * conversation, which it makes current if there is none. */
+struct chatlink;
+void chat_incoming(chat *ch, struct chatlink *l);
+
+/* 1 when a link to the user whose folded name is fold is up. */
+int chat_linked(const chat *ch, const char *fold);
 
 /* The line-mode commands.  Each reports problems itself as "error: ..."
  * events; none fires a callback. */
@@ -28,18 +32,13 @@ void chat_send_to(chat *ch, const char *name, const char *text, size_t len); /* 
 void chat_send_current(chat *ch, const char *text, size_t len);              /* plain line */
 void chat_bye(chat *ch);                                                     /* /bye */
 
-/* From the tracker connection.  tracker_ready: registered (again); peer
- * online: a presence push.  Both set relayed chats that dropped up again.
- * connect_request: u asks us to dial it back (reverse connection).
- * relay_offer: from set up a relay session for us; we join it and run the
- * handshake as the accepting side. */
-struct ctl_user;
+/* News from the tracker connection (ctl_handler, wired in main.c).
+ * tracker_ready: registered (again); peer_online: a presence push.  Both
+ * set relayed chats that dropped up again.  connect_failed: from could not
+ * dial us back, so our dial to it relays now. */
 void chat_tracker_ready(chat *ch);
 void chat_peer_online(chat *ch, const char *name);
-void chat_connect_request(chat *ch, const struct ctl_user *u);
-/* from could not dial us back (connect_failed): our dial to it relays now. */
 void chat_connect_failed(chat *ch, const char *from, const char *why);
-void chat_relay_offer(chat *ch, const char *from, const unsigned char token[16]);
 
 /* How many sent messages still wait for an ack on conversations that can
  * still deliver them (a link is up or a dial is in flight).  Lets the peer

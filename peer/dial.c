@@ -35,17 +35,17 @@ enum dial_state {
 };
 
 enum dial_event {
-    EV_LOOKUP,      /* the lookup answered (status, user) */
-    EV_TICK,        /* stagger timer: start the next attempt */
-    EV_LADDER,      /* ladder timer: send the reverse request / start the relay */
-    EV_FAILED,      /* a direct attempt's link closed (why: auth failure text or NULL) */
-    EV_UP,          /* a link (direct or relayed) finished the handshake */
-    EV_REVERSE,     /* the tracker answered connect_request (status) */
-    EV_RELAY_TOKEN, /* the tracker answered relay_request (status, token) */
-    EV_RELAY_READY, /* the relay connection is ready (conn) or failed (NULL, why) */
-    EV_RELAY_LOST,  /* the relayed link closed before it was up (why) */
-    EV_INBOUND,     /* chat: a link from the other side came up */
-    EV_CANCEL,
+    DIAL_EV_LOOKUP,      /* the lookup answered (status, user) */
+    DIAL_EV_TICK,        /* stagger timer: start the next attempt */
+    DIAL_EV_LADDER,      /* ladder timer: send the reverse request / start the relay */
+    DIAL_EV_FAILED,      /* a direct attempt's link closed (why: auth failure text or NULL) */
+    DIAL_EV_UP,          /* a link (direct or relayed) finished the handshake */
+    DIAL_EV_REVERSE,     /* the tracker answered connect_request (status) */
+    DIAL_EV_RELAY_TOKEN, /* the tracker answered relay_request (status, token) */
+    DIAL_EV_RELAY_READY, /* the relay connection is ready (conn) or failed (NULL, why) */
+    DIAL_EV_RELAY_LOST,  /* the relayed link closed before it was up (why) */
+    DIAL_EV_INBOUND,     /* chat: a link from the other side came up */
+    DIAL_EV_CANCEL,
 };
 
 struct dialer {
@@ -113,45 +113,42 @@ static void finish(dialer *d, chatlink *winner, const char *reason) {
 
 /* ---- callbacks: each only feeds dial_step ---- */
 
-static void at_up(chatlink *l, void *data) { dial_step(data, EV_UP, 0, l); }
-static void at_msg(chatlink *l, uint64_t id, int64_t ts, const char *t, size_t n, void *data) {}
-static void at_ack(chatlink *l, uint64_t id, void *data) {}
-static void at_bye(chatlink *l, void *data) {}
+static void at_up(chatlink *l, void *data) { dial_step(data, DIAL_EV_UP, 0, l); }
 static void at_closed(chatlink *l, int reason, const char *why, void *data) {
     dialer *d = data;
     if (l == d->relay_link) {
         d->relay_link = NULL;
-        dial_step(d, EV_RELAY_LOST, reason, why);
+        dial_step(d, DIAL_EV_RELAY_LOST, reason, why);
         return;
     }
     for (int i = 0; i < d->next; i++)
         if (d->attempts[i] == l)
             d->attempts[i] = NULL;
-    dial_step(d, EV_FAILED, reason, why);
+    dial_step(d, DIAL_EV_FAILED, reason, why);
 }
 /* Nothing but up and closed can happen before the link is handed over. */
-static const link_handler attempt_handler = {at_up, at_msg, at_ack, at_bye, at_closed};
+static const link_handler attempt_handler = {.up = at_up, .closed = at_closed};
 
 static void on_lookup(void *data, int status, const ctl_user *u) {
-    dial_step(data, EV_LOOKUP, status, u);
+    dial_step(data, DIAL_EV_LOOKUP, status, u);
 }
-static void on_tick(uv_timer_t *t) { dial_step(t->data, EV_TICK, 0, NULL); }
-static void on_ladder(uv_timer_t *t) { dial_step(t->data, EV_LADDER, 0, NULL); }
+static void on_tick(uv_timer_t *t) { dial_step(t->data, DIAL_EV_TICK, 0, NULL); }
+static void on_ladder(uv_timer_t *t) { dial_step(t->data, DIAL_EV_LADDER, 0, NULL); }
 static void on_reverse(void *data, int status, const unsigned char *token, const char *why) {
-    dial_step(data, EV_REVERSE, status, why);
+    dial_step(data, DIAL_EV_REVERSE, status, why);
 }
 static void on_relay_token(void *data, int status, const unsigned char *token, const char *why) {
     dialer *d = data;
     if (status && why)
         snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
-    dial_step(d, EV_RELAY_TOKEN, status, token);
+    dial_step(d, DIAL_EV_RELAY_TOKEN, status, token);
 }
 static void on_relay_ready(void *data, conn *c, const char *why) {
     dialer *d = data;
     d->relay = NULL;
     if (!c && why)
         snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
-    dial_step(d, EV_RELAY_READY, 0, c);
+    dial_step(d, DIAL_EV_RELAY_READY, 0, c);
 }
 
 /* ---- candidates ---- */
@@ -295,7 +292,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
     if (d->state == DIAL_DONE)
         return;
     switch (ev) {
-    case EV_LOOKUP: {
+    case DIAL_EV_LOOKUP: {
         const ctl_user *u = arg;
         char reason[300];
         if (status == UV_ENOENT || status == UV_EINVAL)
@@ -325,11 +322,11 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         settle(d);
         return;
     }
-    case EV_TICK:
+    case DIAL_EV_TICK:
         if (d->state != DIAL_LOOKUP && d->next < d->n_addrs)
             start_attempt(d);
         return;
-    case EV_LADDER: {
+    case DIAL_EV_LADDER: {
         if (d->state != DIAL_DIRECT)
             return;
         send_reverse(d);
@@ -343,7 +340,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         }
         return;
     }
-    case EV_FAILED: {
+    case DIAL_EV_FAILED: {
         const char *why = arg;
         d->active--;
         if (why && !d->auth_why[0])
@@ -356,7 +353,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         settle(d);
         return;
     }
-    case EV_UP: {
+    case DIAL_EV_UP: {
         chatlink *l = (chatlink *)arg;
         if (l != d->relay_link)
             d->active--;
@@ -367,7 +364,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         finish(d, l, NULL);
         return;
     }
-    case EV_REVERSE:
+    case DIAL_EV_REVERSE:
         if (status) {
             log_info(&d->ctx->lg, "dial %s: no reverse connection: %s", d->name,
                      arg ? (const char *)arg : uv_strerror(status));
@@ -375,7 +372,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             settle(d);
         }
         return;
-    case EV_RELAY_TOKEN:
+    case DIAL_EV_RELAY_TOKEN:
         if (d->state != DIAL_RELAY)
             return;
         if (status == 0)
@@ -388,7 +385,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             settle(d);
         }
         return;
-    case EV_RELAY_READY: {
+    case DIAL_EV_RELAY_READY: {
         conn *c = (conn *)arg;
         if (!c || link_adopt(d->ctx, c, 1, d->name, d->key, &attempt_handler, d,
                              &d->relay_link)) {
@@ -397,7 +394,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         }
         return;
     }
-    case EV_RELAY_LOST: {
+    case DIAL_EV_RELAY_LOST: {
         const char *why = arg;
         if (why)
             snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
@@ -405,7 +402,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         settle(d);
         return;
     }
-    case EV_INBOUND:
+    case DIAL_EV_INBOUND:
         if (d->state == DIAL_LOOKUP) {
             d->cb = NULL;
             finish(d, NULL, NULL);
@@ -421,7 +418,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         ctl_cancel(d->ctx->ctl, d);
         settle(d);
         return;
-    case EV_CANCEL:
+    case DIAL_EV_CANCEL:
         d->cb = NULL;
         finish(d, NULL, NULL);
         return;
@@ -466,7 +463,7 @@ static void on_reverse_start(uv_timer_t *t) {
     dialer *d = t->data;
     ctl_user *u = d->reverse_user;
     d->reverse_user = NULL;
-    dial_step(d, EV_LOOKUP, 0, u);
+    dial_step(d, DIAL_EV_LOOKUP, 0, u);
     free(u);
 }
 
@@ -491,15 +488,15 @@ int dial_reverse(peer_ctx *ctx, const ctl_user *u, dial_cb cb, void *data, diale
 
 void dial_cancel(dialer *d) {
     if (d)
-        dial_step(d, EV_CANCEL, 0, NULL);
+        dial_step(d, DIAL_EV_CANCEL, 0, NULL);
 }
 
 void dial_inbound(dialer *d) {
     if (d)
-        dial_step(d, EV_INBOUND, 0, NULL);
+        dial_step(d, DIAL_EV_INBOUND, 0, NULL);
 }
 
 void dial_reverse_failed(dialer *d, const char *why) {
     if (d && d->reverse == 1)
-        dial_step(d, EV_REVERSE, UV_ECONNREFUSED, why);
+        dial_step(d, DIAL_EV_REVERSE, UV_ECONNREFUSED, why);
 }

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "control.h"
 #include "events.h"
+#include "dispatch.h"
 #include "frame.h"
 #include "name.h"
 #include "pins.h"
@@ -36,12 +37,12 @@ enum link_state {
 };
 
 enum link_event {
-    EV_CONNECTED, /* status: connect result */
-    EV_HELLO,     /* their hello passed the checks */
-    EV_KEY,       /* status: result of the acceptor's key check */
-    EV_AUTH,      /* their auth verified */
-    EV_BYE_SENT,
-    EV_CLOSE,
+    LINK_EV_CONNECTED, /* status: connect result */
+    LINK_EV_HELLO,     /* their hello passed the checks */
+    LINK_EV_KEY,       /* status: result of the acceptor's key check */
+    LINK_EV_AUTH,      /* their auth verified */
+    LINK_EV_BYE_SENT,
+    LINK_EV_CLOSE,
 };
 
 struct chatlink {
@@ -62,6 +63,7 @@ struct chatlink {
     unsigned char their_ekey[SEAL_EKEY];
     seal *sl;        /* session crypto; every frame after auth goes through it */
     char why[1200]; /* authentication failure, for the dialer's report */
+    int key_retry;  /* the acceptor's fresh lookup was lost; asked the key cache */
     /* Keepalive of an up link: TCP alone notices a vanished partner (no
      * FIN: power, network or NAT state gone) only after many minutes, so
      * a link quiet for a third of --link-timeout sends a sealed ping, and
@@ -116,18 +118,16 @@ static int send_auth(chatlink *l) {
  * loop pass sends (an echo's ack and its answer, a burst of acks) is one
  * write.  Takes m; the plaintext is erased. */
 static int send_sealed(chatlink *l, msg_out *m) {
-    const char *frame;
-    size_t flen;
-    int r = msg_out_view(m, INNER_MAX, &frame, &flen);
+    unsigned char *plain;
+    size_t n;
+    int r = msg_out_payload(m, INNER_MAX, &plain, &n);
     if (r) { /* cannot happen: texts are checked against CHAT_TEXT_MAX */
         msg_out_discard(m);
         return r;
     }
-    size_t n = flen - FRAME_HEADER;
     unsigned char cipher[INNER_MAX + SEAL_ABYTES];
-    r = seal_encrypt(l->sl, (const unsigned char *)frame + FRAME_HEADER, n, cipher);
-    sodium_memzero((void *)frame, flen);
-    msg_out_discard(m);
+    r = seal_encrypt(l->sl, plain, n, cipher);
+    msg_out_wipe(m);
     if (r)
         return r;
     msg_out out;
@@ -162,7 +162,7 @@ int link_send_bye(chatlink *l) {
     msg_out m;
     msg_out_init(&m, "bye", 0);
     int r = send_sealed(l, &m);
-    link_step(l, EV_BYE_SENT, 0);
+    link_step(l, LINK_EV_BYE_SENT, 0);
     return r;
 }
 
@@ -187,7 +187,7 @@ const char *link_addr(const chatlink *l) { return conn_peer(l->c); }
 const struct sockaddr_storage *link_peer_sa(const chatlink *l) { return conn_peer_sa(l->c); }
 void link_refuse(chatlink *l, const char *text) { conn_fail(l->c, "limit", text, 0); }
 
-void link_close(chatlink *l) { link_step(l, EV_CLOSE, 0); }
+void link_close(chatlink *l) { link_step(l, LINK_EV_CLOSE, 0); }
 
 /* ---- frames ---- */
 
@@ -233,6 +233,13 @@ static void on_key(void *data, int status, const ctl_user *u) {
     chatlink *l = data;
     if (l->state != LINK_VERIFY)
         return;
+    if (status == UV_ECONNRESET && !l->key_retry) {
+        /* The tracker went away with the question: the key last learned
+         * answers it, as it would have had the tracker been down already. */
+        l->key_retry = 1;
+        if (ctl_lookup(l->ctx->ctl, l->name, 0, on_key, l) == 0)
+            return;
+    }
     if (status == UV_ENOENT || status == UV_EINVAL)
         return auth_fail(l, "not_found", "the tracker knows no user named %s", l->name);
     if (status)
@@ -242,10 +249,11 @@ static void on_key(void *data, int status, const ctl_user *u) {
         return auth_fail(l, "bad_signature", "the key sent for %s is not the one the tracker has",
                          l->name);
     if (check_pin(l) == 0)
-        link_step(l, EV_KEY, 0);
+        link_step(l, LINK_EV_KEY, 0);
 }
 
-static void h_hello(chatlink *l, const msg_in *m) {
+static void h_hello(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     uint64_t v;
     const char *name, *to;
     size_t nlen, tlen;
@@ -291,20 +299,22 @@ static void h_hello(chatlink *l, const msg_in *m) {
     memcpy(l->their_key, key, IDENT_PK);
     memcpy(l->their_nonce, nonce, IDENT_NONCE);
     memcpy(l->their_ekey, ekey, SEAL_EKEY);
-    link_step(l, EV_HELLO, 0);
+    link_step(l, LINK_EV_HELLO, 0);
 }
 
-static void h_auth(chatlink *l, const msg_in *m) {
+static void h_auth(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     const unsigned char *sig, *header;
     if (msg_bin(m, "sig", &sig, IDENT_SIG) || msg_bin(m, "header", &header, SEAL_HEADER))
         return conn_fail(l->c, "bad_message", "auth needs a 64-byte bin sig and a 24-byte bin "
                          "header", 0);
     if (seal_accept(l->sl, l->their_key, !l->dialer, sig, header))
         return auth_fail(l, "bad_signature", "the signature of %s does not verify", l->name);
-    link_step(l, EV_AUTH, 0);
+    link_step(l, LINK_EV_AUTH, 0);
 }
 
-static void h_msg(chatlink *l, const msg_in *m) {
+static void h_msg(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     uint64_t id;
     int64_t ts;
     const char *text;
@@ -315,32 +325,35 @@ static void h_msg(chatlink *l, const msg_in *m) {
         return conn_fail(l->c, "bad_message", "msg text is longer than 4000 bytes", 0);
     if (l->state == LINK_BYE)
         return; /* not acked: the sender keeps it for a later conversation */
-    if (l->h)
+    if (l->h && l->h->msg)
         l->h->msg(l, id, ts, text, n, l->data);
 }
 
-static void h_ack(chatlink *l, const msg_in *m) {
+static void h_ack(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     uint64_t id;
     if (msg_uint(m, "id", &id))
         return conn_fail(l->c, "bad_message", "ack needs a uint id", 0);
-    if (l->h)
+    if (l->h && l->h->ack)
         l->h->ack(l, id, l->data);
 }
 
-static void h_bye(chatlink *l, const msg_in *m) {
+static void h_bye(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     if (l->state == LINK_BYE) { /* both said bye */
         conn_set_batching(l->c, 0); /* writes the acks of this pass */
         conn_close(l->c, 0);
         return;
     }
-    if (l->h)
+    if (l->h && l->h->bye)
         l->h->bye(l, l->data);
 }
 
-static void h_ping(chatlink *l, const msg_in *m) { send_simple(l, "pong"); }
-static void h_pong(chatlink *l, const msg_in *m) {}
+static void h_ping(void *owner, const msg_in *m) { send_simple(owner, "pong"); }
+static void h_pong(void *owner, const msg_in *m) {}
 
-static void h_error(chatlink *l, const msg_in *m) {
+static void h_error(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     char code[32], text[300];
     msg_error_fields(m, code, sizeof code, text, sizeof text);
     log_info(&l->ctx->lg, "chat link %s (%s): the other side said: %s (%s)", conn_peer(l->c),
@@ -351,24 +364,14 @@ static void h_error(chatlink *l, const msg_in *m) {
     conn_close(l->c, UV_EPROTO);
 }
 
-static void dispatch(chatlink *l, const msg_in *m, int sealed);
-
-/* Decodes payload and dispatches it; 0, or UV_EPROTO when it is no msgpack
- * map with a string t. */
-static int decode_dispatch(chatlink *l, const char *payload, size_t len, int sealed) {
-    msg_in m;
-    if (msg_parse(&m, payload, len))
-        return UV_EPROTO;
-    dispatch(l, &m, sealed);
-    msg_in_free(&m);
-    return 0;
-}
+static const disp_table frames;
 
 /* A sealed frame: open it and handle what it holds.  One that does not
  * authenticate (altered, replayed, reordered, dropped before it) ends the
  * link; nothing of it reaches the user but the warning.  The plaintext
  * goes to the stack (a chat message always fits) and is erased after. */
-static void h_sealed(chatlink *l, const msg_in *m) {
+static void h_sealed(void *owner, const msg_in *m) {
+    chatlink *l = owner;
     const msgpack_object *o;
     if (msg_get(m, "c", &o) || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < SEAL_ABYTES)
         return conn_fail(l->c, "bad_message", "sealed needs a bin c", 0);
@@ -385,54 +388,34 @@ static void h_sealed(chatlink *l, const msg_in *m) {
                  "set up again when you next send)", l->name);
         return conn_fail(l->c, "bad_seal", "a sealed frame did not authenticate", 0);
     }
-    if (decode_dispatch(l, (const char *)plain, pn, 1))
-        conn_fail(l->c, "bad_frame", "the sealed frame holds no msgpack map with a string t", 0);
+    disp_frame(&frames, l, l->state, DISP_SEALED, (const char *)plain, pn);
     sodium_memzero(plain, pn);
     if (plain != small)
         free(plain);
 }
 
-/* Which frames each state accepts (bit per state). */
-#define S(x) (1u << (x))
-#define HANDSHAKE_STATES (S(LINK_HELLO) | S(LINK_AUTH) | S(LINK_VERIFY))
-#define ANY_STATE (HANDSHAKE_STATES | S(LINK_UP) | S(LINK_BYE))
-static const struct {
-    const char *type;
-    unsigned states;
-    int sealed; /* 1: only inside a sealed frame; 0: only outside one */
-    void (*fn)(chatlink *l, const msg_in *m);
-} handlers[] = {
-    {"hello", S(LINK_HELLO), 0, h_hello},
-    {"auth", S(LINK_AUTH), 0, h_auth},
-    {"sealed", S(LINK_UP) | S(LINK_BYE), 0, h_sealed},
-    {"msg", S(LINK_UP) | S(LINK_BYE), 1, h_msg},
-    {"ack", S(LINK_UP) | S(LINK_BYE), 1, h_ack},
-    {"bye", S(LINK_UP) | S(LINK_BYE), 1, h_bye},
-    {"ping", S(LINK_UP) | S(LINK_BYE), 1, h_ping},
-    {"pong", S(LINK_UP) | S(LINK_BYE), 1, h_pong},
-    {"error", ANY_STATE, 0, h_error}, /* carries no chat content, so never sealed */
-};
-
-static void dispatch(chatlink *l, const msg_in *m, int sealed) {
-    size_t i, n = sizeof handlers / sizeof *handlers;
-    for (i = 0; i < n && strcmp(handlers[i].type, m->type) != 0; i++)
-        ;
-    if (i == n) {
-        char text[64];
-        snprintf(text, sizeof text, "unknown message type %s", m->type);
-        conn_fail(l->c, "unknown_type", text, 0);
-    } else if (!(handlers[i].states & S(l->state))) {
-        char text[80];
-        snprintf(text, sizeof text, "unexpected %s at this point of the chat link", m->type);
-        conn_fail(l->c, "bad_message", text, 0);
-    } else if (handlers[i].sealed != sealed) {
-        char text[80];
-        snprintf(text, sizeof text, "%s must %sbe sealed", m->type, sealed ? "not " : "");
-        conn_fail(l->c, "bad_message", text, 0);
-    } else {
-        handlers[i].fn(l, m);
-    }
+static void refuse(void *owner, const disp_refusal *r) {
+    chatlink *l = owner;
+    conn_fail(l->c, r->code, r->text, 0);
 }
+
+/* Which frames each state accepts.  Inside a sealed frame only the chat
+ * itself; hello, auth and error travel in the clear (error carries no
+ * chat content). */
+#define HANDSHAKE_STATES (DISP_IN(LINK_HELLO) | DISP_IN(LINK_AUTH) | DISP_IN(LINK_VERIFY))
+#define CHAT_STATES (DISP_IN(LINK_UP) | DISP_IN(LINK_BYE))
+static const disp_entry entries[] = {
+    {"hello", DISP_IN(LINK_HELLO), 0, h_hello},
+    {"auth", DISP_IN(LINK_AUTH), 0, h_auth},
+    {"sealed", CHAT_STATES, 0, h_sealed},
+    {"msg", CHAT_STATES, DISP_SEALED, h_msg},
+    {"ack", CHAT_STATES, DISP_SEALED, h_ack},
+    {"bye", CHAT_STATES, DISP_SEALED, h_bye},
+    {"ping", CHAT_STATES, DISP_SEALED, h_ping},
+    {"pong", CHAT_STATES, DISP_SEALED, h_pong},
+    {"error", HANDSHAKE_STATES | CHAT_STATES, 0, h_error},
+};
+static const disp_table frames = DISP_TABLE(entries, "at this point of the chat link", NULL, refuse);
 
 static void on_frame(conn *c, const char *payload, size_t len) {
     chatlink *l = conn_data(c);
@@ -440,8 +423,7 @@ static void on_frame(conn *c, const char *payload, size_t len) {
         l->last_rx = uv_now(l->ctx->loop);
         conn_set_timeout(l->c, l->ctx->link_timeout_ms); /* lazy: cheap per frame */
     }
-    if (decode_dispatch(l, payload, len, 0))
-        conn_fail(l->c, "bad_frame", "not a msgpack map with a string t", 0);
+    disp_frame(&frames, l, l->state, 0, payload, len);
 }
 
 /* ---- lifecycle ---- */
@@ -453,7 +435,7 @@ static void on_conn_closed(conn *c, int reason) {
     if (l->state == LINK_VERIFY)
         ctl_cancel(l->ctx->ctl, l);
     l->state = LINK_CLOSED;
-    if (l->h)
+    if (l->h && l->h->closed)
         l->h->closed(l, reason, l->why[0] ? l->why : NULL, l->data);
     seal_free(l->sl);
     l->sl = NULL;
@@ -492,7 +474,7 @@ static void on_connect(uv_connect_t *req, int status) {
     chatlink *l = req->data;
     if (status == UV_ECANCELED)
         return; /* closing: on_conn_closed reports */
-    link_step(l, EV_CONNECTED, status);
+    link_step(l, LINK_EV_CONNECTED, status);
 }
 
 /* The one transition function of a chat link. */
@@ -500,7 +482,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
     if (l->state == LINK_CLOSED)
         return;
     switch (ev) {
-    case EV_CONNECTED:
+    case LINK_EV_CONNECTED:
         if (l->state != LINK_CONNECTING)
             return;
         if (status == 0)
@@ -512,7 +494,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         l->state = LINK_HELLO;
         send_hello(l);
         return;
-    case EV_HELLO:
+    case LINK_EV_HELLO:
         if (l->dialer) {
             if (check_pin(l))
                 return;
@@ -520,36 +502,39 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
             send_auth(l);
             return;
         }
-        /* Hold further frames (their auth) until the key is checked. */
+        /* Hold further frames (their auth) until the key is checked.  The
+         * tracker's current record decides (a fresh lookup; the key last
+         * learned only while the tracker is unreachable), so a peer that
+         * has run for days answers as one started a minute ago would. */
         l->state = LINK_VERIFY;
         conn_pause(l->c);
-        if (ctl_lookup(l->ctx->ctl, l->name, 0, on_key, l)) {
+        if (ctl_lookup(l->ctx->ctl, l->name, 1, on_key, l)) {
             l->state = LINK_HELLO;
             conn_fail(l->c, "internal", "cannot look the key up", 0);
         }
         return;
-    case EV_KEY:
+    case LINK_EV_KEY:
         l->state = LINK_AUTH;
         if (send_auth(l) == 0)
             conn_resume(l->c); /* may deliver their auth right away */
         return;
-    case EV_AUTH:
+    case LINK_EV_AUTH:
         l->state = LINK_UP;
         conn_set_batching(l->c, 1); /* fails only out of memory: then unbatched */
         keep_start(l);
         uv_tcp_keepalive(conn_tcp(l->c), 1, 30);
         pin_first(l);
         log_info(&l->ctx->lg, "chat link with %s (%s) is up", l->name, conn_peer(l->c));
-        if (l->h)
+        if (l->h && l->h->up)
             l->h->up(l, l->data);
         return;
-    case EV_BYE_SENT:
+    case LINK_EV_BYE_SENT:
         l->state = LINK_BYE;
         if (l->keep_init)
             uv_timer_stop(&l->keep);
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
-    case EV_CLOSE:
+    case LINK_EV_CLOSE:
         conn_set_batching(l->c, 0); /* writes bye and acks of this pass first */
         conn_close(l->c, 0);
         return;

@@ -2,7 +2,8 @@
  * (PROTOCOL.md, "Chat link") over a shared/conn.h connection.  Both sides
  * send hello with a fresh X25519 key, each signs the handshake transcript
  * with its identity key, and the acceptor checks the dialer's key against
- * the tracker (or the key cache); both check known_peers (pins.h).  Once
+ * the tracker's current record (the key last learned only while the
+ * tracker is unreachable); both check known_peers (pins.h).  Once
  * up, msg, ack, bye, ping and pong flow sealed (seal.h); the link reports
  * them to its handler, which is the dial (during happy eyeballs) and then
  * the chat.  A frame that fails to open ends the link with an error event. */
@@ -17,10 +18,11 @@
 
 typedef struct chatlink chatlink; /* "link" alone is taken by unistd.h */
 
-/* Each callback fires from the loop.  closed fires exactly once, whether or
- * not the link ever came up; the link is freed when it returns.  why is
- * non-NULL when the handshake failed on authentication (a key or signature
- * that does not match, or the other side refusing ours). */
+/* Each callback fires from the loop; any may be NULL.  closed fires exactly
+ * once, whether or not the link ever came up; the link is freed when it
+ * returns.  why is non-NULL when the handshake failed on authentication (a
+ * key or signature that does not match, or the other side refusing ours).
+ * msg, ack and bye come only once the link is up. */
 typedef struct link_handler {
     void (*up)(chatlink *l, void *data);
     void (*msg)(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data);

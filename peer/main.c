@@ -6,6 +6,7 @@
 #include "command.h"
 #include "control.h"
 #include "events.h"
+#include "inbound.h"
 #include "chatport.h"
 #include "peer.h"
 #include "pins.h"
@@ -205,6 +206,8 @@ static void close_all(peer_ctx *ctx) {
     ui_close(ctx->ui);
     ctx->ui = NULL;
     ev_close_frontend(ctx);
+    inbound_close(ctx->inbound);
+    ctx->inbound = NULL;
     chat_leave(ctx->chat);
     chat_close(ctx->chat);
     ctx->chat = NULL;
@@ -232,8 +235,20 @@ static void on_quit_timer(uv_timer_t *t) {
 
 static void on_accept(void *data, uv_stream_t *server) {
     peer_ctx *ctx = data;
-    chat_accept(ctx->chat, server);
+    inbound_accept(ctx->inbound, server);
 }
+
+static void on_incoming(void *data, chatlink *l) {
+    peer_ctx *ctx = data;
+    chat_incoming(ctx->chat, l);
+}
+
+static int is_linked(void *data, const char *fold) {
+    peer_ctx *ctx = data;
+    return chat_linked(ctx->chat, fold);
+}
+
+static const inbound_handler inbound_news = {on_incoming, is_linked};
 
 static void on_registered(void *data) {
     peer_ctx *ctx = data;
@@ -248,7 +263,7 @@ static void on_presence(void *data, const char *name, int online) {
 
 static void on_connect_request(void *data, const ctl_user *u) {
     peer_ctx *ctx = data;
-    chat_connect_request(ctx->chat, u);
+    inbound_connect_request(ctx->inbound, u);
 }
 
 static void on_connect_failed(void *data, const char *from, const char *why) {
@@ -258,7 +273,7 @@ static void on_connect_failed(void *data, const char *from, const char *why) {
 
 static void on_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
     peer_ctx *ctx = data;
-    chat_relay_offer(ctx->chat, from, token);
+    inbound_relay_offer(ctx->inbound, from, token);
 }
 
 static void on_refused(void *data, const char *code) {
@@ -333,7 +348,7 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     uv_unref((uv_handle_t *)&ctx->out_flush); /* it never keeps the loop alive */
 
     int status = 0;
-    if ((r = chat_open(ctx, &ctx->chat))) {
+    if ((r = chat_open(ctx, &ctx->chat)) || (r = inbound_open(ctx, &inbound_news, ctx, &ctx->inbound))) {
         fprintf(stderr, "error: %s\n", uv_strerror(r));
         status = 1;
     } else if ((r = port_open(ctx, on_accept, ctx, &ctx->port, err, sizeof err))) {

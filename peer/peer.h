@@ -23,6 +23,7 @@ struct ev_frontend;
 struct ctl;
 struct chatport;
 struct chat;
+struct inbound;
 struct pins;
 
 typedef struct peer_ctx {
@@ -50,6 +51,7 @@ typedef struct peer_ctx {
     struct ctl *ctl;
     struct chatport *port;
     struct chat *chat;
+    struct inbound *inbound;     /* links the other side starts */
     struct pins *pins;           /* known_peers (NULL: pinning off, as in the fuzz harness) */
     uv_signal_t sigint, sigterm;
     uv_timer_t quit_timer;

@@ -5,6 +5,7 @@
 
 #include "frame.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -132,6 +133,21 @@ int msg_out_view(msg_out *m, size_t max_payload, const char **buf, size_t *len) 
     *buf = m->data;
     *len = m->len;
     return 0;
+}
+
+int msg_out_payload(msg_out *m, size_t max_payload, unsigned char **p, size_t *n) {
+    if (m->failed)
+        return UV_ENOMEM;
+    if (m->len - FRAME_HEADER > max_payload)
+        return UV_E2BIG;
+    *p = (unsigned char *)m->data + FRAME_HEADER;
+    *n = m->len - FRAME_HEADER;
+    return 0;
+}
+
+void msg_out_wipe(msg_out *m) {
+    sodium_memzero(m->data, m->len);
+    msg_out_discard(m);
 }
 
 int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len) {

@@ -51,8 +51,18 @@ int msg_out_finish(msg_out *m, size_t max_payload, char **buf, size_t *len);
  * caller must call whatever this returns.  UV_E2BIG or UV_ENOMEM as above. */
 int msg_out_view(msg_out *m, size_t max_payload, const char **buf, size_t *len);
 
+/* The encoded map alone, without the frame header, for a caller that
+ * wraps it in another message (a sealed chat frame): *p holds *n bytes,
+ * writable, until msg_out_wipe or msg_out_discard, one of which the caller
+ * must call whatever this returns.  UV_E2BIG or UV_ENOMEM as above. */
+int msg_out_payload(msg_out *m, size_t max_payload, unsigned char **p, size_t *n);
+
 /* Releases what m holds.  Safe after msg_out_finish and msg_out_view. */
 void msg_out_discard(msg_out *m);
+
+/* Erases what m holds (plaintext that must not linger in memory), then
+ * releases it. */
+void msg_out_wipe(msg_out *m);
 
 /* ---- decoding ---- */
 

@@ -37,6 +37,7 @@
 #include "frame.h"
 #include "identity.h"
 #include "chatport.h"
+#include "inbound.h"
 #include "msg.h"
 #include "name.h"
 #include "peer.h"
@@ -75,21 +76,26 @@ static void count_quit(peer_ctx *ctx, int code, int say_bye, int how) {
 /* The wiring main.c does: the chat port and the tracker's news go to the
  * chat of the current input. */
 static void w_accept(void *data, uv_stream_t *server) {
-    chat_accept(((peer_ctx *)data)->chat, server);
+    inbound_accept(((peer_ctx *)data)->inbound, server);
 }
+static void w_incoming(void *data, chatlink *l) { chat_incoming(((peer_ctx *)data)->chat, l); }
+static int w_linked(void *data, const char *fold) {
+    return chat_linked(((peer_ctx *)data)->chat, fold);
+}
+static const inbound_handler w_inbound = {w_incoming, w_linked};
 static void w_registered(void *data) { chat_tracker_ready(((peer_ctx *)data)->chat); }
 static void w_presence(void *data, const char *name, int online) {
     if (online)
         chat_peer_online(((peer_ctx *)data)->chat, name);
 }
 static void w_connect_request(void *data, const ctl_user *u) {
-    chat_connect_request(((peer_ctx *)data)->chat, u);
+    inbound_connect_request(((peer_ctx *)data)->inbound, u);
 }
 static void w_connect_failed(void *data, const char *from, const char *why) {
     chat_connect_failed(((peer_ctx *)data)->chat, from, why);
 }
 static void w_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
-    chat_relay_offer(((peer_ctx *)data)->chat, from, token);
+    inbound_relay_offer(((peer_ctx *)data)->inbound, from, token);
 }
 static void w_refused(void *data, const char *code) { H.quit_requests++; }
 static const ctl_handler w_news = {w_registered, w_presence, w_connect_request,
@@ -356,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ctx->echo = (data[0] >> 3) & 1;
     ctx->id_seq = 0;
     H.quit_requests = 0;
-    if (chat_open(ctx, &ctx->chat))
+    if (chat_open(ctx, &ctx->chat) || inbound_open(ctx, &w_inbound, ctx, &ctx->inbound))
         fio_die("chat_open", UV_ENOMEM);
 
     fio_in in = {0};
@@ -405,6 +411,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(sealed);
     seal_free(sl);
     fio_pump(&H.loop, 2);
+    inbound_close(ctx->inbound);
+    ctx->inbound = NULL;
     chat_close(ctx->chat);
     ctx->chat = NULL;
     ctl_close(t2);
