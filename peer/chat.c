@@ -271,7 +271,7 @@ static void on_link_closed(chatlink *l, int reason, const char *why, void *data)
     log_info(&ch->ctx->lg, "chat link with %s closed: %s", cv->name,
              reason ? uv_strerror(reason) : "closed");
     ev_closed(ch->ctx, cv->name, EV_CLOSED_LOST);
-    /* Never silent about what the peer may not have got (issue 7). */
+    /* Never silent about what the other side may not have got. */
     if (cv->qn)
         ev_error(ch->ctx, "undelivered", "%zu message%s to %s not delivered (connection lost); %s sent again "
                  "with the next link to %s (/dial %s)", cv->qn, cv->qn == 1 ? "" : "s",
