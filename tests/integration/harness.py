@@ -13,7 +13,7 @@ that holds the name:
                 verify_chat (the signed bytes)
 - wire.py       FRAME_MAX, RawStr, pack_map, frame, msg, Closed, Raw,
                 ADDR_RE, check_welcome, registered_client, assert_serving,
-                have_ipv6_loopback
+                have_ipv6_loopback, wait_closed, peer_port
 - handshake.py  CHAT_VERSION, ChatSession, chat_handshake, SealedLink,
                 FakePeer (the chat link played by the test)
 - runner.py     run_test, main (how a test file runs)
@@ -26,6 +26,7 @@ from procs import (BUILD, LISTEN_RE, ROOT, SANITIZER_MARKS, SKIP_STATUS, Peer, P
 from natlab import NETLAB, NetLab  # noqa: F401
 from sodium import Key, auth_input, sodium, verify_chat  # noqa: F401
 from wire import (ADDR_RE, FRAME_MAX, Closed, Raw, RawStr, assert_serving, check_welcome,  # noqa: F401
-                  frame, have_ipv6_loopback, msg, pack_map, registered_client)
+                  frame, have_ipv6_loopback, msg, pack_map, peer_port, registered_client,
+                  wait_closed)
 from handshake import CHAT_VERSION, ChatSession, FakePeer, SealedLink, chat_handshake  # noqa: F401
 from runner import main, run_test  # noqa: F401

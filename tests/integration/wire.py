@@ -3,8 +3,10 @@
 UTF-8 on purpose (pack_map, RawStr), frames (frame, msg), and Raw, a bare
 TCP client of the tracker that can send broken frames and checks every
 answer; with it the helpers of the tracker tests (registered_client,
-assert_serving, check_welcome, have_ipv6_loopback).  The chat link on top
-of it (handshake, sealing, a fake peer) is in handshake.py.
+assert_serving, check_welcome, have_ipv6_loopback) and two for plain
+sockets (wait_closed, and peer_port: where a real peer's chat listener is).
+The chat link on top of it (handshake, sealing, a fake peer) is in
+handshake.py.
 """
 import re
 import select
@@ -323,3 +325,33 @@ def have_ipv6_loopback():
         return True
     except OSError:
         return False
+
+
+def wait_closed(sock, timeout):
+    """Seconds until the other side closed sock (reading and dropping
+    whatever comes first), or fail after timeout."""
+    start = time.monotonic()
+    while True:
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            fail('connection still open after %.1fs' % timeout)
+        r, _, _ = select.select([sock], [], [], left)
+        if r:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b''
+            if not data:
+                return time.monotonic() - start
+
+
+def peer_port(t, name):
+    """(host, port) of a real peer's chat listener on loopback, as the
+    tracker t gives it (its first endpoint when none is on loopback)."""
+    look = registered_client(t, 'looker-%s' % name).lookup(name)
+    for e in look.get('endpoints', []):
+        host, port = e.rsplit(':', 1)
+        if host in ('127.0.0.1', '[::1]'):
+            return host.strip('[]'), int(port)
+    host, port = look['endpoints'][0].rsplit(':', 1)
+    return host.strip('[]'), int(port)
