@@ -410,7 +410,10 @@ def test_non_reader_dropped_memory_bounded():
     # ASan's quarantine holds freed memory back; a small one keeps RSS
     # meaningful in the sanitized build.
     os.environ['ASAN_OPTIONS'] = os.environ.get('ASAN_OPTIONS', '') + ':quarantine_size_mb=4'
-    t = Tracker(extra_args=['--rate-limit', '0'])
+    # good stays silent through both rounds, which take over a minute in the
+    # sanitized build on a busy machine: a ttl far beyond that, so the ttl
+    # (60 s by default; test_tracker tests it) does not drop good first.
+    t = Tracker(ttl=3600, extra_args=['--rate-limit', '0'])
     pid = t.proc.p.pid
     good = registered_client(t, 'good')
     good.list_all()
