@@ -7,8 +7,10 @@ import signal
 import socket
 import time
 
-import harness
-from harness import Peer, Tracker, connect, fail, shown, start_peers
+import runner
+from procs import Peer, Tracker, connect, fail, on_cleanup, shown, start_peers
+from sodium import Key
+from wire import Raw
 
 
 def esc(text):
@@ -299,7 +301,7 @@ def test_dial_endpoint_unreachable():
     s.bind(('127.0.0.1', 0))
     dead = s.getsockname()[1]
     s.close()           # a port that was just free and is closed again
-    bob = harness.Raw(t.addr, label='raw bob')
+    bob = Raw(t.addr, label='raw bob')
     bob.must_register('bob', endpoints=['127.0.0.1:%d' % dead])
     alice = Peer('alice', t.addr)
     alice.registered()
@@ -318,21 +320,21 @@ def test_dial_impostor_fails_authentication():
     lsock = socket.socket()
     lsock.bind(('127.0.0.1', 0))
     lsock.listen(4)
-    harness.on_cleanup(lsock.close)
+    on_cleanup(lsock.close)
     ep = '127.0.0.1:%d' % lsock.getsockname()[1]
-    mallory = harness.Raw(t.addr, label='raw mallory')
+    mallory = Raw(t.addr, label='raw mallory')
     mallory.must_register('mallory', endpoints=[ep])
     alice = Peer('alice', t.addr)
     alice.registered()
     alice.send('/dial mallory')
     lsock.settimeout(15)
     conn, _ = lsock.accept()
-    link = harness.Raw.from_socket(conn, label='impostor link')
+    link = Raw.from_socket(conn, label='impostor link')
     hello = link.recv_type('hello')
     if hello.get('role') != 'chat' or hello.get('name') != 'alice' or \
             hello.get('to') != 'mallory' or len(hello.get('nonce', b'')) != 32:
         fail('dialer hello is wrong: %r' % hello)
-    k2 = harness.Key()
+    k2 = Key()
     link.send({'t': 'hello', 'v': 2, 'role': 'chat', 'name': 'mallory', 'key': k2.pk,
                'nonce': os.urandom(32), 'ekey': os.urandom(32)})
     link.send({'t': 'auth', 'sig': k2.sign_auth(b'\x00' * 32, 'A', b'\x00' * 24),
@@ -472,16 +474,5 @@ def test_quiet_link_stays_up():
     t.stop()
 
 
-def test_peer_killed_closes_link():
-    t = Tracker()
-    alice, bob = start_peers(t.addr, 'alice', 'bob')
-    connect(alice, bob)
-    bob.kill()
-    alice.expect(r'^closed bob: connection lost$', 15)
-    alice.expect(r'^offline bob$', 15)
-    alice.quit()
-    t.stop()
-
-
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

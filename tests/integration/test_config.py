@@ -5,8 +5,8 @@ tracker at start with exit status 2, naming the file and the line."""
 import os
 import subprocess
 
-import harness
-from harness import LISTEN_RE, Peer, Proc, fail, tempdir
+import runner
+from procs import BUILD, LISTEN_RE, Peer, Proc, fail, on_cleanup, tempdir
 
 
 def write(d, text, name='tracker.conf'):
@@ -17,9 +17,9 @@ def write(d, text, name='tracker.conf'):
 
 
 def tracker(argv, d):
-    p = Proc('tracker', [os.path.join(harness.BUILD, 'tracker')] + argv, cwd=d, stdin=False)
+    p = Proc('tracker', [os.path.join(BUILD, 'tracker')] + argv, cwd=d, stdin=False)
     on_stop = lambda: (p.signal(15), p.wait_exit(10))
-    harness.on_cleanup(on_stop)
+    on_cleanup(on_stop)
     return p
 
 
@@ -32,7 +32,7 @@ def stop(p):
 
 
 def run_bad(argv, d):
-    r = subprocess.run([os.path.join(harness.BUILD, 'tracker')] + argv, cwd=d,
+    r = subprocess.run([os.path.join(BUILD, 'tracker')] + argv, cwd=d,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     return r.returncode, r.stderr.decode(errors='replace')
 
@@ -96,4 +96,4 @@ def test_bad_lines_name_file_and_line():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -14,15 +14,18 @@ import struct
 import threading
 import time
 
-import harness
-from harness import Peer, Raw, Tracker, fail
+import runner
+from procs import Peer, Tracker, connect, fail, on_cleanup, start_peers
+from sodium import Key, sodium
+from wire import Raw
+from handshake import chat_handshake
 
 import test_relay
 
 
 def fingerprint(pk):
     """peer's ident_fingerprint: BLAKE2b-96 of the key, hex, '-' every 2 bytes."""
-    h = harness.sodium().hash(pk, outlen=12).hex()
+    h = sodium().hash(pk, outlen=12).hex()
     return '-'.join(h[i:i + 4] for i in range(0, len(h), 4))
 
 
@@ -57,7 +60,7 @@ class Tap:
         self.tampered = threading.Event()
         self.lock = threading.Lock()
         self.stop = False
-        harness.on_cleanup(self.close)
+        on_cleanup(self.close)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self):
@@ -78,8 +81,8 @@ class Tap:
             except OSError:
                 return
             b = socket.create_connection(('127.0.0.1', self.target))
-            harness.on_cleanup(a.close)
-            harness.on_cleanup(b.close)
+            on_cleanup(a.close)
+            on_cleanup(b.close)
             self.links += 1
             threading.Thread(target=self._pump, args=(a, b, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(b, a, False), daemon=True).start()
@@ -207,7 +210,7 @@ def relayed_alice(t):
     dead, so she goes through the relay; the test joins as bob and runs
     bob's handshake.  Returns (alice, sealed link, the raw relay conn)."""
     dead = free_port()
-    bob_key = harness.Key()
+    bob_key = Key()
     cb = Raw(t.addr, label='raw bob')
     cb.must_register('bob', bob_key, endpoints=['127.0.0.1:%d' % dead])
     alice = Peer('alice', t.addr, extra_args=['--relay-after', '200'])
@@ -220,7 +223,7 @@ def relayed_alice(t):
     rb = test_relay.relay_conn(t, 'relay bob')
     test_relay.join(rb, f['session'], 'bob', bob_key)
     rb.recv_type('relay_ready', timeout=15)
-    link, _ = harness.chat_handshake(rb, bob_key, 'bob', dialer=False)
+    link, _ = chat_handshake(rb, bob_key, 'bob', dialer=False)
     alice.expect(r'^connected bob relay$', 10)
     return alice, link, rb
 
@@ -358,8 +361,8 @@ def test_changed_key_refused_until_trust():
 
 def test_key_files_private():
     t = Tracker()
-    alice, bob = harness.start_peers(t.addr, 'alice', 'bob')
-    harness.connect(alice, bob)
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    connect(alice, bob)
     alice.quit()
     bob.quit()
     t.stop()
@@ -388,4 +391,4 @@ def test_key_files_private():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

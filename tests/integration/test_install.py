@@ -25,8 +25,9 @@ import stat
 import subprocess
 import time
 
-import harness
-from harness import BUILD, ROOT, LISTEN_RE, Proc, Skip, fail, registered_client, tempdir
+import runner
+from procs import BUILD, LISTEN_RE, Proc, ROOT, Skip, TestFailure, fail, tempdir
+from wire import registered_client
 
 UNIT = 'parley-tracker.service'
 UNIT_SRC = os.path.join(ROOT, 'contrib', UNIT)
@@ -571,7 +572,7 @@ def test_unit_sandbox_fits_the_tracker():
     wrap = [strace, '-f', '-qq', '-s', '256', '-e', 'signal=none', '-o', log]
     try:
         proc, state, addr = start_as_unit(wrap)
-    except harness.TestFailure:
+    except TestFailure:
         if os.path.exists(log) and os.path.getsize(log) == 0:
             raise Skip('strace cannot trace here (ptrace not permitted?)')
         raise
@@ -635,4 +636,4 @@ def test_unit_sandbox_fits_the_tracker():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -11,8 +11,8 @@ import signal
 import subprocess
 import time
 
-import harness
-from harness import Peer, Proc, Tracker, fail
+import runner
+from procs import BUILD, Peer, ROOT, SANITIZER_MARKS, Tracker, fail, on_cleanup, tempdir
 
 TYPES = {  # type -> fields every such event has (README.md's table)
     'registered': {'name', 'tracker', 'seen_as'},
@@ -221,11 +221,11 @@ def test_json_session():
 
 
 def test_json_flag_is_documented():
-    out = subprocess.run([os.path.join(harness.BUILD, 'peer'), '--help'], stdout=subprocess.PIPE,
+    out = subprocess.run([os.path.join(BUILD, 'peer'), '--help'], stdout=subprocess.PIPE,
                          timeout=10).stdout.decode()
     if not re.search(r'--ui line\|tui\|json', out):
         fail('--help does not list --ui json:\n' + out)
-    bad = subprocess.run([os.path.join(harness.BUILD, 'peer'), '--user', 'x', '--ui', 'xml'],
+    bad = subprocess.run([os.path.join(BUILD, 'peer'), '--user', 'x', '--ui', 'xml'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     if bad.returncode != 2 or b'json' not in bad.stderr:
         fail('--ui xml: status %d, %r' % (bad.returncode, bad.stderr))
@@ -238,9 +238,9 @@ def test_json_bot_in_shell_answers():
     t = Tracker()
     carol = jpeer('carol', t)
     registered(carol)
-    home = harness.tempdir('parley-bot-')
-    script = os.path.join(harness.ROOT, 'contrib', 'parley-bot.sh')
-    env = dict(os.environ, PEER=os.path.join(harness.BUILD, 'peer'))
+    home = tempdir('parley-bot-')
+    script = os.path.join(ROOT, 'contrib', 'parley-bot.sh')
+    env = dict(os.environ, PEER=os.path.join(BUILD, 'peer'))
     bot = subprocess.Popen(['sh', script, '--user', 'bot', '--tracker', t.addr, '--home', home],
                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, start_new_session=True)
@@ -249,7 +249,7 @@ def test_json_bot_in_shell_answers():
         if bot.poll() is None:
             os.killpg(bot.pid, signal.SIGKILL)
         bot.wait(10)
-    harness.on_cleanup(stop)
+    on_cleanup(stop)
     event(carol, 'presence', name='bot', online=True)
     texts = ['hello bot', 'what about "quotes" and \\backslashes\\?', 'ünïcödé 👋']
     for text in texts:
@@ -261,7 +261,7 @@ def test_json_bot_in_shell_answers():
     except subprocess.TimeoutExpired:
         fail('the bot did not stop on SIGTERM')
     err = bot.stderr.read().decode(errors='replace')
-    if any(m in err for m in harness.SANITIZER_MARKS):
+    if any(m in err for m in SANITIZER_MARKS):
         fail('bot peer: sanitizer output:\n' + err)
     quit_json(carol)
     check_lines(carol)
@@ -269,4 +269,4 @@ def test_json_bot_in_shell_answers():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -1,13 +1,17 @@
 """test_link: the chat-link protocol of a real peer, checked frame by frame
-against a peer played by the test (harness.FakePeer): the handshake both
+against a peer played by the test (handshake.FakePeer): the handshake both
 ways, acks, duplicate ids shown once, resending unacknowledged messages on
-the next link, bye, and impostors refused."""
+the next link, bye, and impostors refused; and strangers on a peer's chat
+port (garbage, broken handshakes, silence) cost it nothing lasting."""
 import os
 import socket
 import time
 
-import harness
-from harness import FakePeer, Key, Peer, Tracker, fail
+import runner
+from procs import Peer, Tracker, connect, fail, on_cleanup, start_peers
+from sodium import Key
+from wire import Closed, Raw, frame, msg, peer_port, wait_closed
+from handshake import ChatSession, FakePeer
 
 
 def now_ms():
@@ -126,8 +130,8 @@ def test_impostor_dialer_refused():
     ep = [e for e in look['endpoints'] if e.startswith('127.0.0.1:')] or look['endpoints']
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
-    link = harness.Raw.from_socket(s, label='forged link')
-    sess = harness.ChatSession(forged, 'mallory')
+    link = Raw.from_socket(s, label='forged link')
+    sess = ChatSession(forged, 'mallory')
     link.send(sess.hello(to='alice'))
     got = []
     try:
@@ -139,7 +143,7 @@ def test_impostor_dialer_refused():
                 link.send(sess.auth())
             if f.get('t') in ('auth', 'error'):
                 break
-    except harness.Closed:
+    except Closed:
         pass
     if any(f.get('t') == 'auth' for f in got):
         fail('alice authenticated herself to an impostor (she must check the key first): %r'
@@ -166,8 +170,8 @@ def test_wrong_to_refused():
     ep = [e for e in look['endpoints'] if e.startswith('127.0.0.1:')] or look['endpoints']
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
-    link = harness.Raw.from_socket(s, label='misdirected link')
-    link.send(harness.ChatSession(mallory.key, 'mallory').hello(to='somebody-else'))
+    link = Raw.from_socket(s, label='misdirected link')
+    link.send(ChatSession(mallory.key, 'mallory').hello(to='somebody-else'))
     frames = link.expect_closed(15)
     if any(f.get('t') == 'auth' for f in frames):
         fail('alice authenticated on a link meant for someone else: %r' % frames)
@@ -185,8 +189,8 @@ def test_bad_signature_on_link():
     ep = [e for e in look['endpoints'] if e.startswith('127.0.0.1:')] or look['endpoints']
     host, port = ep[0].rsplit(':', 1)
     s = socket.create_connection((host.strip('[]'), int(port)), timeout=10)
-    link = harness.Raw.from_socket(s, label='bad-sig link')
-    sess = harness.ChatSession(mallory.key, 'mallory')
+    link = Raw.from_socket(s, label='bad-sig link')
+    sess = ChatSession(mallory.key, 'mallory')
     link.send(sess.hello(to='alice'))
     h = link.recv_type('hello')
     sess.derive(True, h)
@@ -223,6 +227,57 @@ def test_garbage_on_chat_link():
     t.stop()
 
 
+def test_stranger_on_peer_port():
+    t = Tracker()
+    alice, bob = start_peers(t.addr, 'alice', 'bob')
+    host, port = peer_port(t, 'alice')
+    connect(alice, bob)
+    garbage = [
+        b'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+        b'\xff\xff\xff\xff',
+        b'\x00\x00\x00\x00',
+        frame(b'\xc1'),
+        msg({'t': 'msg', 'id': 1, 'ts': 0, 'text': 'not authenticated'}),
+        msg({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'bob', 'key': b'\x00' * 32,
+             'nonce': b'\x00' * 32}),    # bob's name, a key the tracker does not have
+        msg({'t': 'hello', 'v': 1, 'role': 'chat', 'name': 'x' * 10240, 'key': b'\x00' * 32,
+             'nonce': b'\x00' * 32}),
+        msg({'t': 'hello', 'v': 1, 'role': 'chat', 'name': "o'; DROP--", 'key': b'\x00' * 32,
+             'nonce': b'\x00' * 32, 'to': 'alice'}),
+        msg({'t': 'auth', 'sig': b'\x00' * 64}),
+        os.urandom(3000),
+    ]
+    for i, g in enumerate(garbage):
+        s = socket.create_connection((host, port), timeout=10)
+        on_cleanup(s.close)
+        s.sendall(g)
+        wait_closed(s, 10)
+        alice.send('/msg bob still here %d' % i)
+        bob.expect(r'^msg alice: still here %d$' % i)
+    # A stranger that never speaks, and one that stops mid-frame: closed by
+    # the 10 s handshake timeout while alice keeps chatting.
+    mute = socket.create_connection((host, port), timeout=10)
+    half = socket.create_connection((host, port), timeout=10)
+    on_cleanup(mute.close)
+    on_cleanup(half.close)
+    half.sendall(msg({'t': 'hello', 'v': 1, 'role': 'chat'})[:7])
+    start = time.monotonic()
+    alice.send('/msg bob during the silence')
+    bob.expect(r'^msg alice: during the silence$')
+    bob.send('/msg alice answer')
+    alice.expect(r'^msg bob: answer$')
+    wait_closed(mute, 16)
+    wait_closed(half, 16)
+    took = time.monotonic() - start
+    if took < 8:
+        fail('silent strangers closed after only %.1fs (handshake timeout is 10 s)' % took)
+    alice.send('/msg bob after the strangers')
+    bob.expect(r'^msg alice: after the strangers$')
+    alice.quit()
+    bob.quit()
+    t.stop()
+
+
 def test_text_over_4000_bytes_refused():
     t = Tracker()
     alice = Peer('alice', t.addr)
@@ -246,4 +301,4 @@ def test_text_over_4000_bytes_refused():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -1,13 +1,21 @@
 """test_malformed: what the tracker does with broken or hostile input.  Each
 bad frame must get the right error code, close that one connection, and
-leave everyone else served.  Also: the framing edge cases (a frame a byte at a
+leave everyone else served.  Malformed names and fields of every kind (every
+field with a value of every wrong msgpack type, SQL in every string) get a
+clear error code and never reach the database malformed (checked afterwards
+with the sqlite3 shell).  Also: the framing edge cases (a frame a byte at a
 time, many frames in one send, the exact size limit)."""
+import re
 import select
 import struct
 
-import harness
-from harness import (Key, Peer, Raw, RawStr, Tracker, assert_serving, fail, frame, msg,
-                     pack_map, registered_client)
+import msgpack
+
+import runner
+from procs import Peer, Tracker, fail, sqlite
+from sodium import Key
+from wire import (Raw, RawStr, assert_serving, check_welcome, frame, msg, pack_map,
+                  registered_client)
 
 
 def bad_frame_case(data, code, hello_first=False):
@@ -22,6 +30,69 @@ def bad_frame_case(data, code, hello_first=False):
     bad.expect_error(code)
     assert_serving(t, good)
     t.stop()
+
+
+SQL = ["x'; DROP TABLE users; --", "' OR '1'='1", '"; DELETE FROM users; --', '%', '_',
+       '\\', "%' OR 1=1 --", '*/--', 'a%b_c']
+
+def is_space(c):
+    """shared/name.c's is_space: Unicode White_Space plus the invisible
+    formatting characters (zero-width, bidi controls)."""
+    return (c == 0x20 or 0x09 <= c <= 0x0d or c in (0x85, 0xa0, 0x1680, 0x2028, 0x2029, 0x202f,
+                                                    0x205f, 0x3000, 0xfeff, 0x061c) or
+            0x2000 <= c <= 0x200f or 0x202a <= c <= 0x202e or 0x2060 <= c <= 0x2064 or
+            0x2066 <= c <= 0x2069)
+
+def name_ok(b):
+    """The username rules of docs/PROTOCOL.md on raw bytes."""
+    try:
+        s = b.decode('utf-8', errors='strict')   # rejects overlong forms and surrogates
+    except UnicodeDecodeError:
+        return False
+    if not 1 <= len(s) <= 32:
+        return False
+    for ch in s:
+        c = ord(ch)
+        if c < 0x20 or 0x7f <= c < 0xa0 or is_space(c):
+            return False
+    return True
+
+ENDPOINT_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$')
+
+def check_db(path):
+    """With the tracker stopped: integrity ok, and every row is well formed:
+    name and folded pass the name rules, key is 32 bytes, endpoints are
+    numeric HOST:PORT separated by spaces."""
+    def q(sql):
+        return sqlite(path, sql)
+    if q('PRAGMA integrity_check') != ['ok']:
+        fail('PRAGMA integrity_check: %r' % q('PRAGMA integrity_check'))
+    rows = q("SELECT hex(name), hex(folded), length(key), typeof(key), hex(endpoints) FROM users")
+    if not rows:
+        fail('the users table is empty: the test registered nobody?')
+    for row in rows:
+        hname, hfold, klen, ktype, heps = row.split('|')
+        name, folded, eps = bytes.fromhex(hname), bytes.fromhex(hfold), bytes.fromhex(heps)
+        if not name_ok(name) or not name_ok(folded):
+            fail('malformed name in the database: %r (folded %r)' % (name, folded))
+        if ktype != 'blob' or klen != '32':
+            fail('key of %r is a %s of %s bytes, want a 32-byte blob' % (name, ktype, klen))
+        for e in eps.decode('utf-8', errors='replace').split():
+            if not ENDPOINT_RE.match(e):
+                fail('malformed endpoint %r stored for %r' % (e, name))
+    return len(rows)
+
+def expect_code(c, code, what, closed=True, id=None):
+    f = c.recv_skip_presence()
+    if f.get('t') != 'error' or f.get('code') != code:
+        fail('%s answered %r, want error %s' % (what, f, code))
+    if not isinstance(f.get('msg'), str) or not f['msg']:
+        fail('%s: error %s without a readable msg: %r' % (what, code, f))
+    if id is not None and f.get('id') != id:
+        fail('%s: error should answer id %r: %r' % (what, id, f))
+    if closed:
+        c.expect_closed()
+    return f
 
 
 def test_oversize_frame_peer_keeps_working():
@@ -73,7 +144,6 @@ def test_zero_length_frame():
 
 
 def test_not_a_map():
-    import msgpack
     bad_frame_case(frame(msgpack.packb(['hello', 1])), 'bad_frame')
 
 
@@ -112,10 +182,6 @@ def test_hello_missing_version():
     bad_frame_case(msg({'t': 'hello', 'role': 'peer'}), 'bad_message')
 
 
-def test_hello_version_wrong_type():
-    bad_frame_case(msg({'t': 'hello', 'v': '1', 'role': 'peer'}), 'bad_message')
-
-
 def test_hello_wrong_version():
     bad_frame_case(msg({'t': 'hello', 'v': 2, 'role': 'peer'}), 'version')
 
@@ -135,33 +201,114 @@ def test_register_missing_key():
     t.stop()
 
 
-def test_register_wrong_field_types():
+WRONG = {   # a value of each msgpack type
+    'nint': -1,
+    'bigneg': -2 ** 63,
+    'uint': 7,
+    'huge': 2 ** 64 - 1,
+    'float': 1.0,
+    'bool': True,
+    'str': 'x',
+    'bin': b'\x00' * 32,
+    'array': ['127.0.0.1:1'],
+    'map': {'a': 1},
+    'ext': msgpack.ExtType(5, b'\x01\x02'),
+}
+
+# message -> field -> the types it accepts (values of other types are wrong)
+FIELDS = {
+    'hello': {'v': {'uint', 'huge'}, 'role': {'str'}},
+    'register': {'name': {'str'}, 'key': set(), 'sig': set(), 'endpoints': set()},
+    'list': {'id': {'uint', 'huge'}, 'prefix': {'str'}, 'limit': {'uint', 'huge'},
+             'cursor': {'str'}},
+    'lookup': {'id': {'uint', 'huge'}, 'name': {'str'}},
+}
+
+def _pack_any(v):
+    return msgpack.packb(v, use_bin_type=True)
+
+def raw_msg(d):
+    """Frame of d with any msgpack values (ExtType, floats...)."""
+    body = b''.join(_pack_any(k) + _pack_any(v) for k, v in d.items())
+    n = len(d)
+    return frame((bytes([0x80 | n]) if n < 16 else b'\xde' + struct.pack('>H', n)) + body)
+
+def test_wrong_types_in_every_field():
     t = Tracker()
     good = registered_client(t, 'good')
     key = Key()
-    cases = [
-        ('key as str', lambda n: {'key': 'x' * 32}),
-        ('key of 31 bytes', lambda n: {'key': key.pk[:31]}),
-        ('sig of 63 bytes', lambda n: {'sig': key.sign_register(n, b'alice')[:63]}),
-        ('name as bin', lambda n: {'name': b'alice'}),
-        ('endpoints not an array', lambda n: {'endpoints': '127.0.0.1:1'}),
-        ('endpoint not a str', lambda n: {'endpoints': [5]}),
-    ]
-    for what, change in cases:
-        c = Raw(t.addr, label='register %s' % what)
-        c.hello()
-        d = {'t': 'register', 'name': 'alice', 'key': key.pk,
-             'sig': key.sign_register(c.nonce, b'alice'), 'endpoints': ['127.0.0.1:1']}
-        d.update(change(c.nonce))
-        c.send(d)
-        f = c.recv_skip_presence()
+    ncase = 0
+    for mtype, fields in FIELDS.items():
+        for field, accepted in fields.items():
+            for tname, value in WRONG.items():
+                if tname in accepted:
+                    continue
+                ncase += 1
+                what = '%s.%s as %s' % (mtype, field, tname)
+                if mtype == 'hello':
+                    d = {'t': 'hello', 'v': 1, 'role': 'peer'}
+                    d[field] = value
+                    c = Raw(t.addr, label=what)
+                    c.send_bytes(raw_msg(d))
+                    expect_code(c, 'bad_message', what)
+                elif mtype == 'register':
+                    c = Raw(t.addr, label=what)
+                    c.hello()
+                    d = {'t': 'register', 'name': 'victim', 'key': key.pk,
+                         'sig': key.sign_register(c.nonce, b'victim'), 'endpoints': ['127.0.0.1:1']}
+                    d[field] = value
+                    if field in ('key', 'sig') and tname == 'bin':
+                        d[field] = b'\x00' * 31              # a bin of the wrong size
+                    if field == 'endpoints' and tname == 'array':
+                        d[field] = [5]                  # an array of the wrong element type
+                    c.send_bytes(raw_msg(d))
+                    expect_code(c, 'bad_message', what)
+                else:
+                    c = registered_client(t, 'req%d' % ncase)
+                    d = {'t': mtype, 'id': 9}
+                    if mtype == 'lookup':
+                        d['name'] = 'good'
+                    d[field] = value
+                    c.send_bytes(raw_msg(d))
+                    expect_code(c, 'bad_message', what)
+    # Negative and huge integers where a uint is right.
+    c = registered_client(t, 'ints')
+    for lim in (2 ** 64 - 1, 2 ** 32, 0):
+        rid = c.next_id
+        f = c.request({'t': 'list', 'limit': lim})
+        if f.get('t') != 'list_result' or f.get('id') != rid:
+            fail('list limit %d answered %r' % (lim, f))
+    c.send_bytes(raw_msg({'t': 'list', 'id': 2 ** 64 - 1}))
+    f = c.recv_skip_presence()
+    if f.get('t') != 'list_result' or f.get('id') != 2 ** 64 - 1:
+        fail('list id 2^64-1 answered %r' % f)
+    h = Raw(t.addr, label='hello v huge')
+    h.send_bytes(raw_msg({'t': 'hello', 'v': 2 ** 64 - 1, 'role': 'peer'}))
+    expect_code(h, 'version', 'hello v 2^64-1')
+    # SQL metacharacters in the remaining string fields: cursor, prefix,
+    # role, endpoints.
+    for s in SQL:
+        f = c.request({'t': 'list', 'cursor': s[:32], 'prefix': s})
+        if f.get('t') != 'list_result':
+            fail('list with cursor/prefix %r answered %r' % (s, f))
+    for s in SQL:
+        h = Raw(t.addr, label='role %r' % s)
+        h.send({'t': 'hello', 'v': 1, 'role': s})
+        expect_code(h, 'bad_message', 'hello role %r' % s)
+    for s in ["1.2.3.4:5'--", "127.0.0.1:1; DROP TABLE users", "[::1]:1' OR '1'='1", '%:%',
+              '127.0.0.1:1 127.0.0.2:2', '127.0.0.1:99999', '127.0.0.1:-1', 'localhost:1',
+              'e' * 10000]:
+        r = Raw(t.addr, label='endpoint %r' % s[:40])
+        f = r.register('epvictim', endpoints=[s])
         if f.get('t') != 'error' or f.get('code') != 'bad_message':
-            fail('register with %s answered %r, want error bad_message' % (what, f))
-        c.expect_closed()
+            fail('register with endpoint %r answered %r, want bad_message' % (s[:60], f))
+        r.expect_closed()
     assert_serving(t, good)
-    # None of this bound the name.
-    registered_client(t, 'alice')
+    # None of the refused registers bound the name.
+    registered_client(t, 'victim')
     t.stop()
+    check_db(t.db)
+    print('%d wrong-type cases' % ncase)
 
 
 def test_lookup_missing_name():
@@ -172,18 +319,6 @@ def test_lookup_missing_name():
     f = bad.recv_skip_presence()
     if f.get('t') != 'error' or f.get('code') != 'bad_message':
         fail('lookup without a name answered %r' % f)
-    assert_serving(t, good)
-    t.stop()
-
-
-def test_list_wrong_field_type():
-    t = Tracker()
-    good = registered_client(t, 'good')
-    bad = registered_client(t, 'bad')
-    bad.send({'t': 'list', 'id': 1, 'limit': 'ten'})
-    f = bad.recv_skip_presence()
-    if f.get('t') != 'error' or f.get('code') != 'bad_message':
-        fail('list with limit "ten" answered %r' % f)
     assert_serving(t, good)
     t.stop()
 
@@ -208,7 +343,7 @@ def test_unknown_fields_ignored():
     c = Raw(t.addr)
     c.send({'t': 'hello', 'v': 1, 'role': 'peer', 'future': {'x': [1, 2]}, 'z': b'\x00'})
     w = c.recv()
-    harness.check_welcome(w)
+    check_welcome(w)
     c.nonce = w['nonce']
     c.must_register('alice')
     r = c.request({'t': 'lookup', 'name': 'alice', 'extra': 'ignored'})
@@ -293,16 +428,67 @@ def test_bad_names_over_the_wire():
     t.stop()
 
 
-def test_bad_name_in_lookup_keeps_connection():
+def test_hostile_names_rejected_and_db_clean():
     t = Tracker()
-    c = registered_client(t, 'alice')
-    for name in (RawStr(b'a\xffb'), 'a b', 'x' * 33):
-        rid = c.next_id
-        f = c.request({'t': 'lookup', 'name': name})
+    good = registered_client(t, 'good')
+    bad = [
+        ('10 KB name', 'n' * 10240),
+        ('10 KB of invalid UTF-8', RawStr(b'\xff' * 10240)),
+        ('64 KB name', RawStr(b'a' * 60000)),
+        ('control characters', RawStr(b'ev\x00il\x07\x1b[2J')),
+        ('C1 control', RawStr(b'a\xc2\x9bb')),
+        ('DEL', 'a\x7f'),
+        ('lone continuation byte', RawStr(b'\x80abc')),
+        ('overlong slash', RawStr(b'a\xc0\xafb')),
+        ('overlong NUL', RawStr(b'a\xc0\x80b')),
+        ('surrogate half', RawStr(b'\xed\xb0\x80')),
+        ('beyond U+10FFFF', RawStr(b'\xf4\x90\x80\x80')),
+        ('5-byte sequence', RawStr(b'\xf8\x88\x80\x80\x80')),
+        ('right-to-left override', 'admin\u202eexe'),
+        ('left-to-right isolate', 'ad\u2066min'),
+        ('pop directional isolate', 'admin\u2069'),
+        ('arabic letter mark', 'ad\u061cmin'),
+        ('zero-width joiner', 'ad\u200dmin'),
+        ('word joiner', 'ad\u2060min'),
+        ('byte order mark', '\ufeffadmin'),
+        ('ideographic space', 'ad\u3000min'),
+        ('line separator', 'ad\u2028min'),
+        ('SQL with spaces', SQL[0]),
+        ('SQL with spaces 2', SQL[1]),
+        ('33 characters', 'x' * 33),
+    ]
+    for what, name in bad:
+        c = Raw(t.addr, label='name: %s' % what)
+        f = c.register(name)
+        if f.get('t') != 'error' or f.get('code') != 'bad_name':
+            fail('registering a name with %s answered %r, want error bad_name' % (what, f))
+        c.expect_closed()
+        # The same name in a lookup: bad_name for that request, connection open.
+        rid = good.next_id
+        f = good.request({'t': 'lookup', 'name': name})
         if f.get('t') != 'error' or f.get('code') != 'bad_name' or f.get('id') != rid:
-            fail('lookup of bad name %r answered %r, want error bad_name id %d' % (name, f, rid))
-    c.ping()     # still open
+            fail('lookup of a name with %s answered %r, want error bad_name id %d' % (what, f, rid))
+    # SQL metacharacters without whitespace are valid names: they must be
+    # stored and found literally.
+    sqlish = [s for s in SQL if name_ok(s.encode())]
+    for s in sqlish:
+        registered_client(t, s)
+    for s in sqlish:
+        f = good.lookup(s)
+        if f.get('t') != 'lookup_result' or f.get('name') != s:
+            fail('lookup %r answered %r' % (s, f))
+    # A prefix is a literal prefix, not a LIKE pattern or SQL.
+    users = good.list_all()
+    for p in sqlish + SQL:
+        got = sorted(good.list_all(prefix=p))
+        want = sorted(u for u in users if u.lower().startswith(p.lower()) and name_ok(p.encode()))
+        if got != want:
+            fail('list prefix %r gave %r, want %r' % (p, got, want))
+    assert_serving(t, good)
     t.stop()
+    n = check_db(t.db)
+    if n != 1 + len(sqlish):
+        fail('%d rows in the database, want %d' % (n, 1 + len(sqlish)))
 
 
 def test_frame_one_byte_at_a_time():
@@ -322,7 +508,7 @@ def test_frame_one_byte_at_a_time():
 
     trickle(msg({'t': 'hello', 'v': 1, 'role': 'peer'}))
     w = c.recv()
-    harness.check_welcome(w)
+    check_welcome(w)
     key = Key()
     trickle(msg({'t': 'register', 'name': 'alice', 'key': key.pk,
                  'sig': key.sign_register(w['nonce'], b'alice'), 'endpoints': ['127.0.0.1:1']}))
@@ -342,7 +528,7 @@ def test_many_frames_in_one_send():
     # hello and a ping together, before any answer.
     c.send_bytes(msg({'t': 'hello', 'v': 1, 'role': 'peer'}) + msg({'t': 'ping'}))
     w = c.recv()
-    harness.check_welcome(w)
+    check_welcome(w)
     c.nonce = w['nonce']
     f = c.recv()
     if f.get('t') not in ('pong', 'error'):
@@ -441,4 +627,4 @@ def test_client_vanishes_mid_frame():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -9,8 +9,8 @@ build)."""
 import os
 import subprocess
 
-import harness
-from harness import BUILD, ROOT, fail
+import runner
+from procs import BUILD, ROOT, Skip, fail
 
 SCRIPT = os.path.join(ROOT, 'tools', 'memcheck.sh')
 
@@ -22,7 +22,7 @@ def sanitized(path):
 
 def test_memcheck_end_to_end():
     if sanitized(os.path.join(BUILD, 'tracker')) or sanitized(os.path.join(BUILD, 'peer')):
-        raise harness.Skip('SKIPPED: %s is a sanitized build; valgrind memcheck runs on the '
+        raise Skip('SKIPPED: %s is a sanitized build; valgrind memcheck runs on the '
                            'normal build only (ASan checks this one)' % BUILD)
     if subprocess.run(['sh', '-c', 'command -v valgrind'], stdout=subprocess.DEVNULL).returncode:
         fail('valgrind is not installed: make deps installs it (Debian package valgrind)')
@@ -39,4 +39,4 @@ def test_memcheck_end_to_end():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -10,8 +10,9 @@ import struct
 import subprocess
 import time
 
-import harness
-from harness import Peer, Raw, Tracker, connect, fail, start_peers
+import runner
+from procs import BUILD, Peer, SANITIZER_MARKS, Tracker, connect, fail, start_peers, tempdir
+from wire import Raw
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"\})? (\S+)$')
 
@@ -204,7 +205,7 @@ def test_metrics_other_requests():
 
 def test_metrics_flag_checked():
     import os
-    r = subprocess.run([os.path.join(harness.BUILD, 'tracker'), '--metrics', 'localhost'],
+    r = subprocess.run([os.path.join(BUILD, 'tracker'), '--metrics', 'localhost'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     if r.returncode != 2 or b'--metrics' not in r.stderr:
         fail('--metrics localhost: status %d, %r' % (r.returncode, r.stderr))
@@ -212,17 +213,17 @@ def test_metrics_flag_checked():
     busy.bind(('127.0.0.1', 0))
     busy.listen()
     port = busy.getsockname()[1]
-    d = harness.tempdir()
-    r = subprocess.run([os.path.join(harness.BUILD, 'tracker'), '--listen', '127.0.0.1:0', '--db',
+    d = tempdir()
+    r = subprocess.run([os.path.join(BUILD, 'tracker'), '--listen', '127.0.0.1:0', '--db',
                         os.path.join(d, 't.db'), '--metrics', '127.0.0.1:%d' % port],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
     busy.close()
     err = r.stderr.decode(errors='replace')
     if r.returncode != 1 or 'cannot serve metrics on 127.0.0.1:%d' % port not in err:
         fail('--metrics on a busy port: status %d\n%s' % (r.returncode, err))
-    if any(m in err for m in harness.SANITIZER_MARKS):
+    if any(m in err for m in SANITIZER_MARKS):
         fail('sanitizer output:\n' + err)
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -7,8 +7,9 @@ netlab's reason, and the runner's summary counts the skips."""
 import signal
 import time
 
-import harness
-from harness import NetLab, fail
+import runner
+from procs import fail
+from natlab import NetLab
 
 
 def chat_both_ways(a, b, n=10, tag=''):
@@ -145,4 +146,4 @@ def test_tracker_restart_during_relayed_chat():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

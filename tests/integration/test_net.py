@@ -1,12 +1,13 @@
 """test_net: the ways of naming the tracker: an IPv6 literal on ::1, a
 hostname (localhost) resolved with uv_getaddrinfo, and a tracker with two
 listeners."""
-import harness
-from harness import Peer, Skip, Tracker, connect, fail
+import runner
+from procs import Peer, Skip, Tracker, connect, fail
+from wire import Raw, have_ipv6_loopback
 
 
 def test_ipv6_loopback():
-    if not harness.have_ipv6_loopback():
+    if not have_ipv6_loopback():
         raise Skip('this machine has no IPv6 loopback (::1); IPv6 untested')
     t = Tracker(listen='[::1]:0')
     if not t.addr.startswith('[::1]:'):
@@ -28,10 +29,10 @@ def test_ipv6_loopback():
 
 
 def test_ipv6_raw_observed():
-    if not harness.have_ipv6_loopback():
+    if not have_ipv6_loopback():
         raise Skip('this machine has no IPv6 loopback (::1); IPv6 untested')
     t = Tracker(listen='[::1]:0')
-    c = harness.Raw(t.addr)
+    c = Raw(t.addr)
     w = c.hello()
     if not w['observed'].startswith('[::1]:'):
         fail('observed over IPv6 is %r, want [::1]:PORT' % w['observed'])
@@ -65,7 +66,7 @@ def test_unresolvable_tracker_name():
 
 def test_two_listeners():
     listen = ['127.0.0.1:0']
-    if harness.have_ipv6_loopback():
+    if have_ipv6_loopback():
         listen.append('[::1]:0')
     t = Tracker(listen=listen)
     if len(t.addrs) != len(listen):
@@ -83,4 +84,4 @@ def test_two_listeners():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

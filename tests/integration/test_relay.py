@@ -8,8 +8,11 @@ import socket
 import threading
 import time
 
-import harness
-from harness import Raw, Tracker, Peer, fail, registered_client
+import runner
+from procs import Peer, Tracker, fail
+from sodium import Key, sodium
+from wire import Raw, assert_serving, msg, registered_client
+from handshake import chat_handshake
 
 
 def relay_pair(t, a='alice', b='bob'):
@@ -35,7 +38,7 @@ def relay_conn(t, label):
 
 def join(c, token, name, key, sig=None):
     if sig is None:
-        sig = harness.sodium().sign(key.sk, b'parley-relay-v1\x00' + c.nonce + token +
+        sig = sodium().sign(key.sk, b'parley-relay-v1\x00' + c.nonce + token +
                                     name.encode('utf-8'))
     c.send({'t': 'relay_join', 'session': token, 'name': name, 'key': key.pk, 'sig': sig})
 
@@ -68,8 +71,8 @@ def test_relay_forwards_raw_bytes_both_ways():
     join(ra, token, 'alice', ca.key)
     # bob's join and his first relayed bytes in one write: the bytes after
     # relay_join must be forwarded raw, not read as a frame.
-    sig = harness.sodium().sign(cb.key.sk, b'parley-relay-v1\x00' + rb.nonce + token + b'bob')
-    rb.send_bytes(harness.msg({'t': 'relay_join', 'session': token, 'name': 'bob',
+    sig = sodium().sign(cb.key.sk, b'parley-relay-v1\x00' + rb.nonce + token + b'bob')
+    rb.send_bytes(msg({'t': 'relay_join', 'session': token, 'name': 'bob',
                                'key': cb.key.pk, 'sig': sig}) + b'\x00\x00\x00\x00not a frame')
     ra.recv_type('relay_ready')
     rb.recv_type('relay_ready')
@@ -91,7 +94,7 @@ def test_relay_forwards_raw_bytes_both_ways():
     # One side leaving closes the other.
     ra.close()
     rb.expect_closed(10)
-    harness.assert_serving(t, ca)
+    assert_serving(t, ca)
     t.stop()
 
 
@@ -103,7 +106,7 @@ def test_relay_join_bad_signature():
     rb.expect_error('bad_signature')
     # Signed over another nonce (a replayed join) fails the same way.
     r2 = relay_conn(t, 'relay bob 2')
-    sig = harness.sodium().sign(cb.key.sk, b'parley-relay-v1\x00' + rb.nonce + token + b'bob')
+    sig = sodium().sign(cb.key.sk, b'parley-relay-v1\x00' + rb.nonce + token + b'bob')
     join(r2, token, 'bob', cb.key, sig=sig)
     r2.expect_error('bad_signature')
     t.stop()
@@ -285,7 +288,7 @@ def test_peer_relay_third_party_cannot_join():
     s.bind(('127.0.0.1', 0))
     dead = s.getsockname()[1]
     s.close()
-    bob_key = harness.Key()
+    bob_key = Key()
     cb = Raw(t.addr, label='raw bob')
     cb.must_register('bob', bob_key, endpoints=['127.0.0.1:%d' % dead])
     alice = Peer('alice', t.addr, extra_args=['--relay-after', '200'])
@@ -304,7 +307,7 @@ def test_peer_relay_third_party_cannot_join():
     join(rb, token, 'bob', bob_key)
     rb.recv_type('relay_ready', timeout=15)
     # The chat handshake, end to end through the relay; bob accepts.
-    rb, hello = harness.chat_handshake(rb, bob_key, 'bob', dialer=False)
+    rb, hello = chat_handshake(rb, bob_key, 'bob', dialer=False)
     if hello.get('name') != 'alice' or hello.get('to') != 'bob':
         fail('alice\'s hello over the relay is %r' % hello)
     alice.expect(r'^connected bob relay$', 10)
@@ -321,4 +324,4 @@ def test_peer_relay_third_party_cannot_join():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

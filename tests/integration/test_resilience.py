@@ -1,8 +1,10 @@
 """test_resilience: the tracker going away and coming back.  The registry
 survives a restart (SIGTERM or kill -9), peers register again by themselves,
 and a direct chat does not need the tracker once it is up."""
-import harness
-from harness import Key, Peer, Raw, Tracker, connect, fail, registered_client, start_peers
+import runner
+from procs import Peer, Tracker, connect, fail, start_peers
+from sodium import Key
+from wire import Raw
 
 LOST = r'^tracker lost: .+; reconnecting in \d+(\.\d+)?s$'
 
@@ -162,4 +164,4 @@ def test_presence_after_restart():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -3,8 +3,10 @@ from raw protocol clients: register, list (with prefix and paging), lookup,
 presence pushes, name ownership (by key, case-insensitively), ttl."""
 import re
 
-import harness
-from harness import Key, Peer, Raw, Tracker, fail, registered_client, sqlite, start_peers
+import runner
+from procs import Peer, TestFailure, Tracker, fail, sqlite, start_peers
+from sodium import Key
+from wire import Raw, assert_serving, msg, registered_client
 
 
 def test_register_and_list():
@@ -368,7 +370,7 @@ def test_ttl_drops_silent_connection():
     # (nothing or a timeout error, then close) and the others are told.
     try:
         frames = silent.expect_closed(timeout=8)
-    except harness.TestFailure:
+    except TestFailure:
         fail('a connection silent for longer than ttl=2 s was not closed within 8 s')
     bad = [f for f in frames if f.get('t') == 'error' and f.get('code') != 'timeout']
     if bad:
@@ -388,7 +390,7 @@ def test_hello_timeout():
     t = Tracker()
     idle = Raw(t.addr, label='idle')
     half = Raw(t.addr, label='half')
-    hello = harness.msg({'t': 'hello', 'v': 1, 'role': 'peer'})
+    hello = msg({'t': 'hello', 'v': 1, 'role': 'peer'})
     half.send_bytes(hello[:len(hello) // 2])
     good = registered_client(t, 'alice')
     for c in (idle, half):
@@ -396,7 +398,7 @@ def test_hello_timeout():
         bad = [f for f in frames if not (f.get('t') == 'error' and f.get('code') == 'timeout')]
         if bad:
             fail('%s got %r before the close (want nothing or error timeout)' % (c.label, frames))
-    harness.assert_serving(t, good)
+    assert_serving(t, good)
     t.stop()
 
 
@@ -417,4 +419,4 @@ def test_sigterm_with_clients_exits_clean():
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

@@ -11,8 +11,8 @@ import subprocess
 import time
 import uuid
 
-import harness
-from harness import Tracker, fail, start_peers, tempdir
+import runner
+from procs import BUILD, Proc, Skip, Tracker, fail, on_cleanup, start_peers, tempdir
 
 SAN_MARKS = ('AddressSanitizer', 'LeakSanitizer', 'runtime error:')
 
@@ -24,13 +24,13 @@ class Tmux:
 
     def __init__(self, argv, w=100, h=30, term='xterm-256color'):
         if not shutil.which('tmux'):
-            raise harness.Skip('tmux is not installed (make deps installs it)')
+            raise Skip('tmux is not installed (make deps installs it)')
         self.sock = 'parley-test-%d-%s' % (os.getpid(), uuid.uuid4().hex[:8])
         self.session = 'tui-%s' % uuid.uuid4().hex[:8]
         cmd = ' '.join(_sh_quote(a) for a in argv)
         script = 'TERM=%s LANG=C.UTF-8 %s; echo "[exited $?]"; exec sleep 600' % (term, cmd)
         self.socket_path = None
-        harness.on_cleanup(self.kill)
+        on_cleanup(self.kill)
         self.tmux('new-session', '-d', '-s', self.session, '-x', str(w), '-y', str(h),
                   'sh', '-c', script)
         self.socket_path = self.fmt('#{socket_path}')
@@ -102,7 +102,7 @@ def _sh_quote(s):
 
 def tui_peer(tracker, name, w=100, h=30, extra=(), term='xterm-256color'):
     home = tempdir('parley-tui-')
-    argv = [os.path.join(harness.BUILD, 'peer'), '--user', name, '--tracker', tracker.addr,
+    argv = [os.path.join(BUILD, 'peer'), '--user', name, '--tracker', tracker.addr,
             '--home', home] + list(extra)
     tm = Tmux(argv, w, h, term)
     tm.home = home
@@ -237,7 +237,7 @@ def test_tui_paste_is_one_message_and_bye_line():
 
 def test_tui_refuses_without_terminal():
     t = Tracker()
-    p = harness.Proc('peer', [os.path.join(harness.BUILD, 'peer'), '--user', 'alice',
+    p = Proc('peer', [os.path.join(BUILD, 'peer'), '--user', 'alice',
                               '--tracker', t.addr, '--home', tempdir(), '--ui', 'tui'],
                      cwd=tempdir())
     rc = p.wait_exit(10)
@@ -263,4 +263,4 @@ def _child_pid(pid, timeout=5):
 
 
 if __name__ == '__main__':
-    harness.main(globals())
+    runner.main(globals())

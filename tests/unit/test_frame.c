@@ -324,8 +324,25 @@ static void free_is_reusable(void) {
     ASSERT_EQ(frame_reader_next(&r, &p, &len), 0);
 }
 
+/* Regression (issue 7), found with the fuzz_frame corpus: a length header
+ * announcing more than the limit must be refused from its 4 header bytes
+ * alone, even split one byte per read. */
+static void oversize_header_bytewise(void) {
+    frame_reader r;
+    frame_reader_init(&r, FRAME_MAX_DEFAULT);
+    const char hdr[4] = {0x00, 0x01, 0x00, 0x01}; /* 65537 */
+    const char *p;
+    size_t n;
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(frame_reader_append(&r, hdr + i, 1), 0);
+        ASSERT_EQ(frame_reader_next(&r, &p, &n), 0);
+    }
+    ASSERT_EQ(frame_reader_append(&r, hdr + 3, 1), 0);
+    ASSERT_EQ(frame_reader_next(&r, &p, &n), UV_E2BIG);
+    frame_reader_free(&r);
+}
+
 TEST_MAIN(T(header_is_big_endian), T(one_frame), T(split_bytes), T(split_through_space),
           T(coalesced), T(coalesced_with_partial_tail), T(oversize), T(at_limit),
           T(custom_limit), T(zero_length), T(good_then_zero), T(garbage), T(buffer_reused),
-          T(append_empty),
-          T(free_is_reusable))
+          T(append_empty), T(free_is_reusable), T(oversize_header_bytewise))

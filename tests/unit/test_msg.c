@@ -516,7 +516,41 @@ static void cstr_rejects_nul(void) {
     free(buf);
 }
 
+/* Regression (issue 7), found with the fuzz_msg corpus: a map32 header
+ * claiming 4 billion entries in a 5-byte payload is refused without
+ * allocating for them (garbage above has the same header with a byte
+ * after it; here the payload ends with the header). */
+static void huge_map_header(void) {
+    msg_in m;
+    ASSERT_EQ(msg_parse(&m, "\xdf\xff\xff\xff\xff", 5), UV_EPROTO);
+    ASSERT_EQ(msg_parse(&m, "\xdd\xff\xff\xff\xff", 5), UV_EPROTO);
+}
+
+/* Regression (issue 7): fuzz_msg crash a8288a9d (UBSan: null pointer
+ * passed to memcmp in msg_get): msgpack-c decodes an empty string with a
+ * NULL pointer, which msg_get, msg_str's callers (memchr/memcpy of a list
+ * cursor "") and msg_obj_cstr then passed to the string functions. */
+static void empty_string_never_null(void) {
+    static const char p[] = "\x83\xa1t\xa1x\xa6" "cursor\xa0\xa0\xa1v";
+    msg_in m;
+    ASSERT_EQ(msg_parse(&m, p, sizeof p - 1), 0);
+    const char *s = NULL;
+    size_t n = 99;
+    ASSERT_EQ(msg_str(&m, "cursor", &s, &n), 0);
+    ASSERT(s != NULL);
+    ASSERT_EQ(n, 0);
+    ASSERT(memchr(s, 0, n) == NULL);
+    ASSERT_EQ(msg_str(&m, "", &s, &n), 0); /* the empty key */
+    ASSERT(s != NULL && n == 1 && s[0] == 'v');
+    const msgpack_object *o;
+    char out[8] = "junk";
+    ASSERT_EQ(msg_get(&m, "cursor", &o), 0);
+    ASSERT_EQ(msg_obj_cstr(o, out, sizeof out), 0);
+    ASSERT_STR(out, "");
+    msg_in_free(&m);
+}
+
 TEST_MAIN(T(round_trip), T(round_trip_empty), T(missing_field), T(wrong_type), T(not_a_map),
           T(no_type), T(trailing_bytes), T(truncated), T(garbage), T(odd_keys),
           T(finish_over_limit), T(view_and_growth), T(discard), T(error_frame), T(error_fields_sanitized),
-          T(cstr_rejects_nul))
+          T(cstr_rejects_nul), T(huge_map_header), T(empty_string_never_null))

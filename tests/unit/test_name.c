@@ -201,6 +201,32 @@ static void folding_ignores_locale(void) {
     ASSERT_STR(out, "émile");
 }
 
+/* Regression (issue 7), found by the hostile-client test
+ * test_hostile_names_rejected_and_db_clean (now in integration/test_malformed):
+ * names with the bidi isolates (U+2066..2069) and the Arabic letter mark
+ * (U+061C) were accepted, though PROTOCOL.md excludes every bidirectional
+ * formatting mark: "ad<LRI>min" displays as "admin". */
+static void bidi_isolates_rejected(void) {
+    static const char *const bad[] = {
+        "ad\xe2\x81\xa6min",     /* U+2066 LEFT-TO-RIGHT ISOLATE */
+        "ad\xe2\x81\xa7min",     /* U+2067 RIGHT-TO-LEFT ISOLATE */
+        "ad\xe2\x81\xa8min",     /* U+2068 FIRST STRONG ISOLATE */
+        "admin\xe2\x81\xa9",     /* U+2069 POP DIRECTIONAL ISOLATE */
+        "ad\xd8\x9cmin",         /* U+061C ARABIC LETTER MARK */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *why = NULL;
+        char fold[NAME_BUFLEN];
+        ASSERT_EQ(name_check(bad[i], strlen(bad[i]), &why), UV_EINVAL);
+        ASSERT_STR(why, "name contains whitespace");
+        ASSERT_EQ(name_fold(bad[i], strlen(bad[i]), fold), UV_EINVAL);
+    }
+    /* Neighbours that are ordinary characters stay valid. */
+    ASSERT_EQ(name_check("a\xe2\x81\xb0" "b", 5, NULL), 0);   /* U+2070 SUPERSCRIPT ZERO */
+    ASSERT_EQ(name_check("\xd8\x9b" "a", 3, NULL), 0);        /* U+061B ARABIC SEMICOLON */
+}
+
 TEST_MAIN(T(ascii), T(accents), T(cjk), T(emoji), T(length_32_vs_33), T(empty), T(space),
           T(tab), T(control_chars), T(unicode_whitespace), T(zero_width_and_bidi),
-          T(invalid_utf8), T(utf8_decoder), T(case_folding), T(folding_ignores_locale))
+          T(invalid_utf8), T(utf8_decoder), T(case_folding), T(folding_ignores_locale),
+          T(bidi_isolates_rejected))
