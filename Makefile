@@ -51,17 +51,6 @@ $(1)/tests/unit/test_peer_%: $(1)/obj/tests/unit/test_peer_%.o $(patsubst %.c,$(
 $(1)/tests/unit/%: $(1)/obj/tests/unit/%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
-# Except tests/unit/test_peer_*: those link the shared code and the peer's
-# modules (minus its main; the test supplies what main.c would) and see
-# peer/'s headers.  The tracker's and the peer's modules never meet in one
-# binary: their symbols clash.  (These rules have the shorter stem, so make
-# prefers them to the two above for test_peer_* targets.)
-$(1)/obj/tests/unit/test_peer_%.o: tests/unit/test_peer_%.c $(HDRS)
-	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_ALL) -Ipeer $(2) -c $$< -o $$@
-$(1)/tests/unit/test_peer_%: $(1)/obj/tests/unit/test_peer_%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out peer/main.c,$(PEER_SRC)))
-	@mkdir -p $$(@D)
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 endef
 
 $(eval $(call objrules,$(B),))

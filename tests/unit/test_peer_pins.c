@@ -13,15 +13,6 @@
 #include <sys/stat.h>
 #include <uv.h>
 
-/* peer/main.c's peer_quit, which the peer modules linked here refer to
- * (main.c is not linked: it has the peer's main).  Nothing here quits; a
- * call would be a bug.  Another branch removes that dependency. */
-typedef struct peer_ctx peer_ctx;
-void peer_quit(peer_ctx *ctx, int code, int say_bye, int how);
-void peer_quit(peer_ctx *ctx, int code, int say_bye, int how) {
-    abort();
-}
-
 static char home[256];
 static char file[300];
 
