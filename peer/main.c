@@ -9,8 +9,8 @@
 #include "chatport.h"
 #include "peer.h"
 #include "pins.h"
-#include "tui.h"
-#include "ui_line.h"
+#include "ui/tui.h"
+#include "ui/line_input.h"
 
 #include "addr.h"
 

@@ -2,7 +2,7 @@
  * ui_line_events.c).  Input arrives through a uv_tty_t, a uv_pipe_t or
  * chunked uv_fs_read calls, whichever uv_guess_handle says stdin is; all
  * three feed the same line splitter. */
-#include "ui_line.h"
+#include "line_input.h"
 
 #include "events.h"
 
