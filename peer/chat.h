@@ -1,8 +1,8 @@
 /* chat: the conversations, one per peer name (keyed by the folded name).
  * It owns the current conversation, each conversation's queue of
  * unacknowledged messages (resent in order on every new link), the dedupe
- * set of shown ids, and the one-link-per-pair rule.  It prints the chat
- * events of TEAM.md's line mode. */
+ * set of shown ids, and the one-link-per-pair rule.  It reports the chat
+ * events (connected, msg, delivered, closed...) through events.h. */
 #ifndef PARLEY_CHAT_H
 #define PARLEY_CHAT_H
 

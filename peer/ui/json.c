@@ -1,13 +1,16 @@
-/* ui_json_events: the --ui json face, for scripts and bots.  Each event is
+/* json: the --ui json face, for scripts and bots.  Each event is
  * one JSON object on one stdout line with a stable "type" field first and
  * "ts" (when the peer emitted it: wall clock, integer microseconds since
  * the Unix epoch) second; README.md ("Scripting with --ui json") lists
  * every type and field.  stdout is flushed by main.c before the loop waits
  * (once per loop pass), so every line is out before the peer sleeps.
- * Input is line mode's (ui_line.c), unchanged.  Text from the network is
+ * Input is line mode's (line_input.c), unchanged.  Text from the network is
  * untrusted: control characters are \u-escaped and invalid UTF-8 becomes
  * U+FFFD, so every line is valid UTF-8 JSON whatever a peer sends.  No
- * state, so fe is unused. */
+ * state, so fe is unused, and it stays ctx->fe_base through shutdown: the
+ * last events and "bye" still parse. */
+#include "json.h"
+
 #include "events.h"
 
 #include <stdio.h>
@@ -361,7 +364,7 @@ static void j_bye(void *fe) {
     end(&b, "bye");
 }
 
-const ev_frontend ui_json_frontend = {
+const ev_frontend json_frontend = {
     .name = "json",
     .registered = j_registered,
     .tracker_lost = j_tracker_lost,

@@ -1,7 +1,7 @@
-/* ui_line: stdin in, one line at a time (line mode's output is
- * ui_line_events.c).  Input arrives through a uv_tty_t, a uv_pipe_t or
- * chunked uv_fs_read calls, whichever uv_guess_handle says stdin is; all
- * three feed the same line splitter. */
+/* line_input: stdin in, one line at a time (what line mode prints is
+ * line.c, what --ui json prints json.c).  Input arrives through a
+ * uv_tty_t, a uv_pipe_t or chunked uv_fs_read calls, whichever
+ * uv_guess_handle says stdin is; all three feed the same line splitter. */
 #include "line_input.h"
 
 #include "events.h"
@@ -12,12 +12,12 @@
 
 enum { SRC_STREAM, SRC_FILE };
 
-struct ui {
+struct line_in {
     peer_ctx *ctx;
     uv_loop_t *loop;
     const logger *lg;
-    ui_line_cb on_line;
-    ui_eof_cb on_eof;
+    line_in_cb on_line;
+    line_in_eof_cb on_eof;
     void *data;
     int src;
     union {
@@ -31,201 +31,201 @@ struct ui {
     int handle_open;
     int skipping;          /* discarding the rest of an over-long line */
     size_t len;
-    char line[UI_LINE_MAX + 1];
+    char line[LINE_IN_MAX + 1];
     char chunk[65536];     /* file reads and stream reads land here */
 };
 
-static void emit_line(ui *u) {
-    size_t n = u->len;
-    if (n && u->line[n - 1] == '\r')
+static void emit_line(line_in *in) {
+    size_t n = in->len;
+    if (n && in->line[n - 1] == '\r')
         n--;
-    u->line[n] = '\0';
-    u->len = 0;
-    u->on_line(u->data, u->line, n);
+    in->line[n] = '\0';
+    in->len = 0;
+    in->on_line(in->data, in->line, n);
 }
 
-/* Splits a chunk into lines; stops as soon as a callback closed the ui.
+/* Splits a chunk into lines; stops as soon as a callback closed the reader.
  * Copies each piece up to the next newline at once (memchr). */
-static void feed(ui *u, const char *p, size_t n) {
+static void feed(line_in *in, const char *p, size_t n) {
     size_t i = 0;
-    while (i < n && !u->closing) {
+    while (i < n && !in->closing) {
         const char *nl = memchr(p + i, '\n', n - i);
         size_t end = nl ? (size_t)(nl - p) : n; /* the piece is p[i, end) */
-        if (!u->skipping) {
-            size_t take = end - i, room = UI_LINE_MAX - u->len;
+        if (!in->skipping) {
+            size_t take = end - i, room = LINE_IN_MAX - in->len;
             if (take > room) {
                 /* the byte after a full line starts the skip, as before */
-                ev_error(u->ctx, "too_long", "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
-                         UI_LINE_MAX);
-                u->skipping = 1;
-                u->len = 0;
+                ev_error(in->ctx, "too_long", "input line longer than %d bytes ignored; messages may be at most 4000 bytes",
+                         LINE_IN_MAX);
+                in->skipping = 1;
+                in->len = 0;
             } else {
-                memcpy(u->line + u->len, p + i, take);
-                u->len += take;
+                memcpy(in->line + in->len, p + i, take);
+                in->len += take;
             }
         }
         if (!nl)
             return;
-        if (u->skipping)
-            u->skipping = 0, u->len = 0;
+        if (in->skipping)
+            in->skipping = 0, in->len = 0;
         else
-            emit_line(u);
+            emit_line(in);
         i = end + 1;
     }
 }
 
-static void finish(ui *u, int status) {
-    if (u->closing)
+static void finish(line_in *in, int status) {
+    if (in->closing)
         return;
-    if (u->len && !u->skipping)
-        emit_line(u); /* a last line without its newline still counts */
-    if (!u->closing)
-        u->on_eof(u->data, status);
+    if (in->len && !in->skipping)
+        emit_line(in); /* a last line without its newline still counts */
+    if (!in->closing)
+        in->on_eof(in->data, status);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    ui *u = h->data;
-    buf->base = u->chunk;
-    buf->len = sizeof u->chunk;
+    line_in *in = h->data;
+    buf->base = in->chunk;
+    buf->len = sizeof in->chunk;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-    ui *u = s->data;
-    if (u->closing)
+    line_in *in = s->data;
+    if (in->closing)
         return;
     if (n < 0) {
         uv_read_stop(s);
         if (n != UV_EOF)
-            log_warn(u->lg, "reading stdin: %s", uv_strerror((int)n));
-        finish(u, n == UV_EOF ? 0 : (int)n);
+            log_warn(in->lg, "reading stdin: %s", uv_strerror((int)n));
+        finish(in, n == UV_EOF ? 0 : (int)n);
         return;
     }
-    feed(u, buf->base, (size_t)n);
+    feed(in, buf->base, (size_t)n);
 }
 
-static void free_if_done(ui *u) {
-    if (u->closing && !u->handle_open && !u->fs_pending)
-        free(u);
+static void free_if_done(line_in *in) {
+    if (in->closing && !in->handle_open && !in->fs_pending)
+        free(in);
 }
 
-static void start_file_read(ui *u);
+static void start_file_read(line_in *in);
 
 static void on_fs_read(uv_fs_t *req) {
-    ui *u = req->data;
+    line_in *in = req->data;
     ssize_t n = req->result;
     uv_fs_req_cleanup(req);
-    u->fs_pending = 0;
-    if (u->closing) {
-        free_if_done(u);
+    in->fs_pending = 0;
+    if (in->closing) {
+        free_if_done(in);
         return;
     }
     if (n <= 0) {
         if (n < 0)
-            log_warn(u->lg, "reading stdin: %s", uv_strerror((int)n));
-        finish(u, (int)n);
+            log_warn(in->lg, "reading stdin: %s", uv_strerror((int)n));
+        finish(in, (int)n);
         return;
     }
-    feed(u, u->chunk, (size_t)n);
-    if (!u->closing)
-        start_file_read(u);
+    feed(in, in->chunk, (size_t)n);
+    if (!in->closing)
+        start_file_read(in);
 }
 
-static void start_file_read(ui *u) {
-    uv_buf_t b = uv_buf_init(u->chunk, sizeof u->chunk);
-    u->fs.data = u;
-    int r = uv_fs_read(u->loop, &u->fs, 0, &b, 1, -1, on_fs_read);
+static void start_file_read(line_in *in) {
+    uv_buf_t b = uv_buf_init(in->chunk, sizeof in->chunk);
+    in->fs.data = in;
+    int r = uv_fs_read(in->loop, &in->fs, 0, &b, 1, -1, on_fs_read);
     if (r) {
-        log_warn(u->lg, "reading stdin: %s", uv_strerror(r));
-        finish(u, r); /* from a loop callback or ui_open's deferred start */
+        log_warn(in->lg, "reading stdin: %s", uv_strerror(r));
+        finish(in, r); /* from a loop callback or line_in_open's deferred start */
         return;
     }
-    u->fs_pending = 1;
+    in->fs_pending = 1;
 }
 
 static void on_start_timer(uv_timer_t *t);
 static void on_closed(uv_handle_t *h);
 
-int ui_open(peer_ctx *ctx, ui_line_cb on_line, ui_eof_cb on_eof, ui **out) {
-    ui *u = calloc(1, sizeof *u);
-    if (!u)
+int line_in_open(peer_ctx *ctx, line_in_cb on_line, line_in_eof_cb on_eof, line_in **out) {
+    line_in *in = calloc(1, sizeof *in);
+    if (!in)
         return UV_ENOMEM;
     uv_loop_t *loop = ctx->loop;
-    u->ctx = ctx;
-    u->loop = loop;
-    u->lg = &ctx->lg;
-    u->on_line = on_line;
-    u->on_eof = on_eof;
-    u->data = ctx;
+    in->ctx = ctx;
+    in->loop = loop;
+    in->lg = &ctx->lg;
+    in->on_line = on_line;
+    in->on_eof = on_eof;
+    in->data = ctx;
     uv_handle_type t = uv_guess_handle(0);
     int r;
     if (t == UV_TTY) {
-        u->src = SRC_STREAM;
-        r = uv_tty_init(loop, &u->h.tty, 0, 1);
+        in->src = SRC_STREAM;
+        r = uv_tty_init(loop, &in->h.tty, 0, 1);
     } else if (t == UV_NAMED_PIPE) {
-        u->src = SRC_STREAM;
-        r = uv_pipe_init(loop, &u->h.pipe, 0);
+        in->src = SRC_STREAM;
+        r = uv_pipe_init(loop, &in->h.pipe, 0);
         if (r == 0) {
-            r = uv_pipe_open(&u->h.pipe, 0);
+            r = uv_pipe_open(&in->h.pipe, 0);
             if (r) {
-                u->h.pipe.data = u;
-                u->handle_open = 1;
-                ui_close(u); /* frees u from the close callback */
+                in->h.pipe.data = in;
+                in->handle_open = 1;
+                line_in_close(in); /* frees in from the close callback */
                 return r;
             }
         }
     } else if (t == UV_FILE) {
-        u->src = SRC_FILE;
+        in->src = SRC_FILE;
         r = 0;
     } else {
-        free(u);
+        free(in);
         return UV_EINVAL; /* a TCP or UDP socket as stdin: not supported */
     }
     if (r) {
-        free(u);
+        free(in);
         return r;
     }
-    if (u->src == SRC_STREAM) {
-        u->h.tty.data = u;
-        u->handle_open = 1;
-        r = uv_read_start((uv_stream_t *)&u->h.tty, on_alloc, on_read);
+    if (in->src == SRC_STREAM) {
+        in->h.tty.data = in;
+        in->handle_open = 1;
+        r = uv_read_start((uv_stream_t *)&in->h.tty, on_alloc, on_read);
         if (r) {
-            ui_close(u);
+            line_in_close(in);
             return r;
         }
     } else {
         /* A file read may complete at once; start it from the loop so
-         * no callback fires inside ui_open. */
-        r = uv_timer_init(loop, &u->h.timer);
+         * no callback fires inside line_in_open. */
+        r = uv_timer_init(loop, &in->h.timer);
         if (r) {
-            free(u);
+            free(in);
             return r;
         }
-        u->h.timer.data = u;
-        u->handle_open = 1;
-        uv_timer_start(&u->h.timer, on_start_timer, 0, 0);
+        in->h.timer.data = in;
+        in->handle_open = 1;
+        uv_timer_start(&in->h.timer, on_start_timer, 0, 0);
     }
-    *out = u;
+    *out = in;
     return 0;
 }
 
 static void on_start_timer(uv_timer_t *t) {
-    ui *u = t->data;
-    if (!u->closing)
-        start_file_read(u);
+    line_in *in = t->data;
+    if (!in->closing)
+        start_file_read(in);
 }
 
 static void on_closed(uv_handle_t *h) {
-    ui *u = h->data;
-    u->handle_open = 0;
-    free_if_done(u);
+    line_in *in = h->data;
+    in->handle_open = 0;
+    free_if_done(in);
 }
 
-void ui_close(ui *u) {
-    if (!u || u->closing)
+void line_in_close(line_in *in) {
+    if (!in || in->closing)
         return;
-    u->closing = 1;
-    if (u->handle_open)
-        uv_close((uv_handle_t *)&u->h, on_closed);
+    in->closing = 1;
+    if (in->handle_open)
+        uv_close((uv_handle_t *)&in->h, on_closed);
     else
-        free_if_done(u);
+        free_if_done(in);
 }
