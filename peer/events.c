@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* fe_base (JSON mode) keeps its format through shutdown, when ctx->fe is
- * already gone: the last events and "bye" still have to parse. */
-#define FE(ctx) ((ctx)->fe ? (ctx)->fe : (ctx)->fe_base ? (ctx)->fe_base : &ui_line_frontend)
+/* fe_base outlives ctx->fe: it shows what comes before a front end opens
+ * and after it closed on the way out (the last error, "bye"). */
+#define FE(ctx) ((ctx)->fe ? (ctx)->fe : (ctx)->fe_base)
 #define CALL(ctx, fn, ...)                                                                         \
     do {                                                                                           \
         const ev_frontend *fe_ = FE(ctx);                                                          \
-        if (fe_->fn)                                                                               \
+        if (fe_ && fe_->fn)                                                                        \
             fe_->fn((ctx)->fe_data, __VA_ARGS__);                                                  \
     } while (0)
 
@@ -24,7 +24,7 @@ void ev_set_frontend(peer_ctx *ctx, const ev_frontend *fe, void *data) {
 void ev_close_frontend(peer_ctx *ctx) {
     const ev_frontend *fe = ctx->fe;
     void *data = ctx->fe_data;
-    ctx->fe = NULL; /* from here on, line mode */
+    ctx->fe = NULL; /* from here on, fe_base */
     ctx->fe_data = NULL;
     if (fe && fe->close)
         fe->close(data);
@@ -101,6 +101,6 @@ void ev_whois(peer_ctx *ctx, const char *name, const char *pinned, const char *t
 
 void ev_bye(peer_ctx *ctx) {
     const ev_frontend *fe = FE(ctx);
-    if (fe->bye)
+    if (fe && fe->bye)
         fe->bye(ctx->fe_data);
 }

@@ -1,9 +1,11 @@
 /* events: what the peer tells its user, as typed calls rather than text.
  * The modules (chat_, ctl_, cmd_, main) report through the ev_* functions;
  * each one dispatches to the active front end through a small table of
- * callbacks (ev_frontend).  Line mode (ui_line_events.c) turns them into the
- * exact lines of TEAM.md; the terminal UI (tui*.c) draws them.  Adding a
- * front end (JSON, say) is one new file that fills an ev_frontend.
+ * callbacks (ev_frontend).  The front ends live in ui/ and know nothing of
+ * each other: line mode (ui/line.c) prints each event as one plain line,
+ * --ui json (ui/json.c) as one JSON object, the terminal UI (ui/tui*.c)
+ * draws them.  Another front end is one more table; neither this
+ * interface nor the modules that report through it change.
  *
  * Every ev_* call is synchronous and returns nothing: a front end that
  * cannot show something drops it.  Strings are borrowed for the call. */
@@ -29,7 +31,7 @@ typedef enum ev_close_why {
 /* A front end.  fe is its own state (ctx->fe_data).  Any entry may be NULL:
  * the event is then not shown by that front end. */
 typedef struct ev_frontend {
-    const char *name; /* "line", "tui" */
+    const char *name; /* "line", "json", "tui" */
     void (*registered)(void *fe, const char *name, const char *tracker, const char *observed);
     void (*tracker_lost)(void *fe, const char *why, unsigned delay_ms, int repeat);
     void (*presence)(void *fe, const char *name, int online);
@@ -53,24 +55,21 @@ typedef struct ev_frontend {
     void (*whois)(void *fe, const char *name, const char *pinned, const char *tracker);
     /* Input must stop now (peer_quit); the front end releases the terminal
      * and its handles (freeing itself from their close callbacks).  After
-     * this, ev_* calls go to line mode. */
+     * this, ev_* calls go to ctx->fe_base. */
     void (*close)(void *fe);
 } ev_frontend;
 
-/* Line mode; also where events go when no front end is open (--help, and
- * after the terminal UI closed on the way out). */
-extern const ev_frontend ui_line_frontend;
+/* Where events go: ctx->fe (with its state ctx->fe_data) while a front end
+ * with state is open, else ctx->fe_base, a stateless one (its entries get
+ * fe NULL) that main.c picks before anything can report; with neither, an
+ * event is dropped. */
 
-/* --ui json: one JSON object per event and line (ui_json_events.c).  It
- * keeps no state, so it is also ctx->fe_base: it stays the format while the
- * peer shuts down. */
-extern const ev_frontend ui_json_frontend;
-
-/* Makes fe (with state data) the active front end; NULL selects line mode. */
+/* Makes fe (with state data) the active front end; NULL goes back to
+ * ctx->fe_base. */
 void ev_set_frontend(peer_ctx *ctx, const ev_frontend *fe, void *data);
 
-/* Closes the active front end (its close entry) and falls back to line
- * mode.  Idempotent. */
+/* Closes the active front end (its close entry) and falls back to
+ * ctx->fe_base.  Idempotent. */
 void ev_close_frontend(peer_ctx *ctx);
 
 /* registered with the tracker (first time and after each reconnect);

@@ -10,8 +10,10 @@
 #include "chatport.h"
 #include "peer.h"
 #include "pins.h"
-#include "tui.h"
-#include "ui_line.h"
+#include "ui/json.h"
+#include "ui/line.h"
+#include "ui/line_input.h"
+#include "ui/tui.h"
 
 #include "addr.h"
 
@@ -167,16 +169,16 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     snprintf(ctx->user, sizeof ctx->user, "%s", user);
     name_fold(user, strlen(user), ctx->user_fold);
     if (!ui_mode) {
-        ctx->tui = tui_possible();
+        ctx->use_tui = tui_possible();
     } else if (strcmp(ui_mode, "tui") == 0) {
         if (!tui_possible()) {
             fprintf(stderr, "error: --ui tui needs a terminal on stdin and stdout; use --ui line "
                     "(the default when they are not terminals)\n");
             return 2;
         }
-        ctx->tui = 1;
+        ctx->use_tui = 1;
     } else if (strcmp(ui_mode, "json") == 0) {
-        ctx->fe_base = &ui_json_frontend; /* line mode's input, JSON output */
+        ctx->fe_base = &json_frontend; /* line mode's input, JSON output */
     } else if (strcmp(ui_mode, "line") != 0) {
         return usage_error("--ui %s is not line, tui or json", ui_mode);
     }
@@ -196,15 +198,15 @@ static void quit(peer_ctx *ctx, int code, int say_bye, int how) {
     ctx->say_bye = say_bye;
     ctx->draining = how == QUIT_DRAIN;
     ctx->drain_deadline = uv_now(ctx->loop) + PEER_DRAIN_MS;
-    ui_close(ctx->ui); /* no more commands, even while draining */
-    ctx->ui = NULL;
+    line_in_close(ctx->line_in); /* no more commands, even while draining */
+    ctx->line_in = NULL;
     ev_close_frontend(ctx);
     uv_timer_start(&ctx->quit_timer, on_quit_timer, 0, 0);
 }
 
 static void close_all(peer_ctx *ctx) {
-    ui_close(ctx->ui);
-    ctx->ui = NULL;
+    line_in_close(ctx->line_in);
+    ctx->line_in = NULL;
     ev_close_frontend(ctx);
     inbound_close(ctx->inbound);
     ctx->inbound = NULL;
@@ -357,10 +359,10 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     } else if ((r = ctl_open(ctx, &tracker_news, ctx, &ctx->ctl))) {
         fprintf(stderr, "error: cannot use tracker %s: %s\n", ctx->tracker, uv_strerror(r));
         status = 2;
-    } else if (ctx->tui && (r = tui_open(ctx, home, err, sizeof err))) {
+    } else if (ctx->use_tui && (r = tui_open(ctx, home, err, sizeof err))) {
         fprintf(stderr, "error: %s\n", err);
         status = 1;
-    } else if (!ctx->tui && (r = ui_open(ctx, on_line, on_eof, &ctx->ui))) {
+    } else if (!ctx->use_tui && (r = line_in_open(ctx, on_line, on_eof, &ctx->line_in))) {
         fprintf(stderr, "error: cannot read commands from stdin: %s\n", uv_strerror(r));
         status = 1;
     }
@@ -394,13 +396,16 @@ int main(int argc, char **argv) {
     ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
     ctx.link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;
     ctx.on_quit = quit;
+    /* Also the terminal UI's: what comes before it (--help) and after it
+     * gave the terminal back (the last error, bye) is plain lines. */
+    ctx.fe_base = &line_frontend;
     const char *home = "~/.parley";
     int r = parse_args(&ctx, argc, argv, &home);
     if (r >= 0)
         return r;
     /* Fully buffered even on a terminal: the loop flushes it every pass
      * (on_out_flush), and exit flushes the last lines. */
-    if (!ctx.tui)
+    if (!ctx.use_tui)
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     return run(&ctx, home);
 }

@@ -1,7 +1,7 @@
 /* peer: the one context of the peer process.  main.c owns it; every module
- * (ui_, ctl_, lst_, dial_, link_, chat_, cmd_) receives it explicitly and
- * reaches the others through it.  Nothing else in the peer is a mutable
- * global. */
+ * (ev_, line_in_, tui_, cmd_, chat_, dial_, link_, rjoin_, port_, ctl_)
+ * receives it explicitly and reaches the others through it.  Nothing else
+ * in the peer is a mutable global. */
 #ifndef PARLEY_PEER_H
 #define PARLEY_PEER_H
 
@@ -18,7 +18,7 @@
 #define PEER_LINK_TIMEOUT_S 60   /* --link-timeout default */
 #define CHAT_TEXT_MAX 4000      /* bytes of text per msg (PROTOCOL.md) */
 
-struct ui;
+struct line_in;
 struct ev_frontend;
 struct ctl;
 struct chatport;
@@ -41,12 +41,12 @@ typedef struct peer_ctx {
     uint64_t link_timeout_ms;    /* --link-timeout: an up link silent this long is dead */
     uint64_t id_base;            /* message ids: id_base + ++id_seq */
     uint64_t id_seq;
-    struct ui *ui;               /* line-mode stdin reader (NULL in the terminal UI) */
-    const struct ev_frontend *fe; /* where ev_* events go; NULL: line mode */
+    struct line_in *line_in;     /* stdin reader of line and JSON mode (NULL in the terminal UI) */
+    const struct ev_frontend *fe; /* where ev_* events go; NULL: fe_base */
     void *fe_data;               /* the front end's state */
-    const struct ev_frontend *fe_base; /* where events go when no front end is open:
-                                        * NULL line mode, or --ui json (stateless) */
-    int tui;                     /* the terminal UI runs (else line mode) */
+    const struct ev_frontend *fe_base; /* where events go when no front end is open
+                                        * (stateless: line or JSON, main.c sets it) */
+    int use_tui;                 /* the terminal UI runs (else line or JSON mode) */
     int no_bell;                 /* --no-bell */
     struct ctl *ctl;
     struct chatport *port;

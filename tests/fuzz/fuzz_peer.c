@@ -42,6 +42,7 @@
 #include "name.h"
 #include "peer.h"
 #include "seal.h"
+#include "ui/line.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -208,6 +209,7 @@ static void setup(void) {
     snprintf(H.remote_tracker, sizeof H.remote_tracker, "127.0.0.1:%d", H.remote_port);
     char err[512];
     ctx->on_quit = count_quit;
+    ctx->fe_base = &line_frontend; /* as main.c sets it; stdout is /dev/null */
     if (port_open(ctx, w_accept, ctx, &ctx->port, err, sizeof err)) {
         fprintf(stderr, "fuzz_peer: %s\n", err);
         abort();

@@ -175,6 +175,7 @@ static void t_error(void *fe, const char *code, const char *text) {
     tui_conv_info(here(t), "error: %s", text);
     snprintf(t->notice, sizeof t->notice, "error: %s", text);
     snprintf(t->last_error, sizeof t->last_error, "%s", text);
+    snprintf(t->last_code, sizeof t->last_code, "%s", code);
     tui_dirty(t);
 }
 
@@ -202,8 +203,6 @@ static void t_whois(void *fe, const char *name, const char *pinned, const char *
                   tracker ? tracker : "unknown");
     tui_dirty(t);
 }
-
-void tui_fe_close(void *fe); /* tui.c */
 
 const ev_frontend tui_frontend = {
     .name = "tui",

@@ -3,8 +3,8 @@
  * an input line, drawn with ncursesw on the peer's one libuv loop.  It is
  * an ev_frontend (events.h); input runs the same commands as line mode
  * (command.c). */
-#ifndef PARLEY_TUI_H
-#define PARLEY_TUI_H
+#ifndef PARLEY_UI_TUI_H
+#define PARLEY_UI_TUI_H
 
 #include "peer.h"
 

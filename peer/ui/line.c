@@ -1,8 +1,12 @@
-/* ui_line_events: line mode's face.  Turns each event into exactly one of
- * the stdout lines TEAM.md specifies (scripts and the integration tests
- * match them byte for byte).  stdout is flushed by main.c before the loop
- * waits (once per loop pass, not once per line), so every line is out
- * before the peer sleeps.  Line mode keeps no state, so fe is unused. */
+/* line: line mode's face.  Turns each event into exactly one of the
+ * stdout lines README.md ("Line mode") lists; scripts and the integration
+ * tests match them byte for byte.  stdout is flushed by main.c before the
+ * loop waits (once per loop pass, not once per line), so every line is out
+ * before the peer sleeps.  Line mode keeps no state, so fe is unused, and
+ * it can be ctx->fe_base: where events go when no other front end is open
+ * (--help, and after the terminal UI gave the terminal back). */
+#include "line.h"
+
 #include "events.h"
 
 #include <stdio.h>
@@ -136,7 +140,7 @@ static void l_whois(void *fe, const char *name, const char *pinned, const char *
         tracker ? tracker : "unknown");
 }
 
-const ev_frontend ui_line_frontend = {
+const ev_frontend line_frontend = {
     .name = "line",
     .registered = l_registered,
     .tracker_lost = l_tracker_lost,

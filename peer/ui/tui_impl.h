@@ -3,8 +3,8 @@
  * conversations; tui_events.c feeds the model from ev_* events;
  * tui_draw.c paints it; tui_input.c edits the input line; tui_keys.c maps
  * keys and mouse to actions; tui_text.c measures UTF-8 text on screen. */
-#ifndef PARLEY_TUI_IMPL_H
-#define PARLEY_TUI_IMPL_H
+#ifndef PARLEY_UI_TUI_IMPL_H
+#define PARLEY_UI_TUI_IMPL_H
 
 #ifndef NCURSES_WIDECHAR
 #define NCURSES_WIDECHAR 1
@@ -103,6 +103,7 @@ typedef struct tui {
     uint64_t retry_at;   /* uv_now() of the next tracker attempt */
     char notice[512];    /* last error or notice, on the status bar */
     char last_error[512];/* repeated on stdout when quitting with an error */
+    char last_code[32];  /* its ev_error code */
 
     /* panel */
     int focus;
@@ -120,10 +121,14 @@ typedef struct tui {
 } tui;
 
 /* tui.c */
+void tui_fe_close(void *fe); /* the close entry of tui_frontend */
 void tui_dirty(tui *t);
 void tui_set_mouse(tui *t, int on);
 void tui_submit(tui *t, const char *line, size_t len); /* Enter on the input line */
 void tui_open_conv(tui *t, const char *name);           /* click or Enter on a user */
+
+/* tui_events.c */
+extern const ev_frontend tui_frontend;
 
 /* tui_model.c */
 tui_conv *tui_conv_find(tui *t, const char *name);

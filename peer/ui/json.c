@@ -1,14 +1,18 @@
-/* ui_json_events: the --ui json face, for scripts and bots.  Each event is
+/* json: the --ui json face, for scripts and bots.  Each event is
  * one JSON object on one stdout line with a stable "type" field first and
  * "ts" (when the peer emitted it: wall clock, integer microseconds since
  * the Unix epoch) second; README.md ("Scripting with --ui json") lists
  * every type and field.  stdout is flushed by main.c before the loop waits
  * (once per loop pass), so every line is out before the peer sleeps.
- * Input is line mode's (ui_line.c), unchanged.  Text from the network is
+ * Input is line mode's (line_input.c), unchanged.  Text from the network is
  * untrusted: control characters are \u-escaped and invalid UTF-8 becomes
  * U+FFFD, so every line is valid UTF-8 JSON whatever a peer sends.  No
- * state, so fe is unused. */
+ * state, so fe is unused, and it stays ctx->fe_base through shutdown: the
+ * last events and "bye" still parse. */
+#include "json.h"
+
 #include "events.h"
+#include "name.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,37 +52,6 @@ static void put(jbuf *b, const char *s, size_t n) {
 
 static void puts_(jbuf *b, const char *s) { put(b, s, strlen(s)); }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid:
- * no overlongs, no surrogates, nothing above U+10FFFF.  *cp gets it. */
-static size_t utf8_seq(const unsigned char *s, size_t n, unsigned long *cp) {
-    unsigned char c = s[0];
-    size_t len;
-    unsigned long v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, v = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3, v = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 /* A JSON string: quotes and backslash escaped, C0, DEL, C1 and the line
  * separators U+2028/2029 as \uXXXX (JavaScript consumers choke on them
  * raw), each invalid UTF-8 byte as \ufffd. */
@@ -95,8 +68,8 @@ static void put_body(jbuf *b, const char *text, size_t n) {
             i = run;
             continue;
         }
-        unsigned long cp;
-        size_t len = utf8_seq(s + i, n - i, &cp);
+        unsigned cp;
+        size_t len = utf8_decode(s + i, n - i, &cp);
         char esc[8];
         if (len == 0) {
             puts_(b, "\\ufffd");
@@ -111,7 +84,7 @@ static void put_body(jbuf *b, const char *text, size_t n) {
         } else if (cp == '\t') {
             puts_(b, "\\t");
         } else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
-            snprintf(esc, sizeof esc, "\\u%04lx", cp);
+            snprintf(esc, sizeof esc, "\\u%04x", cp);
             put(b, esc, 6);
         } else {
             put(b, text + i, len);
@@ -361,7 +334,7 @@ static void j_bye(void *fe) {
     end(&b, "bye");
 }
 
-const ev_frontend ui_json_frontend = {
+const ev_frontend json_frontend = {
     .name = "json",
     .registered = j_registered,
     .tracker_lost = j_tracker_lost,

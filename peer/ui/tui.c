@@ -24,9 +24,6 @@
 #include <term.h>
 #include <unistd.h>
 
-extern const ev_frontend tui_frontend; /* tui_events.c */
-void tui_fe_close(void *fe);
-
 int tui_possible(void) { return isatty(0) && isatty(1); }
 
 void tui_dirty(tui *t) { t->dirty = 1; }
@@ -85,9 +82,10 @@ void tui_fe_close(void *fe) {
     t->closing = 1;
     restore_terminal(t);
     /* Leaving because of an error (the tracker refused us, say): the
-     * screen that showed it is gone, so say it again where it stays. */
+     * screen that showed it is gone, so say it again where it stays.  The
+     * event goes to ctx->fe_base: ev_close_frontend let go of us first. */
     if (t->ctx->exit_code != 0 && t->last_error[0]) {
-        printf("error: %s\n", t->last_error);
+        ev_error(t->ctx, t->last_code, "%s", t->last_error);
         fflush(stdout);
     }
     ctl_cancel(t->ctx->ctl, t);
