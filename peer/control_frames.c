@@ -16,6 +16,14 @@ static void bad(ctl *t, const char *what) {
     conn_fail(t->c, "bad_message", text, 0);
 }
 
+/* The string field key copied into out: 0; UV_ENOENT when absent;
+ * UV_EINVAL when it is no string or does not fit. */
+static int str_field(const msg_in *m, const char *key, char *out, size_t outlen) {
+    const msgpack_object *o;
+    int r = msg_get(m, key, &o);
+    return r ? r : msg_obj_cstr(o, out, outlen);
+}
+
 /* ---- the handshake ---- */
 
 static void on_welcome(void *owner, const msg_in *m) {
@@ -40,11 +48,10 @@ static void on_welcome(void *owner, const msg_in *m) {
 
 static void on_registered(void *owner, const msg_in *m) {
     ctl *t = owner;
-    const msgpack_object *o;
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, t->registered_name, sizeof t->registered_name))
+    if (str_field(m, "name", t->registered_name, sizeof t->registered_name))
         return bad(t, "registered");
     t->observed[0] = '\0';
-    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, t->observed, sizeof t->observed))
+    if (str_field(m, "observed", t->observed, sizeof t->observed) == UV_EINVAL)
         return bad(t, "registered");
     ctl_step(t, CTL_EV_REGISTERED, 0);
 }
@@ -54,24 +61,21 @@ static void on_registered(void *owner, const msg_in *m) {
 /* The endpoints array of a user (wrong entries skipped, the rest cut at
  * PEER_MAX_ENDPOINTS) and its optional observed address. */
 static int parse_addresses(const msg_in *m, const msgpack_object_array *a, ctl_user *u) {
-    const msgpack_object *o;
     for (uint32_t i = 0; a && i < a->size && u->n_endpoints < PEER_MAX_ENDPOINTS; i++)
         if (msg_obj_cstr(&a->ptr[i], u->endpoints[u->n_endpoints], ADDR_STRLEN) == 0)
             u->n_endpoints++;
-    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, u->observed, sizeof u->observed))
+    if (str_field(m, "observed", u->observed, sizeof u->observed) == UV_EINVAL)
         return UV_EINVAL;
     return 0;
 }
 
 static int parse_user(const msg_in *m, ctl_user *u) {
-    const msgpack_object *o;
     const unsigned char *key;
     const msgpack_object_array *a = NULL;
     bool online;
     memset(u, 0, sizeof *u);
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, u->name, sizeof u->name) ||
-        msg_bin(m, "key", &key, IDENT_PK) || msg_bool(m, "online", &online) ||
-        msg_array(m, "endpoints", &a) == UV_EINVAL)
+    if (str_field(m, "name", u->name, sizeof u->name) || msg_bin(m, "key", &key, IDENT_PK) ||
+        msg_bool(m, "online", &online) || msg_array(m, "endpoints", &a) == UV_EINVAL)
         return UV_EINVAL;
     memcpy(u->key, key, IDENT_PK);
     u->online = online;
@@ -127,10 +131,9 @@ static void on_pong(void *owner, const msg_in *m) {
 
 static void on_presence(void *owner, const msg_in *m) {
     ctl *t = owner;
-    const msgpack_object *o;
     char name[NAME_BUFLEN], fold[NAME_BUFLEN];
     bool online;
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, name, sizeof name) ||
+    if (str_field(m, "name", name, sizeof name) ||
         msg_bool(m, "online", &online) || name_fold(name, strlen(name), fold))
         return bad(t, "presence");
     kc_set_online(t->keys, name, online);
@@ -144,12 +147,11 @@ static void on_presence(void *owner, const msg_in *m) {
 /* Another user asks us to dial it (it cannot reach us directly). */
 static void on_connect_request(void *owner, const msg_in *m) {
     ctl *t = owner;
-    const msgpack_object *o;
     const unsigned char *key;
     const msgpack_object_array *a;
     ctl_user u;
     memset(&u, 0, sizeof u);
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, u.name, sizeof u.name) ||
+    if (str_field(m, "from", u.name, sizeof u.name) ||
         msg_bin(m, "key", &key, IDENT_PK) || msg_array(m, "endpoints", &a))
         return bad(t, "connect_request");
     memcpy(u.key, key, IDENT_PK);
@@ -166,11 +168,10 @@ static void on_connect_request(void *owner, const msg_in *m) {
  * text comes from another user). */
 static void on_connect_failed(void *owner, const msg_in *m) {
     ctl *t = owner;
-    const msgpack_object *o;
     const char *reason = "";
     size_t rlen = 0;
     char from[NAME_BUFLEN], why[256];
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from)) {
+    if (str_field(m, "from", from, sizeof from)) {
         log_debug(t->lg, "tracker: dropping a connect_failed without a usable from");
         return;
     }
@@ -183,10 +184,9 @@ static void on_connect_failed(void *owner, const msg_in *m) {
 /* Another user set up a relay session for the two of us. */
 static void on_relay_offer(void *owner, const msg_in *m) {
     ctl *t = owner;
-    const msgpack_object *o;
     const unsigned char *token;
     char from[NAME_BUFLEN];
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
+    if (str_field(m, "from", from, sizeof from) ||
         msg_bin(m, "session", &token, IDENT_SESSION))
         return bad(t, "relay_offer");
     if (t->h->relay_offer)
