@@ -1,16 +1,13 @@
-/* control: the tracker connection as one state machine (ctl_step).  Frames
- * from the tracker are dispatched through a table; request answers are
- * matched by id.  Callbacks that could be answered at once (from the cache,
- * or "not connected") are deferred to a zero timer so none fires inside the
- * call that asked. */
-#include "control.h"
+/* control: the tracker connection as one state machine (ctl_step):
+ * resolve, connect to each address in turn, hello, register, ping every
+ * ttl/3, and after a loss back off with jitter and start again, or stop
+ * when the tracker refused us for good.  What the tracker sends is read by
+ * control_frames.c, the requests live in control_requests.c. */
+#include "control_impl.h"
 
-#include "conn.h"
-#include "frame.h"
-#include "grow.h"
 #include "chatport.h"
 #include "events.h"
-#include "name.h"
+#include "frame.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -20,672 +17,12 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define HANDSHAKE_MS 10000
-#define LIST_PAGE 500
-
-enum ctl_state {
-    CTL_IDLE,       /* created, first attempt not started */
-    CTL_RESOLVING,  /* uv_getaddrinfo in flight */
-    CTL_CONNECTING, /* TCP connect to one resolved address */
-    CTL_HELLO,      /* hello sent, waiting for welcome */
-    CTL_REGISTER,   /* register sent, waiting for registered */
-    CTL_READY,      /* registered: requests flow, pings every ttl/3 */
-    CTL_BACKOFF,    /* waiting before the next attempt */
-    CTL_STOPPED,    /* the tracker refused us for good */
-    CTL_CLOSED,     /* ctl_close: waiting for handles */
-};
-
-enum ctl_event {
-    EV_START,      /* first attempt, or the backoff timer fired */
-    EV_RESOLVED,   /* status: getaddrinfo result */
-    EV_CONNECTED,  /* TCP up */
-    EV_WELCOME,    /* welcome parsed into t->nonce / t->ttl */
-    EV_REGISTERED, /* registered parsed */
-    EV_LOST,       /* status: why the connection (or resolve) ended */
-    EV_CLOSE,      /* ctl_close */
-};
-
-enum { REQ_LOOKUP, REQ_LIST, REQ_CONNECT, REQ_RELAY };
-
-typedef struct request {
-    struct request *next;
-    uint64_t id;
-    int kind;
-    void *data;
-    ctl_lookup_cb lookup_cb;
-    ctl_list_cb list_cb;
-    ctl_reach_cb reach_cb;
-    unsigned char token[IDENT_SESSION]; /* relay_result */
-    char why[400];                      /* the tracker's error text */
-    char name[NAME_BUFLEN];
-    char *prefix;
-    char **names;
-    size_t n, cap;
-    int status;
-    ctl_user user;
-} request;
-
-typedef struct cache_entry {
-    struct cache_entry *next;
-    char fold[NAME_BUFLEN];
-    ctl_user user;
-} cache_entry;
-
-struct ctl {
-    peer_ctx *ctx;
-    const ctl_handler *h;
-    void *hdata;
-    const logger *lg;
-    enum ctl_state state;
-    char host[ADDR_STRLEN];
-    char port[8];
-    uv_getaddrinfo_t gai;
-    int gai_pending;
-    struct addrinfo *ai;      /* result of the last resolve */
-    struct addrinfo *ai_next; /* next address to try */
-    char trying[ADDR_STRLEN]; /* address of the current attempt */
-    conn *c;
-    uv_connect_t creq;
-    uv_timer_t retry, ping, defer;
-    int pending; /* open handles + in-flight requests to libuv */
-    unsigned backoff_ms;
-    unsigned ttl;
-    unsigned char nonce[IDENT_NONCE];
-    char registered_name[NAME_BUFLEN];
-    char observed[ADDR_STRLEN];
-    char why[512];      /* set by an error frame from the tracker */
-    char lost[700];     /* the loss last reported in this outage; "" after registering */
-    int tracker_connect_failed; /* the tracker's welcome listed the feature */
-    const char *refusal; /* fatal error code, when the tracker refused us */
-    char refusal_text[400];
-    uint64_t next_id;
-    request *sent;     /* sent to the tracker, waiting for an answer */
-    request *done;     /* answered locally, waiting for the defer timer */
-    request *waiting;  /* asked while a connection attempt is under way */
-    cache_entry *cache;
-};
-
-static void ctl_step(ctl *t, enum ctl_event ev, int status);
-
-/* ---- requests ---- */
-
-static void req_free(request *r) {
-    for (size_t i = 0; i < r->n; i++)
-        free(r->names[i]);
-    free(r->names);
-    free(r->prefix);
-    free(r);
-}
-
-static void req_complete(request *r) {
-    if (r->kind == REQ_LOOKUP)
-        r->lookup_cb(r->data, r->status, r->status ? NULL : &r->user);
-    else if (r->kind == REQ_LIST)
-        r->list_cb(r->data, r->status, r->names, r->n);
-    else
-        r->reach_cb(r->data, r->status, r->status || r->kind != REQ_RELAY ? NULL : r->token,
-                    r->why[0] ? r->why : NULL);
-}
-
-static void on_defer(uv_timer_t *h) {
-    ctl *t = h->data;
-    while (t->done && t->state != CTL_CLOSED) {
-        request *r = t->done;
-        t->done = r->next;
-        req_complete(r);
-        req_free(r);
-    }
-}
-
-static void defer(ctl *t, request *r, int status) {
-    r->status = status;
-    r->next = NULL;
-    request **p = &t->done;
-    while (*p)
-        p = &(*p)->next;
-    *p = r;
-    uv_timer_start(&t->defer, on_defer, 0, 0);
-}
-
-static request *take_sent(ctl *t, uint64_t id) {
-    for (request **p = &t->sent; *p; p = &(*p)->next) {
-        if ((*p)->id == id) {
-            request *r = *p;
-            *p = r->next;
-            return r;
-        }
-    }
-    return NULL;
-}
-
-static void fail_list(ctl *t, request **list, int status) {
-    while (*list) {
-        request *r = *list;
-        *list = r->next;
-        r->status = status;
-        req_complete(r);
-        req_free(r);
-        if (t->state == CTL_CLOSED)
-            return;
-    }
-}
-
-static void drop_list(request **p, void *data) {
-    while (*p) {
-        request *r = *p;
-        if (!data || r->data == data) {
-            *p = r->next;
-            req_free(r);
-        } else {
-            p = &r->next;
-        }
-    }
-}
-
-void ctl_cancel(ctl *t, void *data) {
-    if (!t || !data)
-        return;
-    drop_list(&t->sent, data);
-    drop_list(&t->done, data);
-    drop_list(&t->waiting, data);
-}
-
-/* ---- cache ---- */
-
-static cache_entry *cache_find(ctl *t, const char *fold) {
-    for (cache_entry *e = t->cache; e; e = e->next)
-        if (strcmp(e->fold, fold) == 0)
-            return e;
-    return NULL;
-}
-
-static void cache_put(ctl *t, const ctl_user *u) {
-    char fold[NAME_BUFLEN];
-    if (name_fold(u->name, strlen(u->name), fold))
-        return;
-    cache_entry *e = cache_find(t, fold);
-    if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e)
-            return; /* the cache is an optimisation; a miss is harmless */
-        strcpy(e->fold, fold);
-        e->next = t->cache;
-        t->cache = e;
-    }
-    e->user = *u;
-}
-
-/* ---- sending ---- */
-
-static int send_lookup(ctl *t, request *r) {
-    msg_out m;
-    msg_out_init(&m, "lookup", 2);
-    msg_put_uint(&m, "id", r->id);
-    msg_put_str(&m, "name", r->name);
-    return conn_send_msg(t->c, &m);
-}
-
-static int send_list(ctl *t, request *r, const char *cursor, size_t cursor_len) {
-    msg_out m;
-    int has_prefix = r->prefix && *r->prefix;
-    msg_out_init(&m, "list", 2 + has_prefix + (cursor != NULL));
-    msg_put_uint(&m, "id", r->id);
-    msg_put_uint(&m, "limit", LIST_PAGE);
-    if (has_prefix)
-        msg_put_str(&m, "prefix", r->prefix);
-    if (cursor)
-        msg_put_strn(&m, "cursor", cursor, cursor_len);
-    return conn_send_msg(t->c, &m);
-}
-
-/* connect_request and relay_request: {id, to}. */
-static int send_reach(ctl *t, request *r) {
-    msg_out m;
-    msg_out_init(&m, r->kind == REQ_RELAY ? "relay_request" : "connect_request", 2);
-    msg_put_uint(&m, "id", r->id);
-    msg_put_str(&m, "to", r->name);
-    return conn_send_msg(t->c, &m);
-}
-
-static void add_sent(ctl *t, request *r) {
-    r->next = t->sent;
-    t->sent = r;
-}
-
-/* A connection attempt is under way: requests wait for it rather than
- * fail, so commands typed at start-up work. */
-static int attempting(const ctl *t) {
-    return t->state == CTL_IDLE || t->state == CTL_RESOLVING || t->state == CTL_CONNECTING ||
-           t->state == CTL_HELLO || t->state == CTL_REGISTER;
-}
-
-static void add_waiting(ctl *t, request *r) {
-    r->next = NULL;
-    request **p = &t->waiting;
-    while (*p)
-        p = &(*p)->next;
-    *p = r;
-}
-
-/* Gives r an id and puts it on the wire.  A send error needs no handling
- * here: it means the connection is going down, and its close fails r. */
-static void send_request(ctl *t, request *r) {
-    r->id = ++t->next_id;
-    add_sent(t, r);
-    int err;
-    if (r->kind == REQ_LOOKUP)
-        err = send_lookup(t, r);
-    else if (r->kind == REQ_LIST)
-        err = send_list(t, r, NULL, 0);
-    else
-        err = send_reach(t, r);
-    if (err)
-        log_debug(t->lg, "tracker: sending request %llu: %s", (unsigned long long)r->id,
-                  uv_strerror(err));
-}
-
-/* Registered: send what waited, in the order it was asked. */
-static void send_waiting(ctl *t) {
-    while (t->waiting && t->c) {
-        request *r = t->waiting;
-        t->waiting = r->next;
-        send_request(t, r);
-    }
-}
-
-/* Sends r now when registered; while a connection attempt is under way it
- * waits for the registration; otherwise it fails from the loop. */
-static void submit(ctl *t, request *r) {
-    if (t->state == CTL_READY)
-        send_request(t, r);
-    else if (attempting(t))
-        add_waiting(t, r);
-    else
-        defer(t, r, UV_ENOTCONN);
-}
-
-int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data) {
-    char fold[NAME_BUFLEN];
-    if (name_fold(name, strlen(name), fold))
-        return UV_EINVAL;
-    request *r = calloc(1, sizeof *r);
-    if (!r)
-        return UV_ENOMEM;
-    r->kind = REQ_LOOKUP;
-    r->lookup_cb = cb;
-    r->data = data;
-    strcpy(r->name, name);
-    cache_entry *e = cache_find(t, fold);
-    int ready = t->state == CTL_READY;
-    if (e && (!fresh || !ready)) {
-        r->user = e->user;
-        defer(t, r, 0);
-        return 0;
-    }
-    submit(t, r);
-    return 0;
-}
-
-int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data) {
-    request *r = calloc(1, sizeof *r);
-    if (!r)
-        return UV_ENOMEM;
-    r->kind = REQ_LIST;
-    r->list_cb = cb;
-    r->data = data;
-    if (prefix && *prefix && !(r->prefix = strdup(prefix))) {
-        free(r);
-        return UV_ENOMEM;
-    }
-    submit(t, r);
-    return 0;
-}
-
-static int reach(ctl *t, int kind, const char *name, ctl_reach_cb cb, void *data) {
-    request *r = calloc(1, sizeof *r);
-    if (!r)
-        return UV_ENOMEM;
-    r->kind = kind;
-    r->reach_cb = cb;
-    r->data = data;
-    snprintf(r->name, sizeof r->name, "%s", name);
-    submit(t, r);
-    return 0;
-}
-
-int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach(t, REQ_CONNECT, name, cb, data);
-}
-
-int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach(t, REQ_RELAY, name, cb, data);
-}
-
-int ctl_connect_failed(ctl *t, const char *to, const char *why) {
-    if (!t || t->state != CTL_READY || !t->c)
-        return UV_ENOTCONN;
-    if (!t->tracker_connect_failed)
-        return UV_ENOTSUP; /* an older tracker would close on the unknown type */
-    msg_out m;
-    msg_out_init(&m, "connect_failed", 2);
-    msg_put_str(&m, "to", to);
-    msg_put_str(&m, "reason", why);
-    return conn_send_msg(t->c, &m);
-}
-
-int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss) {
-    if (!t || t->state != CTL_READY || !t->c)
-        return UV_ENOTCONN;
-    int len = sizeof *ss;
-    return uv_tcp_getpeername(conn_tcp(t->c), (struct sockaddr *)ss, &len);
-}
-
-int ctl_ready(const ctl *t) { return t && t->state == CTL_READY; }
-
-/* ---- frames from the tracker ---- */
-
-static void bad(ctl *t, const char *what) {
-    char text[200];
-    snprintf(text, sizeof text, "malformed %s", what);
-    conn_fail(t->c, "bad_message", text, 0);
-}
-
-static int expect(ctl *t, const msg_in *m, enum ctl_state s) {
-    if (t->state == s)
-        return 1;
-    char text[64];
-    snprintf(text, sizeof text, "unexpected %s", m->type);
-    conn_fail(t->c, "bad_message", text, 0);
-    return 0;
-}
-
-static void on_welcome(ctl *t, const msg_in *m) {
-    uint64_t v, ttl;
-    const unsigned char *nonce;
-    if (!expect(t, m, CTL_HELLO))
-        return;
-    if (msg_uint(m, "v", &v) || msg_bin(m, "nonce", &nonce, IDENT_NONCE) ||
-        msg_uint(m, "ttl", &ttl))
-        return bad(t, "welcome");
-    if (v != PROTO_VERSION) {
-        snprintf(t->why, sizeof t->why, "the tracker speaks protocol version %llu, we speak %d",
-                 (unsigned long long)v, PROTO_VERSION);
-        t->refusal = "version";
-        conn_close(t->c, UV_EPROTO);
-        return;
-    }
-    memcpy(t->nonce, nonce, IDENT_NONCE);
-    t->ttl = ttl == 0 ? 60 : ttl > 86400 ? 86400 : (unsigned)ttl;
-    t->tracker_connect_failed = msg_has_feature(m, "connect_failed");
-    ctl_step(t, EV_WELCOME, 0);
-}
-
-static void on_registered(ctl *t, const msg_in *m) {
-    const msgpack_object *o;
-    if (!expect(t, m, CTL_REGISTER))
-        return;
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, t->registered_name, sizeof t->registered_name))
-        return bad(t, "registered");
-    t->observed[0] = '\0';
-    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, t->observed, sizeof t->observed))
-        return bad(t, "registered");
-    ctl_step(t, EV_REGISTERED, 0);
-}
-
-static int parse_user(const msg_in *m, ctl_user *u) {
-    const msgpack_object *o;
-    const unsigned char *key;
-    const msgpack_object_array *a;
-    bool online;
-    memset(u, 0, sizeof *u);
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, u->name, sizeof u->name) ||
-        msg_bin(m, "key", &key, IDENT_PK) || msg_bool(m, "online", &online))
-        return UV_EINVAL;
-    memcpy(u->key, key, IDENT_PK);
-    u->online = online;
-    int r = msg_array(m, "endpoints", &a);
-    if (r == UV_EINVAL)
-        return r;
-    for (uint32_t i = 0; r == 0 && i < a->size && u->n_endpoints < PEER_MAX_ENDPOINTS; i++)
-        if (msg_obj_cstr(&a->ptr[i], u->endpoints[u->n_endpoints], ADDR_STRLEN) == 0)
-            u->n_endpoints++;
-    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, u->observed, sizeof u->observed))
-        return UV_EINVAL;
-    if (msg_int(m, "last_seen", &u->last_seen) == UV_EINVAL)
-        return UV_EINVAL;
-    return 0;
-}
-
-static void on_lookup_result(ctl *t, const msg_in *m) {
-    uint64_t id;
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_uint(m, "id", &id))
-        return bad(t, "lookup_result");
-    ctl_user u;
-    if (parse_user(m, &u))
-        return bad(t, "lookup_result");
-    cache_put(t, &u);
-    request *r = take_sent(t, id);
-    if (!r)
-        return; /* cancelled meanwhile */
-    r->user = u;
-    r->status = 0;
-    req_complete(r);
-    req_free(r);
-}
-
-static void on_list_result(ctl *t, const msg_in *m) {
-    uint64_t id;
-    const msgpack_object_array *a;
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_uint(m, "id", &id) || msg_array(m, "users", &a))
-        return bad(t, "list_result");
-    const char *next = NULL;
-    size_t next_len = 0;
-    if (msg_str(m, "next", &next, &next_len) == UV_EINVAL)
-        return bad(t, "list_result");
-    request *r = take_sent(t, id);
-    if (!r)
-        return;
-    for (uint32_t i = 0; i < a->size; i++) {
-        char name[NAME_BUFLEN];
-        if (msg_obj_cstr(&a->ptr[i], name, sizeof name))
-            continue;
-        char **p = grow(r->names, &r->cap, r->n + 1, sizeof *p, 64);
-        if (!p)
-            break;
-        r->names = p;
-        if (!(r->names[r->n] = strdup(name)))
-            break;
-        r->n++;
-    }
-    if (next && next_len) {
-        add_sent(t, r);
-        send_list(t, r, next, next_len);
-        return;
-    }
-    r->status = 0;
-    req_complete(r);
-    req_free(r);
-}
-
-static void on_presence(ctl *t, const msg_in *m) {
-    const msgpack_object *o;
-    char name[NAME_BUFLEN], fold[NAME_BUFLEN];
-    bool online;
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_get(m, "name", &o) || msg_obj_cstr(o, name, sizeof name) ||
-        msg_bool(m, "online", &online) || name_fold(name, strlen(name), fold))
-        return bad(t, "presence");
-    cache_entry *e = cache_find(t, fold);
-    if (e)
-        e->user.online = online;
-    if (strcmp(fold, t->ctx->user_fold) != 0) {
-        ev_presence(t->ctx, name, online);
-        if (t->h->presence)
-            t->h->presence(t->hdata, name, online);
-    }
-}
-
-static void on_pong(ctl *t, const msg_in *m) {}
-
-/* connect_result / relay_result: the request was accepted. */
-static void on_reach_result(ctl *t, const msg_in *m) {
-    uint64_t id;
-    const unsigned char *token = NULL;
-    if (!expect(t, m, CTL_READY))
-        return;
-    int relay = strcmp(m->type, "relay_result") == 0;
-    if (msg_uint(m, "id", &id) || (relay && msg_bin(m, "session", &token, IDENT_SESSION)))
-        return bad(t, m->type);
-    request *r = take_sent(t, id);
-    if (!r)
-        return;
-    if (token)
-        memcpy(r->token, token, IDENT_SESSION);
-    r->status = 0;
-    req_complete(r);
-    req_free(r);
-}
-
-/* Another user asks us to dial it (it cannot reach us directly). */
-static void on_connect_push(ctl *t, const msg_in *m) {
-    const msgpack_object *o;
-    const unsigned char *key;
-    const msgpack_object_array *a;
-    ctl_user u;
-    memset(&u, 0, sizeof u);
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, u.name, sizeof u.name) ||
-        msg_bin(m, "key", &key, IDENT_PK) || msg_array(m, "endpoints", &a))
-        return bad(t, "connect_request");
-    memcpy(u.key, key, IDENT_PK);
-    u.online = true;
-    for (uint32_t i = 0; i < a->size && u.n_endpoints < PEER_MAX_ENDPOINTS; i++)
-        if (msg_obj_cstr(&a->ptr[i], u.endpoints[u.n_endpoints], ADDR_STRLEN) == 0)
-            u.n_endpoints++;
-    if (msg_get(m, "observed", &o) == 0 && msg_obj_cstr(o, u.observed, sizeof u.observed))
-        return bad(t, "connect_request");
-    cache_put(t, &u); /* the tracker vouches for this key */
-    if (t->h->connect_request)
-        t->h->connect_request(t->hdata, &u);
-}
-
-/* The user we asked for a reverse connection could not dial us.  A hint:
- * one we cannot read is dropped, never a reason to leave the tracker (its
- * text comes from another user). */
-static void on_connect_failed_push(ctl *t, const msg_in *m) {
-    const msgpack_object *o;
-    const char *reason = "";
-    size_t rlen = 0;
-    char from[NAME_BUFLEN], why[256];
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from)) {
-        log_debug(t->lg, "tracker: dropping a connect_failed without a usable from");
-        return;
-    }
-    msg_str(m, "reason", &reason, &rlen); /* absent or odd: no reason */
-    utf8_clean(reason, rlen, why, sizeof why);
-    if (t->h->connect_failed)
-        t->h->connect_failed(t->hdata, from, why);
-}
-
-/* Another user set up a relay session for the two of us. */
-static void on_relay_offer(ctl *t, const msg_in *m) {
-    const msgpack_object *o;
-    const unsigned char *token;
-    char from[NAME_BUFLEN];
-    if (!expect(t, m, CTL_READY))
-        return;
-    if (msg_get(m, "from", &o) || msg_obj_cstr(o, from, sizeof from) ||
-        msg_bin(m, "session", &token, IDENT_SESSION))
-        return bad(t, "relay_offer");
-    if (t->h->relay_offer)
-        t->h->relay_offer(t->hdata, from, token);
-}
-
-static void on_error(ctl *t, const msg_in *m) {
-    char code[32], text[400];
-    uint64_t id = 0;
-    msg_error_fields(m, code, sizeof code, text, sizeof text);
-    if (msg_uint(m, "id", &id) == 0 && id) {
-        request *r = take_sent(t, id);
-        if (r) {
-            r->status = strcmp(code, "not_found") == 0 ? UV_ENOENT
-                        : strcmp(code, "bad_name") == 0 ? UV_EINVAL
-                        : strcmp(code, "offline") == 0 ? UV_EHOSTUNREACH
-                        : strcmp(code, "limit") == 0 ? UV_EBUSY : UV_EPROTO;
-            snprintf(r->why, sizeof r->why, "%s", text);
-            req_complete(r);
-            req_free(r);
-        }
-        return;
-    }
-    static const char *fatal[] = {"name_taken", "bad_name", "bad_signature", "version", "replaced"};
-    for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
-        if (strcmp(code, fatal[i]) == 0)
-            t->refusal = fatal[i];
-    snprintf(t->why, sizeof t->why, "the tracker said: %s (%s)", text[0] ? text : "no reason given",
-             code[0] ? code : "?");
-    snprintf(t->refusal_text, sizeof t->refusal_text, "%s", text[0] ? text : code);
-    log_info(t->lg, "tracker %s: %s", t->trying, t->why);
-    conn_close(t->c, UV_EPROTO);
-}
-
-static const struct {
-    const char *type;
-    void (*fn)(ctl *t, const msg_in *m);
-} handlers[] = {
-    {"welcome", on_welcome},         {"registered", on_registered},
-    {"lookup_result", on_lookup_result}, {"list_result", on_list_result},
-    {"presence", on_presence},       {"pong", on_pong},
-    {"connect_result", on_reach_result}, {"relay_result", on_reach_result},
-    {"connect_request", on_connect_push}, {"relay_offer", on_relay_offer},
-    {"connect_failed", on_connect_failed_push},
-    {"error", on_error},
-};
-
-static void on_frame(conn *c, const char *payload, size_t len) {
-    ctl *t = conn_data(c);
-    msg_in m;
-    if (msg_parse(&m, payload, len)) {
-        conn_fail(c, "bad_frame", "not a msgpack map with a string t", 0);
-        return;
-    }
-    if (t->state == CTL_READY)
-        conn_set_timeout(c, (uint64_t)t->ttl * 1000); /* the tracker is alive */
-    size_t i;
-    for (i = 0; i < sizeof handlers / sizeof *handlers; i++) {
-        if (strcmp(m.type, handlers[i].type) == 0) {
-            handlers[i].fn(t, &m);
-            break;
-        }
-    }
-    if (i == sizeof handlers / sizeof *handlers) {
-        char text[64];
-        snprintf(text, sizeof text, "unknown message type %s", m.type);
-        conn_fail(c, "unknown_type", text, 0);
-    }
-    msg_in_free(&m);
-}
-
-/* ---- connection plumbing ---- */
 
 static void maybe_free(ctl *t) {
     if (t->state != CTL_CLOSED || t->pending > 0)
         return;
-    drop_list(&t->sent, NULL);
-    drop_list(&t->done, NULL);
-    drop_list(&t->waiting, NULL);
-    while (t->cache) {
-        cache_entry *e = t->cache;
-        t->cache = e->next;
-        free(e);
-    }
+    ctl_reqs_free(t);
+    kc_close(t->keys);
     if (t->ai)
         uv_freeaddrinfo(t->ai);
     free(t);
@@ -705,7 +42,7 @@ static void on_conn_closed(conn *c, int reason) {
         maybe_free(t);
         return;
     }
-    ctl_step(t, EV_LOST, reason);
+    ctl_step(t, CTL_EV_LOST, reason);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -718,7 +55,7 @@ static void on_connect(uv_connect_t *req, int status) {
         conn_close(t->c, status);
         return;
     }
-    ctl_step(t, EV_CONNECTED, 0);
+    ctl_step(t, CTL_EV_CONNECTED, 0);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -735,14 +72,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         uv_freeaddrinfo(t->ai);
     t->ai = status ? NULL : res;
     t->ai_next = t->ai;
-    ctl_step(t, EV_RESOLVED, status);
+    ctl_step(t, CTL_EV_RESOLVED, status);
 }
 
-static void on_retry(uv_timer_t *h) { ctl_step(h->data, EV_START, 0); }
+static void on_retry(uv_timer_t *h) { ctl_step(h->data, CTL_EV_START, 0); }
 
 static void on_ping(uv_timer_t *h) {
     ctl *t = h->data;
-    if (t->state != CTL_READY || !t->c)
+    if (!ctl_ready(t))
         return;
     msg_out m;
     msg_out_init(&m, "ping", 0);
@@ -758,7 +95,7 @@ static int connect_next(ctl *t) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
             continue;
         addr_format(ai->ai_addr, t->trying, sizeof t->trying);
-        conn *c = conn_new(t->ctx->loop, FRAME_MAX_DEFAULT, t->lg, on_frame, on_conn_closed, t);
+        conn *c = conn_new(t->ctx->loop, FRAME_MAX_DEFAULT, t->lg, ctl_on_frame, on_conn_closed, t);
         if (!c)
             return UV_ENOMEM;
         t->c = c;
@@ -771,14 +108,6 @@ static int connect_next(ctl *t) {
         return 0;
     }
     return UV_EOF;
-}
-
-static int send_hello(ctl *t) {
-    msg_out m;
-    msg_out_init(&m, "hello", 2);
-    msg_put_uint(&m, "v", PROTO_VERSION);
-    msg_put_str(&m, "role", "peer");
-    return conn_send_msg(t->c, &m);
 }
 
 static int send_register(ctl *t) {
@@ -843,13 +172,12 @@ static void refused(ctl *t) {
         t->h->refused(t->hdata, code);
 }
 
-/* The one transition function of the tracker connection. */
-static void ctl_step(ctl *t, enum ctl_event ev, int status) {
+void ctl_step(ctl *t, enum ctl_event ev, int status) {
     enum ctl_state was = t->state;
     if (was == CTL_CLOSED)
         return;
     switch (ev) {
-    case EV_START: {
+    case CTL_EV_START: {
         if (was != CTL_IDLE && was != CTL_BACKOFF)
             return;
         t->why[0] = '\0';
@@ -863,33 +191,36 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         t->state = CTL_RESOLVING;
         int r = uv_getaddrinfo(t->ctx->loop, &t->gai, on_resolved, t->host, t->port, &hints);
         if (r) {
-            ctl_step(t, EV_LOST, r);
+            ctl_step(t, CTL_EV_LOST, r);
             return;
         }
         t->gai_pending = 1;
         t->pending++;
         return;
     }
-    case EV_RESOLVED:
+    case CTL_EV_RESOLVED:
         if (status) {
-            ctl_step(t, EV_LOST, status);
+            ctl_step(t, CTL_EV_LOST, status);
             return;
         }
         t->state = CTL_CONNECTING;
         if (connect_next(t))
-            ctl_step(t, EV_LOST, UV_EADDRNOTAVAIL);
+            ctl_step(t, CTL_EV_LOST, UV_EADDRNOTAVAIL);
         return;
-    case EV_CONNECTED:
+    case CTL_EV_CONNECTED: {
         log_debug(t->lg, "connected to tracker %s", t->trying);
         t->state = CTL_HELLO;
-        send_hello(t);
+        msg_out m;
+        msg_tracker_hello(&m, "peer");
+        conn_send_msg(t->c, &m);
         return;
-    case EV_WELCOME:
+    }
+    case CTL_EV_WELCOME:
         t->state = CTL_REGISTER;
         conn_set_timeout(t->c, HANDSHAKE_MS);
         send_register(t);
         return;
-    case EV_REGISTERED: {
+    case CTL_EV_REGISTERED: {
         t->state = CTL_READY;
         t->lost[0] = '\0'; /* the next loss is news again */
         t->backoff_ms = BACKOFF_MIN_MS;
@@ -899,16 +230,14 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         uv_timer_start(&t->ping, on_ping, every, every);
         conn_set_timeout(t->c, (uint64_t)t->ttl * 1000);
         ev_registered(t->ctx, t->registered_name, t->ctx->tracker, t->observed);
-        send_waiting(t);
+        ctl_reqs_send_waiting(t);
         if (t->h->registered)
             t->h->registered(t->hdata);
         return;
     }
-    case EV_LOST: {
+    case CTL_EV_LOST: {
         uv_timer_stop(&t->ping);
-        fail_list(t, &t->sent, UV_ECONNRESET);
-        if (t->state != CTL_CLOSED && !(was == CTL_CONNECTING && !t->why[0] && t->ai_next))
-            fail_list(t, &t->waiting, UV_ENOTCONN); /* no more attempts for now */
+        ctl_reqs_lost(t, was == CTL_CONNECTING && !t->why[0] && t->ai_next);
         if (t->state == CTL_CLOSED)
             return;
         if (t->refusal) {
@@ -937,7 +266,7 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         ev_tracker_lost(t->ctx, why, delay, repeat);
         return;
     }
-    case EV_CLOSE:
+    case CTL_EV_CLOSE:
         t->state = CTL_CLOSED;
         if (t->gai_pending)
             uv_cancel((uv_req_t *)&t->gai);
@@ -949,8 +278,6 @@ static void ctl_step(ctl *t, enum ctl_event ev, int status) {
         return;
     }
 }
-
-static void on_first(uv_timer_t *h) { ctl_step(h->data, EV_START, 0); }
 
 int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
     ctl *t = calloc(1, sizeof *t);
@@ -967,13 +294,17 @@ int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
         free(t);
         return UV_EINVAL;
     }
+    if (kc_open(&t->keys)) {
+        free(t);
+        return UV_ENOMEM;
+    }
     snprintf(t->trying, sizeof t->trying, "%s", ctx->tracker);
     uv_timer_init(ctx->loop, &t->retry);
     uv_timer_init(ctx->loop, &t->ping);
     uv_timer_init(ctx->loop, &t->defer);
     t->retry.data = t->ping.data = t->defer.data = t;
     t->pending = 3;
-    uv_timer_start(&t->retry, on_first, 0, 0);
+    uv_timer_start(&t->retry, on_retry, 0, 0);
     *out = t;
     return 0;
 }
@@ -981,5 +312,28 @@ int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
 void ctl_close(ctl *t) {
     if (!t)
         return;
-    ctl_step(t, EV_CLOSE, 0);
+    ctl_step(t, CTL_EV_CLOSE, 0);
 }
+
+int ctl_connect_failed(ctl *t, const char *to, const char *why) {
+    if (!ctl_ready(t))
+        return UV_ENOTCONN;
+    if (!t->tracker_connect_failed)
+        return UV_ENOTSUP; /* an older tracker would close on the unknown type */
+    msg_out m;
+    msg_out_init(&m, "connect_failed", 2);
+    msg_put_str(&m, "to", to);
+    msg_put_str(&m, "reason", why);
+    return conn_send_msg(t->c, &m);
+}
+
+int ctl_tracker_addr(const ctl *t, struct sockaddr_storage *ss) {
+    if (!ctl_ready(t))
+        return UV_ENOTCONN;
+    int len = sizeof *ss;
+    return uv_tcp_getpeername(conn_tcp(t->c), (struct sockaddr *)ss, &len);
+}
+
+/* The state says registered until ctl_step hears of the loss; the
+ * connection is gone already while the lost requests are called back. */
+int ctl_ready(const ctl *t) { return t && t->state == CTL_READY && t->c; }
