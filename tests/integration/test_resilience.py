@@ -163,5 +163,40 @@ def test_presence_after_restart():
     t.stop()
 
 
+def test_tracker_lost_while_a_dial_waits_on_it():
+    """The tracker drops while a dial's reverse request is in flight: the
+    failed request's callback asks for a relay at once, on a connection
+    that is gone.  That request must fail from the loop (the dial says it
+    cannot reach bob), never touch the closed connection (it used to crash
+    the peer with a NULL dereference)."""
+    import os
+    import socket
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(1)
+    dead = socket.socket()
+    dead.bind(('127.0.0.1', 0))  # bound, never listening: connections are refused
+    alice = Peer('alice', '127.0.0.1:%d' % ls.getsockname()[1])
+    ls.settimeout(15)
+    c, _ = ls.accept()
+    t = Raw.from_socket(c, label='fake tracker')
+    t.recv_type('hello')
+    t.send({'t': 'welcome', 'v': 1, 'nonce': os.urandom(32), 'ttl': 60})
+    t.recv_type('register')
+    t.send({'t': 'registered', 'name': 'alice'})
+    alice.registered()
+    alice.send('/dial bob')
+    f = t.recv_type('lookup')
+    t.send({'t': 'lookup_result', 'id': f['id'], 'name': 'bob', 'key': os.urandom(32),
+            'online': True, 'endpoints': ['127.0.0.1:%d' % dead.getsockname()[1]]})
+    t.recv_type('connect_request')  # every endpoint refused: the reverse request
+    t.close()
+    alice.expect(LOST, 10)
+    alice.expect(r'^error: cannot reach bob: ', 10)
+    alice.quit()
+    dead.close()
+    ls.close()
+
+
 if __name__ == '__main__':
     runner.main(globals())
