@@ -21,14 +21,14 @@
 typedef struct pin {
     char fold[NAME_BUFLEN];
     unsigned char key[IDENT_PK];
+    int warned;         /* a refusal of another key was shown, at warned_at */
+    uint64_t warned_at;
 } pin;
 
 struct pins {
     char file[4096];
     pin *v;
     size_t n, cap;
-    char warned[NAME_BUFLEN]; /* the last refusal shown, and when */
-    uint64_t warned_at;
 };
 
 static pin *find(const pins *p, const char *fold) {
@@ -201,11 +201,12 @@ int pins_set(pins *p, const char *fold, const unsigned char key[IDENT_PK], char 
 }
 
 int pins_warn_due(pins *p, const char *fold, uint64_t now_ms) {
-    if (!p)
-        return 1;
-    if (strcmp(p->warned, fold) == 0 && now_ms - p->warned_at < WARN_EVERY_MS)
+    pin *e = find(p, fold);
+    if (!e)
+        return 1; /* nothing pinned, nothing refused: always news */
+    if (e->warned && now_ms - e->warned_at < WARN_EVERY_MS)
         return 0;
-    snprintf(p->warned, sizeof p->warned, "%s", fold);
-    p->warned_at = now_ms;
+    e->warned = 1;
+    e->warned_at = now_ms;
     return 1;
 }

@@ -37,9 +37,10 @@ int pins_get(const pins *p, const char *fold, unsigned char key[IDENT_PK]);
 int pins_set(pins *p, const char *fold, const unsigned char key[IDENT_PK], char *err,
              size_t errlen);
 
-/* 1 when a refusal for fold should be shown now, 0 when one was shown in
- * the last few seconds (a dial tries several addresses at once; the user
- * needs one warning, not five). */
+/* 1 when a refusal of another key for fold should be shown now, 0 when one
+ * was shown for fold in the last few seconds (a dial tries several
+ * addresses at once; the user needs one warning, not five).  Each pinned
+ * user has its own clock; an unpinned fold (or p NULL) is always due. */
 int pins_warn_due(pins *p, const char *fold, uint64_t now_ms);
 
 #endif

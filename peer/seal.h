@@ -55,12 +55,15 @@ void seal_sign(const seal *s, const identity *id, int dialer, unsigned char sig[
 const unsigned char *seal_header(const seal *s);
 
 /* Their auth: checks sig by their key for the other role, then starts the
- * receiving stream with their header.  0, or UV_EPERM (nothing changes). */
+ * receiving stream with their header.  0, or UV_EPERM (nothing changes).
+ * their_dialer must be the opposite of our own role: the role byte in the
+ * signed bytes is what stops our own auth, reflected back, from passing. */
 int seal_accept(seal *s, const unsigned char their_key[IDENT_PK], int their_dialer,
                 const unsigned char sig[IDENT_SIG], const unsigned char header[SEAL_HEADER]);
 
 /* Seals n bytes into out (n + SEAL_ABYTES bytes).  0, or UV_EINVAL before
- * seal_derive. */
+ * seal_derive and once a failed seal_decrypt killed the session (a link
+ * that was tampered with sends nothing more). */
 int seal_encrypt(seal *s, const unsigned char *in, size_t n, unsigned char *out);
 
 /* Opens one sealed payload into out (n - SEAL_ABYTES bytes, *outn set).

@@ -233,21 +233,31 @@ static void corrupt_line_refused(void) {
 }
 
 /* A refusal for one user is shown once every few seconds, not once per
- * address a dial tries; without pins (p NULL) always. */
+ * address a dial tries; each pinned user has its own clock (refusals for
+ * alice, bob, alice warn twice, not three times); without a pin, or
+ * without pins (p NULL), always. */
 static void warn_due_rate_limited(void) {
     ASSERT(sodium_init() >= 0);
     make_home();
     pins *p = NULL;
     char err[512] = "";
+    unsigned char k[IDENT_PK];
     ASSERT_EQ(pins_open(home, &p, err, sizeof err), 0);
+    key_of(k, 1);
+    ASSERT_EQ(pins_set(p, "alice", k, err, sizeof err), 0);
+    key_of(k, 2);
+    ASSERT_EQ(pins_set(p, "bob", k, err, sizeof err), 0);
     ASSERT_EQ(pins_warn_due(p, "alice", 10000), 1);
     ASSERT_EQ(pins_warn_due(p, "alice", 10000), 0);
     ASSERT_EQ(pins_warn_due(p, "alice", 10001), 0);
+    ASSERT_EQ(pins_warn_due(p, "bob", 10002), 1);   /* another user */
+    ASSERT_EQ(pins_warn_due(p, "alice", 10003), 0); /* bob's warning did not reset alice's */
     ASSERT_EQ(pins_warn_due(p, "alice", 14999), 0);
     ASSERT_EQ(pins_warn_due(p, "alice", 15000), 1); /* 5 s later */
     ASSERT_EQ(pins_warn_due(p, "alice", 15001), 0);
-    ASSERT_EQ(pins_warn_due(p, "bob", 15002), 1);   /* another user */
-    ASSERT_EQ(pins_warn_due(p, "bob", 15003), 0);
+    ASSERT_EQ(pins_warn_due(p, "bob", 15003), 1);
+    ASSERT_EQ(pins_warn_due(p, "carol", 15004), 1); /* not pinned */
+    ASSERT_EQ(pins_warn_due(p, "carol", 15005), 1);
     ASSERT_EQ(pins_warn_due(NULL, "alice", 15004), 1);
     ASSERT_EQ(pins_warn_due(NULL, "alice", 15005), 1);
     pins_close(p);
