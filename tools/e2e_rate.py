@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """e2e_rate: chat message rate over a direct loopback link, for comparing
-builds (issue 5: what end-to-end encryption costs).  alice sends N one-line
+builds (what end-to-end encryption costs).  alice sends N one-line
 messages to bob, who runs --echo; the clock stops when alice has seen all N
 echoes (so each message crossed the link twice, plus two acks).
 

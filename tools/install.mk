@@ -1,4 +1,4 @@
-# tools/install.mk: `make install` and `make uninstall` (issue 8).  The
+# tools/install.mk: `make install` and `make uninstall`.  The
 # Makefile includes this file, so B (the build directory holding tracker and
 # peer) and its build rules come from there.
 #

@@ -1,4 +1,4 @@
-# tools/memcheck.mk: `make memcheck` (issue 7) -- valgrind memcheck on a
+# tools/memcheck.mk: `make memcheck` -- valgrind memcheck on a
 # short end-to-end scenario (tools/memcheck.sh: a tracker and two peers
 # chatting in line mode, then a clean shutdown).  Fails on any memcheck
 # error or definite leak.  The Makefile includes this file, so B and deps

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# memcheck.sh: valgrind memcheck on a short end-to-end scenario (issue 7),
+# memcheck.sh: valgrind memcheck on a short end-to-end scenario,
 # behind `make memcheck` (tools/memcheck.mk) and tests/integration/
 # test_memcheck.py.  A tracker and two line-mode peers run under memcheck;
 # alice sends a few messages to bob, who echoes them; both quit, the tracker

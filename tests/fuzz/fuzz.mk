@@ -1,4 +1,4 @@
-# tests/fuzz/fuzz.mk: `make fuzz` (issue 7) -- libFuzzer harnesses for the
+# tests/fuzz/fuzz.mk: `make fuzz` -- libFuzzer harnesses for the
 # frame reader, the message decoder, the tracker's and the peer's receive
 # paths.  The Makefile includes this file at its end, so B, CFLAGS_ALL,
 # LDLIBS_ALL, SHARED_SRC, TRACKER_SRC, PEER_SRC, HDRS and PYTHON come from

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/netlab_selftest.sh: proves tools/netlab builds the NAT lab the
-# relay/NAT integration tests rely on (issue 3): NATed hosts reach the public
+# relay/NAT integration tests rely on: NATed hosts reach the public
 # network and are seen as their router, nothing reaches them from outside, the
 # --drop-inbound routers stay silent, and every run leaves nothing behind (on
 # success, failure, SIGINT and SIGTERM). Needs root; otherwise it says so loudly

@@ -11,7 +11,7 @@ the REAL binaries under test:
 - Tracker: a tracker in a temp dir on an ephemeral port, whose real port is
   read from its `listening on` log line;
 - Peer: a peer in line mode, driven through stdin and read line by line
-  from stdout (docs: TEAM.md, "Line mode"); start_peers, connect, shown;
+  from stdout (README.md, "Line mode"); start_peers, connect, shown;
 - sqlite: the sqlite3 shell on a tracker's database, as an operator would.
 
 Every wait is on an event (a line, a process exit) with a timeout; nothing

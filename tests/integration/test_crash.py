@@ -1,4 +1,4 @@
-"""test_crash: processes killed with -9 mid-work (issue 7).  The tracker
+"""test_crash: processes killed with -9 mid-work.  The tracker
 killed while 50 clients register in a loop loses no acknowledged
 registration and leaves an intact database; a peer stopped and then killed
 mid-chat is shown as gone to its partner (within the ttl), which reports

@@ -1,4 +1,4 @@
-"""test_e2e: end-to-end encryption and key pinning (issue 5).  A wiretap
+"""test_e2e: end-to-end encryption and key pinning.  A wiretap
 (a frame-aware TCP proxy in this process) sits between two real peers on a
 direct link, and the test itself plays one side of a relayed link, so the
 bytes either path carries can be checked for plaintext, altered, and

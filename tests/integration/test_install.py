@@ -1,4 +1,4 @@
-"""test_install: what issue 8 ships for installing and running parley as a
+"""test_install: what `make install` ships for installing and running parley as a
 service, checked against the real build:
 
 - `make install` / `make uninstall` (tools/install.mk) into a DESTDIR: the

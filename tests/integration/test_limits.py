@@ -1,5 +1,5 @@
 """test_limits: what one client can cost the tracker or a peer, and the
-limits that bound it (issue 7; docs/SECURITY.md sums up what they promise).
+limits that bound it (docs/SECURITY.md sums up what they promise).
 A client that stalls mid-frame (slowloris) is closed by the first-frame or
 ttl timeout; 2,000 idle unauthenticated sockets do not slow a legitimate
 peer down; the request rate limit, the tracker's per-address and global

@@ -1,4 +1,4 @@
-"""test_nat: the connection ladder on real NATs (issue 3), in a tools/netlab
+"""test_nat: the connection ladder on real NATs, in a tools/netlab
 lab: hosts trk (tracker) and pub on the public 203.0.113.0/24 network, a
 behind router r1 and b behind r2 (MASQUERADE, nothing forwarded inward).
 Each test builds its own lab (about half a second) and removes it.  Without

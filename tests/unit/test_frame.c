@@ -324,7 +324,7 @@ static void free_is_reusable(void) {
     ASSERT_EQ(frame_reader_next(&r, &p, &len), 0);
 }
 
-/* Regression (issue 7), found with the fuzz_frame corpus: a length header
+/* Regression, found with the fuzz_frame corpus: a length header
  * announcing more than the limit must be refused from its 4 header bytes
  * alone, even split one byte per read. */
 static void oversize_header_bytewise(void) {

@@ -516,7 +516,7 @@ static void cstr_rejects_nul(void) {
     free(buf);
 }
 
-/* Regression (issue 7), found with the fuzz_msg corpus: a map32 header
+/* Regression, found with the fuzz_msg corpus: a map32 header
  * claiming 4 billion entries in a 5-byte payload is refused without
  * allocating for them (garbage above has the same header with a byte
  * after it; here the payload ends with the header). */
@@ -526,7 +526,7 @@ static void huge_map_header(void) {
     ASSERT_EQ(msg_parse(&m, "\xdd\xff\xff\xff\xff", 5), UV_EPROTO);
 }
 
-/* Regression (issue 7): fuzz_msg crash a8288a9d (UBSan: null pointer
+/* Regression: fuzz_msg crash a8288a9d (UBSan: null pointer
  * passed to memcmp in msg_get): msgpack-c decodes an empty string with a
  * NULL pointer, which msg_get, msg_str's callers (memchr/memcpy of a list
  * cursor "") and msg_obj_cstr then passed to the string functions. */

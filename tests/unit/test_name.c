@@ -201,7 +201,7 @@ static void folding_ignores_locale(void) {
     ASSERT_STR(out, "émile");
 }
 
-/* Regression (issue 7), found by the hostile-client test
+/* Regression, found by the hostile-client test
  * test_hostile_names_rejected_and_db_clean (now in integration/test_malformed):
  * names with the bidi isolates (U+2066..2069) and the Arabic letter mark
  * (U+061C) were accepted, though PROTOCOL.md excludes every bidirectional
