@@ -1,4 +1,4 @@
-"""test_memcheck: valgrind memcheck is clean on a short end-to-end scenario
+"""test_memcheck: valgrind memcheck is clean on a short end-to-end scenario:
 tools/memcheck.sh runs a tracker and two peers under memcheck,
 chats a few messages in line mode and shuts everything down; any memcheck
 error or definite leak fails.  `make memcheck` runs the same script.
