@@ -4,7 +4,7 @@
  *              tracker-observed address with each advertised port;
  *   reverse -- connect_request: the tracker asks the other side to dial us
  *              (sent after REVERSE_DELAY_MS, or at once when every direct
- *              attempt failed); its link arrives through our listener and
+ *              attempt failed); its link arrives through our chat port and
  *              chat tells us with dial_inbound;
  *   relay   -- after --relay-after ms without a link, or once direct and
  *              reverse both failed: relay_request, join the session, run

@@ -1,7 +1,12 @@
-/* main: the peer's entry point.  Parses the command line, builds the one
- * context, opens the modules (listener, chat, tracker control, line UI) on
- * one libuv loop, and on /quit, end of input or a signal closes every
- * handle and checks that the loop closes cleanly. */
+/* main: the peer's entry point and the top of its layers.  Parses the
+ * command line, builds the one context, opens the modules (chat port,
+ * chat, inbound, tracker control, a front end) on one libuv loop and wires
+ * the news of each lower module to the one that acts on it (the handler
+ * tables below: no module calls up into another).  On /quit, end of input
+ * or a signal it closes every handle and checks that the loop closes
+ * cleanly.  The layers, top down: ui/ -> command -> chat -> inbound ->
+ * dial -> link, relay_join -> control -> chatport, keycache; all of them
+ * report through events, and use seal, pins, seen and shared/. */
 #include "chat.h"
 #include "command.h"
 #include "control.h"

@@ -1,6 +1,7 @@
 /* peer: the one context of the peer process.  main.c owns it; every module
- * (ev_, line_in_, tui_, cmd_, chat_, dial_, link_, rjoin_, port_, ctl_)
- * receives it explicitly and reaches the others through it.  Nothing else
+ * (ev_, line_in_, tui_, cmd_, chat_, inbound_, dial_, link_, rjoin_, ctl_,
+ * port_) receives it explicitly and reaches the modules below it through
+ * it (news goes up through the handler tables main.c wires).  Nothing else
  * in the peer is a mutable global. */
 #ifndef PARLEY_PEER_H
 #define PARLEY_PEER_H

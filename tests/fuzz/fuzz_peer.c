@@ -1,13 +1,13 @@
 /* fuzz_peer: the peer's receive paths, in process.  The real peer modules
- * (every peer module except main.c: control, listener, chat, dial, link, events, line
- * mode output) run on a libuv loop with one peer context; each fuzz input is
+ * (every peer module except main.c: control, chatport, inbound, chat, dial, link,
+ * events, line mode output) run on a libuv loop with one peer context; each fuzz input is
  * what one stranger sends over loopback TCP:
  *
  * byte 0, bits 0-2 (mod 5), the scenario:
  *   0 ctl:    the input plays the TRACKER for a fresh control connection
  *             (welcome, registered, lookup_result, list_result, presence,
  *             error...); a lookup (id 1) and a list (id 2) are pending;
- *   1 accept: a stranger connects to the chat listener; the input is its
+ *   1 accept: a stranger connects to the chat port; the input is its
  *             whole byte stream (the handshake state machine, acceptor side);
  *   2 accept+: as 1, but the harness first completes a valid handshake as
  *             user "mallory" (whose key the tracker vouches for), so the
@@ -25,9 +25,9 @@
  *
  * The tracker the peer registers with is a small fake served by the harness
  * on the same loop (it vouches for mallory's key and points at the harness);
- * the peer's own control connection to it is real.  Stubbed: peer_quit()
- * (it lives in peer/main.c, which is not linked; here it only records the
- * request).  Line-mode events go to /dev/null. */
+ * the peer's own control connection to it is real.  The harness wires the
+ * modules as main.c does (which is not linked); its quit only records the
+ * request.  Line-mode events go to /dev/null. */
 #include "fuzz_io.h"
 
 #include "chat.h"
@@ -220,7 +220,7 @@ static void setup(void) {
         if (strncmp(eps[i], "127.0.0.1:", 10) == 0)
             H.lst_port = atoi(eps[i] + 10);
     if (!H.lst_port)
-        fio_die("the chat listener has no 127.0.0.1 endpoint", 0);
+        fio_die("the chat port has no 127.0.0.1 endpoint", 0);
     if (ctl_open(ctx, &w_news, ctx, &ctx->ctl))
         fio_die("ctl_open", 0);
     uint64_t start = uv_now(&H.loop);
