@@ -7,6 +7,7 @@
 #                            rewrite the generated part of docs/BENCHMARKS.md
 #   make bench BENCH_ARGS='--figures 1 --samples 7'   (see bench.py --help)
 #   make bench-icount        instructions per request, tracker vs redis (callgrind)
+#   make bench-icount ICOUNT_ARGS='--side loadgen'   the load generator's own
 
 # fwd.c, streamer.c and chatrtt.c are programs of their own (figure 4 and 5 helpers).
 BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c tools/bench/chatrtt.c
@@ -15,6 +16,7 @@ BENCH_HDRS := $(wildcard tools/bench/*.h)
 BENCH_DEBS := redis-server ngircd socat
 BENCH_DOC  ?= docs/BENCHMARKS.md
 BENCH_ARGS ?=
+ICOUNT_ARGS ?=
 
 .PHONY: bench deps-bench
 
@@ -62,7 +64,7 @@ bench: deps deps-bench
 # redis-server, under valgrind's callgrind (stable on a noisy machine).
 bench-icount: deps deps-bench
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
-	@$(PYTHON) tools/bench/icount.py --build $(B)
+	@$(PYTHON) tools/bench/icount.py --build $(B) $(ICOUNT_ARGS)
 
 .PHONY: bench-dial
 # make bench-dial: /dial -> connection time per ladder path in a NAT lab (needs root)

@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """icount.py: user-space instructions per request, tracker against
 redis-server, counted by valgrind --tool=callgrind (`make bench-icount`).
+With --side loadgen it counts the load generator instead (the servers run
+natively): what the client pays per request, so a change to it can show
+it does not become the bottleneck of figure 1.
 
 Instruction counts do not depend on what else the machine is doing, so
 this is the profile that explains figure 1 of `make bench` on a shared,
@@ -12,7 +15,7 @@ preload and the load generator's own registrations cancel out.  The kernel
 is not counted (callgrind sees user space only): both servers make the
 same system calls per request except where the table says otherwise.
 
-    tools/bench/icount.py --build build [--top 12]
+    tools/bench/icount.py --build build [--top 12] [--side tracker|loadgen]
 
 Prints one table (Markdown) and, per parley operation, the functions with
 the most inclusive instructions per request.
@@ -59,8 +62,10 @@ def wait_port(port, proc, timeout=60):
 
 
 def run_once(a, proto, op, count, tmp, tag):
-    """Starts the server under callgrind, preloads, runs count requests,
-    stops it; returns (total instructions, callgrind output file)."""
+    """Starts the server (under callgrind unless --side loadgen), preloads,
+    runs count requests (the load generator under callgrind with --side
+    loadgen), stops the server; returns (total instructions of the counted
+    process, its callgrind output file)."""
     port = free_port()
     d = os.path.join(tmp, tag)
     os.makedirs(d, exist_ok=True)
@@ -72,7 +77,8 @@ def run_once(a, proto, op, count, tmp, tag):
     else:
         server = [shutil.which('redis-server'), '--port', str(port), '--bind', '127.0.0.1',
                   '--save', '', '--appendonly', 'no', '--dir', d, '--logfile', os.path.join(d, 'redis.log')]
-    argv = ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}'] + server
+    grind = ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}']
+    argv = server if a.side == 'loadgen' else grind + server
     with open(os.path.join(d, 'valgrind.log'), 'w') as log:
         p = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
     try:
@@ -86,6 +92,8 @@ def run_once(a, proto, op, count, tmp, tag):
                 '--names', 'u', '--name-count', '1000', '--self', f'{tag}-']
         if op == 'set':
             args += ['--value-size', '100']
+        if a.side == 'loadgen':
+            lg = grind + lg
         r = subprocess.run(lg + args, capture_output=True, text=True, timeout=900)
         if r.returncode != 0:
             sys.exit(f'icount: loadgen failed: {r.stderr.strip()}')
@@ -125,6 +133,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--build', default='build', help='build directory with tracker and loadgen')
     ap.add_argument('--top', type=int, default=12, help='functions listed per parley operation')
+    ap.add_argument('--side', choices=('tracker', 'loadgen'), default='tracker',
+                    help='the process counted: the servers (default) or the load generator')
     a = ap.parse_args()
     a.build = os.path.join(ROOT, a.build) if not os.path.isabs(a.build) else a.build
     for need in ('valgrind', 'callgrind_annotate', 'redis-server'):
@@ -150,8 +160,9 @@ def main():
                        '__libc_start_main@@GLIBC_2.34', '__libc_start_call_main')][:a.top]
                 tops.append((label, top))
         rows.append((pair[0][0], per[0], pair[1][0], per[1]))
-    print(f'Instructions per request in user space (valgrind --tool=callgrind; kernel not counted), '
-          f'50 connections, one request in flight each; {time.monotonic() - t0:.0f} s.\n')
+    who = 'the load generator' if a.side == 'loadgen' else 'the server'
+    print(f'Instructions per request in user space of {who} (valgrind --tool=callgrind; kernel not '
+          f'counted), 50 connections, one request in flight each; {time.monotonic() - t0:.0f} s.\n')
     print('| parley | instructions/request | reference | instructions/request | parley/reference |')
     print('|---|---|---|---|---|')
     for pl, pv, rl, rv in rows:

@@ -90,6 +90,13 @@ static int all_idle(const lg_ctx *ctx) {
     return 1;
 }
 
+/* Opens s's connection; a failure to even start one ends the run. */
+static void open_slot(slot *s) {
+    int r = slot_connect(s);
+    if (r)
+        lg_fail(s, "cannot open connection %zu: %s", s->idx, uv_strerror(r));
+}
+
 /* ---- the end ---- */
 
 static void finish(lg_ctx *ctx) {
@@ -144,7 +151,7 @@ static void cycle_start(slot *s) {
     s->key = ctx->next_key++;
     name_of(s->name, ctx->o.self, "r", s->key);
     s->t0 = uv_hrtime();
-    slot_connect(s);
+    open_slot(s);
 }
 
 static void on_measured(uv_timer_t *t) {
@@ -227,7 +234,7 @@ static void start_setup(lg_ctx *ctx) {
         s->job = JOB_SESSION;
         s->req_id = 0;
         name_of(s->name, ctx->o.self, "", i);
-        slot_connect(s);
+        open_slot(s);
     }
 }
 
@@ -253,7 +260,7 @@ static void preload_next(slot *s) {
     if (ctx->o.proto == LG_PARLEY) {
         s->job = JOB_CYCLE;
         name_of(s->name, ctx->o.names, "", s->key);
-        slot_connect(s);
+        open_slot(s);
     } else if (s->state == SL_READY) {
         slot_set(s, SL_BUSY);
         int r = ctx->proto->request(s, 1);
@@ -262,7 +269,7 @@ static void preload_next(slot *s) {
     } else {
         ctx->next_key--; /* connect first; lg_ready comes back here */
         s->job = JOB_SESSION;
-        slot_connect(s);
+        open_slot(s);
     }
 }
 
@@ -584,7 +591,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < ctx.nslots; i++) {
         ctx.slots[i].ctx = &ctx;
         ctx.slots[i].idx = i;
-        frame_reader_init(&ctx.slots[i].rd, FRAME_MAX_DEFAULT);
+        frame_reader_init(&ctx.slots[i].tail, FRAME_MAX_DEFAULT);
     }
     uv_timer_init(&loop, &ctx.phase_timer);
     uv_timer_init(&loop, &ctx.deadline);
@@ -611,7 +618,7 @@ int main(int argc, char **argv) {
     } else
         fprintf(stderr, "loadgen: %s\n", ctx.fatal);
     for (size_t i = 0; i < ctx.nslots; i++)
-        frame_reader_free(&ctx.slots[i].rd);
+        frame_reader_free(&ctx.slots[i].tail);
     free(ctx.slots);
     lat_free(ctx.lat);
     free(ctx.value);

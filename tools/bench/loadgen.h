@@ -1,13 +1,15 @@
 /* loadgen: the load generator behind `make bench` (tools/bench/bench.py runs
  * it).  One process, one libuv loop, a fixed array of slots; each slot is one
- * client connection that keeps one request in flight.  The same slot code
- * (slot.c: connect, read buffer, write) carries both protocols, parley
- * (parley_client.c) and RESP to redis-server (resp_client.c), so parley and
- * its reference pay the same client cost.  loadgen.c owns the phases:
- * preload, setup, measure (or hold), finish. */
+ * client connection that keeps one request in flight.  Every connection is
+ * a shared/conn (slot.c), the transport parley itself runs on, for both
+ * protocols: parley (parley_client.c) takes whole frames from it, RESP to
+ * redis-server (resp_client.c) its raw bytes, so parley and its reference
+ * pay the same client cost.  loadgen.c owns the phases: preload, setup,
+ * measure (or hold), finish. */
 #ifndef PARLEY_LOADGEN_H
 #define PARLEY_LOADGEN_H
 
+#include "conn.h"
 #include "frame.h"
 #include "identity.h"
 #include "latency.h"
@@ -48,15 +50,13 @@ typedef enum { JOB_SESSION, JOB_CYCLE } slot_job;
 typedef struct lg_ctx lg_ctx;
 
 typedef struct slot {
-    uv_tcp_t tcp;
+    conn *c;            /* NULL while SL_IDLE */
     uv_connect_t creq;
     lg_ctx *ctx;
     size_t idx;
     slot_state state;
     slot_job job;
-    int reason;         /* why the connection closed: 0 (we closed it) or a uv error */
-    int measured;       /* the current cycle counts toward the result */
-    frame_reader rd;    /* read buffer; RESP reads it as plain bytes */
+    frame_reader tail;  /* RESP: the start of a reply that a read cut short */
     uint64_t t0;        /* hrtime when the pending operation started */
     uint64_t req_id;
     uint64_t key;       /* preload index or name counter of the current cycle */
@@ -72,8 +72,10 @@ typedef struct lg_proto {
     /* The TCP connection is up: start the handshake (parley) or call
      * lg_ready at once (RESP). */
     void (*connected)(slot *s);
-    /* Bytes arrived in s->rd: consume every complete message. */
-    void (*readable)(slot *s);
+    /* How replies come back, with the slot as conn_data: one of the two
+     * is set, on_frame for whole frames, on_raw for conn's raw mode. */
+    conn_frame_cb on_frame;
+    conn_raw_cb on_raw;
     /* Send the measured request (lookup, list, GET, SET) or, when preload
      * is set, the preload write of s->key. 0 or a uv error. */
     int (*request)(slot *s, int preload);
@@ -131,15 +133,12 @@ struct lg_ctx {
     uv_signal_t sigint, sigterm;
 };
 
-/* ---- slot.c: the transport ---- */
+/* ---- slot.c: the connections ---- */
 
-/* Opens the slot's connection (slot must be SL_IDLE).  0 or a uv error. */
+/* Opens the slot's connection (slot must be SL_IDLE); requests go out with
+ * conn_send* on s->c.  0 or a uv error; a failure after the start is
+ * reported through lg_closed. */
 int slot_connect(slot *s);
-/* Takes buf (malloc'd) and writes it; freed once written.  0 or a uv error. */
-int slot_send(slot *s, char *buf, size_t len);
-/* Writes len bytes from p, which stays the caller's; only what the socket
- * does not take at once is copied.  0 or a uv error. */
-int slot_send_copy(slot *s, const char *p, size_t len);
 /* Closes the connection; lg_closed fires from the loop afterwards. */
 void slot_close(slot *s);
 void slot_set(slot *s, slot_state to);

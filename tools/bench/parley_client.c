@@ -1,9 +1,11 @@
 /* parley_client: the tracker's control protocol as the load generator speaks
  * it (docs/PROTOCOL.md): hello, register under s->name with the process's
- * key, then lookup or list requests, one in flight.  Frames come out of the
- * slot's frame_reader and dispatch through a table, like the tracker's. */
+ * key, then lookup or list requests, one in flight.  Frames arrive through
+ * the slot's conn and go through shared/dispatch, parley's one dispatcher,
+ * with the slot's state as the dispatcher's state. */
 #include "loadgen.h"
 
+#include "dispatch.h"
 #include "msg.h"
 
 #include <inttypes.h>
@@ -13,34 +15,20 @@
 /* The endpoint every bench user advertises; nobody dials it. */
 #define BENCH_ENDPOINT "127.0.0.1:40000"
 
-static int send_msg(slot *s, msg_out *m) {
-    const char *p;
-    size_t len;
-    int r = msg_out_view(m, FRAME_MAX_DEFAULT, &p, &len);
-    if (r == 0)
-        r = slot_send_copy(s, p, len);
-    msg_out_discard(m);
-    return r;
-}
-
 static void parley_connected(slot *s) {
     msg_out m;
-    msg_out_init(&m, "hello", 2);
-    msg_put_uint(&m, "v", PROTO_VERSION);
-    msg_put_str(&m, "role", "peer");
-    int r = send_msg(s, &m);
+    msg_tracker_hello(&m, "peer");
+    int r = conn_send_msg(s->c, &m);
     if (r)
         lg_fail(s, "cannot send hello: %s", uv_strerror(r));
 }
 
-typedef void (*handler_fn)(slot *s, const msg_in *m);
-
-static void on_welcome(slot *s, const msg_in *m) {
+static void on_welcome(void *owner, const msg_in *m) {
+    slot *s = owner;
     const unsigned char *nonce;
     uint64_t ttl;
-    if (s->state != SL_HANDSHAKE || msg_bin(m, "nonce", &nonce, IDENT_NONCE) ||
-        msg_uint(m, "ttl", &ttl)) {
-        lg_fail(s, "unexpected or malformed welcome from the tracker");
+    if (msg_bin(m, "nonce", &nonce, IDENT_NONCE) || msg_uint(m, "ttl", &ttl)) {
+        lg_fail(s, "malformed welcome from the tracker");
         return;
     }
     memcpy(s->nonce, nonce, IDENT_NONCE);
@@ -56,30 +44,28 @@ static void on_welcome(slot *s, const msg_in *m) {
     msg_put_key(&out, "endpoints");
     msgpack_pack_array(&out.pk, 1);
     msg_pack_str(&out, BENCH_ENDPOINT, strlen(BENCH_ENDPOINT));
-    int r = send_msg(s, &out);
+    int r = conn_send_msg(s->c, &out);
     if (r)
         lg_fail(s, "cannot send register: %s", uv_strerror(r));
 }
 
-static void on_registered(slot *s, const msg_in *m) {
-    if (s->state != SL_HANDSHAKE) {
-        lg_fail(s, "unexpected registered from the tracker");
-        return;
-    }
-    lg_ready(s);
+static void on_registered(void *owner, const msg_in *m) {
+    lg_ready(owner);
 }
 
 /* lookup_result and list_result: the answer to the request in flight. */
-static void on_result(slot *s, const msg_in *m) {
+static void on_result(void *owner, const msg_in *m) {
+    slot *s = owner;
     uint64_t id;
-    if (s->state != SL_BUSY || msg_uint(m, "id", &id) || id != s->req_id) {
+    if (msg_uint(m, "id", &id) || id != s->req_id) {
         lg_fail(s, "the tracker sent %s that answers no request in flight", m->type);
         return;
     }
     lg_reply(s, 1);
 }
 
-static void on_error(slot *s, const msg_in *m) {
+static void on_error(void *owner, const msg_in *m) {
+    slot *s = owner;
     char code[32], text[200];
     uint64_t id = 0;
     msg_error_fields(m, code, sizeof code, text, sizeof text);
@@ -92,45 +78,36 @@ static void on_error(slot *s, const msg_in *m) {
     lg_fail(s, "the tracker closed connection %s: %s (%s)", s->name, text, code);
 }
 
-static void on_ignored(slot *s, const msg_in *m) {
+static void on_ignored(void *owner, const msg_in *m) {
     /* presence pushes and pongs need no answer */
 }
 
-static const struct {
-    const char *type;
-    handler_fn fn;
-} handlers[] = {
-    {"welcome", on_welcome},    {"registered", on_registered}, {"lookup_result", on_result},
-    {"list_result", on_result}, {"error", on_error},           {"presence", on_ignored},
-    {"pong", on_ignored},
+static void refuse(void *owner, const disp_refusal *r) {
+    lg_fail(owner, "the tracker sent what the load generator cannot take: %s (%s)", r->text,
+            r->code);
+}
+
+/* Frames arrive only while the slot is in one of these (conn stops
+ * delivering once the slot closes it). */
+#define LIVE (DISP_IN(SL_HANDSHAKE) | DISP_IN(SL_READY) | DISP_IN(SL_BUSY))
+
+/* The answers to measured requests come first: disp_find scans in order. */
+static const disp_entry entries[] = {
+    {"lookup_result", DISP_IN(SL_BUSY), 0, on_result},
+    {"list_result", DISP_IN(SL_BUSY), 0, on_result},
+    {"welcome", DISP_IN(SL_HANDSHAKE), 0, on_welcome},
+    {"registered", DISP_IN(SL_HANDSHAKE), 0, on_registered},
+    {"error", LIVE, 0, on_error},
+    {"presence", LIVE, 0, on_ignored},
+    {"pong", LIVE, 0, on_ignored},
 };
 
-static void parley_readable(slot *s) {
-    while (s->state != SL_CLOSING && s->state != SL_IDLE) {
-        const char *p;
-        size_t n;
-        int r = frame_reader_next(&s->rd, &p, &n);
-        if (r == 0)
-            return;
-        if (r < 0) {
-            lg_fail(s, "the tracker sent a bad frame (%s)", uv_strerror(r));
-            return;
-        }
-        msg_in m;
-        if (msg_parse(&m, p, n)) {
-            lg_fail(s, "the tracker sent a frame that is not a msgpack map");
-            return;
-        }
-        handler_fn fn = NULL;
-        for (size_t i = 0; i < sizeof handlers / sizeof *handlers && !fn; i++)
-            if (strcmp(handlers[i].type, m.type) == 0)
-                fn = handlers[i].fn;
-        if (fn)
-            fn(s, &m);
-        else
-            lg_fail(s, "the tracker sent an unexpected message type");
-        msg_in_free(&m);
-    }
+static const disp_table table =
+    DISP_TABLE(entries, "at this point of a load-generator connection", NULL, refuse);
+
+static void parley_frame(conn *c, const char *payload, size_t len) {
+    slot *s = conn_data(c);
+    disp_frame(&table, s, s->state, 0, payload, len);
 }
 
 static int parley_request(slot *s, int preload) {
@@ -153,14 +130,14 @@ static int parley_request(slot *s, int preload) {
     } else {
         return UV_EINVAL;
     }
-    return send_msg(s, &m);
+    return conn_send_msg(s->c, &m);
 }
 
 static int parley_ping(slot *s) {
     msg_out m;
     msg_out_init(&m, "ping", 0);
-    return send_msg(s, &m);
+    return conn_send_msg(s->c, &m);
 }
 
-const lg_proto parley_proto = {"parley", parley_connected, parley_readable, parley_request,
+const lg_proto parley_proto = {"parley", parley_connected, parley_frame, NULL, parley_request,
                                parley_ping};

@@ -1,7 +1,8 @@
 /* resp_client: just enough RESP2 to drive redis-server as the reference: SET
  * and GET as arrays of bulk strings, and the four reply kinds they can get.
- * It reads the slot's frame_reader as a plain byte buffer, so redis and the
- * tracker are read through the same code. */
+ * It reads through the same conn as the parley client, in raw mode, and
+ * parses replies where conn hands them over; only a reply that a read cut
+ * short is copied, into the slot's tail, to be finished by the next read. */
 #include "loadgen.h"
 
 #include <inttypes.h>
@@ -50,24 +51,49 @@ static ssize_t reply_len(const char *p, size_t n, int *ok) {
     }
 }
 
-static void resp_readable(slot *s) {
-    frame_reader *rd = &s->rd;
-    while (rd->end > rd->start && s->state != SL_CLOSING && s->state != SL_IDLE) {
+/* Takes every complete reply in p[0..n): the bytes taken, or UV_EPROTO
+ * once it has failed the run. */
+static ssize_t take_replies(slot *s, const char *p, size_t n) {
+    size_t off = 0;
+    while (off < n && s->state != SL_CLOSING && s->state != SL_IDLE) {
         int ok = 0;
-        ssize_t n = reply_len(rd->buf + rd->start, rd->end - rd->start, &ok);
-        if (n == 0)
-            return;
-        if (n < 0) {
+        ssize_t r = reply_len(p + off, n - off, &ok);
+        if (r == 0)
+            break;
+        if (r < 0) {
             lg_fail(s, "redis-server sent something that is not a RESP reply");
-            return;
+            return UV_EPROTO;
         }
         if (s->state != SL_BUSY) {
             lg_fail(s, "redis-server sent a reply to no request");
-            return;
+            return UV_EPROTO;
         }
-        rd->start += (size_t)n;
+        off += (size_t)r;
         lg_reply(s, ok);
     }
+    return (ssize_t)off;
+}
+
+static void resp_raw(conn *c, const char *data, size_t len) {
+    slot *s = conn_data(c);
+    frame_reader *t = &s->tail;
+    int in_tail = t->end > t->start;
+    if (in_tail) {
+        if (frame_reader_append(t, data, len)) {
+            lg_fail(s, "out of memory reading from redis-server");
+            return;
+        }
+        data = t->buf + t->start;
+        len = t->end - t->start;
+    }
+    ssize_t used = take_replies(s, data, len);
+    if (used < 0)
+        return;
+    if (in_tail)
+        t->start += (size_t)used;
+    else if ((size_t)used < len && s->state != SL_CLOSING &&
+             frame_reader_append(t, data + used, len - (size_t)used))
+        lg_fail(s, "out of memory reading from redis-server");
 }
 
 /* Appends one RESP bulk string. */
@@ -110,7 +136,7 @@ static int resp_request(slot *s, int preload) {
     len += put_bulk(buf + len, key, (size_t)kn);
     if (set)
         len += put_bulk(buf + len, ctx->value, vn);
-    return buf == stack ? slot_send_copy(s, buf, len) : slot_send(s, buf, len);
+    return buf == stack ? conn_send_copy(s->c, buf, len) : conn_send(s->c, buf, len);
 }
 
-const lg_proto resp_proto = {"resp", resp_connected, resp_readable, resp_request, NULL};
+const lg_proto resp_proto = {"resp", resp_connected, NULL, resp_raw, resp_request, NULL};
