@@ -92,9 +92,10 @@ void conn_set_handlers(conn *c, conn_frame_cb on_frame, conn_close_cb on_close, 
 
 /* Switches to raw mode for good: no more frames; every byte received from
  * now on, and every byte already received but not yet handed out as a
- * frame, goes to on_raw unparsed.  Call it from the frame callback (the
- * buffered bytes follow as soon as that callback returns) or while paused
- * (they follow from conn_resume).  The frame size limit no longer applies. */
+ * frame, goes to on_raw unparsed.  Call it before conn_start (a raw-only
+ * client), from the frame callback (the buffered bytes follow as soon as
+ * that callback returns) or while paused (they follow from conn_resume).
+ * The frame size limit no longer applies. */
 void conn_set_raw(conn *c, conn_raw_cb on_raw);
 
 /* Asks for cb whenever a write completion leaves at most low bytes queued
