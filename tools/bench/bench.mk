@@ -1,4 +1,4 @@
-# tools/bench/bench.mk: `make bench` (issue 6) and what it needs.  The
+# tools/bench/bench.mk: `make bench` and what it needs.  The
 # Makefile includes this file at its end, so B, CC, CFLAGS_ALL, LDLIBS_ALL,
 # SHARED_SRC, PYTHON and the $(B)/obj/%.o rule come from there.
 #

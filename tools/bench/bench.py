@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench.py: the driver behind `make bench` (issue 6).
+"""bench.py: the driver behind `make bench`.
 
 It starts parley and its reference servers on loopback ports, drives them
 with tools/bench/loadgen (one C client for both, so both pay the same client

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """chatcost.py: what one chat message costs each peer, in instructions
 (valgrind --tool=callgrind, stable on a noisy machine) or system calls
-(strace -c).  Figure 5's companion (issue 6); not part of `make bench`.
+(strace -c).  Figure 5's companion; not part of `make bench`.
 
 It starts a tracker and two peers (`echo` with --echo, its events to a
 file; `talk`, driven through its stdin), dials, sends N 100-byte lines one
