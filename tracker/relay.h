@@ -1,9 +1,11 @@
 /* relay: the tracker's relay sessions (PROTOCOL.md, "Relay").  A session
  * joins exactly the two users one relay_request named: the requester and
  * the user it asked for.  Each side opens its own relay connection, proves
- * its name with relay_join (checked in server.c), and once both are in the
- * tracker switches both connections to raw mode and only copies bytes
- * between them, with back-pressure, a rate limit and an idle timeout. */
+ * its name with relay_join (checked in reach.c); from then on the tracker
+ * reads no more frames on it.  Once both are in, each gets relay_ready and
+ * the tracker only copies bytes between them, with back-pressure, a rate
+ * limit and an idle timeout; what the first side sent while it waited is
+ * held and copied after its relay_ready. */
 #ifndef PARLEY_RELAY_H
 #define PARLEY_RELAY_H
 

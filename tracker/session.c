@@ -1,0 +1,153 @@
+/* session: the life of one control connection.  conn.c hands over whole
+ * frames, which go straight to the dispatch table (server.c) with the
+ * session's state; what the tracker answers goes out through the send
+ * helpers here, which bound what a client that does not read can make the
+ * tracker hold.  The close callback takes a registered user offline. */
+#include "session.h"
+
+#include "frame.h"
+#include "handlers.h"
+#include "presence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const state_names[] = {"hello", "ready", "registering", "registered", "relay"};
+
+void sess_set(session *s, sess_state to) {
+    log_debug(&s->ctx->lg, "%s: %s -> %s", s->observed, state_names[s->state], state_names[to]);
+    s->state = to;
+}
+
+/* ---- sending ---- */
+
+static void check_queue(session *s) {
+    if (!conn_closing(s->c) && conn_queued(s->c) > TRACKER_MAX_QUEUED) {
+        log_warn(&s->ctx->lg, "%s: dropping client %s: %zu bytes unread (it is not reading)",
+                 s->observed, s->name[0] ? s->name : "(unregistered)", conn_queued(s->c));
+        conn_close(s->c, UV_ENOBUFS);
+    }
+}
+
+void sess_send_buf(session *s, char *buf, size_t len) {
+    if (!s->c || conn_closing(s->c)) {
+        free(buf);
+        return;
+    }
+    conn_send(s->c, buf, len);
+    check_queue(s);
+}
+
+void sess_send_msg(session *s, msg_out *m) {
+    if (!s->c || conn_closing(s->c)) {
+        msg_out_discard(m);
+        return;
+    }
+    int r = conn_send_msg(s->c, m);
+    if (r == UV_E2BIG || r == UV_ENOMEM) {
+        log_error(&s->ctx->lg, "%s: cannot build a reply (%s)", s->observed, uv_strerror(r));
+        conn_fail(s->c, "internal", "the tracker could not build its reply", 0);
+        return;
+    }
+    check_queue(s);
+}
+
+void sess_send_error(session *s, const char *code, const char *text, uint64_t id) {
+    char *buf;
+    size_t len;
+    if (msg_error_frame(code, text, id, &buf, &len) == 0)
+        sess_send_buf(s, buf, len);
+}
+
+void sess_bad_field(session *s, const char *type, const char *field, const char *want) {
+    char text[160];
+    snprintf(text, sizeof text, "%s needs field %s of type %s", type, field, want);
+    s->ctx->stats.rejected[STAT_REJ_BAD_MESSAGE]++;
+    conn_fail(s->c, "bad_message", text, 0);
+}
+
+int sess_get_id(session *s, const msg_in *m, const char *type, uint64_t *id) {
+    if (msg_uint(m, "id", id) == 0)
+        return 0;
+    sess_bad_field(s, type, "id", "uint");
+    return -1;
+}
+
+/* ---- the connection's callbacks ---- */
+
+static void on_frame(conn *c, const char *payload, size_t len) {
+    session *s = conn_data(c);
+    disp_frame(&srv_table, s, s->state, 0, payload, len);
+}
+
+static const char *close_reason(int reason) {
+    switch (reason) {
+    case 0: return "closed";
+    case UV_EOF: return "disconnected";
+    case UV_ETIMEDOUT: return "silent for too long";
+    case UV_EPROTO: return "closed with an error";
+    case UV_E2BIG: return "frame too big";
+    case UV_ENOBUFS: return "not reading";
+    default: return uv_strerror(reason);
+    }
+}
+
+static void unlink_session(session *s) {
+    tracker_ctx *ctx = s->ctx;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nsessions--;
+}
+
+static void on_closed(conn *c, int reason) {
+    session *s = conn_data(c);
+    tracker_ctx *ctx = s->ctx;
+    if (reason == UV_E2BIG)
+        ctx->stats.rejected[STAT_REJ_TOO_BIG]++;
+    unlink_session(s);
+    s->c = NULL;
+    if (s->state == SS_REGISTERED && namemap_del(ctx->online, s->folded, s)) {
+        if (reg_presence(ctx->reg, s->folded, 0, s->last_frame))
+            log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
+        if (!ctx->stopping)
+            pres_push(ctx, s, s->name, false);
+        log_info(&ctx->lg, "%s went offline (%s; %zu online)", s->name,
+                 ctx->stopping ? "tracker shutting down" : close_reason(reason),
+                 namemap_count(ctx->online));
+    } else {
+        log_debug(&ctx->lg, "%s: connection closed (%s)", s->observed, close_reason(reason));
+    }
+    if (s->state == SS_REGISTERING)
+        return; /* the registry still holds it for the commit's callback */
+    free(s);
+}
+
+session *sess_new(tracker_ctx *ctx) {
+    session *s = calloc(1, sizeof *s);
+    conn *c = s ? conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_closed, s) : NULL;
+    if (!c) {
+        free(s);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->c = c;
+    s->last_frame = (int64_t)time(NULL);
+    snprintf(s->observed, sizeof s->observed, "?");
+    s->next = ctx->sessions;
+    if (s->next)
+        s->next->prev = s;
+    ctx->sessions = s;
+    ctx->nsessions++;
+    return s;
+}
+
+void sess_handover(session *s) {
+    unlink_session(s);
+    free(s);
+}

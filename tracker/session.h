@@ -1,0 +1,72 @@
+/* session: one control connection of the tracker, as the server's files
+ * see it (server.c dispatches its frames, accept.c opens it, the handlers
+ * in registration.c, queries.c and reach.c answer it, presence.c pushes to
+ * it, ratelimit.c meters it).  Nothing outside those files includes this:
+ * main.c, listen.c and the relay know the server only through server.h.
+ *
+ * A session is freed by its connection's close callback, except while its
+ * registration is in the registry's group commit: the commit's callback
+ * (registration.c) then frees it. */
+#ifndef PARLEY_SESSION_H
+#define PARLEY_SESSION_H
+
+#include "tracker.h"
+
+#include "addr.h"
+#include "conn.h"
+#include "identity.h"
+#include "msg.h"
+#include "name.h"
+
+#include <stdint.h>
+
+/* hello -> ready -> registering -> registered, or hello -> relay (a relay
+ * connection, handed to relay.c by relay_join).  Only sess_set moves it;
+ * the dispatch table's states column says what each state accepts. */
+typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED, SS_RELAY } sess_state;
+
+typedef struct session {
+    struct session *prev, *next;  /* ctx->sessions */
+    tracker_ctx *ctx;
+    conn *c;                      /* NULL once the connection closed */
+    sess_state state;
+    unsigned char nonce[IDENT_NONCE];
+    int hears_connect_failed;     /* its register listed the feature: it takes the push */
+    char observed[ADDR_STRLEN];
+    char name[NAME_BUFLEN];       /* as stored (first registered spelling) */
+    char folded[NAME_BUFLEN];
+    int64_t last_frame;           /* unix seconds */
+    struct sockaddr_storage addr; /* the remote end, for the per-address limit */
+    uint64_t tokens;              /* ratelimit.c: the bucket, in thousandths of a frame */
+    uint64_t refilled;            /* ratelimit.c: uv_now of the last refill */
+    unsigned refused;             /* ratelimit.c: requests refused in a row */
+} session;
+
+/* A session on a new connection, linked into ctx->sessions, in SS_HELLO,
+ * or NULL when out of memory.  The caller accepts on conn_tcp(s->c) and
+ * starts it; from then on the connection's close frees the session. */
+session *sess_new(tracker_ctx *ctx);
+
+/* The one transition. */
+void sess_set(session *s, sess_state to);
+
+/* relay.c took the connection over (rly_join): the session is unlinked and
+ * freed without touching the connection. */
+void sess_handover(session *s);
+
+/* Sending.  All of them are no-ops on a closed or closing connection, and
+ * drop a client that stopped reading (more than TRACKER_MAX_QUEUED
+ * unsent). */
+void sess_send_buf(session *s, char *buf, size_t len); /* takes buf */
+void sess_send_msg(session *s, msg_out *m);
+/* An error answering request id that leaves the connection open (id 0: no
+ * id; the caller closes). */
+void sess_send_error(session *s, const char *code, const char *text, uint64_t id);
+
+/* Refusals of a malformed message: bad_message naming the field and the
+ * type it needs, and the connection is closed. */
+void sess_bad_field(session *s, const char *type, const char *field, const char *want);
+/* Reads the request id; 0, or -1 after sess_bad_field. */
+int sess_get_id(session *s, const msg_in *m, const char *type, uint64_t *id);
+
+#endif
