@@ -18,26 +18,12 @@ typedef struct list_req {
     size_t pn, cn;
 } list_req;
 
-/* 0, or -1 after failing the connection with bad_message. */
+/* 0, or UV_EPROTO after failing the connection with bad_message. */
 static int list_fields(session *s, const msg_in *m, list_req *q) {
     *q = (list_req){.limit = REG_LIMIT_DEFAULT, .prefix = "", .cursor = ""};
-    if (sess_get_id(s, m, "list", &q->id))
-        return -1;
-    int r = msg_str(m, "prefix", &q->prefix, &q->pn);
-    if (r && r != UV_ENOENT) {
-        sess_bad_field(s, "list", "prefix", "str");
-        return -1;
-    }
-    r = msg_uint(m, "limit", &q->limit);
-    if (r && r != UV_ENOENT) {
-        sess_bad_field(s, "list", "limit", "uint");
-        return -1;
-    }
-    r = msg_str(m, "cursor", &q->cursor, &q->cn);
-    if (r && r != UV_ENOENT) {
-        sess_bad_field(s, "list", "cursor", "str");
-        return -1;
-    }
+    if (sess_uint(s, m, "id", &q->id) || sess_opt_str(s, m, "prefix", &q->prefix, &q->pn) ||
+        sess_opt_uint(s, m, "limit", &q->limit) || sess_opt_str(s, m, "cursor", &q->cursor, &q->cn))
+        return UV_EPROTO;
     return 0;
 }
 
@@ -117,25 +103,13 @@ void qry_list_unregistered(void *owner, const msg_in *m) {
 
 /* ---- lookup ---- */
 
-/* 0, or -1 after failing the connection with bad_message. */
-static int lookup_fields(session *s, const msg_in *m, uint64_t *id, const char **name,
-                         size_t *nlen) {
-    if (sess_get_id(s, m, "lookup", id))
-        return -1;
-    if (msg_str(m, "name", name, nlen)) {
-        sess_bad_field(s, "lookup", "name", "str");
-        return -1;
-    }
-    return 0;
-}
-
 void qry_lookup(void *owner, const msg_in *m) {
     session *s = owner;
     tracker_ctx *ctx = s->ctx;
     uint64_t id;
     const char *name;
     size_t nlen;
-    if (lookup_fields(s, m, &id, &name, &nlen))
+    if (sess_request(s, m, "name", &id, &name, &nlen))
         return;
     const char *why;
     char text[256], folded[NAME_BUFLEN];
@@ -175,10 +149,5 @@ void qry_lookup(void *owner, const msg_in *m) {
 }
 
 void qry_lookup_unregistered(void *owner, const msg_in *m) {
-    session *s = owner;
-    uint64_t id;
-    const char *name;
-    size_t nlen;
-    if (lookup_fields(s, m, &id, &name, &nlen) == 0)
-        sess_send_error(s, "not_registered", "register before looking users up", id);
+    sess_request_unregistered(owner, m, "name", "register before looking users up");
 }

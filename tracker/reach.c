@@ -13,26 +13,8 @@
 
 #define CONNECT_REASON_MAX 200 /* bytes of a connect_failed reason passed on */
 
-/* The fields of connect_request and relay_request; 0, or -1 after failing
- * the connection with bad_message. */
-static int request_fields(session *s, const msg_in *m, uint64_t *id, const char **to,
-                          size_t *tlen) {
-    if (sess_get_id(s, m, m->type, id))
-        return -1;
-    if (msg_str(m, "to", to, tlen)) {
-        sess_bad_field(s, m->type, "to", "str");
-        return -1;
-    }
-    return 0;
-}
-
 void rch_request_unregistered(void *owner, const msg_in *m) {
-    session *s = owner;
-    uint64_t id;
-    const char *to;
-    size_t tlen;
-    if (request_fields(s, m, &id, &to, &tlen) == 0)
-        sess_send_error(s, "not_registered", "register before asking to reach someone", id);
+    sess_request_unregistered(owner, m, "to", "register before asking to reach someone");
 }
 
 /* Reads a request's id and "to" and checks the target: a valid name, not
@@ -42,7 +24,7 @@ static session *request_target(session *s, const msg_in *m, uint64_t *id) {
     const char *to;
     size_t tlen;
     char text[200], fold[NAME_BUFLEN];
-    if (request_fields(s, m, id, &to, &tlen))
+    if (sess_request(s, m, "to", id, &to, &tlen))
         return NULL;
     if (name_fold(to, tlen, fold)) {
         sess_send_error(s, "bad_name", "invalid name in to", *id);
@@ -93,17 +75,11 @@ void rch_connect_request(void *owner, const msg_in *m) {
     sess_send_msg(s, &out);
 }
 
-/* 0, or -1 after failing the connection with bad_message. */
+/* 0, or UV_EPROTO after failing the connection with bad_message. */
 static int connect_failed_fields(session *s, const msg_in *m, const char **to, size_t *tlen,
                                  const char **reason, size_t *rlen) {
-    if (msg_str(m, "to", to, tlen)) {
-        sess_bad_field(s, "connect_failed", "to", "str");
-        return -1;
-    }
-    if (msg_str(m, "reason", reason, rlen)) {
-        sess_bad_field(s, "connect_failed", "reason", "str");
-        return -1;
-    }
+    if (sess_str(s, m, "to", to, tlen) || sess_str(s, m, "reason", reason, rlen))
+        return UV_EPROTO;
     return 0;
 }
 
@@ -176,22 +152,9 @@ void rch_relay_join(void *owner, const msg_in *m) {
     const char *name;
     size_t nlen;
     char fold[NAME_BUFLEN], text[300];
-    if (msg_bin(m, "session", &token, IDENT_SESSION)) {
-        sess_bad_field(s, "relay_join", "session", "bin (16 bytes)");
+    if (sess_bin(s, m, "session", &token, IDENT_SESSION) || sess_str(s, m, "name", &name, &nlen) ||
+        sess_bin(s, m, "key", &key, IDENT_PK) || sess_bin(s, m, "sig", &sig, IDENT_SIG))
         return;
-    }
-    if (msg_str(m, "name", &name, &nlen)) {
-        sess_bad_field(s, "relay_join", "name", "str");
-        return;
-    }
-    if (msg_bin(m, "key", &key, IDENT_PK)) {
-        sess_bad_field(s, "relay_join", "key", "bin (32 bytes)");
-        return;
-    }
-    if (msg_bin(m, "sig", &sig, IDENT_SIG)) {
-        sess_bad_field(s, "relay_join", "sig", "bin (64 bytes)");
-        return;
-    }
     if (name_fold(name, nlen, fold)) {
         conn_fail(s->c, "bad_name", "relay_join carries an invalid name", 0);
         return;

@@ -16,10 +16,8 @@
 void rgn_hello(void *owner, const msg_in *m) {
     session *s = owner;
     uint64_t v;
-    if (msg_uint(m, "v", &v)) {
-        sess_bad_field(s, "hello", "v", "uint");
+    if (sess_uint(s, m, "v", &v))
         return;
-    }
     if (v != PROTO_VERSION) {
         char text[160];
         snprintf(text, sizeof text,
@@ -31,10 +29,8 @@ void rgn_hello(void *owner, const msg_in *m) {
     }
     const char *role;
     size_t rn;
-    if (msg_str(m, "role", &role, &rn)) {
-        sess_bad_field(s, "hello", "role", "str");
+    if (sess_str(s, m, "role", &role, &rn))
         return;
-    }
     int relay = rn == 5 && memcmp(role, "relay", 5) == 0;
     if (!relay && (rn != 4 || memcmp(role, "peer", 4) != 0)) {
         conn_fail(s->c, "bad_message", "hello role must be \"peer\" or \"relay\"", 0);
@@ -111,7 +107,7 @@ static void on_bound(int status, void *arg) {
 }
 
 /* The endpoints of a register, each a numeric HOST:PORT, copied into ep.
- * 0, or -1 after failing the connection. */
+ * 0, or UV_EPROTO after failing the connection. */
 static int read_endpoints(session *s, const msgpack_object_array *eps,
                           char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN], const char *epv[]) {
     if (eps->size > REG_MAX_ENDPOINTS) {
@@ -119,7 +115,7 @@ static int read_endpoints(session *s, const msgpack_object_array *eps,
         snprintf(text, sizeof text, "register carries %u endpoints; at most %d are allowed",
                  (unsigned)eps->size, REG_MAX_ENDPOINTS);
         conn_fail(s->c, "bad_message", text, 0);
-        return -1;
+        return UV_EPROTO;
     }
     for (uint32_t i = 0; i < eps->size; i++) {
         struct sockaddr_storage ss;
@@ -129,7 +125,7 @@ static int read_endpoints(session *s, const msgpack_object_array *eps,
                      "register endpoint %u is not a numeric address HOST:PORT (like "
                      "192.0.2.1:4000 or [2001:db8::1]:4000)", (unsigned)i + 1);
             conn_fail(s->c, "bad_message", text, 0);
-            return -1;
+            return UV_EPROTO;
         }
         epv[i] = ep[i];
     }
@@ -143,23 +139,11 @@ void rgn_register(void *owner, const msg_in *m) {
     size_t nlen;
     const unsigned char *key, *sig;
     const msgpack_object_array *eps;
-    if (msg_str(m, "name", &name, &nlen)) {
-        sess_bad_field(s, "register", "name", "str");
+    if (sess_str(s, m, "name", &name, &nlen) || sess_bin(s, m, "key", &key, IDENT_PK) ||
+        sess_bin(s, m, "sig", &sig, IDENT_SIG) ||
+        sess_array(s, m, "endpoints", &eps, "[addr]"))
         return;
-    }
-    if (msg_bin(m, "key", &key, IDENT_PK)) {
-        sess_bad_field(s, "register", "key", "bin (32 bytes)");
-        return;
-    }
-    if (msg_bin(m, "sig", &sig, IDENT_SIG)) {
-        sess_bad_field(s, "register", "sig", "bin (64 bytes)");
-        return;
-    }
     s->hears_connect_failed = msg_has_feature(m, "connect_failed");
-    if (msg_array(m, "endpoints", &eps)) {
-        sess_bad_field(s, "register", "endpoints", "[addr]");
-        return;
-    }
     char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
     const char *epv[REG_MAX_ENDPOINTS];
     if (read_endpoints(s, eps, ep, epv))

@@ -5,14 +5,13 @@
  *
  * Forwarding never decodes: conn.c's raw mode hands over whatever arrived
  * and it is queued on the other side as is.  A side is raw from its
- * relay_join on, so nothing it sends after the join is ever taken for a
- * frame; the side that joins first is not read until the other is in, so
- * what it sent early waits and follows relay_ready, in order.  A side
- * stops being read while
- * the other side has more than RELAY_HIGH_WATER bytes queued (resumed from
- * the drain notification at half that) or while the session is over its
- * byte rate (resumed from the timer), so memory per session stays bounded
- * whatever the peers do. */
+ * relay_join on, so nothing it sends after the join is taken for a frame;
+ * the side that joins first is not read until the other is in, so what it
+ * sent early waits and follows relay_ready, in order.  A side stops being
+ * read while the other side has more than RELAY_HIGH_WATER bytes queued
+ * (resumed from the drain notification at half that) or while the session
+ * is over its byte rate (resumed from the timer), so memory per session
+ * stays bounded whatever the peers do. */
 #include "relay.h"
 
 #include "frame.h"

@@ -23,10 +23,11 @@ int rly_create(tracker_ctx *ctx, const char *from_name, const char *from_fold,
 
 /* Joins c, whose owner proved the name folded (key and signature checked),
  * to the session token.  0: the relay owns c from now on (its callbacks and
- * data are replaced; the caller forgets it).  Otherwise c is untouched and
- * the result names the error frame to send: UV_ENOENT (no such session:
- * "not_found"), UV_EPERM (folded is not one of the session's two users, or
- * that side joined already: "forbidden").  Call from c's frame callback. */
+ * data are replaced, and it is raw: the bytes after relay_join are relay
+ * data; the caller forgets it).  Otherwise c is untouched and the result
+ * names the error frame to send: UV_ENOENT (no such session: "not_found"),
+ * UV_EPERM (folded is not one of the session's two users, or that side
+ * joined already: "forbidden").  Call from c's frame callback. */
 int rly_join(tracker_ctx *ctx, conn *c, const unsigned char token[IDENT_SESSION],
              const char *folded);
 

@@ -38,15 +38,17 @@ static void on_error(void *owner, const msg_in *m) {
 }
 
 #define HELLO DISP_IN(SS_HELLO)
-#define UNREGISTERED (DISP_IN(SS_READY) | DISP_IN(SS_REGISTERING))
+#define READY DISP_IN(SS_READY)
+#define REGISTERING DISP_IN(SS_REGISTERING)
 #define REGISTERED DISP_IN(SS_REGISTERED)
-#define CONTROL (UNREGISTERED | REGISTERED) /* a control connection after its hello */
 #define RELAY DISP_IN(SS_RELAY)
+#define UNREGISTERED (READY | REGISTERING)
+#define CONTROL (UNREGISTERED | REGISTERED) /* a control connection after its hello */
 
 static const disp_entry entries[] = {
     /* type             legal in              flags handler */
     {"hello",           HELLO,                0,    rgn_hello},
-    {"register",        DISP_IN(SS_READY),    0,    rgn_register},
+    {"register",        READY,                0,    rgn_register},
     {"list",            REGISTERED,           0,    qry_list},
     {"lookup",          REGISTERED,           0,    qry_lookup},
     {"connect_request", REGISTERED,           0,    rch_connect_request},
@@ -82,15 +84,15 @@ static void refuse_relay_join(void *owner, const msg_in *m) {
  * srv_table does not take it.  Only looked up (disp_find), never
  * dispatched through. */
 static const disp_entry misplaced_entries[] = {
-    /* type             refused in            flags handler */
-    {"hello",           CONTROL,              0,    refuse_hello},
-    {"register",        DISP_IN(SS_REGISTERING) | REGISTERED, 0, refuse_register},
-    {"relay_join",      CONTROL,              0,    refuse_relay_join},
-    {"list",            UNREGISTERED,         0,    qry_list_unregistered},
-    {"lookup",          UNREGISTERED,         0,    qry_lookup_unregistered},
-    {"connect_request", UNREGISTERED,         0,    rch_request_unregistered},
-    {"connect_failed",  UNREGISTERED,         0,    rch_connect_failed_unregistered},
-    {"relay_request",   UNREGISTERED,         0,    rch_request_unregistered},
+    /* type             refused in                flags handler */
+    {"hello",           CONTROL,                  0,    refuse_hello},
+    {"register",        REGISTERING | REGISTERED, 0,    refuse_register},
+    {"relay_join",      CONTROL,                  0,    refuse_relay_join},
+    {"list",            UNREGISTERED,             0,    qry_list_unregistered},
+    {"lookup",          UNREGISTERED,             0,    qry_lookup_unregistered},
+    {"connect_request", UNREGISTERED,             0,    rch_request_unregistered},
+    {"connect_failed",  UNREGISTERED,             0,    rch_connect_failed_unregistered},
+    {"relay_request",   UNREGISTERED,             0,    rch_request_unregistered},
 };
 
 static const disp_table misplaced = DISP_TABLE(misplaced_entries, "", NULL, NULL);

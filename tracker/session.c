@@ -61,18 +61,59 @@ void sess_send_error(session *s, const char *code, const char *text, uint64_t id
         sess_send_buf(s, buf, len);
 }
 
-void sess_bad_field(session *s, const char *type, const char *field, const char *want) {
+/* ---- reading fields ---- */
+
+/* r: what the msg_* accessor returned for field. */
+static int checked(session *s, const msg_in *m, const char *field, const char *want, int r,
+                   int optional) {
+    if (r == 0 || (optional && r == UV_ENOENT))
+        return 0;
     char text[160];
-    snprintf(text, sizeof text, "%s needs field %s of type %s", type, field, want);
+    snprintf(text, sizeof text, "%s needs field %s of type %s", m->type, field, want);
     s->ctx->stats.rejected[STAT_REJ_BAD_MESSAGE]++;
     conn_fail(s->c, "bad_message", text, 0);
+    return UV_EPROTO;
 }
 
-int sess_get_id(session *s, const msg_in *m, const char *type, uint64_t *id) {
-    if (msg_uint(m, "id", id) == 0)
-        return 0;
-    sess_bad_field(s, type, "id", "uint");
-    return -1;
+int sess_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n) {
+    return checked(s, m, field, "str", msg_str(m, field, v, n), 0);
+}
+
+int sess_opt_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n) {
+    return checked(s, m, field, "str", msg_str(m, field, v, n), 1);
+}
+
+int sess_uint(session *s, const msg_in *m, const char *field, uint64_t *v) {
+    return checked(s, m, field, "uint", msg_uint(m, field, v), 0);
+}
+
+int sess_opt_uint(session *s, const msg_in *m, const char *field, uint64_t *v) {
+    return checked(s, m, field, "uint", msg_uint(m, field, v), 1);
+}
+
+int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char **v, size_t n) {
+    char want[32];
+    snprintf(want, sizeof want, "bin (%zu bytes)", n);
+    return checked(s, m, field, want, msg_bin(m, field, v, n), 0);
+}
+
+int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
+               const char *want) {
+    return checked(s, m, field, want, msg_array(m, field, v), 0);
+}
+
+int sess_request(session *s, const msg_in *m, const char *field, uint64_t *id, const char **v,
+                 size_t *n) {
+    int r = sess_uint(s, m, "id", id);
+    return r ? r : sess_str(s, m, field, v, n);
+}
+
+void sess_request_unregistered(session *s, const msg_in *m, const char *field, const char *text) {
+    uint64_t id;
+    const char *v;
+    size_t n;
+    if (sess_request(s, m, field, &id, &v, &n) == 0)
+        sess_send_error(s, "not_registered", text, id);
 }
 
 /* ---- the connection's callbacks ---- */

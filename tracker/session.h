@@ -2,7 +2,8 @@
  * see it (server.c dispatches its frames, accept.c opens it, the handlers
  * in registration.c, queries.c and reach.c answer it, presence.c pushes to
  * it, ratelimit.c meters it).  Nothing outside those files includes this:
- * main.c, listen.c and the relay know the server only through server.h.
+ * main.c, listen.c and the fuzz harness know the server only through
+ * server.h, and the relay gets a connection, never a session.
  *
  * A session is freed by its connection's close callback, except while its
  * registration is in the registry's group commit: the commit's callback
@@ -63,10 +64,23 @@ void sess_send_msg(session *s, msg_out *m);
  * id; the caller closes). */
 void sess_send_error(session *s, const char *code, const char *text, uint64_t id);
 
-/* Refusals of a malformed message: bad_message naming the field and the
- * type it needs, and the connection is closed. */
-void sess_bad_field(session *s, const char *type, const char *field, const char *want);
-/* Reads the request id; 0, or -1 after sess_bad_field. */
-int sess_get_id(session *s, const msg_in *m, const char *type, uint64_t *id);
+/* The fields of m, read for its handler: 0, or UV_EPROTO after failing the
+ * connection with bad_message naming m's type, the field and the type it
+ * needs.  An absent field is an error, except for the _opt forms, which
+ * then leave *v as it was. */
+int sess_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n);
+int sess_opt_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n);
+int sess_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
+int sess_opt_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
+int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char **v, size_t n);
+int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
+               const char *want);
+/* A request naming one user (lookup's name, connect_request's and
+ * relay_request's to): its id, then that field. */
+int sess_request(session *s, const msg_in *m, const char *field, uint64_t *id, const char **v,
+                 size_t *n);
+/* Such a request from a connection that has not registered: read as
+ * above, then answered with not_registered and text. */
+void sess_request_unregistered(session *s, const msg_in *m, const char *field, const char *text);
 
 #endif
