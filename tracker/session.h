@@ -6,8 +6,9 @@
  * server.h, and the relay gets a connection, never a session.
  *
  * A session is freed by its connection's close callback, except while its
- * registration is in the registry's group commit: the commit's callback
- * (registration.c) then frees it. */
+ * registration is in the registry's group commit (the commit's callback in
+ * registration.c then frees it) and once relay_join handed its connection
+ * to the relay (sess_handover frees it then). */
 #ifndef PARLEY_SESSION_H
 #define PARLEY_SESSION_H
 
