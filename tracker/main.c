@@ -1,7 +1,8 @@
 /* main: the tracker process.  Reads the command line into the one context,
- * opens the registry, starts the listeners and runs the loop until SIGINT or
- * SIGTERM; then shuts down in order: listeners, connections (their users go
- * offline), pending writes, the database, the remaining handles. */
+ * opens the registry and the server, starts the listeners and runs the loop
+ * until SIGINT or SIGTERM; then shuts down in order: listeners, connections
+ * (their users go offline), the server, pending writes, the database, the
+ * remaining handles. */
 #include "config.h"
 #include "listen.h"
 #include "metrics.h"
@@ -326,6 +327,7 @@ int main(int argc, char **argv) {
         ctx.exit_code = 1;
     } else {
         log_info(&ctx.lg, "database %s open", ctx.cfg.db);
+        srv_open(&ctx);
         uv_signal_init(&loop, &ctx.sigint);
         uv_signal_init(&loop, &ctx.sigterm);
         ctx.sigint.data = ctx.sigterm.data = &ctx;
@@ -342,6 +344,7 @@ int main(int argc, char **argv) {
     }
     /* Every connection has closed by now and their offline writes are
      * queued; reg_close commits them before closing the file. */
+    srv_close(&ctx);
     reg_close(ctx.reg);
     uv_run(&loop, UV_RUN_DEFAULT);
     namemap_free(ctx.online);

@@ -4,11 +4,14 @@
  * is the one transition function; connection callbacks only feed it.
  *
  * Forwarding never decodes: conn.c's raw mode hands over whatever arrived
- * and it is queued on the other side as is.  A side stops being read while
- * the other side has more than RELAY_HIGH_WATER bytes queued (resumed from
- * the drain notification at half that) or while the session is over its
- * byte rate (resumed from the timer), so memory per session stays bounded
- * whatever the peers do. */
+ * and it is queued on the other side as is.  A side is raw from its
+ * relay_join on, so nothing it sends after the join is taken for a frame;
+ * the side that joins first is not read until the other is in, so what it
+ * sent early waits and follows relay_ready, in order.  A side stops being
+ * read while the other side has more than RELAY_HIGH_WATER bytes queued
+ * (resumed from the drain notification at half that) or while the session
+ * is over its byte rate (resumed from the timer), so memory per session
+ * stays bounded whatever the peers do. */
 #include "relay.h"
 
 #include "frame.h"
@@ -139,11 +142,6 @@ int rly_create(tracker_ctx *ctx, const char *from_name, const char *from_fold,
 
 static int side_index(const rside *sd) { return sd == &sd->s->side[0] ? 0 : 1; }
 
-/* Before relay_ready nothing may come from a joined side. */
-static void on_waiting_frame(conn *c, const char *payload, size_t len) {
-    conn_fail(c, "bad_message", "nothing may be sent on a relay connection before relay_ready", 0);
-}
-
 static void on_side_closed(conn *c, int reason) {
     rside *sd = conn_data(c);
     sd->c = NULL;
@@ -238,17 +236,14 @@ static void rs_step(rsess *s, enum rs_event ev, int arg) {
         uv_timer_stop(&s->timer);
         s->tokens = (double)s->ctx->cfg.relay_rate;
         s->refilled = uv_now(s->ctx->loop);
-        for (int i = 0; i < 2; i++)
-            send_ready(&s->side[i]); /* both, before any relayed byte */
         for (int i = 0; i < 2; i++) {
             rside *sd = &s->side[i];
-            conn_set_raw(sd->c, on_raw);
+            send_ready(sd); /* both, before any relayed byte */
             conn_set_drain(sd->c, on_drain, RELAY_HIGH_WATER / 2);
             conn_set_timeout(sd->c, (uint64_t)s->ctx->cfg.relay_idle * 1000);
-            /* The side that joined first was paused so that nothing it sent
-             * early is taken for a frame; bytes it buffered follow raw. */
-            conn_resume(sd->c);
         }
+        for (int i = 0; i < 2; i++)
+            conn_resume(s->side[i].c); /* the first to join: what it held follows now */
         log_info(&s->ctx->lg, "relay session for %s and %s is forwarding", s->side[0].name,
                  s->side[1].name);
         return;
@@ -303,11 +298,15 @@ int rly_join(tracker_ctx *ctx, conn *c, const unsigned char token[IDENT_SESSION]
     sd->joined = 1;
     sd->c = c;
     s->handles++;
-    conn_set_handlers(c, on_waiting_frame, on_side_closed, sd);
+    /* Raw from here on, so no frame callback: conn_set_raw, called from
+     * the frame callback that carried relay_join, takes the bytes after it
+     * too. */
+    conn_set_handlers(c, NULL, on_side_closed, sd);
+    conn_set_raw(c, on_raw);
     conn_set_timeout(c, 0); /* the session's join deadline covers it now */
     log_info(&ctx->lg, "%s joined the relay session with %s", sd->name, s->side[1 - i].name);
     if (!s->side[1 - i].joined) {
-        conn_pause(c); /* see RS_JOINED */
+        conn_pause(c); /* held, not refused: resumed by RS_JOINED */
         return 0;
     }
     rs_step(s, RS_JOINED, i);

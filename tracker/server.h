@@ -1,19 +1,38 @@
-/* server: the tracker's side of the control connection (docs/PROTOCOL.md).
- * One session per accepted connection, a dispatch table from message type to
- * handler, presence pushes, and the first-frame and ttl timeouts. */
+/* server: the tracker's side of the control connection (docs/PROTOCOL.md),
+ * as main.c, listen.c and the fuzz harness see it.  Behind it: accept.c
+ * (new connections and their limits), session.c (one per connection),
+ * server.c (the dispatch table: which message is legal in which state),
+ * the handlers (registration.c, queries.c, reach.c), presence.c and
+ * ratelimit.c. */
 #ifndef PARLEY_SERVER_H
 #define PARLEY_SERVER_H
 
 #include "tracker.h"
+
+/* Once, after the registry is open and before the first connection:
+ * hooks the presence pushes to the registry's batch end. */
+void srv_open(tracker_ctx *ctx);
 
 /* The listeners' connection callback; the listening handle's data is the
  * tracker_ctx.  Accepts, starts a session and arms the 10 s first-frame
  * timeout. */
 void srv_on_connection(uv_stream_t *listener, int status);
 
+/* A session's connection callbacks (accept.c hands them to sess_new):
+ * every frame goes through the dispatch table; a close takes a registered
+ * user offline (registry and presence) and frees the session. */
+struct conn;
+void srv_on_frame(struct conn *c, const char *payload, size_t len);
+void srv_on_closed(struct conn *c, int reason);
+
 /* Tells every client the tracker is shutting down and closes each
  * connection (their sessions are freed by the close callbacks; registered
  * users are marked offline in the registry).  Idempotent. */
 void srv_stop(tracker_ctx *ctx);
+
+/* After the loop ran out and before reg_close: unhooks the registry and
+ * drops the presence pushes no pass sent.  A no-op when srv_open never
+ * ran. */
+void srv_close(tracker_ctx *ctx);
 
 #endif

@@ -1,6 +1,7 @@
 /* tracker: the one context of the tracker process.  main.c fills it from the
- * command line and owns its lifetime; listen.c, server.c and the registry
- * work on it, always passed explicitly. */
+ * command line and owns its lifetime; the listeners (listen.c), the server
+ * (server.h and the files behind it), the relay, the metrics and the
+ * registry work on it, always passed explicitly. */
 #ifndef PARLEY_TRACKER_H
 #define PARLEY_TRACKER_H
 
@@ -95,7 +96,7 @@ typedef struct tracker_ctx {
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */
-    struct pres_q *presence;   /* presence pushes of this pass (server.c), or NULL */
+    struct pres_q *presence;   /* presence pushes of this pass (presence.c), or NULL */
     size_t nsessions;
     struct rsess *relays;      /* relay sessions */
     size_t nrelays;

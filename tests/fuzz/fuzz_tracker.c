@@ -1,9 +1,11 @@
 /* fuzz_tracker: the tracker's whole receive path, end to end and in
- * process.  The real server code (tracker/server.c, registry.c, online.c)
- * runs on a libuv loop with a registry in a temp file; each fuzz input is
- * the byte stream one client sends over a loopback TCP connection, so every
- * handler (hello, register, list, lookup, ping, pong, error, the reserved
- * and unknown types) decodes hostile frames exactly as in production.
+ * process.  The real server code (every tracker module but main.c: the
+ * dispatch table, the handlers, the registry, the relay) runs on a libuv
+ * loop with a registry in a temp file; each fuzz input is the byte stream
+ * one client sends over a loopback TCP connection, so every handler
+ * (hello, register, list, lookup, connect_request, connect_failed,
+ * relay_request, relay_join, ping, pong, error, and unknown types) decodes
+ * hostile frames exactly as in production.
  *
  * Input: byte 0 picks how the client starts and how its bytes are split:
  *   bits 0-1: 0 = the input is the whole stream;
@@ -148,6 +150,7 @@ static void setup(void) {
         fprintf(stderr, "fuzz_tracker: %s\n", err);
         abort();
     }
+    srv_open(ctx);
     H.port = fio_uv_listen(&H.loop, &H.srv, srv_on_connection, ctx);
     static const char *const names[NRESIDENTS] = {"alice", "bob", "\xc3\x89mile"};
     static const char *const ep[] = {"127.0.0.1:9", "[::1]:4000"};

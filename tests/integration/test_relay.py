@@ -36,11 +36,18 @@ def relay_conn(t, label):
     return c
 
 
-def join(c, token, name, key, sig=None):
+def join_frame(c, token, name, key, sig=None):
+    """The relay_join frame for relay connection c, signed with key unless
+    sig is given."""
     if sig is None:
         sig = sodium().sign(key.sk, b'parley-relay-v1\x00' + c.nonce + token +
                                     name.encode('utf-8'))
-    c.send({'t': 'relay_join', 'session': token, 'name': name, 'key': key.pk, 'sig': sig})
+    return msg({'t': 'relay_join', 'session': token, 'name': name, 'key': key.pk,
+                        'sig': sig})
+
+
+def join(c, token, name, key, sig=None):
+    c.send_bytes(join_frame(c, token, name, key, sig))
 
 
 def joined_pair(t):
@@ -64,6 +71,13 @@ def recv_exactly(sock, n, timeout=10):
     return got
 
 
+def recv_raw(c, n, timeout=10):
+    """The next n bytes of relay connection c, starting with what its frame
+    reader already holds past the last frame."""
+    got, c.buf = c.buf[:n], c.buf[n:]
+    return got + recv_exactly(c.sock, n - len(got), timeout)
+
+
 def test_relay_forwards_raw_bytes_both_ways():
     t = Tracker()
     ca, cb, token = relay_pair(t)
@@ -71,17 +85,10 @@ def test_relay_forwards_raw_bytes_both_ways():
     join(ra, token, 'alice', ca.key)
     # bob's join and his first relayed bytes in one write: the bytes after
     # relay_join must be forwarded raw, not read as a frame.
-    sig = sodium().sign(cb.key.sk, b'parley-relay-v1\x00' + rb.nonce + token + b'bob')
-    rb.send_bytes(msg({'t': 'relay_join', 'session': token, 'name': 'bob',
-                               'key': cb.key.pk, 'sig': sig}) + b'\x00\x00\x00\x00not a frame')
+    rb.send_bytes(join_frame(rb, token, 'bob', cb.key) + b'\x00\x00\x00\x00not a frame')
     ra.recv_type('relay_ready')
     rb.recv_type('relay_ready')
-    if ra.buf:
-        got = ra.buf
-        ra.buf = b''
-    else:
-        got = b''
-    got += recv_exactly(ra.sock, 15 - len(got))
+    got = recv_raw(ra, 15)
     if got != b'\x00\x00\x00\x00not a frame':
         fail('alice got %r' % got)
     blob = os.urandom(300000)
@@ -94,6 +101,36 @@ def test_relay_forwards_raw_bytes_both_ways():
     # One side leaving closes the other.
     ra.close()
     rb.expect_closed(10)
+    assert_serving(t, ca)
+    t.stop()
+
+
+def test_relay_holds_what_the_first_joiner_sends_early():
+    """alice joins first and, in the same write, goes on sending: a frame
+    and bytes that are no frame at all.  The tracker neither reads them as
+    frames nor refuses them: it holds them until bob is in, sends both
+    relay_ready, then forwards alice's early bytes to bob raw and in order.
+    bob's bytes right after his join reach alice the same way."""
+    t = Tracker()
+    ca, cb, token = relay_pair(t)
+    ra, rb = relay_conn(t, 'relay alice'), relay_conn(t, 'relay bob')
+    early = msg({'t': 'hello', 'v': 1, 'role': 'peer'}) + b'\xff\xff\xff\xffraw bytes'
+    ra.send_bytes(join_frame(ra, token, 'alice', ca.key) + early)
+    t.proc.wait_stderr(r'alice joined the relay session with bob')
+    rb.send_bytes(join_frame(rb, token, 'bob', cb.key))
+    rb.send_bytes(b'from bob, unframed')
+    ra.recv_type('relay_ready')
+    rb.recv_type('relay_ready')
+    # Both directions end with a marker sent after relay_ready: nothing may
+    # come between the early bytes and it, nor be lost before.
+    ra.send_bytes(b'<end a>')
+    rb.send_bytes(b'<end b>')
+    got = recv_raw(rb, len(early) + 7)
+    if got != early + b'<end a>':
+        fail('bob got %r, want alice\'s early bytes %r then her marker' % (got, early))
+    got = recv_raw(ra, 18 + 7)
+    if got != b'from bob, unframed<end b>':
+        fail('alice got %r, want bob\'s bytes then his marker' % got)
     assert_serving(t, ca)
     t.stop()
 

@@ -1,0 +1,35 @@
+/* handlers: the message handlers of the control connection, which the
+ * dispatch table in server.c names, grouped by the file that holds them.
+ * Each is a disp_fn: owner is the session, and the table already checked
+ * that the type is legal in the session's state.
+ *
+ * A request a registered user may send (list, lookup, connect_request,
+ * relay_request, connect_failed) has a second handler for a connection
+ * that has not registered: it checks the fields as the first would (a
+ * malformed request is bad_message either way) and then refuses with
+ * not_registered. */
+#ifndef PARLEY_HANDLERS_H
+#define PARLEY_HANDLERS_H
+
+#include "dispatch.h"
+
+/* registration.c: hello and register (answered once the registry has
+ * committed the binding). */
+void rgn_hello(void *owner, const msg_in *m);
+void rgn_register(void *owner, const msg_in *m);
+
+/* queries.c: reading the directory. */
+void qry_list(void *owner, const msg_in *m);
+void qry_lookup(void *owner, const msg_in *m);
+void qry_list_unregistered(void *owner, const msg_in *m);
+void qry_lookup_unregistered(void *owner, const msg_in *m);
+
+/* reach.c: getting two users connected (reverse dial, relay). */
+void rch_connect_request(void *owner, const msg_in *m);
+void rch_connect_failed(void *owner, const msg_in *m);
+void rch_relay_request(void *owner, const msg_in *m);
+void rch_relay_join(void *owner, const msg_in *m);
+void rch_request_unregistered(void *owner, const msg_in *m); /* connect_request, relay_request */
+void rch_connect_failed_unregistered(void *owner, const msg_in *m);
+
+#endif

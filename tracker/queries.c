@@ -1,0 +1,153 @@
+/* queries: list and lookup, a registered user reading the directory.  The
+ * online set comes from the registry (list) and the live sessions
+ * (lookup's observed address and last_seen). */
+#include "handlers.h"
+#include "session.h"
+
+#include "frame.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- list ---- */
+
+typedef struct list_req {
+    uint64_t id, limit;
+    const char *prefix, *cursor;
+    size_t pn, cn;
+} list_req;
+
+/* 0, or UV_EPROTO after failing the connection with bad_message. */
+static int list_fields(session *s, const msg_in *m, list_req *q) {
+    *q = (list_req){.limit = REG_LIMIT_DEFAULT, .prefix = "", .cursor = ""};
+    if (sess_uint(s, m, "id", &q->id) || sess_opt_str(s, m, "prefix", &q->prefix, &q->pn) ||
+        sess_opt_uint(s, m, "limit", &q->limit) || sess_opt_str(s, m, "cursor", &q->cursor, &q->cn))
+        return UV_EPROTO;
+    return 0;
+}
+
+/* One list page, gathered before encoding because msgpack wants counts first. */
+typedef struct page {
+    char (*names)[NAME_BUFLEN];
+    size_t n, limit, bytes;
+    char last[NAME_BUFLEN];
+} page;
+
+/* Room for the frame's other fields: type, id, the array header, next. */
+#define PAGE_BUDGET (FRAME_MAX_DEFAULT - 512)
+
+static int page_add(const char *name, const char *folded, void *arg) {
+    page *p = arg;
+    size_t len = strlen(name);
+    if (len >= NAME_BUFLEN || p->bytes + len + 5 > PAGE_BUDGET)
+        return 1;
+    memcpy(p->names[p->n++], name, len + 1);
+    p->bytes += len + 5;
+    snprintf(p->last, sizeof p->last, "%s", folded);
+    return 0;
+}
+
+void qry_list(void *owner, const msg_in *m) {
+    session *s = owner;
+    list_req q;
+    if (list_fields(s, m, &q))
+        return;
+    if (q.cn >= NAME_BUFLEN || memchr(q.cursor, 0, q.cn)) {
+        conn_fail(s->c, "bad_message", "list cursor is not one this tracker handed out", 0);
+        return;
+    }
+    uint64_t limit = q.limit;
+    if (limit == 0 || limit > REG_LIMIT_MAX)
+        limit = limit ? REG_LIMIT_MAX : 1;
+    char fprefix[NAME_BUFLEN] = "", fcursor[NAME_BUFLEN];
+    memcpy(fcursor, q.cursor, q.cn);
+    fcursor[q.cn] = '\0';
+    /* A prefix that is no valid name start matches nobody. */
+    int none = q.pn > 0 && name_fold(q.prefix, q.pn, fprefix) != 0;
+    page p = {0};
+    p.limit = limit;
+    p.names = malloc(limit * sizeof *p.names);
+    if (!p.names) {
+        sess_send_error(s, "internal", "the tracker is out of memory; try again later", q.id);
+        return;
+    }
+    int more = 0;
+    int r = none ? 0 : reg_list(s->ctx->reg, fprefix, fcursor, limit, page_add, &p, &more);
+    if (r) {
+        free(p.names);
+        sess_send_error(s, "internal", "the tracker's database failed; try again later", q.id);
+        return;
+    }
+    more = more && p.n > 0;
+    msg_out out;
+    s->ctx->stats.lists++;
+    msg_out_init(&out, "list_result", more ? 3 : 2);
+    msg_put_uint(&out, "id", q.id);
+    msg_put_key(&out, "users");
+    msgpack_pack_array(&out.pk, p.n);
+    for (size_t i = 0; i < p.n; i++)
+        msg_pack_str(&out, p.names[i], strlen(p.names[i]));
+    if (more)
+        msg_put_str(&out, "next", p.last);
+    free(p.names);
+    sess_send_msg(s, &out);
+}
+
+void qry_list_unregistered(void *owner, const msg_in *m) {
+    session *s = owner;
+    list_req q;
+    if (list_fields(s, m, &q) == 0)
+        sess_send_error(s, "not_registered", "register before asking for the list", q.id);
+}
+
+/* ---- lookup ---- */
+
+void qry_lookup(void *owner, const msg_in *m) {
+    session *s = owner;
+    tracker_ctx *ctx = s->ctx;
+    uint64_t id;
+    const char *name;
+    size_t nlen;
+    if (sess_request(s, m, "name", &id, &name, &nlen))
+        return;
+    const char *why;
+    char text[256], folded[NAME_BUFLEN];
+    if (name_fold(name, nlen, folded)) {
+        name_check(name, nlen, &why);
+        snprintf(text, sizeof text, "invalid name: %s", why);
+        sess_send_error(s, "bad_name", text, id);
+        return;
+    }
+    reg_user u;
+    int r = reg_lookup(ctx->reg, folded, &u);
+    if (r == UV_ENOENT) {
+        snprintf(text, sizeof text, "no user named %.*s", (int)nlen, name);
+        sess_send_error(s, "not_found", text, id);
+        return;
+    }
+    if (r) {
+        sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
+        return;
+    }
+    session *o = namemap_get(ctx->online, folded);
+    msg_out out;
+    ctx->stats.lookups++;
+    msg_out_init(&out, "lookup_result", o ? 7 : 6);
+    msg_put_uint(&out, "id", id);
+    msg_put_str(&out, "name", u.name);
+    msg_put_bin(&out, "key", u.key, sizeof u.key);
+    msg_put_bool(&out, "online", o != NULL);
+    msg_put_key(&out, "endpoints");
+    msgpack_pack_array(&out.pk, u.nendpoints);
+    for (size_t i = 0; i < u.nendpoints; i++)
+        msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
+    if (o)
+        msg_put_str(&out, "observed", o->observed);
+    msg_put_int(&out, "last_seen", o ? o->last_frame : u.last_seen);
+    sess_send_msg(s, &out);
+}
+
+void qry_lookup_unregistered(void *owner, const msg_in *m) {
+    sess_request_unregistered(owner, m, "name", "register before looking users up");
+}

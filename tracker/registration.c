@@ -1,0 +1,185 @@
+/* registration: hello and register.  A registration goes through the
+ * registry's group commit and is answered only from its callback, once the
+ * batch is on disk.  A session that closes while its registration is in
+ * flight is kept until that callback, which then frees it. */
+#include "handlers.h"
+#include "presence.h"
+#include "session.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void rgn_hello(void *owner, const msg_in *m) {
+    session *s = owner;
+    uint64_t v;
+    if (sess_uint(s, m, "v", &v))
+        return;
+    if (v != PROTO_VERSION) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 "protocol version %" PRIu64 " is not supported; this tracker speaks version %d, "
+                 "use a matching client",
+                 v, PROTO_VERSION);
+        conn_fail(s->c, "version", text, 0);
+        return;
+    }
+    const char *role;
+    size_t rn;
+    if (sess_str(s, m, "role", &role, &rn))
+        return;
+    int relay = rn == 5 && memcmp(role, "relay", 5) == 0;
+    if (!relay && (rn != 4 || memcmp(role, "peer", 4) != 0)) {
+        conn_fail(s->c, "bad_message", "hello role must be \"peer\" or \"relay\"", 0);
+        return;
+    }
+    randombytes_buf(s->nonce, sizeof s->nonce);
+    msg_out out;
+    msg_out_init(&out, "welcome", 5);
+    msg_put_uint(&out, "v", PROTO_VERSION);
+    msg_put_bin(&out, "nonce", s->nonce, sizeof s->nonce);
+    msg_put_str(&out, "observed", s->observed);
+    msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
+    msg_put_key(&out, "features"); /* messages newer than protocol 1 that we take */
+    msgpack_pack_array(&out.pk, 1);
+    msg_pack_str(&out, "connect_failed", 14);
+    sess_send_msg(s, &out);
+    sess_set(s, relay ? SS_RELAY : SS_READY);
+    if (relay) /* relay_join must follow as promptly as hello did */
+        conn_set_timeout(s->c, TRACKER_HELLO_MS);
+}
+
+/* reg_bind marked the name online in the same write; a bind whose session
+ * is gone clears that again, unless a live session holds the name. */
+static void unbind(session *s, int status) {
+    tracker_ctx *ctx = s->ctx;
+    if (status == 0 && !namemap_get(ctx->online, s->folded) &&
+        reg_presence(ctx->reg, s->folded, 0, (int64_t)time(NULL)))
+        log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
+}
+
+/* The registration's batch committed (or failed): now it may be answered. */
+static void on_bound(int status, void *arg) {
+    session *s = arg;
+    tracker_ctx *ctx = s->ctx;
+    if (!s->c) { /* closed while the batch was committing */
+        unbind(s, status);
+        free(s);
+        return;
+    }
+    sess_set(s, SS_READY);
+    if (conn_closing(s->c)) {
+        unbind(s, status);
+        return; /* failed meanwhile; the close callback frees it */
+    }
+    if (status) {
+        conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
+        return;
+    }
+    session *old = namemap_get(ctx->online, s->folded);
+    if (namemap_put(ctx->online, s->folded, s)) {
+        unbind(s, status);
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
+    sess_set(s, SS_REGISTERED);
+    ctx->stats.registrations++;
+    if (old && old != s && old->c) {
+        /* Same name, same key (reg_bind checked): the newer connection wins.
+         * old no longer owns the table entry, so its close stays quiet. */
+        char text[512];
+        snprintf(text, sizeof text, "%s registered again from %s; this connection is replaced",
+                 s->name, s->observed);
+        conn_fail(old->c, "replaced", text, 0);
+    }
+    msg_out out; /* online = 1 was written by reg_bind, in the batch just committed */
+    msg_out_init(&out, "registered", 2);
+    msg_put_str(&out, "name", s->name);
+    msg_put_str(&out, "observed", s->observed);
+    sess_send_msg(s, &out);
+    if (!old)
+        pres_push(ctx, s, s->name, true);
+    log_info(&ctx->lg, "%s registered from %s%s (%zu online)", s->name, s->observed,
+             old ? ", replacing its older connection" : "", namemap_count(ctx->online));
+}
+
+/* The endpoints of a register, each a numeric HOST:PORT, copied into ep.
+ * 0, or UV_EPROTO after failing the connection. */
+static int read_endpoints(session *s, const msgpack_object_array *eps,
+                          char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN], const char *epv[]) {
+    if (eps->size > REG_MAX_ENDPOINTS) {
+        char text[120];
+        snprintf(text, sizeof text, "register carries %u endpoints; at most %d are allowed",
+                 (unsigned)eps->size, REG_MAX_ENDPOINTS);
+        conn_fail(s->c, "bad_message", text, 0);
+        return UV_EPROTO;
+    }
+    for (uint32_t i = 0; i < eps->size; i++) {
+        struct sockaddr_storage ss;
+        if (msg_obj_cstr(&eps->ptr[i], ep[i], sizeof ep[i]) || addr_parse_numeric(ep[i], &ss)) {
+            char text[160];
+            snprintf(text, sizeof text,
+                     "register endpoint %u is not a numeric address HOST:PORT (like "
+                     "192.0.2.1:4000 or [2001:db8::1]:4000)", (unsigned)i + 1);
+            conn_fail(s->c, "bad_message", text, 0);
+            return UV_EPROTO;
+        }
+        epv[i] = ep[i];
+    }
+    return 0;
+}
+
+void rgn_register(void *owner, const msg_in *m) {
+    session *s = owner;
+    tracker_ctx *ctx = s->ctx;
+    const char *name;
+    size_t nlen;
+    const unsigned char *key, *sig;
+    const msgpack_object_array *eps;
+    if (sess_str(s, m, "name", &name, &nlen) || sess_bin(s, m, "key", &key, IDENT_PK) ||
+        sess_bin(s, m, "sig", &sig, IDENT_SIG) ||
+        sess_array(s, m, "endpoints", &eps, "[addr]"))
+        return;
+    s->hears_connect_failed = msg_has_feature(m, "connect_failed");
+    char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
+    const char *epv[REG_MAX_ENDPOINTS];
+    if (read_endpoints(s, eps, ep, epv))
+        return;
+    const char *why;
+    char text[256];
+    if (name_check(name, nlen, &why)) {
+        snprintf(text, sizeof text,
+                 "invalid name: %s; a name is 1 to 32 characters without spaces or control "
+                 "characters", why);
+        conn_fail(s->c, "bad_name", text, 0);
+        return;
+    }
+    if (ident_verify_register(key, s->nonce, name, nlen, sig)) {
+        conn_fail(s->c, "bad_signature",
+                  "the signature does not verify with the given key over this connection's "
+                  "nonce and the name", 0);
+        return;
+    }
+    char cname[NAME_BUFLEN], folded[NAME_BUFLEN], stored[NAME_BUFLEN];
+    memcpy(cname, name, nlen); /* name_check bounds nlen and excludes NUL */
+    cname[nlen] = '\0';
+    name_fold(cname, nlen, folded);
+    int r = reg_bind(ctx->reg, cname, folded, key, epv, eps->size, (int64_t)time(NULL), stored,
+                     on_bound, s);
+    if (r == UV_EEXIST) {
+        snprintf(text, sizeof text,
+                 "the name %s is taken by another key; pick another name", cname);
+        conn_fail(s->c, "name_taken", text, 0);
+        return;
+    }
+    if (r) {
+        conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
+        return;
+    }
+    snprintf(s->name, sizeof s->name, "%s", stored);
+    snprintf(s->folded, sizeof s->folded, "%s", folded);
+    sess_set(s, SS_REGISTERING);
+}

@@ -1,0 +1,150 @@
+/* session: the life of one control connection.  conn.c hands over whole
+ * frames, which go straight to the dispatch table (server.c) with the
+ * session's state; what the tracker answers goes out through the send
+ * helpers here, which bound what a client that does not read can make the
+ * tracker hold.  The close callback takes a registered user offline. */
+#include "session.h"
+
+#include "frame.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const state_names[] = {"hello", "ready", "registering", "registered", "relay"};
+
+void sess_set(session *s, sess_state to) {
+    log_debug(&s->ctx->lg, "%s: %s -> %s", s->observed, state_names[s->state], state_names[to]);
+    s->state = to;
+}
+
+/* ---- sending ---- */
+
+static void check_queue(session *s) {
+    if (!conn_closing(s->c) && conn_queued(s->c) > TRACKER_MAX_QUEUED) {
+        log_warn(&s->ctx->lg, "%s: dropping client %s: %zu bytes unread (it is not reading)",
+                 s->observed, s->name[0] ? s->name : "(unregistered)", conn_queued(s->c));
+        conn_close(s->c, UV_ENOBUFS);
+    }
+}
+
+void sess_send_buf(session *s, char *buf, size_t len) {
+    if (!s->c || conn_closing(s->c)) {
+        free(buf);
+        return;
+    }
+    conn_send(s->c, buf, len);
+    check_queue(s);
+}
+
+void sess_send_msg(session *s, msg_out *m) {
+    if (!s->c || conn_closing(s->c)) {
+        msg_out_discard(m);
+        return;
+    }
+    int r = conn_send_msg(s->c, m);
+    if (r == UV_E2BIG || r == UV_ENOMEM) {
+        log_error(&s->ctx->lg, "%s: cannot build a reply (%s)", s->observed, uv_strerror(r));
+        conn_fail(s->c, "internal", "the tracker could not build its reply", 0);
+        return;
+    }
+    check_queue(s);
+}
+
+void sess_send_error(session *s, const char *code, const char *text, uint64_t id) {
+    char *buf;
+    size_t len;
+    if (msg_error_frame(code, text, id, &buf, &len) == 0)
+        sess_send_buf(s, buf, len);
+}
+
+/* ---- reading fields ---- */
+
+/* r: what the msg_* accessor returned for field. */
+static int checked(session *s, const msg_in *m, const char *field, const char *want, int r,
+                   int optional) {
+    if (r == 0 || (optional && r == UV_ENOENT))
+        return 0;
+    char text[160];
+    snprintf(text, sizeof text, "%s needs field %s of type %s", m->type, field, want);
+    s->ctx->stats.rejected[STAT_REJ_BAD_MESSAGE]++;
+    conn_fail(s->c, "bad_message", text, 0);
+    return UV_EPROTO;
+}
+
+int sess_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n) {
+    return checked(s, m, field, "str", msg_str(m, field, v, n), 0);
+}
+
+int sess_opt_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n) {
+    return checked(s, m, field, "str", msg_str(m, field, v, n), 1);
+}
+
+int sess_uint(session *s, const msg_in *m, const char *field, uint64_t *v) {
+    return checked(s, m, field, "uint", msg_uint(m, field, v), 0);
+}
+
+int sess_opt_uint(session *s, const msg_in *m, const char *field, uint64_t *v) {
+    return checked(s, m, field, "uint", msg_uint(m, field, v), 1);
+}
+
+int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char **v, size_t n) {
+    char want[32];
+    snprintf(want, sizeof want, "bin (%zu bytes)", n);
+    return checked(s, m, field, want, msg_bin(m, field, v, n), 0);
+}
+
+int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
+               const char *want) {
+    return checked(s, m, field, want, msg_array(m, field, v), 0);
+}
+
+int sess_request(session *s, const msg_in *m, const char *field, uint64_t *id, const char **v,
+                 size_t *n) {
+    int r = sess_uint(s, m, "id", id);
+    return r ? r : sess_str(s, m, field, v, n);
+}
+
+void sess_request_unregistered(session *s, const msg_in *m, const char *field, const char *text) {
+    uint64_t id;
+    const char *v;
+    size_t n;
+    if (sess_request(s, m, field, &id, &v, &n) == 0)
+        sess_send_error(s, "not_registered", text, id);
+}
+
+void sess_unlink(session *s) {
+    tracker_ctx *ctx = s->ctx;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nsessions--;
+}
+
+session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_closed) {
+    session *s = calloc(1, sizeof *s);
+    conn *c = s ? conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame, on_closed, s) : NULL;
+    if (!c) {
+        free(s);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->c = c;
+    s->last_frame = (int64_t)time(NULL);
+    snprintf(s->observed, sizeof s->observed, "?");
+    s->next = ctx->sessions;
+    if (s->next)
+        s->next->prev = s;
+    ctx->sessions = s;
+    ctx->nsessions++;
+    return s;
+}
+
+void sess_handover(session *s) {
+    sess_unlink(s);
+    free(s);
+}

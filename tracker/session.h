@@ -1,0 +1,92 @@
+/* session: one control connection of the tracker, as the server's files
+ * see it (server.c dispatches its frames, accept.c opens it, the handlers
+ * in registration.c, queries.c and reach.c answer it, presence.c pushes to
+ * it, ratelimit.c meters it).  Nothing outside those files includes this:
+ * main.c, listen.c and the fuzz harness know the server only through
+ * server.h, and the relay gets a connection, never a session.
+ *
+ * A session is freed by its connection's close callback, except while its
+ * registration is in the registry's group commit (the commit's callback in
+ * registration.c then frees it) and once relay_join handed its connection
+ * to the relay (sess_handover frees it then). */
+#ifndef PARLEY_SESSION_H
+#define PARLEY_SESSION_H
+
+#include "tracker.h"
+
+#include "addr.h"
+#include "conn.h"
+#include "identity.h"
+#include "msg.h"
+#include "name.h"
+
+#include <stdint.h>
+
+/* hello -> ready -> registering -> registered, or hello -> relay (a relay
+ * connection, handed to relay.c by relay_join).  Only sess_set moves it;
+ * the dispatch table's states column says what each state accepts. */
+typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED, SS_RELAY } sess_state;
+
+typedef struct session {
+    struct session *prev, *next;  /* ctx->sessions */
+    tracker_ctx *ctx;
+    conn *c;                      /* NULL once the connection closed */
+    sess_state state;
+    unsigned char nonce[IDENT_NONCE];
+    int hears_connect_failed;     /* its register listed the feature: it takes the push */
+    char observed[ADDR_STRLEN];
+    char name[NAME_BUFLEN];       /* as stored (first registered spelling) */
+    char folded[NAME_BUFLEN];
+    int64_t last_frame;           /* unix seconds */
+    struct sockaddr_storage addr; /* the remote end, for the per-address limit */
+    uint64_t tokens;              /* ratelimit.c: the bucket, in thousandths of a frame */
+    uint64_t refilled;            /* ratelimit.c: uv_now of the last refill */
+    unsigned refused;             /* ratelimit.c: requests refused in a row */
+} session;
+
+/* A session on a new connection, linked into ctx->sessions, in SS_HELLO,
+ * or NULL when out of memory.  on_frame and on_closed are the
+ * connection's callbacks (server.c's: the dispatcher sits above the
+ * session).  The caller accepts on conn_tcp(s->c) and starts it; from
+ * then on on_closed must free the session (after sess_unlink). */
+session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_closed);
+
+/* Takes s out of ctx->sessions. */
+void sess_unlink(session *s);
+
+/* The one transition. */
+void sess_set(session *s, sess_state to);
+
+/* relay.c took the connection over (rly_join): the session is unlinked and
+ * freed without touching the connection. */
+void sess_handover(session *s);
+
+/* Sending.  All of them are no-ops on a closed or closing connection, and
+ * drop a client that stopped reading (more than TRACKER_MAX_QUEUED
+ * unsent). */
+void sess_send_buf(session *s, char *buf, size_t len); /* takes buf */
+void sess_send_msg(session *s, msg_out *m);
+/* An error answering request id that leaves the connection open (id 0: no
+ * id; the caller closes). */
+void sess_send_error(session *s, const char *code, const char *text, uint64_t id);
+
+/* The fields of m, read for its handler: 0, or UV_EPROTO after failing the
+ * connection with bad_message naming m's type, the field and the type it
+ * needs.  An absent field is an error, except for the _opt forms, which
+ * then leave *v as it was. */
+int sess_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n);
+int sess_opt_str(session *s, const msg_in *m, const char *field, const char **v, size_t *n);
+int sess_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
+int sess_opt_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
+int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char **v, size_t n);
+int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
+               const char *want);
+/* A request naming one user (lookup's name, connect_request's and
+ * relay_request's to): its id, then that field. */
+int sess_request(session *s, const msg_in *m, const char *field, uint64_t *id, const char **v,
+                 size_t *n);
+/* Such a request from a connection that has not registered: read as
+ * above, then answered with not_registered and text. */
+void sess_request_unregistered(session *s, const msg_in *m, const char *field, const char *text);
+
+#endif
