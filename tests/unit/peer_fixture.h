@@ -162,7 +162,8 @@ struct fake_tracker {
     /* how it answers */
     ft_user users[FT_USERS];
     int n_users;
-    int hold_lookups; /* keep lookups unanswered until ft_release */
+    int hold_lookups;      /* keep lookups unanswered until ft_release ... */
+    const char *hold_name; /* ... only those of this name, when set */
     struct {
         conn *c;
         uint64_t id;
@@ -341,7 +342,7 @@ static void ft_on_frame(conn *c, const char *payload, size_t len) {
         ASSERT(n < NAME_BUFLEN);
         memcpy(ft->lookup_name, s, n);
         ft->lookup_name[n] = '\0';
-        if (ft->hold_lookups) {
+        if (ft->hold_lookups && (!ft->hold_name || strcmp(ft->hold_name, ft->lookup_name) == 0)) {
             ASSERT(ft->n_held < FT_HELD);
             ft->held[ft->n_held].c = c;
             ft->held[ft->n_held].id = id;
@@ -710,6 +711,41 @@ FX int fx_dead_port(int *fd) {
     ASSERT_EQ(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
     ASSERT_EQ(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
     return ntohs(sa.sin_port);
+}
+
+/* ---- two peers and their tracker ---- */
+
+/* alice (a) and bob (b), each with its chat port and its tracker client,
+ * registered with the fake tracker, which knows both keys (ua, ub: their
+ * records, for a test to change). */
+typedef struct fx_world {
+    uv_loop_t loop;
+    fake_tracker ft;
+    fx_peer a, b;
+    ft_user *ua, *ub;
+} fx_world;
+
+FX void fx_world_open(fx_world *w) {
+    fx_begin(&w->loop);
+    ft_open(&w->ft, &w->loop);
+    fx_peer_init(&w->a, &w->loop, "alice", w->ft.addr);
+    fx_peer_init(&w->b, &w->loop, "bob", w->ft.addr);
+    w->ua = ft_user_add(&w->ft, "alice", w->a.ctx.id.pk, 1);
+    w->ub = ft_user_add(&w->ft, "bob", w->b.ctx.id.pk, 1);
+    fx_peer_open(&w->a);
+    fx_peer_open(&w->b);
+    FX_WAIT(&w->loop, ctl_ready(w->a.ctx.ctl) && ctl_ready(w->b.ctx.ctl));
+}
+
+/* Closes every link the peers accepted, the peers, the tracker, and
+ * checks the loop closes. */
+FX void fx_world_close(fx_world *w) {
+    fx_peer_close_links(&w->a);
+    fx_peer_close_links(&w->b);
+    fx_peer_close(&w->a);
+    fx_peer_close(&w->b);
+    ft_close(&w->ft);
+    fx_finish(&w->loop);
 }
 
 #endif
