@@ -83,19 +83,6 @@ FX void fx_turn(uv_loop_t *loop, uint64_t start, const char *what, const char *f
         uv_timer_stop(&fx_wake);                                                             \
     } while (0)
 
-/* Turns the loop for ms of loop time: only for asserting that something
- * does NOT happen, where no event can be awaited. */
-FX void fx_run_for(uv_loop_t *loop, uint64_t ms) {
-    uv_update_time(loop);
-    uint64_t start = uv_now(loop);
-    while (uv_now(loop) - start < ms) {
-        uv_timer_start(&fx_wake, fx_on_wake, 20, 0);
-        uv_run(loop, UV_RUN_ONCE);
-        uv_update_time(loop);
-    }
-    uv_timer_stop(&fx_wake);
-}
-
 static void fx_count_handle(uv_handle_t *h, void *arg) { (*(size_t *)arg)++; }
 
 FX size_t fx_handles(uv_loop_t *loop) {

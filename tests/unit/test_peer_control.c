@@ -200,7 +200,7 @@ static void name_taken_refused(void) {
     ft_close(&F.ft);
     uv_timer_t guard;
     ASSERT_EQ(uv_timer_init(&F.loop, &guard), 0);
-    ASSERT_EQ(uv_timer_start(&guard, on_guard, 3000, 0), 0);
+    ASSERT_EQ(uv_timer_start(&guard, on_guard, 5000, 0), 0);
     uv_unref((uv_handle_t *)&guard);
     ASSERT_EQ(uv_run(&F.loop, UV_RUN_DEFAULT), 0);
     ASSERT_EQ(guard_fired, 0);

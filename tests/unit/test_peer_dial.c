@@ -220,6 +220,104 @@ static void cancel_at_once(void) {
     finish(0);
 }
 
+/* The tracker refuses the reverse request (bob "offline" to it): with
+ * every direct attempt over too, the relay is asked for at once, not
+ * after --relay-after (here 10 minutes). */
+static int refuse_connect(fake_tracker *ft, conn *c, const msg_in *m) {
+    uint64_t id;
+    if (strcmp(m->type, "connect_request") != 0)
+        return 0;
+    ft->connect_requests++;
+    ASSERT_EQ(msg_uint(m, "id", &id), 0);
+    ft_send_error(c, "offline", "fake tracker: bob is not online", id);
+    return 1;
+}
+
+static void reverse_refused_relays_at_once(void) {
+    setup();
+    W.a.ctx.relay_after_ms = 600000;
+    W.ft.hook = refuse_connect;
+    ft_user_ep(W.ub, dead_ep[0]);
+    dial("bob");
+    FX_WAIT(&W.loop, rec.calls == 1);
+    ASSERT_EQ(W.ft.connect_requests, 1);
+    ASSERT_EQ(W.ft.relay_requests, 1);
+    ASSERT(!rec.got_link);
+    ASSERT(strstr(rec.reason, "no endpoint answered (tried 1); the relay refused") != NULL);
+    finish(1);
+}
+
+/* bob reports (dial_reverse_failed) that his dial back failed: the relay
+ * starts now instead of after --relay-after. */
+static void reverse_failed_relays_at_once(void) {
+    setup();
+    W.a.ctx.relay_after_ms = 600000;
+    ft_user_ep(W.ub, dead_ep[0]);
+    dialer *d = dial("bob");
+    FX_WAIT(&W.loop, W.ft.connect_requests == 1);
+    ASSERT_EQ(W.ft.relay_requests, 0);
+    dial_reverse_failed(d, "no endpoint answered (tried 1)");
+    FX_WAIT(&W.loop, rec.calls == 1);
+    ASSERT_EQ(W.ft.relay_requests, 1);
+    ASSERT(!rec.got_link);
+    ASSERT(strstr(rec.reason, "the relay refused") != NULL);
+    dial_reverse_failed(NULL, "ignored"); /* a no-op */
+    finish(1);
+}
+
+/* A link from bob came up meanwhile (dial_inbound): no relay any more;
+ * with the direct attempts over, the dial ends at once (not after
+ * --relay-after) with a reason chat ignores. */
+static void inbound_ends_dial(void) {
+    setup();
+    W.a.ctx.relay_after_ms = 600000;
+    ft_user_ep(W.ub, dead_ep[0]);
+    dialer *d = dial("bob");
+    FX_WAIT(&W.loop, W.ft.connect_requests == 1);
+    ASSERT_EQ(rec.calls, 0);
+    dial_inbound(d);
+    FX_WAIT(&W.loop, rec.calls == 1);
+    ASSERT(!rec.got_link);
+    ASSERT(strstr(rec.reason, "the other side connected to us") != NULL);
+    ASSERT_EQ(W.ft.relay_requests, 0);
+    dial_inbound(NULL); /* a no-op */
+    finish(1);
+}
+
+/* dial_reverse (answering bob's connect_request): direct attempts only,
+ * to the endpoints it was given, no lookup, no reverse, no relay. */
+static void reverse_dial(int live) {
+    setup();
+    ctl_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "bob");
+    memcpy(u.key, W.b.ctx.id.pk, IDENT_PK);
+    u.n_endpoints = 2;
+    snprintf(u.endpoints[0], ADDR_STRLEN, "%s", dead_ep[0]);
+    snprintf(u.endpoints[1], ADDR_STRLEN, "%s", live ? W.b.ep : dead_ep[1]);
+    W.a.ctx.relay_after_ms = 0; /* would relay at once, were it allowed to */
+    dialer *d = NULL;
+    ASSERT_EQ(dial_reverse(&W.a.ctx, &u, on_dial, &rec, &d), 0);
+    ASSERT(d != NULL);
+    ASSERT_EQ(rec.calls, 0);
+    FX_WAIT(&W.loop, rec.calls == 1);
+    ASSERT_EQ(rec.got_link, live);
+    if (live) {
+        ASSERT_STR(link_addr(out.l), W.b.ep);
+        ASSERT_EQ(W.ft.lookups, 1); /* bob's check of alice; alice asked nothing */
+    } else {
+        ASSERT(strstr(rec.reason, "no endpoint answered (tried 2)") != NULL);
+        ASSERT_EQ(W.ft.lookups, 0);
+    }
+    ASSERT_EQ(W.ft.connect_requests + W.ft.relay_requests, 0);
+    finish(1);
+}
+
+static void reverse_dial_reaches(void) { reverse_dial(1); }
+static void reverse_dial_fails(void) { reverse_dial(0); }
+
 TEST_MAIN(T(dead_then_live), T(offline_user), T(unknown_user), T(relay_refused),
           T(auth_failure_reported), T(tracker_unreachable), T(cancel_during_lookup),
-          T(cancel_during_handshake), T(cancel_at_once))
+          T(cancel_during_handshake), T(cancel_at_once),
+          T(reverse_refused_relays_at_once), T(reverse_failed_relays_at_once), T(inbound_ends_dial),
+          T(reverse_dial_reaches), T(reverse_dial_fails))
