@@ -298,6 +298,15 @@ static void ft_on_register(fake_tracker *ft, conn *c, int slot, const msg_in *m)
     ft_send(c, &o);
 }
 
+/* The string field key of m (which must be there) into out, and as *s, *n. */
+static void ft_copy_name(const msg_in *m, const char *key, char out[NAME_BUFLEN], const char **s,
+                         size_t *n) {
+    ASSERT_EQ(msg_str(m, key, s, n), 0);
+    ASSERT(*n < NAME_BUFLEN);
+    memcpy(out, *s, *n);
+    out[*n] = '\0';
+}
+
 static void ft_on_frame(conn *c, const char *payload, size_t len) {
     fake_tracker *ft = conn_data(c);
     int slot = ft_slot(ft, c);
@@ -325,10 +334,7 @@ static void ft_on_frame(conn *c, const char *payload, size_t len) {
         ft_on_register(ft, c, slot, &m);
     } else if (strcmp(m.type, "lookup") == 0) {
         ft->lookups++;
-        ASSERT_EQ(msg_str(&m, "name", &s, &n), 0);
-        ASSERT(n < NAME_BUFLEN);
-        memcpy(ft->lookup_name, s, n);
-        ft->lookup_name[n] = '\0';
+        ft_copy_name(&m, "name", ft->lookup_name, &s, &n);
         if (ft->hold_lookups && (!ft->hold_name || strcmp(ft->hold_name, ft->lookup_name) == 0)) {
             ASSERT(ft->n_held < FT_HELD);
             ft->held[ft->n_held].c = c;
@@ -356,10 +362,7 @@ static void ft_on_frame(conn *c, const char *payload, size_t len) {
         ft_send(c, &o);
     } else if (strcmp(m.type, "relay_request") == 0) {
         ft->relay_requests++;
-        ASSERT_EQ(msg_str(&m, "to", &s, &n), 0);
-        ASSERT(n < NAME_BUFLEN);
-        memcpy(ft->relay_to, s, n);
-        ft->relay_to[n] = '\0';
+        ft_copy_name(&m, "to", ft->relay_to, &s, &n);
         ft_send_error(c, "limit", "fake tracker: too many relay sessions", id);
     }
     msg_in_free(&m);

@@ -31,6 +31,15 @@ static void wait_registered(ctl *t, int n) {
     ASSERT(ctl_ready(t));
 }
 
+/* setup, with hook seeing the tracker's frames first (NULL: none), and
+ * alice registered. */
+static ctl *registered_with(ft_hook hook) {
+    ctl *t = setup();
+    F.ft.hook = hook;
+    wait_registered(t, 1);
+    return t;
+}
+
 static void teardown(void) {
     fx_peer_close(&F.p);
     ft_close(&F.ft);
@@ -73,8 +82,7 @@ static void registers_once(void) {
 /* A lookup answered by the tracker reaches its callback from the loop,
  * never inside ctl_lookup, with the tracker's record. */
 static void lookup_answered_later(void) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     fx_lookup r = {0};
     ASSERT_EQ(ctl_lookup(t, "BOB", 1, fx_lookup_cb, &r), 0);
     ASSERT_EQ(r.calls, 0);
@@ -108,8 +116,7 @@ static void lookup_waits_for_registration(void) {
 /* not_found -> UV_ENOENT (later, once), the connection stays; an invalid
  * name is refused at once, with no callback. */
 static void lookup_unknown_user(void) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     fx_lookup r = {0}, bad = {0};
     ASSERT_EQ(ctl_lookup(t, "nobody", 1, fx_lookup_cb, &r), 0);
     ASSERT_EQ(ctl_lookup(t, "", 1, fx_lookup_cb, &bad), UV_EINVAL);
@@ -135,8 +142,7 @@ static void lookup_unknown_user(void) {
  * after a backoff (500 ms +-20%) the client says hello again and
  * registers again. */
 static void tracker_close_reconnects(void) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     F.ft.hold_lookups = 1;
     fx_lookup r = {0};
     ASSERT_EQ(ctl_lookup(t, "bob", 1, fx_lookup_cb, &r), 0);
@@ -214,8 +220,7 @@ static void name_taken_refused(void) {
 /* presence pushes reach ctl_handler.presence (and the front end), except
  * one about ourselves. */
 static void presence_push(void) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     ft_push_presence(alice_conn(), "Alice", 1); /* ourselves: not news */
     ft_push_presence(alice_conn(), "Bob", 1);
     FX_WAIT(&F.loop, F.p.news.presence == 1);
@@ -234,8 +239,7 @@ static void presence_push(void) {
  * frame of code `code`, a lookup waiting for an answer fails with
  * UV_ECONNRESET, and the client reconnects and registers again. */
 static void malformed(void (*send)(conn *c, uint64_t lookup_id), const char *code) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     F.ft.hold_lookups = 1;
     fx_lookup r = {0};
     ASSERT_EQ(ctl_lookup(t, "bob", 1, fx_lookup_cb, &r), 0);
@@ -305,8 +309,7 @@ static void unknown_type(void) { malformed(send_unknown_type, "unknown_type"); }
  * tracker, and any lookup while the tracker is down; a name the cache
  * does not know fails with UV_ENOTCONN then. */
 static void cache_while_tracker_down(void) {
-    ctl *t = setup();
-    wait_registered(t, 1);
+    ctl *t = registered_with(NULL);
     fx_lookup r = {0};
     ASSERT_EQ(ctl_lookup(t, "bob", 1, fx_lookup_cb, &r), 0);
     FX_WAIT(&F.loop, r.calls == 1);
@@ -420,9 +423,7 @@ static int relay_hook(fake_tracker *ft, conn *c, const msg_in *m) {
 }
 
 static void reach_requests(void) {
-    ctl *t = setup();
-    F.ft.hook = relay_hook;
-    wait_registered(t, 1);
+    ctl *t = registered_with(relay_hook);
     reach_rec cr = {0}, limit = {0}, ok = {0};
     ASSERT_EQ(ctl_connect_request(t, "bob", on_reach, &cr), 0);
     ASSERT_EQ(ctl_relay_request(t, "bob", on_reach, &limit), 0);
@@ -488,9 +489,7 @@ static int list_hook(fake_tracker *ft, conn *c, const msg_in *m) {
 }
 
 static void list_every_page(void) {
-    ctl *t = setup();
-    F.ft.hook = list_hook;
-    wait_registered(t, 1);
+    ctl *t = registered_with(list_hook);
     list_rec r = {0};
     ASSERT_EQ(ctl_list(t, NULL, on_list, &r), 0);
     ASSERT_EQ(r.calls, 0);

@@ -247,15 +247,23 @@ static void reverse_refused_relays_at_once(void) {
     finish(1);
 }
 
-/* bob reports (dial_reverse_failed) that his dial back failed: the relay
- * starts now instead of after --relay-after. */
-static void reverse_failed_relays_at_once(void) {
+/* A dial to bob's one dead endpoint, --relay-after 10 minutes, until it
+ * has asked for the reverse connection (its direct attempt failed). */
+static dialer *dial_until_reverse(void) {
     setup();
     W.a.ctx.relay_after_ms = 600000;
     ft_user_ep(W.ub, dead_ep[0]);
     dialer *d = dial("bob");
     FX_WAIT(&W.loop, W.ft.connect_requests == 1);
     ASSERT_EQ(W.ft.relay_requests, 0);
+    ASSERT_EQ(rec.calls, 0);
+    return d;
+}
+
+/* bob reports (dial_reverse_failed) that his dial back failed: the relay
+ * starts now instead of after --relay-after. */
+static void reverse_failed_relays_at_once(void) {
+    dialer *d = dial_until_reverse();
     dial_reverse_failed(d, "no endpoint answered (tried 1)");
     FX_WAIT(&W.loop, rec.calls == 1);
     ASSERT_EQ(W.ft.relay_requests, 1);
@@ -269,12 +277,7 @@ static void reverse_failed_relays_at_once(void) {
  * with the direct attempts over, the dial ends at once (not after
  * --relay-after) with a reason chat ignores. */
 static void inbound_ends_dial(void) {
-    setup();
-    W.a.ctx.relay_after_ms = 600000;
-    ft_user_ep(W.ub, dead_ep[0]);
-    dialer *d = dial("bob");
-    FX_WAIT(&W.loop, W.ft.connect_requests == 1);
-    ASSERT_EQ(rec.calls, 0);
+    dialer *d = dial_until_reverse();
     dial_inbound(d);
     FX_WAIT(&W.loop, rec.calls == 1);
     ASSERT(!rec.got_link);
