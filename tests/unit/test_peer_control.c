@@ -503,9 +503,164 @@ static void list_every_page(void) {
     teardown();
 }
 
+/* A lookup asked from inside the callback that reports the loss
+ * (UV_ECONNRESET), for a name the cache does not know (as link.c's key
+ * check does when the tracker drops its question): it must be answered
+ * once, later, with UV_ENOTCONN (the tracker is unreachable and the cache
+ * does not know the name), and the client must reconnect as usual. */
+typedef struct nested {
+    fx_lookup first, second;
+    int asked;
+} nested;
+
+static void on_first_lookup(void *data, int status, const ctl_user *u) {
+    nested *n = data;
+    fx_lookup_cb(&n->first, status, u);
+    if (status == UV_ECONNRESET) {
+        ASSERT_EQ(ctl_lookup(F.p.ctx.ctl, "carol", 0, fx_lookup_cb, &n->second), 0);
+        n->asked = 1;
+    }
+}
+
+static void lookup_from_loss_callback(void) {
+    ctl *t = registered_with(NULL);
+    F.ft.hold_lookups = 1;
+    static nested n;
+    ASSERT_EQ(ctl_lookup(t, "carol", 1, on_first_lookup, &n), 0);
+    FX_WAIT(&F.loop, F.ft.n_held == 1);
+    F.ft.n_held = 0;
+    ft_drop(&F.ft);
+    FX_WAIT(&F.loop, n.first.calls == 1);
+    ASSERT_EQ(n.first.status, UV_ECONNRESET);
+    ASSERT(n.asked);
+    FX_WAIT(&F.loop, n.second.calls == 1);
+    ASSERT_EQ(n.second.status, UV_ENOTCONN);
+    wait_registered(t, 2);
+    ASSERT_EQ(n.first.calls, 1);
+    ASSERT_EQ(n.second.calls, 1);
+    teardown();
+}
+
+/* ctl_close drops what is pending (sent, answered from the cache, waiting)
+ * without a callback, and frees everything (the loop closes). */
+static void close_drops_pending(void) {
+    ctl *t = registered_with(NULL);
+    fx_lookup warm = {0};
+    ASSERT_EQ(ctl_lookup(t, "bob", 1, fx_lookup_cb, &warm), 0);
+    FX_WAIT(&F.loop, warm.calls == 1);
+    F.ft.hold_lookups = 1;
+    fx_lookup sent = {0}, cached = {0};
+    ASSERT_EQ(ctl_lookup(t, "bob", 1, fx_lookup_cb, &sent), 0);
+    FX_WAIT(&F.loop, F.ft.n_held == 1);
+    ASSERT_EQ(ctl_lookup(t, "bob", 0, fx_lookup_cb, &cached), 0);
+    ctl_close(t);
+    F.p.ctx.ctl = NULL;
+    ft_release(&F.ft);
+    teardown();
+    ASSERT_EQ(sent.calls + cached.calls, 0);
+}
+
+/* error replaced (the same user registered from elsewhere): the user is
+ * told, the client stops without asking to quit (open chats go on), and
+ * it does not fight back by registering again. */
+static void replaced_stops(void) {
+    ctl *t = registered_with(NULL);
+    ft_send_error(alice_conn(), "replaced", "registered again from another connection", 0);
+    FX_WAIT(&F.loop, F.p.ev.errors == 1);
+    ASSERT_STR(F.p.ev.error_code, "replaced");
+    FX_WAIT(&F.loop, !ctl_ready(t));
+    ASSERT_EQ(F.p.news.refused, 0);
+    fx_lookup r = {0};
+    ASSERT_EQ(ctl_lookup(t, "carol", 1, fx_lookup_cb, &r), 0);
+    FX_WAIT(&F.loop, r.calls == 1);
+    ASSERT_EQ(r.status, UV_ENOTCONN);
+    ASSERT_EQ(F.ft.hellos, 1);
+    teardown();
+}
+
+/* welcome with another protocol version: refused "version", no register. */
+static int welcome_v2(fake_tracker *ft, conn *c, const msg_in *m) {
+    if (strcmp(m->type, "hello") != 0)
+        return 0;
+    ft->hellos++;
+    unsigned char nonce[IDENT_NONCE] = {0};
+    msg_out o;
+    msg_out_init(&o, "welcome", 3);
+    msg_put_uint(&o, "v", PROTO_VERSION + 1);
+    msg_put_bin(&o, "nonce", nonce, IDENT_NONCE);
+    msg_put_uint(&o, "ttl", 60);
+    ft_send(c, &o);
+    return 1;
+}
+
+static void version_refused(void) {
+    ctl *t = setup();
+    F.ft.hook = welcome_v2;
+    FX_WAIT(&F.loop, F.p.news.refused == 1);
+    ASSERT_STR(F.p.news.refused_code, "version");
+    ASSERT_STR(F.p.ev.error_code, "version_mismatch");
+    ASSERT_EQ(F.ft.registers, 0);
+    ASSERT(!ctl_ready(t));
+    teardown();
+}
+
+/* A welcome ttl of 3 s: the client pings every second (ttl/3, at least
+ * 1 s) and, the tracker answering, stays on the one connection. */
+static int short_ttl(fake_tracker *ft, conn *c, const msg_in *m) {
+    if (strcmp(m->type, "hello") != 0)
+        return 0;
+    ft->hellos++;
+    int slot = ft_slot(ft, c);
+    randombytes_buf(ft->nonce[slot], IDENT_NONCE);
+    msg_out o;
+    msg_out_init(&o, "welcome", 3);
+    msg_put_uint(&o, "v", PROTO_VERSION);
+    msg_put_bin(&o, "nonce", ft->nonce[slot], IDENT_NONCE);
+    msg_put_uint(&o, "ttl", 3);
+    ft_send(c, &o);
+    return 1;
+}
+
+static void pings_every_third_of_ttl(void) {
+    ctl *t = registered_with(short_ttl);
+    uv_update_time(&F.loop);
+    uint64_t start = uv_now(&F.loop);
+    FX_WAIT(&F.loop, F.ft.pings == 2);
+    uv_update_time(&F.loop);
+    ASSERT(uv_now(&F.loop) - start >= 1000); /* about one a second, not faster */
+    ASSERT(ctl_ready(t));
+    ASSERT_EQ(F.ft.accepted, 1);
+    teardown();
+}
+
+/* The same ttl, and a tracker that never answers a ping: after ttl
+ * seconds without a frame the client gives up on it and reconnects. */
+static int short_ttl_no_pong(fake_tracker *ft, conn *c, const msg_in *m) {
+    if (strcmp(m->type, "ping") == 0) {
+        ft->pings++;
+        return 1; /* swallowed */
+    }
+    return short_ttl(ft, c, m);
+}
+
+static void silent_tracker_dropped(void) {
+    ctl *t = registered_with(short_ttl_no_pong);
+    uv_update_time(&F.loop);
+    uint64_t start = uv_now(&F.loop);
+    FX_WAIT(&F.loop, F.p.ev.tracker_lost == 1);
+    uv_update_time(&F.loop);
+    ASSERT(uv_now(&F.loop) - start >= 2000); /* about ttl, not at once */
+    ASSERT(F.ft.pings >= 2);
+    wait_registered(t, 2);
+    ASSERT_EQ(F.ft.accepted, 2);
+    teardown();
+}
+
 TEST_MAIN(T(registers_once), T(lookup_answered_later), T(lookup_waits_for_registration),
           T(lookup_unknown_user), T(tracker_close_reconnects), T(name_taken_refused),
           T(presence_push), T(malformed_not_msgpack), T(malformed_map_without_t),
           T(malformed_lookup_result), T(malformed_presence), T(unexpected_welcome),
           T(unknown_type), T(cache_while_tracker_down), T(cancel_stops_callback),
-          T(reach_requests), T(list_every_page))
+          T(reach_requests), T(list_every_page),
+          T(lookup_from_loss_callback), T(close_drops_pending), T(replaced_stops),
+          T(version_refused), T(pings_every_third_of_ttl), T(silent_tracker_dropped))

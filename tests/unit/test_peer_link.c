@@ -295,8 +295,66 @@ static void first_meeting_pins(void) {
     finish(1);
 }
 
+/* The tracker drops bob's connection while his question about alice's
+ * key is out.  Having looked alice up before, bob answers it from the
+ * key last learned and the link comes up. */
+static void tracker_lost_during_key_check_cached(void) {
+    fx_world_open(&W);
+    fx_lookup warm = {0};
+    ASSERT_EQ(ctl_lookup(W.b.ctx.ctl, "alice", 1, fx_lookup_cb, &warm), 0);
+    FX_WAIT(&W.loop, warm.calls == 1);
+    W.ft.hold_lookups = 1;
+    dial_bob();
+    FX_WAIT(&W.loop, W.ft.n_held == 1);
+    W.ft.n_held = 0;
+    ft_drop(&W.ft);
+    wait_up();
+    ASSERT_EQ(W.b.ev.errors, 0);
+    finish(1);
+}
+
+/* The same with alice unknown to bob's cache: he cannot verify her key
+ * now, so he refuses (internal), and alice hears why. */
+static void tracker_lost_during_key_check(void) {
+    fx_world_open(&W);
+    W.ft.hold_lookups = 1;
+    dial_bob();
+    FX_WAIT(&W.loop, W.ft.n_held == 1);
+    W.ft.n_held = 0;
+    ft_drop(&W.ft);
+    refused_with("bob said: cannot verify the key of alice now: the tracker is unreachable; try "
+                 "again later (internal)",
+                 "cannot verify the key of alice now: the tracker is unreachable; try again later");
+    finish(0);
+}
+
+/* bob does not answer alice's bye: her link lingers 2 s and closes
+ * (timed out); a msg bob sends meanwhile is not delivered (not acked: he
+ * keeps it for a later conversation). */
+static void bye_unanswered_lingers(void) {
+    fx_world_open(&W);
+    dial_bob();
+    wait_up();
+    fx_link *b = &W.b.in[0];
+    uv_update_time(&W.loop);
+    uint64_t start = uv_now(&W.loop);
+    ASSERT_EQ(link_send_bye(out.l), 0);
+    FX_WAIT(&W.loop, b->byes == 1);
+    ASSERT_EQ(link_send_msg(b->l, 5, 0, "too late", 8), 0);
+    FX_WAIT(&W.loop, out.closed == 1);
+    uv_update_time(&W.loop);
+    ASSERT(uv_now(&W.loop) - start >= 1500);
+    ASSERT_EQ(out.reason, UV_ETIMEDOUT);
+    ASSERT_EQ(out.msgs, 0);
+    FX_WAIT(&W.loop, b->closed == 1);
+    ASSERT_EQ(b->reason, UV_EOF);
+    finish(1);
+}
+
 TEST_MAIN(T(both_sides_up), T(msg_ack_bye), T(dialer_expects_other_key),
           T(dialer_reaches_another_user), T(tracker_knows_other_key), T(tracker_knows_no_dialer),
           T(close_while_connecting), T(acceptor_close_during_key_check),
           T(dialer_close_during_key_check), T(pinned_key_differs_acceptor),
-          T(pinned_key_differs_dialer), T(first_meeting_pins))
+          T(pinned_key_differs_dialer), T(first_meeting_pins),
+          T(tracker_lost_during_key_check_cached), T(tracker_lost_during_key_check),
+          T(bye_unanswered_lingers))
