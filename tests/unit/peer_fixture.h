@@ -16,6 +16,7 @@
  *   memory, ev_* events recorded by a test front end, quit requests
  *   counted), with its chat port, tracker client and the links it accepts.
  * - fx_link: a link_handler that records every callback.
+ * - fx_world: alice and bob registered with one fake tracker.
  * - fx_finish(loop): waits until every handle closed, then asserts
  *   uv_loop_close(loop) == 0. */
 #ifndef PARLEY_PEER_FIXTURE_H

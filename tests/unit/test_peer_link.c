@@ -188,15 +188,21 @@ static void close_while_connecting(void) {
     finish(0);
 }
 
+/* alice dials bob (as name) and bob's key check is held at the tracker;
+ * bob's side of the link. */
+static fx_link *dial_into_key_check(const char *name) {
+    W.ft.hold_lookups = 1;
+    dial_as(name, W.b.ctx.id.pk);
+    FX_WAIT(&W.loop, W.ft.n_held == 1);
+    return bob_side();
+}
+
 /* bob closes his link while it waits for the tracker's answer about
  * alice's key: his closed fires once, the late answer is dropped, and
  * alice sees the link end (no why: nobody refused anyone). */
 static void acceptor_close_during_key_check(void) {
     fx_world_open(&W);
-    W.ft.hold_lookups = 1;
-    dial_bob();
-    FX_WAIT(&W.loop, W.ft.n_held == 1);
-    fx_link *b = bob_side();
+    fx_link *b = dial_into_key_check("bob");
     ASSERT(b->l != NULL);
     link_close(b->l);
     FX_WAIT(&W.loop, b->closed == 1);
@@ -220,10 +226,7 @@ static void acceptor_close_during_key_check(void) {
  * up), then the end of the stream (closed once, UV_EOF). */
 static void dialer_close_during_key_check(void) {
     fx_world_open(&W);
-    W.ft.hold_lookups = 1;
-    dial_as("BOB", W.b.ctx.id.pk);
-    FX_WAIT(&W.loop, W.ft.n_held == 1);
-    fx_link *b = bob_side();
+    fx_link *b = dial_into_key_check("BOB");
     /* the name of bob's hello replaces the dialed spelling just before
      * alice sends her auth */
     FX_WAIT(&W.loop, strcmp(link_name(out.l), "bob") == 0);
@@ -303,9 +306,7 @@ static void tracker_lost_during_key_check_cached(void) {
     fx_lookup warm = {0};
     ASSERT_EQ(ctl_lookup(W.b.ctx.ctl, "alice", 1, fx_lookup_cb, &warm), 0);
     FX_WAIT(&W.loop, warm.calls == 1);
-    W.ft.hold_lookups = 1;
-    dial_bob();
-    FX_WAIT(&W.loop, W.ft.n_held == 1);
+    dial_into_key_check("bob");
     W.ft.n_held = 0;
     ft_drop(&W.ft);
     wait_up();
@@ -317,9 +318,7 @@ static void tracker_lost_during_key_check_cached(void) {
  * now, so he refuses (internal), and alice hears why. */
 static void tracker_lost_during_key_check(void) {
     fx_world_open(&W);
-    W.ft.hold_lookups = 1;
-    dial_bob();
-    FX_WAIT(&W.loop, W.ft.n_held == 1);
+    dial_into_key_check("bob");
     W.ft.n_held = 0;
     ft_drop(&W.ft);
     refused_with("bob said: cannot verify the key of alice now: the tracker is unreachable; try "
