@@ -14,6 +14,8 @@
  * stays bounded whatever the peers do. */
 #include "relay.h"
 
+#include "grow.h"
+
 #include "frame.h"
 #include "msg.h"
 #include "name.h"
@@ -37,13 +39,19 @@ enum rs_event {
     RS_STOP,
 };
 
-enum { PAUSE_BACKPRESSURE = 1, PAUSE_RATE = 2 };
+enum { PAUSE_BACKPRESSURE = 1, PAUSE_RATE = 2, PAUSE_HOLD = 4 };
+
+/* What a joined side may send before the other side joins: held, and
+ * forwarded after relay_ready.  Past this its reading stops until then. */
+#define RELAY_HOLD_MAX (64 * 1024)
 
 typedef struct rside {
     struct rsess *s;
     conn *c;                 /* NULL before joining and after the close */
     int joined;
     int paused;              /* PAUSE_* bits */
+    char *held;              /* sent while the other side had not joined */
+    size_t nheld, heldcap;
     char name[NAME_BUFLEN];
     char fold[NAME_BUFLEN];
 } rside;
@@ -74,6 +82,8 @@ static void rs_release(rsess *s) {
     if (s->next)
         s->next->prev = s->prev;
     ctx->nrelays--;
+    free(s->side[0].held);
+    free(s->side[1].held);
     free(s);
 }
 
@@ -170,10 +180,29 @@ static void refill(rsess *s) {
     s->refilled = now;
 }
 
+/* Before the other side joins, bytes are held (read, so that a side that
+ * leaves meanwhile is noticed and the session ends at once). */
+static void hold(rside *sd, const char *data, size_t len) {
+    char *nb = grow(sd->held, &sd->heldcap, sd->nheld + len, 1, 1024);
+    if (!nb) {
+        conn_close(sd->c, UV_ENOMEM); /* its close ends the session */
+        return;
+    }
+    memcpy(nb + sd->nheld, data, len);
+    sd->held = nb;
+    sd->nheld += len;
+    if (sd->nheld >= RELAY_HOLD_MAX)
+        set_paused(sd, PAUSE_HOLD, 1);
+}
+
 static void on_raw(conn *c, const char *data, size_t len) {
     rside *sd = conn_data(c);
     rsess *s = sd->s;
     rside *to = &s->side[1 - side_index(sd)];
+    if (s->state == RS_WAITING) {
+        hold(sd, data, len);
+        return;
+    }
     if (s->state != RS_FORWARDING || !to->c)
         return;
     s->bytes += len;
@@ -242,8 +271,17 @@ static void rs_step(rsess *s, enum rs_event ev, int arg) {
             conn_set_drain(sd->c, on_drain, RELAY_HIGH_WATER / 2);
             conn_set_timeout(sd->c, (uint64_t)s->ctx->cfg.relay_idle * 1000);
         }
-        for (int i = 0; i < 2; i++)
-            conn_resume(s->side[i].c); /* the first to join: what it held follows now */
+        for (int i = 0; i < 2; i++) { /* what the first to join held follows now */
+            rside *sd = &s->side[i], *to = &s->side[1 - i];
+            if (sd->nheld && conn_send_copy(to->c, sd->held, sd->nheld) == 0) {
+                s->bytes += sd->nheld;
+                s->ctx->stats.relay_bytes += sd->nheld;
+            }
+            free(sd->held);
+            sd->held = NULL;
+            sd->nheld = sd->heldcap = 0;
+            set_paused(sd, PAUSE_HOLD, 0);
+        }
         log_info(&s->ctx->lg, "relay session for %s and %s is forwarding", s->side[0].name,
                  s->side[1].name);
         return;
@@ -267,14 +305,8 @@ static void rs_step(rsess *s, enum rs_event ev, int arg) {
             set_paused(&s->side[i], PAUSE_RATE, 0);
         return;
     case RS_SIDE_CLOSED:
-        if (s->state == RS_WAITING && s->side[1 - arg].c) {
-            /* Tell the side still waiting why it will get no relay_ready. */
-            char text[200];
-            snprintf(text, sizeof text, "%s left the relay before it started; try again",
-                     s->side[arg].name);
-            conn_fail(s->side[1 - arg].c, "closed", text, 0);
-            return;
-        }
+        /* Waiting, the other side has not joined (both joined is
+         * forwarding): the session ends, and a late join finds no session. */
         close_all(s);
         return;
     case RS_STOP:
@@ -305,10 +337,8 @@ int rly_join(tracker_ctx *ctx, conn *c, const unsigned char token[IDENT_SESSION]
     conn_set_raw(c, on_raw);
     conn_set_timeout(c, 0); /* the session's join deadline covers it now */
     log_info(&ctx->lg, "%s joined the relay session with %s", sd->name, s->side[1 - i].name);
-    if (!s->side[1 - i].joined) {
-        conn_pause(c); /* held, not refused: resumed by RS_JOINED */
-        return 0;
-    }
+    if (!s->side[1 - i].joined)
+        return 0; /* what it sends now is held (on_raw) until RS_JOINED */
     rs_step(s, RS_JOINED, i);
     return 0;
 }

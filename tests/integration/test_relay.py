@@ -135,6 +135,26 @@ def test_relay_holds_what_the_first_joiner_sends_early():
     t.stop()
 
 
+def test_relay_first_joiner_leaving_ends_the_session():
+    """alice joins, sends a few bytes and leaves before bob joins: the
+    tracker is still reading her (what she sent is held, not left unread
+    in the socket), so it sees her go and ends the session at once; bob's
+    join then finds no session, instead of a relay_ready for a partner who
+    is gone."""
+    t = Tracker()
+    ca, cb, token = relay_pair(t)
+    ra = relay_conn(t, 'relay alice')
+    ra.send_bytes(join_frame(ra, token, 'alice', ca.key) + b'early bytes')
+    t.proc.wait_stderr(r'alice joined the relay session with bob')
+    ra.close()
+    t.proc.wait_stderr(r'relay session for alice and bob closed')
+    rb = relay_conn(t, 'relay bob')
+    join(rb, token, 'bob', cb.key)
+    rb.expect_error('not_found')
+    assert_serving(t, cb)
+    t.stop()
+
+
 def test_relay_join_bad_signature():
     t = Tracker()
     ca, cb, token = relay_pair(t)
