@@ -1,8 +1,9 @@
-/* session: the life of one control connection.  conn.c hands over whole
- * frames, which go straight to the dispatch table (server.c) with the
- * session's state; what the tracker answers goes out through the send
- * helpers here, which bound what a client that does not read can make the
- * tracker hold.  The close callback takes a registered user offline. */
+/* session: the state of one control connection and the ways to answer it.
+ * What the tracker answers goes out through the send helpers here, which
+ * bound what a client that does not read can make the tracker hold; the
+ * field readers answer a malformed field with bad_message.  The
+ * connection's callbacks are server.c's (they dispatch, and take a
+ * registered user offline on close), so nothing here calls up. */
 #include "session.h"
 
 #include "frame.h"
