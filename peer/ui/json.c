@@ -218,28 +218,28 @@ static void j_current(void *fe, const char *name) {
     end(&b, "current");
 }
 
-static void j_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
-                  size_t len) {
+/* message and sent: who, a number, when, the text. */
+static void text_event(const char *type, const char *who_key, const char *who,
+                       const char *num_key, uint64_t num, int64_t ts, const char *text,
+                       size_t len) {
     jbuf b;
-    begin(&b, "message");
-    field_str(&b, "from", name);
-    field_unum(&b, "id", id);
+    begin(&b, type);
+    field_str(&b, who_key, who);
+    field_unum(&b, num_key, num);
     field_num(&b, "time", ts);
     puts_(&b, ",\"text\":");
     put_str(&b, text, len);
-    end(&b, "message");
+    end(&b, type);
+}
+
+static void j_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
+                  size_t len) {
+    text_event("message", "from", name, "id", id, ts, text, len);
 }
 
 static void j_sent(void *fe, const char *name, uint64_t seq, int64_t ts, const char *text,
                    size_t len) {
-    jbuf b;
-    begin(&b, "sent");
-    field_str(&b, "to", name);
-    field_unum(&b, "seq", seq);
-    field_num(&b, "time", ts);
-    puts_(&b, ",\"text\":");
-    put_str(&b, text, len);
-    end(&b, "sent");
+    text_event("sent", "to", name, "seq", seq, ts, text, len);
 }
 
 static void j_delivered(void *fe, const char *name, uint64_t seq) {

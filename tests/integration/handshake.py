@@ -11,9 +11,9 @@ import time
 
 import msgpack
 
-from procs import TestFailure, fail, on_cleanup
+from procs import fail, on_cleanup
 from sodium import Key, auth_input, sodium
-from wire import Closed, Raw, msg, pack_map
+from wire import Raw, msg, pack_map, read_until_closed
 
 CHAT_VERSION = 2
 
@@ -138,16 +138,7 @@ class SealedLink:
         return self.recv(timeout)
 
     def expect_closed(self, timeout=10):
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                got.append(self.recv(max(0.01, deadline - time.monotonic())))
-            except Closed:
-                return got
-            except TestFailure:
-                fail('%s: connection still open after %ss (frames: %r)' % (self.label, timeout,
-                                                                           got))
+        return read_until_closed(self, timeout)
 
     def expect_silence(self, timeout):
         self.raw.expect_silence(timeout)

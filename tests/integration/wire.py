@@ -69,6 +69,20 @@ class Closed(Exception):
     pass
 
 
+def read_until_closed(c, timeout):
+    """Reads frames with c.recv until the other side closes; returns the
+    frames that came before.  Fails when it is still open after timeout."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got.append(c.recv(max(0.01, deadline - time.monotonic())))
+        except Closed:
+            return got
+        except TestFailure:
+            fail('%s: connection still open after %ss (frames: %r)' % (c.label, timeout, got))
+
+
 class Raw:
     """A bare TCP client speaking the control protocol, for protocol tests."""
 
@@ -180,15 +194,7 @@ class Raw:
 
     def expect_closed(self, timeout=10):
         """Reads until EOF; returns the frames that came before it."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                got.append(self.recv(max(0.01, deadline - time.monotonic())))
-            except Closed:
-                return got
-            except TestFailure:
-                fail('%s: connection still open after %ss (frames: %r)' % (self.label, timeout, got))
+        return read_until_closed(self, timeout)
 
     def expect_silence(self, timeout):
         """Nothing may arrive (no frame, no close) for timeout seconds."""
