@@ -43,9 +43,12 @@ $(1)/peer: $(patsubst %.c,$(1)/obj/%.o,$(PEER_SRC) $(SHARED_SRC))
 # Each unit test binary links the shared code and the tracker's modules
 # (minus its main) so registry tests run against the real code; a
 # test_peer_* binary links the peer's modules (minus its main) instead: the
-# two programs' modules are never linked together.
+# two programs' modules are never linked together.  Each test_peer_* also
+# links tests/unit/peer_fixture.c (the fake tracker and the recorders; the
+# wildcard test_*.c does not take it for a test).
 $(1)/obj/tests/unit/test_peer_%.o: CFLAGS_ALL += -Ipeer
-$(1)/tests/unit/test_peer_%: $(1)/obj/tests/unit/test_peer_%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out peer/main.c,$(PEER_SRC)))
+$(1)/obj/tests/unit/peer_fixture.o: CFLAGS_ALL += -Ipeer
+$(1)/tests/unit/test_peer_%: $(1)/obj/tests/unit/test_peer_%.o $(1)/obj/tests/unit/peer_fixture.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out peer/main.c,$(PEER_SRC)))
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 $(1)/tests/unit/%: $(1)/obj/tests/unit/%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))

@@ -4,7 +4,11 @@
  * tracker is down, cancelled), the tracker going away (pending requests
  * fail, backoff, a new hello and registration), a refusal for good, presence
  * pushes, malformed frames, and the reach requests. */
+#include "chatport.h"
 #include "peer_fixture.h"
+#include "test.h"
+
+#include <sodium.h>
 
 static struct {
     uv_loop_t loop;

@@ -4,10 +4,11 @@
  * one, an offline or unknown user, only dead endpoints with the relay
  * refused, a key that does not match, no tracker at all), and the dial is
  * cancelled while it looks up and while its attempt is in the handshake. */
-#include "peer_fixture.h"
-
 #include "dial.h"
+#include "peer_fixture.h"
+#include "test.h"
 
+#include <sodium.h>
 #include <unistd.h>
 
 static fx_world W;

@@ -8,6 +8,10 @@
  * either side), link_close at each step of the handshake, and the first
  * meeting pinning the key. */
 #include "peer_fixture.h"
+#include "pins.h"
+#include "test.h"
+
+#include <sodium.h>
 
 static fx_world W;
 static fx_link out; /* alice's dialed link */
