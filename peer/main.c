@@ -4,9 +4,10 @@
  * the news of each lower module to the one that acts on it (the handler
  * tables below: no module calls up into another).  On /quit, end of input
  * or a signal it closes every handle and checks that the loop closes
- * cleanly.  The layers, top down: ui/ -> command -> chat -> inbound ->
- * dial -> link, relay_join -> control -> chatport, keycache; all of them
- * report through events, and use seal, pins, seen and shared/. */
+ * cleanly.  The layers, top down: ui/ -> command -> chat and inbound
+ * (siblings: inbound's links reach chat through the wiring here) -> dial
+ * -> link, relay_join -> control -> chatport, keycache; all of them report
+ * through events, and use seal, pins, seen and shared/. */
 #include "chat.h"
 #include "command.h"
 #include "control.h"

@@ -46,8 +46,11 @@ static int add(pins *p, const char *fold, const unsigned char key[IDENT_PK]) {
             return UV_ENOMEM;
         p->v = v;
         e = &p->v[p->n++];
+        *e = (pin){0};
         snprintf(e->fold, sizeof e->fold, "%s", fold);
     }
+    if (memcmp(e->key, key, IDENT_PK) != 0)
+        e->warned = 0; /* a refusal of some key other than this one is news */
     memcpy(e->key, key, IDENT_PK);
     return 0;
 }

@@ -195,23 +195,17 @@ static void hold(rside *sd, const char *data, size_t len) {
         set_paused(sd, PAUSE_HOLD, 1);
 }
 
-static void on_raw(conn *c, const char *data, size_t len) {
-    rside *sd = conn_data(c);
+/* Copies len bytes from sd to `to`, charging them to the session's rate
+ * budget and bounding what waits for `to`: past either, sd is not read
+ * until there is room again.  data stays the caller's. */
+static void forward(rside *sd, rside *to, const char *data, size_t len) {
     rsess *s = sd->s;
-    rside *to = &s->side[1 - side_index(sd)];
-    if (s->state == RS_WAITING) {
-        hold(sd, data, len);
-        return;
-    }
-    if (s->state != RS_FORWARDING || !to->c)
-        return;
     s->bytes += len;
     s->ctx->stats.relay_bytes += len;
     uint64_t idle = (uint64_t)s->ctx->cfg.relay_idle * 1000;
-    conn_set_timeout(c, idle);
+    conn_set_timeout(sd->c, idle);
     conn_set_timeout(to->c, idle);
-    /* data is conn's read buffer, valid only during this call:
-     * conn_send_copy writes from it and copies only what the socket does
+    /* conn_send_copy writes from data and copies only what the socket does
      * not take at once (usually nothing while the far reader keeps up). */
     if (conn_send_copy(to->c, data, len))
         return; /* to is closing (also when out of memory); its close ends the session */
@@ -225,6 +219,17 @@ static void on_raw(conn *c, const char *data, size_t len) {
         if (!uv_is_active((uv_handle_t *)&s->timer) || uv_timer_get_due_in(&s->timer) < wait)
             uv_timer_start(&s->timer, on_timer, wait, 0);
     }
+}
+
+/* data is conn's read buffer, valid only during this call. */
+static void on_raw(conn *c, const char *data, size_t len) {
+    rside *sd = conn_data(c);
+    rsess *s = sd->s;
+    rside *to = &s->side[1 - side_index(sd)];
+    if (s->state == RS_WAITING)
+        hold(sd, data, len);
+    else if (s->state == RS_FORWARDING && to->c)
+        forward(sd, to, data, len);
 }
 
 /* The other side's queue went down: read this one again. */
@@ -273,10 +278,8 @@ static void rs_step(rsess *s, enum rs_event ev, int arg) {
         }
         for (int i = 0; i < 2; i++) { /* what the first to join held follows now */
             rside *sd = &s->side[i], *to = &s->side[1 - i];
-            if (sd->nheld && conn_send_copy(to->c, sd->held, sd->nheld) == 0) {
-                s->bytes += sd->nheld;
-                s->ctx->stats.relay_bytes += sd->nheld;
-            }
+            if (sd->nheld)
+                forward(sd, to, sd->held, sd->nheld); /* rated like any other byte */
             free(sd->held);
             sd->held = NULL;
             sd->nheld = sd->heldcap = 0;

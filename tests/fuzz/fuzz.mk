@@ -43,7 +43,8 @@ $(FUZZ_B)/fuzz_msg: $(call FUZZ_OBJ,tests/fuzz/fuzz_msg.c $(SHARED_SRC))
 $(FUZZ_B)/fuzz_tracker: $(call FUZZ_OBJ,tests/fuzz/fuzz_tracker.c tests/fuzz/fuzz_io.c \
                           $(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
 	$(FUZZ_LINK)
-# The peer's real modules minus its main (the harness supplies peer_quit).
+# The peer's real modules minus its main (the harness wires them as main.c
+# does and sets ctx->on_quit).
 $(FUZZ_B)/fuzz_peer: $(call FUZZ_OBJ,tests/fuzz/fuzz_peer.c tests/fuzz/fuzz_io.c \
                        $(SHARED_SRC) $(filter-out peer/main.c,$(PEER_SRC)))
 	$(FUZZ_LINK) $(shell pkg-config --libs ncursesw 2>/dev/null)

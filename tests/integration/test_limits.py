@@ -9,8 +9,8 @@ and the tracker's RSS stays bounded; thousands of connect, register,
 disconnect cycles leave its open file descriptors at their baseline and its
 RSS within a bound.
 
-PARLEY_CYCLES sets the number of cycles (default 2000; the issue's figure is
-10000: PARLEY_CYCLES=10000 tests/integration/test_limits.py
+PARLEY_CYCLES sets the number of cycles (default 2000; for a long soak,
+PARLEY_CYCLES=10000 tests/integration/test_limits.py
 test_connect_register_disconnect_cycles)."""
 import os
 import re

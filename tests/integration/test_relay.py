@@ -336,6 +336,31 @@ def test_relay_rate_limit_slows_not_drops():
     t.stop()
 
 
+def test_relay_rate_limit_counts_held_bytes():
+    """What the first joiner sent while it waited (held, then forwarded at
+    relay_ready) is charged to the session's rate like any later byte: at
+    20 kB/s, 60 kB held and then 40 kB more need about 4 s past the one
+    second of burst, not a free pass for the held part."""
+    t = Tracker(extra_args=['--relay-rate', '20000'])
+    ca, cb, token = relay_pair(t)
+    ra, rb = relay_conn(t, 'relay alice'), relay_conn(t, 'relay bob')
+    held = os.urandom(60000)
+    ra.send_bytes(join_frame(ra, token, 'alice', ca.key) + held)
+    t.proc.wait_stderr(r'alice joined the relay session with bob')
+    join(rb, token, 'bob', cb.key)
+    ra.recv_type('relay_ready')
+    rb.recv_type('relay_ready')
+    start = time.monotonic()
+    more = os.urandom(40000)
+    threading.Thread(target=ra.send_bytes, args=(more,), daemon=True).start()
+    if recv_raw(rb, len(held) + len(more), timeout=30) != held + more:
+        fail('the relay changed the bytes')
+    took = time.monotonic() - start
+    if took < 3:
+        fail('100 kB (60 kB of them held) went through a 20 kB/s relay in %.2fs' % took)
+    t.stop()
+
+
 def test_peer_relay_third_party_cannot_join():
     """A real peer (alice) dials bob, a raw user whose endpoint is dead: she
     goes to the relay.  mallory, holding the token, cannot get in; bob joins

@@ -318,6 +318,27 @@ static void tracker_lost_during_key_check_cached(void) {
     finish(1);
 }
 
+/* bob learned a key for alice earlier (a lookup answered K1), and the
+ * tracker's record has changed since: his check of alice's hello asks the
+ * tracker again and goes by its current record, as a peer started after
+ * the change would, instead of refusing her with the key he cached. */
+static void tracker_record_beats_cached_key(void) {
+    fx_world_open(&W);
+    unsigned char real[IDENT_PK];
+    memcpy(real, W.ua->key, IDENT_PK);
+    randombytes_buf(W.ua->key, IDENT_PK);
+    fx_lookup warm = {0};
+    ASSERT_EQ(ctl_lookup(W.b.ctx.ctl, "alice", 1, fx_lookup_cb, &warm), 0);
+    FX_WAIT(&W.loop, warm.calls == 1);
+    ASSERT_EQ(warm.status, 0);
+    memcpy(W.ua->key, real, IDENT_PK); /* the record now holds alice's real key */
+    dial_bob();
+    wait_up();
+    ASSERT_EQ(W.ft.lookups, 2); /* the warm-up and bob's check: asked, not cached */
+    ASSERT_EQ(W.a.ev.errors + W.b.ev.errors, 0);
+    finish(1);
+}
+
 /* The same with alice unknown to bob's cache: he cannot verify her key
  * now, so he refuses (internal), and alice hears why. */
 static void tracker_lost_during_key_check(void) {
@@ -360,4 +381,5 @@ TEST_MAIN(T(both_sides_up), T(msg_ack_bye), T(dialer_expects_other_key),
           T(dialer_close_during_key_check), T(pinned_key_differs_acceptor),
           T(pinned_key_differs_dialer), T(first_meeting_pins),
           T(tracker_lost_during_key_check_cached), T(tracker_lost_during_key_check),
+          T(tracker_record_beats_cached_key),
           T(bye_unanswered_lingers))

@@ -258,6 +258,10 @@ static void warn_due_rate_limited(void) {
     ASSERT_EQ(pins_warn_due(p, "bob", 15003), 1);
     ASSERT_EQ(pins_warn_due(p, "carol", 15004), 1); /* not pinned */
     ASSERT_EQ(pins_warn_due(p, "carol", 15005), 1);
+    key_of(k, 3); /* /trust: a new key for bob starts a new clock */
+    ASSERT_EQ(pins_set(p, "bob", k, err, sizeof err), 0);
+    ASSERT_EQ(pins_warn_due(p, "bob", 15006), 1);
+    ASSERT_EQ(pins_warn_due(p, "bob", 15007), 0);
     ASSERT_EQ(pins_warn_due(NULL, "alice", 15004), 1);
     ASSERT_EQ(pins_warn_due(NULL, "alice", 15005), 1);
     pins_close(p);
