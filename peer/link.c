@@ -20,9 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The chat link speaks version 2 (sealed); the control connection stays at
- * PROTO_VERSION 1. */
-#define LINK_VERSION 2
 #define HANDSHAKE_MS 10000
 #define BYE_LINGER_MS 2000
 

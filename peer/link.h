@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+/* The chat link's protocol version (the control connection's is
+ * PROTO_VERSION, msg.h). */
+#define LINK_VERSION 2
+
 typedef struct chatlink chatlink; /* "link" alone is taken by unistd.h */
 
 /* Each callback fires from the loop; any may be NULL.  closed fires exactly

@@ -22,6 +22,10 @@
 #include "ui/tui.h"
 
 #include "addr.h"
+#include "link.h"
+#include "msg.h"
+#include "username.h"
+#include "version.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -32,7 +36,7 @@
 #include <time.h>
 
 static const char usage_text[] =
-    "usage: peer --user NAME [options]\n"
+    "usage: parley [--user NAME] [options]\n"
     "\n"
     "A parley chat peer: registers NAME with a tracker, listens for chat links,\n"
     "and chats directly with other peers.  In a terminal it shows the terminal\n"
@@ -42,7 +46,9 @@ static const char usage_text[] =
     "on stdin, events go to stdout one per line, diagnostics go to stderr.\n"
     "\n"
     "options:\n"
-    "  --user NAME            your user name (1-32 characters, no spaces); required\n"
+    "  --user NAME            your user name (1-32 characters, no spaces); without\n"
+    "                         it, the name of your last run (HOME/user), else your\n"
+    "                         login name ($USER)\n"
     "  --tracker HOST:PORT    the tracker (default 127.0.0.1:5960); HOST may be a\n"
     "                         name, an IPv4 literal or an [IPv6] literal\n"
     "  --listen HOST:PORT     where to accept chat links (default: an ephemeral\n"
@@ -63,6 +69,7 @@ static const char usage_text[] =
     "                         dead (a quiet link is pinged after a third of it;\n"
     "                         2 to 3600, default 60)\n"
     "  --log-level LEVEL      error, warn (default), info or debug; logs go to stderr\n"
+    "  --version              the version and the protocol versions, then exit\n"
     "  --help                 this text\n"
     "\n"
     "terminal UI keys: Tab (on an empty line) or F2 users panel, where typing\n"
@@ -75,14 +82,14 @@ static const char usage_text[] =
 static int usage_error(const char *fmt, const char *arg) {
     fputs("error: ", stderr);
     fprintf(stderr, fmt, arg);
-    fputs("; run peer --help for the list of flags\n", stderr);
+    fputs("; run parley --help for the list of flags\n", stderr);
     return 2;
 }
 
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP,
-           O_NO_BELL, O_RELAY_AFTER, O_LINK_TIMEOUT };
+           O_NO_BELL, O_RELAY_AFTER, O_LINK_TIMEOUT, O_VERSION };
     static const struct option opts[] = {
         {"user", required_argument, NULL, O_USER},
         {"tracker", required_argument, NULL, O_TRACKER},
@@ -93,6 +100,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         {"advertise", required_argument, NULL, O_ADVERTISE},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
         {"no-bell", no_argument, NULL, O_NO_BELL},
         {"relay-after", required_argument, NULL, O_RELAY_AFTER},
         {"link-timeout", required_argument, NULL, O_LINK_TIMEOUT},
@@ -154,6 +162,10 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
             fputs(usage_text, stdout);
             cmd_help(ctx);
             return 0;
+        case O_VERSION:
+            printf("parley %s (tracker protocol %d, chat link protocol %d)\n", PARLEY_VERSION,
+                   PROTO_VERSION, LINK_VERSION);
+            return 0;
         case ':':
             return usage_error("%s needs a value", argv[optind - 1]);
         default:
@@ -164,16 +176,16 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     }
     if (optind < argc)
         return usage_error("unexpected argument %s", argv[optind]);
-    if (!user)
-        return usage_error("%s", "--user NAME is required");
     const char *why;
-    if (name_check(user, strlen(user), &why)) {
+    if (user && name_check(user, strlen(user), &why)) {
         fprintf(stderr, "error: invalid user name \"%s\": %s; choose 1 to 32 characters without "
                 "spaces or control characters\n", user, why);
         return 2;
     }
-    snprintf(ctx->user, sizeof ctx->user, "%s", user);
-    name_fold(user, strlen(user), ctx->user_fold);
+    if (user) {
+        snprintf(ctx->user, sizeof ctx->user, "%s", user);
+        name_fold(user, strlen(user), ctx->user_fold);
+    }
     if (!ui_mode) {
         ctx->use_tui = tui_possible();
     } else if (strcmp(ui_mode, "tui") == 0) {
@@ -261,6 +273,10 @@ static const inbound_handler inbound_news = {on_incoming, is_linked};
 static void on_registered(void *data) {
     peer_ctx *ctx = data;
     chat_tracker_ready(ctx->chat); /* relayed chats that dropped set up again */
+    int r = uname_remember(ctx->home, ctx->user); /* `parley` alone is this user next time */
+    if (r)
+        log_warn(&ctx->lg, "cannot remember the name %s in %s/user: %s", ctx->user, ctx->home,
+                 uv_strerror(r));
 }
 
 static void on_presence(void *data, const char *name, int online) {
@@ -320,13 +336,41 @@ static void on_walk(uv_handle_t *h, void *arg) {
     log_error(arg, "handle still open at exit: %s", uv_handle_type_name(h->type));
 }
 
+/* No --user: the name of the last run, else the login name; the user is
+ * told which (the terminal UI repeats it in its welcome).  0, or the exit
+ * status. */
+static int pick_user(peer_ctx *ctx, const char *home) {
+    char err[4400];
+    uname_source src;
+    int r = uname_default(home, ctx->user, &src, err, sizeof err);
+    if (r == UV_ENOENT) {
+        fprintf(stderr, "error: no user name: pass --user NAME (1 to 32 characters, no spaces; "
+                "$USER is not set or not a valid name)\n");
+        return 2;
+    }
+    if (r) {
+        fprintf(stderr, "error: %s\n", err);
+        return 2;
+    }
+    name_fold(ctx->user, strlen(ctx->user), ctx->user_fold);
+    snprintf(ctx->user_note, sizeof ctx->user_note, "you are %s: %s; --user NAME picks another",
+             ctx->user, src == UNAME_LAST_RUN ? "the name of your last run" : "your login name");
+    if (!ctx->use_tui)
+        fprintf(stderr, "parley: %s\n", ctx->user_note);
+    return 0;
+}
+
 static int run(peer_ctx *ctx, const char *home_arg) {
     char home[4096], err[512];
     if (ident_expand_home(home_arg, home, sizeof home)) {
         fprintf(stderr, "error: cannot expand %s (is $HOME set?); pass --home DIR\n", home_arg);
         return 2;
     }
-    int r = ident_load(home, &ctx->id, err, sizeof err);
+    ctx->home = home;
+    int r;
+    if (!ctx->user[0] && (r = pick_user(ctx, home)))
+        return r;
+    r = ident_load(home, &ctx->id, err, sizeof err);
     if (r) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
@@ -397,7 +441,7 @@ int main(int argc, char **argv) {
     peer_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.lg.level = LOG_WARN;
-    ctx.lg.prog = "peer";
+    ctx.lg.prog = "parley";
     ctx.tracker = "127.0.0.1:5960";
     ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
     ctx.link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;

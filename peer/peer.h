@@ -33,6 +33,8 @@ typedef struct peer_ctx {
     identity id;
     char user[NAME_BUFLEN];      /* as given with --user */
     char user_fold[NAME_BUFLEN]; /* name_fold(user) */
+    char user_note[160];         /* how user was picked without --user, or "" */
+    const char *home;            /* --home, expanded */
     const char *tracker;         /* HOST:PORT as given */
     const char *listen;          /* NULL: [::]:0 dual-stack, else 0.0.0.0:0 */
     const char *advertise[PEER_MAX_ADVERTISE];

@@ -7,6 +7,8 @@
 #include "listen.h"
 #include "metrics.h"
 #include "server.h"
+#include "msg.h"
+#include "version.h"
 #include "tracker.h"
 
 #include "addr.h"
@@ -22,11 +24,12 @@ static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TR
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS] [--log-level LEVEL]\n"
-            "               [--relay-per-user N] [--relay-max N] [--relay-rate BYTES]\n"
-            "               [--relay-idle SECONDS] [--relay-join-timeout MS]\n"
-            "               [--rate-limit N] [--rate-burst N] [--max-conns-per-addr N]\n"
-            "               [--max-conns N] [--metrics HOST:PORT] [--config PATH]\n"
+            "usage: parley-tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS]\n"
+            "                      [--log-level LEVEL] [--relay-per-user N] [--relay-max N]\n"
+            "                      [--relay-rate BYTES] [--relay-idle SECONDS]\n"
+            "                      [--relay-join-timeout MS] [--rate-limit N] [--rate-burst N]\n"
+            "                      [--max-conns-per-addr N] [--max-conns N]\n"
+            "                      [--metrics HOST:PORT] [--config PATH]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
             "is online and look each other up before chatting directly.\n"
@@ -68,6 +71,7 @@ static void usage(FILE *f) {
             "                       dashes (\"listen 127.0.0.1:5960\"), # comments and blank\n"
             "                       lines allowed; flags on the command line override it\n"
             "                       (a --listen there replaces the file's listen lines).\n"
+            "  --version            show the version and the protocol version.\n"
             "  --help               show this help.\n"
             "\n"
             "Once ready it logs \"listening on HOST:PORT\" for each listener.  SIGINT or\n"
@@ -75,9 +79,9 @@ static void usage(FILE *f) {
 }
 
 static int bad_usage(const char *fmt, const char *arg) {
-    fprintf(stderr, "tracker: ");
+    fprintf(stderr, "parley-tracker: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "; see tracker --help\n");
+    fprintf(stderr, "; see parley-tracker --help\n");
     return 2;
 }
 
@@ -99,7 +103,8 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"max-conns", required_argument, NULL, 'C'},
         {"metrics", required_argument, NULL, 'M'},
         {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     tracker_config *cfg = &ctx->cfg;
     opterr = 0;
@@ -158,7 +163,7 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 k++;
             unsigned long long n = strtoull(optarg, &end, 10);
             if (*optarg < '0' || *optarg > '9' || *end || n < lim[k].lo || n > lim[k].hi) {
-                fprintf(stderr, "tracker: %s %s is not %s; see tracker --help\n", lim[k].flag,
+                fprintf(stderr, "parley-tracker: %s %s is not %s; see parley-tracker --help\n", lim[k].flag,
                         optarg, lim[k].what);
                 return 2;
             }
@@ -204,6 +209,11 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
             if (!cmdline)
                 return bad_usage("help does not belong in a config file%s", "");
             usage(stdout);
+            return 0;
+        case 'V':
+            if (!cmdline)
+                return bad_usage("version does not belong in a config file%s", "");
+            printf("parley-tracker %s (tracker protocol %d)\n", PARLEY_VERSION, PROTO_VERSION);
             return 0;
         case ':':
             return bad_usage("option %s needs a value", argv[optind - 1]);
@@ -268,7 +278,7 @@ static void on_listening(tracker_ctx *ctx, int status) {
 int main(int argc, char **argv) {
     tracker_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
-    ctx.lg = (logger){LOG_INFO, "tracker"};
+    ctx.lg = (logger){LOG_INFO, "parley-tracker"};
     tracker_config_defaults(&ctx.cfg);
     /* The config file first, so the command line, parsed after it, wins. */
     conf_file cf;
@@ -276,12 +286,12 @@ int main(int argc, char **argv) {
     memset(&cf, 0, sizeof cf);
     ctx.cfg.config = find_config(argc, argv);
     if (ctx.cfg.config && conf_read(ctx.cfg.config, &cf, cerr, sizeof cerr)) {
-        fprintf(stderr, "tracker: %s\n", cerr);
+        fprintf(stderr, "parley-tracker: %s\n", cerr);
         return 2;
     }
     const char **specs = calloc((size_t)argc + cf.nlines + 2, sizeof *specs);
     if (!specs) {
-        fprintf(stderr, "tracker: out of memory\n");
+        fprintf(stderr, "parley-tracker: out of memory\n");
         conf_free(&cf);
         return 1;
     }
@@ -289,7 +299,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < cf.nlines && r < 0; i++) {
         optind = 0; /* restart getopt_long on this line's words */
         if ((r = parse_args(&ctx, cf.lines[i].argc, cf.lines[i].argv, specs, 0)) >= 0)
-            fprintf(stderr, "tracker: that is %s line %d; fix or remove the line\n", cf.path,
+            fprintf(stderr, "parley-tracker: that is %s line %d; fix or remove the line\n", cf.path,
                     cf.lines[i].line);
     }
     ctx.cfg.nlisten_file = ctx.cfg.nlisten;

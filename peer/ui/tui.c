@@ -334,6 +334,8 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     uv_prepare_start(&t->repaint, on_repaint);
     tui_conv_info(&t->system, "welcome, %s. Tab or F2 moves to the users panel; click a name "
                   "or press Enter on it to chat. /help lists the commands.", ctx->user);
+    if (ctx->user_note[0]) /* no --user: say which name this is */
+        tui_conv_info(&t->system, "%s", ctx->user_note);
     ev_set_frontend(ctx, &tui_frontend, t);
     tui_dirty(t);
     return 0;

@@ -72,13 +72,23 @@ class Proc:
     line lists, so nothing blocks on a full pipe and everything can be shown
     when a test fails."""
 
-    def __init__(self, label, argv, cwd, stdin=True):
+    def __init__(self, label, argv, cwd, stdin=True, env=None):
+        """env: variables to set (or, with None as the value, unset) in the
+        process's environment, on top of this one's."""
         self.label = label
         self.argv = argv
         self.out_lines = []              # every stdout line, in order
         self.err_lines = []
         self.cond = threading.Condition()
-        self.p = subprocess.Popen(argv, cwd=cwd,
+        penv = None
+        if env:
+            penv = dict(os.environ)
+            for k, v in env.items():
+                if v is None:
+                    penv.pop(k, None)
+                else:
+                    penv[k] = v
+        self.p = subprocess.Popen(argv, cwd=cwd, env=penv,
                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with _lock:
@@ -262,18 +272,21 @@ class Peer:
     can be checked with count()."""
 
     def __init__(self, name, tracker_addr, echo=False, extra_args=(), home=None, label=None,
-                 prefix=()):
+                 prefix=(), user_flag=True, env=None):
         """prefix: argv words put before the peer binary (for example
         NetLab.exec_prefix('a') of natlab.py, to run it inside a NAT lab
-        namespace)."""
+        namespace).  user_flag False: no --user (name is the name the peer
+        should pick); env as for Proc."""
         self.name = name
         self.home = home or tempdir('parley-peer-')
-        argv = list(prefix) + [os.path.join(BUILD, 'peer'), '--user', name, '--tracker',
-                               tracker_addr, '--home', self.home, '--ui', 'line']
+        argv = list(prefix) + [os.path.join(BUILD, 'peer')]
+        if user_flag:
+            argv += ['--user', name]
+        argv += ['--tracker', tracker_addr, '--home', self.home, '--ui', 'line']
         if echo:
             argv.append('--echo')
         argv += list(extra_args)
-        self.proc = Proc(label or 'peer %s' % name, argv, cwd=self.home)
+        self.proc = Proc(label or 'peer %s' % name, argv, cwd=self.home, env=env)
         self.used = set()       # indexes of stdout lines consumed by expect()
 
     @property

@@ -474,5 +474,49 @@ def test_quiet_link_stays_up():
     t.stop()
 
 
+
+def test_no_user_flag_goes_by_login_then_last_run():
+    """Without --user the peer goes by $USER the first time and says so;
+    once registered the name is kept in HOME/user (0600), and the next run
+    without --user comes back under it even with another $USER.  A login
+    name another key owns gets the name_taken error naming the fix."""
+    t = Tracker()
+    zoe = Peer('zoe', t.addr, user_flag=False, env={'USER': 'zoe'})
+    zoe.proc.wait_stderr(r'^parley: you are zoe: your login name; --user NAME picks another$')
+    zoe.registered()
+    zoe.quit()
+    path = os.path.join(zoe.home, 'user')
+    with open(path) as f:
+        if f.read() != 'zoe\n':
+            fail('%s does not hold the name zoe' % path)
+    if os.stat(path).st_mode & 0o777 != 0o600:
+        fail('%s has mode %o, want 600' % (path, os.stat(path).st_mode & 0o777))
+    again = Peer('zoe', t.addr, user_flag=False, env={'USER': 'yves'}, home=zoe.home,
+                 label='peer zoe again')
+    again.proc.wait_stderr(r'^parley: you are zoe: the name of your last run; --user NAME '
+                           r'picks another$')
+    again.registered()
+    again.quit()
+    # bob's login name is a user another key registered: the usual refusal.
+    owner = Peer('bob', t.addr)
+    owner.registered()
+    thief = Peer('bob', t.addr, user_flag=False, env={'USER': 'bob'}, label='peer bob (other key)')
+    thief.expect(r'^error: the name bob is taken by another key .*pick another --user', 15)
+    if thief.proc.wait_exit(10) != 1:
+        fail('a peer refused its name should exit 1')
+    owner.quit()
+    t.stop()
+
+
+def test_no_user_flag_and_no_usable_login():
+    """Neither --user nor a usable $USER: a usage error naming --user."""
+    t = Tracker()
+    p = Peer('-', t.addr, user_flag=False, env={'USER': None})
+    p.proc.wait_stderr(r'^error: no user name: pass --user NAME')
+    if p.proc.wait_exit(10) != 2:
+        fail('no user name should exit 2')
+    t.stop()
+
+
 if __name__ == '__main__':
     runner.main(globals())

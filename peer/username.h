@@ -1,0 +1,24 @@
+/* username: which name the peer goes by when --user is not given.  The name
+ * of the last run, kept in HOME/user once it registered, so that `parley`
+ * alone comes back as the same user; else the login name ($USER).  The
+ * caller says which it picked, so nobody is registered under a name they
+ * did not see. */
+#ifndef PARLEY_USERNAME_H
+#define PARLEY_USERNAME_H
+
+#include <stddef.h>
+
+/* Where a default name came from. */
+typedef enum uname_source { UNAME_LAST_RUN, UNAME_LOGIN } uname_source;
+
+/* Fills out (at least NAME_BUFLEN bytes) with the default name for home.
+ * 0 with *src set; UV_ENOENT when there is none (no HOME/user and no usable
+ * $USER); UV_EINVAL when HOME/user holds no valid name (err says so). */
+int uname_default(const char *home, char *out, uname_source *src, char *err, size_t errlen);
+
+/* Remembers name as HOME/user (mode 0600, written whole through a
+ * temporary file).  0 or a negative errno code; a failure costs nothing
+ * but the default next time. */
+int uname_remember(const char *home, const char *name);
+
+#endif
