@@ -128,7 +128,7 @@ class Bench:
         self.a, self.procs, self.tmp = args, procs, tmp
         self.build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
         self.loadgen_bin = os.path.join(self.build, 'loadgen')
-        self.tracker_bin = os.path.join(self.build, 'tracker')
+        self.tracker_bin = os.path.join(self.build, 'parley-tracker')
         self.redis_bin = shutil.which('redis-server')
         self.n = 0
 
@@ -928,7 +928,7 @@ def fig5(b, rows):
         # The talking peer speaks --ui json: its events carry the peer's own
         # timestamps ("ts", microseconds), which time the chat round trip.
         out = open(os.path.join(home, 'events.txt'), 'wb') if extra else subprocess.PIPE
-        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'peer'), '--user', name,
+        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'parley'), '--user', name,
                           '--tracker', taddr, '--listen', '127.0.0.1:0', '--home', home,
                           '--ui', 'line' if extra else 'json', '--log-level', 'warn'] + extra,
                           b.procs.server_cpu, os.path.join(home, 'peer.log'), stdout=out,
@@ -1137,7 +1137,7 @@ def main():
         figs, bad = [], [args.figures]
     if bad or not figs:
         sys.exit(f'bench: unknown figure {bad}; this bench has figures {sorted(FIGURES)}')
-    for exe in ('tracker', 'loadgen'):
+    for exe in ('parley-tracker', 'loadgen'):
         if not os.access(os.path.join(ROOT, args.build, exe), os.X_OK):
             sys.exit(f'bench: {args.build}/{exe} is missing; run `make bench` (it builds them)')
     if not shutil.which('redis-server'):
