@@ -675,7 +675,7 @@ def fig3(b, rows):
     rows += [rss, cpu]
     return [f'Figure 3: {n:,} registered control connections (load generators of {HOLDER_CONNS:,} '
             f'connections each, started one after the other) ping the tracker every ttl/3 = '
-            f'{ttl // 3} s (tracker --ttl {ttl}; the default ttl 60 pings half as often). RSS per '
+            f'{ttl // 3} s (parley-tracker --ttl {ttl}; the default ttl 60 pings half as often). RSS per '
             f'peer is the tracker\'s RSS growth from start to all registered, over {n:,}; redis '
             f'gets {n:,} clients that each sent one PING and then idle. CPU is each server\'s '
             f'user+system time over one heartbeat period ({ttl // 3} s, both measured together), '
@@ -985,7 +985,7 @@ def fig5(b, rows):
         b.procs.stop(p)
     b.procs.stop(trk)
     rows += [rtt50, rtt99, mps, e2e50]
-    return [f'Figure 5: two `peer` processes, one with --echo, linked directly over loopback '
+    return [f'Figure 5: two `parley` processes, one with --echo, linked directly over loopback '
             f'(TCP, sealed chat link), both under `taskset -c {b.procs.server_cpu}`; '
             f'tools/bench/chatrtt (`drive`, under `taskset -c {b.procs.client_cpu}`) writes '
             f'100-byte lines (numbered) into the other peer\'s stdin (`--ui json`) and reads its '
