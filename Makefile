@@ -1,4 +1,5 @@
-# parley: build, test and run.  `make` builds build/tracker and build/peer;
+# parley: build, test and run.  `make` builds build/parley-tracker (the
+# tracker daemon) and build/parley (the chat client);
 # `make test` installs what is missing, builds a normal and a sanitized
 # (ASan+UBSan) tree, and runs every test against both.
 
@@ -28,7 +29,7 @@ B  := build
 BA := build/asan
 
 .PHONY: all asan deps test run clean check-deps
-all: $(B)/tracker $(B)/peer
+all: $(B)/parley-tracker $(B)/parley
 
 define objrules
 # The front ends in peer/ui/ include the peer's headers by name.
@@ -36,9 +37,9 @@ $(1)/obj/peer/%.o: CFLAGS_ALL += -Ipeer
 $(1)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_ALL) $(2) -c $$< -o $$@
-$(1)/tracker: $(patsubst %.c,$(1)/obj/%.o,$(TRACKER_SRC) $(SHARED_SRC))
+$(1)/parley-tracker: $(patsubst %.c,$(1)/obj/%.o,$(TRACKER_SRC) $(SHARED_SRC))
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
-$(1)/peer: $(patsubst %.c,$(1)/obj/%.o,$(PEER_SRC) $(SHARED_SRC))
+$(1)/parley: $(patsubst %.c,$(1)/obj/%.o,$(PEER_SRC) $(SHARED_SRC))
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 # Each unit test binary links the shared code and the tracker's modules
 # (minus its main) so registry tests run against the real code; a
@@ -62,7 +63,7 @@ $(eval $(call objrules,$(BA),$(SAN_FLAGS)))
 UNIT_BINS      := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 UNIT_BINS_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/unit/%,$(UNIT_SRC))
 
-asan: $(BA)/tracker $(BA)/peer
+asan: $(BA)/parley-tracker $(BA)/parley
 
 # Installs only what pkg-config or the PATH does not already find, so a
 # machine that has everything never touches apt.

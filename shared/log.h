@@ -7,7 +7,7 @@ enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 typedef struct logger {
     int level;          /* messages above this level are dropped */
-    const char *prog;   /* "tracker" or "peer" */
+    const char *prog;   /* "parley-tracker" or "parley" */
 } logger;
 
 /* Parses "error", "warn", "info" or "debug".  0 or UV_EINVAL. */

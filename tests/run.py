@@ -146,7 +146,7 @@ def run_one(t):
 def main():
     ap = argparse.ArgumentParser(description='Run the parley unit and integration tests.')
     ap.add_argument('--build', action='append', required=True,
-                    help='build directory holding tracker, peer and tests/unit/ (repeatable)')
+                    help='build directory holding parley-tracker, parley and tests/unit/ (repeatable)')
     ncpu = os.cpu_count() or 1
     ap.add_argument('-j', type=int, default=max(4, 2 * ncpu),
                     help='tests run at once (default: 2 x CPUs, at least 4)')

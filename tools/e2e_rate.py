@@ -19,7 +19,7 @@ import time
 
 def run_once(build, n, text):
     d = tempfile.mkdtemp(prefix='e2e-rate-')
-    trk = subprocess.Popen([os.path.join(build, 'tracker'), '--listen', '127.0.0.1:0', '--db',
+    trk = subprocess.Popen([os.path.join(build, 'parley-tracker'), '--listen', '127.0.0.1:0', '--db',
                             os.path.join(d, 't.db')], stderr=subprocess.PIPE, text=True)
     addr = None
     for line in trk.stderr:
@@ -30,7 +30,7 @@ def run_once(build, n, text):
     threading.Thread(target=lambda: trk.stderr.read(), daemon=True).start()
 
     def peer(name, *extra):
-        return subprocess.Popen([os.path.join(build, 'peer'), '--user', name, '--tracker', addr,
+        return subprocess.Popen([os.path.join(build, 'parley'), '--user', name, '--tracker', addr,
                                  '--home', os.path.join(d, name), '--ui', 'line'] + list(extra),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, bufsize=1)

@@ -5,7 +5,7 @@
 # come from there.  `make test` runs the same script through
 # tests/integration/test_memcheck.py (normal build only).
 #
-#   make memcheck                  build $(B)/tracker and $(B)/peer, run it
+#   make memcheck                  build $(B)/parley-tracker and $(B)/parley, run it
 #   make memcheck MEMCHECK_MESSAGES=20
 
 MEMCHECK_MESSAGES ?= 3
@@ -13,5 +13,5 @@ MEMCHECK_MESSAGES ?= 3
 .PHONY: memcheck
 
 memcheck: deps
-	@$(MAKE) --no-print-directory $(B)/tracker $(B)/peer
+	@$(MAKE) --no-print-directory $(B)/parley-tracker $(B)/parley
 	@MEMCHECK_MESSAGES=$(MEMCHECK_MESSAGES) tools/memcheck.sh $(B)

@@ -15,10 +15,10 @@ wait_s=${MEMCHECK_WAIT:-60}   # per step: valgrind is 20-50 times slower
 
 die() { echo "memcheck: $*" >&2; exit 1; }
 command -v valgrind >/dev/null || die "valgrind is not installed; apt-get install valgrind (make deps does)"
-for b in tracker peer; do
+for b in parley-tracker parley; do
     [ -x "$build/$b" ] || die "$build/$b is missing; build it first (make $build/$b)"
 done
-if grep -q -a __asan_init "$build/tracker" "$build/peer"; then
+if grep -q -a __asan_init "$build/parley-tracker" "$build/parley"; then
     die "$build is a sanitized build; valgrind cannot run ASan binaries: use the normal build"
 fi
 
@@ -59,7 +59,7 @@ report() {
     done
 }
 
-"${vg[@]}" --log-file="$dir/tracker.vg" "$build/tracker" --listen 127.0.0.1:0 \
+"${vg[@]}" --log-file="$dir/tracker.vg" "$build/parley-tracker" --listen 127.0.0.1:0 \
     --db "$dir/tracker.db" 2>"$dir/tracker.err" &
 tracker=$!
 pids+=("$tracker")
@@ -71,7 +71,7 @@ start_peer() {   # NAME EXTRA...
     local name=$1
     shift
     mkfifo "$dir/$name.in"
-    "${vg[@]}" --log-file="$dir/$name.vg" "$build/peer" --user "$name" --tracker "$addr" \
+    "${vg[@]}" --log-file="$dir/$name.vg" "$build/parley" --user "$name" --tracker "$addr" \
         --listen 127.0.0.1:0 --home "$dir/$name-home" --ui line "$@" \
         <"$dir/$name.in" >"$dir/$name.out" 2>"$dir/$name.err" &
     pids+=($!)

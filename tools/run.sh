@@ -20,7 +20,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/5960) 2>/dev/null; then
     echo "make run: a tracker already answers on 127.0.0.1:5960; joining it as $name"
 else
     echo "make run: starting a tracker on 127.0.0.1:5960 (database $state/tracker.db, log $state/tracker.log)"
-    build/tracker --listen 127.0.0.1:5960 --db "$state/tracker.db" 2>"$state/tracker.log" &
+    build/parley-tracker --listen 127.0.0.1:5960 --db "$state/tracker.db" 2>"$state/tracker.log" &
     pids+=($!)
     for _ in $(seq 100); do
         grep -q 'listening on' "$state/tracker.log" 2>/dev/null && break
@@ -31,7 +31,7 @@ else
     # until we stop it rather than exiting on end of input.
     fifo=$state/echo.in
     rm -f "$fifo" && mkfifo "$fifo"
-    build/peer --user echo --echo --home "$state/echo-home" <"$fifo" >"$state/echo.log" 2>&1 &
+    build/parley --user echo --echo --home "$state/echo-home" <"$fifo" >"$state/echo.log" 2>&1 &
     pids+=($!)
     exec 4>"$fifo"
     echo "make run: started an echo peer named 'echo' (try: /dial echo, then type a line)"
@@ -45,4 +45,4 @@ if [ "$name" != "${USER:-$(id -un)}" ]; then
     echo "make run: '$name' keeps its identity in $state/home-$name (yours stays in ~/.parley)"
 fi
 echo "make run: you are '$name'; /help lists the commands, /quit leaves"
-build/peer --user "$name" "${home_args[@]}"
+build/parley --user "$name" "${home_args[@]}"

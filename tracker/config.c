@@ -84,7 +84,7 @@ int conf_read(const char *path, conf_file *out, char *err, size_t errlen) {
         }
         conf_line *l = &out->lines[out->nlines++];
         l->line = lineno;
-        l->argv[0] = "tracker";
+        l->argv[0] = "parley-tracker";
         l->argv[1] = o;
         *o++ = '-';
         *o++ = '-';

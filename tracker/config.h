@@ -11,7 +11,7 @@
 
 #define CONF_MAX_BYTES (1 << 20) /* a config file is small; refuse anything huge */
 
-/* One line as argv words: argv[0] = "tracker", argv[1] = "--NAME",
+/* One line as argv words: argv[0] = "parley-tracker", argv[1] = "--NAME",
  * argv[2] = VALUE when the line has one (argc 2 or 3). */
 typedef struct conf_line {
     int line;      /* 1-based line number in the file */

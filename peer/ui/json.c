@@ -153,7 +153,7 @@ static void begin(jbuf *b, const char *type) {
 static void end(jbuf *b, const char *type) {
     put(b, "}\n", 2);
     if (b->failed)
-        fprintf(stderr, "peer: out of memory; a %s event was not shown\n", type);
+        fprintf(stderr, "parley: out of memory; a %s event was not shown\n", type);
     else
         fwrite(b->p, 1, b->len, stdout);
     if (b->p != b->small)

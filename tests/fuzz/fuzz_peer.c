@@ -193,7 +193,7 @@ static void setup(void) {
     crypto_sign_keypair(H.mallory.pk, H.mallory.sk);
     peer_ctx *ctx = &H.ctx;
     ctx->loop = &H.loop;
-    ctx->lg = (logger){-1, "peer"};
+    ctx->lg = (logger){-1, "parley"};
     if (getenv("FUZZ_VERBOSE"))
         ctx->lg.level = LOG_DEBUG;
     crypto_sign_keypair(ctx->id.pk, ctx->id.sk);

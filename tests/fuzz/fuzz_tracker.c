@@ -125,7 +125,7 @@ static void setup(void) {
     uv_loop_init(&H.loop);
     tracker_ctx *ctx = &H.ctx;
     ctx->loop = &H.loop;
-    ctx->lg = (logger){-1, "tracker"}; /* silent: a log line per input would dominate */
+    ctx->lg = (logger){-1, "parley-tracker"}; /* silent: a log line per input would dominate */
     if (getenv("FUZZ_VERBOSE"))
         ctx->lg.level = LOG_DEBUG;
     /* The real limits, so inputs reach rate_limited, limit and the relay

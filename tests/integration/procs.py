@@ -213,7 +213,7 @@ class Tracker:
     def start(self, listen=None):
         if listen is not None:
             self.listen = [listen] if isinstance(listen, str) else list(listen)
-        argv = self.prefix + [os.path.join(BUILD, 'tracker')]
+        argv = self.prefix + [os.path.join(BUILD, 'parley-tracker')]
         for l in self.listen:
             argv += ['--listen', l]
         argv += ['--db', self.db]
@@ -279,7 +279,7 @@ class Peer:
         should pick); env as for Proc."""
         self.name = name
         self.home = home or tempdir('parley-peer-')
-        argv = list(prefix) + [os.path.join(BUILD, 'peer')]
+        argv = list(prefix) + [os.path.join(BUILD, 'parley')]
         if user_flag:
             argv += ['--user', name]
         argv += ['--tracker', tracker_addr, '--home', self.home, '--ui', 'line']

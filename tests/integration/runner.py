@@ -57,7 +57,7 @@ def main(namespace):
     if len(names) != 1 or names[0] not in namespace:
         print('usage: %s [TEST_NAME]' % sys.argv[0])
         sys.exit(2)
-    if not os.access(os.path.join(BUILD, 'tracker'), os.X_OK):
-        print('no tracker binary in %s (set PARLEY_BUILD or run make)' % BUILD)
+    if not os.access(os.path.join(BUILD, 'parley-tracker'), os.X_OK):
+        print('no parley-tracker binary in %s (set PARLEY_BUILD or run make)' % BUILD)
         sys.exit(1)
     sys.exit(run_test(namespace[names[0]]))

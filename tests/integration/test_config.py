@@ -17,7 +17,7 @@ def write(d, text, name='tracker.conf'):
 
 
 def tracker(argv, d):
-    p = Proc('tracker', [os.path.join(BUILD, 'tracker')] + argv, cwd=d, stdin=False)
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker')] + argv, cwd=d, stdin=False)
     on_stop = lambda: (p.signal(15), p.wait_exit(10))
     on_cleanup(on_stop)
     return p
@@ -32,7 +32,7 @@ def stop(p):
 
 
 def run_bad(argv, d):
-    r = subprocess.run([os.path.join(BUILD, 'tracker')] + argv, cwd=d,
+    r = subprocess.run([os.path.join(BUILD, 'parley-tracker')] + argv, cwd=d,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     return r.returncode, r.stderr.decode(errors='replace')
 

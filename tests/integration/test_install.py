@@ -4,7 +4,7 @@ service, checked against the real build:
 - `make install` / `make uninstall` (tools/install.mk) into a DESTDIR: the
   exact files, their modes and contents, and that uninstall removes those
   and nothing else;
-- the man pages docs/man/tracker.1 and peer.1: no warnings from the man
+- the man pages docs/man/parley-tracker.1 and parley.1: no warnings from the man
   page linters present (man-db's `man --warnings`, mandoc -T lint), the
   sections an operator looks for, and every --flag of each binary's --help
   documented (and no flag documented that the binary lacks);
@@ -37,10 +37,10 @@ EXPOSURE_MAX = 2.0
 # What `make install PREFIX=P` puts under DESTDIR, with modes.
 def expected_files(prefix):
     return {
-        prefix + '/bin/tracker': 0o755,
-        prefix + '/bin/peer': 0o755,
-        prefix + '/share/man/man1/tracker.1': 0o644,
-        prefix + '/share/man/man1/peer.1': 0o644,
+        prefix + '/bin/parley-tracker': 0o755,
+        prefix + '/bin/parley': 0o755,
+        prefix + '/share/man/man1/parley-tracker.1': 0o644,
+        prefix + '/share/man/man1/parley.1': 0o644,
         prefix + '/lib/systemd/system/' + UNIT: 0o644,
         prefix + '/share/parley/examples/parley-bot.sh': 0o755,
         prefix + '/share/parley/install-manifest': 0o644,
@@ -91,7 +91,7 @@ def make(target, destdir, prefix=None, umask=None, check=True):
     if not makefile_includes_install_mk():
         print('NOTE: Makefile lacks `include tools/install.mk`; passing it with -f')
         argv += ['-f', 'Makefile', '-f', 'tools/install.mk']
-    argv += ['-o', os.path.join(BUILD, 'tracker'), '-o', os.path.join(BUILD, 'peer'),
+    argv += ['-o', os.path.join(BUILD, 'parley-tracker'), '-o', os.path.join(BUILD, 'parley'),
              'B=' + BUILD, 'DESTDIR=' + destdir, target]
     if prefix is not None:
         argv.append('PREFIX=' + prefix)
@@ -131,10 +131,10 @@ def check_layout(dest, prefix):
         m = stat.S_IMODE(os.stat(d).st_mode)
         if m != 0o755:
             fail('directory %s has mode %04o, want 0755 (whatever the umask)' % (d, m))
-    for name in ('tracker', 'peer'):
+    for name in ('parley-tracker', 'parley'):
         if not same_bytes(os.path.join(BUILD, name), dest + prefix + '/bin/' + name):
             fail('installed %s differs from %s/%s' % (name, BUILD, name))
-    for name in ('tracker.1', 'peer.1'):
+    for name in ('parley-tracker.1', 'parley.1'):
         if not same_bytes(os.path.join(MAN_DIR, name), dest + prefix + '/share/man/man1/' + name):
             fail('installed %s differs from docs/man/%s' % (name, name))
     bot = dest + prefix + '/share/parley/examples/parley-bot.sh'
@@ -143,8 +143,8 @@ def check_layout(dest, prefix):
     with open(dest + prefix + '/lib/systemd/system/' + UNIT) as f:
         unit = f.read()
     execs = re.findall(r'^ExecStart=(\S+)', unit, re.M)
-    if execs != [prefix + '/bin/tracker']:
-        fail('installed unit runs %r, want [%r]' % (execs, prefix + '/bin/tracker'))
+    if execs != [prefix + '/bin/parley-tracker']:
+        fail('installed unit runs %r, want [%r]' % (execs, prefix + '/bin/parley-tracker'))
     with open(dest + prefix + '/share/parley/install-manifest') as f:
         manifest = f.read().split()
     want_manifest = sorted(p for p in want if not p.endswith('install-manifest'))
@@ -163,7 +163,7 @@ def test_install_and_uninstall_prefix_usr():
     make('install', dest, prefix='/usr', umask=0o077)
     check_layout(dest, '/usr')
     # Someone else's files beside ours must survive uninstall.
-    foreign = [dest + '/usr/bin/tracker-other', dest + '/usr/share/man/man1/other.1',
+    foreign = [dest + '/usr/bin/parley-tracker-other', dest + '/usr/share/man/man1/other.1',
                dest + '/usr/lib/systemd/system/other.service']
     for p in foreign:
         with open(p, 'w') as f:
@@ -196,9 +196,9 @@ def test_install_default_prefix_and_uninstall_without_manifest():
 def test_uninstall_refuses_foreign_manifest_entries():
     dest = os.path.join(tempdir('parley-destdir-'), 'stage')   # made by install
     make('install', dest, prefix='/usr')
-    victims = ['/etc/passwd', '/usr/bin/../../etc/tracker', 'usr/bin/peer']
+    victims = ['/etc/passwd', '/usr/bin/../../etc/parley-tracker', 'usr/bin/parley']
     os.makedirs(dest + '/etc')
-    for v in ('/etc/passwd', '/etc/tracker'):
+    for v in ('/etc/passwd', '/etc/parley-tracker'):
         with open(dest + v, 'w') as f:
             f.write('keep me\n')
     with open(dest + '/usr/share/parley/install-manifest', 'a') as f:
@@ -206,7 +206,7 @@ def test_uninstall_refuses_foreign_manifest_entries():
     rc, out, err = make('uninstall', dest, prefix='/usr', check=False)
     if rc == 0:
         fail('uninstall with foreign manifest entries exited 0:\n%s%s' % (out, err))
-    for v in ('/etc/passwd', '/etc/tracker'):
+    for v in ('/etc/passwd', '/etc/parley-tracker'):
         if not os.path.exists(dest + v):
             fail('uninstall removed %s, which install never wrote' % v)
     if not os.path.exists(dest + '/usr/share/parley/install-manifest'):
@@ -214,16 +214,16 @@ def test_uninstall_refuses_foreign_manifest_entries():
     if 'refusing' not in err:
         fail('uninstall did not say what it refused:\n%s' % err)
     left = set(tree(dest))
-    if left != {'/etc/passwd', '/etc/tracker', '/usr/share/parley/install-manifest'}:
+    if left != {'/etc/passwd', '/etc/parley-tracker', '/usr/share/parley/install-manifest'}:
         fail('uninstall should still remove the genuine files; left %s' % sorted(left))
 
 
 # ---------------------------------------------------------------- man pages
 
 MAN_SECTIONS = {
-    'tracker': ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'FILES', 'EXIT STATUS', 'SIGNALS',
+    'parley-tracker': ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'FILES', 'EXIT STATUS', 'SIGNALS',
                 'EXAMPLES', 'SEE ALSO'],
-    'peer': ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'COMMANDS', 'EVENTS', 'FILES',
+    'parley': ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'COMMANDS', 'EVENTS', 'FILES',
              'EXIT STATUS', 'SIGNALS', 'EXAMPLES', 'SEE ALSO'],
 }
 
@@ -261,11 +261,11 @@ def lint_man(prog):
 
 
 def test_man_tracker_lints_clean():
-    lint_man('tracker')
+    lint_man('parley-tracker')
 
 
 def test_man_peer_lints_clean():
-    lint_man('peer')
+    lint_man('parley')
 
 
 FLAG_RE = re.compile(r'(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*')
@@ -313,11 +313,11 @@ def check_flags(prog):
 
 
 def test_man_tracker_documents_every_flag():
-    check_flags('tracker')
+    check_flags('parley-tracker')
 
 
 def test_man_peer_documents_every_flag():
-    check_flags('peer')
+    check_flags('parley')
 
 
 # ---------------------------------------------------------------- systemd unit
@@ -328,23 +328,24 @@ def unit_copy(exec_path):
     d = tempdir('parley-unit-')
     with open(UNIT_SRC) as f:
         text = f.read()
-    text, n = re.subn(r'^ExecStart=/usr/local/bin/tracker(?=\s)', 'ExecStart=' + exec_path,
+    text, n = re.subn(r'^ExecStart=/usr/local/bin/parley-tracker(?=\s)', 'ExecStart=' + exec_path,
                       text, flags=re.M)
     if n != 1:
-        fail('%s: want exactly one "ExecStart=/usr/local/bin/tracker ..." line, found %d' % (UNIT_SRC, n))
+        fail('%s: want exactly one "ExecStart=/usr/local/bin/parley-tracker ..." line, found %d'
+             % (UNIT_SRC, n))
     path = os.path.join(d, UNIT)
     with open(path, 'w') as f:
         f.write(text)
     man1 = os.path.join(d, 'man', 'man1')
     os.makedirs(man1)
-    for page in ('tracker.1', 'peer.1'):
+    for page in ('parley-tracker.1', 'parley.1'):
         shutil.copy(os.path.join(MAN_DIR, page), man1)
     return path, os.path.join(d, 'man')
 
 
 def test_unit_verify():
     sa = need('systemd-analyze')
-    path, manpath = unit_copy(os.path.join(BUILD, 'tracker'))
+    path, manpath = unit_copy(os.path.join(BUILD, 'parley-tracker'))
     env = dict(os.environ, MANPATH=manpath, SYSTEMD_LOG_LEVEL='notice', LC_ALL='C')
     rc, out, err = run([sa, 'verify', path], env=env, check=False)
     ours = [l for l in (out + err).splitlines() if UNIT in l or 'parley' in l]
@@ -355,7 +356,7 @@ def test_unit_verify():
 
 def test_unit_security_exposure():
     sa = need('systemd-analyze')
-    path, _ = unit_copy(os.path.join(BUILD, 'tracker'))
+    path, _ = unit_copy(os.path.join(BUILD, 'parley-tracker'))
     rc, out, err = run([sa, 'security', '--offline=true', '--no-pager', path],
                        env=dict(os.environ, LC_ALL='C', SYSTEMD_COLORS='0'), check=False)
     m = re.search(r'Overall exposure level for %s:\s*([0-9.]+)\s+(\S+)' % re.escape(UNIT), out)
@@ -419,7 +420,8 @@ def start_as_unit(wrap=()):
     args = [a.replace('%S', root).replace('%%', '%') for a in unit_exec_args()]
     if any('%' in a for a in args):
         fail('the unit ExecStart uses specifiers this test does not expand: %r' % args)
-    argv = list(wrap) + drop + [os.path.join(BUILD, 'tracker')] + args + ['--listen', '127.0.0.1:0']
+    argv = (list(wrap) + drop + [os.path.join(BUILD, 'parley-tracker')] + args
+            + ['--listen', '127.0.0.1:0'])
     old = os.umask(unit_umask())      # the child inherits it, as from UMask=
     try:
         proc = Proc('tracker (unit args)', argv, cwd=state, stdin=False)
@@ -526,7 +528,7 @@ def unit_families():
 
 
 def sanitized_build():
-    with open(os.path.join(BUILD, 'tracker'), 'rb') as f:
+    with open(os.path.join(BUILD, 'parley-tracker'), 'rb') as f:
         return b'__asan_init' in f.read()
 
 
@@ -590,7 +592,7 @@ def test_unit_sandbox_fits_the_tracker():
         trace = f.read().splitlines()
     # What strace and setpriv do before the tracker starts is not the
     # tracker's (systemd does that part itself, before the sandbox closes).
-    exe = re.compile(r'^\d+\s+execve\("%s",.*\) = 0$' % re.escape(os.path.join(BUILD, 'tracker')))
+    exe = re.compile(r'^\d+\s+execve\("%s",.*\) = 0$' % re.escape(os.path.join(BUILD, 'parley-tracker')))
     start = next((i for i, l in enumerate(trace) if exe.match(l)), None)
     if start is None:
         fail('no successful execve of the tracker in the trace:\n  ' + '\n  '.join(trace[:40]))

@@ -221,11 +221,11 @@ def test_json_session():
 
 
 def test_json_flag_is_documented():
-    out = subprocess.run([os.path.join(BUILD, 'peer'), '--help'], stdout=subprocess.PIPE,
+    out = subprocess.run([os.path.join(BUILD, 'parley'), '--help'], stdout=subprocess.PIPE,
                          timeout=10).stdout.decode()
     if not re.search(r'--ui line\|tui\|json', out):
         fail('--help does not list --ui json:\n' + out)
-    bad = subprocess.run([os.path.join(BUILD, 'peer'), '--user', 'x', '--ui', 'xml'],
+    bad = subprocess.run([os.path.join(BUILD, 'parley'), '--user', 'x', '--ui', 'xml'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     if bad.returncode != 2 or b'json' not in bad.stderr:
         fail('--ui xml: status %d, %r' % (bad.returncode, bad.stderr))
@@ -240,7 +240,7 @@ def test_json_bot_in_shell_answers():
     registered(carol)
     home = tempdir('parley-bot-')
     script = os.path.join(ROOT, 'contrib', 'parley-bot.sh')
-    env = dict(os.environ, PEER=os.path.join(BUILD, 'peer'))
+    env = dict(os.environ, PEER=os.path.join(BUILD, 'parley'))
     bot = subprocess.Popen(['sh', script, '--user', 'bot', '--tracker', t.addr, '--home', home],
                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, start_new_session=True)

@@ -425,7 +425,7 @@ def test_non_reader_dropped_memory_bounded():
     print('RSS %d kB before; %d non-readers: peak %d kB, after %d kB; again: peak %d kB, '
           'after %d kB; queued at the drops: %s'
           % (base, readers, peak1, after1, peak2, after2, ' '.join(drops1 + drops2)))
-    with open(os.path.join(BUILD, 'tracker'), 'rb') as f:
+    with open(os.path.join(BUILD, 'parley-tracker'), 'rb') as f:
         if b'__asan_init' in f.read():
             # ASan's allocator keeps freed memory per size class and adds
             # redzones and shadow, so RSS says little about what the tracker

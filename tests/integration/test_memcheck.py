@@ -21,7 +21,7 @@ def sanitized(path):
 
 
 def test_memcheck_end_to_end():
-    if sanitized(os.path.join(BUILD, 'tracker')) or sanitized(os.path.join(BUILD, 'peer')):
+    if sanitized(os.path.join(BUILD, 'parley-tracker')) or sanitized(os.path.join(BUILD, 'parley')):
         raise Skip('SKIPPED: %s is a sanitized build; valgrind memcheck runs on the '
                            'normal build only (ASan checks this one)' % BUILD)
     if subprocess.run(['sh', '-c', 'command -v valgrind'], stdout=subprocess.DEVNULL).returncode:

@@ -205,7 +205,7 @@ def test_metrics_other_requests():
 
 def test_metrics_flag_checked():
     import os
-    r = subprocess.run([os.path.join(BUILD, 'tracker'), '--metrics', 'localhost'],
+    r = subprocess.run([os.path.join(BUILD, 'parley-tracker'), '--metrics', 'localhost'],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     if r.returncode != 2 or b'--metrics' not in r.stderr:
         fail('--metrics localhost: status %d, %r' % (r.returncode, r.stderr))
@@ -214,7 +214,7 @@ def test_metrics_flag_checked():
     busy.listen()
     port = busy.getsockname()[1]
     d = tempdir()
-    r = subprocess.run([os.path.join(BUILD, 'tracker'), '--listen', '127.0.0.1:0', '--db',
+    r = subprocess.run([os.path.join(BUILD, 'parley-tracker'), '--listen', '127.0.0.1:0', '--db',
                         os.path.join(d, 't.db'), '--metrics', '127.0.0.1:%d' % port],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
     busy.close()

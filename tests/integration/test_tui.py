@@ -102,7 +102,7 @@ def _sh_quote(s):
 
 def tui_peer(tracker, name, w=100, h=30, extra=(), term='xterm-256color'):
     home = tempdir('parley-tui-')
-    argv = [os.path.join(BUILD, 'peer'), '--user', name, '--tracker', tracker.addr,
+    argv = [os.path.join(BUILD, 'parley'), '--user', name, '--tracker', tracker.addr,
             '--home', home] + list(extra)
     tm = Tmux(argv, w, h, term)
     tm.home = home
@@ -237,7 +237,7 @@ def test_tui_paste_is_one_message_and_bye_line():
 
 def test_tui_refuses_without_terminal():
     t = Tracker()
-    p = Proc('peer', [os.path.join(BUILD, 'peer'), '--user', 'alice',
+    p = Proc('peer', [os.path.join(BUILD, 'parley'), '--user', 'alice',
                               '--tracker', t.addr, '--home', tempdir(), '--ui', 'tui'],
                      cwd=tempdir())
     rc = p.wait_exit(10)

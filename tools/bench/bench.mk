@@ -56,18 +56,18 @@ deps-bench:
 
 # Sub-make so the pkg-config flags are read after deps installed them.
 bench: deps deps-bench
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer $(B)/loadgen $(B)/fwd $(B)/streamer $(B)/chatrtt
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/parley $(B)/loadgen $(B)/fwd $(B)/streamer $(B)/chatrtt
 	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)
 
 .PHONY: bench-icount
 # make bench-icount: user-space instructions per request, tracker vs
 # redis-server, under valgrind's callgrind (stable on a noisy machine).
 bench-icount: deps deps-bench
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/loadgen
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/loadgen
 	@$(PYTHON) tools/bench/icount.py --build $(B) $(ICOUNT_ARGS)
 
 .PHONY: bench-dial
 # make bench-dial: /dial -> connection time per ladder path in a NAT lab (needs root)
 bench-dial: deps
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/tracker $(B)/peer
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/parley
 	@$(PYTHON) tools/bench/dial.py --build $(B) $(DIAL_ARGS)

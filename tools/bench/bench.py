@@ -128,7 +128,7 @@ class Bench:
         self.a, self.procs, self.tmp = args, procs, tmp
         self.build = os.path.join(ROOT, args.build) if not os.path.isabs(args.build) else args.build
         self.loadgen_bin = os.path.join(self.build, 'loadgen')
-        self.tracker_bin = os.path.join(self.build, 'tracker')
+        self.tracker_bin = os.path.join(self.build, 'parley-tracker')
         self.redis_bin = shutil.which('redis-server')
         self.n = 0
 
@@ -675,7 +675,7 @@ def fig3(b, rows):
     rows += [rss, cpu]
     return [f'Figure 3: {n:,} registered control connections (load generators of {HOLDER_CONNS:,} '
             f'connections each, started one after the other) ping the tracker every ttl/3 = '
-            f'{ttl // 3} s (tracker --ttl {ttl}; the default ttl 60 pings half as often). RSS per '
+            f'{ttl // 3} s (parley-tracker --ttl {ttl}; the default ttl 60 pings half as often). RSS per '
             f'peer is the tracker\'s RSS growth from start to all registered, over {n:,}; redis '
             f'gets {n:,} clients that each sent one PING and then idle. CPU is each server\'s '
             f'user+system time over one heartbeat period ({ttl // 3} s, both measured together), '
@@ -928,7 +928,7 @@ def fig5(b, rows):
         # The talking peer speaks --ui json: its events carry the peer's own
         # timestamps ("ts", microseconds), which time the chat round trip.
         out = open(os.path.join(home, 'events.txt'), 'wb') if extra else subprocess.PIPE
-        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'peer'), '--user', name,
+        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'parley'), '--user', name,
                           '--tracker', taddr, '--listen', '127.0.0.1:0', '--home', home,
                           '--ui', 'line' if extra else 'json', '--log-level', 'warn'] + extra,
                           b.procs.server_cpu, os.path.join(home, 'peer.log'), stdout=out,
@@ -985,7 +985,7 @@ def fig5(b, rows):
         b.procs.stop(p)
     b.procs.stop(trk)
     rows += [rtt50, rtt99, mps, e2e50]
-    return [f'Figure 5: two `peer` processes, one with --echo, linked directly over loopback '
+    return [f'Figure 5: two `parley` processes, one with --echo, linked directly over loopback '
             f'(TCP, sealed chat link), both under `taskset -c {b.procs.server_cpu}`; '
             f'tools/bench/chatrtt (`drive`, under `taskset -c {b.procs.client_cpu}`) writes '
             f'100-byte lines (numbered) into the other peer\'s stdin (`--ui json`) and reads its '
@@ -1137,7 +1137,7 @@ def main():
         figs, bad = [], [args.figures]
     if bad or not figs:
         sys.exit(f'bench: unknown figure {bad}; this bench has figures {sorted(FIGURES)}')
-    for exe in ('tracker', 'loadgen'):
+    for exe in ('parley-tracker', 'loadgen'):
         if not os.access(os.path.join(ROOT, args.build, exe), os.X_OK):
             sys.exit(f'bench: {args.build}/{exe} is missing; run `make bench` (it builds them)')
     if not shutil.which('redis-server'):

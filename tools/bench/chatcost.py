@@ -70,7 +70,7 @@ def main():
 
     try:
         port = free_port()
-        trk = subprocess.Popen([os.path.join(a.build, 'tracker'), '--listen', f'127.0.0.1:{port}',
+        trk = subprocess.Popen([os.path.join(a.build, 'parley-tracker'), '--listen', f'127.0.0.1:{port}',
                                 '--db', f'{tmp}/tracker.db', '--log-level', 'warn'],
                                stderr=open(f'{tmp}/tracker.log', 'w'))
         procs.append(trk)
@@ -79,7 +79,7 @@ def main():
         for name, extra, ui in (('echo', ['--echo'], 'line'), ('talk', [], a.ui)):
             os.makedirs(f'{tmp}/{name}')
             out = subprocess.PIPE if name == 'talk' else open(f'{tmp}/echo.out', 'wb')
-            p = subprocess.Popen(wrap(name) + [os.path.join(a.build, 'peer'), '--user', name,
+            p = subprocess.Popen(wrap(name) + [os.path.join(a.build, 'parley'), '--user', name,
                                  '--tracker', f'127.0.0.1:{port}', '--listen', '127.0.0.1:0',
                                  '--home', f'{tmp}/{name}', '--ui', ui, '--log-level', 'warn'] + extra,
                                  stdin=subprocess.PIPE, stdout=out, stderr=open(f'{tmp}/{name}.err', 'w'))

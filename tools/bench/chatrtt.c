@@ -4,7 +4,7 @@
  * descriptors.  Plain blocking C, one thread per process.
  *
  *   chatrtt drive --in FD --out FD [--window W] [--size N] [--duration S] [--warmup S]
- *       Drives a `peer --ui json`: writes N-byte lines (a 10-digit number,
+ *       Drives a `parley --ui json`: writes N-byte lines (a 10-digit number,
  *       then x's, then a newline; one write() each) to its stdin (--in),
  *       keeping W in flight, and reads its events from its stdout (--out).
  *       For each echoed line (a "message" event carrying a number it

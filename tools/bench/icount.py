@@ -71,7 +71,7 @@ def run_once(a, proto, op, count, tmp, tag):
     os.makedirs(d, exist_ok=True)
     out = os.path.join(d, 'callgrind.out')
     if proto == 'parley':
-        server = [os.path.join(a.build, 'tracker'), '--listen', f'127.0.0.1:{port}',
+        server = [os.path.join(a.build, 'parley-tracker'), '--listen', f'127.0.0.1:{port}',
                   '--db', os.path.join(d, 'tracker.db'), '--log-level', 'warn',
                   '--rate-limit', '0', '--max-conns-per-addr', '0', '--max-conns', '0']
     else:
@@ -131,7 +131,7 @@ def inclusive(out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--build', default='build', help='build directory with tracker and loadgen')
+    ap.add_argument('--build', default='build', help='build directory with parley-tracker and loadgen')
     ap.add_argument('--top', type=int, default=12, help='functions listed per parley operation')
     ap.add_argument('--side', choices=('tracker', 'loadgen'), default='tracker',
                     help='the process counted: the servers (default) or the load generator')
