@@ -101,6 +101,9 @@ include tools/bench/bench.mk
 # make install, make uninstall: tools/install.mk
 include tools/install.mk
 
+# make deb, make deps-deb (make test runs deps-deb too): tools/deb.mk
+include tools/deb.mk
+
 # make fuzz: tests/fuzz/fuzz.mk
 include tests/fuzz/fuzz.mk
 

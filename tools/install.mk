@@ -1,15 +1,17 @@
-# tools/install.mk: `make install` and `make uninstall`.  The
-# Makefile includes this file, so B (the build directory holding tracker and
-# peer) and its build rules come from there.
+# tools/install.mk: `make install` and `make uninstall`.  The Makefile
+# includes this file, so B (the build directory holding parley-tracker and
+# parley) and its build rules come from there.
 #
 #   make install   [PREFIX=/usr/local] [DESTDIR=]   build if needed, then install
 #   make uninstall [PREFIX=/usr/local] [DESTDIR=]   remove what install put there
 #
 # What goes where (DESTDIR is prepended to every path, for packaging and tests):
 #
-#   $(BINDIR)/tracker, $(BINDIR)/peer          0755   BINDIR  = PREFIX/bin
-#   $(MAN1DIR)/tracker.1, peer.1               0644   MAN1DIR = PREFIX/share/man/man1
+#   $(BINDIR)/parley-tracker, parley           0755   BINDIR  = PREFIX/bin
+#   $(MAN1DIR)/parley-tracker.1, parley.1      0644   MAN1DIR = PREFIX/share/man/man1
 #   $(UNITDIR)/parley-tracker.service          0644   UNITDIR = PREFIX/lib/systemd/system
+#   $(COMPLETIONSDIR)/parley-tracker, parley   0644   COMPLETIONSDIR =
+#                                                       PREFIX/share/bash-completion/completions
 #   $(DATADIR)/examples/parley-bot.sh          0755   the --ui json bot of README.md
 #   $(DATADIR)/install-manifest                0644   DATADIR = PREFIX/share/parley
 #
@@ -18,7 +20,14 @@
 # and PREFIX=/usr both work; /etc/systemd/system is left to the administrator.
 # With any other PREFIX (/opt/parley) pass UNITDIR=/etc/systemd/system, or link
 # the unit with `systemctl link`.  The installed unit's ExecStart names
-# $(BINDIR)/tracker.
+# $(BINDIR)/parley-tracker.  (debian/rules passes UNITDIR=/lib/systemd/system,
+# where Debian 12 keeps the units of its packages.)
+#
+# bash-completion loads a command's completion on first use from
+# bash-completion/completions under each directory of XDG_DATA_DIRS (by
+# default /usr/local/share and /usr/share), so the default PREFIX and
+# PREFIX=/usr both work; with another PREFIX source the two files from
+# ~/.bashrc or pass COMPLETIONSDIR=/usr/share/bash-completion/completions.
 #
 # install writes the manifest last: the absolute paths (without DESTDIR) of
 # the files it installed, one per line.  uninstall removes exactly the files
@@ -33,34 +42,40 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 MAN1DIR ?= $(MANDIR)/man1
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONSDIR ?= $(PREFIX)/share/bash-completion/completions
 DATADIR ?= $(PREFIX)/share/parley
 INSTALL ?= install
 
 INSTALL_UNIT     := parley-tracker.service
 INSTALL_MANIFEST  = $(DATADIR)/install-manifest
-INSTALL_LIST      = $(BINDIR)/tracker $(BINDIR)/peer $(MAN1DIR)/tracker.1 $(MAN1DIR)/peer.1 \
-                    $(UNITDIR)/$(INSTALL_UNIT) $(DATADIR)/examples/parley-bot.sh
+INSTALL_LIST      = $(BINDIR)/parley-tracker $(BINDIR)/parley \
+                    $(MAN1DIR)/parley-tracker.1 $(MAN1DIR)/parley.1 \
+                    $(UNITDIR)/$(INSTALL_UNIT) \
+                    $(COMPLETIONSDIR)/parley-tracker $(COMPLETIONSDIR)/parley \
+                    $(DATADIR)/examples/parley-bot.sh
 
 .PHONY: install uninstall
 
-# The unit in contrib/ names /usr/local/bin/tracker (right for the default
-# PREFIX); the copy installed names $(BINDIR)/tracker.  The umask keeps the
-# directories install creates readable whatever the caller's umask is; the
-# files get explicit modes.
-install: $(B)/tracker $(B)/peer
-	@case "$(PREFIX)$(BINDIR)$(MAN1DIR)$(UNITDIR)$(DATADIR)" in *' '*) \
+# The unit in contrib/ names /usr/local/bin/parley-tracker (right for the
+# default PREFIX); the copy installed names $(BINDIR)/parley-tracker.  The
+# umask keeps the directories install creates readable whatever the caller's
+# umask is; the files get explicit modes.
+install: $(B)/parley-tracker $(B)/parley
+	@case "$(PREFIX)$(BINDIR)$(MAN1DIR)$(UNITDIR)$(COMPLETIONSDIR)$(DATADIR)" in *' '*) \
 	  echo "make install: paths with spaces are not supported: PREFIX=$(PREFIX)" >&2; exit 2;; esac
 	umask 022 && $(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MAN1DIR)" \
-	  "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(DATADIR)/examples"
-	$(INSTALL) -m 0755 $(B)/tracker "$(DESTDIR)$(BINDIR)/tracker"
-	$(INSTALL) -m 0755 $(B)/peer "$(DESTDIR)$(BINDIR)/peer"
-	$(INSTALL) -m 0644 docs/man/tracker.1 "$(DESTDIR)$(MAN1DIR)/tracker.1"
-	$(INSTALL) -m 0644 docs/man/peer.1 "$(DESTDIR)$(MAN1DIR)/peer.1"
+	  "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(COMPLETIONSDIR)" "$(DESTDIR)$(DATADIR)/examples"
+	$(INSTALL) -m 0755 $(B)/parley-tracker "$(DESTDIR)$(BINDIR)/parley-tracker"
+	$(INSTALL) -m 0755 $(B)/parley "$(DESTDIR)$(BINDIR)/parley"
+	$(INSTALL) -m 0644 docs/man/parley-tracker.1 "$(DESTDIR)$(MAN1DIR)/parley-tracker.1"
+	$(INSTALL) -m 0644 docs/man/parley.1 "$(DESTDIR)$(MAN1DIR)/parley.1"
+	$(INSTALL) -m 0644 contrib/bash-completion/parley-tracker "$(DESTDIR)$(COMPLETIONSDIR)/parley-tracker"
+	$(INSTALL) -m 0644 contrib/bash-completion/parley "$(DESTDIR)$(COMPLETIONSDIR)/parley"
 	$(INSTALL) -m 0755 contrib/parley-bot.sh "$(DESTDIR)$(DATADIR)/examples/parley-bot.sh"
-	sed 's|/usr/local/bin/tracker|$(BINDIR)/tracker|g' contrib/$(INSTALL_UNIT) \
+	sed 's|/usr/local/bin/parley-tracker|$(BINDIR)/parley-tracker|g' contrib/$(INSTALL_UNIT) \
 	  > "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp"
-	grep -q '^ExecStart=$(BINDIR)/tracker ' "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp" || \
-	  { echo "make install: contrib/$(INSTALL_UNIT) has no 'ExecStart=/usr/local/bin/tracker ' line to point at $(BINDIR)/tracker" >&2; \
+	grep -q '^ExecStart=$(BINDIR)/parley-tracker ' "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp" || \
+	  { echo "make install: contrib/$(INSTALL_UNIT) has no 'ExecStart=/usr/local/bin/parley-tracker ' line to point at $(BINDIR)/parley-tracker" >&2; \
 	    rm -f "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp"; exit 1; }
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp"
 	mv -f "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT).tmp" "$(DESTDIR)$(UNITDIR)/$(INSTALL_UNIT)"
@@ -71,9 +86,10 @@ install: $(B)/tracker $(B)/peer
 	  echo "installed; to run the tracker as a service: systemctl daemon-reload && systemctl enable --now $(INSTALL_UNIT)"; \
 	fi
 
-# Only basenames install writes are accepted from the manifest, and never a
-# path with "..": a damaged or edited manifest cannot make this remove
-# anything install did not put there.
+# Only basenames install writes are accepted from the manifest (the two
+# completions are named like the programs), never a path with ".." nor a
+# directory (DATADIR itself ends in /parley): a damaged or edited manifest
+# cannot make this remove anything install did not put there.
 uninstall:
 	@manifest="$(DESTDIR)$(INSTALL_MANIFEST)"; \
 	if [ -f "$$manifest" ]; then \
@@ -86,10 +102,12 @@ uninstall:
 	for f in $$list; do \
 	  case "$$f" in \
 	    *..*|[!/]*) echo "make uninstall: refusing manifest entry $$f (not an absolute path without ..)" >&2; status=1; continue;; \
-	    */tracker|*/peer|*/tracker.1|*/peer.1|*/$(INSTALL_UNIT)|*/examples/parley-bot.sh) ;; \
+	    */parley-tracker|*/parley|*/parley-tracker.1|*/parley.1|*/$(INSTALL_UNIT)|*/examples/parley-bot.sh) ;; \
 	    *) echo "make uninstall: refusing manifest entry $$f (not a file make install writes)" >&2; status=1; continue;; \
 	  esac; \
-	  if [ -e "$(DESTDIR)$$f" ] || [ -L "$(DESTDIR)$$f" ]; then \
+	  if [ -d "$(DESTDIR)$$f" ] && [ ! -L "$(DESTDIR)$$f" ]; then \
+	    echo "make uninstall: refusing manifest entry $$f (a directory)" >&2; status=1; \
+	  elif [ -e "$(DESTDIR)$$f" ] || [ -L "$(DESTDIR)$$f" ]; then \
 	    echo "rm -f $(DESTDIR)$$f"; rm -f "$(DESTDIR)$$f" || status=1; \
 	  else \
 	    echo "make uninstall: $(DESTDIR)$$f is already gone"; \

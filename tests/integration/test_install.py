@@ -2,8 +2,9 @@
 service, checked against the real build:
 
 - `make install` / `make uninstall` (tools/install.mk) into a DESTDIR: the
-  exact files, their modes and contents, and that uninstall removes those
-  and nothing else;
+  exact files (the programs parley-tracker and parley, their man pages, the
+  unit, the bash completions, the bot example), their modes and contents,
+  and that uninstall removes those and nothing else;
 - the man pages docs/man/parley-tracker.1 and parley.1: no warnings from the man
   page linters present (man-db's `man --warnings`, mandoc -T lint), the
   sections an operator looks for, and every --flag of each binary's --help
@@ -42,6 +43,8 @@ def expected_files(prefix):
         prefix + '/share/man/man1/parley-tracker.1': 0o644,
         prefix + '/share/man/man1/parley.1': 0o644,
         prefix + '/lib/systemd/system/' + UNIT: 0o644,
+        prefix + '/share/bash-completion/completions/parley-tracker': 0o644,
+        prefix + '/share/bash-completion/completions/parley': 0o644,
         prefix + '/share/parley/examples/parley-bot.sh': 0o755,
         prefix + '/share/parley/install-manifest': 0o644,
     }
@@ -137,6 +140,10 @@ def check_layout(dest, prefix):
     for name in ('parley-tracker.1', 'parley.1'):
         if not same_bytes(os.path.join(MAN_DIR, name), dest + prefix + '/share/man/man1/' + name):
             fail('installed %s differs from docs/man/%s' % (name, name))
+    for name in ('parley-tracker', 'parley'):
+        src = os.path.join(ROOT, 'contrib', 'bash-completion', name)
+        if not same_bytes(src, dest + prefix + '/share/bash-completion/completions/' + name):
+            fail('installed completion %s differs from contrib/bash-completion/%s' % (name, name))
     bot = dest + prefix + '/share/parley/examples/parley-bot.sh'
     if not same_bytes(os.path.join(ROOT, 'contrib', 'parley-bot.sh'), bot):
         fail('installed %s differs from contrib/parley-bot.sh' % bot)
@@ -163,8 +170,9 @@ def test_install_and_uninstall_prefix_usr():
     make('install', dest, prefix='/usr', umask=0o077)
     check_layout(dest, '/usr')
     # Someone else's files beside ours must survive uninstall.
-    foreign = [dest + '/usr/bin/parley-tracker-other', dest + '/usr/share/man/man1/other.1',
-               dest + '/usr/lib/systemd/system/other.service']
+    foreign = [dest + '/usr/bin/parley-other', dest + '/usr/share/man/man1/other.1',
+               dest + '/usr/lib/systemd/system/other.service',
+               dest + '/usr/share/bash-completion/completions/other']
     for p in foreign:
         with open(p, 'w') as f:
             f.write('not parley\n')
@@ -196,7 +204,9 @@ def test_install_default_prefix_and_uninstall_without_manifest():
 def test_uninstall_refuses_foreign_manifest_entries():
     dest = os.path.join(tempdir('parley-destdir-'), 'stage')   # made by install
     make('install', dest, prefix='/usr')
-    victims = ['/etc/passwd', '/usr/bin/../../etc/parley-tracker', 'usr/bin/parley']
+    # DATADIR itself ends in /parley: a directory entry is refused too.
+    victims = ['/etc/passwd', '/usr/bin/../../etc/parley-tracker', 'usr/bin/parley',
+               '/usr/share/parley']
     os.makedirs(dest + '/etc')
     for v in ('/etc/passwd', '/etc/parley-tracker'):
         with open(dest + v, 'w') as f:
