@@ -34,8 +34,9 @@
 # kept in $(DEB_DIR)/lintian.txt.  Overrides, each with its reason:
 # debian/*.lintian-overrides.
 #
-# `make test` runs deps-deb too (below), so that test_deb runs for real on
-# CI, which runs `make test` as root; without the tools test_deb skips.
+# `make test` runs deps-deb and deb-build too (below), so that test_deb runs
+# for real on CI, which runs `make test` as root; without the tools test_deb
+# skips.
 
 DEB_DIR   ?= build/deb
 DEB_TOOLS := dpkg-dev debhelper lintian bash-completion
@@ -65,7 +66,16 @@ deps-deb: | deps
 	  { echo "make deps-deb: apt-get failed; install these packages by hand: $(DEB_TOOLS)" >&2; exit 1; }; \
 	fi
 
-test: deps-deb
+# make test: the tools, then the packages built before the tests start (so
+# test_deb does not spend its time limit building them); a failed build
+# does not stop the other tests: test_deb runs deb-build again and fails
+# with its output.
+test: deps-deb test-deb-build
+.PHONY: test-deb-build
+test-deb-build: deps-deb
+	@mkdir -p $(DEB_DIR) && echo "make test: building the packages (make deb-build; log in $(DEB_DIR)/build.log)" && \
+	$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) deb-build >$(DEB_DIR)/build.log 2>&1 || \
+	  echo "make test: make deb-build failed (see $(DEB_DIR)/build.log); test_deb will report it"
 
 # Sub-make: the version and the source list are read only when building.
 deb: deps deps-deb
@@ -83,10 +93,11 @@ DEB_WORK     := $(DEB_DIR)/work
 DEB_TREE     := $(DEB_WORK)/parley-$(DEB_UPSTREAM)
 # The files of the source copy: in a git checkout those git tracks plus the
 # untracked ones it does not ignore (deleted ones left out), else every file
-# but build/ and .git.
+# but build/ and .git.  A change under tests/ does not change the packages,
+# so it does not make them again.
 DEB_LIST_CMD := { git ls-files -z -co --exclude-standard 2>/dev/null || \
                   find . -path ./build -prune -o -path ./.git -prune -o \( -type f -o -type l \) -printf '%P\0'; }
-DEB_SOURCES  := $(wildcard $(shell $(DEB_LIST_CMD) | tr '\0' '\n'))
+DEB_SOURCES  := $(filter-out tests/%,$(wildcard $(shell $(DEB_LIST_CMD) | tr '\0' '\n')))
 
 deb-build: $(DEB_DIR)/.built
 	@echo "make deb: $(DEB_DIR): $$(cd $(DEB_DIR) && ls *.deb | tr '\n' ' ')"
