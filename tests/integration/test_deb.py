@@ -25,6 +25,7 @@ import glob
 import io
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -139,27 +140,23 @@ def complete(script, words, breaks=None, loader=False):
                  '__load_completion %s || { echo "no completion loaded for %s" >&2; exit 3; }\n'
                  % (cmd, cmd))
     else:
-        prog += '. %s\n' % shlex_quote(script)
+        prog += '. %s\n' % shlex.quote(script)
     if breaks is not None:
-        prog += 'COMP_WORDBREAKS=%s\n' % shlex_quote(breaks)
+        prog += 'COMP_WORDBREAKS=%s\n' % shlex.quote(breaks)
     prog += ('fn=$(complete -p %s | sed -n "s/.* -F \\([^ ]*\\) .*/\\1/p")\n'
              '[ -n "$fn" ] || { echo "no complete -F for %s" >&2; exit 3; }\n'
              'COMP_WORDS=(%s); COMP_CWORD=%d\n'
              'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}\n'
              '"$fn" %s %s %s\n'
              'printf "%%s\\n" "${COMPREPLY[@]}"\n'
-             % (cmd, cmd, ' '.join(shlex_quote(w) for w in words), len(words) - 1,
-                shlex_quote(cmd), shlex_quote(words[-1]),
-                shlex_quote(words[-2] if len(words) > 1 else '')))
+             % (cmd, cmd, ' '.join(shlex.quote(w) for w in words), len(words) - 1,
+                shlex.quote(cmd), shlex.quote(words[-1]),
+                shlex.quote(words[-2] if len(words) > 1 else '')))
     rc, out, err = run(['bash', '--norc', '--noprofile', '-c', prog], env=clean_env(), check=False,
                        timeout=20)
     if rc != 0 or err.strip():
         fail('completing %r: bash exited %d:\n%s%s' % (words, rc, out, err))
     return [l for l in out.split('\n') if l]
-
-
-def shlex_quote(s):
-    return "'" + s.replace("'", "'\\''") + "'"
 
 
 def help_text(path):
