@@ -566,7 +566,10 @@ def run_chat(env, home):
     try:
         wait_line(alice, r'^registered alice \(tracker 127\.0\.0\.1:\d+', 15)
         if bot is not None:
-            wait_line(alice, r'^online bot$', 15, bot)
+            # The bot may register before or after alice: ask who is online.
+            trk.wait_stderr(r'bot registered from', timeout=15)
+            send(alice, '/list')
+            wait_line(alice, r'^users \d+: (.* )?bot( |$)', 15, bot)
             send(alice, '/msg bot hello from the package')
             wait_line(alice, r'^msg bot: you said: hello from the package$', 20, bot)
         send(alice, '/quit')
