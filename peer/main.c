@@ -273,7 +273,8 @@ static const inbound_handler inbound_news = {on_incoming, is_linked};
 static void on_registered(void *data) {
     peer_ctx *ctx = data;
     chat_tracker_ready(ctx->chat); /* relayed chats that dropped set up again */
-    int r = uname_remember(ctx->home, ctx->user); /* `parley` alone is this user next time */
+    /* `parley` alone is this user next time */
+    int r = uname_remember(ctx->loop, ctx->home, ctx->user, &ctx->lg);
     if (r)
         log_warn(&ctx->lg, "cannot remember the name %s in %s/user: %s", ctx->user, ctx->home,
                  uv_strerror(r));

@@ -6,7 +6,10 @@
 #ifndef PARLEY_USERNAME_H
 #define PARLEY_USERNAME_H
 
+#include "log.h"
+
 #include <stddef.h>
+#include <uv.h>
 
 /* Where a default name came from. */
 typedef enum uname_source { UNAME_LAST_RUN, UNAME_LOGIN } uname_source;
@@ -17,8 +20,10 @@ typedef enum uname_source { UNAME_LAST_RUN, UNAME_LOGIN } uname_source;
 int uname_default(const char *home, char *out, uname_source *src, char *err, size_t errlen);
 
 /* Remembers name as HOME/user (mode 0600, written whole through a
- * temporary file).  0 or a negative errno code; a failure costs nothing
- * but the default next time. */
-int uname_remember(const char *home, const char *name);
+ * temporary file) on the loop's threadpool, unless the file holds it
+ * already; a failure is logged to lg when the work is done, and costs
+ * nothing but the default next time.  0, or UV_ENOMEM / UV_ENAMETOOLONG
+ * (nothing queued). */
+int uname_remember(uv_loop_t *loop, const char *home, const char *name, const logger *lg);
 
 #endif

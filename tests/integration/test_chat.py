@@ -8,7 +8,7 @@ import socket
 import time
 
 import runner
-from procs import Peer, Tracker, connect, fail, on_cleanup, shown, start_peers
+from procs import Peer, Tracker, connect, fail, on_cleanup, shown, start_peers, tempdir
 from sodium import Key
 from wire import Raw
 
@@ -505,6 +505,22 @@ def test_no_user_flag_goes_by_login_then_last_run():
     if thief.proc.wait_exit(10) != 1:
         fail('a peer refused its name should exit 1')
     owner.quit()
+    t.stop()
+
+
+def test_no_user_flag_with_an_empty_name_file():
+    """An empty HOME/user (a crash between its creation and its write) is
+    no name: the login name serves, and registering rewrites the file."""
+    t = Tracker()
+    home = tempdir('parley-peer-')
+    open(os.path.join(home, 'user'), 'w').close()
+    p = Peer('xena', t.addr, user_flag=False, env={'USER': 'xena'}, home=home)
+    p.proc.wait_stderr(r'^parley: you are xena: your login name; --user NAME picks another$')
+    p.registered()
+    p.quit()
+    with open(os.path.join(home, 'user')) as f:
+        if f.read() != 'xena\n':
+            fail('the empty HOME/user was not rewritten after registering')
     t.stop()
 
 
