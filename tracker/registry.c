@@ -1,36 +1,16 @@
-/* registry: SQLite behind the tracker.  Only this file speaks SQL; every
- * statement is prepared once at open and bound per call.  The group commit
- * lives here too: the first write of a batch opens a transaction and starts
- * a check handle (plus an idle handle so the loop cannot block in poll with
- * a batch open); the check callback commits, then fires the batch's
- * callbacks. */
+/* registry: the users table of the tracker's database.  Only this file
+ * speaks its SQL; every statement is prepared once at open and bound per
+ * call.  The connection, the schema (schema.c) and the group commit are
+ * shared/db.c's; the lookup cache (cache.c) sits in front of the reads. */
 #include "registry.h"
 
 #include "cache.h"
-#include "grow.h"
+#include "db.h"
+#include "schema.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Ordered schema migrations: entry i brings user_version from i to i+1 and
- * ends by recording that.  Append only; never edit a released entry. */
-static const char *const migrations[] = {
-    "CREATE TABLE users ("
-    " folded TEXT PRIMARY KEY NOT NULL,"  /* name_fold() form: the key */
-    " name TEXT NOT NULL,"                /* spelling of the first registration */
-    " key BLOB NOT NULL CHECK (length(key) = 32),"
-    " endpoints TEXT NOT NULL DEFAULT '',"/* space-separated numeric HOST:PORT */
-    " last_seen INTEGER NOT NULL DEFAULT 0,"
-    " online INTEGER NOT NULL DEFAULT 0,"
-    " created INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    /* list pages walk this index: online = 1, folded in a range, in order */
-    "CREATE INDEX users_online ON users (online, folded);"
-    "PRAGMA user_version = 1;",
-};
-#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
 /* Records kept in memory for lookups (cache.c): at most this many, about
  * 150-250 bytes each with their index, so at most ~25 MB.  Every record a
@@ -39,15 +19,11 @@ static const char *const migrations[] = {
 #define CACHE_MAX 100000
 
 enum {
-    ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE,
-    ST_LIST_FROM, ST_LIST_AFTER, ST_DATA_VERSION, ST_COUNT
+    ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE, ST_LIST_FROM, ST_LIST_AFTER, ST_DATA_VERSION,
+    ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_BEGIN_READ] = "BEGIN",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
     [ST_GET] = "SELECT name, key, endpoints, last_seen, online FROM users WHERE folded = ?1",
     [ST_INSERT] = "INSERT INTO users (folded, name, key, endpoints, last_seen, online, created)"
                   " VALUES (?1, ?2, ?3, ?4, ?5, 1, ?5)",
@@ -62,227 +38,57 @@ static const char *const sql[ST_COUNT] = {
     [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
-typedef struct waiter {
-    reg_done_cb cb;
-    void *arg;
-} waiter;
-
 struct registry {
-    uv_check_t check; /* commits the batch after the loop's I/O phase */
-    uv_idle_t idle;   /* keeps poll from blocking while a batch is open */
-    int handles;      /* open handles; the struct is freed when 0 */
     const logger *lg;
-    sqlite3 *db;
+    db *d;
     sqlite3_stmt *st[ST_COUNT];
-    int in_tx;        /* the write batch's transaction is open */
-    int in_read;      /* a read transaction is open (ended in on_check) */
     int pass_checked; /* data_version compared in this loop pass */
     int64_t data_version;
     cache *cache;
     uint64_t cache_hits, cache_misses; /* lookups of existing names */
-    waiter *waiters;
-    size_t nwait, capwait;
     void (*batch_end)(void *arg); /* reg_on_batch_end */
     void *batch_arg;
-    void (*on_commit)(void *arg, uint64_t ns); /* reg_on_commit, for --metrics */
-    void *commit_arg;
 };
 
-static int sqlite_to_uv(int rc) {
-    switch (rc & 0xff) {
-    case SQLITE_NOMEM: return UV_ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return UV_EBUSY;
-    case SQLITE_FULL: return UV_ENOSPC;
-    case SQLITE_PERM:
-    case SQLITE_READONLY: return UV_EACCES;
-    default: return UV_EIO;
-    }
-}
-
-/* Runs a statement that returns no rows, then resets it. */
-static int run(registry *r, sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    log_error(r->lg, "database error: %s", sqlite3_errmsg(r->db));
-    return sqlite_to_uv(rc);
-}
-
-static int exec_const(sqlite3 *db, const char *q) {
-    return sqlite3_exec(db, q, NULL, NULL, NULL);
-}
-
-static int int_pragma(sqlite3 *db, const char *q, int *out) {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen) {
-    int rc = exec_const(db, "BEGIN IMMEDIATE");
-    int version = 0;
-    if (rc == SQLITE_OK)
-        rc = int_pragma(db, "PRAGMA user_version", &version);
-    if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
-        exec_const(db, "ROLLBACK");
-        snprintf(err, errlen,
-                 "database %s has schema version %d but this tracker knows only up to %d; "
-                 "run a newer tracker or use --db to pick another file",
-                 path, version, SCHEMA_VERSION);
-        return UV_EINVAL;
-    }
-    for (int v = version; rc == SQLITE_OK && v < SCHEMA_VERSION; v++)
-        rc = exec_const(db, migrations[v]);
-    /* No session survives a restart, so nobody is online yet. */
-    if (rc == SQLITE_OK)
-        rc = exec_const(db, "UPDATE users SET online = 0 WHERE online <> 0");
-    if (rc == SQLITE_OK)
-        rc = exec_const(db, "COMMIT");
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot set up database %s: %s", path, sqlite3_errmsg(db));
-        exec_const(db, "ROLLBACK");
-        return sqlite_to_uv(rc);
-    }
-    return 0;
-}
-
-static void free_db(registry *r) {
-    cache_free(r->cache);
-    r->cache = NULL;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(r->st[i]);
-    sqlite3_close(r->db);
-    r->db = NULL;
-}
-
-static void on_check(uv_check_t *h);
-static void on_idle(uv_idle_t *h) { (void)h; }
-
-int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
-             size_t errlen) {
-    registry *r = calloc(1, sizeof *r);
-    if (!r) {
-        snprintf(err, errlen, "out of memory opening the database");
-        return UV_ENOMEM;
-    }
-    r->lg = lg;
-    int rc = sqlite3_open_v2(path, &r->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen,
-                 "cannot open database %s: %s; check that its directory exists and is writable, "
-                 "or use --db to pick another file",
-                 path, r->db ? sqlite3_errmsg(r->db) : "out of memory");
-        goto fail;
-    }
-    /* A reader (say the sqlite3 shell) may briefly hold a lock; wait a
-     * little rather than fail the batch. */
-    sqlite3_busy_timeout(r->db, 200);
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(r->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        rc = mode && strcmp(mode, "wal") == 0 ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_finalize(st);
-    }
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen,
-                 "cannot use %s as the tracker database (%s); is it an SQLite file on a local "
-                 "disk? use --db to pick another file",
-                 path, sqlite3_errmsg(r->db));
-        goto fail;
-    }
-    /* FULL: a commit is on disk before its callbacks acknowledge anything. */
-    if (exec_const(r->db, "PRAGMA synchronous = FULL") != SQLITE_OK) {
-        snprintf(err, errlen, "cannot configure database %s: %s", path, sqlite3_errmsg(r->db));
-        goto fail;
-    }
-    int e = migrate(r->db, path, err, errlen);
-    if (e) {
-        free_db(r);
-        free(r);
-        return e;
-    }
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) !=
-            SQLITE_OK) {
-            snprintf(err, errlen, "cannot prepare database statements for %s: %s", path,
-                     sqlite3_errmsg(r->db));
-            goto fail;
-        }
-    }
-    if (!(r->cache = cache_new(CACHE_MAX))) {
-        snprintf(err, errlen, "out of memory opening the database");
-        free_db(r);
-        free(r);
-        return UV_ENOMEM;
-    }
-    r->data_version = -1; /* the first pass reads it; the cache is empty anyway */
-    uv_check_init(loop, &r->check);
-    uv_idle_init(loop, &r->idle);
-    r->check.data = r->idle.data = r;
-    r->handles = 2;
-    *out = r;
-    return 0;
-fail:
-    free_db(r);
-    free(r);
-    return UV_EIO;
-}
-
-/* Ends the open batch: commit, then tell every waiter how it went.  The
- * waiter list is detached first so callbacks may queue the next batch. */
-static void flush(registry *r) {
-    int status = 0;
-    if (r->in_read) {
-        run(r, r->st[ST_COMMIT]);
-        r->in_read = 0;
-    }
-    if (r->in_tx) {
-        if (sqlite3_get_autocommit(r->db)) {
-            status = UV_EIO; /* an earlier error already rolled the batch back */
-            log_error(r->lg, "database batch was rolled back; its writes are lost");
-        } else {
-            uint64_t t0 = uv_hrtime();
-            status = run(r, r->st[ST_COMMIT]);
-            if (r->on_commit)
-                r->on_commit(r->commit_arg, uv_hrtime() - t0);
-            if (status && !sqlite3_get_autocommit(r->db))
-                run(r, r->st[ST_ROLLBACK]);
-        }
-        r->in_tx = 0;
-    }
+static void on_batch_end(void *arg, int status) {
+    registry *r = arg;
+    r->pass_checked = 0;
     if (status)
         cache_clear(r->cache); /* it may hold writes that were rolled back */
-    r->pass_checked = 0;
-    uv_check_stop(&r->check);
-    uv_idle_stop(&r->idle);
-    waiter *w = r->waiters;
-    size_t n = r->nwait;
-    r->waiters = NULL;
-    r->nwait = r->capwait = 0;
-    for (size_t i = 0; i < n; i++)
-        w[i].cb(status, w[i].arg);
-    free(w);
     if (r->batch_end)
         r->batch_end(r->batch_arg);
 }
 
+int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
+             size_t errlen) {
+    registry *r = calloc(1, sizeof *r);
+    if (!r || !(r->cache = cache_new(CACHE_MAX))) {
+        free(r);
+        snprintf(err, errlen, "out of memory opening the database");
+        return UV_ENOMEM;
+    }
+    r->lg = lg;
+    int e = db_open(loop, path, &tracker_schema, lg, &r->d, err, errlen);
+    for (int i = 0; e == 0 && i < ST_COUNT; i++)
+        if ((e = db_prepare(r->d, sql[i], &r->st[i])) != 0)
+            snprintf(err, errlen, "cannot prepare database statements for %s: %s", path,
+                     sqlite3_errmsg(db_sqlite(r->d)));
+    if (e) {
+        db_close(r->d);
+        cache_free(r->cache);
+        free(r);
+        return e;
+    }
+    r->data_version = -1; /* the first pass reads it; the cache is empty anyway */
+    db_on_batch_end(r->d, on_batch_end, r);
+    *out = r;
+    return 0;
+}
+
+db *reg_db(registry *r) { return r->d; }
+
 void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
-    r->on_commit = cb;
-    r->commit_arg = arg;
+    db_on_commit(r->d, cb, arg);
 }
 
 void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
@@ -290,49 +96,9 @@ void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
     r->batch_arg = arg;
 }
 
-static void on_check(uv_check_t *h) {
-    flush(h->data);
-}
-
-/* Opens the batch transaction if needed; every write goes through here. */
-static int begin_write(registry *r) {
-    if (r->in_tx)
-        return 0;
-    if (r->in_read) { /* BEGIN IMMEDIATE, not an upgrade: waits out a shell's write lock */
-        run(r, r->st[ST_COMMIT]);
-        r->in_read = 0;
-    }
-    int e = run(r, r->st[ST_BEGIN]);
-    if (e)
-        return e;
-    r->in_tx = 1;
-    uv_check_start(&r->check, on_check);
-    uv_idle_start(&r->idle, on_idle);
-    return 0;
-}
-
-/* Every read of a loop pass shares one read transaction, ended by on_check
- * after the pass: SQLite then takes its WAL read lock (two fcntl calls)
- * once per pass instead of once per query.  Inside a write batch reads use
- * the batch's transaction.  Other processes are not blocked: in WAL mode
- * readers never block readers or the one writer, and the transaction lasts
- * one loop pass (the idle handle keeps poll from blocking until the check
- * has ended it). */
-static int begin_read(registry *r) {
-    if (r->in_tx || r->in_read)
-        return 0;
-    int e = run(r, r->st[ST_BEGIN_READ]);
-    if (e)
-        return e;
-    r->in_read = 1;
-    uv_check_start(&r->check, on_check);
-    uv_idle_start(&r->idle, on_idle); /* a read outside a callback must not leave poll blocking */
-    return 0;
-}
-
 /* Once per loop pass, before the cache answers anything: a commit by another
  * process (an operator's sqlite3 shell) bumps PRAGMA data_version, and then
- * nothing cached can be trusted.  The check handle ends the pass. */
+ * nothing cached can be trusted.  The db's end of pass resets the flag. */
 static int check_pass(registry *r) {
     if (r->pass_checked)
         return 0;
@@ -341,41 +107,24 @@ static int check_pass(registry *r) {
     int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) {
-        log_error(r->lg, "database error: %s", sqlite3_errmsg(r->db));
-        return sqlite_to_uv(rc);
+        log_error(r->lg, "database error: %s", sqlite3_errmsg(db_sqlite(r->d)));
+        return db_error(rc);
     }
     if (v != r->data_version) {
         cache_clear(r->cache);
         r->data_version = v;
     }
     r->pass_checked = 1;
-    uv_check_start(&r->check, on_check);
-    uv_idle_start(&r->idle, on_idle);
+    db_touch(r->d);
     return 0;
-}
-
-static int add_waiter(registry *r, reg_done_cb cb, void *arg) {
-    waiter *nw = grow(r->waiters, &r->capwait, r->nwait + 1, sizeof *nw, 16);
-    if (!nw)
-        return UV_ENOMEM;
-    r->waiters = nw;
-    r->waiters[r->nwait++] = (waiter){cb, arg};
-    return 0;
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-    registry *r = h->data;
-    if (--r->handles == 0)
-        free(r);
 }
 
 void reg_close(registry *r) {
     if (!r)
         return;
-    flush(r);
-    free_db(r);
-    uv_close((uv_handle_t *)&r->check, on_handle_closed);
-    uv_close((uv_handle_t *)&r->idle, on_handle_closed);
+    db_close(r->d);
+    cache_free(r->cache);
+    free(r);
 }
 
 static void bind_str(sqlite3_stmt *st, int i, const char *s) {
@@ -422,7 +171,7 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
         fill_user(u, &row);
         return 0;
     }
-    if ((e = begin_read(r)) != 0)
+    if ((e = db_begin_read(r->d)) != 0)
         return e;
     sqlite3_stmt *st = r->st[ST_GET];
     bind_str(st, 1, folded);
@@ -440,11 +189,10 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
     } else if (rc == SQLITE_DONE) {
         e = UV_ENOENT;
     } else {
-        log_error(r->lg, "database lookup failed: %s", sqlite3_errmsg(r->db));
-        e = sqlite_to_uv(rc);
+        log_error(r->lg, "database lookup failed: %s", sqlite3_errmsg(db_sqlite(r->d)));
+        e = db_error(rc);
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    db_done(st);
     return e;
 }
 
@@ -479,10 +227,10 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
     int exists = e == 0;
     if (exists && memcmp(u.key, key, IDENT_PK) != 0)
         return UV_EEXIST;
-    if ((e = add_waiter(r, cb, arg)) != 0) /* reserve first: no failure after the write */
+    if ((e = db_wait(r->d, cb, arg)) != 0) /* reserve first: no failure after the write */
         return e;
-    if ((e = begin_write(r)) != 0) {
-        r->nwait--;
+    if ((e = db_begin_write(r->d)) != 0) {
+        db_unwait(r->d);
         return e;
     }
     sqlite3_stmt *st;
@@ -501,8 +249,8 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
         sqlite3_bind_int64(st, 5, now);
         snprintf(stored, NAME_BUFLEN, "%s", name);
     }
-    if ((e = run(r, st)) != 0) {
-        r->nwait--;
+    if ((e = db_run(r->d, st)) != 0) {
+        db_unwait(r->d);
         return e;
     }
     cache_row row = {stored, key, eps, now, 1};
@@ -511,14 +259,14 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
 }
 
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen) {
-    int e = begin_write(r);
+    int e = db_begin_write(r->d);
     if (e)
         return e;
     sqlite3_stmt *st = r->st[ST_PRESENCE];
     bind_str(st, 1, folded);
     sqlite3_bind_int(st, 2, is_online ? 1 : 0);
     sqlite3_bind_int64(st, 3, last_seen);
-    if ((e = run(r, st)) == 0)
+    if ((e = db_run(r->d, st)) == 0)
         cache_presence(r->cache, folded, is_online, last_seen);
     return e;
 }
@@ -546,7 +294,7 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
     bind_str(st, 1, after ? cursor : prefix);
     sqlite3_bind_text(st, 2, upper, (int)pn + 1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    int e = begin_read(r);
+    int e = db_begin_read(r->d);
     if (e)
         return e;
     size_t n = 0;
@@ -565,10 +313,9 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
         n++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        log_error(r->lg, "database list failed: %s", sqlite3_errmsg(r->db));
-        e = sqlite_to_uv(rc);
+        log_error(r->lg, "database list failed: %s", sqlite3_errmsg(db_sqlite(r->d)));
+        e = db_error(rc);
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    db_done(st);
     return e;
 }

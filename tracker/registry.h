@@ -3,10 +3,11 @@
  * remembers the endpoints and last-seen time, and knows who is online so the
  * list can page through online users by folded name.
  *
- * Writes are grouped: each one lands in an open transaction that is committed
- * once per loop pass, and only then do the callbacks of that batch fire, so
- * an acknowledged registration survives a crash without one fsync per
- * request.  Reads are synchronous indexed queries and see queued writes. */
+ * Writes are grouped (shared/db.h): each one lands in an open transaction
+ * that is committed once per loop pass, and only then do the callbacks of
+ * that batch fire, so an acknowledged registration survives a crash without
+ * one fsync per request.  Reads are synchronous indexed queries and see
+ * queued writes. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
 
@@ -71,6 +72,11 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
 /* Records that folded came online or went offline at last_seen.  Batched
  * like reg_bind, without a callback.  0 or a negative error. */
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen);
+
+/* The database under the registry, for the other tables in it
+ * (mailbox.c); owned by the registry. */
+struct db;
+struct db *reg_db(registry *r);
 
 /* cb(arg) fires at the end of every loop pass that used the database,
  * after the callbacks of a committed batch, so a caller can act once per
