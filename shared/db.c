@@ -33,6 +33,7 @@ struct db {
     uv_idle_t idle;   /* keeps poll from blocking while a pass is open */
     int handles;      /* open handles; the struct is freed when 0 */
     const logger *lg;
+    const char *what; /* the schema's, for messages */
     sqlite3 *sq;
     sqlite3_stmt *fixed[ST_FIXED];
     sqlite3_stmt **st; /* db_prepare's, finalized at close */
@@ -166,6 +167,7 @@ int db_open(uv_loop_t *loop, const char *path, const db_schema *s, const logger 
         return UV_ENOMEM;
     }
     d->lg = lg;
+    d->what = s->what;
     int e = UV_EIO;
     int rc = sqlite3_open_v2(path, &d->sq,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -230,6 +232,19 @@ int db_prepare(db *d, const char *sql, sqlite3_stmt **out) {
         return db_error(rc);
     }
     d->st[d->nst++] = *out;
+    return 0;
+}
+
+int db_prepare_all(db *d, const char *const *sql, int n, sqlite3_stmt **st, char *err,
+                   size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        int e = db_prepare(d, sql[i], &st[i]);
+        if (e) {
+            snprintf(err, errlen, "cannot prepare the statements of the %s: %s", d->what,
+                     e == UV_ENOMEM ? "out of memory" : sqlite3_errmsg(d->sq));
+            return e;
+        }
+    }
     return 0;
 }
 

@@ -54,6 +54,12 @@ void db_close(db *d);
  * negative error (logged). */
 int db_prepare(db *d, const char *sql, sqlite3_stmt **st);
 
+/* db_prepare for each of the n statements sql[i] into st[i] (a module's
+ * table of them, made at open).  0, or a negative error with a message for
+ * the user in err. */
+int db_prepare_all(db *d, const char *const *sql, int n, sqlite3_stmt **st, char *err,
+                   size_t errlen);
+
 /* Steps st, which returns no rows, then resets it and clears its bindings.
  * 0 or a negative error (logged with the SQLite message). */
 int db_run(db *d, sqlite3_stmt *st);

@@ -69,10 +69,8 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
     }
     r->lg = lg;
     int e = db_open(loop, path, &tracker_schema, lg, &r->d, err, errlen);
-    for (int i = 0; e == 0 && i < ST_COUNT; i++)
-        if ((e = db_prepare(r->d, sql[i], &r->st[i])) != 0)
-            snprintf(err, errlen, "cannot prepare database statements for %s: %s", path,
-                     sqlite3_errmsg(db_sqlite(r->d)));
+    if (e == 0)
+        e = db_prepare_all(r->d, sql, ST_COUNT, r->st, err, errlen);
     if (e) {
         db_close(r->d);
         cache_free(r->cache);

@@ -1,0 +1,340 @@
+/* history: the messages table of the peer's HOME/history.db (history.h).
+ * Only this file speaks its SQL; every statement is prepared once at open
+ * and bound per call.  The connection, the migrations and the group commit
+ * are shared/db.c's. */
+#include "history.h"
+
+#include "db.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The SQL below spells the states as numbers (a partial index is used only
+ * when the query repeats its WHERE to the letter). */
+_Static_assert(HIST_QUEUED == 0 && HIST_STORED == 1 && HIST_DELIVERED == 2 &&
+                   HIST_EXPIRED == 3 && HIST_RECEIVED == 4,
+               "the states are stored: their numbers are part of the file");
+
+/* Entry i brings user_version from i to i+1 and ends by recording that.
+ * Append only; never edit a released entry. */
+static const char *const migrations[] = {
+    "CREATE TABLE messages ("
+    " id INTEGER PRIMARY KEY,"          /* insertion order: a conversation's order */
+    " peer TEXT NOT NULL,"              /* the other side's folded name (name_fold) */
+    " name TEXT NOT NULL,"              /* its spelling */
+    " dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"  /* 0 sent by us, 1 received */
+    " sender_key BLOB"                  /* received: the sender's Ed25519 key; sent: NULL */
+    "  CHECK (dir = 0 AND sender_key IS NULL OR dir = 1 AND length(sender_key) = 32),"
+    " msg_id INTEGER NOT NULL,"         /* the sender's id: a uint64 as int64 bits */
+    " seq INTEGER NOT NULL DEFAULT 0,"  /* sent: the conversation's \"#N\" */
+    " ts INTEGER NOT NULL,"             /* the sender's clock, unix ms */
+    " at INTEGER NOT NULL,"             /* when stored here, unix ms */
+    " text BLOB NOT NULL,"              /* bytes: may hold NUL */
+    " state INTEGER NOT NULL"           /* enum hist_state */
+    "  CHECK (dir = 0 AND state BETWEEN 0 AND 3 OR dir = 1 AND state = 4)"
+    ");"
+    /* Exactly once: a received message is stored once per sender key and id. */
+    "CREATE UNIQUE INDEX messages_received ON messages (sender_key, msg_id) WHERE dir = 1;"
+    /* Our ids never repeat; hist_set_state and hist_max_id look them up. */
+    "CREATE UNIQUE INDEX messages_sent ON messages (msg_id) WHERE dir = 0;"
+    /* A conversation's messages in order (the rowid ends every index). */
+    "CREATE INDEX messages_peer ON messages (peer);"
+    /* The outbox: sent and not yet delivered or given up, in send order. */
+    "CREATE INDEX messages_outbox ON messages (id) WHERE dir = 0 AND state IN (0, 1);"
+    /* One row per conversation, kept by the trigger: its latest message and
+     * the largest seq sent in it, so neither needs a walk of its messages. */
+    "CREATE TABLE conversations ("
+    " peer TEXT PRIMARY KEY NOT NULL,"
+    " last INTEGER NOT NULL,"           /* messages.id of the latest message */
+    " seq INTEGER NOT NULL"             /* the largest seq sent */
+    ") WITHOUT ROWID;"
+    "CREATE TRIGGER messages_conversation AFTER INSERT ON messages BEGIN"
+    " INSERT INTO conversations (peer, last, seq) VALUES (new.peer, new.id, new.seq)"
+    " ON CONFLICT (peer) DO UPDATE SET last = excluded.last, seq = max(seq, excluded.seq);"
+    " END;"
+    "PRAGMA user_version = 1;",
+};
+
+static const db_schema history_schema = {
+    .migrations = migrations,
+    .n = (int)(sizeof migrations / sizeof *migrations),
+    .what = "history",
+    .hint = "use --home to pick another directory",
+    .private_file = 1,
+};
+
+/* The columns fill_row reads, in its order. */
+#define ROW_COLS "peer, name, dir, sender_key, msg_id, seq, ts, at, text, state"
+
+enum {
+    ST_ADD_OUT, ST_ADD_IN, ST_SET_STATE, ST_SENT, ST_LAST, ST_OUTBOX, ST_CONVERSATIONS,
+    ST_MAX_SEQ, ST_MAX_ID, ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_ADD_OUT] = "INSERT INTO messages (peer, name, dir, msg_id, seq, ts, at, text, state)"
+                   " VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, 0)",
+    /* Only the dedupe index's conflict is "stored already": any other
+     * constraint still fails the insert instead of passing for a dup. */
+    [ST_ADD_IN] = "INSERT INTO messages (peer, name, dir, sender_key, msg_id, ts, at, text, state)"
+                  " VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 4)"
+                  " ON CONFLICT (sender_key, msg_id) WHERE dir = 1 DO NOTHING",
+    /* Forward only (history.h): QUEUED and STORED move up, EXPIRED only to
+     * DELIVERED. */
+    [ST_SET_STATE] = "UPDATE messages SET state = ?2 WHERE dir = 0 AND msg_id = ?1"
+                     " AND (state IN (0, 1) AND state < ?2 OR state = 3 AND ?2 = 2)",
+    [ST_SENT] = "SELECT count(*) FROM messages WHERE dir = 0 AND msg_id = ?1",
+    [ST_LAST] = "SELECT " ROW_COLS " FROM (SELECT id, " ROW_COLS " FROM messages"
+                " WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+    [ST_OUTBOX] = "SELECT " ROW_COLS " FROM messages WHERE dir = 0 AND state IN (0, 1)"
+                  " ORDER BY id",
+    [ST_CONVERSATIONS] = "SELECT " ROW_COLS " FROM messages"
+                         " WHERE id IN (SELECT last FROM conversations) ORDER BY id DESC",
+    [ST_MAX_SEQ] = "SELECT seq FROM conversations WHERE peer = ?1",
+    /* Ids are uint64 stored as int64: those with the top bit set are the
+     * negative ones and the largest.  Each max is one index probe. */
+    [ST_MAX_ID] = "SELECT coalesce((SELECT max(msg_id) FROM messages WHERE dir = 0 AND msg_id < 0),"
+                  " (SELECT max(msg_id) FROM messages WHERE dir = 0), 0)",
+};
+
+struct history {
+    const logger *lg;
+    db *d;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* A write's callback, waiting for its batch. */
+typedef struct pending {
+    hist_done_cb cb;
+    void *arg;
+    int dup;
+} pending;
+
+int hist_open(uv_loop_t *loop, const char *home, const logger *lg, history **out, char *err,
+              size_t errlen) {
+    char path[4200];
+    if ((size_t)snprintf(path, sizeof path, "%s/history.db", home) >= sizeof path) {
+        snprintf(err, errlen, "home directory path is too long");
+        return UV_ENAMETOOLONG;
+    }
+    history *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory opening the history");
+        return UV_ENOMEM;
+    }
+    h->lg = lg;
+    int e = db_open(loop, path, &history_schema, lg, &h->d, err, errlen);
+    if (e == 0)
+        e = db_prepare_all(h->d, sql, ST_COUNT, h->st, err, errlen);
+    if (e) {
+        db_close(h->d);
+        free(h);
+        return e;
+    }
+    *out = h;
+    return 0;
+}
+
+void hist_close(history *h) {
+    if (!h)
+        return;
+    db_close(h->d);
+    free(h);
+}
+
+void hist_on_commit(history *h, void (*cb)(void *arg, uint64_t ns), void *arg) {
+    db_on_commit(h->d, cb, arg);
+}
+
+static int64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s) {
+    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+/* The columns every insert shares: ?1 peer, ?2 name, ?6 at, ?7 text.  An
+ * empty text is bound from "" (a NULL pointer would bind NULL). */
+static void bind_common(sqlite3_stmt *st, const char *peer_fold, const char *peer_name,
+                        const char *text, size_t len) {
+    bind_str(st, 1, peer_fold);
+    bind_str(st, 2, peer_name);
+    sqlite3_bind_int64(st, 6, now_ms());
+    sqlite3_bind_blob(st, 7, len ? text : "", (int)len, SQLITE_TRANSIENT);
+}
+
+static int bad_args(const char *peer_fold, const char *peer_name, const char *text, size_t len) {
+    return !peer_fold || !*peer_fold || !peer_name || (!text && len) || len > INT_MAX;
+}
+
+static void on_committed(int status, void *arg) {
+    pending *p = arg;
+    hist_done_cb cb = p->cb;
+    void *cb_arg = p->arg;
+    int dup = status ? 0 : p->dup;
+    free(p);
+    cb(status, dup, cb_arg);
+}
+
+/* Runs the bound insert st in the pass's batch, its callback (if any)
+ * reserved first so nothing can fail after the row is written.  A
+ * constraint failure is UV_EEXIST (the only one a valid call can meet is
+ * a repeated id of ours). */
+static int insert(history *h, sqlite3_stmt *st, hist_done_cb cb, void *arg) {
+    pending *p = NULL;
+    int e = 0;
+    if (cb) {
+        if (!(p = malloc(sizeof *p)))
+            e = UV_ENOMEM;
+        else if ((e = db_wait(h->d, on_committed, p)) != 0) {
+            free(p);
+            p = NULL;
+        } else {
+            *p = (pending){cb, arg, 0};
+        }
+    }
+    if (e == 0 && (e = db_begin_write(h->d)) == 0 && (e = db_run(h->d, st)) != 0 &&
+        sqlite3_errcode(db_sqlite(h->d)) == SQLITE_CONSTRAINT)
+        e = UV_EEXIST;
+    db_done(st); /* db_run did when it ran; an early failure leaves bindings */
+    if (e && p) {
+        db_unwait(h->d);
+        free(p);
+    } else if (p) {
+        p->dup = sqlite3_changes(db_sqlite(h->d)) == 0; /* DO NOTHING: stored already */
+    }
+    return e;
+}
+
+int hist_add_out(history *h, const char *peer_fold, const char *peer_name, uint64_t msg_id,
+                 uint64_t seq, int64_t ts, const char *text, size_t len, hist_done_cb cb,
+                 void *arg) {
+    if (bad_args(peer_fold, peer_name, text, len))
+        return UV_EINVAL;
+    sqlite3_stmt *st = h->st[ST_ADD_OUT];
+    bind_common(st, peer_fold, peer_name, text, len);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)msg_id);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 5, ts);
+    return insert(h, st, cb, arg);
+}
+
+int hist_add_in(history *h, const char *peer_fold, const char *peer_name,
+                const unsigned char key[IDENT_PK], uint64_t msg_id, int64_t ts, const char *text,
+                size_t len, hist_done_cb cb, void *arg) {
+    if (bad_args(peer_fold, peer_name, text, len) || !key)
+        return UV_EINVAL;
+    sqlite3_stmt *st = h->st[ST_ADD_IN];
+    bind_common(st, peer_fold, peer_name, text, len);
+    sqlite3_bind_blob(st, 3, key, IDENT_PK, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)msg_id);
+    sqlite3_bind_int64(st, 5, ts);
+    return insert(h, st, cb, arg);
+}
+
+/* Steps st for its one integer: *v, or 0 when it gives no row (or NULL). */
+static int read_int(history *h, sqlite3_stmt *st, int64_t *v) {
+    int e = db_begin_read(h->d);
+    int rc = e ? SQLITE_DONE : sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error(h->lg, "history read failed: %s", sqlite3_errmsg(db_sqlite(h->d)));
+        e = db_error(rc);
+    }
+    db_done(st);
+    return e;
+}
+
+int hist_set_state(history *h, uint64_t msg_id, int state) {
+    if (state != HIST_STORED && state != HIST_DELIVERED && state != HIST_EXPIRED)
+        return UV_EINVAL;
+    int e = db_begin_write(h->d);
+    if (e)
+        return e;
+    sqlite3_stmt *st = h->st[ST_SET_STATE];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+    sqlite3_bind_int(st, 2, state);
+    if ((e = db_run(h->d, st)) != 0 || sqlite3_changes(db_sqlite(h->d)) > 0)
+        return e;
+    /* Nothing moved: say whether the message exists. */
+    st = h->st[ST_SENT];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+    int64_t n;
+    if ((e = read_int(h, st, &n)) != 0)
+        return e;
+    return n ? UV_EALREADY : UV_ENOENT;
+}
+
+static void fill_row(sqlite3_stmt *st, hist_row *r) {
+    const char *peer = (const char *)sqlite3_column_text(st, 0);
+    const char *name = (const char *)sqlite3_column_text(st, 1);
+    r->peer = peer ? peer : "";
+    r->name = name ? name : "";
+    r->out = sqlite3_column_int(st, 2) == 0;
+    r->sender_key = sqlite3_column_bytes(st, 3) == IDENT_PK ? sqlite3_column_blob(st, 3) : NULL;
+    r->msg_id = (uint64_t)sqlite3_column_int64(st, 4);
+    r->seq = (uint64_t)sqlite3_column_int64(st, 5);
+    r->ts = sqlite3_column_int64(st, 6);
+    r->at = sqlite3_column_int64(st, 7);
+    const void *text = sqlite3_column_blob(st, 8);
+    r->len = (size_t)sqlite3_column_bytes(st, 8);
+    r->text = text ? text : ""; /* SQLite gives NULL for an empty blob */
+    r->state = sqlite3_column_int(st, 9);
+}
+
+/* Hands every row of the bound st to cb until it stops. */
+static int each_row(history *h, sqlite3_stmt *st, hist_row_cb cb, void *arg) {
+    int e = db_begin_read(h->d);
+    int rc = SQLITE_DONE;
+    while (e == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hist_row row;
+        fill_row(st, &row);
+        if (cb(&row, arg))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error(h->lg, "history read failed: %s", sqlite3_errmsg(db_sqlite(h->d)));
+        e = db_error(rc);
+    }
+    db_done(st);
+    return e;
+}
+
+int hist_last(history *h, const char *peer_fold, size_t n, hist_row_cb cb, void *arg) {
+    if (n == 0)
+        return 0;
+    sqlite3_stmt *st = h->st[ST_LAST];
+    bind_str(st, 1, peer_fold);
+    sqlite3_bind_int64(st, 2, n > INT64_MAX ? INT64_MAX : (sqlite3_int64)n);
+    return each_row(h, st, cb, arg);
+}
+
+int hist_outbox(history *h, hist_row_cb cb, void *arg) {
+    return each_row(h, h->st[ST_OUTBOX], cb, arg);
+}
+
+int hist_conversations(history *h, hist_row_cb cb, void *arg) {
+    return each_row(h, h->st[ST_CONVERSATIONS], cb, arg);
+}
+
+int hist_max_seq(history *h, const char *peer_fold, uint64_t *seq) {
+    sqlite3_stmt *st = h->st[ST_MAX_SEQ];
+    bind_str(st, 1, peer_fold);
+    int64_t v;
+    int e = read_int(h, st, &v);
+    *seq = e ? 0 : (uint64_t)v;
+    return e;
+}
+
+int hist_max_id(history *h, uint64_t *id) {
+    int64_t v;
+    int e = read_int(h, h->st[ST_MAX_ID], &v);
+    *id = e ? 0 : (uint64_t)v;
+    return e;
+}
