@@ -1,67 +1,36 @@
 /* chat: conversations on top of links.  A conversation outlives its links:
  * a lost link leaves the queue in place, and the next link to that peer
  * (dialed or accepted) gets every unacknowledged message again, in order;
- * the receiver's dedupe set makes the resend invisible. */
-#include "chat.h"
+ * the receiver drops what it has (history.db, or the seen set with
+ * --no-history), so the resend is invisible.  What outlives the process
+ * (history, outbox, mailbox) is chat_mail.c's. */
+#include "chat_impl.h"
 
 #include "control.h"
-#include "dial.h"
-#include "link.h"
-#include "name.h"
 #include "events.h"
-#include "seen.h"
+#include "history.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef struct outmsg {
-    struct outmsg *next;
-    uint64_t id;  /* on the wire */
-    uint64_t seq; /* shown in "delivered NAME #seq" */
-    int64_t ts;
-    size_t len;
-    char text[];
-} outmsg;
-
-typedef struct conv {
-    struct conv *next;
-    chat *ch;
-    char name[NAME_BUFLEN]; /* as the peer spells it (or as typed, until a link is up) */
-    char fold[NAME_BUFLEN];
-    chatlink *link;         /* the one attached link, up (or saying bye) */
-    dialer *dial;
-    int said_bye;           /* we sent bye on link; the conversation ends when it closes */
-    int redial;             /* a relayed link dropped: dial again once the tracker is back */
-    outmsg *q, **qtail;     /* unacknowledged, in send order */
-    size_t qn;
-    uint64_t seq;
-    seen *shown;            /* ids of the messages shown, to drop resent ones */
-} conv;
-
-struct chat {
-    peer_ctx *ctx;
-    conv *convs;
-    conv *current;
-};
-
 static const link_handler chat_handler;
 
 /* ---- conversations ---- */
 
-static conv *conv_find(chat *ch, const char *fold) {
+conv *chat_conv_find(chat *ch, const char *fold) {
     for (conv *cv = ch->convs; cv; cv = cv->next)
         if (strcmp(cv->fold, fold) == 0)
             return cv;
     return NULL;
 }
 
-static conv *conv_get(chat *ch, const char *name) {
+conv *chat_conv_get(chat *ch, const char *name) {
     char fold[NAME_BUFLEN];
     if (name_fold(name, strlen(name), fold))
         return NULL;
-    conv *cv = conv_find(ch, fold);
+    conv *cv = chat_conv_find(ch, fold);
     if (cv)
         return cv;
     cv = calloc(1, sizeof *cv);
@@ -79,6 +48,7 @@ static conv *conv_get(chat *ch, const char *name) {
     cv->qtail = &cv->q;
     cv->next = ch->convs;
     ch->convs = cv;
+    chat_mail_load(ch, cv);
     return cv;
 }
 
@@ -98,9 +68,15 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
     }
     if (ch->current == cv)
         ch->current = NULL;
-    if (cv->qn && ended)
+    if (cv->qn && ended && ch->durable)
+        ev_error(ch->ctx, "undelivered", "%zu message%s to %s %s not delivered yet (%s); %s in "
+                 "your outbox and go%s out with the next link to %s", cv->qn,
+                 cv->qn == 1 ? "" : "s", cv->name, cv->qn == 1 ? "is" : "are", ended,
+                 cv->qn == 1 ? "it stays" : "they stay", cv->qn == 1 ? "es" : "", cv->name);
+    else if (cv->qn && ended)
         ev_error(ch->ctx, "undelivered", "%zu message%s to %s %s not delivered (%s)", cv->qn,
                  cv->qn == 1 ? "" : "s", cv->name, cv->qn == 1 ? "was" : "were", ended);
+    ctl_cancel(ch->ctx->ctl, cv); /* the mailbox's key lookup */
     while (cv->q) {
         outmsg *m = cv->q;
         cv->q = m->next;
@@ -129,16 +105,18 @@ static void set_current(chat *ch, conv *cv) {
     ev_current(ch->ctx, cv->name);
 }
 
+/* Only committed messages: the others go out from their commit. */
 static void flush_queue(conv *cv) {
     for (outmsg *m = cv->q; m && cv->link; m = m->next)
-        link_send_msg(cv->link, m->id, m->ts, m->text, m->len);
+        if (m->committed)
+            link_send_msg(cv->link, m->id, m->ts, m->text, m->len);
 }
 
 /* ---- links ---- */
 
 static void on_dialed(void *data, chatlink *l, const char *reason);
 
-static void start_dial(chat *ch, conv *cv) {
+void chat_start_dial(chat *ch, conv *cv) {
     if (cv->dial || (cv->link && link_is_up(cv->link)))
         return;
     int r = dial_start(ch->ctx, cv->name, on_dialed, cv, &cv->dial);
@@ -160,7 +138,7 @@ static int keep_new(chat *ch, chatlink *old, chatlink *nl) {
  * incoming: the other side started it (accepted, a relay it asked for, or
  * our reverse dial answering its request). */
 static void attach(chat *ch, chatlink *l, int incoming) {
-    conv *cv = conv_get(ch, link_name(l));
+    conv *cv = chat_conv_get(ch, link_name(l));
     if (!cv) {
         drop_link(l);
         return;
@@ -205,33 +183,40 @@ static void on_dialed(void *data, chatlink *l, const char *reason) {
     }
     if (cv->link && link_is_up(cv->link))
         return; /* the other side reached us meanwhile */
+    if (chat_mail_leave(ch, cv, reason))
+        return; /* "stored NAME #N" tells the user */
     ev_unreachable(ch->ctx, cv->name, reason);
 }
 
 static conv *conv_of(chat *ch, chatlink *l) {
-    conv *cv = conv_find(ch, link_fold(l));
+    conv *cv = chat_conv_find(ch, link_fold(l));
     return cv && cv->link == l ? cv : NULL;
 }
 
 
 static void queue_msg(chat *ch, conv *cv, const char *text, size_t len);
 
-static void on_link_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
-    chat *ch = data;
-    conv *cv = conv_of(ch, l);
-    link_send_ack(l, id); /* duplicates too: the sender may have missed our ack */
-    if (!cv || seen_check(cv->shown, id))
-        return;
-    ev_msg(ch->ctx, cv->name, id, ts, text, len);
-    if (ch->ctx->echo)
+void chat_in_show(chat *ch, conv *cv, const char *name, uint64_t id, int64_t ts,
+                  const char *text, size_t len) {
+    ev_msg(ch->ctx, name, id, ts, text, len);
+    if (ch->ctx->echo && cv)
         queue_msg(ch, cv, text, len);
 }
 
-static void on_link_ack(chatlink *l, uint64_t id, void *data) {
+static void on_link_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
     chat *ch = data;
     conv *cv = conv_of(ch, l);
-    if (!cv)
+    if (ch->ctx->hist && cv) {
+        chat_mail_add_in(ch, cv, l, id, ts, text, len); /* acked once on disk */
         return;
+    }
+    link_send_ack(l, id); /* duplicates too: the sender may have missed our ack */
+    if (!cv || seen_check(cv->shown, id))
+        return;
+    chat_in_show(ch, cv, cv->name, id, ts, text, len);
+}
+
+outmsg *chat_out_take(conv *cv, uint64_t id) {
     for (outmsg **p = &cv->q; *p; p = &(*p)->next) {
         outmsg *m = *p;
         if (m->id != id)
@@ -240,11 +225,21 @@ static void on_link_ack(chatlink *l, uint64_t id, void *data) {
         if (cv->qtail == &m->next)
             cv->qtail = p;
         cv->qn--;
-        ev_delivered(ch->ctx, cv->name, m->seq);
-        free(m);
-        return;
+        return m;
     }
-    /* an ack for a resent message that was acked already: nothing to do */
+    return NULL;
+}
+
+static void on_link_ack(chatlink *l, uint64_t id, void *data) {
+    chat *ch = data;
+    conv *cv = conv_of(ch, l);
+    outmsg *m = cv ? chat_out_take(cv, id) : NULL;
+    if (!m)
+        return; /* an ack for a resent message that was acked already */
+    if (ch->ctx->hist)
+        hist_set_state(ch->ctx->hist, id, HIST_DELIVERED);
+    ev_delivered(ch->ctx, cv->name, m->seq);
+    free(m);
 }
 
 static void on_link_bye(chatlink *l, void *data) {
@@ -283,30 +278,41 @@ static void on_link_closed(chatlink *l, int reason, const char *why, void *data)
     if (link_relayed(l) && (cv->qn || link_dialed(l))) {
         cv->redial = 1;
         if (ctl_ready(ch->ctx->ctl))
-            start_dial(ch, cv);
+            chat_start_dial(ch, cv);
     }
+}
+
+/* 1 when cv holds a committed message the mailbox does not: worth a dial
+ * of its own (the mailbox delivers the others). */
+static int has_unstored(const conv *cv) {
+    for (const outmsg *m = cv->q; m; m = m->next)
+        if (m->committed && !m->stored)
+            return 1;
+    return 0;
 }
 
 void chat_tracker_ready(chat *ch) {
     for (conv *cv = ch ? ch->convs : NULL; cv; cv = cv->next)
-        if (cv->redial && !cv->link)
-            start_dial(ch, cv);
+        if (!cv->link && (cv->redial || has_unstored(cv)))
+            chat_start_dial(ch, cv);
 }
 
+/* Someone we owe messages (or a relayed chat that dropped) is back:
+ * deliver, nobody has to type anything. */
 void chat_peer_online(chat *ch, const char *name) {
     char fold[NAME_BUFLEN];
     if (!ch || name_fold(name, strlen(name), fold))
         return;
-    conv *cv = conv_find(ch, fold);
-    if (cv && cv->redial && !cv->link)
-        start_dial(ch, cv);
+    conv *cv = chat_conv_find(ch, fold);
+    if (cv && !cv->link && (cv->redial || has_unstored(cv)))
+        chat_start_dial(ch, cv);
 }
 
 void chat_connect_failed(chat *ch, const char *from, const char *why) {
     char fold[NAME_BUFLEN];
     if (!ch || name_fold(from, strlen(from), fold))
         return;
-    conv *cv = conv_find(ch, fold);
+    conv *cv = chat_conv_find(ch, fold);
     log_info(&ch->ctx->lg, "%s could not dial us back: %s", from, why);
     if (cv)
         dial_reverse_failed(cv->dial, why);
@@ -319,7 +325,7 @@ static const link_handler chat_handler = {
 void chat_incoming(chat *ch, chatlink *l) { attach(ch, l, 1); }
 
 int chat_linked(const chat *ch, const char *fold) {
-    const conv *cv = conv_find((chat *)ch, fold);
+    const conv *cv = chat_conv_find((chat *)ch, fold);
     return cv && cv->link && link_is_up(cv->link);
 }
 
@@ -348,46 +354,67 @@ static int check_text(chat *ch, size_t len) {
     return -1;
 }
 
-static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
-    revive(cv);
-    outmsg *m = malloc(sizeof *m + len);
-    if (!m) {
-        ev_error(ch->ctx, "out_of_memory", "out of memory; message to %s not sent", cv->name);
-        return;
-    }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    m->next = NULL;
-    m->id = ch->ctx->id_base + ++ch->ctx->id_seq;
-    m->seq = ++cv->seq;
-    m->ts = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+outmsg *chat_out_new(uint64_t id, uint64_t seq, int64_t ts, const char *text, size_t len) {
+    outmsg *m = calloc(1, sizeof *m + len);
+    if (!m)
+        return NULL;
+    m->id = id;
+    m->seq = seq;
+    m->ts = ts;
     m->len = len;
     memcpy(m->text, text, len);
+    return m;
+}
+
+void chat_enqueue(conv *cv, outmsg *m) {
+    m->next = NULL;
     *cv->qtail = m;
     cv->qtail = &m->next;
     cv->qn++;
+}
+
+void chat_out_ready(chat *ch, conv *cv, outmsg *m) {
+    m->committed = 1;
     ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
     if (cv->link && link_is_up(cv->link))
         link_send_msg(cv->link, m->id, m->ts, m->text, m->len);
     else
-        start_dial(ch, cv);
+        chat_start_dial(ch, cv);
+}
+
+static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
+    revive(cv);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ts = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    outmsg *m = chat_out_new(ch->ctx->id_base + ++ch->ctx->id_seq, cv->seq + 1, ts, text, len);
+    if (!m) {
+        ev_error(ch->ctx, "out_of_memory", "out of memory; message to %s not sent", cv->name);
+        return;
+    }
+    cv->seq++;
+    chat_enqueue(cv, m);
+    if (!ch->ctx->hist)
+        chat_out_ready(ch, cv, m);
+    else if (chat_mail_add_out(ch, cv, m))
+        free(chat_out_take(cv, m->id));
 }
 
 void chat_dial(chat *ch, const char *name) {
     if (check_peer_name(ch, name))
         return;
-    conv *cv = conv_get(ch, name);
+    conv *cv = chat_conv_get(ch, name);
     if (!cv)
         return;
     revive(cv);
     set_current(ch, cv);
-    start_dial(ch, cv);
+    chat_start_dial(ch, cv);
 }
 
 void chat_send_to(chat *ch, const char *name, const char *text, size_t len) {
     if (check_peer_name(ch, name) || check_text(ch, len))
         return;
-    conv *cv = conv_get(ch, name);
+    conv *cv = chat_conv_get(ch, name);
     if (cv)
         queue_msg(ch, cv, text, len);
 }
@@ -433,7 +460,9 @@ int chat_open(peer_ctx *ctx, chat **out) {
     if (!ch)
         return UV_ENOMEM;
     ch->ctx = ctx;
+    ch->durable = ctx->hist != NULL;
     *out = ch;
+    chat_mail_open_outbox(ch);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "peer.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct chat chat;
@@ -39,6 +40,20 @@ void chat_bye(chat *ch);                                                     /* 
 void chat_tracker_ready(chat *ch);
 void chat_peer_online(chat *ch, const char *name);
 void chat_connect_failed(chat *ch, const char *from, const char *why);
+
+/* The tracker's mailbox (ctl_handler's mail entries, wired in main.c):
+ * stored and refused answer our mail_put for message id; letter is one
+ * kept for us (opened, checked, committed, then shown and acknowledged);
+ * receipt says what became of one we left (status: enum ctl_receipt). */
+void chat_mail_stored(chat *ch, const char *to, uint64_t id);
+void chat_mail_refused(chat *ch, uint64_t id, const char *code, const char *text);
+void chat_mail_letter(chat *ch, uint64_t mid, const char *from, const unsigned char key[32],
+                      int64_t ts, const unsigned char *box, size_t n);
+void chat_mail_receipt(chat *ch, uint64_t rid, const char *to, uint64_t id, int status);
+
+/* /history NAME [N]: the last n messages with name, as one history event
+ * (errors as error events). */
+void chat_history(chat *ch, const char *name, size_t n);
 
 /* How many sent messages still wait for an ack on conversations that can
  * still deliver them (a link is up or a dial is in flight).  Lets the peer

@@ -22,6 +22,7 @@ void cmd_help(peer_ctx *ctx) {
         "  /bye             end the current conversation politely",
         "  /whois NAME      fingerprints of NAME's pinned key and of the tracker's key",
         "  /trust NAME      accept the key the tracker now has for NAME (after a key change)",
+        "  /history NAME [N] the last N (default 20) messages with NAME, oldest first",
         "  /quit            leave now (end of input also leaves, after waiting up to 5 s for acks)",
         "  /help            this list",
     };
@@ -115,6 +116,31 @@ static int next_word(const char **p, char *word, size_t wordlen) {
     return 0;
 }
 
+/* /history NAME [N] */
+static void history_command(peer_ctx *ctx, const char *rest) {
+    char name[NAME_BUFLEN + 1], num[16];
+    int r = next_word(&rest, name, sizeof name);
+    if (r == UV_ENOENT) {
+        ev_error(ctx, "usage", "/history needs a name: /history NAME [N]");
+        return;
+    }
+    if (r) {
+        ev_error(ctx, "usage", "that name is too long (at most 32 characters)");
+        return;
+    }
+    unsigned long n = 20;
+    if ((r = next_word(&rest, num, sizeof num)) != UV_ENOENT) {
+        char *end;
+        n = strtoul(num, &end, 10);
+        if (r || num[0] < '0' || num[0] > '9' || *end || n == 0 || n > 100000 ||
+            rest[strspn(rest, " ")] != '\0') {
+            ev_error(ctx, "usage", "/history NAME [N]: N is a number of messages from 1 to 100000");
+            return;
+        }
+    }
+    chat_history(ctx->chat, name, n);
+}
+
 void cmd_dial(peer_ctx *ctx, const char *name) { chat_dial(ctx->chat, name); }
 
 void cmd_send_to(peer_ctx *ctx, const char *name, const char *text, size_t len) {
@@ -172,6 +198,8 @@ void cmd_line(peer_ctx *ctx, const char *line, size_t len) {
             ev_error(ctx, "usage", "/%s takes one name (names have no spaces): /%s NAME", cmd, cmd);
         else
             key_command(ctx, name, cmd[0] == 't');
+    } else if (strcmp(cmd, "history") == 0) {
+        history_command(ctx, rest);
     } else if (strcmp(cmd, "bye") == 0) {
         chat_bye(ctx->chat);
     } else if (strcmp(cmd, "quit") == 0) {

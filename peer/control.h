@@ -63,7 +63,28 @@ typedef struct ctl_handler {
     /* the tracker refused us for good (name taken, bad name or signature,
      * another protocol version); the user was told why, with code */
     void (*refused)(void *data, const char *code);
+    /* The mailbox (PROTOCOL.md, "Mailbox").  mail_stored: the tracker
+     * committed our letter with message id `id` for `to`; mail_refused: it
+     * did not (code "mailbox_full", "rate_limited", "not_found", ...; text
+     * the tracker's words).  mail: a letter kept for us (box borrowed for
+     * the call; key is the key the tracker had bound to from); answer it
+     * with ctl_mail_ack once it is stored.  receipt: what became of a
+     * letter we left; answer with ctl_receipt_ack once that is recorded
+     * (a NULL receipt entry acknowledges at once). */
+    void (*mail_stored)(void *data, const char *to, uint64_t id);
+    void (*mail_refused)(void *data, uint64_t id, const char *code, const char *text);
+    void (*mail)(void *data, uint64_t mid, const char *from, const unsigned char key[IDENT_PK],
+                 int64_t ts, const unsigned char *box, size_t n);
+    void (*receipt)(void *data, uint64_t rid, const char *to, uint64_t id, int status);
 } ctl_handler;
+
+/* What a receipt says of a letter we left. */
+enum ctl_receipt {
+    CTL_RECEIPT_DELIVERED, /* the recipient stored it */
+    CTL_RECEIPT_EXPIRED,   /* nobody fetched it within the tracker's --mail-ttl */
+    CTL_RECEIPT_REFUSED,   /* the recipient could not verify it */
+    CTL_RECEIPT_UNKNOWN,   /* a status newer than this peer */
+};
 
 /* Allocates the control client and starts connecting to ctx->tracker (the
  * first event happens from the loop).  h (borrowed for the client's life)
@@ -90,6 +111,18 @@ int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
  * connect_request) failed, why in a few words; the tracker passes it on so
  * `to` relays at once.  No answer.  0, or UV_ENOTCONN when not registered. */
 int ctl_connect_failed(ctl *t, const char *to, const char *why);
+
+/* The mailbox, once registered with a tracker that keeps one (its welcome
+ * lists "mailbox"; ctl_mailbox says whether it does).  mail_put hands the
+ * tracker a sealed letter (mail.h) for `to`, id being our message id (the
+ * answer comes through mail_stored or mail_refused); mail_ack answers a
+ * letter (ok 0: we refused it as forged or unreadable); receipt_ack a
+ * receipt.  Each 0, UV_ENOTCONN (not registered), UV_ENOTSUP (the tracker
+ * has no mailbox), or a send error. */
+int ctl_mailbox(const ctl *t);
+int ctl_mail_put(ctl *t, const char *to, uint64_t id, const unsigned char *box, size_t n);
+int ctl_mail_ack(ctl *t, uint64_t mid, int ok);
+int ctl_receipt_ack(ctl *t, uint64_t rid);
 
 /* The address of the tracker we are registered with (relay connections go
  * there).  0, or UV_ENOTCONN when not registered. */

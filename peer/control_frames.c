@@ -43,6 +43,7 @@ static void on_welcome(void *owner, const msg_in *m) {
     memcpy(t->nonce, nonce, IDENT_NONCE);
     t->ttl = ttl == 0 ? 60 : ttl > 86400 ? 86400 : (unsigned)ttl;
     t->tracker_connect_failed = msg_has_feature(m, "connect_failed");
+    t->tracker_mailbox = msg_has_feature(m, "mailbox");
     ctl_step(t, CTL_EV_WELCOME, 0);
 }
 
@@ -201,7 +202,8 @@ static void on_error(void *owner, const msg_in *m) {
     uint64_t id = 0;
     msg_error_fields(m, code, sizeof code, text, sizeof text);
     if (msg_uint(m, "id", &id) == 0 && id) {
-        ctl_req_refused(t, id, code, text);
+        if (!ctl_req_refused(t, id, code, text))
+            ctl_mail_refused(t, id, code, text);
         return;
     }
     static const char *fatal[] = {"name_taken", "bad_name", "bad_signature", "version", "replaced"};
@@ -246,6 +248,9 @@ static const disp_entry entries[] = {
     {"connect_request", READY,                 0, on_connect_request},
     {"connect_failed",  READY,                 0, on_connect_failed},
     {"relay_offer",     READY,                 0, on_relay_offer},
+    {"mail_stored",     READY,                 0, ctl_on_mail_stored},
+    {"mail",            READY,                 0, ctl_on_mail},
+    {"receipt",         READY,                 0, ctl_on_receipt},
     {"error",           LINKED,                0, on_error},
 };
 

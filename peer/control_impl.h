@@ -65,6 +65,7 @@ struct ctl {
     char why[512];      /* set by an error frame from the tracker */
     char lost[700];     /* the loss last reported in this outage; "" after registering */
     int tracker_connect_failed; /* the tracker's welcome listed the feature */
+    int tracker_mailbox;        /* ... and this one */
     const char *refusal; /* fatal error code, when the tracker refused us */
     char refusal_text[400];
     uint64_t next_id;
@@ -110,7 +111,17 @@ void ctl_req_listed(ctl *t, uint64_t id, const msgpack_object_array *names, cons
 /* connect_result (token NULL) or relay_result. */
 void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token);
 /* An error frame with this id: code picks the status, text is kept as the
- * reason. */
-void ctl_req_refused(ctl *t, uint64_t id, const char *code, const char *text);
+ * reason.  1 when a request waited for it, else 0 (it may answer a
+ * mail_put: see control_mail.c). */
+int ctl_req_refused(ctl *t, uint64_t id, const char *code, const char *text);
+
+/* ---- control_mail.c ---- */
+
+/* The mailbox frames from the tracker (control_frames.c's table). */
+void ctl_on_mail_stored(void *owner, const msg_in *m);
+void ctl_on_mail(void *owner, const msg_in *m);
+void ctl_on_receipt(void *owner, const msg_in *m);
+/* An error with an id no request waits for: the answer to a mail_put. */
+void ctl_mail_refused(ctl *t, uint64_t id, const char *code, const char *text);
 
 #endif

@@ -322,13 +322,14 @@ void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token) {
     req_finish(r, 0);
 }
 
-void ctl_req_refused(ctl *t, uint64_t id, const char *code, const char *text) {
+int ctl_req_refused(ctl *t, uint64_t id, const char *code, const char *text) {
     ctl_request *r = take_sent(t, id);
     if (!r)
-        return;
+        return 0;
     snprintf(r->why, sizeof r->why, "%s", text);
     req_finish(r, strcmp(code, "not_found") == 0 ? UV_ENOENT
                   : strcmp(code, "bad_name") == 0 ? UV_EINVAL
                   : strcmp(code, "offline") == 0 ? UV_EHOSTUNREACH
                   : strcmp(code, "limit") == 0 ? UV_EBUSY : UV_EPROTO);
+    return 1;
 }

@@ -62,6 +62,12 @@ void ev_delivered(peer_ctx *ctx, const char *name, uint64_t seq) {
     CALL(ctx, delivered, name, seq);
 }
 
+void ev_stored(peer_ctx *ctx, const char *name, uint64_t seq) { CALL(ctx, stored, name, seq); }
+
+void ev_history(peer_ctx *ctx, const char *name, const ev_hist_row *rows, size_t n) {
+    CALL(ctx, history, name, rows, n);
+}
+
 void ev_closed(peer_ctx *ctx, const char *name, ev_close_why why) { CALL(ctx, closed, name, why); }
 
 void ev_unreachable(peer_ctx *ctx, const char *name, const char *reason) {

@@ -28,6 +28,16 @@ typedef enum ev_close_why {
     EV_CLOSED_YOU_BYE, /* we said bye */
 } ev_close_why;
 
+/* One message of a conversation's history (/history), a plain value. */
+typedef struct ev_hist_row {
+    int out;           /* 1: sent by us */
+    uint64_t seq;      /* ours: the #N it was shown with */
+    int64_t ts;        /* the sender's clock, unix ms */
+    const char *state; /* ours: "sending", "stored", "delivered" or "expired"; theirs: NULL */
+    const char *text;
+    size_t len;
+} ev_hist_row;
+
 /* A front end.  fe is its own state (ctx->fe_data).  Any entry may be NULL:
  * the event is then not shown by that front end. */
 typedef struct ev_frontend {
@@ -42,6 +52,10 @@ typedef struct ev_frontend {
     void (*sent)(void *fe, const char *name, uint64_t seq, int64_t ts, const char *text,
                  size_t len);
     void (*delivered)(void *fe, const char *name, uint64_t seq);
+    /* the tracker's mailbox took our message #seq for name (offline) */
+    void (*stored)(void *fe, const char *name, uint64_t seq);
+    /* /history: rows with name, oldest first (n may be 0) */
+    void (*history)(void *fe, const char *name, const struct ev_hist_row *rows, size_t n);
     void (*closed)(void *fe, const char *name, ev_close_why why);
     void (*unreachable)(void *fe, const char *name, const char *reason);
     void (*error)(void *fe, const char *code, const char *text);
@@ -95,6 +109,8 @@ void ev_sent(peer_ctx *ctx, const char *name, uint64_t seq, int64_t ts, const ch
              size_t len);
 /* our message number seq to name was acknowledged */
 void ev_delivered(peer_ctx *ctx, const char *name, uint64_t seq);
+void ev_stored(peer_ctx *ctx, const char *name, uint64_t seq);
+void ev_history(peer_ctx *ctx, const char *name, const ev_hist_row *rows, size_t n);
 /* a conversation ended (or, EV_CLOSED_LOST, its link did) */
 void ev_closed(peer_ctx *ctx, const char *name, ev_close_why why);
 /* a dial failed; reason completes "cannot reach NAME: ..." */

@@ -176,6 +176,7 @@ void link_set_handler(chatlink *l, const link_handler *h, void *data) {
     l->data = data;
 }
 const char *link_name(const chatlink *l) { return l->name; }
+const unsigned char *link_key(const chatlink *l) { return l->their_key; }
 const char *link_fold(const chatlink *l) { return l->fold; }
 int link_dialed(const chatlink *l) { return l->dialer; }
 int link_relayed(const chatlink *l) { return l->relayed; }

@@ -73,6 +73,7 @@ void link_close(chatlink *l);
 
 const char *link_name(const chatlink *l); /* the other side's name ("" before hello) */
 const char *link_fold(const chatlink *l); /* its folded form */
+const unsigned char *link_key(const chatlink *l); /* its identity key (IDENT_PK), once up */
 int link_dialed(const chatlink *l);       /* 1 when we dialed (asked for the relay) */
 int link_relayed(const chatlink *l);      /* 1 over a relay session */
 int link_is_up(const chatlink *l);

@@ -12,6 +12,7 @@
 #include "command.h"
 #include "control.h"
 #include "events.h"
+#include "history.h"
 #include "inbound.h"
 #include "chatport.h"
 #include "peer.h"
@@ -61,6 +62,10 @@ static const char usage_text[] =
     "                         commands, every event one JSON object per line\n"
     "  --no-bell              terminal UI: no bell for messages in a conversation\n"
     "                         that is not on screen\n"
+    "  --no-history           keep nothing on disk: no HOME/history.db, so messages\n"
+    "                         wait for their ack in memory only (lost on exit), and\n"
+    "                         nothing is left at or fetched from the tracker's\n"
+    "                         mailbox for offline users\n"
     "  --echo                 answer every received message with the same text\n"
     "  --relay-after MS       when dialing, ask the tracker to relay if no direct\n"
     "                         link is up after MS milliseconds (0 to 600000,\n"
@@ -89,7 +94,7 @@ static int usage_error(const char *fmt, const char *arg) {
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     enum { O_USER = 1, O_TRACKER, O_LISTEN, O_HOME, O_UI, O_ECHO, O_ADVERTISE, O_LOG, O_HELP,
-           O_NO_BELL, O_RELAY_AFTER, O_LINK_TIMEOUT, O_VERSION };
+           O_NO_BELL, O_RELAY_AFTER, O_LINK_TIMEOUT, O_VERSION, O_NO_HISTORY };
     static const struct option opts[] = {
         {"user", required_argument, NULL, O_USER},
         {"tracker", required_argument, NULL, O_TRACKER},
@@ -102,6 +107,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {"no-bell", no_argument, NULL, O_NO_BELL},
+        {"no-history", no_argument, NULL, O_NO_HISTORY},
         {"relay-after", required_argument, NULL, O_RELAY_AFTER},
         {"link-timeout", required_argument, NULL, O_LINK_TIMEOUT},
         {NULL, 0, NULL, 0},
@@ -136,6 +142,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         case O_UI: ui_mode = optarg; break;
         case O_ECHO: ctx->echo = 1; break;
         case O_NO_BELL: ctx->no_bell = 1; break;
+        case O_NO_HISTORY: ctx->no_history = 1; break;
         case O_RELAY_AFTER: {
             char *end;
             unsigned long ms = strtoul(optarg, &end, 10);
@@ -229,6 +236,9 @@ static void close_all(peer_ctx *ctx) {
     inbound_close(ctx->inbound);
     ctx->inbound = NULL;
     chat_leave(ctx->chat);
+    /* Before the chat: its last batch's callbacks still find it. */
+    hist_close(ctx->hist);
+    ctx->hist = NULL;
     chat_close(ctx->chat);
     ctx->chat = NULL;
     port_close(ctx->port);
@@ -305,8 +315,38 @@ static void on_refused(void *data, const char *code) {
     quit(data, 1, 0, QUIT_NOW);
 }
 
+static void on_mail_stored(void *data, const char *to, uint64_t id) {
+    peer_ctx *ctx = data;
+    chat_mail_stored(ctx->chat, to, id);
+}
+
+static void on_mail_refused(void *data, uint64_t id, const char *code, const char *text) {
+    peer_ctx *ctx = data;
+    chat_mail_refused(ctx->chat, id, code, text);
+}
+
+static void on_mail(void *data, uint64_t mid, const char *from, const unsigned char key[IDENT_PK],
+                    int64_t ts, const unsigned char *box, size_t n) {
+    peer_ctx *ctx = data;
+    chat_mail_letter(ctx->chat, mid, from, key, ts, box, n);
+}
+
+static void on_receipt(void *data, uint64_t rid, const char *to, uint64_t id, int status) {
+    peer_ctx *ctx = data;
+    chat_mail_receipt(ctx->chat, rid, to, id, status);
+}
+
 static const ctl_handler tracker_news = {
-    on_registered, on_presence, on_connect_request, on_connect_failed, on_relay_offer, on_refused,
+    .registered = on_registered,
+    .presence = on_presence,
+    .connect_request = on_connect_request,
+    .connect_failed = on_connect_failed,
+    .relay_offer = on_relay_offer,
+    .refused = on_refused,
+    .mail_stored = on_mail_stored,
+    .mail_refused = on_mail_refused,
+    .mail = on_mail,
+    .receipt = on_receipt,
 };
 
 /* Events are written to stdout's buffer as they happen and flushed here,
@@ -401,7 +441,10 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     uv_unref((uv_handle_t *)&ctx->out_flush); /* it never keeps the loop alive */
 
     int status = 0;
-    if ((r = chat_open(ctx, &ctx->chat)) || (r = inbound_open(ctx, &inbound_news, ctx, &ctx->inbound))) {
+    if (!ctx->no_history && (r = hist_open(&loop, home, &ctx->lg, &ctx->hist, err, sizeof err))) {
+        fprintf(stderr, "error: %s\n", err);
+        status = 1;
+    } else if ((r = chat_open(ctx, &ctx->chat)) || (r = inbound_open(ctx, &inbound_news, ctx, &ctx->inbound))) {
         fprintf(stderr, "error: %s\n", uv_strerror(r));
         status = 1;
     } else if ((r = port_open(ctx, on_accept, ctx, &ctx->port, err, sizeof err))) {

@@ -26,6 +26,7 @@ struct chatport;
 struct chat;
 struct inbound;
 struct pins;
+struct history;
 
 typedef struct peer_ctx {
     uv_loop_t *loop;
@@ -51,11 +52,13 @@ typedef struct peer_ctx {
                                         * (stateless: line or JSON, main.c sets it) */
     int use_tui;                 /* the terminal UI runs (else line or JSON mode) */
     int no_bell;                 /* --no-bell */
+    int no_history;              /* --no-history */
     struct ctl *ctl;
     struct chatport *port;
     struct chat *chat;
     struct inbound *inbound;     /* links the other side starts */
     struct pins *pins;           /* known_peers (NULL: pinning off, as in the fuzz harness) */
+    struct history *hist;        /* HOME/history.db (NULL: --no-history) */
     uv_signal_t sigint, sigterm;
     uv_timer_t quit_timer;
     uv_prepare_t out_flush;      /* flushes stdout before the loop waits */

@@ -250,6 +250,37 @@ static void j_delivered(void *fe, const char *name, uint64_t seq) {
     end(&b, "delivered");
 }
 
+static void j_stored(void *fe, const char *name, uint64_t seq) {
+    jbuf b;
+    begin(&b, "stored");
+    field_str(&b, "to", name);
+    field_unum(&b, "seq", seq);
+    end(&b, "stored");
+}
+
+/* One event for the whole answer, so a script reads it in one line. */
+static void j_history(void *fe, const char *name, const ev_hist_row *rows, size_t n) {
+    jbuf b;
+    begin(&b, "history");
+    field_str(&b, "name", name);
+    puts_(&b, ",\"rows\":[");
+    for (size_t i = 0; i < n; i++) {
+        const ev_hist_row *r = &rows[i];
+        puts_(&b, i ? ",{" : "{");
+        puts_(&b, r->out ? "\"dir\":\"out\"" : "\"dir\":\"in\"");
+        field_num(&b, "time", r->ts);
+        if (r->out) {
+            field_unum(&b, "seq", r->seq);
+            field_str(&b, "state", r->state);
+        }
+        puts_(&b, ",\"text\":");
+        put_str(&b, r->text, r->len);
+        put(&b, "}", 1);
+    }
+    put(&b, "]", 1);
+    end(&b, "history");
+}
+
 static void j_closed(void *fe, const char *name, ev_close_why why) {
     static const char *reason[] = {
         [EV_CLOSED_BYE] = "bye",
@@ -345,6 +376,8 @@ const ev_frontend json_frontend = {
     .msg = j_msg,
     .sent = j_sent,
     .delivered = j_delivered,
+    .stored = j_stored,
+    .history = j_history,
     .closed = j_closed,
     .unreachable = j_unreachable,
     .error = j_error,

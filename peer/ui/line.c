@@ -10,6 +10,7 @@
 #include "events.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,38 @@ static void l_delivered(void *fe, const char *name, uint64_t seq) {
     fwrite(num, 1, (size_t)n, stdout);
 }
 
+static void l_stored(void *fe, const char *name, uint64_t seq) {
+    out("stored %s #%llu", name, (unsigned long long)seq);
+}
+
+/* history NAME TIME > TEXT (STATE) for ours, history NAME TIME < TEXT for
+ * theirs; TIME is local, to the second, without spaces so a script can
+ * split the line. */
+static void l_history(void *fe, const char *name, const ev_hist_row *rows, size_t n) {
+    if (n == 0)
+        out("history %s none", name);
+    for (size_t i = 0; i < n; i++) {
+        const ev_hist_row *r = &rows[i];
+        char when[32] = "?", small[1024];
+        time_t secs = (time_t)(r->ts / 1000);
+        struct tm tm;
+        if (localtime_r(&secs, &tm))
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        char *shown = r->len * 4 + 1 <= sizeof small ? small : malloc(r->len * 4 + 1);
+        if (!shown) {
+            out("error: out of memory showing the history with %s", name);
+            return;
+        }
+        escape_text(r->text, r->len, shown);
+        if (r->out)
+            out("history %s %s > %s (%s)", name, when, shown, r->state);
+        else
+            out("history %s %s < %s", name, when, shown);
+        if (shown != small)
+            free(shown);
+    }
+}
+
 static void l_closed(void *fe, const char *name, ev_close_why why) {
     static const char *text[] = {
         [EV_CLOSED_BYE] = "bye",
@@ -151,6 +184,8 @@ const ev_frontend line_frontend = {
     .msg = l_msg,
     .sent = NULL, /* line mode does not echo what you typed */
     .delivered = l_delivered,
+    .stored = l_stored,
+    .history = l_history,
     .closed = l_closed,
     .unreachable = l_unreachable,
     .error = l_error,
