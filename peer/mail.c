@@ -125,8 +125,8 @@ int mail_open(const identity *me, const char *my_fold, const unsigned char *box,
         *why = "the letter has an unknown version";
         goto done;
     }
-    if (from_n >= NAME_BUFLEN) {
-        *why = "the sender's name is too long";
+    if (from_n == 0 || from_n >= NAME_BUFLEN || memchr(from, 0, from_n)) {
+        *why = "the sender's name is not a name";
         goto done;
     }
     if (verify_letter(fkey, letter, n, sig) != 0) {

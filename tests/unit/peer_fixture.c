@@ -374,8 +374,12 @@ static void nw_refused(void *data, const char *code) {
     snprintf(n->refused_code, sizeof n->refused_code, "%s", code);
 }
 static const ctl_handler fx_news_handler = {
-    nw_registered, nw_presence, nw_connect_request, nw_connect_failed, nw_relay_offer,
-    nw_refused,
+    .registered = nw_registered,
+    .presence = nw_presence,
+    .connect_request = nw_connect_request,
+    .connect_failed = nw_connect_failed,
+    .relay_offer = nw_relay_offer,
+    .refused = nw_refused,
 };
 
 void fx_lookup_cb(void *data, int status, const ctl_user *u) {
