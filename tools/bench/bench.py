@@ -915,25 +915,25 @@ def raw_pingpong(b, tag, window, dur):
         b.procs.stop(e)
 
 
-def fig5(b, rows):
-    """Direct chat: two peers (one --echo) vs raw loopback ping-pong."""
-    a = b.a
-    trk, taddr = b.tracker('fig5-tracker')
-    d = os.path.join(b.tmp, 'fig5')
+def fig5_pair(b, taddr, tag, extra):
+    """Two peers for figure 5 (echo and talk) with the extra flags; returns
+    (peers, talk) with talk linked to echo."""
+    d = os.path.join(b.tmp, 'fig5', tag)
     peers = {}
-    for name, extra in (('echo', ['--echo']), ('talk', [])):
+    for name, echo in (('echo', ['--echo']), ('talk', [])):
         home = os.path.join(d, name)
         os.makedirs(home, exist_ok=True)
         # The echo peer's events go to a file: an undrained pipe would stall it.
         # The talking peer speaks --ui json: its events carry the peer's own
         # timestamps ("ts", microseconds), which time the chat round trip.
-        out = open(os.path.join(home, 'events.txt'), 'wb') if extra else subprocess.PIPE
-        p = b.procs.start(f'peer {name}', [os.path.join(b.build, 'parley'), '--user', name,
-                          '--tracker', taddr, '--listen', '127.0.0.1:0', '--home', home,
-                          '--ui', 'line' if extra else 'json', '--log-level', 'warn'] + extra,
+        out = open(os.path.join(home, 'events.txt'), 'wb') if echo else subprocess.PIPE
+        p = b.procs.start(f'peer {name} {tag}', [os.path.join(b.build, 'parley'), '--user',
+                          f'{name}-{tag}', '--tracker', taddr, '--listen', '127.0.0.1:0',
+                          '--home', home, '--ui', 'line' if echo else 'json', '--log-level',
+                          'warn'] + echo + extra,
                           b.procs.server_cpu, os.path.join(home, 'peer.log'), stdout=out,
                           stdin=subprocess.PIPE)
-        if extra:
+        if echo:
             out.close()
             end = time.monotonic() + 15
             while 'registered ' not in open(os.path.join(home, 'events.txt')).read():
@@ -944,9 +944,32 @@ def fig5(b, rows):
             line_until(p.stdout.fileno(), '"type":"registered"')
         peers[name] = p
     talk = peers['talk']
-    talk.stdin.write(b'/dial echo\n')
+    talk.stdin.write(f'/dial echo-{tag}\n'.encode())
     talk.stdin.flush()
     line_until(talk.stdout.fileno(), '"type":"connected"')
+    return peers, talk
+
+
+def fig5_drive(b, talk, w, dur):
+    pf = [talk.stdin.fileno(), talk.stdout.fileno()]
+    p = chatrtt(b, b.procs.client_cpu, pf, 'drive', '--in', pf[0], '--out', pf[1],
+                '--window', w, *dur)
+    # The peer's in-flight echoes of this sample must not leak into the next.
+    talk.stdin.write(b'/help\n')
+    talk.stdin.flush()
+    line_until(talk.stdout.fileno(), '/quit')
+    return p
+
+
+def fig5(b, rows):
+    """Direct chat: two peers (one --echo) vs raw loopback ping-pong; and the
+    cost of history.db (group commit) against --no-history."""
+    a = b.a
+    trk, taddr = b.tracker('fig5-tracker')
+    # The path itself is timed without the disk (--no-history); the pair
+    # with history.db (the default) gives the durability rows.
+    bare_peers, bare = fig5_pair(b, taddr, 'mem', ['--no-history'])
+    hist_peers, hist = fig5_pair(b, taddr, 'db', [])
     raw = 'raw loopback ping-pong'
     rtt50 = Row(5, 'direct chat round trip p50', 'us', raw, ('<=', 1.5), better='lower')
     rtt99 = Row(5, 'direct chat round trip p99', 'us', raw, better='lower')
@@ -954,38 +977,42 @@ def fig5(b, rows):
               f'{raw}, {FIG5_WINDOW} in flight')
     e2e50 = Row(5, 'end to end via the peer\'s stdin/stdout p50 (informational)', 'us', raw,
                 better='lower')
+    dmps = Row(5, f'direct messages/s with history.db ({FIG5_WINDOW} in flight)', 'msg/s',
+               f'the same with --no-history', ('>=', 0.8))
+    drtt = Row(5, 'direct chat round trip p50 with history.db (informational)', 'us',
+               'the same with --no-history', better='lower')
     dur = ['--duration', a.stream_duration, '--warmup', 0.3]
-    pf = [talk.stdin.fileno(), talk.stdout.fileno()]
     for i in range(a.samples):
         got = {}
         for w in (1, FIG5_WINDOW):
-            p = chatrtt(b, b.procs.client_cpu, pf, 'drive', '--in', pf[0], '--out', pf[1],
-                        '--window', w, *dur)
-            # The peer's in-flight echoes of this sample must not leak into the next.
-            talk.stdin.write(b'/help\n')
-            talk.stdin.flush()
-            line_until(talk.stdout.fileno(), '/quit')
+            p = fig5_drive(b, bare, w, dur)
+            d = fig5_drive(b, hist, w, dur)
             r = raw_pingpong(b, f'{i}-{w}', w, dur)
-            got[w] = (p, r)
-        p, r = got[1]
+            got[w] = (p, r, d)
+        p, r, d = got[1]
         rtt50.p.append(float(p['p50_us']))
         rtt50.r.append(float(r['p50_us']))
         rtt99.p.append(float(p['p99_us']))
         rtt99.r.append(float(r['p99_us']))
         e2e50.p.append(float(p['e2e_p50_us']))
         e2e50.r.append(float(r['p50_us']))
-        p, r = got[FIG5_WINDOW]
+        drtt.p.append(float(d['p50_us']))
+        drtt.r.append(float(p['p50_us']))
+        p, r, d = got[FIG5_WINDOW]
         mps.p.append(float(p['ops_per_s']))
         mps.r.append(float(r['ops_per_s']))
+        dmps.p.append(float(d['ops_per_s']))
+        dmps.r.append(float(p['ops_per_s']))
         log(f'  fig 5 round {i + 1}/{a.samples}: chat p50 {rtt50.p[-1]:.1f} us (end to end '
             f'{e2e50.p[-1]:.1f} us), {mps.p[-1]:,.0f} msg/s; raw p50 {rtt50.r[-1]:.1f} us, '
-            f'{mps.r[-1]:,.0f} msg/s')
-    for p in peers.values():
+            f'{mps.r[-1]:,.0f} msg/s; with history.db p50 {drtt.p[-1]:.1f} us, '
+            f'{dmps.p[-1]:,.0f} msg/s')
+    for p in list(bare_peers.values()) + list(hist_peers.values()):
         p.stdin.close()
         b.procs.stop(p)
     b.procs.stop(trk)
-    rows += [rtt50, rtt99, mps, e2e50]
-    return [f'Figure 5: two `parley` processes, one with --echo, linked directly over loopback '
+    rows += [rtt50, rtt99, mps, e2e50, dmps, drtt]
+    return [f'Figure 5: two `parley --no-history` processes, one with --echo, linked directly over loopback '
             f'(TCP, sealed chat link), both under `taskset -c {b.procs.server_cpu}`; '
             f'tools/bench/chatrtt (`drive`, under `taskset -c {b.procs.client_cpu}`) writes '
             f'100-byte lines (numbered) into the other peer\'s stdin (`--ui json`) and reads its '
@@ -1003,7 +1030,11 @@ def fig5(b, rows):
             f'warm-up. The informational end-to-end row is the driver\'s own clock from its '
             f'write() into the peer\'s stdin to reading the `message` event from its stdout (two '
             f'pipe hops, the driver on the other CPU, line and JSON handling included: the '
-            f'figure of earlier rounds), against the same ping-pong.']
+            f'figure of earlier rounds), against the same ping-pong. The history.db rows run a '
+            f'second pair the same way but with their default HOME/history.db (SQLite, WAL, '
+            f'synchronous=FULL, one commit per loop pass): every message is committed by its '
+            f'sender before it leaves and by its receiver before it is shown and acknowledged, '
+            f'against the --no-history pair in the same round.']
 
 
 FIG5_WINDOW = 32
