@@ -72,6 +72,7 @@ static void on_closed(uv_handle_t *h) {
         return;
     tui_model_free(t);
     tui_in_free(&t->in);
+    free(t->scratch);
     free(t);
 }
 
@@ -178,13 +179,13 @@ void tui_open_conv(tui *t, const char *name) {
 }
 
 void tui_submit(tui *t, const char *line, size_t len) {
-    t->notice[0] = '\0';
+    tui_notice_clear(t); /* the user has moved on */
     if (len == 0)
         return;
     if (strcmp(line, "/mouse") == 0) {
         tui_set_mouse(t, !t->mouse_on);
-        snprintf(t->notice, sizeof t->notice, "mouse reporting %s",
-                 t->mouse_on ? "on" : "off: select text with the terminal; /mouse turns it on");
+        tui_notice(t, NULL, NOTE_OTHER, NULL, "mouse reporting %s",
+                   t->mouse_on ? "on" : "off: select text with the terminal; /mouse turns it on");
         return;
     }
     int plain = line[0] != '/' || line[1] == '/';

@@ -11,6 +11,8 @@
  * ncurses sends only what changed, so painting everything is cheap. */
 #include "tui_impl.h"
 
+#include "grow.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,75 +111,93 @@ static void paint_panel(tui *t, int pw, int rows) {
 
 /* ---- conversation pane ---- */
 
-typedef struct span {
+/* An entry as the one string that is wrapped: time and mark, sender, ": ",
+ * text; part k ends at byte end[k] and is drawn with attr[k]. */
+typedef struct laid {
     const char *s;
     size_t n;
-    int attr;
-} span;
+    size_t end[4];
+    int attr[4];
+    int indent; /* the hanging indent: under the text when that leaves room */
+} laid;
 
-/* Lays an entry out in rows of cols columns (continuations indented) and
- * draws rows [from, to) at screen row y, column x.  Returns its row count. */
-static int flow(const span *sp, int nsp, int cols, int indent, int x, int y, int from, int to) {
-    int row = 0, col = 0;
-    for (int k = 0; k < nsp; k++) {
-        const char *s = sp[k].s;
-        size_t n = sp[k].n;
-        for (size_t i = 0; i < n;) {
-            if (s[i] == '\n') {
-                row++;
-                col = indent;
-                i++;
-                continue;
-            }
-            unsigned cp;
-            int w;
-            size_t len = tui_char(s + i, n - i, &cp, &w);
-            if (col + w > cols && col > indent) {
-                row++;
-                col = indent;
-            }
-            if (row >= from && row < to && col + w <= cols) {
-                attron(sp[k].attr);
-                if (cp == 0xfffd && len == 1)
-                    mvaddstr(y + row - from, x + col, "\xef\xbf\xbd");
-                else
-                    mvaddnstr(y + row - from, x + col, s + i, (int)len);
-                attroff(sp[k].attr);
-            }
-            col += w;
-            i += len;
-        }
-    }
-    return row + 1;
-}
+#define TUI_WRAP_MIN 12 /* columns of text a hanging indent must leave */
 
-static int entry_spans(tui *t, const tui_entry *e, span *sp, char *stamp, size_t stamplen) {
+static int lay_out(tui *t, const tui_entry *e, int cols, laid *l) {
     time_t secs = (time_t)(e->ts / 1000);
     struct tm tm;
     localtime_r(&secs, &tm);
     const char *mark = e->kind == TE_OUT ? (e->delivered ? "\xe2\x9c\x93 " : "\xc2\xb7 ") : "  ";
-    snprintf(stamp, stamplen, "%02d:%02d %s", tm.tm_hour, tm.tm_min, mark);
-    int n = 0;
-    sp[n++] = (span){stamp, strlen(stamp), A_DIM};
-    if (e->kind == TE_INFO) {
-        sp[n++] = (span){e->text, strlen(e->text), A_DIM};
-        return n;
-    }
-    sp[n++] = (span){e->from, strlen(e->from), A_BOLD | COLOR_PAIR(tui_name_color(t, e->from))};
-    sp[n++] = (span){": ", 2, 0};
-    sp[n++] = (span){e->text, strlen(e->text), 0};
-    return n;
+    char stamp[32];
+    int sl = snprintf(stamp, sizeof stamp, "%02d:%02d %s", tm.tm_hour, tm.tm_min, mark);
+    const char *from = e->kind == TE_INFO ? "" : e->from;
+    const char *sep = e->kind == TE_INFO ? "" : ": ";
+    size_t fl = strlen(from), pl = strlen(sep), tl = strlen(e->text);
+    size_t need = (size_t)sl + fl + pl + tl + 1;
+    char *b = grow(t->scratch, &t->scratch_cap, need, 1, 1024);
+    if (!b)
+        return -1;
+    t->scratch = b;
+    memcpy(b, stamp, (size_t)sl);
+    memcpy(b + sl, from, fl);
+    memcpy(b + sl + fl, sep, pl);
+    memcpy(b + sl + fl + pl, e->text, tl + 1);
+    l->s = b;
+    l->n = need - 1;
+    l->end[0] = (size_t)sl;
+    l->end[1] = l->end[0] + fl;
+    l->end[2] = l->end[1] + pl;
+    l->end[3] = l->n;
+    l->attr[0] = A_DIM;
+    l->attr[1] = e->kind == TE_INFO ? 0 : A_BOLD | COLOR_PAIR(tui_name_color(t, e->from));
+    l->attr[2] = 0;
+    l->attr[3] = e->kind == TE_INFO ? A_DIM : 0;
+    /* Under the text (or a help line's description), else further left
+     * as the pane narrows: past the time, then none. */
+    int text_col = tui_width(b, l->end[2]);
+    int tries[] = {text_col + e->hang, text_col, tui_width(b, l->end[0]), 0};
+    size_t k = 0;
+    while (k + 1 < sizeof tries / sizeof *tries && cols - tries[k] < TUI_WRAP_MIN)
+        k++;
+    l->indent = tries[k];
+    return 0;
 }
 
-static int entry_rows(tui *t, const tui_entry *e, int cols, int indent) {
-    span sp[4];
-    char stamp[32];
-    int n = entry_spans(t, e, sp, stamp, sizeof stamp);
-    return flow(sp, n, cols, indent, 0, 0, 0, 0);
+static int laid_rows(const laid *l, int cols) {
+    tui_wrap w;
+    tui_wrap_start(&w, l->s, l->n, cols, l->indent);
+    size_t a, b;
+    int c, rows = 0;
+    while (tui_wrap_next(&w, &a, &b, &c))
+        rows++;
+    return rows;
+}
+
+/* Draws bytes [start, end) of l at (y, x), in each part's attribute,
+ * never past column xmax. */
+static void draw_row(const laid *l, size_t start, size_t end, int y, int x, int xmax) {
+    int k = 0;
+    for (size_t i = start; i < end;) {
+        while (k < 3 && i >= l->end[k])
+            k++;
+        unsigned cp;
+        int w;
+        size_t len = tui_char(l->s + i, end - i, &cp, &w);
+        if (x + w > xmax)
+            break;
+        attron(l->attr[k]);
+        if (cp == 0xfffd && len == 1)
+            mvaddstr(y, x, "\xef\xbf\xbd");
+        else
+            mvaddnstr(y, x, l->s + i, (int)len);
+        attroff(l->attr[k]);
+        x += w;
+        i += len;
+    }
 }
 
 static void paint_pane(tui *t, int x0, int cols, int rows) {
-    tui_conv *cv = t->shown ? t->shown : &t->system;
+    tui_conv *cv = tui_here(t);
     char title[256];
     if (!t->shown)
         snprintf(title, sizeof title, " parley: notices (click a name to chat)");
@@ -185,17 +205,18 @@ static void paint_pane(tui *t, int x0, int cols, int rows) {
         snprintf(title, sizeof title, " %s - %s", cv->name,
                  cv->linked ? (cv->path == EV_PATH_RELAY ? "relay" : "direct") : "not connected");
     int body = rows - 1;
-    int indent = cols >= 24 ? 8 : 0; /* under the text, past the time */
+    laid l;
     /* How many rows from the end are needed, and the scroll clamp. */
     int total = 0;
     for (size_t i = 0; i < cv->n; i++)
-        total += entry_rows(t, cv->v[i], cols, indent);
+        if (lay_out(t, cv->v[i], cols, &l) == 0)
+            total += laid_rows(&l, cols);
     int maxscroll = total > body ? total - body : 0;
     if (cv->scroll > maxscroll)
         cv->scroll = maxscroll;
     if (cv->scroll > 0) {
-        size_t l = strlen(title);
-        snprintf(title + l, sizeof title - l, "  [%d more below: PgDn]", cv->scroll);
+        size_t tl = strlen(title);
+        snprintf(title + tl, sizeof title - tl, "  [%d more below: PgDn]", cv->scroll);
     }
     attron(A_REVERSE);
     fill(0, x0, cols);
@@ -209,16 +230,17 @@ static void paint_pane(tui *t, int x0, int cols, int rows) {
     int wend = wstart + body;
     int cur = 0;
     for (size_t i = 0; i < cv->n && cur < wend; i++) {
-        span sp[4];
-        char stamp[32];
-        int n = entry_spans(t, cv->v[i], sp, stamp, sizeof stamp);
-        int r = flow(sp, n, cols, indent, 0, 0, 0, 0);
-        if (cur + r > wstart) {
-            int from = wstart > cur ? wstart - cur : 0;
-            int to = wend - cur < r ? wend - cur : r;
-            flow(sp, n, cols, indent, x0, 1 + cur + from - wstart, from, to);
-        }
-        cur += r;
+        if (lay_out(t, cv->v[i], cols, &l) != 0)
+            continue;
+        tui_wrap w;
+        tui_wrap_start(&w, l.s, l.n, cols, l.indent);
+        size_t a, b;
+        int c;
+        for (; cur < wend && tui_wrap_next(&w, &a, &b, &c); cur++)
+            if (cur >= wstart)
+                draw_row(&l, a, b, 1 + cur - wstart, x0 + c, x0 + cols);
+        while (tui_wrap_next(&w, &a, &b, &c)) /* rows past the window still count */
+            cur++;
     }
 }
 
@@ -244,8 +266,14 @@ static void paint_status(tui *t, int y, int cols) {
     char *clean = tui_sanitize(line, strlen(line), 0);
     attron(A_REVERSE);
     fill(y, 0, cols);
-    if (clean)
-        put(y, 0, clean, strlen(clean), cols);
+    if (clean) {
+        size_t n = strlen(clean);
+        /* Cut: an ellipsis says so; the notice is in full in the window. */
+        if (tui_width(clean, n) > cols && cols > 1)
+            mvaddstr(y, put(y, 0, clean, n, cols - 1), "\xe2\x80\xa6");
+        else
+            put(y, 0, clean, n, cols);
+    }
     attroff(A_REVERSE);
     free(clean);
 }

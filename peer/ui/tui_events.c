@@ -8,13 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The pane where a notice without a conversation goes: the open one. */
-static tui_conv *here(tui *t) { return t->shown ? t->shown : &t->system; }
-
 static void on_list(void *data, int status, char **names, size_t n) {
     tui *t = data;
     if (status) {
-        snprintf(t->notice, sizeof t->notice, "cannot list users: %s", uv_strerror(status));
+        tui_notice(t, NULL, NOTE_TRACKER, NULL, "cannot list users: %s", uv_strerror(status));
         tui_dirty(t);
         return;
     }
@@ -31,11 +28,12 @@ static void t_registered(void *fe, const char *name, const char *tracker, const 
     t->trk = TRK_CONNECTED;
     uv_timer_stop(&t->countdown);
     snprintf(t->me, sizeof t->me, "%s", name);
+    tui_notice_over(t, NOTE_TRACKER, NULL); /* whatever went wrong with the tracker is over */
     tui_conv_info(&t->system, "registered %s with tracker %s (seen as %s)", name, tracker,
                   observed[0] ? observed : "?");
     /* Presence pushes only tell changes; the list tells who is there now. */
     if (ctl_list(t->ctx->ctl, NULL, on_list, t))
-        snprintf(t->notice, sizeof t->notice, "cannot list users: out of memory");
+        tui_notice(t, NULL, NOTE_TRACKER, NULL, "cannot list users: out of memory");
     tui_dirty(t);
 }
 
@@ -47,10 +45,11 @@ static void t_tracker_lost(void *fe, const char *why, unsigned delay_ms, int rep
     t->retry_at = uv_now(t->ctx->loop) + delay_ms;
     /* Ticks only while reconnecting, to count the seconds down. */
     uv_timer_start(&t->countdown, on_countdown, 1000, 1000);
-    snprintf(t->notice, sizeof t->notice, "tracker lost: %s", why);
-    if (!repeat) /* the status bar counts down each retry; the log says it once */
+    /* The status bar counts down each retry; the windows say it once. */
+    if (!repeat)
         tui_conv_info(&t->system, "tracker lost: %s; reconnecting in %.1fs", why,
                       delay_ms / 1000.0);
+    tui_notice(t, repeat ? tui_here(t) : &t->system, NOTE_TRACKER, NULL, "tracker lost: %s", why);
     tui_dirty(t);
 }
 
@@ -65,7 +64,7 @@ static void t_presence(void *fe, const char *name, int online) {
 
 static void t_users(void *fe, char **names, size_t n) {
     tui *t = fe;
-    tui_conv *cv = here(t);
+    tui_conv *cv = tui_here(t);
     char line[1024];
     size_t o = (size_t)snprintf(line, sizeof line, "users %zu:", n);
     for (size_t i = 0; i < n; i++) {
@@ -88,6 +87,7 @@ static void t_connected(void *fe, const char *name, ev_path path) {
         cv->path = path;
         tui_conv_info(cv, "connected to %s (%s)", name, path == EV_PATH_RELAY ? "relay" : "direct");
     }
+    tui_notice_over(t, NOTE_USER, name); /* "cannot reach NAME" is over */
     tui_dirty(t);
 }
 
@@ -166,41 +166,58 @@ static void t_unreachable(void *fe, const char *name, const char *reason) {
     tui_conv *cv = tui_conv_get(t, name);
     if (cv)
         tui_conv_info(cv, "cannot reach %s: %s", name, reason);
-    snprintf(t->notice, sizeof t->notice, "cannot reach %s: %s", name, reason);
+    tui_notice(t, cv, NOTE_USER, name, "cannot reach %s: %s", name, reason);
     tui_dirty(t);
 }
 
 static void t_error(void *fe, const char *code, const char *text) {
     tui *t = fe;
-    tui_conv_info(here(t), "error: %s", text);
-    snprintf(t->notice, sizeof t->notice, "error: %s", text);
+    /* Registering again ends "the tracker is unreachable". */
+    int about = strcmp(code, "tracker_unreachable") == 0 ? NOTE_TRACKER : NOTE_OTHER;
+    tui_notice(t, NULL, about, NULL, "error: %s", text);
     snprintf(t->last_error, sizeof t->last_error, "%s", text);
     snprintf(t->last_code, sizeof t->last_code, "%s", code);
     tui_dirty(t);
 }
 
+/* A help line is "  /COMMAND ARGS   what it does": its wrapped rows go
+ * under the description (the column after the first run of two spaces). */
+static void help_line(tui_conv *cv, const char *line) {
+    tui_entry *e = tui_conv_add(cv, TE_INFO, tui_now_ms(), 0, NULL, line, strlen(line));
+    const char *p = line + strspn(line, " ");
+    const char *gap = strstr(p, "  ");
+    if (e && gap)
+        e->hang = tui_width(line, (size_t)(gap - line) + strspn(gap, " "));
+}
+
 static void t_help(void *fe, const char *const *lines, size_t n) {
     tui *t = fe;
-    tui_conv *cv = here(t);
+    tui_conv *cv = tui_here(t);
     for (size_t i = 0; i < n; i++)
-        tui_conv_info(cv, "%s", lines[i]);
-    tui_conv_info(cv, "  /mouse           turn mouse reporting off (to select text) or on");
-    tui_conv_info(cv, "  keys: Tab/F2 users panel (type to filter, arrows, Enter), PgUp/PgDn "
-                      "scroll, Up/Down history, Tab completes names, Ctrl-C quits");
+        help_line(cv, lines[i]);
+    help_line(cv, "  /mouse           turn mouse reporting off (to select text) or on");
+    help_line(cv, "  keys             Tab/F2 users panel (type to filter, arrows, Enter), "
+                  "PgUp/PgDn scroll, Up/Down history, Tab completes names, Ctrl-C quits");
     tui_dirty(t);
 }
 
 static void t_trusted(void *fe, const char *name, const char *fp, const char *was) {
     tui *t = fe;
-    tui_conv_info(here(t), "trusted %s: key %s pinned%s%s%s", name, fp, was ? " (was " : "",
-                  was ? was : "", was ? ")" : "");
+    /* Fingerprints end at a space or a line's end, so punctuation never
+     * makes one too wide to stay whole on a row. */
+    if (was)
+        tui_conv_info(tui_here(t), "trusted %s: pinned key %s\nreplacing the key %s", name, fp, was);
+    else
+        tui_conv_info(tui_here(t), "trusted %s: pinned key %s", name, fp);
     tui_dirty(t);
 }
 
 static void t_whois(void *fe, const char *name, const char *pinned, const char *tracker) {
     tui *t = fe;
-    tui_conv_info(here(t), "%s: pinned key %s, tracker's key %s", name, pinned ? pinned : "none",
-                  tracker ? tracker : "unknown");
+    /* One fingerprint a line, one under the other: they are read aloud
+     * and compared. */
+    tui_conv_info(tui_here(t), "%s: pinned key %s\ntracker's key %s", name,
+                  pinned ? pinned : "none", tracker ? tracker : "unknown");
     tui_dirty(t);
 }
 

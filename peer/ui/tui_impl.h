@@ -2,7 +2,8 @@
  * tui.c owns the struct and the terminal; tui_model.c keeps users and
  * conversations; tui_events.c feeds the model from ev_* events;
  * tui_draw.c paints it; tui_input.c edits the input line; tui_keys.c maps
- * keys and mouse to actions; tui_text.c measures UTF-8 text on screen. */
+ * keys and mouse to actions; tui_text.c measures UTF-8 text on screen and
+ * breaks it into rows (the one line breaker, for everything that wraps). */
 #ifndef PARLEY_UI_TUI_IMPL_H
 #define PARLEY_UI_TUI_IMPL_H
 
@@ -36,6 +37,8 @@ typedef struct tui_entry {
     int delivered;  /* TE_OUT */
     char *from;     /* sender name (TE_IN, TE_OUT) */
     char *text;     /* displayable UTF-8: controls escaped, '\n' kept as a break */
+    int hang;       /* columns past the text column where wrapped rows go (a
+                       help line's description); 0: under the text */
 } tui_entry;
 
 typedef struct tui_conv {
@@ -68,6 +71,10 @@ typedef struct tui_input {
 } tui_input;
 
 enum { TRK_CONNECTING, TRK_CONNECTED, TRK_RECONNECTING };
+/* What a status-bar notice reported, so the event that ends it clears it:
+ * a link to that user coming up (NOTE_USER), registering again
+ * (NOTE_TRACKER).  NOTE_OTHER lasts until the next line is entered. */
+enum { NOTE_OTHER, NOTE_USER, NOTE_TRACKER };
 enum { FOCUS_INPUT, FOCUS_PANEL };
 
 typedef struct tui {
@@ -101,7 +108,9 @@ typedef struct tui {
     /* status */
     int trk;
     uint64_t retry_at;   /* uv_now() of the next tracker attempt */
-    char notice[512];    /* last error or notice, on the status bar */
+    char notice[512];    /* last error or notice, on the status bar (tui_notice) */
+    int notice_about;    /* NOTE_*: what ends it */
+    char notice_who[NAME_BUFLEN]; /* NOTE_USER: the folded name */
     char last_error[512];/* repeated on stdout when quitting with an error */
     char last_code[32];  /* its ev_error code */
 
@@ -113,6 +122,10 @@ typedef struct tui {
     int panel_w;         /* columns of the panel, from the last layout */
     int panel_map[512];  /* screen row -> users index, -1 none (last paint) */
     int pane_body_top, pane_body_h; /* rows of the conversation body */
+
+    /* tui_draw.c: the entry being laid out, kept between paints */
+    char *scratch;
+    size_t scratch_cap;
 
     tui_input in;
     int pasting;         /* inside a bracketed paste */
@@ -133,10 +146,23 @@ extern const ev_frontend tui_frontend;
 /* tui_model.c */
 tui_conv *tui_conv_find(tui *t, const char *name);
 tui_conv *tui_conv_get(tui *t, const char *name); /* creates; NULL on no memory */
-void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
-                  const char *text, size_t len);
+/* Returns the entry (NULL: no memory), which the conversation owns. */
+tui_entry *tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
+                        const char *text, size_t len);
 void tui_conv_info(tui_conv *cv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tui_model_free(tui *t);
+/* The window on screen: the open conversation, else the notices. */
+tui_conv *tui_here(tui *t);
+/* Puts a notice on the status bar, and its full text in the window on
+ * screen too (the bar cuts what does not fit), unless that window is
+ * `logged`, which already shows it.
+ * about (NOTE_*) and who (a name, for NOTE_USER) say what ends it. */
+void tui_notice(tui *t, const tui_conv *logged, int about, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* What a notice reported is over (about, who as for tui_notice): it goes
+ * if it was that one. */
+void tui_notice_over(tui *t, int about, const char *who);
+void tui_notice_clear(tui *t);
 tui_user *tui_user_get(tui *t, const char *name); /* creates */
 void tui_user_set_online(tui *t, const char *name, int online);
 /* Users shown in the panel (online, or with a conversation; never self),
@@ -157,6 +183,22 @@ size_t tui_fit(const char *s, size_t n, int cols);
 char *tui_sanitize(const char *s, size_t n, int keep_nl);
 size_t tui_prev_char(const char *s, size_t cur);
 size_t tui_next_char(const char *s, size_t len, size_t cur);
+/* The one line breaker: s[0..n) in rows of cols columns, the first from
+ * column 0, the rest (after a wrap or a '\n') from column indent, the
+ * hanging indent.  Rows break at spaces, and those spaces are dropped; a
+ * word is split only when it is wider than a row (see tui_text.c for
+ * where).  A word that fits a row but not past the indent starts further
+ * left instead of being split.  Use:
+ *     tui_wrap w; tui_wrap_start(&w, s, n, cols, indent);
+ *     while (tui_wrap_next(&w, &start, &end, &col)) draw s[start..end) at col */
+typedef struct tui_wrap {
+    const char *s;
+    size_t n, pos;
+    int cols, indent;
+    int first, done;
+} tui_wrap;
+void tui_wrap_start(tui_wrap *w, const char *s, size_t n, int cols, int indent);
+int tui_wrap_next(tui_wrap *w, size_t *start, size_t *end, int *col);
 
 /* tui_draw.c */
 void tui_paint(tui *t);

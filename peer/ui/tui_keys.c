@@ -12,7 +12,7 @@
 #define TUI_CTRL(c) ((c)&0x1f)
 
 static void scroll_pane(tui *t, int rows) {
-    tui_conv *cv = t->shown ? t->shown : &t->system;
+    tui_conv *cv = tui_here(t);
     cv->scroll += rows;
     if (cv->scroll < 0)
         cv->scroll = 0; /* the upper clamp needs the layout: tui_draw.c */
@@ -143,10 +143,11 @@ static void input_key(tui *t, int is_code, wint_t ch) {
         if (ch >= ' ') {
             char mb[8];
             int k = wctomb(mb, (wchar_t)ch);
-            if (k > 0 && in->len + (size_t)k > TUI_INPUT_MAX)
-                snprintf(t->notice, sizeof t->notice, "the input line is full: a message is at "
-                         "most %d bytes", TUI_INPUT_MAX);
-            else if (k > 0)
+            if (k > 0 && in->len + (size_t)k > TUI_INPUT_MAX) {
+                if (!t->notice[0]) /* once, not once per key held down */
+                    tui_notice(t, NULL, NOTE_OTHER, NULL, "the input line is full: a message is "
+                               "at most %d bytes", TUI_INPUT_MAX);
+            } else if (k > 0)
                 tui_in_insert(in, mb, (size_t)k);
         }
         break;

@@ -1,7 +1,8 @@
 /* tui_model: what the terminal UI knows, independent of how it is drawn:
  * the users it has heard of (online from the tracker's list and presence
- * pushes) and one conversation per peer with its scrollback.  The model
- * only grows by events; nothing here talks to the network. */
+ * pushes), one conversation per peer with its scrollback, and the status
+ * bar's notice with what ends it.  The model only grows by events;
+ * nothing here talks to the network. */
 #include "tui_impl.h"
 
 #include "grow.h"
@@ -59,11 +60,11 @@ static void entry_free(tui_entry *e) {
     free(e);
 }
 
-void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
-                  const char *text, size_t len) {
+tui_entry *tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
+                        const char *text, size_t len) {
     tui_entry *e = calloc(1, sizeof *e);
     if (!e)
-        return;
+        return NULL;
     e->kind = kind;
     e->ts = ts;
     e->seq = seq;
@@ -71,7 +72,7 @@ void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *
     e->text = tui_sanitize(text, len, 1);
     if ((from && !e->from) || !e->text) {
         entry_free(e);
-        return;
+        return NULL;
     }
     if (cv->n == TUI_CONV_MAX_ENTRIES) {
         entry_free(cv->v[0]);
@@ -81,19 +82,28 @@ void tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *
     tui_entry **v = grow(cv->v, &cv->cap, cv->n + 1, sizeof *v, 32);
     if (!v) {
         entry_free(e);
-        return;
+        return NULL;
     }
     cv->v = v;
     cv->v[cv->n++] = e;
+    return e;
+}
+
+/* Formatted without a length limit: a notice is shown whole, however long
+ * (an error may quote a long input line).  NULL when out of memory. */
+static char *vformat(const char *fmt, va_list ap) {
+    char *text;
+    return vasprintf(&text, fmt, ap) < 0 ? NULL : text;
 }
 
 void tui_conv_info(tui_conv *cv, const char *fmt, ...) {
-    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    char *text = vformat(fmt, ap);
     va_end(ap);
-    tui_conv_add(cv, TE_INFO, tui_now_ms(), 0, NULL, text, strlen(text));
+    if (text)
+        tui_conv_add(cv, TE_INFO, tui_now_ms(), 0, NULL, text, strlen(text));
+    free(text);
 }
 
 static void conv_clear(tui_conv *cv) {
@@ -115,6 +125,45 @@ void tui_model_free(tui *t) {
     free(t->users);
     t->users = NULL;
     t->nusers = t->capusers = 0;
+}
+
+tui_conv *tui_here(tui *t) { return t->shown ? t->shown : &t->system; }
+
+/* ---- the status-bar notice ---- */
+
+void tui_notice(tui *t, const tui_conv *logged, int about, const char *who, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = vformat(fmt, ap);
+    va_end(ap);
+    if (!text)
+        return;
+    tui_conv *cv = tui_here(t);
+    if (cv != logged)
+        tui_conv_add(cv, TE_INFO, tui_now_ms(), 0, NULL, text, strlen(text));
+    snprintf(t->notice, sizeof t->notice, "%s", text); /* still wider than any screen */
+    free(text);
+    t->notice_about = about;
+    t->notice_who[0] = '\0';
+    if (who)
+        fold_of(who, t->notice_who);
+}
+
+void tui_notice_over(tui *t, int about, const char *who) {
+    if (!t->notice[0] || t->notice_about != about)
+        return;
+    char fold[NAME_BUFLEN] = "";
+    if (who)
+        fold_of(who, fold);
+    if (about == NOTE_USER && strcmp(fold, t->notice_who) != 0)
+        return;
+    tui_notice_clear(t);
+}
+
+void tui_notice_clear(tui *t) {
+    t->notice[0] = '\0';
+    t->notice_about = NOTE_OTHER;
+    t->notice_who[0] = '\0';
 }
 
 /* ---- users, kept sorted by folded name like the tracker's list ---- */

@@ -1,7 +1,8 @@
 /* tui_text: how UTF-8 text occupies the screen.  Widths come from wcwidth
  * (the locale is set to UTF-8 when the terminal UI starts), so wide CJK
  * glyphs and emoji take two columns and combining marks none; anything
- * unprintable is escaped before it can reach the terminal. */
+ * unprintable is escaped before it can reach the terminal.  Lines longer
+ * than the pane are broken into rows here, by column, never by byte. */
 #include "tui_impl.h"
 
 #include <stdlib.h>
@@ -99,4 +100,173 @@ size_t tui_next_char(const char *s, size_t len, size_t cur) {
     unsigned cp;
     int w;
     return cur + tui_char(s + cur, len - cur, &cp, &w);
+}
+
+/* ---- wrapping ----
+ *
+ * Words are runs of characters between spaces (a no-break space is part
+ * of a word).  A word that fits a row is never split: it moves to the
+ * next row whole.  One wider than any row is cut, at the best place that
+ * fits: after its opening or before its closing punctuation (so
+ * "ab12-...-ef56," keeps a fingerprint whole), else after a '-' or '/' (a
+ * fingerprint's groups, a path's parts), else between any two
+ * characters; the rest goes on as a word of its own on the next row. */
+
+enum { CUT_PUNCT = 1, CUT_HYPHEN, CUT_CHAR, CUT_FORCED };
+
+static int is_opening(unsigned cp) {
+    return cp == '(' || cp == '[' || cp == '{' || cp == '"' || cp == '\'';
+}
+
+static int is_closing(unsigned cp) {
+    return cp && cp < 0x80 && strchr(",.;:!?)]}\"'", (int)cp) != NULL;
+}
+
+/* Past this many columns beyond the room, a word is not measured on: its
+ * closing punctuation could not bring it back. */
+#define WRAP_SLACK 8
+
+static int word_char(const char *s, size_t i, size_t n) { return i < n && s[i] != ' ' && s[i] != '\n'; }
+
+/* The width of the word at s[a] and its end in *b, or more than cols
+ * (*b then unset) when it does not fit cols. */
+static int word_width(const char *s, size_t a, size_t n, int cols, size_t *b) {
+    int w = 0;
+    size_t i = a;
+    while (word_char(s, i, n) && w <= cols) {
+        unsigned cp;
+        int cw;
+        i += tui_char(s + i, n - i, &cp, &cw);
+        w += cw;
+    }
+    *b = i;
+    return w;
+}
+
+/* Where to cut the word at s[a] for room columns: returns the end of the
+ * part that goes first, *pw its width, *level how good the place (CUT_*,
+ * lower is better; CUT_FORCED: one character that does not fit). */
+static size_t word_cut(const char *s, size_t a, size_t n, int room, int *pw, int *level) {
+    size_t i = a, lead = 0, hyph = 0, chr = 0, core = a;
+    int w = 0, lead_w = 0, hyph_w = 0, chr_w = 0, core_w = 0, leading = 1;
+    while (word_char(s, i, n) && w <= room + WRAP_SLACK) {
+        unsigned cp;
+        int cw;
+        i += tui_char(s + i, n - i, &cp, &cw);
+        w += cw;
+        leading = leading && is_opening(cp);
+        if (w > room)
+            ;
+        else if (leading)
+            lead = i, lead_w = w;
+        else if (cp == '-' || cp == '/')
+            hyph = i, hyph_w = w;
+        if (w <= room)
+            chr = i, chr_w = w;
+        if (!is_closing(cp))
+            core = i, core_w = w;
+    }
+    if (!word_char(s, i, n) && core > a && core < i && core_w <= room && !leading) {
+        *pw = core_w, *level = CUT_PUNCT;
+        return core;
+    }
+    if (lead) {
+        *pw = lead_w, *level = CUT_PUNCT;
+        return lead;
+    }
+    if (hyph) {
+        *pw = hyph_w, *level = CUT_HYPHEN;
+        return hyph;
+    }
+    if (chr) {
+        *pw = chr_w, *level = CUT_CHAR;
+        return chr;
+    }
+    unsigned cp;
+    *level = CUT_FORCED;
+    return a + tui_char(s + a, n - a, &cp, pw);
+}
+
+void tui_wrap_start(tui_wrap *w, const char *s, size_t n, int cols, int indent) {
+    w->s = s;
+    w->n = n;
+    w->pos = 0;
+    w->cols = cols > 0 ? cols : 1;
+    w->indent = indent > 0 && indent < w->cols ? indent : 0;
+    w->first = 1;
+    w->done = 0;
+}
+
+int tui_wrap_next(tui_wrap *w, size_t *start, size_t *end, int *col) {
+    if (w->done)
+        return 0;
+    const char *s = w->s;
+    size_t n = w->n, q = w->pos;
+    int cols = w->cols, c = w->first ? 0 : w->indent;
+    int used = c, placed = 0;
+    w->first = 0;
+    *start = q;
+    for (;;) {
+        size_t a = q, b;
+        int sw = 0;
+        while (a < n && s[a] == ' ')
+            a++, sw++;
+        if (a == n || s[a] == '\n') {
+            /* The end of a line: spaces before it are not drawn; the row
+             * after a '\n' keeps its leading spaces (they are the text's). */
+            *end = q;
+            if (a == n)
+                w->done = 1;
+            else
+                w->pos = a + 1;
+            break;
+        }
+        if (!placed && sw && used + sw >= cols) {
+            q = *start = a; /* a line's own leading spaces that leave no room */
+            continue;
+        }
+        int ww = word_width(s, a, n, cols, &b);
+        if (ww <= cols && used + sw + ww <= cols) {
+            used += sw + ww;
+            q = b;
+            placed = 1;
+            continue;
+        }
+        if (ww <= cols && placed) {
+            *end = q; /* wrapped: the spaces at the break are neither here nor there */
+            w->pos = a;
+            break;
+        }
+        if (ww <= cols) {
+            /* Too wide past the hanging indent but not for a row: the row
+             * starts further left, so the word stays whole. */
+            c = cols - ww;
+            *start = a;
+            used = cols;
+            q = b;
+            placed = 1;
+            continue;
+        }
+        /* Wider than any row: cut here, unless nothing fits here or a
+         * fresh row (as far left as it goes) has a better place to cut. */
+        int here_w, here_lv, row_w, row_lv;
+        size_t here = word_cut(s, a, n, cols - used - sw, &here_w, &here_lv);
+        size_t row = word_cut(s, a, n, cols, &row_w, &row_lv);
+        if (placed && (row_lv < here_lv || here_lv == CUT_FORCED)) {
+            *end = q;
+            w->pos = a;
+            break;
+        }
+        if (!placed && row_lv < here_lv) {
+            c = cols - row_w;
+            *start = a;
+            here = row;
+        }
+        /* The row is full; what follows (the rest of the word) wraps. */
+        used = cols;
+        q = here;
+        placed = 1;
+    }
+    *col = c;
+    return 1;
 }

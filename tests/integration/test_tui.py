@@ -12,7 +12,7 @@ import time
 import uuid
 
 import runner
-from procs import BUILD, Proc, Skip, Tracker, fail, on_cleanup, start_peers, tempdir
+from procs import BUILD, Peer, Proc, Skip, Tracker, fail, on_cleanup, start_peers, tempdir
 
 SAN_MARKS = ('AddressSanitizer', 'LeakSanitizer', 'runtime error:')
 
@@ -229,6 +229,175 @@ def test_tui_paste_is_one_message_and_bye_line():
         fail('the paste arrived as %d messages' % bob.count(r'^msg alice'))
     bob.send('/bye')
     tm.wait(r'bob said bye')
+    tm.line('/quit')
+    check_exit_clean(tm)
+    bob.quit()
+    t.stop()
+
+
+STAMP = re.compile(r'^\d\d:\d\d [ \u2713\u00b7] ')
+FP = r'[0-9a-f]{4}(?:-[0-9a-f]{4}){5}'
+
+
+def status_bar(tm):
+    """The status bar's text (the row that names the tracker's state)."""
+    for row in tm.screen().splitlines():
+        if re.match(r'^ \S+ \| tracker: ', row):
+            return row.rstrip()
+    fail('no status bar on the screen:\n%s' % tm.screen())
+
+
+def pane_entries(tm):
+    """The conversation pane, entry by entry (an entry starts with its
+    time): each a list of (column, text) rows, column counted from the
+    pane's left edge, text without the spaces before it.  An entry
+    scrolled partly off the top is left out."""
+    entries = []
+    for row in tm.screen().splitlines()[1:]:
+        if re.match(r'^ \S+ \| tracker: ', row):
+            break
+        if '\u2502' not in row:
+            continue
+        body = row[row.index('\u2502') + 1:].rstrip()
+        if STAMP.match(body):
+            entries.append([(0, body)])
+        elif body and entries:
+            text = body.lstrip(' ')
+            entries[-1].append((len(body) - len(text), text))
+    return entries
+
+
+def entry_text(rows):
+    """An entry's text as one line: the rows after the time joined by one
+    space (where they broke)."""
+    return ' '.join([STAMP.sub('', rows[0][1])] + [t for _, t in rows[1:]])
+
+
+def wait_entry(tm, regex, timeout=10):
+    """Polls until an entry of the pane, joined into one line, matches;
+    returns its rows."""
+    rx = re.compile(regex)
+    deadline = time.monotonic() + timeout
+    while True:
+        for rows in pane_entries(tm):
+            if rx.search(entry_text(rows)):
+                return rows
+        if time.monotonic() > deadline:
+            fail('no pane entry /%s/ within %ss; the pane shows:\n%s' % (regex, timeout, tm.screen()))
+        time.sleep(0.05)
+
+
+def check_wrapped(tm, rows, indent, width):
+    """Every row after the first starts at the hanging indent (so with no
+    space before its text: the spaces at a break are dropped) and fits."""
+    for col, text in rows:
+        if col + len(text) > width:
+            fail('a row is wider than the pane (%d columns): %r\n%s' % (width, text, tm.screen()))
+    for col, text in rows[1:]:
+        if col != indent:
+            fail('a continuation row starts at column %d, want the indent %d: %r\n%s'
+                 % (col, indent, text, tm.screen()))
+
+
+def test_tui_wraps_at_spaces_narrow():
+    """40 columns: messages, /help and /whois wrap at spaces under a
+    hanging indent; a fingerprint and an address are never split; a long
+    notice is in the window whole."""
+    t = Tracker()
+    bob, = start_peers(t.addr, 'bob')
+    tm = tui_peer(t, 'alice', 40, 70)
+    tm.wait(panel_row('bob'))
+    width = 40 - 10 - 1                 # the pane: the panel is 10 columns, then the separator
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    tm.wait(r'\u2502 bob - direct')
+    said = 'the quick brown fox jumps over the lazy dog and keeps on running far away'
+    bob.send(said)
+    rows = wait_entry(tm, r'^bob: the quick .* far away$')
+    if entry_text(rows) != 'bob: ' + said or len(rows) < 3:
+        fail('bob\'s message on %d rows reads %r:\n%s' % (len(rows), entry_text(rows), tm.screen()))
+    check_wrapped(tm, rows, len('00:00   bob: '), width)   # under the text, past the name
+    mine = 'every word of this line stays whole when the line wraps at spaces'
+    tm.line(mine)
+    bob.expect(r'^msg alice: %s$' % mine)
+    rows = wait_entry(tm, r'^alice: every word .* at spaces$')
+    if entry_text(rows) != 'alice: ' + mine:
+        fail('alice\'s message reads %r:\n%s' % (entry_text(rows), tm.screen()))
+    check_wrapped(tm, rows, len('00:00 \u2713 alice: '), width)
+
+    # /whois: each fingerprint whole on a row (here it fits the pane only
+    # from its left edge, past the indent it would not), the same as bob's.
+    bob.send('/whois bob')
+    own = bob.expect(r'^whois bob pinned none tracker (%s)$' % FP).group(1)
+    tm.line('/whois bob')
+    rows = wait_entry(tm, r"^bob: pinned key .*tracker's key")
+    whole = [text for _, text in rows if re.fullmatch(FP, text)]
+    if whole != [own, own]:
+        fail('/whois bob: want %s twice, each whole on a row:\n%s' % (own, tm.screen()))
+    if any(re.search(r'[0-9a-f]{4}-', text) and not re.fullmatch(FP, text) for _, text in rows):
+        fail('/whois bob: a fingerprint is split:\n%s' % tm.screen())
+
+    # /help: every line of it, as line mode prints it, comes back whole
+    # from the rows the screen shows (word for word: no word split).
+    bob.send('/help')
+    bob.expect(r'^  /help ')
+    helps = [' '.join(l.split()) for l in bob.lines if l.startswith('  /')]
+    tm.line('/help')
+    wait_entry(tm, r'^ *keys +Tab/F2')
+    shown_help = {}
+    for rows in pane_entries(tm):
+        shown_help[' '.join(entry_text(rows).split())] = rows
+    for h in helps:
+        if h not in shown_help:
+            fail('/help line %r is not on the screen whole:\n%s' % (h, tm.screen()))
+        check_wrapped(tm, shown_help[h], len('00:00   '), width)
+
+    # The tracker goes: the notice is longer than the status bar; the
+    # window has it whole, its address on one row.
+    port = t.port
+    t.stop()
+    rows = wait_entry(tm, r'^tracker lost: .*connection refused$', 15)
+    if not any('127.0.0.1:%d' % port in text for _, text in rows):
+        fail('the tracker\'s address is split:\n%s' % tm.screen())
+    check_wrapped(tm, rows, len('00:00   '), width)
+    tm.line('/quit')
+    check_exit_clean(tm)
+    bob.quit()
+
+
+def test_tui_notices_clear_when_over():
+    """The status bar's notice goes when what it reported is over: cannot
+    reach bob, once bob is connected; tracker lost, once registered again.
+    A notice too long for the bar ends in an ellipsis and is whole in the
+    window."""
+    t = Tracker()
+    bob, = start_peers(t.addr, 'bob')
+    tm = tui_peer(t, 'alice', 100, 30)
+    tm.wait(panel_row('bob'))
+    bob.quit()
+    tm.wait(r'alice \| tracker: connected \| 0 online')
+    tm.line('/dial bob')
+    tm.wait(r'\| 0 online \| cannot reach bob: ')
+    wait_entry(tm, r'^cannot reach bob: ')
+    bob = Peer('bob', t.addr, home=bob.home)   # back, with the same key
+    bob.registered()
+    bob.send('/dial alice')
+    bob.expect(r'^connected alice direct$', 15)
+    wait_entry(tm, r'^connected to bob \(direct\)$')
+    tm.wait(r'\| 1 online \| Tab: users')       # the notice is gone, the hint is back
+    if 'cannot reach' in status_bar(tm):
+        fail('"cannot reach bob" stays after bob connected:\n%s' % tm.screen())
+
+    t.stop()
+    rows = wait_entry(tm, r'^tracker lost: .*connection refused$', 15)
+    cut = tm.wait(r'tracker: reconnecting.* \| (tracker lost: .*)\u2026$').group(1)
+    if not entry_text(rows).startswith(cut):
+        fail('the window does not have the cut notice %r whole:\n%s' % (cut, tm.screen()))
+    t.restart()
+    tm.wait(r'alice \| tracker: connected \| 1 online \| Tab: users', 20)
+    if 'tracker lost' in status_bar(tm):
+        fail('"tracker lost" stays after registering again:\n%s' % tm.screen())
     tm.line('/quit')
     check_exit_clean(tm)
     bob.quit()
