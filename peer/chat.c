@@ -114,7 +114,7 @@ static void flush_queue(conv *cv) {
 
 /* ---- links ---- */
 
-static void on_dialed(void *data, chatlink *l, const char *reason);
+static void on_dialed(void *data, chatlink *l, int status, const char *reason);
 
 void chat_start_dial(chat *ch, conv *cv) {
     if (cv->dial || (cv->link && link_is_up(cv->link)))
@@ -173,7 +173,26 @@ static void attach(chat *ch, chatlink *l, int incoming) {
     flush_queue(cv);
 }
 
-static void on_dialed(void *data, chatlink *l, const char *reason) {
+/* A user the tracker does not know cannot ever get these messages: they
+ * are given up now, said once, rather than kept in the outbox for good. */
+static void give_up(chat *ch, conv *cv) {
+    size_t n = cv->qn;
+    if (n)
+        ev_error(ch->ctx, "unknown_user", "no user %s; %zu message%s to %s not sent", cv->name, n,
+                 n == 1 ? "" : "s", cv->name);
+    else
+        ev_error(ch->ctx, "unknown_user", "no user %s", cv->name);
+    while (cv->q) {
+        outmsg *m = chat_out_take(cv, cv->q->id);
+        if (ch->ctx->hist && m->committed)
+            hist_set_state(ch->ctx->hist, m->id, HIST_EXPIRED);
+        free(m);
+    }
+    if (!cv->link)
+        conv_free(ch, cv, NULL);
+}
+
+static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
     conv *cv = data;
     chat *ch = cv->ch;
     cv->dial = NULL;
@@ -183,6 +202,8 @@ static void on_dialed(void *data, chatlink *l, const char *reason) {
     }
     if (cv->link && link_is_up(cv->link))
         return; /* the other side reached us meanwhile */
+    if (status == UV_ENOENT)
+        return give_up(ch, cv);
     if (chat_mail_leave(ch, cv, reason))
         return; /* "stored NAME #N" tells the user */
     ev_unreachable(ch->ctx, cv->name, reason);
@@ -400,6 +421,18 @@ static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
         free(chat_out_take(cv, m->id));
 }
 
+/* /dial asks the tracker first, so a name it does not know is an error
+ * at once and the current conversation stays; while the tracker cannot
+ * answer, the dial goes ahead and says why it cannot reach the user. */
+static void on_dial_lookup(void *data, int status, const ctl_user *u) {
+    conv *cv = data;
+    chat *ch = cv->ch;
+    if (status == UV_ENOENT || status == UV_EINVAL)
+        return give_up(ch, cv);
+    set_current(ch, cv);
+    chat_start_dial(ch, cv);
+}
+
 void chat_dial(chat *ch, const char *name) {
     if (check_peer_name(ch, name))
         return;
@@ -407,8 +440,16 @@ void chat_dial(chat *ch, const char *name) {
     if (!cv)
         return;
     revive(cv);
-    set_current(ch, cv);
-    chat_start_dial(ch, cv);
+    if ((cv->link && link_is_up(cv->link)) || cv->dial) {
+        set_current(ch, cv);
+        return;
+    }
+    ctl_cancel(ch->ctx->ctl, cv); /* a second /dial: one answer is enough */
+    cv->keying = 0;
+    if (ctl_lookup(ch->ctx->ctl, cv->name, 0, on_dial_lookup, cv)) {
+        set_current(ch, cv);
+        chat_start_dial(ch, cv);
+    }
 }
 
 void chat_send_to(chat *ch, const char *name, const char *text, size_t len) {

@@ -61,11 +61,11 @@ static void on_keyq(void *data, int status, const ctl_user *u) {
         ident_fingerprint(pinned, pfp);
     if (status == 0)
         ident_fingerprint(u->key, tfp);
-    if (!q->trust) {
+    if (status == UV_ENOENT || status == UV_EINVAL) {
+        ev_error(ctx, "unknown_user", "no user %s", q->name);
+    } else if (!q->trust) {
         ev_whois(ctx, status == 0 ? u->name : q->name, have_pin ? pfp : NULL,
                  status == 0 ? tfp : NULL);
-    } else if (status == UV_ENOENT || status == UV_EINVAL) {
-        ev_error(ctx, "lookup_failed", "cannot trust %s: the tracker knows no user of that name", q->name);
     } else if (status) {
         ev_error(ctx, "lookup_failed", "cannot trust %s: the tracker is unreachable (%s); try again once "
                  "\"registered\" is shown", q->name, uv_strerror(status));

@@ -88,7 +88,7 @@ static void drop(chatlink *l) {
     link_close(l);
 }
 
-static void finish(dialer *d, chatlink *winner, const char *reason) {
+static void finish(dialer *d, chatlink *winner, int status, const char *reason) {
     d->state = DIAL_DONE;
     uv_timer_stop(&d->timer);
     uv_timer_stop(&d->ladder);
@@ -106,7 +106,7 @@ static void finish(dialer *d, chatlink *winner, const char *reason) {
     free(d->reverse_user);
     d->reverse_user = NULL;
     if (d->cb)
-        d->cb(d->data, winner, reason);
+        d->cb(d->data, winner, status, reason);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
     uv_close((uv_handle_t *)&d->ladder, on_timer_closed);
 }
@@ -234,7 +234,7 @@ static void fail_final(dialer *d) {
                  d->n_addrs, d->relay_why);
     else
         snprintf(reason, sizeof reason, "no endpoint answered (tried %d)", d->n_addrs);
-    finish(d, NULL, reason);
+    finish(d, NULL, UV_EHOSTUNREACH, reason);
 }
 
 static void send_reverse(dialer *d) {
@@ -280,7 +280,7 @@ static void settle(dialer *d) {
             fail_final(d);
         return;
     case DIAL_INBOUND:
-        finish(d, NULL, "the other side connected to us"); /* chat ignores it */
+        finish(d, NULL, UV_EALREADY, "the other side connected to us"); /* chat ignores it */
         return;
     default:
         return;
@@ -306,7 +306,11 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         else if (!u->online)
             snprintf(reason, sizeof reason, "%s is offline", d->name);
         if (status || !u->online)
-            return finish(d, NULL, reason);
+            return finish(d, NULL,
+                          status == UV_EINVAL ? UV_ENOENT
+                          : status == UV_ECONNRESET ? UV_ENOTCONN
+                          : status ? status : UV_EHOSTDOWN,
+                          reason);
         snprintf(d->name, sizeof d->name, "%s", u->name);
         memcpy(d->key, u->key, IDENT_PK);
         order_endpoints(d, u);
@@ -361,7 +365,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         log_info(&d->ctx->lg, "dial %s: %s link up after %llu ms", d->name,
                  link_relayed(l) ? "relayed" : "direct",
                  (unsigned long long)(uv_now(d->ctx->loop) - d->started));
-        finish(d, l, NULL);
+        finish(d, l, 0, NULL);
         return;
     }
     case DIAL_EV_REVERSE:
@@ -405,7 +409,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
     case DIAL_EV_INBOUND:
         if (d->state == DIAL_LOOKUP) {
             d->cb = NULL;
-            finish(d, NULL, NULL);
+            finish(d, NULL, UV_ECANCELED, NULL);
             return;
         }
         d->state = DIAL_INBOUND;
@@ -420,7 +424,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         return;
     case DIAL_EV_CANCEL:
         d->cb = NULL;
-        finish(d, NULL, NULL);
+        finish(d, NULL, UV_ECANCELED, NULL);
         return;
     }
 }
@@ -450,7 +454,7 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
     r = ctl_lookup(ctx->ctl, name, 1, on_lookup, d);
     if (r) {
         d->cb = NULL;
-        finish(d, NULL, NULL);
+        finish(d, NULL, UV_ECANCELED, NULL);
         return r;
     }
     *out = d;

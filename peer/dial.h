@@ -16,10 +16,14 @@
 typedef struct dialer dialer;
 
 /* Fires once, from the loop.  Success: l is an up link whose handler the
- * callee must set (link_set_handler) and reason is NULL.  Failure: l is NULL
- * and reason completes "cannot reach NAME: ..." (for example "bob is
- * offline").  The dialer is freed after the callback returns. */
-typedef void (*dial_cb)(void *data, chatlink *l, const char *reason);
+ * callee must set (link_set_handler), status 0 and reason NULL.  Failure:
+ * l is NULL, reason completes "cannot reach NAME: ..." (for example "bob
+ * is offline") and status says which kind: UV_ENOENT no such user,
+ * UV_EHOSTDOWN offline, UV_ENOTCONN the tracker is unreachable,
+ * UV_EHOSTUNREACH no path answered in time, UV_EALREADY the other side
+ * linked to us meanwhile, another error from the tracker's lookup.  The
+ * dialer is freed after the callback returns. */
+typedef void (*dial_cb)(void *data, chatlink *l, int status, const char *reason);
 
 /* Starts dialing name.  0 with *out set, or UV_ENOMEM / UV_EINVAL (no
  * callback then). */

@@ -124,7 +124,7 @@ void inbound_accept(inbound *in, uv_stream_t *server) {
 
 /* ---- reverse connections ---- */
 
-static void on_reverse_dialed(void *data, chatlink *l, const char *reason) {
+static void on_reverse_dialed(void *data, chatlink *l, int status, const char *reason) {
     pending *p = data;
     inbound *in = p->in;
     char name[NAME_BUFLEN];

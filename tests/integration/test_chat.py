@@ -261,10 +261,18 @@ def test_dial_unknown_name():
     t = Tracker()
     alice = Peer('alice', t.addr)
     alice.registered()
+    # An error at once, before any "current" line, and the current
+    # conversation stays as it was (none): the next plain line goes nowhere.
     alice.send('/dial nobody')
-    alice.expect(r'^error: cannot reach nobody: no user named nobody$', 15)
+    line = alice.expect(r'^(error: |current ).*', 15).group(0)
+    if line != 'error: no user nobody':
+        fail('/dial nobody: want "error: no user nobody" first, got %r' % line)
+    alice.send('hello?')
+    alice.expect(r'^error: no current conversation', 15)
     alice.send('/msg ghost boo')
-    alice.expect(r'^error: cannot reach ghost: no user named ghost$', 15)
+    alice.expect(r'^error: no user ghost; 1 message to ghost not sent$', 15)
+    alice.send('/whois nobody')
+    alice.expect(r'^error: no user nobody$', 15)
     alice.quit()
     t.stop()
 

@@ -141,8 +141,8 @@ def test_json_session():
         fail('/whois without a name: %r (want code usage)' % ev)
     bob.send('/trust nobody')
     ev = event(bob, 'error')
-    if ev['code'] != 'lookup_failed' or 'nobody' not in ev['text']:
-        fail('/trust nobody: %r (want code lookup_failed)' % ev)
+    if ev['code'] != 'unknown_user' or ev['text'] != 'no user nobody':
+        fail('/trust nobody: %r (want code unknown_user)' % ev)
 
     bob.send('/dial alice')
     ev = event(bob, 'connected', name='alice')
@@ -191,9 +191,9 @@ def test_json_session():
     event(alice, 'delivered', to='bob', seq=1)
 
     bob.send('/dial nobody')
-    ev = event(bob, 'error', code='unreachable')
-    if ev['name'] != 'nobody' or not ev['text'].startswith('cannot reach nobody: '):
-        fail('unreachable: %r' % ev)
+    ev = event(bob, 'error', code='unknown_user')
+    if ev['text'] != 'no user nobody':
+        fail('unknown_user: %r' % ev)
 
     bob.send('/dial alice')
     event(bob, 'current', name='alice')

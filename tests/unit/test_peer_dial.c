@@ -25,7 +25,7 @@ typedef struct dial_rec {
 
 static dial_rec rec;
 
-static void on_dial(void *data, chatlink *l, const char *reason) {
+static void on_dial(void *data, chatlink *l, int status, const char *reason) {
     dial_rec *r = data;
     ASSERT(r == &rec);
     r->calls++;
