@@ -103,7 +103,9 @@ static void on_in_done(int status, int dup, void *arg) {
     if (!dup)
         chat_in_show(ch, cv, p->name, p->id, p->ts, p->text, p->len);
     /* Acknowledged once on disk: a crash from here on loses nothing, and
-     * the repeat a lost ack causes is dropped as dup. */
+     * the repeat a lost ack causes is dropped as dup.  The ack leaves only
+     * after the batch's lines were written (main.c's batch end: ev_flush),
+     * so a peer killed after acknowledging has shown what it took. */
     if (p->mid)
         ctl_mail_ack(ch->ctx->ctl, p->mid, 1);
     else if (cv && cv->link && link_is_up(cv->link))

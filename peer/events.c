@@ -105,6 +105,12 @@ void ev_whois(peer_ctx *ctx, const char *name, const char *pinned, const char *t
     CALL(ctx, whois, name, pinned, tracker);
 }
 
+void ev_flush(peer_ctx *ctx) {
+    const ev_frontend *fe = FE(ctx);
+    if (fe && fe->flush)
+        fe->flush(ctx->fe_data);
+}
+
 void ev_bye(peer_ctx *ctx) {
     const ev_frontend *fe = FE(ctx);
     if (fe && fe->bye)

@@ -71,6 +71,10 @@ typedef struct ev_frontend {
      * and its handles (freeing itself from their close callbacks).  After
      * this, ev_* calls go to ctx->fe_base. */
     void (*close)(void *fe);
+    /* What was shown leaves the process now (written to stdout): called
+     * before anything acknowledges a message it showed, so a peer killed
+     * after its ack cannot have taken a message without showing it. */
+    void (*flush)(void *fe);
 } ev_frontend;
 
 /* Where events go: ctx->fe (with its state ctx->fe_data) while a front end
@@ -124,6 +128,8 @@ void ev_error(peer_ctx *ctx, const char *code, const char *fmt, ...)
 void ev_help(peer_ctx *ctx, const char *const *lines, size_t n);
 /* the peer is exiting */
 void ev_bye(peer_ctx *ctx);
+/* Before an acknowledgement: see ev_frontend.flush. */
+void ev_flush(peer_ctx *ctx);
 /* /trust NAME re-pinned a key (was: the old fingerprint, or NULL) */
 void ev_trusted(peer_ctx *ctx, const char *name, const char *fp, const char *was);
 /* /whois NAME: pinned and tracker fingerprints (NULL when absent) */

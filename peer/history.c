@@ -149,6 +149,10 @@ void hist_on_commit(history *h, void (*cb)(void *arg, uint64_t ns), void *arg) {
     db_on_commit(h->d, cb, arg);
 }
 
+void hist_on_batch_end(history *h, void (*cb)(void *arg, int status), void *arg) {
+    db_on_batch_end(h->d, cb, arg);
+}
+
 static int64_t now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);

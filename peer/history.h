@@ -133,4 +133,11 @@ int hist_max_id(history *h, uint64_t *id);
  * tests and metrics).  NULL unsets it. */
 void hist_on_commit(history *h, void (*cb)(void *arg, uint64_t ns), void *arg);
 
+/* cb(arg, status) fires at the end of every pass that used the history,
+ * after the callbacks of its batch and before the loop writes what they
+ * queued on sockets (the prepare phase).  The peer writes what those
+ * callbacks showed here, so a batch's messages are out (one write) before
+ * any of their acks leave.  NULL unsets it. */
+void hist_on_batch_end(history *h, void (*cb)(void *arg, int status), void *arg);
+
 #endif

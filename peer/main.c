@@ -36,6 +36,8 @@
 #include <string.h>
 #include <time.h>
 
+#define PEER_OUTBUF (1 << 20)
+
 static const char usage_text[] =
     "usage: parley [--user NAME] [options]\n"
     "\n"
@@ -315,6 +317,10 @@ static void on_refused(void *data, const char *code) {
     quit(data, 1, 0, QUIT_NOW);
 }
 
+/* The end of a history batch: what its callbacks showed leaves now, in
+ * one write, before the acks they queued (written in the prepare phase). */
+static void on_hist_batch(void *data, int status) { ev_flush(data); }
+
 static void on_mail_stored(void *data, const char *to, uint64_t id) {
     peer_ctx *ctx = data;
     chat_mail_stored(ctx->chat, to, id);
@@ -441,7 +447,10 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     uv_unref((uv_handle_t *)&ctx->out_flush); /* it never keeps the loop alive */
 
     int status = 0;
-    if (!ctx->no_history && (r = hist_open(&loop, home, &ctx->lg, &ctx->hist, err, sizeof err))) {
+    r = 0;
+    if (!ctx->no_history && (r = hist_open(&loop, home, &ctx->lg, &ctx->hist, err, sizeof err)) == 0)
+        hist_on_batch_end(ctx->hist, on_hist_batch, ctx);
+    if (r) {
         fprintf(stderr, "error: %s\n", err);
         status = 1;
     } else if ((r = chat_open(ctx, &ctx->chat)) || (r = inbound_open(ctx, &inbound_news, ctx, &ctx->inbound))) {
@@ -498,8 +507,12 @@ int main(int argc, char **argv) {
     if (r >= 0)
         return r;
     /* Fully buffered even on a terminal: the loop flushes it every pass
-     * (on_out_flush), and exit flushes the last lines. */
-    if (!ctx.use_tui)
-        setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+     * (on_out_flush) and before every ack (ev_flush), and exit flushes the
+     * last lines.  glibc ignores the size when it picks the buffer itself
+     * (a pipe gets 4 KiB): give it one, which lives until that exit, large
+     * enough for a batch of messages to go out in one write. */
+    char *outbuf = ctx.use_tui ? NULL : malloc(PEER_OUTBUF);
+    if (outbuf)
+        setvbuf(stdout, outbuf, _IOFBF, PEER_OUTBUF);
     return run(&ctx, home);
 }

@@ -10,6 +10,7 @@
  * state, so fe is unused, and it stays ctx->fe_base through shutdown: the
  * last events and "bye" still parse. */
 #include "json.h"
+#include "line.h"
 
 #include "events.h"
 #include "name.h"
@@ -386,4 +387,5 @@ const ev_frontend json_frontend = {
     .whois = j_whois,
     .bye = j_bye,
     .close = NULL, /* stateless: nothing to release */
+    .flush = line_flush,
 };

@@ -10,6 +10,7 @@
 #include "events.h"
 
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,11 @@ static void l_whois(void *fe, const char *name, const char *pinned, const char *
         tracker ? tracker : "unknown");
 }
 
+void line_flush(void *fe) {
+    if (__fpending(stdout))
+        fflush(stdout);
+}
+
 const ev_frontend line_frontend = {
     .name = "line",
     .registered = l_registered,
@@ -194,4 +200,5 @@ const ev_frontend line_frontend = {
     .trusted = l_trusted,
     .whois = l_whois,
     .close = NULL,
+    .flush = line_flush,
 };

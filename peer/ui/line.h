@@ -8,4 +8,7 @@
 
 extern const ev_frontend line_frontend;
 
+/* The flush entry of both stdout front ends (line and JSON). */
+void line_flush(void *fe);
+
 #endif
