@@ -204,6 +204,10 @@ static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
         return; /* the other side reached us meanwhile */
     if (status == UV_ENOENT)
         return give_up(ch, cv);
+    if (cv->want_current) { /* the tracker could not say: current all the same */
+        cv->want_current = 0;
+        set_current(ch, cv);
+    }
     if (chat_mail_leave(ch, cv, reason))
         return; /* "stored NAME #N" tells the user */
     ev_unreachable(ch->ctx, cv->name, reason);
@@ -421,16 +425,16 @@ static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
         free(chat_out_take(cv, m->id));
 }
 
-/* /dial asks the tracker first, so a name it does not know is an error
- * at once and the current conversation stays; while the tracker cannot
- * answer, the dial goes ahead and says why it cannot reach the user. */
-static void on_dial_lookup(void *data, int status, const ctl_user *u) {
+/* /dial makes the user current only once the tracker knows the name, so
+ * an unknown one is an error at once and the current conversation stays;
+ * while the tracker cannot answer, it becomes current anyway (lines typed
+ * then wait for the link). */
+static void on_dial_found(void *data) {
     conv *cv = data;
-    chat *ch = cv->ch;
-    if (status == UV_ENOENT || status == UV_EINVAL)
-        return give_up(ch, cv);
-    set_current(ch, cv);
-    chat_start_dial(ch, cv);
+    if (cv->want_current) {
+        cv->want_current = 0;
+        set_current(cv->ch, cv);
+    }
 }
 
 void chat_dial(chat *ch, const char *name) {
@@ -444,12 +448,13 @@ void chat_dial(chat *ch, const char *name) {
         set_current(ch, cv);
         return;
     }
-    ctl_cancel(ch->ctx->ctl, cv); /* a second /dial: one answer is enough */
-    cv->keying = 0;
-    if (ctl_lookup(ch->ctx->ctl, cv->name, 0, on_dial_lookup, cv)) {
-        set_current(ch, cv);
-        chat_start_dial(ch, cv);
+    chat_start_dial(ch, cv);
+    if (!cv->dial) {
+        set_current(ch, cv); /* the dial could not start: said why */
+        return;
     }
+    cv->want_current = 1;
+    dial_on_found(cv->dial, on_dial_found);
 }
 
 void chat_send_to(chat *ch, const char *name, const char *text, size_t len) {

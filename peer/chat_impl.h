@@ -37,6 +37,7 @@ typedef struct conv {
     int said_bye;           /* we sent bye on link; the conversation ends when it closes */
     int redial;             /* a relayed link dropped: dial again once the tracker is back */
     int keying;             /* a lookup for the mailbox's key is out */
+    int want_current;       /* /dial: current once the tracker knows the name */
     outmsg *q, **qtail;     /* unacknowledged, in send order */
     size_t qn;
     uint64_t seq;

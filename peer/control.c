@@ -15,7 +15,10 @@
 #include <string.h>
 
 #define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
+/* Capped low: once the tracker is back a peer should not wait much longer
+ * than the outage itself (a refused connect costs the tracker next to
+ * nothing; the +-20% jitter spreads the returning crowd). */
+#define BACKOFF_MAX_MS 5000
 #define HANDSHAKE_MS 10000
 
 static void maybe_free(ctl *t) {

@@ -53,6 +53,7 @@ struct dialer {
     enum dial_state state;
     int reverse_mode;   /* answering a connect_request: direct attempts only */
     dial_cb cb;
+    void (*found)(void *data); /* dial_on_found */
     void *data;
     char name[NAME_BUFLEN];
     unsigned char key[IDENT_PK];
@@ -305,6 +306,8 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
                      uv_strerror(status));
         else if (!u->online)
             snprintf(reason, sizeof reason, "%s is offline", d->name);
+        if (status == 0 && d->found)
+            d->found(d->data);
         if (status || !u->online)
             return finish(d, NULL,
                           status == UV_EINVAL ? UV_ENOENT
@@ -489,6 +492,8 @@ int dial_reverse(peer_ctx *ctx, const ctl_user *u, dial_cb cb, void *data, diale
     *out = d;
     return 0;
 }
+
+void dial_on_found(dialer *d, void (*found)(void *data)) { d->found = found; }
 
 void dial_cancel(dialer *d) {
     if (d)

@@ -35,6 +35,11 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
 struct ctl_user;
 int dial_reverse(peer_ctx *ctx, const struct ctl_user *u, dial_cb cb, void *data, dialer **out);
 
+/* found(data) fires from the loop once the tracker said the user exists
+ * (online or not), before the dial goes on; the dial's own callback still
+ * fires later.  For /dial, which makes the user current only then. */
+void dial_on_found(dialer *d, void (*found)(void *data));
+
 /* Abandons the dial; the callback will not fire.  NULL is a no-op. */
 void dial_cancel(dialer *d);
 
