@@ -4,7 +4,7 @@
  * that the type is legal in the session's state.
  *
  * A request a registered user may send (list, lookup, connect_request,
- * relay_request, connect_failed) has a second handler for a connection
+ * relay_request, connect_failed, the mail frames) has a second handler for a connection
  * that has not registered: it checks the fields as the first would (a
  * malformed request is bad_message either way) and then refuses with
  * not_registered. */
@@ -31,5 +31,14 @@ void rch_relay_request(void *owner, const msg_in *m);
 void rch_relay_join(void *owner, const msg_in *m);
 void rch_request_unregistered(void *owner, const msg_in *m); /* connect_request, relay_request */
 void rch_connect_failed_unregistered(void *owner, const msg_in *m);
+
+/* mail.c: the offline mailbox (mail_put answered once committed; the
+ * acknowledgements have no answer). */
+void mail_put(void *owner, const msg_in *m);
+void mail_ack(void *owner, const msg_in *m);
+void mail_receipt_ack(void *owner, const msg_in *m);
+void mail_put_unregistered(void *owner, const msg_in *m);
+void mail_ack_unregistered(void *owner, const msg_in *m);
+void mail_receipt_ack_unregistered(void *owner, const msg_in *m);
 
 #endif

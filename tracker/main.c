@@ -1,10 +1,11 @@
 /* main: the tracker process.  Reads the command line into the one context,
- * opens the registry and the server, starts the listeners and runs the loop
+ * opens the registry, the mailbox and the server, starts the listeners and runs the loop
  * until SIGINT or SIGTERM; then shuts down in order: listeners, connections
  * (their users go offline), the server, pending writes, the database, the
  * remaining handles. */
 #include "config.h"
 #include "listen.h"
+#include "mailbox.h"
 #include "metrics.h"
 #include "server.h"
 #include "msg.h"
@@ -14,6 +15,8 @@
 #include "addr.h"
 
 #include <getopt.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -29,6 +32,8 @@ static void usage(FILE *f) {
             "                      [--relay-rate BYTES] [--relay-idle SECONDS]\n"
             "                      [--relay-join-timeout MS] [--rate-limit N] [--rate-burst N]\n"
             "                      [--max-conns-per-addr N] [--max-conns N]\n"
+            "                      [--mail-ttl SECONDS] [--mail-max N] [--mail-bytes N]\n"
+            "                      [--mail-per-sender N] [--mail-rate N] [--mail-total BYTES]\n"
             "                      [--metrics HOST:PORT] [--config PATH]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
@@ -64,6 +69,19 @@ static void usage(FILE *f) {
             "                       error limit and is closed.\n"
             "  --max-conns N        control connections at once in total (0 to 1000000,\n"
             "                       default 10000; 0: no limit); one more gets error limit.\n"
+            "  --mail-ttl SECONDS   how long mail for an offline user (and a sender's\n"
+            "                       receipt) waits before it expires (1 to 31536000,\n"
+            "                       default 604800: 7 days); the sender is told it expired.\n"
+            "  --mail-max N         messages waiting for one user at most (0 to 1000000,\n"
+            "                       default 1000; 0 stores no mail); more get mailbox_full.\n"
+            "  --mail-bytes N       bytes of mail waiting for one user at most (0 to 2^40,\n"
+            "                       default 4194304: 4 MiB).\n"
+            "  --mail-per-sender N  messages from one sender waiting for one user at most\n"
+            "                       (0 to 1000000, default 100).\n"
+            "  --mail-rate N        messages one sender may leave per hour (0 to 1000000,\n"
+            "                       default 300; 0: no limit); more get rate_limited.\n"
+            "  --mail-total BYTES   bytes of mail waiting in all at most (0 to 2^50,\n"
+            "                       default 1073741824: 1 GiB).\n"
             "  --metrics HOST:PORT  serve Prometheus metrics (GET /metrics) on this numeric\n"
             "                       address; off when not given.  Suggested: " MET_DEFAULT "\n"
             "                       (loopback only: the numbers are for the operator).\n"
@@ -76,6 +94,48 @@ static void usage(FILE *f) {
             "\n"
             "Once ready it logs \"listening on HOST:PORT\" for each listener.  SIGINT or\n"
             "SIGTERM stops it cleanly (pending writes are committed first).\n");
+}
+
+/* The flags that take a number in a range, and where it goes. */
+enum { OPT_MAIL_TTL = 256, OPT_MAIL_MAX, OPT_MAIL_BYTES, OPT_MAIL_PER_SENDER, OPT_MAIL_RATE,
+       OPT_MAIL_TOTAL };
+
+#define CFG(f) offsetof(tracker_config, f), sizeof(((tracker_config *)0)->f)
+
+static const struct limit_flag {
+    int o;
+    const char *flag, *what;
+    unsigned long long lo, hi;
+    size_t off, size;
+} limit_flags[] = {
+    {'u', "--relay-per-user", "a number from 0 to 1000000", 0, 1000000, CFG(relay_per_user)},
+    {'m', "--relay-max", "a number from 0 to 1000000", 0, 1000000, CFG(relay_max)},
+    {'r', "--relay-rate", "a number of bytes per second from 1024 to 2^40", 1024, 1ull << 40,
+     CFG(relay_rate)},
+    {'i', "--relay-idle", "a number of seconds from 1 to 86400", 1, 86400, CFG(relay_idle)},
+    {'j', "--relay-join-timeout", "a number of milliseconds from 100 to 600000", 100, 600000,
+     CFG(relay_join_ms)},
+    {'R', "--rate-limit", "a number from 0 to 1000000", 0, 1000000, CFG(rate_limit)},
+    {'B', "--rate-burst", "a number from 1 to 1000000", 1, 1000000, CFG(rate_burst)},
+    {'A', "--max-conns-per-addr", "a number from 0 to 1000000", 0, 1000000, CFG(max_per_addr)},
+    {'C', "--max-conns", "a number from 0 to 1000000", 0, 1000000, CFG(max_conns)},
+    {OPT_MAIL_TTL, "--mail-ttl", "a number of seconds from 1 to 31536000", 1, 31536000,
+     CFG(mail_ttl)},
+    {OPT_MAIL_MAX, "--mail-max", "a number from 0 to 1000000", 0, 1000000, CFG(mail_max)},
+    {OPT_MAIL_BYTES, "--mail-bytes", "a number of bytes from 0 to 2^40", 0, 1ull << 40,
+     CFG(mail_bytes)},
+    {OPT_MAIL_PER_SENDER, "--mail-per-sender", "a number from 0 to 1000000", 0, 1000000,
+     CFG(mail_per_sender)},
+    {OPT_MAIL_RATE, "--mail-rate", "a number from 0 to 1000000", 0, 1000000, CFG(mail_rate)},
+    {OPT_MAIL_TOTAL, "--mail-total", "a number of bytes from 0 to 2^50", 0, 1ull << 50,
+     CFG(mail_total)},
+};
+
+static const struct limit_flag *find_limit(int o) {
+    for (size_t k = 0; k < sizeof limit_flags / sizeof *limit_flags; k++)
+        if (limit_flags[k].o == o)
+            return &limit_flags[k];
+    return NULL;
 }
 
 static int bad_usage(const char *fmt, const char *arg) {
@@ -101,6 +161,12 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"rate-burst", required_argument, NULL, 'B'},
         {"max-conns-per-addr", required_argument, NULL, 'A'},
         {"max-conns", required_argument, NULL, 'C'},
+        {"mail-ttl", required_argument, NULL, OPT_MAIL_TTL},
+        {"mail-max", required_argument, NULL, OPT_MAIL_MAX},
+        {"mail-bytes", required_argument, NULL, OPT_MAIL_BYTES},
+        {"mail-per-sender", required_argument, NULL, OPT_MAIL_PER_SENDER},
+        {"mail-rate", required_argument, NULL, OPT_MAIL_RATE},
+        {"mail-total", required_argument, NULL, OPT_MAIL_TOTAL},
         {"metrics", required_argument, NULL, 'M'},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
@@ -132,61 +198,6 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 return bad_usage("--ttl %s is not a number of seconds from 1 to 86400", optarg);
             cfg->ttl = (unsigned)v;
             break;
-        case 'u':
-        case 'm':
-        case 'r':
-        case 'i':
-        case 'j':
-        case 'R':
-        case 'B':
-        case 'A':
-        case 'C': {
-            static const struct {
-                int o;
-                const char *flag, *what;
-                unsigned long long lo, hi;
-            } lim[] = {
-                {'u', "--relay-per-user", "a number from 0 to 1000000", 0, 1000000},
-                {'m', "--relay-max", "a number from 0 to 1000000", 0, 1000000},
-                {'r', "--relay-rate", "a number of bytes per second from 1024 to 2^40", 1024,
-                 1ull << 40},
-                {'i', "--relay-idle", "a number of seconds from 1 to 86400", 1, 86400},
-                {'j', "--relay-join-timeout", "a number of milliseconds from 100 to 600000", 100,
-                 600000},
-                {'R', "--rate-limit", "a number from 0 to 1000000", 0, 1000000},
-                {'B', "--rate-burst", "a number from 1 to 1000000", 1, 1000000},
-                {'A', "--max-conns-per-addr", "a number from 0 to 1000000", 0, 1000000},
-                {'C', "--max-conns", "a number from 0 to 1000000", 0, 1000000},
-            };
-            size_t k = 0;
-            while (lim[k].o != o)
-                k++;
-            unsigned long long n = strtoull(optarg, &end, 10);
-            if (*optarg < '0' || *optarg > '9' || *end || n < lim[k].lo || n > lim[k].hi) {
-                fprintf(stderr, "parley-tracker: %s %s is not %s; see parley-tracker --help\n", lim[k].flag,
-                        optarg, lim[k].what);
-                return 2;
-            }
-            if (o == 'u')
-                cfg->relay_per_user = (unsigned)n;
-            else if (o == 'm')
-                cfg->relay_max = (unsigned)n;
-            else if (o == 'r')
-                cfg->relay_rate = n;
-            else if (o == 'i')
-                cfg->relay_idle = (unsigned)n;
-            else if (o == 'j')
-                cfg->relay_join_ms = (unsigned)n;
-            else if (o == 'R')
-                cfg->rate_limit = (unsigned)n;
-            else if (o == 'B')
-                cfg->rate_burst = (unsigned)n;
-            else if (o == 'A')
-                cfg->max_per_addr = (unsigned)n;
-            else
-                cfg->max_conns = (unsigned)n;
-            break;
-        }
         case 'M': {
             struct sockaddr_storage ss;
             if (addr_parse_numeric(optarg, &ss))
@@ -217,8 +228,23 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
             return 0;
         case ':':
             return bad_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        default: {
+            const struct limit_flag *l = find_limit(o);
+            if (!l)
+                return bad_usage("unknown option %s", argv[optind - 1]);
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end || n < l->lo || n > l->hi) {
+                fprintf(stderr, "parley-tracker: %s %s is not %s; see parley-tracker --help\n",
+                        l->flag, optarg, l->what);
+                return 2;
+            }
+            char *field = (char *)cfg + l->off;
+            if (l->size == sizeof(unsigned))
+                *(unsigned *)field = (unsigned)n;
+            else
+                *(uint64_t *)field = n;
+            break;
+        }
         }
     }
     if (optind < argc)
@@ -273,6 +299,11 @@ static void on_listening(tracker_ctx *ctx, int status) {
         return;
     }
     log_info(&ctx->lg, "ready (database %s, ttl %u s)", ctx->cfg.db, ctx->cfg.ttl);
+    const tracker_config *c = &ctx->cfg;
+    log_info(&ctx->lg, "mailbox: mail waits %u s at most; per user %" PRIu64 " messages and %"
+             PRIu64 " bytes, %" PRIu64 " per sender; %" PRIu64 " puts per sender an hour; %"
+             PRIu64 " bytes in all", c->mail_ttl, c->mail_max, c->mail_bytes, c->mail_per_sender,
+             c->mail_rate, c->mail_total);
 }
 
 int main(int argc, char **argv) {
@@ -332,12 +363,15 @@ int main(int argc, char **argv) {
     if (!ctx.online) {
         log_error(&ctx.lg, "out of memory");
         ctx.exit_code = 1;
-    } else if ((r = reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err, sizeof err)) != 0) {
+    } else if ((r = reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err, sizeof err)) != 0 ||
+               (r = mbox_open(ctx.reg, &ctx.lg, &ctx.mbox, err, sizeof err)) != 0) {
         log_error(&ctx.lg, "%s", err);
+        ctx.exit_code = 1;
+    } else if ((r = srv_open(&ctx)) != 0) {
+        log_error(&ctx.lg, "cannot start the server: %s", uv_strerror(r));
         ctx.exit_code = 1;
     } else {
         log_info(&ctx.lg, "database %s open", ctx.cfg.db);
-        srv_open(&ctx);
         uv_signal_init(&loop, &ctx.sigint);
         uv_signal_init(&loop, &ctx.sigterm);
         ctx.sigint.data = ctx.sigterm.data = &ctx;
@@ -356,6 +390,7 @@ int main(int argc, char **argv) {
      * queued; reg_close commits them before closing the file. */
     srv_close(&ctx);
     reg_close(ctx.reg);
+    mbox_close(ctx.mbox); /* after reg_close: its last commit may report to it */
     uv_run(&loop, UV_RUN_DEFAULT);
     namemap_free(ctx.online);
     free(specs);

@@ -6,6 +6,7 @@
 #include "metrics.h"
 
 #include "addr.h"
+#include "mailbox.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -120,6 +121,29 @@ static void render(tracker_ctx *ctx, body *b) {
     for (int i = 0; i < STAT_REJ_N; i++)
         bprintf(b, "parley_frames_rejected_total{reason=\"%s\"} %" PRIu64 "\n", rejected[i],
                 st->rejected[i]);
+    metric(b, "parley_mail_stored_total", "counter", "Messages stored for offline users.");
+    bprintf(b, "parley_mail_stored_total %" PRIu64 "\n", st->mail_stored);
+    metric(b, "parley_mail_delivered_total", "counter",
+           "Stored messages their recipient acknowledged.");
+    bprintf(b, "parley_mail_delivered_total %" PRIu64 "\n", st->mail_delivered);
+    metric(b, "parley_mail_rejected_total", "counter",
+           "Stored messages their recipient refused (forged or unreadable).");
+    bprintf(b, "parley_mail_rejected_total %" PRIu64 "\n", st->mail_rejected);
+    metric(b, "parley_mail_expired_total", "counter", "Stored messages that expired unread.");
+    bprintf(b, "parley_mail_expired_total %" PRIu64 "\n", st->mail_expired);
+    metric(b, "parley_mail_refused_limit_total", "counter",
+           "Messages refused by a mailbox limit, by reason.");
+    static const char *mail_refused[STAT_MAIL_REFUSED_N] = {"full", "rate"};
+    for (int i = 0; i < STAT_MAIL_REFUSED_N; i++)
+        bprintf(b, "parley_mail_refused_limit_total{reason=\"%s\"} %" PRIu64 "\n",
+                mail_refused[i], st->mail_refused_limit[i]);
+    mbox_totals mt = {0, 0};
+    if (ctx->mbox)
+        mbox_get_totals(ctx->mbox, &mt);
+    metric(b, "parley_mail_waiting", "gauge", "Messages waiting for their recipient now.");
+    bprintf(b, "parley_mail_waiting %" PRIu64 "\n", mt.msgs);
+    metric(b, "parley_mail_waiting_bytes", "gauge", "Bytes of messages waiting now.");
+    bprintf(b, "parley_mail_waiting_bytes %" PRIu64 "\n", mt.bytes);
     metric(b, "parley_db_commit_seconds", "histogram", "Time to commit a database batch.");
     uint64_t cum = 0;
     for (int i = 0; i < STAT_COMMIT_BUCKETS; i++) {

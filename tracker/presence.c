@@ -34,16 +34,10 @@ void pres_free(tracker_ctx *ctx) {
     ctx->presence = NULL;
 }
 
-/* What pres_send_one and bcast_one may send to: a registered user still
- * connected. */
-static int listening(const session *s) {
-    return s->state == SS_REGISTERED && s->c && !conn_closing(s->c);
-}
-
 static void pres_send_one(void *sess, void *arg) {
     session *s = sess;
     const pres_q *q = arg;
-    if (!listening(s))
+    if (!sess_listening(s))
         return;
     size_t total = 0;
     for (size_t i = 0; i < q->n; i++)
@@ -105,7 +99,7 @@ typedef struct bcast {
 static void bcast_one(void *sess, void *arg) {
     session *s = sess;
     const bcast *b = arg;
-    if (s == b->except || !listening(s))
+    if (s == b->except || !sess_listening(s))
         return;
     char *copy = malloc(b->len);
     if (!copy) {

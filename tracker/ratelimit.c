@@ -1,13 +1,41 @@
-/* ratelimit: rate_limit frames per second, rate_burst at once.  The bucket
- * counts thousandths of a frame so that a millisecond's refill is exact at
- * any rate up to the flag's maximum. */
+/* ratelimit: the token buckets (ratelimit.h).  A connection's bucket counts
+ * thousandths of a frame so that a millisecond's refill is exact at any
+ * rate up to the flag's maximum. */
 #include "ratelimit.h"
+
+#include "session.h"
 
 #include <stdio.h>
 
+void rate_bucket_init(rate_bucket *b, uint64_t cap, uint64_t now) {
+    b->tokens = cap;
+    b->refilled = now;
+}
+
+static uint64_t refilled(const rate_bucket *b, uint64_t per_ms, uint64_t cap, uint64_t now) {
+    uint64_t add = (now - b->refilled) * per_ms;
+    return add >= cap || b->tokens >= cap - add ? cap : b->tokens + add;
+}
+
+int rate_take(rate_bucket *b, uint64_t per_ms, uint64_t cost, uint64_t cap, uint64_t now) {
+    b->tokens = refilled(b, per_ms, cap, now);
+    b->refilled = now;
+    if (b->tokens < cost)
+        return 0;
+    b->tokens -= cost;
+    return 1;
+}
+
+void rate_give(rate_bucket *b, uint64_t cost, uint64_t cap) {
+    b->tokens = b->tokens >= cap - (cost < cap ? cost : cap) ? cap : b->tokens + cost;
+}
+
+int rate_full(const rate_bucket *b, uint64_t per_ms, uint64_t cap, uint64_t now) {
+    return refilled(b, per_ms, cap, now) == cap;
+}
+
 void rate_start(session *s) {
-    s->tokens = (uint64_t)s->ctx->cfg.rate_burst * 1000;
-    s->refilled = uv_now(s->ctx->loop);
+    rate_bucket_init(&s->bucket, (uint64_t)s->ctx->cfg.rate_burst * 1000, uv_now(s->ctx->loop));
 }
 
 /* 1 when this frame may go on. */
@@ -15,14 +43,9 @@ static int take(session *s) {
     const tracker_config *cfg = &s->ctx->cfg;
     if (!cfg->rate_limit)
         return 1;
-    uint64_t now = uv_now(s->ctx->loop), cap = (uint64_t)cfg->rate_burst * 1000;
-    s->tokens += (now - s->refilled) * cfg->rate_limit;
-    s->refilled = now;
-    if (s->tokens > cap)
-        s->tokens = cap;
-    if (s->tokens < 1000)
+    if (!rate_take(&s->bucket, cfg->rate_limit, 1000, (uint64_t)cfg->rate_burst * 1000,
+                   uv_now(s->ctx->loop)))
         return 0;
-    s->tokens -= 1000;
     s->refused = 0;
     return 1;
 }
@@ -41,4 +64,8 @@ int rate_admit(session *s, const msg_in *m) {
     else
         sess_send_error(s, "rate_limited", text, id);
     return 1;
+}
+
+void rate_refund(session *s) {
+    rate_give(&s->bucket, 1000, (uint64_t)s->ctx->cfg.rate_burst * 1000);
 }

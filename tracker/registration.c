@@ -1,8 +1,10 @@
 /* registration: hello and register.  A registration goes through the
  * registry's group commit and is answered only from its callback, once the
- * batch is on disk.  A session that closes while its registration is in
- * flight is kept until that callback, which then frees it. */
+ * batch is on disk; then what waits in the mailbox follows (mail.c).  A
+ * session that closes while its registration is in flight is kept until
+ * that callback, which then frees it. */
 #include "handlers.h"
+#include "mail.h"
 #include "presence.h"
 #include "session.h"
 
@@ -44,8 +46,9 @@ void rgn_hello(void *owner, const msg_in *m) {
     msg_put_str(&out, "observed", s->observed);
     msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
     msg_put_key(&out, "features"); /* messages newer than protocol 1 that we take */
-    msgpack_pack_array(&out.pk, 1);
+    msgpack_pack_array(&out.pk, 2);
     msg_pack_str(&out, "connect_failed", 14);
+    msg_pack_str(&out, "mailbox", 7);
     sess_send_msg(s, &out);
     sess_set(s, relay ? SS_RELAY : SS_READY);
     if (relay) /* relay_join must follow as promptly as hello did */
@@ -104,6 +107,7 @@ static void on_bound(int status, void *arg) {
         pres_push(ctx, s, s->name, true);
     log_info(&ctx->lg, "%s registered from %s%s (%zu online)", s->name, s->observed,
              old ? ", replacing its older connection" : "", namemap_count(ctx->online));
+    mail_registered(s); /* what waited for it, after its registered */
 }
 
 /* The endpoints of a register, each a numeric HOST:PORT, copied into ep.
@@ -144,6 +148,7 @@ void rgn_register(void *owner, const msg_in *m) {
         sess_array(s, m, "endpoints", &eps, "[addr]"))
         return;
     s->hears_connect_failed = msg_has_feature(m, "connect_failed");
+    s->hears_mailbox = msg_has_feature(m, "mailbox");
     char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
     const char *epv[REG_MAX_ENDPOINTS];
     if (read_endpoints(s, eps, ep, epv))

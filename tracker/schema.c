@@ -16,6 +16,43 @@ static const char *const migrations[] = {
     /* list pages walk this index: online = 1, folded in a range, in order */
     "CREATE INDEX users_online ON users (online, folded);"
     "PRAGMA user_version = 1;",
+
+    /* 2: the offline mailbox (mailbox.c).  Ciphertext the tracker cannot
+     * read, waiting for its recipient; mid is AUTOINCREMENT so an old mid
+     * a recipient acknowledges late can never name a newer message. */
+    "CREATE TABLE mail ("
+    " mid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " recipient TEXT NOT NULL,"           /* folded */
+    " recipient_name TEXT NOT NULL,"      /* as stored, for the sender's receipt */
+    " sender TEXT NOT NULL,"              /* folded */
+    " sender_name TEXT NOT NULL,"         /* as stored when the mail was */
+    " sender_key BLOB NOT NULL CHECK (length(sender_key) = 32),"
+    " msg_id INTEGER NOT NULL,"           /* the sender's id, a uint64 stored bit for bit */
+    " size INTEGER NOT NULL,"             /* length(box), kept apart for the limits */
+    " stored INTEGER NOT NULL,"           /* unix seconds */
+    " expires INTEGER NOT NULL,"
+    /* Last: a large box spills into overflow pages, and the columns
+     * before it stay readable without touching them. */
+    " box BLOB NOT NULL,"
+    " UNIQUE (sender, recipient, msg_id)" /* a resent mail_put stores nothing twice */
+    ");"
+    /* a recipient's mail in order (the delivery window); size makes it
+     * cover the per-recipient byte count */
+    "CREATE INDEX mail_recipient ON mail (recipient, mid, size);"
+    "CREATE INDEX mail_expires ON mail (expires);"
+    "CREATE TABLE receipts ("
+    " rid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " sender TEXT NOT NULL,"              /* folded: whom the receipt is for */
+    " recipient TEXT NOT NULL,"           /* the recipient's name as stored */
+    " msg_id INTEGER NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('delivered', 'expired', 'refused')),"
+    " expires INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX receipts_sender ON receipts (sender, rid);"
+    /* a mail_put resent after its mail was delivered finds the receipt */
+    "CREATE INDEX receipts_msg ON receipts (sender, msg_id);"
+    "CREATE INDEX receipts_expires ON receipts (expires);"
+    "PRAGMA user_version = 2;",
 };
 
 const db_schema tracker_schema = {

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include "handlers.h"
+#include "mail.h"
 #include "presence.h"
 #include "ratelimit.h"
 #include "relay.h"
@@ -55,6 +56,9 @@ static const disp_entry entries[] = {
     {"connect_failed",  REGISTERED,           0,    rch_connect_failed},
     {"relay_request",   REGISTERED,           0,    rch_relay_request},
     {"relay_join",      RELAY,                0,    rch_relay_join},
+    {"mail_put",        REGISTERED,           0,    mail_put},
+    {"mail_ack",        REGISTERED,           0,    mail_ack},
+    {"receipt_ack",     REGISTERED,           0,    mail_receipt_ack},
     {"ping",            CONTROL,              0,    on_ping},
     {"pong",            CONTROL,              0,    on_pong},
     {"error",           CONTROL | RELAY,      0,    on_error},
@@ -93,6 +97,9 @@ static const disp_entry misplaced_entries[] = {
     {"connect_request", UNREGISTERED,             0,    rch_request_unregistered},
     {"connect_failed",  UNREGISTERED,             0,    rch_connect_failed_unregistered},
     {"relay_request",   UNREGISTERED,             0,    rch_request_unregistered},
+    {"mail_put",        UNREGISTERED,             0,    mail_put_unregistered},
+    {"mail_ack",        UNREGISTERED,             0,    mail_ack_unregistered},
+    {"receipt_ack",     UNREGISTERED,             0,    mail_receipt_ack_unregistered},
 };
 
 static const disp_table misplaced = DISP_TABLE(misplaced_entries, "", NULL, NULL);
@@ -170,17 +177,28 @@ void srv_on_closed(conn *c, int reason) {
     } else {
         log_debug(&ctx->lg, "%s: connection closed (%s)", s->observed, close_reason(reason));
     }
-    if (s->state == SS_REGISTERING)
-        return; /* the registry still holds it for the commit's callback */
+    if (sess_held(s))
+        return; /* a commit's callback still needs it, and frees it */
     free(s);
 }
 
-void srv_open(tracker_ctx *ctx) {
-    reg_on_batch_end(ctx->reg, pres_flush, ctx);
+/* The pass's commits are on disk: what they made due goes out. */
+static void on_batch_end(void *arg) {
+    pres_flush(arg);
+    mail_flush(arg);
+}
+
+int srv_open(tracker_ctx *ctx) {
+    int e = mail_open(ctx);
+    if (e)
+        return e;
+    reg_on_batch_end(ctx->reg, on_batch_end, ctx);
+    return 0;
 }
 
 void srv_stop(tracker_ctx *ctx) {
     rly_stop(ctx);
+    mail_stop(ctx);
     /* Not conn_fail: that logs a line per client and may wait 2 s on each
      * slow one.  The error goes out now if the socket has room, and the
      * close drops whatever does not fit. */

@@ -2,16 +2,17 @@
  * as main.c, listen.c and the fuzz harness see it.  Behind it: accept.c
  * (new connections and their limits), session.c (one per connection),
  * server.c (the dispatch table: which message is legal in which state),
- * the handlers (registration.c, queries.c, reach.c), presence.c and
+ * the handlers (registration.c, queries.c, reach.c, mail.c), presence.c and
  * ratelimit.c. */
 #ifndef PARLEY_SERVER_H
 #define PARLEY_SERVER_H
 
 #include "tracker.h"
 
-/* Once, after the registry is open and before the first connection:
- * hooks the presence pushes to the registry's batch end. */
-void srv_open(tracker_ctx *ctx);
+/* Once, after the registry and the mailbox are open and before the first
+ * connection: hooks the presence and mail pushes to the registry's batch
+ * end and starts the mailbox sweep.  0 or UV_ENOMEM. */
+int srv_open(tracker_ctx *ctx);
 
 /* The listeners' connection callback; the listening handle's data is the
  * tracker_ctx.  Accepts, starts a session and arms the 10 s first-frame
@@ -27,7 +28,8 @@ void srv_on_closed(struct conn *c, int reason);
 
 /* Tells every client the tracker is shutting down and closes each
  * connection (their sessions are freed by the close callbacks; registered
- * users are marked offline in the registry).  Idempotent. */
+ * users are marked offline in the registry); stops the mailbox sweep.
+ * Idempotent. */
 void srv_stop(tracker_ctx *ctx);
 
 /* After the loop ran out and before reg_close: unhooks the registry and

@@ -96,6 +96,25 @@ int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char
     return checked(s, m, field, want, msg_bin(m, field, v, n), 0);
 }
 
+int sess_bin_range(session *s, const msg_in *m, const char *field, const unsigned char **v,
+                   size_t *n, size_t min, size_t max) {
+    const msgpack_object *o;
+    int r = msg_get(m, field, &o);
+    if (r == 0 && (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size < min || o->via.bin.size > max))
+        r = UV_EINVAL;
+    if (r == 0) {
+        *v = (const unsigned char *)o->via.bin.ptr;
+        *n = o->via.bin.size;
+    }
+    char want[48];
+    snprintf(want, sizeof want, "bin (%zu to %zu bytes)", min, max);
+    return checked(s, m, field, want, r, 0);
+}
+
+int sess_opt_bool(session *s, const msg_in *m, const char *field, bool *v) {
+    return checked(s, m, field, "bool", msg_bool(m, field, v), 1);
+}
+
 int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
                const char *want) {
     return checked(s, m, field, want, msg_array(m, field, v), 0);
@@ -113,6 +132,19 @@ void sess_request_unregistered(session *s, const msg_in *m, const char *field, c
     size_t n;
     if (sess_request(s, m, field, &id, &v, &n) == 0)
         sess_send_error(s, "not_registered", text, id);
+}
+
+void sess_hold(session *s) { s->holds++; }
+
+int sess_held(const session *s) { return s->holds || s->state == SS_REGISTERING; }
+
+void sess_release(session *s) {
+    if (--s->holds == 0 && !s->c && !sess_held(s))
+        free(s);
+}
+
+int sess_listening(const session *s) {
+    return s->state == SS_REGISTERED && s->c && !conn_closing(s->c);
 }
 
 void sess_unlink(session *s) {

@@ -1,14 +1,15 @@
 /* session: one control connection of the tracker, as the server's files
  * see it (server.c dispatches its frames, accept.c opens it, the handlers
- * in registration.c, queries.c and reach.c answer it, presence.c pushes to
- * it, ratelimit.c meters it).  Nothing outside those files includes this:
+ * in registration.c, queries.c, reach.c and mail.c answer it, presence.c
+ * and mail.c push to it, ratelimit.c meters it).  Nothing outside those files includes this:
  * main.c, listen.c and the fuzz harness know the server only through
  * server.h, and the relay gets a connection, never a session.
  *
  * A session is freed by its connection's close callback, except while its
  * registration is in the registry's group commit (the commit's callback in
- * registration.c then frees it) and once relay_join handed its connection
- * to the relay (sess_handover frees it then). */
+ * registration.c then frees it), while an answer holds it (sess_hold) and
+ * once relay_join handed its connection to the relay (sess_handover frees
+ * it then). */
 #ifndef PARLEY_SESSION_H
 #define PARLEY_SESSION_H
 
@@ -19,7 +20,9 @@
 #include "identity.h"
 #include "msg.h"
 #include "name.h"
+#include "ratelimit.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* hello -> ready -> registering -> registered, or hello -> relay (a relay
@@ -34,13 +37,16 @@ typedef struct session {
     sess_state state;
     unsigned char nonce[IDENT_NONCE];
     int hears_connect_failed;     /* its register listed the feature: it takes the push */
+    int hears_mailbox;            /* the same for mail and receipt pushes */
+    uint64_t mail_cursor;         /* mail.c: the highest mid pushed on this connection */
+    uint64_t receipt_cursor;      /* mail.c: the highest rid pushed on this connection */
+    unsigned holds;               /* answers waiting for a commit (sess_hold) */
     char observed[ADDR_STRLEN];
     char name[NAME_BUFLEN];       /* as stored (first registered spelling) */
     char folded[NAME_BUFLEN];
     int64_t last_frame;           /* unix seconds */
     struct sockaddr_storage addr; /* the remote end, for the per-address limit */
-    uint64_t tokens;              /* ratelimit.c: the bucket, in thousandths of a frame */
-    uint64_t refilled;            /* ratelimit.c: uv_now of the last refill */
+    rate_bucket bucket;           /* ratelimit.c: in thousandths of a frame */
     unsigned refused;             /* ratelimit.c: requests refused in a row */
 } session;
 
@@ -56,6 +62,18 @@ void sess_unlink(session *s);
 
 /* The one transition. */
 void sess_set(session *s, sess_state to);
+
+/* An answer waits for a commit (mail.c's mail_stored): s outlives its
+ * connection until the matching sess_release, which frees it once the
+ * connection has closed.  Without holds (and outside SS_REGISTERING), the
+ * close callback frees it. */
+void sess_hold(session *s);
+void sess_release(session *s);
+/* 1 while something still needs s after its connection closed. */
+int sess_held(const session *s);
+
+/* A registered user still connected: pushes go only to such a session. */
+int sess_listening(const session *s);
 
 /* relay.c took the connection over (rly_join): the session is unlinked and
  * freed without touching the connection. */
@@ -79,6 +97,10 @@ int sess_opt_str(session *s, const msg_in *m, const char *field, const char **v,
 int sess_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
 int sess_opt_uint(session *s, const msg_in *m, const char *field, uint64_t *v);
 int sess_bin(session *s, const msg_in *m, const char *field, const unsigned char **v, size_t n);
+/* A bin of min to max bytes. */
+int sess_bin_range(session *s, const msg_in *m, const char *field, const unsigned char **v,
+                   size_t *n, size_t min, size_t max);
+int sess_opt_bool(session *s, const msg_in *m, const char *field, bool *v);
 int sess_array(session *s, const msg_in *m, const char *field, const msgpack_object_array **v,
                const char *want);
 /* A request naming one user (lookup's name, connect_request's and

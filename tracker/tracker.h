@@ -1,7 +1,7 @@
 /* tracker: the one context of the tracker process.  main.c fills it from the
  * command line and owns its lifetime; the listeners (listen.c), the server
- * (server.h and the files behind it), the relay, the metrics and the
- * registry work on it, always passed explicitly. */
+ * (server.h and the files behind it), the relay, the metrics, the registry
+ * and the mailbox work on it, always passed explicitly. */
 #ifndef PARLEY_TRACKER_H
 #define PARLEY_TRACKER_H
 
@@ -32,6 +32,12 @@ typedef struct tracker_config {
     unsigned rate_burst;      /* frames a connection may send at once */
     unsigned max_per_addr;    /* connections from one IPv4 address or IPv6 /64; 0: no limit */
     unsigned max_conns;       /* control connections at once; 0: no limit */
+    unsigned mail_ttl;        /* seconds a message (and a receipt) waits at most */
+    uint64_t mail_max;        /* messages waiting per recipient */
+    uint64_t mail_bytes;      /* bytes of boxes waiting per recipient */
+    uint64_t mail_per_sender; /* messages of one sender waiting for one recipient */
+    uint64_t mail_rate;       /* puts per sender per hour; 0: no limit */
+    uint64_t mail_total;      /* bytes of boxes waiting in all */
     const char *metrics;      /* --metrics HOST:PORT, or NULL: no metrics */
     const char *config;       /* --config PATH, or NULL */
     size_t nlisten_file;      /* listen specs from the config file (replaced by the command line's) */
@@ -42,6 +48,7 @@ enum { STAT_REFUSED_MAX_CONNS, STAT_REFUSED_PER_ADDR, STAT_REFUSED_N };
 enum { STAT_REJ_BAD_FRAME, STAT_REJ_BAD_MESSAGE, STAT_REJ_UNKNOWN_TYPE, STAT_REJ_RATE_LIMITED,
        STAT_REJ_TOO_BIG, STAT_REJ_N };
 #define STAT_COMMIT_BUCKETS 12 /* metrics.c names the bounds */
+enum { STAT_MAIL_FULL, STAT_MAIL_RATE, STAT_MAIL_REFUSED_N };
 typedef struct tracker_stats {
     uint64_t registrations;            /* successful registrations */
     uint64_t lookups;                  /* lookup answers sent */
@@ -52,6 +59,11 @@ typedef struct tracker_stats {
     uint64_t commit_bucket[STAT_COMMIT_BUCKETS]; /* not cumulative; metrics.c sums */
     uint64_t commits;
     uint64_t commit_ns;                /* sum */
+    uint64_t mail_stored;              /* new messages stored (not resends) */
+    uint64_t mail_delivered;           /* acknowledged by their recipient */
+    uint64_t mail_rejected;            /* acknowledged with ok false: refused by the recipient */
+    uint64_t mail_expired;
+    uint64_t mail_refused_limit[STAT_MAIL_REFUSED_N]; /* puts refused: mailbox_full, rate_limited */
 } tracker_stats;
 
 #define RATE_LIMIT_DEFAULT 50
@@ -65,6 +77,13 @@ typedef struct tracker_stats {
 #define RELAY_IDLE_DEFAULT 300
 #define RELAY_JOIN_MS 10000
 #define RELAY_HIGH_WATER (256 * 1024) /* pause a reader while its peer has this much queued */
+
+#define MAIL_TTL_DEFAULT (7 * 86400)
+#define MAIL_MAX_DEFAULT 1000
+#define MAIL_BYTES_DEFAULT (4u << 20)
+#define MAIL_PER_SENDER_DEFAULT 100
+#define MAIL_RATE_DEFAULT 300
+#define MAIL_TOTAL_DEFAULT (1ull << 30)
 
 /* The defaults every flag starts from (main.c, then the config file and the
  * command line; the fuzz harness uses them as they are). */
@@ -80,18 +99,28 @@ static inline void tracker_config_defaults(tracker_config *cfg) {
     cfg->rate_burst = RATE_BURST_DEFAULT;
     cfg->max_per_addr = MAX_PER_ADDR_DEFAULT;
     cfg->max_conns = MAX_CONNS_DEFAULT;
+    cfg->mail_ttl = MAIL_TTL_DEFAULT;
+    cfg->mail_max = MAIL_MAX_DEFAULT;
+    cfg->mail_bytes = MAIL_BYTES_DEFAULT;
+    cfg->mail_per_sender = MAIL_PER_SENDER_DEFAULT;
+    cfg->mail_rate = MAIL_RATE_DEFAULT;
+    cfg->mail_total = MAIL_TOTAL_DEFAULT;
 }
 
 struct listener;
 struct lsn_job;
 struct session;
 struct rsess;
+struct mailbox;
+struct mail_srv;
 
 typedef struct tracker_ctx {
     uv_loop_t *loop;
     logger lg;
     tracker_config cfg;
     registry *reg;
+    struct mailbox *mbox;      /* the offline mail in reg's database (mailbox.h) */
+    struct mail_srv *mail;     /* mail.c's pass state, rate buckets and sweep, or NULL */
     namemap *online;            /* registered sessions by folded name */
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */

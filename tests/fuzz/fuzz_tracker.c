@@ -4,8 +4,9 @@
  * loop with a registry in a temp file; each fuzz input is the byte stream
  * one client sends over a loopback TCP connection, so every handler
  * (hello, register, list, lookup, connect_request, connect_failed,
- * relay_request, relay_join, ping, pong, error, and unknown types) decodes
- * hostile frames exactly as in production.
+ * relay_request, relay_join, mail_put, mail_ack, receipt_ack, ping, pong,
+ * error, and unknown types) decodes hostile frames exactly as in
+ * production.
  *
  * Input: byte 0 picks how the client starts and how its bytes are split:
  *   bits 0-1: 0 = the input is the whole stream;
@@ -20,11 +21,14 @@
  *   bits 2-4: chunk size 0 (one write) or 2^(k-1) bytes, with a loop turn
  *             between chunks.
  * Three users (alice, bob, Émile) stay registered on connections of their
- * own, so lists and lookups have something to find.  Nothing is stubbed. */
+ * own, so lists and lookups have something to find (and mail_put someone
+ * to store for: their windows fill and the harness drains them).  Nothing
+ * is stubbed. */
 #include "fuzz_io.h"
 
 #include "frame.h"
 #include "identity.h"
+#include "mailbox.h"
 #include "msg.h"
 #include "namemap.h"
 #include "registry.h"
@@ -85,7 +89,7 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
             if (msg_bin(&w, "nonce", &nonce, IDENT_NONCE) == 0) {
                 unsigned char sig[IDENT_SIG];
                 ident_sign_register(id, nonce, name, nlen, sig);
-                msg_out_init(&m, "register", 4);
+                msg_out_init(&m, "register", 5);
                 msg_put_strn(&m, "name", name, nlen);
                 msg_put_bin(&m, "key", id->pk, IDENT_PK);
                 msg_put_bin(&m, "sig", sig, IDENT_SIG);
@@ -93,6 +97,11 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
                 msgpack_pack_array(&m.pk, neps);
                 for (size_t i = 0; i < neps; i++)
                     msg_pack_str(&m, eps[i], eplens[i]);
+                /* every push the tracker has, mail and receipts included */
+                msg_put_key(&m, "features");
+                msgpack_pack_array(&m.pk, 2);
+                msg_pack_str(&m, "connect_failed", 14);
+                msg_pack_str(&m, "mailbox", 7);
                 if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen) == 0) {
                     if (fio_send(&H.loop, fd, buf, blen, 0, &in) == 0)
                         ok = fio_wait_frame(&H.loop, fd, &in, "registered", &off, &len, 400) >= 0;
@@ -146,11 +155,11 @@ static void setup(void) {
     char path[300], err[512];
     snprintf(path, sizeof path, "%s/tracker.db", H.dbdir);
     ctx->online = namemap_new();
-    if (!ctx->online || reg_open(&H.loop, path, &ctx->lg, &ctx->reg, err, sizeof err)) {
+    if (!ctx->online || reg_open(&H.loop, path, &ctx->lg, &ctx->reg, err, sizeof err) ||
+        mbox_open(ctx->reg, &ctx->lg, &ctx->mbox, err, sizeof err) || srv_open(ctx)) {
         fprintf(stderr, "fuzz_tracker: %s\n", err);
         abort();
     }
-    srv_open(ctx);
     H.port = fio_uv_listen(&H.loop, &H.srv, srv_on_connection, ctx);
     static const char *const names[NRESIDENTS] = {"alice", "bob", "\xc3\x89mile"};
     static const char *const ep[] = {"127.0.0.1:9", "[::1]:4000"};

@@ -60,6 +60,16 @@ CONTROL_TO_TRACKER = [
     {'t': 'connect_failed', 'to': 'alice', 'reason': 'no endpoint answered (tried 4)'},
     {'t': 'connect_failed', 'to': 'nobody', 'reason': '\u00e9' * 150},
     {'t': 'nonsense'},
+    {'t': 'mail_put', 'id': 1, 'to': 'alice', 'box': b'\x00sealed' * 8},
+    {'t': 'mail_put', 'id': 2 ** 64 - 1, 'to': '\u00e9MILE', 'box': bytes(8192)},
+    {'t': 'mail_put', 'id': 3, 'to': 'fuzzer', 'box': b'x'},
+    {'t': 'mail_put', 'id': 4, 'to': 'nobody', 'box': b'x'},
+    {'t': 'mail_put', 'id': 0, 'to': 'bob', 'box': b''},
+    {'t': 'mail_ack', 'mid': 1},
+    {'t': 'mail_ack', 'mid': 2, 'ok': False},
+    {'t': 'mail_ack', 'mid': 2 ** 63, 'ok': None},
+    {'t': 'receipt_ack', 'rid': 1},
+    {'t': 'receipt_ack', 'rid': 'x'},
 ]
 
 TRACKER_TO_PEER = [
@@ -141,6 +151,9 @@ def seeds_tracker():
         write('tracker', b'\x01' + frame(m))
     write('tracker', b'\x01' + b''.join(frame(m) for m in CONTROL_TO_TRACKER[5:16]))
     write('tracker', b'\x0d' + b''.join(frame(m) for m in CONTROL_TO_TRACKER[5:16]))  # 8-byte chunks
+    # the mailbox: puts, then acknowledgements of the mids and rids they may get
+    mail = [m for m in CONTROL_TO_TRACKER if m['t'] in ('mail_put', 'mail_ack', 'receipt_ack')]
+    write('tracker', b'\x01' + b''.join(frame(m) for m in mail))
     # mode 2: the register's name and endpoints come from the input
     def reg(name, eps, tail):
         b = bytes([len(name)]) + name + bytes([len(eps)])

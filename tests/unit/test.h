@@ -82,6 +82,28 @@ static inline int test_main(int argc, char **argv, const test_entry *t, size_t n
     return failed ? 1 : 0;
 }
 
+/* A database in a fresh temporary directory (/tmp/parley-WHAT-XXXXXX/tracker.db),
+ * and its removal with its -wal and -shm files and the directory. */
+typedef struct test_db {
+    char dir[64], path[128];
+} test_db;
+
+static inline void test_db_make(test_db *d, const char *what) {
+    snprintf(d->dir, sizeof d->dir, "/tmp/parley-%s-XXXXXX", what);
+    ASSERT(mkdtemp(d->dir) != NULL);
+    snprintf(d->path, sizeof d->path, "%s/tracker.db", d->dir);
+}
+
+static inline void test_db_remove(const test_db *d) {
+    char p[160];
+    const char *sfx[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", d->path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(d->dir);
+}
+
 #define TEST_MAIN(...)                                                                   \
     int main(int argc, char **argv) {                                                    \
         static const test_entry tests_[] = {__VA_ARGS__};                                \

@@ -11,28 +11,16 @@
 #include <uv.h>
 
 static const logger lg = {LOG_WARN, "test"};
-static char dir[64], dbpath[128];
+static test_db tdb;
 
-static void tmpdb(void) {
-    snprintf(dir, sizeof dir, "/tmp/parley-reg-XXXXXX");
-    ASSERT(mkdtemp(dir) != NULL);
-    snprintf(dbpath, sizeof dbpath, "%s/tracker.db", dir);
-}
+static void tmpdb(void) { test_db_make(&tdb, "reg"); }
 
-static void cleanup(void) {
-    char p[160];
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
+static void cleanup(void) { test_db_remove(&tdb); }
 
 static registry *open_reg(uv_loop_t *loop) {
     registry *r = NULL;
     char err[512];
-    int e = reg_open(loop, dbpath, &lg, &r, err, sizeof err);
+    int e = reg_open(loop, tdb.path, &lg, &r, err, sizeof err);
     if (e)
         fprintf(stderr, "reg_open: %s\n", err);
     ASSERT_EQ(e, 0);
@@ -82,7 +70,7 @@ static int bind_now(registry *r, uv_loop_t *loop, const char *name, int seed,
 
 static sqlite3 *side_db(void) {
     sqlite3 *db;
-    ASSERT_EQ(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open_v2(tdb.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     return db;
 }
 
@@ -102,9 +90,12 @@ static void test_schema_created(void) {
     registry *r = open_reg(&loop);
     close_reg(r, &loop);
     sqlite3 *db = side_db();
-    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 1);
+    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 2);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), 1);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users_online'"), 1);
+    /* migration 2: the mailbox's tables (test_mailbox.c uses them) */
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('mail', "
+                           "'receipts', 'mail_recipient', 'mail_expires', 'receipts_sender')"), 5);
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
@@ -120,14 +111,14 @@ static void test_schema_created(void) {
 static void test_refuses_newer_schema(void) {
     tmpdb();
     sqlite3 *db;
-    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open(tdb.path, &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     uv_loop_t loop;
     uv_loop_init(&loop);
     registry *r = NULL;
     char err[512];
-    ASSERT(reg_open(&loop, dbpath, &lg, &r, err, sizeof err) < 0);
+    ASSERT(reg_open(&loop, tdb.path, &lg, &r, err, sizeof err) < 0);
     ASSERT(strstr(err, "schema version 99") != NULL);
     ASSERT_EQ(uv_loop_close(&loop), 0);
     cleanup();
@@ -533,7 +524,7 @@ static void test_lookup_cache_coherent(void) {
 
     /* Another process changes the row behind the tracker's back. */
     sqlite3 *db;
-    ASSERT_EQ(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open(tdb.path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 2000);
     ASSERT_EQ(sqlite3_exec(db, "UPDATE users SET endpoints = '10.0.0.2:2000', online = 0"
                                " WHERE folded = 'carol'", NULL, NULL, NULL), SQLITE_OK);
