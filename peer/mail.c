@@ -18,22 +18,36 @@
 #define MAIL_CTX "parley-mail-v1"
 #define MAIL_V 1
 
-static void sign_letter(const identity *me, const unsigned char *letter, size_t n,
-                        unsigned char sig[IDENT_SIG]) {
-    crypto_sign_state st;
-    crypto_sign_init(&st);
-    crypto_sign_update(&st, (const unsigned char *)MAIL_CTX, sizeof MAIL_CTX); /* with its NUL */
-    crypto_sign_update(&st, letter, n);
-    crypto_sign_final_create(&st, sig, NULL, me->sk);
+/* Plain Ed25519 (not the prehashed Ed25519ph of crypto_sign_init) over the
+ * context string, its NUL and the letter, so any Ed25519 library checks
+ * it.  buf holds sizeof MAIL_CTX + n bytes. */
+static void signed_bytes(unsigned char *buf, const unsigned char *letter, size_t n) {
+    memcpy(buf, MAIL_CTX, sizeof MAIL_CTX); /* with its NUL */
+    memcpy(buf + sizeof MAIL_CTX, letter, n);
+}
+
+static int sign_letter(const identity *me, const unsigned char *letter, size_t n,
+                       unsigned char sig[IDENT_SIG]) {
+    unsigned char *buf = malloc(sizeof MAIL_CTX + n);
+    if (!buf)
+        return UV_ENOMEM;
+    signed_bytes(buf, letter, n);
+    crypto_sign_detached(sig, NULL, buf, sizeof MAIL_CTX + n, me->sk);
+    sodium_memzero(buf, sizeof MAIL_CTX + n);
+    free(buf);
+    return 0;
 }
 
 static int verify_letter(const unsigned char pk[IDENT_PK], const unsigned char *letter, size_t n,
                          const unsigned char sig[IDENT_SIG]) {
-    crypto_sign_state st;
-    crypto_sign_init(&st);
-    crypto_sign_update(&st, (const unsigned char *)MAIL_CTX, sizeof MAIL_CTX);
-    crypto_sign_update(&st, letter, n);
-    return crypto_sign_final_verify(&st, (unsigned char *)sig, pk) == 0 ? 0 : UV_EPERM;
+    unsigned char *buf = malloc(sizeof MAIL_CTX + n);
+    if (!buf)
+        return UV_ENOMEM;
+    signed_bytes(buf, letter, n);
+    int ok = crypto_sign_verify_detached(sig, buf, sizeof MAIL_CTX + n, pk) == 0;
+    sodium_memzero(buf, sizeof MAIL_CTX + n);
+    free(buf);
+    return ok ? 0 : UV_EPERM;
 }
 
 int mail_seal(const identity *me, const char *from, const char *to_fold,
@@ -71,10 +85,11 @@ int mail_seal(const identity *me, const char *from, const char *to_fold,
         msg_out_wipe(&m);
         return UV_ENOMEM;
     }
-    sign_letter(me, letter, n, plain);
+    e = sign_letter(me, letter, n, plain);
     memcpy(plain + IDENT_SIG, letter, n);
     msg_out_wipe(&m);
-    e = crypto_box_seal(out, plain, plain_n, xpk) == 0 ? 0 : UV_EINVAL;
+    if (!e)
+        e = crypto_box_seal(out, plain, plain_n, xpk) == 0 ? 0 : UV_EINVAL;
     sodium_memzero(plain, plain_n);
     free(plain);
     if (e) {
@@ -129,8 +144,9 @@ int mail_open(const identity *me, const char *my_fold, const unsigned char *box,
         *why = "the sender's name is not a name";
         goto done;
     }
-    if (verify_letter(fkey, letter, n, sig) != 0) {
-        *why = "its signature does not verify";
+    int ve = verify_letter(fkey, letter, n, sig);
+    if (ve) {
+        *why = ve == UV_ENOMEM ? "out of memory checking it" : "its signature does not verify";
         goto done;
     }
     if (memcmp(tkey, me->pk, IDENT_PK) != 0 || to_n != strlen(my_fold) ||
@@ -145,6 +161,7 @@ int mail_open(const identity *me, const char *my_fold, const unsigned char *box,
     out->ts = ts;
     out->text = text;
     out->len = text_n;
+    *why = NULL;
     e = 0;
 done:
     msg_in_free(&m);

@@ -35,7 +35,8 @@ int mail_seal(const identity *me, const char *from, const char *to_fold,
               size_t len, unsigned char **box, size_t *boxlen);
 
 /* Opens box with my identity (me, my folded name my_fold).  work must hold
- * boxlen bytes and outlive the use of out->text.  0 with *out filled; or
+ * boxlen bytes and outlive the use of out->text.  0 with *out filled and
+ * *why NULL; or
  * UV_EPERM with *why set: not sealed to me, a signature that does not
  * verify, a letter addressed to someone else, or one that does not parse.
  * The caller still checks that out->fkey is the key it expects of

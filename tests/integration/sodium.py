@@ -30,6 +30,18 @@ class _Sodium:
     def verify(self, pk, sig, msg):
         return self.lib.crypto_sign_verify_detached(sig, msg, ctypes.c_ulonglong(len(msg)), pk) == 0
 
+    # -- sealed mail (peer/mail.c, PROTOCOL.md "Sealed mail")
+
+    def box_seal(self, msg, ed_pk):
+        """crypto_box_seal of msg to the X25519 form of an Ed25519 key."""
+        xpk = ctypes.create_string_buffer(32)
+        if self.lib.crypto_sign_ed25519_pk_to_curve25519(xpk, ed_pk) != 0:
+            raise RuntimeError('not a usable Ed25519 key')
+        out = ctypes.create_string_buffer(len(msg) + 48)
+        if self.lib.crypto_box_seal(out, msg, ctypes.c_ulonglong(len(msg)), xpk) != 0:
+            raise RuntimeError('crypto_box_seal failed')
+        return out.raw
+
     # -- the chat link's session crypto (peer/seal.c, PROTOCOL.md "Chat link")
 
     def kx_keypair(self):
