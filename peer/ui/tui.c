@@ -338,6 +338,7 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     if (ctx->user_note[0]) /* no --user: say which name this is */
         tui_conv_info(&t->system, "%s", ctx->user_note);
     ev_set_frontend(ctx, &tui_frontend, t);
+    tui_load_history(t, LINES - 3); /* a screenful each: the pane's rows */
     tui_dirty(t);
     return 0;
 }

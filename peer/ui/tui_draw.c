@@ -121,15 +121,31 @@ typedef struct laid {
     int indent; /* the hanging indent: under the text when that leaves room */
 } laid;
 
+/* The mark after the time: where one of our messages is. */
+static const char *mark_of(const tui_entry *e) {
+    if (e->kind != TE_OUT)
+        return "  ";
+    switch (e->state) {
+    case TS_STORED: return "\xe2\x9c\x89 ";    /* U+2709: the tracker keeps it */
+    case TS_DELIVERED: return "\xe2\x9c\x93 "; /* U+2713 */
+    case TS_EXPIRED: return "\xe2\x9c\x97 ";   /* U+2717: the mailbox gave up */
+    default: return "\xc2\xb7 ";                /* U+00B7: not acknowledged yet */
+    }
+}
+
 #define TUI_WRAP_MIN 12 /* columns of text a hanging indent must leave */
 
 static int lay_out(tui *t, const tui_entry *e, int cols, laid *l) {
     time_t secs = (time_t)(e->ts / 1000);
     struct tm tm;
     localtime_r(&secs, &tm);
-    const char *mark = e->kind == TE_OUT ? (e->delivered ? "\xe2\x9c\x93 " : "\xc2\xb7 ") : "  ";
-    char stamp[32];
-    int sl = snprintf(stamp, sizeof stamp, "%02d:%02d %s", tm.tm_hour, tm.tm_min, mark);
+    char stamp[48];
+    int sl = 0;
+    if ((tm.tm_year + 1900) * 1000L + tm.tm_yday != t->today) /* from another day */
+        sl = snprintf(stamp, sizeof stamp, "%04d-%02d-%02d ", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday);
+    sl += snprintf(stamp + sl, sizeof stamp - (size_t)sl, "%02d:%02d %s", tm.tm_hour, tm.tm_min,
+                   mark_of(e));
     const char *from = e->kind == TE_INFO ? "" : e->from;
     const char *sep = e->kind == TE_INFO ? "" : ": ";
     size_t fl = strlen(from), pl = strlen(sep), tl = strlen(e->text);
@@ -333,6 +349,10 @@ static int paint_input(tui *t, int y, int cols) {
 
 void tui_paint(tui *t) {
     int H = LINES, W = COLS;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    t->today = (tm.tm_year + 1900) * 1000L + tm.tm_yday;
     erase();
     for (size_t i = 0; i < sizeof t->panel_map / sizeof *t->panel_map; i++)
         t->panel_map[i] = -1;

@@ -3,9 +3,13 @@
  * loop pass (tui.c), however many events arrived. */
 #include "tui_impl.h"
 
+#include "chat.h"
 #include "control.h"
+#include "grow.h"
+#include "history.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void on_list(void *data, int status, char **names, size_t n) {
@@ -85,6 +89,7 @@ static void t_connected(void *fe, const char *name, ev_path path) {
     if (cv) {
         cv->linked = 1;
         cv->path = path;
+        cv->told_stored = 0;
         tui_conv_info(cv, "connected to %s (%s)", name, path == EV_PATH_RELAY ? "relay" : "direct");
     }
     tui_notice_over(t, NOTE_USER, name); /* "cannot reach NAME" is over */
@@ -127,21 +132,120 @@ static void t_sent(void *fe, const char *name, uint64_t seq, int64_t ts, const c
     tui_dirty(t);
 }
 
-static void t_delivered(void *fe, const char *name, uint64_t seq) {
-    tui *t = fe;
+/* Moves our message #seq with name to state, forward only.  seq restarts
+ * when a conversation without history.db is ended and begun again: of the
+ * entries shown this run, the newest that can still move with that number
+ * is the one.  The copies from history.db (numbered on across runs, so
+ * never ambiguous) all move with it. */
+static tui_conv *move_state(tui *t, const char *name, uint64_t seq, int state) {
     tui_conv *cv = tui_conv_find(t, name);
-    if (!cv)
-        return;
-    /* seq restarts when a conversation is ended and begun again: the
-     * newest undelivered one with that number is the one. */
-    for (size_t i = cv->n; i-- > 0;) {
+    int live = 1;
+    for (size_t i = cv ? cv->n : 0; i-- > 0;) {
         tui_entry *e = cv->v[i];
-        if (e->kind == TE_OUT && e->seq == seq && !e->delivered) {
-            e->delivered = 1;
-            break;
-        }
+        if (e->kind != TE_OUT || e->seq != seq || (!live && !e->from_hist))
+            continue;
+        if (state == TS_DELIVERED ? e->state == TS_DELIVERED : e->state != TS_SENDING)
+            continue;
+        e->state = state;
+        live = live && e->from_hist;
     }
     tui_dirty(t);
+    return cv;
+}
+
+static void t_delivered(void *fe, const char *name, uint64_t seq) {
+    move_state(fe, name, seq, TS_DELIVERED);
+}
+
+static void t_stored(void *fe, const char *name, uint64_t seq) {
+    tui_conv *cv = move_state(fe, name, seq, TS_STORED);
+    if (cv && !cv->told_stored) {
+        cv->told_stored = 1; /* once, not once per message */
+        tui_conv_info(cv, "cannot reach %s now: the tracker keeps your messages "
+                      "(\xe2\x9c\x89) and hands them over when %s is online", cv->name, cv->name);
+    }
+}
+
+static int state_of(const char *s) {
+    if (!s || strcmp(s, "sending") == 0)
+        return TS_SENDING;
+    if (strcmp(s, "stored") == 0)
+        return TS_STORED;
+    return strcmp(s, "delivered") == 0 ? TS_DELIVERED : TS_EXPIRED;
+}
+
+/* /history NAME: a block in NAME's window, which comes on screen (yours,
+ * always empty, goes to the window on screen).  At start (t->preloading),
+ * the rows alone: what was said before. */
+static void t_history(void *fe, const char *name, const ev_hist_row *rows, size_t n) {
+    tui *t = fe;
+    char fold[NAME_BUFLEN];
+    int self = name_fold(name, strlen(name), fold) == 0 && strcmp(fold, t->ctx->user_fold) == 0;
+    tui_conv *cv = self ? tui_here(t) : tui_conv_find(t, name); /* keeps its spelling */
+    if (!cv)
+        cv = tui_conv_get(t, name);
+    if (!cv)
+        return;
+    const char *who = self ? name : cv->name;
+    if (!t->preloading && n)
+        tui_conv_info(cv, "-- history with %s: the last %zu message%s --", who, n,
+                      n == 1 ? "" : "s");
+    else if (!t->preloading)
+        tui_conv_info(cv, "-- no history with %s --", who);
+    for (size_t i = 0; i < n; i++) {
+        const ev_hist_row *r = &rows[i];
+        tui_entry *e = tui_conv_add(cv, r->out ? TE_OUT : TE_IN, r->ts, r->seq,
+                                    r->out ? t->ctx->user : who, r->text, r->len);
+        if (e) {
+            e->from_hist = 1;
+            e->state = r->out ? state_of(r->state) : TS_SENDING;
+        }
+    }
+    if (!t->preloading) {
+        if (n)
+            tui_conv_info(cv, "-- end of the history with %s --", who);
+        if (!self)
+            t->shown = cv;
+        cv->unread = 0;
+        cv->scroll = 0; /* the block is what you asked to see */
+    }
+    tui_dirty(t);
+}
+
+typedef struct convnames {
+    char (*v)[NAME_BUFLEN];
+    size_t n, cap;
+} convnames;
+
+static int collect_conv(const hist_row *r, void *arg) {
+    convnames *ns = arg;
+    char(*v)[NAME_BUFLEN] = grow(ns->v, &ns->cap, ns->n + 1, sizeof *ns->v, 16);
+    if (!v)
+        return 1;
+    ns->v = v;
+    snprintf(ns->v[ns->n++], NAME_BUFLEN, "%s", r->name);
+    return 0;
+}
+
+void tui_load_history(tui *t, int rows) {
+    peer_ctx *ctx = t->ctx;
+    if (!ctx->hist || !ctx->chat)
+        return; /* --no-history */
+    convnames ns = {0};
+    int e = hist_conversations(ctx->hist, collect_conv, &ns);
+    if (e)
+        tui_notice(t, NULL, NOTE_OTHER, NULL, "cannot read the conversations from "
+                   "%s/history.db: %s", ctx->home, uv_strerror(e));
+    /* Oldest first, so the most recent window is the newest one made. */
+    t->preloading = 1;
+    for (size_t i = ns.n; i-- > 0;)
+        chat_history(ctx->chat, ns.v[i], rows > 0 ? (size_t)rows : 1);
+    t->preloading = 0;
+    if (ns.n)
+        tui_conv_info(&t->system, "history: %zu conversation%s kept from before, the most "
+                      "recent with %s; open one from the panel, /history NAME [N] for more",
+                      ns.n, ns.n == 1 ? "" : "s", ns.v[0]);
+    free(ns.v);
 }
 
 static void t_closed(void *fe, const char *name, ev_close_why why) {
@@ -196,6 +300,9 @@ static void t_help(void *fe, const char *const *lines, size_t n) {
     for (size_t i = 0; i < n; i++)
         help_line(cv, lines[i]);
     help_line(cv, "  /mouse           turn mouse reporting off (to select text) or on");
+    help_line(cv, "  marks            after the time of your messages: \xc2\xb7 sending, "
+                  "\xe2\x9c\x89 kept by the tracker for an offline user, \xe2\x9c\x93 delivered, "
+                  "\xe2\x9c\x97 expired undelivered");
     help_line(cv, "  keys             Tab/F2 users panel (type to filter, arrows, Enter), "
                   "PgUp/PgDn scroll, Up/Down history, Tab completes names, Ctrl-C quits");
     tui_dirty(t);
@@ -232,6 +339,8 @@ const ev_frontend tui_frontend = {
     .msg = t_msg,
     .sent = t_sent,
     .delivered = t_delivered,
+    .stored = t_stored,
+    .history = t_history,
     .closed = t_closed,
     .unreachable = t_unreachable,
     .error = t_error,

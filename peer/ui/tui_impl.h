@@ -28,13 +28,18 @@
 enum { TUI_KEY_PASTE_BEGIN = KEY_MAX + 1, TUI_KEY_PASTE_END, TUI_KEY_SGR_MOUSE };
 
 enum { TE_IN, TE_OUT, TE_INFO };
+/* Where one of our messages is (TE_OUT), as the marks after its time show
+ * it: moves forward only (a late stored never undoes delivered; delivered
+ * wins over expired, as in history.db). */
+enum { TS_SENDING, TS_STORED, TS_DELIVERED, TS_EXPIRED };
 
 /* One line of a conversation (a message or a notice). */
 typedef struct tui_entry {
     int kind;       /* TE_IN, TE_OUT, TE_INFO */
     int64_t ts;     /* unix ms */
     uint64_t seq;   /* TE_OUT: the per-conversation number delivered reports */
-    int delivered;  /* TE_OUT */
+    int state;      /* TE_OUT: TS_* */
+    int from_hist;  /* a copy from history.db (loaded at start, or /history) */
     char *from;     /* sender name (TE_IN, TE_OUT) */
     char *text;     /* displayable UTF-8: controls escaped, '\n' kept as a break */
     int hang;       /* columns past the text column where wrapped rows go (a
@@ -51,6 +56,7 @@ typedef struct tui_conv {
     int unread;
     int linked;     /* a link is up */
     ev_path path;
+    int told_stored;/* said that the tracker keeps our messages, since the last link */
 } tui_conv;
 
 typedef struct tui_user {
@@ -104,6 +110,7 @@ typedef struct tui {
     tui_conv system;     /* notices with no conversation: help, errors, /list */
     tui_conv *shown;     /* the open conversation; NULL: system */
     char me[NAME_BUFLEN];
+    int preloading;      /* history events now are the start-up load, not /history */
 
     /* status */
     int trk;
@@ -126,6 +133,8 @@ typedef struct tui {
     /* tui_draw.c: the entry being laid out, kept between paints */
     char *scratch;
     size_t scratch_cap;
+    long today;          /* year * 1000 + day of the year at this paint: older
+                            entries show their date */
 
     tui_input in;
     int pasting;         /* inside a bracketed paste */
@@ -142,6 +151,10 @@ void tui_open_conv(tui *t, const char *name);           /* click or Enter on a u
 
 /* tui_events.c */
 extern const ev_frontend tui_frontend;
+/* Start-up: a window for each conversation in history.db (none with
+ * --no-history), most recent first, holding its last `rows` messages, so
+ * what was said before is there; their users join the panel. */
+void tui_load_history(tui *t, int rows);
 
 /* tui_model.c */
 tui_conv *tui_conv_find(tui *t, const char *name);
@@ -165,7 +178,8 @@ void tui_notice_over(tui *t, int about, const char *who);
 void tui_notice_clear(tui *t);
 tui_user *tui_user_get(tui *t, const char *name); /* creates */
 void tui_user_set_online(tui *t, const char *name, int online);
-/* Users shown in the panel (online, or with a conversation; never self),
+/* Users shown in the panel (online, or with a conversation window, which
+ * history.db gives at start; never self),
  * filtered; fills idx (users indexes), returns how many. */
 int tui_panel_list(tui *t, int *idx, int max);
 int tui_online_count(const tui *t);

@@ -100,8 +100,9 @@ def _sh_quote(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def tui_peer(tracker, name, w=100, h=30, extra=(), term='xterm-256color'):
-    home = tempdir('parley-tui-')
+def tui_peer(tracker, name, w=100, h=30, extra=(), term='xterm-256color', home=None):
+    """home: the --home of an earlier run (its key, its history.db)."""
+    home = home or tempdir('parley-tui-')
     argv = [os.path.join(BUILD, 'parley'), '--user', name, '--tracker', tracker.addr,
             '--home', home] + list(extra)
     tm = Tmux(argv, w, h, term)
@@ -235,7 +236,9 @@ def test_tui_paste_is_one_message_and_bye_line():
     t.stop()
 
 
-STAMP = re.compile(r'^\d\d:\d\d [ \u2713\u00b7] ')
+# An entry's time (with its date when not from today) and its mark: your
+# own message's state (sending, kept by the tracker, delivered, expired).
+STAMP = re.compile(r'^(?:\d{4}-\d\d-\d\d )?\d\d:\d\d ([ \u00b7\u2709\u2713\u2717]) ')
 FP = r'[0-9a-f]{4}(?:-[0-9a-f]{4}){5}'
 
 
@@ -401,6 +404,129 @@ def test_tui_notices_clear_when_over():
     tm.line('/quit')
     check_exit_clean(tm)
     bob.quit()
+    t.stop()
+
+
+def panel_attrs(tm, name):
+    """The SGR attributes (a set of numbers as strings: '1' bold, '2' dim)
+    the users panel draws name with, read from capture-pane -e; None when
+    name is not in the panel."""
+    rx = re.compile(r'^(?:\x1b\[[\d;]*m)*[ >]((?:\x1b\[[\d;]*m)*)%s(?:\x1b|\s)' % re.escape(name))
+    for row in tm.tmux('capture-pane', '-p', '-e', '-t', tm.session).split('\n'):
+        m = rx.match(row)
+        if not m:
+            continue
+        attrs = set()
+        for params in re.findall(r'\x1b\[([\d;]*)m', m.group(1)):
+            ps = params.split(';')
+            i = 0
+            while i < len(ps):
+                if ps[i] in ('', '0'):
+                    attrs.clear()
+                elif ps[i] in ('38', '48'):   # a colour: its numbers are no attributes
+                    i += 2 if ps[i + 1:i + 2] == ['5'] else 4
+                else:
+                    attrs.add(ps[i])
+                i += 1
+        return attrs
+    return None
+
+
+def wait_panel_attr(tm, name, attr, timeout=10):
+    """Polls until the panel draws name with SGR attribute attr."""
+    deadline = time.monotonic() + timeout
+    while True:
+        attrs = panel_attrs(tm, name)
+        if attrs is not None and attr in attrs:
+            return attrs
+        if time.monotonic() > deadline:
+            fail('the panel draws %s with %s, want %s:\n%s' % (name, attrs, attr, tm.screen()))
+        time.sleep(0.05)
+
+
+def pane_messages(tm):
+    """The pane's entries as (mark, text): the mark after the time (' '
+    for theirs and for notices), the text joined into one line."""
+    return [(STAMP.match(rows[0][1]).group(1), entry_text(rows)) for rows in pane_entries(tm)]
+
+
+def test_tui_history_at_start():
+    """alice chatted with bob, and one message waited in her outbox when
+    she quit.  Started again, her TUI lists bob (dimmed: offline) and his
+    window holds the conversation; when bob comes back the waiting message
+    goes by itself and its mark turns to delivered in place (it is never
+    shown twice); bob is drawn as online then; /history bob is a block in
+    his window."""
+    t = Tracker()
+    bob, = start_peers(t.addr, 'bob')
+    tm = tui_peer(t, 'alice')
+    tm.wait(panel_row('bob'))
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    tm.line('hello from before')
+    bob.expect(r'^msg alice: hello from before$')
+    tm.wait(r'\u2713 alice: hello from before')
+    bob.send('and a reply')
+    tm.wait(r'bob: and a reply')
+    bob.quit()
+    tm.wait(r'bob said bye')
+    tm.line('waits in the outbox')          # bob is gone: it stays in the outbox
+    tm.wait(r'\u00b7 alice: waits in the outbox')
+    wait_entry(tm, r'^cannot reach bob: ')
+    tm.line('/quit')
+    check_exit_clean(tm)
+    tm.kill()
+
+    tm = tui_peer(t, 'alice', home=tm.home)
+    tm.wait(panel_row('bob'))
+    wait_entry(tm, r'^history: 1 conversation kept from before, the most recent with bob; ')
+    wait_panel_attr(tm, 'bob', '2')         # dimmed: offline
+    tm.wait(r'alice \| tracker: connected \| 0 online')
+    if panel_attrs(tm, 'bob') & {'1'}:
+        fail('offline bob is drawn bold:\n%s' % tm.screen())
+    # From the notices: /history bob 2 opens bob's window, the last
+    # messages loaded at start above the block.
+    tm.line('/history bob 2')
+    tm.wait(r'\u2502 bob - not connected')
+    wait_entry(tm, r'^-- end of the history with bob --$')
+    said = [m for m in pane_messages(tm) if re.match(r'^(alice|bob): ', m[1])]
+    want = [('\u2713', 'alice: hello from before'), (' ', 'bob: and a reply'),
+            ('\u00b7', 'alice: waits in the outbox'),
+            (' ', 'bob: and a reply'), ('\u00b7', 'alice: waits in the outbox')]
+    if said != want:
+        fail('bob\'s window shows %r, want %r:\n%s' % (said, want, tm.screen()))
+    texts = [m[1] for m in pane_messages(tm)]
+    head = texts.index('-- history with bob: the last 2 messages --')
+    if texts[head + 1:head + 4] != ['bob: and a reply', 'alice: waits in the outbox',
+                                    '-- end of the history with bob --']:
+        fail('the /history block reads %r:\n%s' % (texts[head:], tm.screen()))
+    if texts.index('alice: hello from before') > head:
+        fail('the messages loaded at start are not above the block:\n%s' % tm.screen())
+
+    bob = Peer('bob', t.addr, home=bob.home)
+    bob.registered()
+    bob.expect(r'^msg alice: waits in the outbox$', 15)   # from alice's outbox, by itself
+    wait_entry(tm, r'^connected to bob \(direct\)$', 15)
+    tm.wait(r'\u2713 alice: waits in the outbox')
+    wait_panel_attr(tm, 'bob', '1')         # online: as the tracker's users are
+    if '2' in panel_attrs(tm, 'bob'):
+        fail('online bob is still dimmed:\n%s' % tm.screen())
+    deadline = time.monotonic() + 5
+    while [m for m in pane_messages(tm) if m[1] == 'alice: waits in the outbox'] != \
+            [('\u2713', 'alice: waits in the outbox')] * 2:
+        if time.monotonic() > deadline:   # the line loaded and its copy in the block, both
+            fail('alice\'s waiting message is not shown delivered, twice (loaded, block):\n%s'
+                 % tm.screen())
+        time.sleep(0.05)
+    bob.expect_none(r'^msg alice: (?!waits in the outbox$)', 0.5)   # nothing else comes
+    if bob.count(r'^msg alice: waits in the outbox$') != 1:
+        fail('bob got the waiting message %d times' % bob.count(r'^msg alice: waits'))
+    # bob goes: dimmed again.
+    bob.quit()
+    wait_panel_attr(tm, 'bob', '2')
+    tm.line('/quit')
+    check_exit_clean(tm)
     t.stop()
 
 
