@@ -279,7 +279,18 @@ static conv *conv_named(chat *ch, const char *name) {
     return name_fold(name, strlen(name), fold) ? NULL : chat_conv_find(ch, fold);
 }
 
+/* A tracker may push mailbox frames to a peer that never asked (a hostile
+ * one, or --no-history): without a history there is nowhere to keep them. */
+static int mailbox_on(chat *ch, const char *what) {
+    if (ch->ctx->hist)
+        return 1;
+    log_info(&ch->ctx->lg, "tracker: dropping %s: this peer keeps no history (--no-history)", what);
+    return 0;
+}
+
 void chat_mail_stored(chat *ch, const char *to, uint64_t id) {
+    if (!mailbox_on(ch, "a mail_stored"))
+        return;
     conv *cv = conv_named(ch, to);
     outmsg *m = find_out(cv, id);
     if (!m)
@@ -293,6 +304,8 @@ void chat_mail_stored(chat *ch, const char *to, uint64_t id) {
 }
 
 void chat_mail_refused(chat *ch, uint64_t id, const char *code, const char *text) {
+    if (!ch->ctx->hist)
+        return; /* an error with an id nobody asked for: nothing to say */
     for (conv *cv = ch->convs; cv; cv = cv->next) {
         outmsg *m = find_out(cv, id);
         if (!m)
@@ -307,6 +320,8 @@ void chat_mail_refused(chat *ch, uint64_t id, const char *code, const char *text
 
 void chat_mail_receipt(chat *ch, uint64_t rid, const char *to, uint64_t id, int status) {
     peer_ctx *ctx = ch->ctx;
+    if (!mailbox_on(ch, "a receipt"))
+        return;
     conv *cv = conv_named(ch, to);
     outmsg *m = cv ? chat_out_take(cv, id) : NULL;
     int state = status == CTL_RECEIPT_DELIVERED ? HIST_DELIVERED : HIST_EXPIRED;
@@ -335,6 +350,8 @@ void chat_mail_receipt(chat *ch, uint64_t rid, const char *to, uint64_t id, int 
 void chat_mail_letter(chat *ch, uint64_t mid, const char *from, const unsigned char key[IDENT_PK],
                       int64_t ts, const unsigned char *box, size_t n) {
     peer_ctx *ctx = ch->ctx;
+    if (!mailbox_on(ch, "a mail push"))
+        return;
     unsigned char *work = malloc(n ? n : 1);
     if (!work) {
         ev_error(ctx, "out_of_memory", "out of memory reading a message %s left; it comes again "

@@ -92,6 +92,15 @@ TRACKER_TO_PEER = [
     {'t': 'connect_failed', 'from': 'mallory', 'reason': 'no endpoint answered (tried 2)'},
     {'t': 'connect_request', 'from': 'mallory', 'key': K32, 'endpoints': ['127.0.0.1:9'],
      'observed': '127.0.0.1:2'},
+    {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60,
+     'features': ['connect_failed', 'mailbox']},
+    {'t': 'mail_stored', 'id': 1001, 'to': 'mallory'},
+    {'t': 'mail', 'mid': 1, 'from': 'mallory', 'key': K32, 'ts': 1700000000, 'box': b'\x00' * 120},
+    {'t': 'mail', 'mid': 2, 'from': 'mallory', 'key': K32, 'ts': 1, 'box': b''},
+    {'t': 'receipt', 'rid': 1, 'to': 'mallory', 'id': 1001, 'status': 'delivered'},
+    {'t': 'receipt', 'rid': 2, 'to': 'mallory', 'id': 1001, 'status': 'expired'},
+    {'t': 'receipt', 'rid': 3, 'to': 'mallory', 'id': 7, 'status': 'later'},
+    {'t': 'error', 'code': 'mailbox_full', 'msg': 'full', 'id': 1001},
 ]
 
 CHAT = [
