@@ -208,7 +208,9 @@ static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
         cv->want_current = 0;
         set_current(ch, cv);
     }
-    if (chat_mail_leave(ch, cv, reason))
+    /* The mailbox is for a user who cannot be reached: not for one who
+     * answered and failed authentication (a changed key). */
+    if ((status == UV_EHOSTDOWN || status == UV_EHOSTUNREACH) && chat_mail_leave(ch, cv, reason))
         return; /* "stored NAME #N" tells the user */
     ev_unreachable(ch->ctx, cv->name, reason);
 }

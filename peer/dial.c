@@ -235,7 +235,7 @@ static void fail_final(dialer *d) {
                  d->n_addrs, d->relay_why);
     else
         snprintf(reason, sizeof reason, "no endpoint answered (tried %d)", d->n_addrs);
-    finish(d, NULL, UV_EHOSTUNREACH, reason);
+    finish(d, NULL, d->auth_why[0] ? UV_EACCES : UV_EHOSTUNREACH, reason);
 }
 
 static void send_reverse(dialer *d) {

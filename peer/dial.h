@@ -20,7 +20,8 @@ typedef struct dialer dialer;
  * l is NULL, reason completes "cannot reach NAME: ..." (for example "bob
  * is offline") and status says which kind: UV_ENOENT no such user,
  * UV_EHOSTDOWN offline, UV_ENOTCONN the tracker is unreachable,
- * UV_EHOSTUNREACH no path answered in time, UV_EALREADY the other side
+ * UV_EHOSTUNREACH no path answered in time, UV_EACCES a path answered
+ * but authentication failed (a changed key), UV_EALREADY the other side
  * linked to us meanwhile, another error from the tracker's lookup.  The
  * dialer is freed after the callback returns. */
 typedef void (*dial_cb)(void *data, chatlink *l, int status, const char *reason);

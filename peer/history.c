@@ -40,8 +40,8 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX messages_received ON messages (sender_key, msg_id) WHERE dir = 1;"
     /* Our ids never repeat; hist_set_state and hist_max_id look them up. */
     "CREATE UNIQUE INDEX messages_sent ON messages (msg_id) WHERE dir = 0;"
-    /* A conversation's messages in order (the rowid ends every index). */
-    "CREATE INDEX messages_peer ON messages (peer);"
+    /* A conversation's messages in the senders' order (hist_last). */
+    "CREATE INDEX messages_peer ON messages (peer, ts);"
     /* The outbox: sent and not yet delivered or given up, in send order. */
     "CREATE INDEX messages_outbox ON messages (id) WHERE dir = 0 AND state IN (0, 1);"
     /* One row per conversation, kept by the trigger: its latest message and
@@ -87,8 +87,14 @@ static const char *const sql[ST_COUNT] = {
     [ST_SET_STATE] = "UPDATE messages SET state = ?2 WHERE dir = 0 AND msg_id = ?1"
                      " AND (state IN (0, 1) AND state < ?2 OR state = 3 AND ?2 = 2)",
     [ST_SENT] = "SELECT count(*) FROM messages WHERE dir = 0 AND msg_id = ?1",
+    /* In the senders' order, not arrival's: one sender's messages can come
+     * by two paths at once (a link and the mailbox) and the first copy of
+     * each is what is kept.  The senders' clocks (ms), then their
+     * increasing ids (one line of input makes many messages in one ms),
+     * then arrival. */
     [ST_LAST] = "SELECT " ROW_COLS " FROM (SELECT id, " ROW_COLS " FROM messages"
-                " WHERE peer = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+                " WHERE peer = ?1 ORDER BY ts DESC, msg_id DESC, id DESC LIMIT ?2)"
+                " ORDER BY ts, msg_id, id",
     [ST_OUTBOX] = "SELECT " ROW_COLS " FROM messages WHERE dir = 0 AND state IN (0, 1)"
                   " ORDER BY id",
     [ST_CONVERSATIONS] = "SELECT " ROW_COLS " FROM messages"

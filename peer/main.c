@@ -511,8 +511,8 @@ int main(int argc, char **argv) {
      * last lines.  glibc ignores the size when it picks the buffer itself
      * (a pipe gets 4 KiB): give it one, which lives until that exit, large
      * enough for a batch of messages to go out in one write. */
-    char *outbuf = ctx.use_tui ? NULL : malloc(PEER_OUTBUF);
-    if (outbuf)
-        setvbuf(stdout, outbuf, _IOFBF, PEER_OUTBUF);
+    static char outbuf[PEER_OUTBUF]; /* stdio's from here on, not ours */
+    if (!ctx.use_tui)
+        setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     return run(&ctx, home);
 }

@@ -67,7 +67,8 @@ DEB_FILES = {
 }
 # The shared libraries each program links, as ${shlibs:Depends} must name them.
 DEB_LIBS = {
-    'parley': ['libc6', 'libuv1', 'libmsgpackc2', 'libsodium23', 'libncursesw6', 'libtinfo6'],
+    'parley': ['libc6', 'libuv1', 'libmsgpackc2', 'libsodium23', 'libncursesw6', 'libtinfo6',
+               'libsqlite3-0'],  # HOME/history.db
     'parley-tracker': ['libc6', 'libuv1', 'libmsgpackc2', 'libsodium23', 'libsqlite3-0'],
 }
 

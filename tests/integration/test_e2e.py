@@ -353,7 +353,7 @@ def test_changed_key_refused_until_trust():
         if 'bob ' + home_key(bob2.home).hex() not in f.read():
             fail('known_peers does not pin bob\'s new key after /trust')
     alice.send('/trust nobody-here')
-    alice.expect(r'^error: cannot trust nobody-here: the tracker knows no user')
+    alice.expect(r'^error: no user nobody-here$')
     alice.quit()
     bob2.quit()
     t2.stop()

@@ -471,9 +471,9 @@ def test_tui_history_at_start():
     tm.wait(r'bob: and a reply')
     bob.quit()
     tm.wait(r'bob said bye')
-    tm.line('waits in the outbox')          # bob is gone: it stays in the outbox
-    tm.wait(r'\u00b7 alice: waits in the outbox')
-    wait_entry(tm, r'^cannot reach bob: ')
+    tm.line('waits in the outbox')          # bob is gone: the tracker's mailbox takes it
+    tm.wait(r'\u2709 alice: waits in the outbox')
+    wait_entry(tm, r'^cannot reach bob now: the tracker keeps your messages')
     tm.line('/quit')
     check_exit_clean(tm)
     tm.kill()
@@ -492,8 +492,8 @@ def test_tui_history_at_start():
     wait_entry(tm, r'^-- end of the history with bob --$')
     said = [m for m in pane_messages(tm) if re.match(r'^(alice|bob): ', m[1])]
     want = [('\u2713', 'alice: hello from before'), (' ', 'bob: and a reply'),
-            ('\u00b7', 'alice: waits in the outbox'),
-            (' ', 'bob: and a reply'), ('\u00b7', 'alice: waits in the outbox')]
+            ('\u2709', 'alice: waits in the outbox'),
+            (' ', 'bob: and a reply'), ('\u2709', 'alice: waits in the outbox')]
     if said != want:
         fail('bob\'s window shows %r, want %r:\n%s' % (said, want, tm.screen()))
     texts = [m[1] for m in pane_messages(tm)]
@@ -506,9 +506,8 @@ def test_tui_history_at_start():
 
     bob = Peer('bob', t.addr, home=bob.home)
     bob.registered()
-    bob.expect(r'^msg alice: waits in the outbox$', 15)   # from alice's outbox, by itself
-    wait_entry(tm, r'^connected to bob \(direct\)$', 15)
-    tm.wait(r'\u2713 alice: waits in the outbox')
+    bob.expect(r'^msg alice: waits in the outbox$', 15)   # from the tracker's mailbox
+    tm.wait(r'\u2713 alice: waits in the outbox')          # its receipt: delivered
     wait_panel_attr(tm, 'bob', '1')         # online: as the tracker's users are
     if '2' in panel_attrs(tm, 'bob'):
         fail('online bob is still dimmed:\n%s' % tm.screen())
