@@ -5,7 +5,8 @@
  *   setup    open --conns sessions (parley: each registers its own name);
  *   measure  keep one request in flight per connection for --warmup plus
  *            --duration seconds (or --count ops); --op register instead runs
- *            connect/hello/register/close cycles;
+ *            connect/hello/register/close cycles; --op drain takes what a
+ *            mailbox (parley) or a list (RESP) holds, --count messages;
  *   hold     (--op hold) stay registered, pinging, until a signal;
  *   done     close everything and print one `key=value` result line.
  *
@@ -35,8 +36,8 @@ static void usage(FILE *f) {
         "p50_us, p99_us, ...).  Numeric loopback addresses only; no DNS.\n"
         "\n"
         "  --proto parley|resp  protocol (default parley)\n"
-        "  --op OP              parley: lookup, list, register, hold, none;\n"
-        "                       resp: get, set, none.\n"
+        "  --op OP              parley: lookup, list, register, hold, put, drain, none;\n"
+        "                       resp: get, set, rpush, drain, none.\n"
         "                       lookup  looks up names drawn from the preloaded ones;\n"
         "                       list    asks for the first list page (online users);\n"
         "                       register  each op opens a connection, says hello, registers\n"
@@ -45,11 +46,24 @@ static void usage(FILE *f) {
         "                       hold    registers --conns users, prints `ready`, pings every\n"
         "                               ttl/3 and stays until SIGTERM/SIGINT or --duration;\n"
         "                       get/set GET a preloaded key / SET a new key;\n"
+        "                       put     mail_put of a --value-size box (random bytes) to a\n"
+        "                               preloaded user, answered by `mail_stored` (sent after\n"
+        "                               the database commit);\n"
+        "                       rpush   RPUSH of a --value-size value (random bytes) onto the\n"
+        "                               list of a preloaded-name key (NAMES0 .. NAMES<k-1>);\n"
+        "                       drain   parley: one connection registers NAMES0 with the\n"
+        "                               \"mailbox\" feature (same key: --key-seed) and sends\n"
+        "                               mail_ack for each mail pushed, as it arrives; resp:\n"
+        "                               LRANGE NAMES0 0 PAGE-1, then LTRIM NAMES0 N -1 for\n"
+        "                               the N elements read, until the list is empty.  Both\n"
+        "                               stop at --count messages; the clock runs from register\n"
+        "                               (the first LRANGE) to the last mail_ack (LTRIM) sent;\n"
         "                       none    only preload.\n"
         "  --conns N            connections (default 50)\n"
         "  --duration SEC       measured seconds (default 2; hold: 0 = until a signal)\n"
         "  --warmup SEC         seconds run before recording starts (default 0.5)\n"
-        "  --count N            stop after N measured ops instead\n"
+        "  --count N            stop after N measured ops instead (with --warmup 0: send\n"
+        "                       exactly N requests, and stop once all are answered)\n"
         "  --preload N          first register N names (parley) or SET N keys (resp)\n"
         "                       called NAMES0 .. NAMES<N-1>\n"
         "  --preload-conns N    preload operations in flight (default 128)\n"
@@ -57,7 +71,11 @@ static void usage(FILE *f) {
         "  --name-count N       lookup/GET targets: NAMES0 .. NAMES<N-1> (default --preload)\n"
         "  --self PREFIX        prefix of the names the connections register themselves\n"
         "                       and of SET keys (default lg<pid>-)\n"
-        "  --value-size N       bytes of each SET value (default 100)\n"
+        "  --value-size N       bytes of each SET/RPUSH value or mail box (default 100)\n"
+        "  --page N             resp drain: LRANGE page size (default 32, the tracker's\n"
+        "                       mail window)\n"
+        "  --key-seed N         derive the Ed25519 key from N (default: a fresh key), so\n"
+        "                       that one run can register a name another run preloaded\n"
         "  --list-limit N       list page size (default 100)\n"
         "  --timeout SEC        hard bound on the whole run (default 600); exit 3 past it\n"
         "  --seed N             random seed for the target names\n"
@@ -102,8 +120,8 @@ static void open_slot(slot *s) {
 static void finish(lg_ctx *ctx) {
     if (ctx->phase == PH_DONE)
         return;
-    if (ctx->phase == PH_MEASURE || ctx->phase == PH_HOLD)
-        ctx->t_stop = uv_hrtime();
+    if ((ctx->phase == PH_MEASURE || ctx->phase == PH_HOLD) && !ctx->t_stop)
+        ctx->t_stop = uv_hrtime(); /* a drain stopped its clock already */
     ctx->phase = PH_DONE;
     for (size_t i = 0; i < ctx->nslots; i++)
         slot_close(&ctx->slots[i]);
@@ -134,9 +152,20 @@ static void fail_ctx(lg_ctx *ctx, int code, const char *text) {
     finish(ctx);
 }
 
+void lg_finish(lg_ctx *ctx) { finish(ctx); }
+
 /* ---- measure ---- */
 
+/* --count without warm-up is an exact number of requests (a mailbox of
+ * exactly 10,000 messages): none is sent past it. */
+static int capped(const lg_ctx *ctx) {
+    return ctx->o.count && ctx->o.warmup == 0;
+}
+
 static void issue(slot *s) {
+    if (capped(s->ctx) && s->ctx->issued >= s->ctx->o.count)
+        return; /* the slot stays ready; the last answers finish the run */
+    s->ctx->issued++;
     s->t0 = uv_hrtime();
     slot_set(s, SL_BUSY);
     int r = s->ctx->proto->request(s, 0);
@@ -158,7 +187,46 @@ static void on_measured(uv_timer_t *t) {
     finish(t->data);
 }
 
+static int is_drain(const lg_ctx *ctx) {
+    return ctx->o.op == OP_DRAIN || ctx->o.op == OP_LDRAIN;
+}
+
+/* A drain has one connection and counts messages taken, not answers. */
+static void start_drain(lg_ctx *ctx) {
+    ctx->phase = PH_MEASURE;
+    ctx->t_begin = uv_hrtime();
+    ctx->t_end = UINT64_MAX;
+    if (ctx->o.proto == LG_RESP) {
+        lg_drain_clock(ctx);
+        issue(&ctx->slots[0]); /* the first LRANGE; parley's mail comes by itself */
+    }
+}
+
+void lg_drain_clock(lg_ctx *ctx) {
+    ctx->t_record = uv_hrtime();
+}
+
+int lg_drained(slot *s, uint64_t n) {
+    lg_ctx *ctx = s->ctx;
+    uint64_t now = uv_hrtime();
+    if (ctx->phase != PH_MEASURE) {
+        lg_fail(s, "a message arrived before the drain started");
+        return 1;
+    }
+    if (!ctx->t_first)
+        ctx->t_first = now;
+    ctx->ops += n;
+    if (ctx->ops < ctx->o.count)
+        return 0;
+    ctx->t_stop = now;
+    return 1;
+}
+
 static void start_measure(lg_ctx *ctx) {
+    if (is_drain(ctx)) {
+        start_drain(ctx);
+        return;
+    }
     ctx->phase = PH_MEASURE;
     ctx->t_begin = uv_hrtime();
     ctx->t_record = ctx->t_begin + (uint64_t)(ctx->o.warmup * 1e9);
@@ -181,6 +249,8 @@ static void measured_done(lg_ctx *ctx, uint64_t t0, int ok) {
     uint64_t now = uv_hrtime();
     if (!ok) {
         ctx->errors++;
+        if (capped(ctx) && ctx->ops + ctx->errors >= ctx->o.count)
+            finish(ctx);
         return;
     }
     if (now < ctx->t_record || now > ctx->t_end)
@@ -190,7 +260,7 @@ static void measured_done(lg_ctx *ctx, uint64_t t0, int ok) {
         return;
     }
     ctx->ops++;
-    if (ctx->o.count && ctx->ops >= ctx->o.count)
+    if (ctx->o.count && ctx->ops + (capped(ctx) ? ctx->errors : 0) >= ctx->o.count)
         finish(ctx);
 }
 
@@ -233,7 +303,10 @@ static void start_setup(lg_ctx *ctx) {
         slot *s = &ctx->slots[i];
         s->job = JOB_SESSION;
         s->req_id = 0;
-        name_of(s->name, ctx->o.self, "", i);
+        if (is_drain(ctx))
+            name_of(s->name, ctx->o.names, "", 0); /* the preloaded recipient */
+        else
+            name_of(s->name, ctx->o.self, "", i);
         open_slot(s);
     }
 }
@@ -383,6 +456,7 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
         {"preload-conns", required_argument, NULL, 'C'}, {"names", required_argument, NULL, 'N'},
         {"name-count", required_argument, NULL, 'k'},  {"self", required_argument, NULL, 's'},
         {"value-size", required_argument, NULL, 'V'},  {"list-limit", required_argument, NULL, 'L'},
+        {"page", required_argument, NULL, 'G'},        {"key-seed", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 't'},     {"seed", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'v'},   {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -453,6 +527,19 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
                 return bad_usage("--list-limit %s is not a number from 1 to 500", optarg);
             o->list_limit = (unsigned)v;
             break;
+        case 'G':
+            if (parse_num(optarg, 1, 100000, &v))
+                return bad_usage("--page %s is not a number from 1 to 100000", optarg);
+            o->page = (unsigned)v;
+            break;
+        case 'K': {
+            char *end;
+            o->key_seed = strtoull(optarg, &end, 10);
+            if (end == optarg || *end)
+                return bad_usage("--key-seed %s is not a number", optarg);
+            o->key_seed_set = 1;
+            break;
+        }
         case 't':
             if (parse_num(optarg, 0.1, 86400, &v))
                 return bad_usage("--timeout %s is not a number of seconds", optarg);
@@ -486,25 +573,37 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
         {"lookup", OP_LOOKUP, LG_PARLEY}, {"list", OP_LIST, LG_PARLEY},
         {"register", OP_REGISTER, LG_PARLEY}, {"hold", OP_HOLD, LG_PARLEY},
         {"get", OP_GET, LG_RESP}, {"set", OP_SET, LG_RESP},
+        {"put", OP_PUT, LG_PARLEY}, {"drain", OP_DRAIN, LG_PARLEY},
+        {"rpush", OP_RPUSH, LG_RESP}, {"drain", OP_LDRAIN, LG_RESP},
     };
     if (!op)
         return bad_usage("--op is required%s", "");
-    int found = strcmp(op, "none") == 0;
+    int found = strcmp(op, "none") == 0, other = 0;
     o->op = OP_NONE;
     for (size_t i = 0; i < sizeof ops / sizeof *ops && !found; i++) {
         if (strcmp(op, ops[i].name) == 0) {
-            if (ops[i].proto != o->proto)
-                return bad_usage("--op %s does not go with this --proto", op);
+            if (ops[i].proto != o->proto) {
+                other = 1;
+                continue;
+            }
             o->op = ops[i].op;
             found = 1;
         }
     }
+    if (!found && other)
+        return bad_usage("--op %s does not go with this --proto", op);
     if (!found)
-        return bad_usage("--op %s is not one of lookup, list, register, hold, get, set, none", op);
+        return bad_usage("--op %s is not one of lookup, list, register, hold, put, drain, get, "
+                         "set, rpush, none", op);
     if (!name_count_set)
         o->name_count = o->preload;
-    if ((o->op == OP_LOOKUP || o->op == OP_GET) && o->name_count == 0)
+    if ((o->op == OP_LOOKUP || o->op == OP_GET || o->op == OP_PUT || o->op == OP_RPUSH) &&
+        o->name_count == 0)
         return bad_usage("--op %s needs targets: give --preload or --name-count", op);
+    if ((o->op == OP_DRAIN || o->op == OP_LDRAIN) && (o->conns != 1 || !o->count))
+        return bad_usage("--op %s drains with one connection (--conns 1) and needs --count", op);
+    if ((o->op == OP_PUT || o->op == OP_RPUSH) && o->value_size == 0)
+        return bad_usage("--op %s needs a --value-size of at least 1 byte", op);
     if (!o->self) {
         snprintf(self_buf, self_len, "lg%ld-", (long)getpid());
         o->self = self_buf;
@@ -517,7 +616,8 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
 
 static void print_result(lg_ctx *ctx) {
     const lg_opts *o = &ctx->o;
-    static const char *const op_names[] = {"none", "lookup", "list", "register", "hold", "get", "set"};
+    static const char *const op_names[] = {"none", "lookup", "list", "register", "hold", "get",
+                                           "set", "put", "drain", "rpush", "drain"};
     printf("proto=%s op=%s conns=%zu", ctx->proto->name, op_names[o->op], o->conns);
     if (o->preload) {
         double ps = (double)(ctx->t_preload1 - ctx->t_preload0) / 1e9;
@@ -532,6 +632,9 @@ static void print_result(lg_ctx *ctx) {
                ctx->ops, secs, secs > 0 ? (double)ctx->ops / secs : 0.0,
                lat_pct(ctx->lat, 50) / 1e3, lat_pct(ctx->lat, 90) / 1e3, lat_pct(ctx->lat, 99) / 1e3,
                lat_pct(ctx->lat, 99.9) / 1e3, lat_pct(ctx->lat, 100) / 1e3);
+        if (is_drain(ctx))
+            printf(" first_us=%.1f",
+                   ctx->t_first > ctx->t_record ? (double)(ctx->t_first - ctx->t_record) / 1e3 : 0.0);
     }
     printf(" errors=%" PRIu64 "\n", ctx->errors);
     fflush(stdout);
@@ -543,7 +646,7 @@ int main(int argc, char **argv) {
     ctx.lg = (logger){LOG_WARN, "loadgen"};
     ctx.o = (lg_opts){.proto = LG_PARLEY, .conns = 50, .duration = 2, .warmup = 0.5,
                       .preload_conns = 128, .names = "u", .value_size = 100, .list_limit = 100,
-                      .timeout = 600};
+                      .page = 32, .timeout = 600};
     ctx.o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     char self_buf[32];
     int r = parse_args(&ctx, argc, argv, self_buf, sizeof self_buf);
@@ -567,7 +670,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: libsodium failed to initialise; check the installation\n");
         return 1;
     }
-    crypto_sign_keypair(ctx.id.pk, ctx.id.sk);
+    if (ctx.o.key_seed_set) {
+        unsigned char seed[crypto_sign_SEEDBYTES] = {0};
+        for (int i = 0; i < 8; i++)
+            seed[i] = (unsigned char)(ctx.o.key_seed >> (8 * i));
+        crypto_sign_seed_keypair(ctx.id.pk, ctx.id.sk, seed);
+    } else {
+        crypto_sign_keypair(ctx.id.pk, ctx.id.sk);
+    }
     ctx.proto = ctx.o.proto == LG_PARLEY ? &parley_proto : &resp_proto;
     ctx.rng = ctx.o.seed | 1;
     ctx.nslots = ctx.o.conns;
@@ -581,7 +691,11 @@ int main(int argc, char **argv) {
         free(ctx.slots), lat_free(ctx.lat), free(ctx.value);
         return 1;
     }
-    memset(ctx.value, 'v', ctx.o.value_size);
+    /* Boxes are sealed, so random; SET keeps its 'v's. */
+    if (ctx.o.op == OP_PUT || ctx.o.op == OP_RPUSH)
+        randombytes_buf(ctx.value, ctx.o.value_size);
+    else
+        memset(ctx.value, 'v', ctx.o.value_size);
     uv_loop_t loop;
     if ((r = uv_loop_init(&loop)) != 0) {
         fprintf(stderr, "loadgen: cannot start the event loop: %s\n", uv_strerror(r));

@@ -31,6 +31,10 @@ typedef enum {
     OP_HOLD,     /* parley: stay registered (pinging) until a signal or --duration */
     OP_GET,      /* resp: GET of a preloaded key */
     OP_SET,      /* resp: SET of a new key */
+    OP_PUT,      /* parley: mail_put of a --value-size box to a preloaded user */
+    OP_DRAIN,    /* parley: register NAMES0 with the mailbox feature, mail_ack every mail */
+    OP_RPUSH,    /* resp: RPUSH of a --value-size value onto a preloaded key's list */
+    OP_LDRAIN,   /* resp: LRANGE NAMES0 0 PAGE-1, then LTRIM NAMES0 N -1, until --count */
 } lg_op;
 
 /* What a slot is doing; only slot_set (slot.c) moves it. */
@@ -60,6 +64,9 @@ typedef struct slot {
     uint64_t t0;        /* hrtime when the pending operation started */
     uint64_t req_id;
     uint64_t key;       /* preload index or name counter of the current cycle */
+    uint64_t last_mid;  /* drain: the newest mail taken (pushes come oldest first) */
+    uint64_t page;      /* resp drain: elements of the page whose LTRIM is in flight */
+    int trimming;       /* resp drain: LTRIM (1) or LRANGE (0) in flight */
     char name[NAME_BUFLEN];
     unsigned char nonce[IDENT_NONCE];
 } slot;
@@ -99,7 +106,10 @@ typedef struct lg_opts {
     const char *names;     /* preload names/keys: NAMES0 .. NAMES(n-1) */
     uint64_t name_count;   /* lookup/GET targets drawn from [0, n) */
     const char *self;      /* prefix of the names this process registers itself */
-    size_t value_size;     /* RESP SET value bytes */
+    size_t value_size;     /* RESP SET/RPUSH value and mail_put box bytes */
+    unsigned page;         /* resp drain: LRANGE page size */
+    int key_seed_set;      /* the identity comes from key_seed, not a fresh key pair */
+    uint64_t key_seed;
     unsigned list_limit;
     double timeout;        /* hard bound on the whole run, seconds */
     uint64_t seed;
@@ -120,13 +130,15 @@ struct lg_ctx {
     size_t ready;           /* setup: slots registered so far */
     uint64_t next_key;      /* next preload index / register counter */
     uint64_t done_preload;
-    uint64_t ops;           /* measured ops completed in the window */
+    uint64_t ops;           /* measured ops completed in the window (drain: messages taken) */
+    uint64_t issued;        /* requests sent; with --count and no warm-up at most --count */
+    uint64_t t_first;       /* drain: when the first message arrived */
     uint64_t errors;
     uint64_t t_preload0, t_preload1, t_begin, t_record, t_end, t_stop;
     lat *lat;
     uint64_t rng;
     unsigned ttl;           /* from welcome: hold mode pings every ttl/3 */
-    char *value;            /* RESP SET payload */
+    char *value;            /* RESP SET payload ('v's); RPUSH value and mail box (random) */
     int exit_code;
     char fatal[256];
     uv_timer_t phase_timer, deadline, ping_timer;
@@ -153,6 +165,16 @@ void lg_reply(slot *s, int ok);
 void lg_fail(slot *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The slot's connection is gone (after slot_close or a transport error). */
 void lg_closed(slot *s, int reason);
+/* Drain: n more messages were taken (the acknowledgement is out, or
+ * being sent).  1 once --count are: the clock stopped, and the protocol
+ * calls lg_finish when it is done (after the answer to that last
+ * acknowledgement, if it has one). */
+int lg_drained(slot *s, uint64_t n);
+/* Drain: the clock starts (parley: register goes out; RESP: the first
+ * LRANGE). */
+void lg_drain_clock(lg_ctx *ctx);
+/* Ends the run normally. */
+void lg_finish(lg_ctx *ctx);
 /* A uniformly drawn index in [0, n). */
 uint64_t lg_rand(lg_ctx *ctx, uint64_t n);
 

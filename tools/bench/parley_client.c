@@ -1,8 +1,9 @@
 /* parley_client: the tracker's control protocol as the load generator speaks
  * it (docs/PROTOCOL.md): hello, register under s->name with the process's
- * key, then lookup or list requests, one in flight.  Frames arrive through
- * the slot's conn and go through shared/dispatch, parley's one dispatcher,
- * with the slot's state as the dispatcher's state. */
+ * key, then lookup, list or mail_put requests, one in flight; or (drain)
+ * register with the "mailbox" feature and acknowledge each mail pushed.
+ * Frames arrive through the slot's conn and go through shared/dispatch,
+ * parley's one dispatcher, with the slot's state as the dispatcher's state. */
 #include "loadgen.h"
 
 #include "dispatch.h"
@@ -36,14 +37,22 @@ static void on_welcome(void *owner, const msg_in *m) {
     unsigned char sig[IDENT_SIG];
     size_t nlen = strlen(s->name);
     ident_sign_register(&s->ctx->id, s->nonce, s->name, nlen, sig);
+    /* the drain's own login, not a preload registration */
+    int drain = s->ctx->o.op == OP_DRAIN && s->job == JOB_SESSION;
     msg_out out;
-    msg_out_init(&out, "register", 4);
+    msg_out_init(&out, "register", drain ? 5 : 4);
     msg_put_strn(&out, "name", s->name, nlen);
     msg_put_bin(&out, "key", s->ctx->id.pk, IDENT_PK);
     msg_put_bin(&out, "sig", sig, IDENT_SIG);
     msg_put_key(&out, "endpoints");
     msgpack_pack_array(&out.pk, 1);
     msg_pack_str(&out, BENCH_ENDPOINT, strlen(BENCH_ENDPOINT));
+    if (drain) { /* the tracker pushes mail only to a peer that lists it */
+        msg_put_key(&out, "features");
+        msgpack_pack_array(&out.pk, 1);
+        msg_pack_str(&out, "mailbox", 7);
+        lg_drain_clock(s->ctx); /* the login starts here */
+    }
     int r = conn_send_msg(s->c, &out);
     if (r)
         lg_fail(s, "cannot send register: %s", uv_strerror(r));
@@ -53,7 +62,35 @@ static void on_registered(void *owner, const msg_in *m) {
     lg_ready(owner);
 }
 
-/* lookup_result and list_result: the answer to the request in flight. */
+/* A mail pushed to the draining recipient: acknowledged at once. */
+static void on_mail(void *owner, const msg_in *m) {
+    slot *s = owner;
+    uint64_t mid;
+    const msgpack_object *box;
+    if (msg_uint(m, "mid", &mid) || msg_get(m, "box", &box) || box->type != MSGPACK_OBJECT_BIN ||
+        box->via.bin.size != s->ctx->o.value_size) {
+        lg_fail(s, "a malformed mail push (or a box of another size than --value-size)");
+        return;
+    }
+    if (mid <= s->last_mid) {
+        lg_fail(s, "the tracker pushed mail %" PRIu64 " after %" PRIu64 ": twice or out of order",
+                mid, s->last_mid);
+        return;
+    }
+    s->last_mid = mid;
+    msg_out out;
+    msg_out_init(&out, "mail_ack", 1);
+    msg_put_uint(&out, "mid", mid);
+    int r = conn_send_msg(s->c, &out);
+    if (r) {
+        lg_fail(s, "cannot send mail_ack: %s", uv_strerror(r));
+        return;
+    }
+    if (lg_drained(s, 1))
+        lg_finish(s->ctx);
+}
+
+/* lookup_result, list_result and mail_stored: the answer to the request in flight. */
 static void on_result(void *owner, const msg_in *m) {
     slot *s = owner;
     uint64_t id;
@@ -95,11 +132,14 @@ static void refuse(void *owner, const disp_refusal *r) {
 static const disp_entry entries[] = {
     {"lookup_result", DISP_IN(SL_BUSY), 0, on_result},
     {"list_result", DISP_IN(SL_BUSY), 0, on_result},
+    {"mail_stored", DISP_IN(SL_BUSY), 0, on_result},
+    {"mail", DISP_IN(SL_READY) | DISP_IN(SL_BUSY), 0, on_mail},
     {"welcome", DISP_IN(SL_HANDSHAKE), 0, on_welcome},
     {"registered", DISP_IN(SL_HANDSHAKE), 0, on_registered},
     {"error", LIVE, 0, on_error},
     {"presence", LIVE, 0, on_ignored},
     {"pong", LIVE, 0, on_ignored},
+    {"receipt", LIVE, 0, on_ignored}, /* a sender's, if it registered with the feature */
 };
 
 static const disp_table table =
@@ -116,10 +156,13 @@ static int parley_request(slot *s, int preload) {
     if (preload)
         return UV_EINVAL; /* parley preloads by registering, one connection each */
     s->req_id++;
+    /* lookup and mail_put name one of the preloaded users */
+    char name[NAME_BUFLEN];
+    int n = 0;
+    if (ctx->o.op == OP_LOOKUP || ctx->o.op == OP_PUT)
+        n = snprintf(name, sizeof name, "%s%" PRIu64, ctx->o.names,
+                     lg_rand(ctx, ctx->o.name_count));
     if (ctx->o.op == OP_LOOKUP) {
-        char name[NAME_BUFLEN];
-        int n = snprintf(name, sizeof name, "%s%" PRIu64, ctx->o.names,
-                         lg_rand(ctx, ctx->o.name_count));
         msg_out_init(&m, "lookup", 2);
         msg_put_uint(&m, "id", s->req_id);
         msg_put_strn(&m, "name", name, (size_t)n);
@@ -127,6 +170,13 @@ static int parley_request(slot *s, int preload) {
         msg_out_init(&m, "list", 2);
         msg_put_uint(&m, "id", s->req_id);
         msg_put_uint(&m, "limit", ctx->o.list_limit);
+    } else if (ctx->o.op == OP_PUT) {
+        /* req_id is this connection's message id: new for every put, so
+         * none is taken for a resend (each connection is its own sender) */
+        msg_out_init(&m, "mail_put", 3);
+        msg_put_uint(&m, "id", s->req_id);
+        msg_put_strn(&m, "to", name, (size_t)n);
+        msg_put_bin(&m, "box", ctx->value, ctx->o.value_size);
     } else {
         return UV_EINVAL;
     }
