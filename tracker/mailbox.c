@@ -31,7 +31,8 @@ static const char *const sql[ST_COUNT] = {
     [ST_KNOWN_MAIL] = "SELECT 1 FROM mail WHERE sender = ?1 AND recipient = ?2 AND msg_id = ?3",
     [ST_KNOWN_RECEIPT] = "SELECT 1 FROM receipts WHERE sender = ?1 AND msg_id = ?3"
                          " AND recipient = ?2 LIMIT 1",
-    [ST_RECIPIENT_USE] = "SELECT count(*), total(size) FROM mail WHERE recipient = ?1",
+    /* kept by schema.c's triggers; no row: an empty mailbox */
+    [ST_RECIPIENT_USE] = "SELECT msgs, bytes FROM mail_use WHERE recipient = ?1",
     [ST_SENDER_USE] = "SELECT count(*) FROM mail WHERE sender = ?1 AND recipient = ?2",
     [ST_INSERT] = "INSERT OR IGNORE INTO mail (recipient, recipient_name, sender, sender_name,"
                   " sender_key, msg_id, size, stored, expires, box)"

@@ -53,6 +53,27 @@ static const char *const migrations[] = {
     "CREATE INDEX receipts_msg ON receipts (sender, msg_id);"
     "CREATE INDEX receipts_expires ON receipts (expires);"
     "PRAGMA user_version = 2;",
+    /* 3: each recipient's mailbox use, kept by triggers in the same
+     * transaction as the mail itself, so mail_put's limit check is one
+     * primary-key read instead of a walk over a mailbox that may hold
+     * thousands (a fill of one mailbox was quadratic). */
+    "CREATE TABLE mail_use ("
+    " recipient TEXT PRIMARY KEY NOT NULL," /* folded */
+    " msgs INTEGER NOT NULL,"
+    " bytes INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO mail_use (recipient, msgs, bytes)"
+    " SELECT recipient, count(*), total(size) FROM mail GROUP BY recipient;"
+    "CREATE TRIGGER mail_use_put AFTER INSERT ON mail BEGIN"
+    " INSERT INTO mail_use (recipient, msgs, bytes) VALUES (NEW.recipient, 1, NEW.size)"
+    " ON CONFLICT (recipient) DO UPDATE SET msgs = msgs + 1, bytes = bytes + NEW.size;"
+    " END;"
+    "CREATE TRIGGER mail_use_take AFTER DELETE ON mail BEGIN"
+    " UPDATE mail_use SET msgs = msgs - 1, bytes = bytes - OLD.size"
+    " WHERE recipient = OLD.recipient;"
+    " DELETE FROM mail_use WHERE recipient = OLD.recipient AND msgs <= 0;"
+    " END;"
+    "PRAGMA user_version = 3;",
 };
 
 const db_schema tracker_schema = {

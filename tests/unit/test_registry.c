@@ -90,7 +90,7 @@ static void test_schema_created(void) {
     registry *r = open_reg(&loop);
     close_reg(r, &loop);
     sqlite3 *db = side_db();
-    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 2);
+    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 3);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), 1);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users_online'"), 1);
     /* migration 2: the mailbox's tables (test_mailbox.c uses them) */
