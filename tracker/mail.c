@@ -37,6 +37,7 @@ struct mail_srv {
     uv_timer_t sweep;
     kick *kicks;          /* this pass's */
     size_t nkicks, capkicks;
+    uint64_t pass;        /* batches flushed, so each user is filled once a batch */
     namemap *rates;       /* folded sender -> sender_rate */
 };
 
@@ -99,10 +100,14 @@ void mail_flush(void *arg) {
     struct mail_srv *ms = ctx->mail;
     if (!ms)
         return;
+    /* 32 acks from one recipient in a pass are 32 kicks and one refill. */
+    ms->pass++;
     for (size_t i = 0; i < ms->nkicks; i++) {
         session *o = namemap_get(ctx->online, ms->kicks[i].folded);
-        if (o)
+        if (o && o->mail_pass != ms->pass) {
+            o->mail_pass = ms->pass;
             fill(o); /* reads only: queues no kick */
+        }
     }
     ms->nkicks = 0;
 }

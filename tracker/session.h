@@ -40,6 +40,7 @@ typedef struct session {
     int hears_mailbox;            /* the same for mail and receipt pushes */
     uint64_t mail_cursor;         /* mail.c: the highest mid pushed on this connection */
     uint64_t receipt_cursor;      /* mail.c: the highest rid pushed on this connection */
+    uint64_t mail_pass;           /* mail.c: the batch whose kicks last filled it */
     unsigned holds;               /* answers waiting for a commit (sess_hold) */
     char observed[ADDR_STRLEN];
     char name[NAME_BUFLEN];       /* as stored (first registered spelling) */
