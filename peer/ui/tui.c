@@ -17,6 +17,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,8 @@ static void on_stdin(uv_poll_t *h, int status, int events) {
         }
         tui_key(t, r == KEY_CODE_YES, ch);
     }
+    if (t->active && !t->closing)
+        tui_key_idle(t); /* an Esc with nothing after it was Esc alone */
     if (!got && !t->closing) {
         /* Readable with nothing to read: the terminal is gone. */
         int n = 0;
@@ -178,6 +181,69 @@ void tui_open_conv(tui *t, const char *name) {
     cmd_dial(t->ctx, name); /* current NAME comes back as an event */
 }
 
+void tui_flash(tui *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->flash, sizeof t->flash, fmt, ap);
+    va_end(ap);
+    tui_dirty(t);
+}
+
+/* Windows are numbered in the order they came (the notices are 1), as in
+ * irssi and WeeChat; they stay until the peer exits. */
+int tui_show_window(tui *t, int num) {
+    tui_conv *cv = num == 1 ? NULL : tui_window(t, num);
+    if (num != 1 && !cv)
+        return 0;
+    if (t->search.active)
+        tui_search_stop(t, 1);
+    t->shown = cv;
+    if (cv) {
+        cv->unread = 0;
+        cv->mentioned = 0;
+        /* The chat's current conversation follows when that is free (the
+         * link is up, so no dial), so /bye ends the one on screen. */
+        if (cv->linked && t->ctx->chat && strcmp(t->current, cv->fold) != 0)
+            cmd_dial(t->ctx, cv->name);
+    }
+    tui_dirty(t);
+    return 1;
+}
+
+void tui_cycle_window(tui *t, int dir) {
+    int total = t->nwindows + 1, here = t->shown ? t->shown->num : 1;
+    tui_show_window(t, ((here - 1 + dir) % total + total) % total + 1);
+}
+
+void tui_clear_window(tui *t) {
+    tui_conv *cv = tui_here(t);
+    if (t->search.active && t->search.cv == cv)
+        tui_search_stop(t, 1);
+    tui_conv_clear(cv);
+    if (t->shown)
+        tui_flash(t, "cleared on screen only; /history %s brings it back", cv->name);
+    else
+        tui_flash(t, "window cleared");
+}
+
+/* /bye ends the conversation on screen (line mode's: the current one). */
+static int bye_here(tui *t) {
+    if (!t->shown) {
+        tui_notice(t, NULL, NOTE_OTHER, NULL, "the notices window has no conversation to end; "
+                   "switch to one first (Alt-2..9, Alt-Left/Right)");
+        return 0;
+    }
+    if (strcmp(t->current, t->shown->fold) == 0)
+        return 1;
+    if (!t->shown->linked) {
+        tui_notice(t, NULL, NOTE_OTHER, NULL, "not connected to %s: no conversation to end",
+                   t->shown->name);
+        return 0;
+    }
+    cmd_dial(t->ctx, t->shown->name); /* the link is up: current at once */
+    return 1;
+}
+
 void tui_submit(tui *t, const char *line, size_t len) {
     tui_notice_clear(t); /* the user has moved on */
     if (len == 0)
@@ -188,7 +254,23 @@ void tui_submit(tui *t, const char *line, size_t len) {
                    t->mouse_on ? "on" : "off: select text with the terminal; /mouse turns it on");
         return;
     }
+    if (strcmp(line, "/clear") == 0) {
+        tui_clear_window(t);
+        return;
+    }
+    if (strncmp(line, "/search", 7) == 0 && (line[7] == '\0' || line[7] == ' ')) {
+        const char *q = line + 7 + strspn(line + 7, " ");
+        tui_search_start(t, q, strlen(q));
+        return;
+    }
+    if (strcmp(line, "/bye") == 0 && !bye_here(t))
+        return;
     int plain = line[0] != '/' || line[1] == '/';
+    if (plain && !t->shown) {
+        tui_notice(t, NULL, NOTE_OTHER, NULL, "the notices window sends nothing: open a "
+                   "conversation (click a name, Tab, Alt-2..9) or /msg NAME TEXT");
+        return;
+    }
     if (plain && t->shown) {
         /* To the open conversation, which may have ended: that starts it
          * again, as line mode's /msg does. */
@@ -258,7 +340,17 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     t->shown = NULL;
     snprintf(t->me, sizeof t->me, "%s", ctx->user);
     snprintf(t->system.name, sizeof t->system.name, "parley");
-    int r = redirect_log(t, home);
+    t->system.num = 1;
+    /* HOME/parley.conf first: a bad line stops us before the screen is
+     * taken, so the error is a plain line the user sees. */
+    char conf[4200];
+    snprintf(conf, sizeof conf, "%s/parley.conf", home);
+    int r = tui_conf_read(conf, &t->conf, err, errlen);
+    if (r) {
+        free(t);
+        return r;
+    }
+    r = redirect_log(t, home);
     if (r) {
         snprintf(err, errlen, "cannot open the log file %s: %s; check --home", t->log_path,
                  uv_strerror(r));
@@ -292,7 +384,7 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     mouseinterval(0); /* press and release as they come: no click timer */
-    if (has_colors()) {
+    if (t->conf.colors && has_colors()) {
         start_color();
         use_default_colors();
         static const short pal[] = {COLOR_RED, COLOR_GREEN, COLOR_YELLOW, COLOR_BLUE,
@@ -303,6 +395,10 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     }
     define_key("\033[200~", TUI_KEY_PASTE_BEGIN);
     define_key("\033[201~", TUI_KEY_PASTE_END);
+    /* Alt-Left/Right as xterm and tmux send them (terminfo's kLFT3 and
+     * kRIT3, when it has them); Esc then Left (rxvt) is Alt too. */
+    define_key("\033[1;3D", TUI_KEY_ALT_LEFT);
+    define_key("\033[1;3C", TUI_KEY_ALT_RIGHT);
     const char *km = tigetstr("kmous");
     t->sgr_native = km && km != (char *)-1 && strcmp(km, "\033[<") == 0;
     if (!t->sgr_native)
@@ -334,7 +430,9 @@ int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen) {
     }
     uv_prepare_start(&t->repaint, on_repaint);
     tui_conv_info(&t->system, "welcome, %s. Tab or F2 moves to the users panel; click a name "
-                  "or press Enter on it to chat. /help lists the commands.", ctx->user);
+                  "or press Enter on it to chat. Alt-1..9 switch windows (1 is this one, the "
+                  "others are numbered in the panel), Ctrl-R searches the window. /help lists "
+                  "the commands and keys.", ctx->user);
     if (ctx->user_note[0]) /* no --user: say which name this is */
         tui_conv_info(&t->system, "%s", ctx->user_note);
     ev_set_frontend(ctx, &tui_frontend, t);

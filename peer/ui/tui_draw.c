@@ -68,6 +68,9 @@ static void paint_panel(tui *t, int pw, int rows) {
         t->panel_top = n > list_h ? n - list_h : 0;
     if (t->panel_top < 0)
         t->panel_top = 0;
+    int digits = 0; /* of the window numbers, when there are windows */
+    for (int k = t->nwindows ? t->nwindows + 1 : 0; k > 0; k /= 10)
+        digits++;
     for (int r = 0; r < list_h; r++) {
         int i = t->panel_top + r;
         int y = r + 1;
@@ -83,20 +86,27 @@ static void paint_panel(tui *t, int pw, int rows) {
         fill(y, 0, pw);
         int open = cv && cv == t->shown;
         mvaddch(y, 0, open ? '>' : ' ');
+        int x = 1;
+        if (digits) { /* the window number (Alt-N), blank for a user without one */
+            char num[16];
+            snprintf(num, sizeof num, "%*.0d ", digits, cv ? cv->num : 0);
+            x += put(y, 1, num, strlen(num), pw - 1);
+        }
         char count[16] = "";
         if (cv && cv->unread)
             snprintf(count, sizeof count, " %d", cv->unread > 999 ? 999 : cv->unread);
         int cw = (int)strlen(count);
-        int namew = pw - 1 - cw;
+        int namew = pw - x - cw;
         int attr = u->online ? A_BOLD : A_DIM;
         int pair = tui_name_color(t, u->name);
         attron(attr | COLOR_PAIR(pair));
-        put(y, 1, u->name, strlen(u->name), namew > 0 ? namew : 0);
+        put(y, x, u->name, strlen(u->name), namew > 0 ? namew : 0);
         attroff(attr | COLOR_PAIR(pair));
-        if (cw && pw - cw > 1) {
-            attron(A_BOLD);
-            mvaddstr(y, pw - cw, count);
-            attroff(A_BOLD);
+        if (cw && pw - cw > x) {
+            int cattr = A_BOLD | (cv->mentioned ? A_REVERSE : 0); /* one names you */
+            attron(cattr);
+            mvaddstr(y, pw - cw + 1, count + 1);
+            attroff(cattr);
         }
         if (selected)
             attroff(A_REVERSE);
@@ -113,12 +123,16 @@ static void paint_panel(tui *t, int pw, int rows) {
 
 /* An entry as the one string that is wrapped: time and mark, sender, ": ",
  * text; part k ends at byte end[k] and is drawn with attr[k]. */
+#define TUI_HL_MAX 32
 typedef struct laid {
     const char *s;
     size_t n;
     size_t end[4];
     int attr[4];
     int indent; /* the hanging indent: under the text when that leaves room */
+    size_t hl[TUI_HL_MAX][2]; /* the search's matches, [a, b) in s */
+    int nhl;
+    int hl_attr;
 } laid;
 
 /* The mark after the time: where one of our messages is. */
@@ -135,17 +149,20 @@ static const char *mark_of(const tui_entry *e) {
 
 #define TUI_WRAP_MIN 12 /* columns of text a hanging indent must leave */
 
-static int lay_out(tui *t, const tui_entry *e, int cols, laid *l) {
+/* The local day of an entry, year * 1000 + day of the year, and its tm. */
+static long day_of(const tui_entry *e, struct tm *tm) {
     time_t secs = (time_t)(e->ts / 1000);
-    struct tm tm;
-    localtime_r(&secs, &tm);
-    char stamp[48];
-    int sl = 0;
-    if ((tm.tm_year + 1900) * 1000L + tm.tm_yday != t->today) /* from another day */
-        sl = snprintf(stamp, sizeof stamp, "%04d-%02d-%02d ", tm.tm_year + 1900, tm.tm_mon + 1,
-                      tm.tm_mday);
-    sl += snprintf(stamp + sl, sizeof stamp - (size_t)sl, "%02d:%02d %s", tm.tm_hour, tm.tm_min,
-                   mark_of(e));
+    localtime_r(&secs, tm);
+    return (tm->tm_year + 1900) * 1000L + tm->tm_yday;
+}
+
+/* tm: the entry's time (day_of). */
+static int lay_out(tui *t, const tui_entry *e, const struct tm *tm, int cols, laid *l) {
+    char when[TUI_TIME_FORMAT_MAX * 2], stamp[TUI_TIME_FORMAT_MAX * 2 + 16];
+    size_t wl = t->conf.time_format[0] ? strftime(when, sizeof when, t->conf.time_format, tm) : 0;
+    if (wl == 0)
+        strftime(when, sizeof when, "%H:%M:%S", tm);
+    int sl = snprintf(stamp, sizeof stamp, "%s %s", when, mark_of(e));
     const char *from = e->kind == TE_INFO ? "" : e->from;
     const char *sep = e->kind == TE_INFO ? "" : ": ";
     size_t fl = strlen(from), pl = strlen(sep), tl = strlen(e->text);
@@ -168,6 +185,11 @@ static int lay_out(tui *t, const tui_entry *e, int cols, laid *l) {
     l->attr[1] = e->kind == TE_INFO ? 0 : A_BOLD | COLOR_PAIR(tui_name_color(t, e->from));
     l->attr[2] = 0;
     l->attr[3] = e->kind == TE_INFO ? A_DIM : 0;
+    if (e->mention) { /* it names you: the sender stands out, the text is bold */
+        l->attr[1] |= A_REVERSE;
+        l->attr[3] = A_BOLD;
+    }
+    l->nhl = 0;
     /* Under the text (or a help line's description), else further left
      * as the pane narrows: past the time, then none. */
     int text_col = tui_width(b, l->end[2]);
@@ -201,32 +223,91 @@ static void draw_row(const laid *l, size_t start, size_t end, int y, int x, int 
         size_t len = tui_char(l->s + i, end - i, &cp, &w);
         if (x + w > xmax)
             break;
-        attron(l->attr[k]);
+        int attr = l->attr[k];
+        for (int h = 0; h < l->nhl; h++)
+            if (i >= l->hl[h][0] && i < l->hl[h][1])
+                attr |= l->hl_attr;
+        attron(attr);
         if (cp == 0xfffd && len == 1)
             mvaddstr(y, x, "\xef\xbf\xbd");
         else
             mvaddnstr(y, x, l->s + i, (int)len);
-        attroff(l->attr[k]);
+        attroff(attr);
         x += w;
         i += len;
     }
+}
+
+/* Marks the search's matches in l: the sender's and the text's. */
+static void highlight(const tui *t, const tui_entry *e, uint64_t num, laid *l) {
+    const tui_search *q = &t->search;
+    l->hl_attr = q->has_hit && q->hit == num ? A_REVERSE | A_BOLD | A_UNDERLINE : A_REVERSE;
+    for (int part = 1; part <= 3; part += 2) {
+        size_t from = l->end[part - 1], to = l->end[part], a, b;
+        if (part == 1 && e->kind == TE_INFO)
+            continue;
+        while (from < to && l->nhl < TUI_HL_MAX &&
+               tui_find(l->s + from, to - from, q->q, q->qlen, &a, &b) == 0) {
+            l->hl[l->nhl][0] = from + a;
+            l->hl[l->nhl][1] = from + b;
+            l->nhl++;
+            from += b;
+        }
+    }
+}
+
+/* A date line goes before entry i: the day changed since the entry
+ * before, or the first is not from today.  *prev: the day before. */
+static int date_before(const tui *t, size_t i, long day, long *prev) {
+    int yes = i == 0 ? day != t->today : day != *prev;
+    *prev = day;
+    return yes;
+}
+
+/* Where a search's hit must be for the paint: scrolls cv so that rows
+ * [top, top + n) are on screen, in the middle when they were not. */
+static void reveal(tui_conv *cv, int total, int body, int top, int n) {
+    int wstart = total - cv->scroll - body;
+    if (wstart < 0)
+        wstart = 0;
+    if (top >= wstart && top + n <= wstart + body)
+        return;
+    int want = n >= body ? top : top - (body - n) / 2;
+    if (want > total - body)
+        want = total - body;
+    if (want < 0)
+        want = 0;
+    cv->scroll = total - body - want;
 }
 
 static void paint_pane(tui *t, int x0, int cols, int rows) {
     tui_conv *cv = tui_here(t);
     char title[256];
     if (!t->shown)
-        snprintf(title, sizeof title, " parley: notices (click a name to chat)");
+        snprintf(title, sizeof title, " parley: notices, window 1 (click a name to chat)");
     else
         snprintf(title, sizeof title, " %s - %s", cv->name,
                  cv->linked ? (cv->path == EV_PATH_RELAY ? "relay" : "direct") : "not connected");
     int body = rows - 1;
     laid l;
+    struct tm tm;
+    long prev = 0;
     /* How many rows from the end are needed, and the scroll clamp. */
-    int total = 0;
-    for (size_t i = 0; i < cv->n; i++)
-        if (lay_out(t, cv->v[i], cols, &l) == 0)
-            total += laid_rows(&l, cols);
+    int total = 0, hit_top = -1, hit_rows = 0;
+    for (size_t i = 0; i < cv->n; i++) {
+        total += date_before(t, i, day_of(cv->v[i], &tm), &prev);
+        if (lay_out(t, cv->v[i], &tm, cols, &l) != 0)
+            continue;
+        int n = laid_rows(&l, cols);
+        if (cv->revealing && cv->dropped + i == cv->reveal)
+            hit_top = total, hit_rows = n;
+        total += n;
+    }
+    if (cv->revealing && body > 0) {
+        cv->revealing = 0;
+        if (hit_top >= 0)
+            reveal(cv, total, body, hit_top, hit_rows);
+    }
     int maxscroll = total > body ? total - body : 0;
     if (cv->scroll > maxscroll)
         cv->scroll = maxscroll;
@@ -245,9 +326,23 @@ static void paint_pane(tui *t, int x0, int cols, int rows) {
         wstart = 0;
     int wend = wstart + body;
     int cur = 0;
+    int searching = t->search.active && t->search.cv == cv && t->search.qlen;
+    prev = 0;
     for (size_t i = 0; i < cv->n && cur < wend; i++) {
-        if (lay_out(t, cv->v[i], cols, &l) != 0)
+        if (date_before(t, i, day_of(cv->v[i], &tm), &prev)) {
+            if (cur >= wstart) {
+                char date[80];
+                tui_date_line(&tm, date, sizeof date);
+                attron(A_BOLD);
+                put(1 + cur - wstart, x0, date, strlen(date), cols);
+                attroff(A_BOLD);
+            }
+            cur++;
+        }
+        if (cur >= wend || lay_out(t, cv->v[i], &tm, cols, &l) != 0)
             continue;
+        if (searching && tui_search_matches(t, cv->v[i]))
+            highlight(t, cv->v[i], cv->dropped + i, &l);
         tui_wrap w;
         tui_wrap_start(&w, l.s, l.n, cols, l.indent);
         size_t a, b;
@@ -276,9 +371,26 @@ static void paint_status(tui *t, int y, int cols) {
     } else {
         snprintf(trk, sizeof trk, "tracker: connecting");
     }
-    char line[1024];
+    char line[1024], what[400];
+    const char *last = t->notice[0] ? t->notice
+                                    : "Tab: users  Alt-N: windows  Ctrl-R: search  /help";
+    if (t->search.active) {
+        int nth, n = tui_search_count(t, &nth);
+        const char *keys = "Ctrl-R older, Down newer, Enter stays, Esc goes back";
+        if (!t->search.qlen)
+            snprintf(what, sizeof what, "search this window: type the text; Esc goes back");
+        else if (!n)
+            snprintf(what, sizeof what, "no match in this window; Backspace, or Esc goes back");
+        else
+            snprintf(what, sizeof what, "match %d of %d%s; %s", nth, n,
+                     !t->search.stuck ? "" : nth <= 1 ? " (no older one)" : " (no newer one)",
+                     keys);
+        last = what;
+    } else if (t->flash[0]) {
+        last = t->flash;
+    }
     snprintf(line, sizeof line, " %s | %s | %d online | %s", t->me, trk, tui_online_count(t),
-             t->notice[0] ? t->notice : "Tab: users  PgUp/PgDn: scroll  /help");
+             last);
     char *clean = tui_sanitize(line, strlen(line), 0);
     attron(A_REVERSE);
     fill(y, 0, cols);
@@ -294,14 +406,21 @@ static void paint_status(tui *t, int y, int cols) {
     free(clean);
 }
 
-/* Draws the input line; returns the cursor column. */
+/* Draws the input line (or a search's query in its place); returns the
+ * cursor column. */
 static int paint_input(tui *t, int y, int cols) {
-    tui_input *in = &t->in;
+    tui_input search = {0}, *in = &t->in;
     char prompt[NAME_BUFLEN + 8];
-    if (t->shown)
+    if (t->search.active) {
+        memcpy(search.buf, t->search.q, t->search.qlen + 1);
+        search.len = search.cur = t->search.qlen;
+        in = &search;
+        snprintf(prompt, sizeof prompt, "search: ");
+    } else if (t->shown) {
         snprintf(prompt, sizeof prompt, "%s> ", t->shown->name);
-    else
+    } else {
         snprintf(prompt, sizeof prompt, "> ");
+    }
     fill(y, 0, cols);
     int pw = put(y, 0, prompt, strlen(prompt), cols / 3 > 2 ? cols / 3 : 2);
     int avail = cols - pw - 1;

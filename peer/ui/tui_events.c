@@ -100,10 +100,19 @@ static void t_current(void *fe, const char *name) {
     tui *t = fe;
     tui_conv *cv = tui_conv_get(t, name);
     if (cv) {
+        if (t->search.active && t->shown != cv)
+            tui_search_stop(t, 1);
         t->shown = cv;
         cv->unread = 0;
+        cv->mentioned = 0;
+        snprintf(t->current, sizeof t->current, "%s", cv->fold);
     }
     tui_dirty(t);
+}
+
+/* Whether a message from someone else names us (the name we registered). */
+static int names_me(const tui *t, const char *text, size_t len) {
+    return tui_mentions(text, len, t->me[0] ? t->me : t->ctx->user);
 }
 
 static void t_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
@@ -112,12 +121,19 @@ static void t_msg(void *fe, const char *name, uint64_t id, int64_t ts, const cha
     tui_conv *cv = tui_conv_get(t, name);
     if (!cv)
         return;
-    tui_conv_add(cv, TE_IN, ts, 0, name, text, len);
+    tui_entry *e = tui_conv_add(cv, TE_IN, ts, 0, name, text, len);
+    int mention = e && names_me(t, text, len);
+    if (e)
+        e->mention = mention;
     if (cv != t->shown) {
         cv->unread++;
-        if (!t->ctx->no_bell)
-            t->bell_pending = 1; /* rung once at the next paint */
+        cv->mentioned |= mention;
     }
+    /* Rung once at the next paint: for a window not on screen, and for
+     * our name even in the one on screen (--no-bell wins over the file). */
+    int bell = t->conf.bell;
+    if (!t->ctx->no_bell && (mention ? bell != BELL_OFF : bell == BELL_ON && cv != t->shown))
+        t->bell_pending = 1;
     tui_dirty(t);
 }
 
@@ -199,6 +215,7 @@ static void t_history(void *fe, const char *name, const ev_hist_row *rows, size_
         if (e) {
             e->from_hist = 1;
             e->state = r->out ? state_of(r->state) : TS_SENDING;
+            e->mention = !r->out && names_me(t, r->text, r->len);
         }
     }
     if (!t->preloading) {
@@ -236,7 +253,10 @@ void tui_load_history(tui *t, int rows) {
     if (e)
         tui_notice(t, NULL, NOTE_OTHER, NULL, "cannot read the conversations from "
                    "%s/history.db: %s", ctx->home, uv_strerror(e));
-    /* Oldest first, so the most recent window is the newest one made. */
+    /* The windows numbered most recent first (2 is the latest), then
+     * filled oldest first. */
+    for (size_t i = 0; i < ns.n; i++)
+        tui_conv_get(t, ns.v[i]);
     t->preloading = 1;
     for (size_t i = ns.n; i-- > 0;)
         chat_history(ctx->chat, ns.v[i], rows > 0 ? (size_t)rows : 1);
@@ -254,6 +274,8 @@ static void t_closed(void *fe, const char *name, ev_close_why why) {
     if (!cv)
         return;
     cv->linked = 0;
+    if (why != EV_CLOSED_LOST && strcmp(t->current, cv->fold) == 0)
+        t->current[0] = '\0'; /* chat.c lets go of a conversation ended by bye */
     if (why == EV_CLOSED_BYE)
         tui_conv_info(cv, "-- %s said bye; the conversation is closed (type to start again) --",
                       cv->name);
@@ -300,9 +322,17 @@ static void t_help(void *fe, const char *const *lines, size_t n) {
     for (size_t i = 0; i < n; i++)
         help_line(cv, lines[i]);
     help_line(cv, "  /mouse           turn mouse reporting off (to select text) or on");
+    help_line(cv, "  /clear           empty the window on screen (history.db keeps it)");
+    help_line(cv, "  /search [TEXT]   search the window on screen, as Ctrl-R does");
     help_line(cv, "  marks            after the time of your messages: \xc2\xb7 sending, "
                   "\xe2\x9c\x89 kept by the tracker for an offline user, \xe2\x9c\x93 delivered, "
                   "\xe2\x9c\x97 expired undelivered");
+    help_line(cv, "  windows          Alt-1..9 switch windows (1 the notices, the others as "
+                  "numbered in the panel; Alt-0 is 10), Alt-Left/Right the previous/next");
+    help_line(cv, "  search           Ctrl-R and type: the newest line with it; Ctrl-R or Up an "
+                  "older one, Down a newer one, Enter stays there, Esc goes back");
+    help_line(cv, "  parley.conf      in the --home directory: colors, bell, time-format, more "
+                  "keys (see parley(1))");
     help_line(cv, "  keys             Tab/F2 users panel (type to filter, arrows, Enter), "
                   "PgUp/PgDn scroll, Up/Down history, Tab completes names, Ctrl-C quits");
     tui_dirty(t);

@@ -2,8 +2,10 @@
  * tui.c owns the struct and the terminal; tui_model.c keeps users and
  * conversations; tui_events.c feeds the model from ev_* events;
  * tui_draw.c paints it; tui_input.c edits the input line; tui_keys.c maps
- * keys and mouse to actions; tui_text.c measures UTF-8 text on screen and
- * breaks it into rows (the one line breaker, for everything that wraps). */
+ * keys and mouse to actions; tui_search.c searches a window's scrollback;
+ * tui_conf.c reads HOME/parley.conf; tui_text.c measures UTF-8 text on
+ * screen and breaks it into rows (the one line breaker, for everything
+ * that wraps). */
 #ifndef PARLEY_UI_TUI_IMPL_H
 #define PARLEY_UI_TUI_IMPL_H
 
@@ -18,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #define TUI_CONV_MAX_ENTRIES 2000 /* per conversation; the oldest go first */
@@ -25,7 +28,32 @@
 #define TUI_HISTORY 100
 
 /* Our own key codes past ncurses' (define_key). */
-enum { TUI_KEY_PASTE_BEGIN = KEY_MAX + 1, TUI_KEY_PASTE_END, TUI_KEY_SGR_MOUSE };
+enum { TUI_KEY_PASTE_BEGIN = KEY_MAX + 1, TUI_KEY_PASTE_END, TUI_KEY_SGR_MOUSE, TUI_KEY_ALT_LEFT,
+       TUI_KEY_ALT_RIGHT };
+
+/* What a key can be bound to (tui_conf.c reads the bindings, tui_keys.c
+ * runs them). */
+enum { ACT_NONE, ACT_SEARCH, ACT_PREV_WINDOW, ACT_NEXT_WINDOW, ACT_CLEAR };
+/* One key: a key code (is_code: KEY_F(n), ...), else a character (a
+ * control character for Ctrl-X); meta: pressed with Alt (Esc first). */
+typedef struct tui_bind {
+    int is_code, meta;
+    wint_t ch;
+    int action;
+} tui_bind;
+
+enum { BELL_OFF, BELL_ON, BELL_MENTIONS };
+#define TUI_TIME_FORMAT_MAX 64
+#define TUI_BINDS_MAX 16
+/* HOME/parley.conf, as tui_conf_read leaves it: the defaults where the
+ * file says nothing. */
+typedef struct tui_conf {
+    int colors;     /* 1: names in colour */
+    int bell;       /* BELL_*: --no-bell wins over it */
+    char time_format[TUI_TIME_FORMAT_MAX]; /* strftime, "%H:%M:%S" */
+    tui_bind binds[TUI_BINDS_MAX]; /* in addition to the default keys */
+    int nbinds;
+} tui_conf;
 
 enum { TE_IN, TE_OUT, TE_INFO };
 /* Where one of our messages is (TE_OUT), as the marks after its time show
@@ -44,6 +72,7 @@ typedef struct tui_entry {
     char *text;     /* displayable UTF-8: controls escaped, '\n' kept as a break */
     int hang;       /* columns past the text column where wrapped rows go (a
                        help line's description); 0: under the text */
+    int mention;    /* TE_IN that names us: highlighted */
 } tui_entry;
 
 typedef struct tui_conv {
@@ -53,7 +82,14 @@ typedef struct tui_conv {
     tui_entry **v;  /* oldest first */
     size_t n, cap;
     int scroll;     /* screen rows scrolled back from the bottom */
+    int revealing;  /* the next paint scrolls entry number `reveal` (as
+                       numbered by `dropped`) onto the screen */
+    uint64_t reveal;
+    uint64_t dropped; /* entries gone from the front (the cap, /clear): v[i]
+                       is entry number dropped + i, a number that stays */
+    int num;        /* the window number (the notices are 1); Alt-N */
     int unread;
+    int mentioned;  /* an unread message names us */
     int linked;     /* a link is up */
     ev_path path;
     int told_stored;/* said that the tracker keeps our messages, since the last link */
@@ -83,6 +119,20 @@ enum { TRK_CONNECTING, TRK_CONNECTED, TRK_RECONNECTING };
 enum { NOTE_OTHER, NOTE_USER, NOTE_TRACKER };
 enum { FOCUS_INPUT, FOCUS_PANEL };
 
+/* Ctrl-R or /search: the query is typed where the input line was (which
+ * is kept), the window on screen scrolls to the newest entry that holds
+ * it, older ones with Ctrl-R again. */
+typedef struct tui_search {
+    int active;
+    tui_conv *cv;       /* the window searched */
+    char q[256];        /* the query, UTF-8 */
+    size_t qlen;
+    int has_hit;
+    uint64_t hit;       /* the entry on screen that holds q (as cv->dropped numbers) */
+    int saved_scroll;   /* where Esc goes back to */
+    int stuck;          /* the last Ctrl-R or Down found nothing further */
+} tui_search;
+
 typedef struct tui {
     peer_ctx *ctx;
     SCREEN *scr;
@@ -109,6 +159,9 @@ typedef struct tui {
     tui_conv *convs;
     tui_conv system;     /* notices with no conversation: help, errors, /list */
     tui_conv *shown;     /* the open conversation; NULL: system */
+    int nwindows;        /* conversation windows made; they are numbered 2.. */
+    char current[NAME_BUFLEN]; /* folded: chat's current conversation, as the
+                            current and closed events tell it ("" none) */
     char me[NAME_BUFLEN];
     int preloading;      /* history events now are the start-up load, not /history */
 
@@ -120,6 +173,8 @@ typedef struct tui {
     char notice_who[NAME_BUFLEN]; /* NOTE_USER: the folded name */
     char last_error[512];/* repeated on stdout when quitting with an error */
     char last_code[32];  /* its ev_error code */
+    char flash[160];     /* a passing word on the status bar (not kept in a
+                            window), until the next key */
 
     /* panel */
     int focus;
@@ -136,7 +191,12 @@ typedef struct tui {
     long today;          /* year * 1000 + day of the year at this paint: older
                             entries show their date */
 
+    tui_conf conf;
+    tui_search search;
     tui_input in;
+    int esc;             /* an Esc came: the next key is with Alt, or it was
+                            Esc alone (tui_key_idle) */
+    int esc_seq;         /* inside an escape sequence nobody knows: 1 CSI, 2 SS3 */
     int pasting;         /* inside a bracketed paste */
     int sgr_state;       /* own SGR parser: numbers read so far */
     int sgr_num[3];
@@ -148,6 +208,12 @@ void tui_dirty(tui *t);
 void tui_set_mouse(tui *t, int on);
 void tui_submit(tui *t, const char *line, size_t len); /* Enter on the input line */
 void tui_open_conv(tui *t, const char *name);           /* click or Enter on a user */
+/* Puts window num on screen (1: the notices); 0 if there is none. */
+int tui_show_window(tui *t, int num);
+/* The window before (-1) or after (+1) the one on screen, round. */
+void tui_cycle_window(tui *t, int dir);
+void tui_clear_window(tui *t);                          /* /clear */
+void tui_flash(tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* tui_events.c */
 extern const ev_frontend tui_frontend;
@@ -158,7 +224,10 @@ void tui_load_history(tui *t, int rows);
 
 /* tui_model.c */
 tui_conv *tui_conv_find(tui *t, const char *name);
-tui_conv *tui_conv_get(tui *t, const char *name); /* creates; NULL on no memory */
+tui_conv *tui_conv_get(tui *t, const char *name); /* creates (numbered); NULL on no memory */
+tui_conv *tui_window(tui *t, int num);            /* by number; NULL none (or 1) */
+/* Forgets the window's entries (the screen's, not history.db's). */
+void tui_conv_clear(tui_conv *cv);
 /* Returns the entry (NULL: no memory), which the conversation owns. */
 tui_entry *tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const char *from,
                         const char *text, size_t len);
@@ -197,6 +266,14 @@ size_t tui_fit(const char *s, size_t n, int cols);
 char *tui_sanitize(const char *s, size_t n, int keep_nl);
 size_t tui_prev_char(const char *s, size_t cur);
 size_t tui_next_char(const char *s, size_t len, size_t cur);
+/* Finds needle (m bytes) in s[0..n), ignoring case (towlower, character
+ * by character): 0 with the match at s[*a..*b), -1 none. */
+int tui_find(const char *s, size_t n, const char *needle, size_t m, size_t *a, size_t *b);
+/* 1 when text names name: ignoring case, a whole word (not inside a
+ * longer run of letters, digits and '_'). */
+int tui_mentions(const char *text, size_t n, const char *name);
+/* "-- Wednesday, 2 December 2026 --", for the day of tm. */
+void tui_date_line(const struct tm *tm, char *out, size_t cap);
 /* The one line breaker: s[0..n) in rows of cols columns, the first from
  * column 0, the rest (after a wrap or a '\n') from column indent, the
  * hanging indent.  Rows break at spaces, and those spaces are dropped; a
@@ -234,6 +311,28 @@ void tui_in_free(tui_input *in);
 
 /* tui_keys.c */
 void tui_key(tui *t, int is_code, wint_t ch);
+/* No more keys for now: an Esc still waiting for its key was Esc alone. */
+void tui_key_idle(tui *t);
 void tui_mouse(tui *t, int button, int x, int y, int press);
+
+/* tui_search.c */
+void tui_search_start(tui *t, const char *q, size_t n); /* in the window on screen */
+void tui_search_type(tui *t, const char *s, size_t n);   /* the query grows */
+void tui_search_erase(tui *t);                           /* Backspace */
+void tui_search_older(tui *t);                           /* Ctrl-R, Up */
+void tui_search_newer(tui *t);                           /* Down */
+void tui_search_stop(tui *t, int stay);                  /* Enter stays, Esc goes back */
+/* Whether e holds the query (in its sender or its text). */
+int tui_search_matches(const tui *t, const tui_entry *e);
+/* How many entries of the searched window hold the query; *nth: which
+ * of them (counting from the oldest, 1-based) the hit is, 0 none. */
+int tui_search_count(const tui *t, int *nth);
+
+/* tui_conf.c */
+/* Reads path into *c (defaults first; a file that does not exist leaves
+ * them).  0, or a negative error with "PATH line N: what is wrong" (or
+ * why the file cannot be read) in err. */
+int tui_conf_read(const char *path, tui_conf *c, char *err, size_t errlen);
+void tui_conf_defaults(tui_conf *c);
 
 #endif

@@ -1,8 +1,16 @@
 /* tui_keys: what each key and mouse event does.  Two focuses: the input
- * line (the default) and the users panel (Tab on an empty line, or F2).
- * Keys that make sense everywhere (PgUp/PgDn, the wheel, Ctrl-L) work in
- * both.  A bracketed paste is inserted as text, newlines included, and is
- * sent as one message only when Enter is pressed afterwards. */
+ * line (the default) and the users panel (Tab on an empty line, or F2),
+ * and a search (Ctrl-R) that borrows the input line.  Keys that make sense
+ * everywhere (PgUp/PgDn, the wheel, Alt-1..9 and Alt-Left/Right for the
+ * windows, Ctrl-R, the bindings of parley.conf) work in all of them.  A
+ * bracketed paste is inserted as text, newlines included, and is sent as
+ * one message only when Enter is pressed afterwards.
+ *
+ * Alt comes as Esc and then the key (xterm's and tmux's metaSendsEscape),
+ * which ncurses hands over as two keys; Alt-Left/Right are sequences of
+ * their own (\E[1;3D, tui.c defines them).  An Esc followed by nothing
+ * in the same read was Esc alone (tui_key_idle).  An escape sequence
+ * nobody defined is swallowed whole rather than typed as text. */
 #include "tui_impl.h"
 
 #include <stdio.h>
@@ -42,13 +50,6 @@ static void panel_key(tui *t, int is_code, wint_t ch) {
         case KEY_DOWN: t->sel++; break;
         case KEY_HOME: t->sel = 0; break;
         case KEY_END: t->sel = n - 1; break;
-        case KEY_ENTER: panel_open_selected(t); return;
-        case KEY_BACKSPACE: {
-            size_t k = tui_prev_char(t->filter, strlen(t->filter));
-            t->filter[k] = '\0';
-            t->sel = 0;
-            break;
-        }
         case KEY_F(2): t->focus = FOCUS_INPUT; break;
         default: return;
         }
@@ -80,6 +81,84 @@ static void panel_key(tui *t, int is_code, wint_t ch) {
     tui_dirty(t);
 }
 
+static int run_action(tui *t, int action) {
+    switch (action) {
+    case ACT_SEARCH:
+        if (t->search.active)
+            tui_search_older(t);
+        else
+            tui_search_start(t, "", 0);
+        return 1;
+    case ACT_PREV_WINDOW: tui_cycle_window(t, -1); return 1;
+    case ACT_NEXT_WINDOW: tui_cycle_window(t, +1); return 1;
+    case ACT_CLEAR: tui_clear_window(t); return 1;
+    default: return 0;
+    }
+}
+
+/* A key of parley.conf, or one of the keys every focus has. */
+static int global_key(tui *t, int is_code, wint_t ch, int meta) {
+    for (int i = 0; i < t->conf.nbinds; i++) {
+        const tui_bind *b = &t->conf.binds[i];
+        if (b->meta == meta && b->is_code == is_code &&
+            (b->ch == ch || (meta && !is_code && ch >= 'A' && ch <= 'Z' && b->ch == ch - 'A' + 'a')))
+            return run_action(t, b->action);
+    }
+    if (meta && !is_code && ch >= '0' && ch <= '9') {
+        int num = ch == '0' ? 10 : (int)(ch - '0');
+        if (!tui_show_window(t, num))
+            tui_flash(t, "no window %d: the windows are 1 (notices) to %d", num, t->nwindows + 1);
+        return 1;
+    }
+    if ((is_code && ch == TUI_KEY_ALT_LEFT) || (meta && is_code && ch == KEY_LEFT))
+        return run_action(t, ACT_PREV_WINDOW);
+    if ((is_code && ch == TUI_KEY_ALT_RIGHT) || (meta && is_code && ch == KEY_RIGHT))
+        return run_action(t, ACT_NEXT_WINDOW);
+    if (!meta && !is_code && ch == TUI_CTRL('r'))
+        return run_action(t, ACT_SEARCH);
+    return 0;
+}
+
+/* While searching: the query is typed here. */
+static void search_key(tui *t, int is_code, wint_t ch) {
+    if (is_code) {
+        switch (ch) {
+        case KEY_UP: tui_search_older(t); break;
+        case KEY_DOWN: tui_search_newer(t); break;
+        default: break;
+        }
+        tui_dirty(t);
+        return;
+    }
+    switch (ch) {
+    case '\r':
+    case '\n':
+        if (t->pasting)
+            tui_search_type(t, " ", 1);
+        else
+            tui_search_stop(t, 1);
+        break;
+    case 27:
+    case TUI_CTRL('g'): tui_search_stop(t, 0); break;
+    case 127:
+    case TUI_CTRL('h'): tui_search_erase(t); break;
+    case TUI_CTRL('u'): /* a new query: from the newest again */
+        t->search.qlen = 0;
+        t->search.has_hit = 0;
+        tui_search_type(t, "", 0);
+        break;
+    default:
+        if (ch >= ' ' || ch == '\t') {
+            char mb[8];
+            int k = wctomb(mb, (wchar_t)ch);
+            if (k > 0)
+                tui_search_type(t, mb, (size_t)k);
+        }
+        break;
+    }
+    tui_dirty(t);
+}
+
 static void submit(tui *t) {
     tui_input *in = &t->in;
     char line[TUI_INPUT_MAX + 1];
@@ -98,16 +177,9 @@ static void input_key(tui *t, int is_code, wint_t ch) {
         case KEY_RIGHT: tui_in_right(in); break;
         case KEY_HOME: tui_in_home(in); break;
         case KEY_END: tui_in_end(in); break;
-        case KEY_BACKSPACE: tui_in_backspace(in); break;
         case KEY_DC: tui_in_delete(in); break;
         case KEY_UP: tui_in_history(in, -1); break;
         case KEY_DOWN: tui_in_history(in, +1); break;
-        case KEY_ENTER:
-            if (t->pasting)
-                tui_in_insert(in, "\n", 1);
-            else
-                submit(t);
-            break;
         case KEY_F(2):
             t->focus = FOCUS_PANEL;
             break;
@@ -180,10 +252,69 @@ static int sgr_feed(tui *t, wint_t ch) {
     return 1;
 }
 
+/* Esc alone, in whatever has the keys. */
+static void lone_esc(tui *t) {
+    if (t->search.active)
+        search_key(t, 0, 27);
+    else if (t->focus == FOCUS_PANEL)
+        panel_key(t, 0, 27);
+}
+
+void tui_key_idle(tui *t) {
+    if (t->esc) {
+        t->esc = 0;
+        lone_esc(t);
+    }
+}
+
+/* The key after an Esc: with Alt.  Returns 1 when it was used up. */
+static int meta_key(tui *t, int is_code, wint_t ch) {
+    if (!is_code && ch == '[') {
+        t->esc_seq = 1; /* CSI: parameters, then one final byte */
+        return 1;
+    }
+    if (!is_code && ch == 'O') {
+        t->esc_seq = 2; /* SS3: one byte */
+        return 1;
+    }
+    if (global_key(t, is_code, ch, 1))
+        return 1;
+    /* Alt and a key nobody uses: nothing, rather than the key alone.  An
+     * Esc before a mouse report or a paste was Esc alone. */
+    if (is_code && (ch == TUI_KEY_SGR_MOUSE || ch == KEY_MOUSE || ch == TUI_KEY_PASTE_BEGIN)) {
+        lone_esc(t);
+        return 0;
+    }
+    return 1;
+}
+
 void tui_key(tui *t, int is_code, wint_t ch) {
     if (t->sgr_state) {
         if (!is_code && sgr_feed(t, ch))
             return;
+    }
+    if (t->esc_seq) {
+        if (is_code || ch < 0x20 || ch > 0x7e) {
+            t->esc_seq = 0; /* not a sequence after all */
+        } else {
+            if (t->esc_seq == 2 || (ch >= 0x40 && ch <= 0x7e))
+                t->esc_seq = 0; /* its final byte */
+            return;
+        }
+    }
+    t->flash[0] = '\0'; /* a passing word lasts until the next key */
+    if (!t->pasting) {
+        if (!is_code && ch == 27) {
+            if (t->esc)
+                lone_esc(t); /* Esc Esc: the first was alone */
+            t->esc = 1;
+            return;
+        }
+        if (t->esc) {
+            t->esc = 0;
+            if (meta_key(t, is_code, ch))
+                return;
+        }
     }
     if (is_code) {
         switch (ch) {
@@ -200,6 +331,21 @@ void tui_key(tui *t, int is_code, wint_t ch) {
         case KEY_NPAGE: scroll_pane(t, -page(t)); return;
         case KEY_RESIZE: return; /* handled on SIGWINCH */
         }
+    }
+    /* Enter and Backspace as codes are the characters, for every focus. */
+    if (is_code && (ch == KEY_ENTER || ch == KEY_BACKSPACE)) {
+        ch = ch == KEY_ENTER ? '\r' : 127;
+        is_code = 0;
+    }
+    if (t->search.active && t->search.cv != tui_here(t))
+        tui_search_stop(t, 1); /* another window came on screen */
+    if (!t->pasting && global_key(t, is_code, ch, 0)) {
+        tui_dirty(t);
+        return;
+    }
+    if (t->search.active) {
+        search_key(t, is_code, ch);
+        return;
     }
     if (t->pasting) {
         t->focus = FOCUS_INPUT; /* a paste is always text for the input line */

@@ -46,10 +46,18 @@ tui_conv *tui_conv_get(tui *t, const char *name) {
         return NULL;
     snprintf(cv->name, sizeof cv->name, "%s", name);
     fold_of(name, cv->fold);
+    cv->num = ++t->nwindows + 1; /* in the order they come; the notices are 1 */
     cv->next = t->convs;
     t->convs = cv;
     tui_user_get(t, name); /* a conversation partner stays in the panel */
     return cv;
+}
+
+tui_conv *tui_window(tui *t, int num) {
+    for (tui_conv *cv = t->convs; cv; cv = cv->next)
+        if (cv->num == num)
+            return cv;
+    return NULL;
 }
 
 static void entry_free(tui_entry *e) {
@@ -78,6 +86,7 @@ tui_entry *tui_conv_add(tui_conv *cv, int kind, int64_t ts, uint64_t seq, const 
         entry_free(cv->v[0]);
         memmove(cv->v, cv->v + 1, (cv->n - 1) * sizeof *cv->v);
         cv->n--;
+        cv->dropped++;
     }
     tui_entry **v = grow(cv->v, &cv->cap, cv->n + 1, sizeof *v, 32);
     if (!v) {
@@ -106,22 +115,25 @@ void tui_conv_info(tui_conv *cv, const char *fmt, ...) {
     free(text);
 }
 
-static void conv_clear(tui_conv *cv) {
+void tui_conv_clear(tui_conv *cv) {
     for (size_t i = 0; i < cv->n; i++)
         entry_free(cv->v[i]);
     free(cv->v);
     cv->v = NULL;
+    cv->dropped += cv->n;
     cv->n = cv->cap = 0;
+    cv->scroll = 0;
+    cv->revealing = 0;
 }
 
 void tui_model_free(tui *t) {
     while (t->convs) {
         tui_conv *cv = t->convs;
         t->convs = cv->next;
-        conv_clear(cv);
+        tui_conv_clear(cv);
         free(cv);
     }
-    conv_clear(&t->system);
+    tui_conv_clear(&t->system);
     free(t->users);
     t->users = NULL;
     t->nusers = t->capusers = 0;

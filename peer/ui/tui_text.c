@@ -5,9 +5,11 @@
  * than the pane are broken into rows here, by column, never by byte. */
 #include "tui_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
+#include <wctype.h>
 
 size_t tui_char(const char *s, size_t n, unsigned *cp, int *w) {
     size_t k = utf8_decode((const unsigned char *)s, n, cp);
@@ -100,6 +102,73 @@ size_t tui_next_char(const char *s, size_t len, size_t cur) {
     unsigned cp;
     int w;
     return cur + tui_char(s + cur, len - cur, &cp, &w);
+}
+
+/* ---- finding text: search and mentions ---- */
+
+static unsigned fold_cp(unsigned cp) { return (unsigned)towlower((wint_t)cp); }
+
+/* The end of needle matched at s[i] ignoring case, or 0 when it does not
+ * match there. */
+static size_t match_at(const char *s, size_t n, size_t i, const char *needle, size_t m) {
+    size_t j = 0;
+    while (j < m) {
+        if (i >= n)
+            return 0;
+        unsigned a, b;
+        int w;
+        size_t ka = tui_char(s + i, n - i, &a, &w);
+        size_t kb = tui_char(needle + j, m - j, &b, &w);
+        if (a != b && fold_cp(a) != fold_cp(b))
+            return 0;
+        i += ka;
+        j += kb;
+    }
+    return i;
+}
+
+int tui_find(const char *s, size_t n, const char *needle, size_t m, size_t *a, size_t *b) {
+    if (m == 0)
+        return -1;
+    for (size_t i = 0; i < n; i = tui_next_char(s, n, i)) {
+        size_t e = match_at(s, n, i, needle, m);
+        if (e) {
+            *a = i;
+            *b = e;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int word_cp(unsigned cp) { return cp == '_' || iswalnum((wint_t)cp); }
+
+int tui_mentions(const char *text, size_t n, const char *name) {
+    size_t m = strlen(name), a, b;
+    for (size_t from = 0; from < n && tui_find(text + from, n - from, name, m, &a, &b) == 0;) {
+        a += from;
+        b += from;
+        unsigned before = 0, after = 0;
+        int w;
+        if (a > 0)
+            tui_char(text + tui_prev_char(text, a), a - tui_prev_char(text, a), &before, &w);
+        if (b < n)
+            tui_char(text + b, n - b, &after, &w);
+        if (!word_cp(before) && !word_cp(after))
+            return 1;
+        from = tui_next_char(text, n, a);
+    }
+    return 0;
+}
+
+void tui_date_line(const struct tm *tm, char *out, size_t cap) {
+    static const char *const days[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday",
+                                       "Friday", "Saturday"};
+    static const char *const months[] = {"January", "February", "March", "April", "May", "June",
+                                         "July", "August", "September", "October", "November",
+                                         "December"};
+    snprintf(out, cap, "-- %s, %d %s %d --", days[(tm->tm_wday % 7 + 7) % 7], tm->tm_mday,
+             months[(tm->tm_mon % 12 + 12) % 12], tm->tm_year + 1900);
 }
 
 /* ---- wrapping ----

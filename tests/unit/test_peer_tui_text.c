@@ -2,7 +2,9 @@
  * wrapped text of the terminal UI goes through: breaks at spaces, a
  * hanging indent, no row starting with a space, a word split only when it
  * is wider than a row, a fingerprint kept whole whenever it fits, and
- * widths (accents, CJK) measured in columns, not bytes. */
+ * widths (accents, CJK) measured in columns, not bytes.  And the finding
+ * of text the search and the mentions use (case ignored, beyond ASCII
+ * too; a mention a whole word), and the date line's words. */
 #include "test.h"
 #include "ui/tui_impl.h"
 
@@ -159,11 +161,60 @@ static void random_texts_keep_the_rules(void) {
     }
 }
 
+static void find_ignores_case(void) {
+    setup();
+    size_t a, b;
+    const char *s = "An \xc3\x89MILE and a NEEDLE";
+    ASSERT_EQ(tui_find(s, strlen(s), "needle", 6, &a, &b), 0);
+    ASSERT_EQ(a, 16); /* bytes: É is two */
+    ASSERT_EQ(b, 22);
+    ASSERT_EQ(tui_find(s, strlen(s), "\xc3\xa9mile", 6, &a, &b), 0); /* é finds É */
+    ASSERT_EQ(a, 3);
+    ASSERT_EQ(b, 9);
+    ASSERT_EQ(tui_find(s, strlen(s), "needles", 7, &a, &b), -1); /* past the end */
+    ASSERT_EQ(tui_find(s, strlen(s), "", 0, &a, &b), -1);
+    ASSERT_EQ(tui_find(s, 5, "mile", 4, &a, &b), -1);              /* within n only */
+}
+
+static void a_mention_is_a_whole_word(void) {
+    setup();
+    static const struct {
+        const char *text;
+        int yes;
+    } words[] = {
+        {"alice", 1}, {"hey Alice!", 1}, {"ALICE: look", 1}, {"@alice, hi", 1},
+        {"alice's turn", 1}, {"(alice)", 1}, {"malice", 0}, {"alicex", 0}, {"alice_b", 0},
+        {"alice2", 0}, {"\xc3\xa9" "alice", 0}, {"malice and then alice", 1}, {"", 0},
+        {"ali ce", 0},
+    };
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        int got = tui_mentions(words[i].text, strlen(words[i].text), "alice");
+        if (got != words[i].yes)
+            fprintf(stderr, "\"%s\": %d\n", words[i].text, got);
+        ASSERT_EQ(got, words[i].yes);
+    }
+    ASSERT_EQ(tui_mentions("hi \xc3\x89mile.", 10, "\xc3\xa9mile"), 1);
+    ASSERT_EQ(tui_mentions("bob! there", 10, "bob!"), 1); /* a name may end in punctuation */
+}
+
+static void date_lines_say_the_day(void) {
+    struct tm tm = {.tm_year = 126, .tm_mon = 11, .tm_mday = 2, .tm_wday = 3};
+    char out[80];
+    tui_date_line(&tm, out, sizeof out);
+    ASSERT_STR(out, "-- Wednesday, 2 December 2026 --");
+    tm = (struct tm){.tm_year = 127, .tm_mon = 0, .tm_mday = 31, .tm_wday = 0};
+    tui_date_line(&tm, out, sizeof out);
+    ASSERT_STR(out, "-- Sunday, 31 January 2027 --");
+}
+
 int main(int argc, char **argv) {
     static const test_entry tests[] = {
         {"cases_give_their_rows", cases_give_their_rows},
         {"narrow_rows_cut_between_parts", narrow_rows_cut_between_parts},
         {"random_texts_keep_the_rules", random_texts_keep_the_rules},
+        {"find_ignores_case", find_ignores_case},
+        {"a_mention_is_a_whole_word", a_mention_is_a_whole_word},
+        {"date_lines_say_the_day", date_lines_say_the_day},
     };
     return test_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }
