@@ -6,17 +6,21 @@
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 PKGS    := libuv msgpack sqlite3 libsodium
+# The tracker alone links ICU (its spoof checker: tracker/confusable.c);
+# the peer never does.
+TRACKER_PKGS := icu-uc icu-i18n
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(TRACKER_PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TRACKER_LIBS := $(shell pkg-config --libs $(TRACKER_PKGS) 2>/dev/null)
 CFLAGS_ALL  = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -Ishared $(EXTRA_CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) $(EXTRA_LDFLAGS)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Debian packages: build and test dependencies.
-DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev
+DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev libicu-dev
 DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff-base mandoc systemd strace valgrind jq curl
 
 SHARED_SRC  := $(wildcard shared/*.c)
@@ -38,7 +42,7 @@ $(1)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_ALL) $(2) -c $$< -o $$@
 $(1)/parley-tracker: $(patsubst %.c,$(1)/obj/%.o,$(TRACKER_SRC) $(SHARED_SRC))
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(TRACKER_LIBS)
 $(1)/parley: $(patsubst %.c,$(1)/obj/%.o,$(PEER_SRC) $(SHARED_SRC))
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 # Each unit test binary links the shared code and the tracker's modules
@@ -54,7 +58,7 @@ $(1)/tests/unit/test_peer_%: $(1)/obj/tests/unit/test_peer_%.o $(1)/obj/tests/un
 	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(shell pkg-config --libs ncursesw 2>/dev/null)
 $(1)/tests/unit/%: $(1)/obj/tests/unit/%.o $(patsubst %.c,$(1)/obj/%.o,$(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
 	@mkdir -p $$(@D)
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL)
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_ALL) $$(TRACKER_LIBS)
 endef
 
 $(eval $(call objrules,$(B),))
@@ -69,7 +73,7 @@ asan: $(BA)/parley-tracker $(BA)/parley
 # machine that has everything never touches apt.
 deps:
 	@missing=""; \
-	for p in $(PKGS) ncursesw; do pkg-config --exists $$p || missing=1; done; \
+	for p in $(PKGS) $(TRACKER_PKGS) ncursesw; do pkg-config --exists $$p || missing=1; done; \
 	for c in tmux ip iptables sqlite3 man groff mandoc systemd-analyze strace setpriv valgrind jq curl $(PYTHON); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
 	$(PYTHON) -c 'import msgpack' >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \

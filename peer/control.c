@@ -160,7 +160,7 @@ static void refused(ctl *t) {
     if (strcmp(code, "name_taken") == 0)
         ev_error(ctx, "name_taken", "the name %s is taken by another key (tracker: %s); pick another "
                  "--user, or use the --home that holds this name's key", ctx->user, t->refusal_text);
-    else if (strcmp(code, "bad_name") == 0)
+    else if (strcmp(code, "bad_name") == 0 || strcmp(code, "name_confusable") == 0)
         ev_error(ctx, "name_refused", "the tracker refused the name %s (%s); pick another --user",
                  ctx->user, t->refusal_text);
     else if (strcmp(code, "bad_signature") == 0)

@@ -206,7 +206,8 @@ static void on_error(void *owner, const msg_in *m) {
             ctl_mail_refused(t, id, code, text);
         return;
     }
-    static const char *fatal[] = {"name_taken", "bad_name", "bad_signature", "version", "replaced"};
+    static const char *fatal[] = {"name_taken", "name_confusable", "bad_name", "bad_signature",
+                                  "version", "replaced"};
     for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
         if (strcmp(code, fatal[i]) == 0)
             t->refusal = fatal[i];

@@ -78,7 +78,7 @@ int db_run(db *d, sqlite3_stmt *st) {
 
 static int exec_const(sqlite3 *sq, const char *q) { return sqlite3_exec(sq, q, NULL, NULL, NULL); }
 
-static int int_pragma(sqlite3 *sq, const char *q, int *out) {
+int db_int_pragma(sqlite3 *sq, const char *q, int *out) {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(sq, q, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -96,7 +96,7 @@ static int migrate(sqlite3 *sq, const char *path, const db_schema *s, char *err,
     int rc = exec_const(sq, "BEGIN IMMEDIATE");
     int version = 0;
     if (rc == SQLITE_OK)
-        rc = int_pragma(sq, "PRAGMA user_version", &version);
+        rc = db_int_pragma(sq, "PRAGMA user_version", &version);
     if (rc == SQLITE_OK && version > s->n) {
         exec_const(sq, "ROLLBACK");
         snprintf(err, errlen,
@@ -109,6 +109,10 @@ static int migrate(sqlite3 *sq, const char *path, const db_schema *s, char *err,
         rc = exec_const(sq, s->migrations[v]);
     if (rc == SQLITE_OK && s->at_open)
         rc = exec_const(sq, s->at_open);
+    if (rc == SQLITE_OK && s->at_open_c && (rc = s->at_open_c(sq, s->at_open_arg, err, errlen))) {
+        exec_const(sq, "ROLLBACK"); /* err holds its message */
+        return db_error(rc);
+    }
     if (rc == SQLITE_OK)
         rc = exec_const(sq, "COMMIT");
     if (rc != SQLITE_OK) {

@@ -34,11 +34,16 @@ typedef struct db_schema {
     const char *what;    /* for messages: "tracker database", "history" */
     const char *hint;    /* what the user can do: "use --db to pick another file" */
     const char *at_open; /* optional SQL run in the migration transaction */
+    /* Optional C run in that transaction after at_open, for what SQL cannot
+     * compute (the tracker's name skeletons): SQLITE_OK, or an SQLite error
+     * code with the whole message for the user in err. */
+    int (*at_open_c)(sqlite3 *sq, void *arg, char *err, size_t errlen);
+    void *at_open_arg;
     int private_file;    /* create mode 0600 and refuse a file group or others can read */
 } db_schema;
 
 /* Opens or creates path (WAL, synchronous=FULL), applies the migrations
- * the file lacks and runs at_open, all in one transaction.  lg must outlive
+ * the file lacks and runs at_open and at_open_c, all in one transaction.  lg must outlive
  * the db.  0 with *out set, or a negative error with a message for the
  * user in err (a newer schema than this program knows: UV_EINVAL; a private
  * file others can read: UV_EACCES). */
@@ -97,6 +102,10 @@ void db_on_commit(db *d, void (*cb)(void *arg, uint64_t ns), void *arg);
 /* The connection, for sqlite3_changes, sqlite3_errmsg and the like;
  * statements are made with db_prepare. */
 sqlite3 *db_sqlite(db *d);
+
+/* Runs q (a PRAGMA answering one integer, like "PRAGMA user_version") on a
+ * connection of any kind: SQLITE_OK with *out set, or an SQLite code. */
+int db_int_pragma(sqlite3 *sq, const char *q, int *out);
 
 /* An SQLite result code as a libuv error. */
 int db_error(int rc);

@@ -68,15 +68,22 @@ static void utf8_locale_init(void) {
     utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 }
 
+/* Unicode White_Space. */
 static int is_space(unsigned c) {
-    /* Unicode White_Space plus the invisible formatting characters that
-     * would let two names look identical: zero-width marks and every
-     * Bidi_Control character (LRM/RLM, the embeddings and overrides, the
-     * isolates U+2066..2069 and the Arabic letter mark U+061C). */
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200f) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
-           c == 0x205f || c == 0x3000 || c == 0xfeff || (c >= 0x202a && c <= 0x202e) ||
-           (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0x061c;
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+           c == 0x205f || c == 0x3000;
+}
+
+/* The invisible formatting characters that would let two names look
+ * identical: the zero-width marks (U+200B..200D, the word joiner and the
+ * invisible operators U+2060..2064, U+FEFF) and every Bidi_Control
+ * character (LRM/RLM, the embeddings and overrides, the isolates
+ * U+2066..2069 and the Arabic letter mark U+061C). */
+static int is_invisible(unsigned c) {
+    return (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
+           (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0xfeff ||
+           c == 0x061c;
 }
 
 int name_check(const char *s, size_t len, const char **why) {
@@ -103,6 +110,10 @@ int name_check(const char *s, size_t len, const char **why) {
             *why = "name contains whitespace";
             return UV_EINVAL;
         }
+        if (is_invisible(c)) {
+            *why = "name contains an invisible or formatting character";
+            return UV_EINVAL;
+        }
         i += n;
         if (++chars > NAME_MAX_CHARS) {
             *why = "name is longer than 32 characters";
@@ -112,19 +123,22 @@ int name_check(const char *s, size_t len, const char **why) {
     return 0;
 }
 
-int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]) {
-    if (name_check(s, len, NULL))
-        return UV_EINVAL;
+int utf8_fold(const char *s, size_t len, char *out, size_t cap) {
     pthread_once(&utf8_once, utf8_locale_init);
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         unsigned c = (unsigned char)s[i];
         if (c < 0x80) { /* C.UTF-8 lowercases ASCII as ASCII does; most names are ASCII */
+            if (o + 1 >= cap)
+                return UV_ENOBUFS;
             out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
             i++;
             continue;
         }
-        i += utf8_decode((const unsigned char *)s + i, len - i, &c);
+        size_t n = utf8_decode((const unsigned char *)s + i, len - i, &c);
+        if (n == 0)
+            return UV_EINVAL;
+        i += n;
         unsigned f;
         if (utf8_locale)
             f = (unsigned)towlower_l((wint_t)c, utf8_locale);
@@ -132,10 +146,24 @@ int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]) {
             f = (c >= 'A' && c <= 'Z') ? c + 32 : c;
         if (f > 0x10ffff || (f >= 0xd800 && f <= 0xdfff))
             f = c;
-        o += utf8_encode(f, out + o);
+        char enc[4];
+        size_t k = utf8_encode(f, enc);
+        if (o + k >= cap)
+            return UV_ENOBUFS;
+        memcpy(out + o, enc, k);
+        o += k;
     }
+    if (cap == 0)
+        return UV_ENOBUFS;
     out[o] = '\0';
     return 0;
+}
+
+int name_fold(const char *s, size_t len, char out[NAME_BUFLEN]) {
+    if (name_check(s, len, NULL))
+        return UV_EINVAL;
+    /* 32 code points of at most 4 bytes each: it always fits */
+    return utf8_fold(s, len, out, NAME_BUFLEN);
 }
 
 size_t utf8_clean(const char *in, size_t n, char *out, size_t cap) {

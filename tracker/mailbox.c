@@ -3,7 +3,8 @@
  * prepared once at open on the registry's database and bound per call.
  * What waits in total is counted in memory (a limit and a gauge need it on
  * every put, and a full count would scan every box); a batch that fails
- * to commit recounts it. */
+ * to commit recounts it, and so does a commit by another process (an
+ * operator's --release deletes mail). */
 #include "mailbox.h"
 
 #include "db.h"
@@ -123,6 +124,12 @@ static void on_batch(int status, void *arg) {
         log_warn(mb->lg, "could not recount the mailbox after a failed commit");
 }
 
+static void on_outside_write(void *arg) {
+    mailbox *mb = arg;
+    if (count_totals(mb))
+        log_warn(mb->lg, "could not recount the mailbox after another process changed it");
+}
+
 /* Every write joins the batch through here. */
 static int begin_write(mailbox *mb) {
     int e = db_begin_write(mb->d);
@@ -149,6 +156,7 @@ int mbox_open(registry *r, const logger *lg, mailbox **out, char *err, size_t er
         free(mb); /* the prepared statements are the database's to finalize */
         return e;
     }
+    reg_on_outside_write(r, on_outside_write, mb);
     *out = mb;
     return 0;
 }

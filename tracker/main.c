@@ -2,11 +2,13 @@
  * opens the registry, the mailbox and the server, starts the listeners and runs the loop
  * until SIGINT or SIGTERM; then shuts down in order: listeners, connections
  * (their users go offline), the server, pending writes, the database, the
- * remaining handles. */
+ * remaining handles.  With --release NAME it only frees that name in the
+ * database (release.c) and exits. */
 #include "config.h"
 #include "listen.h"
 #include "mailbox.h"
 #include "metrics.h"
+#include "release.h"
 #include "server.h"
 #include "msg.h"
 #include "version.h"
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TRACKER_PORT};
 
@@ -35,6 +38,7 @@ static void usage(FILE *f) {
             "                      [--mail-ttl SECONDS] [--mail-max N] [--mail-bytes N]\n"
             "                      [--mail-per-sender N] [--mail-rate N] [--mail-total BYTES]\n"
             "                      [--metrics HOST:PORT] [--config PATH]\n"
+            "       parley-tracker --release NAME [--db PATH] [--config PATH]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
             "is online and look each other up before chatting directly.\n"
@@ -89,6 +93,10 @@ static void usage(FILE *f) {
             "                       dashes (\"listen 127.0.0.1:5960\"), # comments and blank\n"
             "                       lines allowed; flags on the command line override it\n"
             "                       (a --listen there replaces the file's listen lines).\n"
+            "  --release NAME       free NAME for a user who lost their key, then exit: the\n"
+            "                       next registration of NAME, with any key, binds it.  Its\n"
+            "                       waiting mail goes too (its senders are told it expired).\n"
+            "                       Safe while a tracker runs on the same --db.\n"
             "  --version            show the version and the protocol version.\n"
             "  --help               show this help.\n"
             "\n"
@@ -98,7 +106,7 @@ static void usage(FILE *f) {
 
 /* The flags that take a number in a range, and where it goes. */
 enum { OPT_MAIL_TTL = 256, OPT_MAIL_MAX, OPT_MAIL_BYTES, OPT_MAIL_PER_SENDER, OPT_MAIL_RATE,
-       OPT_MAIL_TOTAL };
+       OPT_MAIL_TOTAL, OPT_RELEASE };
 
 #define CFG(f) offsetof(tracker_config, f), sizeof(((tracker_config *)0)->f)
 
@@ -169,6 +177,7 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"mail-total", required_argument, NULL, OPT_MAIL_TOTAL},
         {"metrics", required_argument, NULL, 'M'},
         {"config", required_argument, NULL, 'c'},
+        {"release", required_argument, NULL, OPT_RELEASE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
@@ -215,6 +224,14 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
                 return bad_usage("config files do not nest (config %s)", optarg);
             if (optarg != cfg->config)
                 return bad_usage("--config %s: give --config once, spelled out in full", optarg);
+            break;
+        case OPT_RELEASE:
+            if (!cmdline)
+                return bad_usage("release does not belong in a config file (it is a one-off "
+                                 "command: parley-tracker --release NAME)%s", "");
+            if (cfg->release)
+                return bad_usage("--release %s: release one name at a time", optarg);
+            cfg->release = optarg;
             break;
         case 'h':
             if (!cmdline)
@@ -293,6 +310,33 @@ static void on_signal(uv_signal_t *h, int signum) {
     shutdown_start(ctx, 0);
 }
 
+/* --release NAME: what it did on stdout, or why not on stderr; the exit
+ * status (0, 1 for a name it could not release, 2 for one that cannot be a
+ * name). */
+static int release(const tracker_config *cfg) {
+    rel_result res;
+    char err[1024];
+    int64_t now = (int64_t)time(NULL);
+    int e = rel_release(cfg->db, cfg->release, now + (int64_t)cfg->mail_ttl, &res, err,
+                        sizeof err);
+    if (e) {
+        fprintf(stderr, "parley-tracker: %s\n", err);
+        return e == UV_EINVAL ? 2 : 1;
+    }
+    char since[32] = "?";
+    time_t t = (time_t)res.created;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(since, sizeof since, "%Y-%m-%d %H:%M UTC", &tm);
+    printf("released %s (bound since %s) in %s: the next registration of the name, with "
+           "any key, binds it\n", res.name, since, cfg->db);
+    printf("deleted %" PRIu64 " message%s waiting for it (each sender gets an \"expired\" "
+           "receipt), %" PRIu64 " it left for others, %" PRIu64 " receipt%s for it\n",
+           res.mail_to, res.mail_to == 1 ? "" : "s", res.mail_from, res.receipts,
+           res.receipts == 1 ? "" : "s");
+    return 0;
+}
+
 static void on_listening(tracker_ctx *ctx, int status) {
     if (status) {
         shutdown_start(ctx, 1);
@@ -337,6 +381,8 @@ int main(int argc, char **argv) {
     optind = 0;
     if (r < 0)
         r = parse_args(&ctx, argc, argv, specs, 1);
+    if (r < 0 && ctx.cfg.release)
+        r = release(&ctx.cfg);
     if (r >= 0) {
         free(specs);
         conf_free(&cf);

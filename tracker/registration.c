@@ -2,7 +2,10 @@
  * registry's group commit and is answered only from its callback, once the
  * batch is on disk; then what waits in the mailbox follows (mail.c).  A
  * session that closes while its registration is in flight is kept until
- * that callback, which then frees it. */
+ * that callback, which then frees it.  A name not bound yet is held to the
+ * look-alike rules first (confusable.h): its skeleton against the names of
+ * other keys, then its scripts. */
+#include "confusable.h"
 #include "handlers.h"
 #include "mail.h"
 #include "presence.h"
@@ -136,6 +139,35 @@ static int read_endpoints(session *s, const msgpack_object_array *eps,
     return 0;
 }
 
+/* A name nobody holds yet (names bound before these rules keep working for
+ * their key): whether it looks like a name of another key
+ * (name_confusable, which says which: the likelier mistake, so it comes
+ * first), then its scripts (bad_name).  1 after failing the connection,
+ * else 0. */
+static int new_name_refused(session *s, const char *name, size_t len, const char *folded,
+                            const unsigned char key[IDENT_PK]) {
+    const char *why;
+    char text[640], other[NAME_BUFLEN];
+    int r = reg_lookalike(s->ctx->reg, folded, key, other);
+    if (r == 0) {
+        snprintf(text, sizeof text,
+                 "the name %s looks like %s, a name another key holds; pick a name that "
+                 "does not look like an existing one", name, other);
+        conn_fail(s->c, "name_confusable", text, 0);
+        return 1;
+    }
+    if (r == UV_ENOENT && (r = conf_check(name, len, &why)) == UV_EINVAL) {
+        snprintf(text, sizeof text, "invalid name %s: %s; pick another name", name, why);
+        conn_fail(s->c, "bad_name", text, 0);
+        return 1;
+    }
+    if (r && r != UV_ENOENT) {
+        conn_fail(s->c, "internal", "the tracker could not check the name; try again later", 0);
+        return 1;
+    }
+    return 0;
+}
+
 void rgn_register(void *owner, const msg_in *m) {
     session *s = owner;
     tracker_ctx *ctx = s->ctx;
@@ -154,11 +186,11 @@ void rgn_register(void *owner, const msg_in *m) {
     if (read_endpoints(s, eps, ep, epv))
         return;
     const char *why;
-    char text[256];
+    char text[640];
     if (name_check(name, nlen, &why)) {
         snprintf(text, sizeof text,
-                 "invalid name: %s; a name is 1 to 32 characters without spaces or control "
-                 "characters", why);
+                 "invalid name: %s; a name is 1 to 32 characters without spaces, control "
+                 "characters or invisible ones", why);
         conn_fail(s->c, "bad_name", text, 0);
         return;
     }
@@ -172,8 +204,17 @@ void rgn_register(void *owner, const msg_in *m) {
     memcpy(cname, name, nlen); /* name_check bounds nlen and excludes NUL */
     cname[nlen] = '\0';
     name_fold(cname, nlen, folded);
-    int r = reg_bind(ctx->reg, cname, folded, key, epv, eps->size, (int64_t)time(NULL), stored,
-                     on_bound, s);
+    reg_user u;
+    int r = reg_lookup(ctx->reg, folded, &u);
+    if (r == 0 && memcmp(u.key, key, IDENT_PK) != 0)
+        r = UV_EEXIST;
+    else if (r == UV_ENOENT && new_name_refused(s, cname, nlen, folded, key))
+        return;
+    else if (r == UV_ENOENT)
+        r = 0;
+    if (r == 0)
+        r = reg_bind(ctx->reg, cname, folded, key, epv, eps->size, (int64_t)time(NULL),
+                     stored, on_bound, s);
     if (r == UV_EEXIST) {
         snprintf(text, sizeof text,
                  "the name %s is taken by another key; pick another name", cname);

@@ -1,10 +1,13 @@
 /* registry: the users table of the tracker's database.  Only this file
- * speaks its SQL; every statement is prepared once at open and bound per
+ * speaks its SQL (but for release.c's operator --release, another process
+ * by design); every statement is prepared once at open and bound per
  * call.  The connection, the schema (schema.c) and the group commit are
- * shared/db.c's; the lookup cache (cache.c) sits in front of the reads. */
+ * shared/db.c's; the lookup cache (cache.c) sits in front of the reads.
+ * Each name's look-alike skeleton (confusable.c) is stored beside it. */
 #include "registry.h"
 
 #include "cache.h"
+#include "confusable.h"
 #include "db.h"
 #include "schema.h"
 
@@ -20,13 +23,13 @@
 
 enum {
     ST_GET, ST_INSERT, ST_UPDATE, ST_PRESENCE, ST_LIST_FROM, ST_LIST_AFTER, ST_DATA_VERSION,
-    ST_COUNT
+    ST_LOOKALIKE, ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
     [ST_GET] = "SELECT name, key, endpoints, last_seen, online FROM users WHERE folded = ?1",
-    [ST_INSERT] = "INSERT INTO users (folded, name, key, endpoints, last_seen, online, created)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, 1, ?5)",
+    [ST_INSERT] = "INSERT INTO users (folded, name, key, endpoints, last_seen, online, created,"
+                  " skeleton) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?5, ?6)",
     /* A bind also marks the user online: one write per registration. */
     [ST_UPDATE] = "UPDATE users SET endpoints = ?2, last_seen = ?3, online = 1 WHERE folded = ?1",
     [ST_PRESENCE] = "UPDATE users SET online = ?2, last_seen = ?3 WHERE folded = ?1",
@@ -36,6 +39,8 @@ static const char *const sql[ST_COUNT] = {
                       " AND folded < ?2 ORDER BY folded LIMIT ?3",
     /* Changes only when another connection commits: the cache's guard. */
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    /* One users_skeleton index probe. */
+    [ST_LOOKALIKE] = "SELECT name FROM users WHERE skeleton = ?1 AND key <> ?2 LIMIT 1",
 };
 
 struct registry {
@@ -48,6 +53,8 @@ struct registry {
     uint64_t cache_hits, cache_misses; /* lookups of existing names */
     void (*batch_end)(void *arg); /* reg_on_batch_end */
     void *batch_arg;
+    void (*outside)(void *arg);   /* reg_on_outside_write */
+    void *outside_arg;
 };
 
 static void on_batch_end(void *arg, int status) {
@@ -59,6 +66,100 @@ static void on_batch_end(void *arg, int status) {
         r->batch_end(r->batch_arg);
 }
 
+/* The skeletons of the names listed in folded[0..n): 0 or an SQLite error. */
+static int fill_some(registry *r, sqlite3_stmt *set, char (*folded)[NAME_BUFLEN], size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char skel[CONF_SKELETON_BUFLEN];
+        if (conf_skeleton(folded[i], strlen(folded[i]), skel)) {
+            /* Not a name name_fold makes (written by hand?): it looks like
+             * itself at least. */
+            log_warn(r->lg, "cannot compute the look-alike skeleton of the stored name %s; "
+                     "keeping the name itself", folded[i]);
+            snprintf(skel, sizeof skel, "%s", folded[i]);
+        }
+        sqlite3_bind_text(set, 1, skel, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(set, 2, folded[i], -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(set);
+        sqlite3_reset(set);
+        if (rc != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* db_open's C step (db_schema.at_open_c), in the migration transaction:
+ * the skeleton of every name that lacks one (the rows from before
+ * migration 3, a row an operator wrote), and of every name when they were
+ * computed by another ICU than this one (its confusables data changes). */
+static int fill_skeletons(sqlite3 *sq, void *arg, char *err, size_t errlen) {
+    registry *r = arg;
+    if (conf_init(err, errlen))
+        return SQLITE_ERROR;
+    const char *now = conf_version();
+    enum { BATCH = 256 };
+    static const char *const q[] = {
+        "SELECT value FROM meta WHERE name = 'skeletons'",
+        "UPDATE users SET skeleton = NULL",
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('skeletons', ?1)",
+        /* in batches along the primary key: a name that fails is not met again */
+        "SELECT folded FROM users WHERE skeleton IS NULL AND folded > ?1 ORDER BY folded LIMIT ?2",
+        "UPDATE users SET skeleton = ?1 WHERE folded = ?2",
+    };
+    enum { Q_GET, Q_CLEAR, Q_SET_VERSION, Q_MISSING, Q_SET, Q_N };
+    sqlite3_stmt *st[Q_N] = {0};
+    char (*folded)[NAME_BUFLEN] = malloc(BATCH * sizeof *folded);
+    int rc = folded ? SQLITE_OK : SQLITE_NOMEM;
+    for (int i = 0; rc == SQLITE_OK && i < Q_N; i++)
+        rc = sqlite3_prepare_v2(sq, q[i], -1, &st[i], NULL);
+    char was[64] = "";
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st[Q_GET])) == SQLITE_ROW) {
+        snprintf(was, sizeof was, "%s", (const char *)sqlite3_column_text(st[Q_GET], 0));
+        rc = SQLITE_DONE;
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    if (rc == SQLITE_OK && strcmp(was, now) != 0) {
+        if (was[0])
+            log_info(r->lg, "the look-alike skeletons of the names were computed with %s; "
+                     "computing them again with %s", was, now);
+        rc = sqlite3_step(st[Q_CLEAR]);
+        if (rc == SQLITE_DONE) {
+            sqlite3_bind_text(st[Q_SET_VERSION], 1, now, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st[Q_SET_VERSION]);
+        }
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    size_t total = 0;
+    char after[NAME_BUFLEN] = "";
+    while (rc == SQLITE_OK) {
+        size_t n = 0;
+        sqlite3_bind_text(st[Q_MISSING], 1, after, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st[Q_MISSING], 2, BATCH);
+        while (n < BATCH && (rc = sqlite3_step(st[Q_MISSING])) == SQLITE_ROW) {
+            const char *f = (const char *)sqlite3_column_text(st[Q_MISSING], 0);
+            snprintf(folded[n++], NAME_BUFLEN, "%s", f ? f : "");
+        }
+        sqlite3_reset(st[Q_MISSING]);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            break;
+        rc = fill_some(r, st[Q_SET], folded, n);
+        total += n;
+        if (n < BATCH)
+            break;
+        snprintf(after, sizeof after, "%s", folded[n - 1]);
+    }
+    if (rc == SQLITE_OK && total)
+        log_info(r->lg, "computed the look-alike skeletons of %zu name%s (%s)", total,
+                 total == 1 ? "" : "s", now);
+    if (rc != SQLITE_OK)
+        snprintf(err, errlen, "cannot fill in the look-alike skeletons of the names: %s",
+                 sqlite3_errmsg(sq));
+    for (int i = 0; i < Q_N; i++)
+        sqlite3_finalize(st[i]);
+    free(folded);
+    return rc;
+}
+
 int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
              size_t errlen) {
     registry *r = calloc(1, sizeof *r);
@@ -68,7 +169,10 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
         return UV_ENOMEM;
     }
     r->lg = lg;
-    int e = db_open(loop, path, &tracker_schema, lg, &r->d, err, errlen);
+    db_schema schema = tracker_schema;
+    schema.at_open_c = fill_skeletons;
+    schema.at_open_arg = r;
+    int e = db_open(loop, path, &schema, lg, &r->d, err, errlen);
     if (e == 0)
         e = db_prepare_all(r->d, sql, ST_COUNT, r->st, err, errlen);
     if (e) {
@@ -77,7 +181,11 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
         free(r);
         return e;
     }
-    r->data_version = -1; /* the first pass reads it; the cache is empty anyway */
+    /* What the file is at now, so that any commit by another process from
+     * here on is seen (the mailbox counted its totals just after this). */
+    sqlite3_stmt *st = r->st[ST_DATA_VERSION];
+    r->data_version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
     db_on_batch_end(r->d, on_batch_end, r);
     *out = r;
     return 0;
@@ -94,9 +202,15 @@ void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
     r->batch_arg = arg;
 }
 
+void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg) {
+    r->outside = cb;
+    r->outside_arg = arg;
+}
+
 /* Once per loop pass, before the cache answers anything: a commit by another
- * process (an operator's sqlite3 shell) bumps PRAGMA data_version, and then
- * nothing cached can be trusted.  The db's end of pass resets the flag. */
+ * process (an operator's --release or sqlite3 shell) bumps PRAGMA
+ * data_version, and then nothing cached can be trusted.  The db's end of
+ * pass resets the flag. */
 static int check_pass(registry *r) {
     if (r->pass_checked)
         return 0;
@@ -110,7 +224,14 @@ static int check_pass(registry *r) {
     }
     if (v != r->data_version) {
         cache_clear(r->cache);
+        int first = r->data_version < 0; /* could not be read at open */
         r->data_version = v;
+        if (!first) {
+            log_info(r->lg, "another process changed the database (an operator's --release?); "
+                     "reading it afresh");
+            if (r->outside)
+                r->outside(r->outside_arg);
+        }
     }
     r->pass_checked = 1;
     db_touch(r->d);
@@ -245,6 +366,11 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
         sqlite3_bind_blob(st, 3, key, IDENT_PK, SQLITE_TRANSIENT);
         bind_str(st, 4, eps);
         sqlite3_bind_int64(st, 5, now);
+        char skel[CONF_SKELETON_BUFLEN];
+        if (conf_skeleton(folded, strlen(folded), skel) == 0)
+            bind_str(st, 6, skel);
+        else /* stays NULL (no look-alike check finds it) until the next open fills it in */
+            log_warn(r->lg, "cannot compute the look-alike skeleton of %s", name);
         snprintf(stored, NAME_BUFLEN, "%s", name);
     }
     if ((e = db_run(r->d, st)) != 0) {
@@ -254,6 +380,32 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
     cache_row row = {stored, key, eps, now, 1};
     cache_put(r->cache, folded, &row);
     return 0;
+}
+
+int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT_PK],
+                  char other[NAME_BUFLEN]) {
+    char skel[CONF_SKELETON_BUFLEN];
+    int e = conf_skeleton(folded, strlen(folded), skel);
+    if (e) {
+        log_error(r->lg, "cannot compute the look-alike skeleton of %s", folded);
+        return e;
+    }
+    if ((e = db_begin_read(r->d)) != 0)
+        return e;
+    sqlite3_stmt *st = r->st[ST_LOOKALIKE];
+    bind_str(st, 1, skel);
+    sqlite3_bind_blob(st, 2, key, IDENT_PK, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(other, NAME_BUFLEN, "%s", column_str(st, 0));
+    } else if (rc == SQLITE_DONE) {
+        e = UV_ENOENT;
+    } else {
+        log_error(r->lg, "database look-alike lookup failed: %s", sqlite3_errmsg(db_sqlite(r->d)));
+        e = db_error(rc);
+    }
+    db_done(st);
+    return e;
 }
 
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen) {

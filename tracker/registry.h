@@ -45,9 +45,10 @@ typedef void (*reg_done_cb)(int status, void *arg);
 typedef int (*reg_list_cb)(const char *name, const char *folded, void *arg);
 
 /* Opens or creates the database at path (WAL, synchronous=FULL), runs the
- * schema migrations and marks everyone offline (no session survives a
- * restart).  lg must outlive the registry.  0 with *out set, or a negative
- * error with a message for the user in err. */
+ * schema migrations, marks everyone offline (no session survives a
+ * restart) and computes the look-alike skeletons names lack.  lg must
+ * outlive the registry.  0 with *out set, or a negative error with a
+ * message for the user in err. */
 int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
              size_t errlen);
 
@@ -69,6 +70,14 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
              const char *const *endpoints, size_t nendpoints, int64_t now,
              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
 
+/* Whether a new name of this folded form would look like a name bound to
+ * another key than key: the same TR39 skeleton (confusable.h), one index
+ * probe.  0 with the first such name, as stored, in other; UV_ENOENT when
+ * there is none; or a negative error.  reg_bind stores the skeleton of the
+ * names it binds; names bound before it was stored get theirs at open. */
+int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT_PK],
+                  char other[NAME_BUFLEN]);
+
 /* Records that folded came online or went offline at last_seen.  Batched
  * like reg_bind, without a callback.  0 or a negative error. */
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen);
@@ -83,6 +92,12 @@ struct db *reg_db(registry *r);
  * batch (the server sends the pass's presence pushes together).  NULL
  * unsets it. */
 void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg);
+
+/* cb(arg) fires when the registry finds that another process committed to
+ * the database (an operator's --release), before the read that found it:
+ * the registry dropped its cache, and a module counting the file's rows in
+ * memory recounts them (mailbox.c).  NULL unsets it. */
+void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg);
 
 /* cb(arg, ns) fires after each write batch's COMMIT with how long it took
  * (for the metrics).  NULL unsets it. */

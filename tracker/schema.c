@@ -74,6 +74,19 @@ static const char *const migrations[] = {
     " DELETE FROM mail_use WHERE recipient = OLD.recipient AND msgs <= 0;"
     " END;"
     "PRAGMA user_version = 3;",
+    /* 4: look-alike names (confusable.h).  Each name's TR39 skeleton, so
+     * that a new name looking like one bound to another key is one indexed
+     * lookup away.  SQL cannot compute a skeleton: registry.c fills in
+     * every NULL one at open, in C, in the transaction that ran this
+     * (db_schema.at_open_c), and recomputes them all when the ICU recorded
+     * in meta ('skeletons') is not the one running. */
+    "ALTER TABLE users ADD COLUMN skeleton TEXT;"
+    "CREATE INDEX users_skeleton ON users (skeleton);"
+    "CREATE TABLE meta ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " value TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "PRAGMA user_version = 4;",
 };
 
 const db_schema tracker_schema = {

@@ -40,6 +40,7 @@ typedef struct tracker_config {
     uint64_t mail_total;      /* bytes of boxes waiting in all */
     const char *metrics;      /* --metrics HOST:PORT, or NULL: no metrics */
     const char *config;       /* --config PATH, or NULL */
+    const char *release;      /* --release NAME: free that name and exit, or NULL */
     size_t nlisten_file;      /* listen specs from the config file (replaced by the command line's) */
 } tracker_config;
 

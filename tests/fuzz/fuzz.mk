@@ -1,8 +1,8 @@
 # tests/fuzz/fuzz.mk: `make fuzz` -- libFuzzer harnesses for the
 # frame reader, the message decoder, the tracker's and the peer's receive
 # paths.  The Makefile includes this file at its end, so B, CFLAGS_ALL,
-# LDLIBS_ALL, SHARED_SRC, TRACKER_SRC, PEER_SRC, HDRS and PYTHON come from
-# there.
+# LDLIBS_ALL, TRACKER_LIBS, SHARED_SRC, TRACKER_SRC, PEER_SRC, HDRS and
+# PYTHON come from there.
 #
 #   make fuzz                      build, run each harness FUZZ_SECONDS (60)
 #   make fuzz FUZZ_SECONDS=600 FUZZ_ONLY="tracker peer"
@@ -42,7 +42,7 @@ $(FUZZ_B)/fuzz_msg: $(call FUZZ_OBJ,tests/fuzz/fuzz_msg.c $(SHARED_SRC))
 # The tracker's real modules minus its main.
 $(FUZZ_B)/fuzz_tracker: $(call FUZZ_OBJ,tests/fuzz/fuzz_tracker.c tests/fuzz/fuzz_io.c \
                           $(SHARED_SRC) $(filter-out tracker/main.c,$(TRACKER_SRC)))
-	$(FUZZ_LINK)
+	$(FUZZ_LINK) $(TRACKER_LIBS)
 # The peer's real modules minus its main (the harness wires them as main.c
 # does and sets ctx->on_quit).
 $(FUZZ_B)/fuzz_peer: $(call FUZZ_OBJ,tests/fuzz/fuzz_peer.c tests/fuzz/fuzz_io.c \

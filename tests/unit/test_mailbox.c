@@ -309,11 +309,44 @@ static void test_migrates_version_1(void) {
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(st, 0), 2);
+    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    /* migration 3's skeleton, filled in for the row from before it */
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT skeleton FROM users WHERE folded = 'old'", -1, &st,
+                                 NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_STR((const char *)sqlite3_column_text(st, 0), "old");
     sqlite3_finalize(st);
     sqlite3_close(db);
     cleanup();
 }
 
+/* Another process deleting mail (an operator's --release) is recounted:
+ * the totals behind --mail-total and the gauges follow the file. */
+static void test_outside_delete_recounted(void) {
+    tmpdb();
+    fixture f;
+    open_all(&f);
+    ASSERT_EQ(put(&f, "alice", "bob", 1, "hello", 99999), 0);
+    ASSERT_EQ(put(&f, "alice", "bob", 2, "again", 99999), 0);
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* commits the pass */
+    mbox_totals t;
+    mbox_get_totals(f.mb, &t);
+    ASSERT_EQ(t.msgs, 2);
+    ASSERT_EQ(t.bytes, 10);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(tdb.path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    ASSERT_EQ(sqlite3_exec(db, "DELETE FROM mail WHERE msg_id = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(f.r, "nobody", &u), UV_ENOENT); /* the first read of the pass sees it */
+    mbox_get_totals(f.mb, &t);
+    ASSERT_EQ(t.msgs, 1);
+    ASSERT_EQ(t.bytes, 5);
+    close_all(&f);
+    cleanup();
+}
+
 TEST_MAIN(T(test_window_and_acks), T(test_known_and_duplicates), T(test_limits), T(test_expire),
-          T(test_migrates_version_1))
+          T(test_migrates_version_1), T(test_outside_delete_recounted))

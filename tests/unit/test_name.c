@@ -1,6 +1,7 @@
 /* test_name: username rules (shared/name.c), the same on the tracker and in
  * every peer: 1 to 32 code points of valid UTF-8, no whitespace, no control
- * characters, compared by their case-folded form. */
+ * characters, no invisible formatting ones, compared by their case-folded
+ * form. */
 #include "name.h"
 #include "test.h"
 
@@ -11,7 +12,7 @@ static int check(const char *s) {
 }
 
 /* Asserts s is refused, with a reason. */
-static void refused(const char *s, size_t len) {
+static const char *refused(const char *s, size_t len) {
     const char *why = NULL;
     if (name_check(s, len, &why) != UV_EINVAL) {
         fprintf(stderr, "name accepted but should be refused:");
@@ -23,6 +24,13 @@ static void refused(const char *s, size_t len) {
     ASSERT(why != NULL && *why != '\0');
     char out[NAME_BUFLEN];
     ASSERT_EQ(name_fold(s, len, out), UV_EINVAL);
+    return why;
+}
+
+/* Asserts s is refused as invisible, not as whitespace: a user who sees
+ * "alice" must not be told it holds a space. */
+static void invisible(const char *s, size_t len) {
+    ASSERT_STR(refused(s, len), "name contains an invisible or formatting character");
 }
 
 static void ascii(void) {
@@ -115,20 +123,26 @@ static void control_chars(void) {
 }
 
 static void unicode_whitespace(void) {
-    refused("a\xc2\xa0" "b", 4);         /* no-break space */
-    refused("a\xe3\x80\x80" "b", 5);     /* ideographic space */
-    refused("a\xe2\x80\x83" "b", 5);     /* em space */
-    refused("a\xe2\x80\xa8" "b", 5);     /* line separator */
-    refused("a\xc2\x85" "b", 4);         /* next line */
+    static const char ws[] = "name contains whitespace";
+    ASSERT_STR(refused("a\xc2\xa0" "b", 4), ws);         /* no-break space */
+    ASSERT_STR(refused("a\xe3\x80\x80" "b", 5), ws);     /* ideographic space */
+    ASSERT_STR(refused("a\xe2\x80\x83" "b", 5), ws);     /* em space */
+    ASSERT_STR(refused("a\xe2\x80\x8a" "b", 5), ws);     /* hair space, the last of U+2000.. */
+    ASSERT_STR(refused("a\xe2\x80\xa8" "b", 5), ws);     /* line separator */
+    refused("a\xc2\x85" "b", 4);         /* next line (a C1 control, said so) */
 }
 
 static void zero_width_and_bidi(void) {
-    refused("ali\xe2\x80\x8b" "ce", 8);  /* U+200B zero-width space */
-    refused("ali\xe2\x80\x8d" "ce", 8);  /* U+200D zero-width joiner */
-    refused("ali\xe2\x81\xa0" "ce", 8);  /* U+2060 word joiner */
-    refused("\xef\xbb\xbf" "alice", 8);  /* U+FEFF BOM */
-    refused("\xe2\x80\xae" "ecila", 8);  /* U+202E right-to-left override */
-    refused("\xe2\x80\x8f" "alice", 8);  /* U+200F right-to-left mark */
+    invisible("ali\xe2\x80\x8b" "ce", 8);  /* U+200B zero-width space */
+    invisible("ali\xe2\x80\x8c" "ce", 8);  /* U+200C zero-width non-joiner */
+    invisible("ali\xe2\x80\x8d" "ce", 8);  /* U+200D zero-width joiner */
+    invisible("ali\xe2\x81\xa0" "ce", 8);  /* U+2060 word joiner */
+    invisible("ali\xe2\x81\xa4" "ce", 8);  /* U+2064 invisible plus */
+    invisible("\xef\xbb\xbf" "alice", 8);  /* U+FEFF BOM */
+    invisible("\xe2\x80\xaa" "alice", 8);  /* U+202A left-to-right embedding */
+    invisible("\xe2\x80\xae" "ecila", 8);  /* U+202E right-to-left override */
+    invisible("\xe2\x80\x8e" "alice", 8);  /* U+200E left-to-right mark */
+    invisible("\xe2\x80\x8f" "alice", 8);  /* U+200F right-to-left mark */
 }
 
 static void invalid_utf8(void) {
@@ -218,7 +232,7 @@ static void bidi_isolates_rejected(void) {
         const char *why = NULL;
         char fold[NAME_BUFLEN];
         ASSERT_EQ(name_check(bad[i], strlen(bad[i]), &why), UV_EINVAL);
-        ASSERT_STR(why, "name contains whitespace");
+        ASSERT_STR(why, "name contains an invisible or formatting character");
         ASSERT_EQ(name_fold(bad[i], strlen(bad[i]), fold), UV_EINVAL);
     }
     /* Neighbours that are ordinary characters stay valid. */

@@ -184,20 +184,21 @@ static void on_guard(uv_timer_t *h) {
     F.p.ctx.ctl = NULL;
 }
 
-/* error name_taken in answer to register: refused fires once with the
- * code, the user is told, and nothing is scheduled any more: with the
- * tracker and the chat port closed the loop runs dry at once (a pending
- * reconnect would keep it turning until the guard timer). */
-static void name_taken_refused(void) {
+/* An error code in answer to register that is final: refused fires once
+ * with the code, the user is told once (event ev_code, its text holding
+ * word), and nothing is scheduled any more: with the tracker and the chat
+ * port closed the loop runs dry at once (a pending reconnect would keep it
+ * turning until the guard timer). */
+static void refused_for_good(const char *code, const char *ev_code, const char *word) {
     ctl *t = setup();
-    F.ft.register_error = "name_taken";
+    F.ft.register_error = code;
     FX_WAIT(&F.loop, F.p.news.refused == 1);
-    ASSERT_STR(F.p.news.refused_code, "name_taken");
+    ASSERT_STR(F.p.news.refused_code, code);
     ASSERT_EQ(F.p.news.registered, 0);
     ASSERT(!ctl_ready(t));
     ASSERT_EQ(F.p.ev.errors, 1);
-    ASSERT_STR(F.p.ev.error_code, "name_taken");
-    ASSERT(strstr(F.p.ev.error_text, "alice") != NULL);
+    ASSERT_STR(F.p.ev.error_code, ev_code);
+    ASSERT(strstr(F.p.ev.error_text, word) != NULL);
     ASSERT_EQ(F.ft.registers, 1);
     /* a request now fails (later) instead of waiting forever */
     fx_lookup r = {0};
@@ -216,9 +217,18 @@ static void name_taken_refused(void) {
     ASSERT_EQ(guard_fired, 0);
     ASSERT_EQ(F.ft.hellos, 1);
     ASSERT_EQ(F.ft.accepted, 1);
+    ASSERT_EQ(F.ft.registers, 1);
     ASSERT_EQ(F.p.news.refused, 1);
     uv_close((uv_handle_t *)&guard, NULL);
     teardown();
+}
+
+static void name_taken_refused(void) { refused_for_good("name_taken", "name_taken", "alice"); }
+
+/* The tracker's look-alike refusal is as final, told as name_refused with
+ * the tracker's reason. */
+static void name_confusable_refused(void) {
+    refused_for_good("name_confusable", "name_refused", "fake tracker refuses the register");
 }
 
 /* presence pushes reach ctl_handler.presence (and the front end), except
@@ -662,6 +672,7 @@ static void silent_tracker_dropped(void) {
 
 TEST_MAIN(T(registers_once), T(lookup_answered_later), T(lookup_waits_for_registration),
           T(lookup_unknown_user), T(tracker_close_reconnects), T(name_taken_refused),
+          T(name_confusable_refused),
           T(presence_push), T(malformed_not_msgpack), T(malformed_map_without_t),
           T(malformed_lookup_result), T(malformed_presence), T(unexpected_welcome),
           T(unknown_type), T(cache_while_tracker_down), T(cancel_stops_callback),

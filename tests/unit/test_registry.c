@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include "../../tracker/cache.h"
+#include "../../tracker/confusable.h"
 #include "../../tracker/namemap.h"
 #include "../../tracker/registry.h"
 
@@ -90,12 +91,15 @@ static void test_schema_created(void) {
     registry *r = open_reg(&loop);
     close_reg(r, &loop);
     sqlite3 *db = side_db();
-    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 3);
+    ASSERT_EQ(side_int(db, "PRAGMA user_version"), 4);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), 1);
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'users_online'"), 1);
     /* migration 2: the mailbox's tables (test_mailbox.c uses them) */
     ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('mail', "
                            "'receipts', 'mail_recipient', 'mail_expires', 'receipts_sender')"), 5);
+    /* migration 3: the look-alike skeletons and what computed them */
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('users_skeleton', "
+                           "'meta')"), 2);
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
@@ -564,8 +568,166 @@ static void test_lookup_cache_coherent(void) {
     cleanup();
 }
 
+static void side_exec(const char *q) {
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(tdb.path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, q, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "%s: %s\n", q, msg ? msg : "?");
+    ASSERT_EQ(rc, SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The stored skeleton of folded, into out ("NULL" for none). */
+static void side_skeleton(const char *folded, char *out, size_t cap) {
+    sqlite3 *db = side_db();
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT skeleton FROM users WHERE folded = ?1", -1, &st,
+                                 NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, folded, -1, SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    snprintf(out, cap, "%s", v ? v : "NULL");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A name that looks like another key's is found by its skeleton; the
+ * key's own names never count; bind stores the skeleton. */
+static void test_lookalike(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    ASSERT_EQ(bind_now(r, &loop, "Alice", 1, NULL, 0, NULL), 0);
+    ASSERT_EQ(bind_now(r, &loop, "paypal", 1, NULL, 0, NULL), 0);
+    unsigned char k1[IDENT_PK], k2[IDENT_PK];
+    key_of(k1, 1);
+    key_of(k2, 2);
+    char other[NAME_BUFLEN];
+    ASSERT_EQ(reg_lookalike(r, "\xd0\xb0lice", k2, other), 0); /* Cyrillic a */
+    ASSERT_STR(other, "Alice");                                 /* as stored */
+    ASSERT_EQ(reg_lookalike(r, "alice", k2, other), 0);
+    ASSERT_EQ(reg_lookalike(r, "p\xd0\xb0yp\xd0\xb0l", k2, other), 0);
+    ASSERT_STR(other, "paypal");
+    ASSERT_EQ(reg_lookalike(r, "\xd0\xb0lice", k1, other), UV_ENOENT); /* its own */
+    ASSERT_EQ(reg_lookalike(r, "bob", k2, other), UV_ENOENT);
+    /* A bind of the same pass is seen before it commits. */
+    done d = {0, -1};
+    char stored[NAME_BUFLEN];
+    ASSERT_EQ(reg_bind(r, "rnodern", "rnodern", k1, NULL, 0, 1, stored, on_done, &d), 0);
+    ASSERT_EQ(reg_lookalike(r, "modern", k2, other), 0); /* m looks like rn */
+    ASSERT_STR(other, "rnodern");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(d.calls, 1);
+    close_reg(r, &loop);
+    char skel[CONF_SKELETON_BUFLEN];
+    side_skeleton("alice", skel, sizeof skel);
+    ASSERT_STR(skel, "alice");
+    cleanup();
+}
+
+/* A database from before migration 3 gets every skeleton at open (more
+ * names than one batch of the fill), and a database whose skeletons
+ * another ICU computed gets them all again. */
+static void test_skeletons_filled_at_open(void) {
+    tmpdb();
+    side_exec("CREATE TABLE users (folded TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,"
+              " key BLOB NOT NULL CHECK (length(key) = 32), endpoints TEXT NOT NULL DEFAULT '',"
+              " last_seen INTEGER NOT NULL DEFAULT 0, online INTEGER NOT NULL DEFAULT 0,"
+              " created INTEGER NOT NULL) WITHOUT ROWID;"
+              "CREATE INDEX users_online ON users (online, folded);"
+              "CREATE TABLE mail (mid INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL,"
+              " recipient_name TEXT NOT NULL, sender TEXT NOT NULL, sender_name TEXT NOT NULL,"
+              " sender_key BLOB NOT NULL, msg_id INTEGER NOT NULL, size INTEGER NOT NULL,"
+              " stored INTEGER NOT NULL, expires INTEGER NOT NULL, box BLOB NOT NULL,"
+              " UNIQUE (sender, recipient, msg_id));"
+              "CREATE TABLE receipts (rid INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL,"
+              " recipient TEXT NOT NULL, msg_id INTEGER NOT NULL, status TEXT NOT NULL,"
+              " expires INTEGER NOT NULL);"
+              "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 599)"
+              " INSERT INTO users (folded, name, key, created)"
+              " SELECT 'user' || i, 'User' || i, zeroblob(32), 1 FROM n;"
+              "INSERT INTO users (folded, name, key, created) VALUES ('paypal', 'PayPal',"
+              " zeroblob(32), 1);"
+              "PRAGMA user_version = 2;");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    unsigned char k2[IDENT_PK];
+    key_of(k2, 2);
+    char other[NAME_BUFLEN];
+    ASSERT_EQ(reg_lookalike(r, "p\xd0\xb0yp\xd0\xb0l", k2, other), 0);
+    ASSERT_STR(other, "PayPal");
+    ASSERT_EQ(reg_lookalike(r, "userl0", k2, other), 0); /* user10: 1 looks like l */
+    ASSERT_STR(other, "User10");
+    close_reg(r, &loop);
+    sqlite3 *db = side_db();
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM users WHERE skeleton IS NULL"), 0);
+    ASSERT_EQ(side_int(db, "SELECT count(*) FROM users"), 601);
+    sqlite3_close(db);
+    char skel[CONF_SKELETON_BUFLEN];
+    side_skeleton("user599", skel, sizeof skel); /* the last batch */
+    ASSERT_STR(skel, "user599");
+    side_skeleton("user10", skel, sizeof skel);
+    ASSERT_STR(skel, "userlo"); /* 1 looks like l, 0 like o */
+
+    /* Another ICU made them (here: a stale one, and a row written by hand
+     * without one): all are computed afresh. */
+    side_exec("UPDATE meta SET value = 'ICU 1.0, Unicode 1.0' WHERE name = 'skeletons';"
+              "UPDATE users SET skeleton = 'stale' WHERE folded = 'paypal';"
+              "INSERT INTO users (folded, name, key, created) VALUES ('byhand', 'byhand',"
+              " zeroblob(32), 1);");
+    uv_loop_init(&loop);
+    r = open_reg(&loop);
+    close_reg(r, &loop);
+    side_skeleton("paypal", skel, sizeof skel);
+    ASSERT_STR(skel, "paypal");
+    side_skeleton("byhand", skel, sizeof skel);
+    ASSERT_STR(skel, "byhand");
+    db = side_db();
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = 'skeletons'", -1, &st,
+                                 NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_STR((const char *)sqlite3_column_text(st, 0), conf_version());
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    cleanup();
+}
+
+static int outside_calls;
+static void on_outside(void *arg) { outside_calls++; }
+
+/* A commit by another process is reported once, on the first read after
+ * it; the registry's own commits are not. */
+static void test_outside_write_reported(void) {
+    tmpdb();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    registry *r = open_reg(&loop);
+    reg_on_outside_write(r, on_outside, NULL);
+    ASSERT_EQ(bind_now(r, &loop, "dave", 4, NULL, 0, NULL), 0);
+    reg_user u;
+    ASSERT_EQ(reg_lookup(r, "dave", &u), 0);
+    end_pass(&loop);
+    ASSERT_EQ(outside_calls, 0);
+    side_exec("DELETE FROM users WHERE folded = 'dave'");
+    ASSERT_EQ(reg_lookup(r, "dave", &u), UV_ENOENT);
+    ASSERT_EQ(outside_calls, 1);
+    ASSERT_EQ(reg_lookup(r, "dave", &u), UV_ENOENT);
+    end_pass(&loop);
+    ASSERT_EQ(reg_lookup(r, "dave", &u), UV_ENOENT);
+    ASSERT_EQ(outside_calls, 1);
+    close_reg(r, &loop);
+    cleanup();
+}
+
 TEST_MAIN(T(test_schema_created), T(test_refuses_newer_schema), T(test_open_bad_path),
           T(test_bind_same_key_ok_other_key_refused), T(test_restart_keeps_bindings),
           T(test_survives_kill9), T(test_lookup_missing), T(test_list_paging),
           T(test_batched_commit_fires_after_commit), T(test_close_commits_pending),
-          T(test_online_table), T(test_cache_lru), T(test_lookup_cache_coherent))
+          T(test_online_table), T(test_cache_lru), T(test_lookup_cache_coherent),
+          T(test_lookalike), T(test_skeletons_filled_at_open), T(test_outside_write_reported))
