@@ -309,9 +309,9 @@ static void test_migrates_version_1(void) {
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
+    ASSERT_EQ(sqlite3_column_int(st, 0), 4);
     sqlite3_finalize(st);
-    /* migration 3's skeleton, filled in for the row from before it */
+    /* migration 4's skeleton, filled in for the row from before it */
     ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT skeleton FROM users WHERE folded = 'old'", -1, &st,
                                  NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
