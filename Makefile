@@ -32,7 +32,7 @@ HDRS        := $(wildcard shared/*.h tracker/*.h peer/*.h peer/ui/*.h tests/unit
 B  := build
 BA := build/asan
 
-.PHONY: all asan deps test run clean check-deps
+.PHONY: all asan deps test run stop clean check-deps
 all: $(B)/parley-tracker $(B)/parley
 
 define objrules
@@ -89,9 +89,14 @@ test: deps
 	@$(MAKE) --no-print-directory all asan $(UNIT_BINS) $(UNIT_BINS_ASAN)
 	@$(PYTHON) tests/run.py --build $(B) --build $(BA) $(TESTS)
 
+# The demo tracker and echo peer stay up until the last `make run` of this
+# tree quits (tools/run.sh counts them); `make stop` stops them now.
 run: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run.sh $(NAME)
+
+stop:
+	@tools/run.sh --stop
 
 clean:
 	rm -rf build

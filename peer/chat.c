@@ -17,6 +17,30 @@
 
 static const link_handler chat_handler;
 
+/* A message typed while its conversation has no link (after /bye, or to
+ * someone not dialed yet) is held a moment before it is shown as sent: the
+ * dial it starts usually brings the link up within that time, and the
+ * conversation then reads "connected", then the message, not the other
+ * way round.  It is shown when the link is up, when the dial fails, or
+ * after CHAT_HOLD_MS, whichever comes first; it is committed and queued
+ * all the same. */
+#define CHAT_HOLD_MS 500
+
+static void show_held(chat *ch, conv *cv) {
+    for (outmsg *m = cv->q; m; m = m->next) {
+        if (m->held) {
+            m->held = 0;
+            ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
+        }
+    }
+}
+
+static void on_hold(uv_timer_t *h) {
+    chat *ch = h->data;
+    for (conv *cv = ch->convs; cv; cv = cv->next)
+        show_held(ch, cv);
+}
+
 /* ---- conversations ---- */
 
 conv *chat_conv_find(chat *ch, const char *fold) {
@@ -68,6 +92,8 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
     }
     if (ch->current == cv)
         ch->current = NULL;
+    if (ended)
+        show_held(ch, cv); /* what the report counts was shown */
     if (cv->qn && ended && ch->durable)
         ev_error(ch->ctx, "undelivered", "%zu message%s to %s %s not delivered yet (%s); %s in "
                  "your outbox and go%s out with the next link to %s", cv->qn,
@@ -153,12 +179,14 @@ static void attach(chat *ch, chatlink *l, int incoming) {
         }
         drop_link(cv->link);
         cv->link = l;
+        show_held(ch, cv);
         flush_queue(cv);
         return;
     }
     cv->link = l;
     snprintf(cv->name, sizeof cv->name, "%s", link_name(l));
     ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT);
+    show_held(ch, cv); /* after "connected" */
     if (!ch->current && incoming) /* /dial set it already; /msg must not */
         set_current(ch, cv);
     /* If the other side sorts first, its link is the keeper: our own dial
@@ -208,6 +236,7 @@ static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
         cv->want_current = 0;
         set_current(ch, cv);
     }
+    show_held(ch, cv); /* before what becomes of them */
     /* The mailbox is for a user who cannot be reached: not for one who
      * answered and failed authentication (a changed key). */
     if ((status == UV_EHOSTDOWN || status == UV_EHOSTUNREACH) && chat_mail_leave(ch, cv, reason))
@@ -402,11 +431,21 @@ void chat_enqueue(conv *cv, outmsg *m) {
 
 void chat_out_ready(chat *ch, conv *cv, outmsg *m) {
     m->committed = 1;
-    ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
-    if (cv->link && link_is_up(cv->link))
+    if (cv->link && link_is_up(cv->link)) {
+        ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
         link_send_msg(cv->link, m->id, m->ts, m->text, m->len);
-    else
-        chat_start_dial(ch, cv);
+        return;
+    }
+    chat_start_dial(ch, cv);
+    /* Held while the dial runs (not while a mailbox lookup is out: that
+     * may store the message, which is shown first). */
+    if (cv->dial && !cv->keying && ch->hold) {
+        m->held = 1;
+        if (!uv_is_active((uv_handle_t *)ch->hold))
+            uv_timer_start(ch->hold, on_hold, CHAT_HOLD_MS, 0);
+        return;
+    }
+    ev_sent(ch->ctx, cv->name, m->seq, m->ts, m->text, m->len);
 }
 
 static void queue_msg(chat *ch, conv *cv, const char *text, size_t len) {
@@ -509,6 +548,13 @@ int chat_open(peer_ctx *ctx, chat **out) {
         return UV_ENOMEM;
     ch->ctx = ctx;
     ch->durable = ctx->hist != NULL;
+    ch->hold = malloc(sizeof *ch->hold);
+    if (!ch->hold || uv_timer_init(ctx->loop, ch->hold)) {
+        free(ch->hold);
+        free(ch);
+        return UV_ENOMEM;
+    }
+    ch->hold->data = ch;
     *out = ch;
     chat_mail_open_outbox(ch);
     return 0;
@@ -522,10 +568,13 @@ size_t chat_unsent(const chat *ch) {
     return n;
 }
 
+static void free_handle(uv_handle_t *h) { free(h); }
+
 void chat_close(chat *ch) {
     if (!ch)
         return;
     while (ch->convs)
         conv_free(ch, ch->convs, "quitting");
+    uv_close((uv_handle_t *)ch->hold, free_handle); /* outlives ch until the loop closes it */
     free(ch);
 }

@@ -23,6 +23,7 @@ typedef struct outmsg {
     int committed; /* in history.db (at once with --no-history): only then sent */
     int stored;    /* the tracker's mailbox holds it */
     int mailing;   /* a mail_put for it is out */
+    int held;      /* not shown as sent yet: the dial it started may bring "connected" first */
     size_t len;
     char text[];
 } outmsg;
@@ -49,6 +50,7 @@ struct chat {
     int durable;    /* a history holds the outbox (it closes before the chat) */
     conv *convs;
     conv *current;
+    uv_timer_t *hold; /* shows held messages after CHAT_HOLD_MS (chat.c) */
 };
 
 /* ---- chat.c ---- */

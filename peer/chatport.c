@@ -90,8 +90,9 @@ static int resolve_advertise(chatport *l, char *err, size_t errlen) {
         const char *spec = l->ctx->advertise[i];
         char host[ADDR_STRLEN], port[8], text[ADDR_STRLEN];
         struct sockaddr_storage ss;
-        if (addr_split(spec, NULL, host, sizeof host, port, sizeof port)) {
-            snprintf(err, errlen, "--advertise %s is not HOST:PORT (IPv6 literals in brackets)", spec);
+        int bad = addr_split(spec, NULL, host, sizeof host, port, sizeof port);
+        if (bad) {
+            snprintf(err, errlen, "--advertise %s: %s", spec, addr_split_error(bad));
             return UV_EINVAL;
         }
         if (addr_parse_numeric(spec, &ss) == 0) {
@@ -132,8 +133,9 @@ int port_open(peer_ctx *ctx, port_accept_cb on_accept, void *data, chatport **ou
     struct sockaddr_storage ss;
     if (ctx->listen) {
         char host[ADDR_STRLEN], port[8];
-        if (addr_split(ctx->listen, NULL, host, sizeof host, port, sizeof port)) {
-            snprintf(err, errlen, "--listen %s is not HOST:PORT (IPv6 literals in brackets)", ctx->listen);
+        int bad = addr_split(ctx->listen, NULL, host, sizeof host, port, sizeof port);
+        if (bad) {
+            snprintf(err, errlen, "--listen %s: %s", ctx->listen, addr_split_error(bad));
             free(l);
             return UV_EINVAL;
         }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_MS 500
 /* Capped low: once the tracker is back a peer should not wait much longer
@@ -145,6 +146,12 @@ static void describe_loss(ctl *t, int was, int status, char *out, size_t outlen)
         snprintf(out, outlen, "cannot resolve %s: %s", t->host, uv_strerror(status));
     else if (was == CTL_CONNECTING)
         snprintf(out, outlen, "cannot connect to %s: %s", t->trying, uv_strerror(status));
+    else if (was == CTL_HELLO && (status == UV_E2BIG || status == UV_EPROTO))
+        /* before welcome: whatever listens there does not speak parley */
+        snprintf(out, outlen, "%s answered with something that is not the parley protocol (is it "
+                 "a parley tracker?)", t->trying);
+    else if (status == UV_E2BIG)
+        snprintf(out, outlen, "the tracker at %s sent a frame over the size limit", t->trying);
     else if (status == UV_EOF)
         snprintf(out, outlen, "the tracker at %s closed the connection", t->trying);
     else if (status == UV_ETIMEDOUT)
@@ -154,12 +161,31 @@ static void describe_loss(ctl *t, int was, int status, char *out, size_t outlen)
         snprintf(out, outlen, "connection to %s failed: %s", t->trying, uv_strerror(status));
 }
 
+/* The name is bound to another key.  Said once, in our words (the
+ * tracker's text says the same); when the default home is in use and `make
+ * run` keeps a key for this name under the current directory
+ * (build/run/home-NAME, tools/run.sh), that is most likely the home meant. */
+static void name_taken(ctl *t) {
+    peer_ctx *ctx = t->ctx;
+    const char *home = ctx->home ? ctx->home : "--home";
+    char demo[64 + NAME_BUFLEN];
+    snprintf(demo, sizeof demo, "build/run/home-%s/identity.key", ctx->user);
+    if (!ctx->home_given && access(demo, F_OK) == 0) {
+        demo[strlen(demo) - strlen("/identity.key")] = '\0';
+        ev_error(ctx, "name_taken", "the name %s is taken by another key (not the one in %s); "
+                 "make run keeps %s's key in %s: add --home %s, or pick another --user", ctx->user,
+                 home, ctx->user, demo, demo);
+    } else {
+        ev_error(ctx, "name_taken", "the name %s is taken by another key (not the one in %s); pick "
+                 "another --user, or use the --home that holds %s's key", ctx->user, home, ctx->user);
+    }
+}
+
 static void refused(ctl *t) {
     peer_ctx *ctx = t->ctx;
     const char *code = t->refusal;
     if (strcmp(code, "name_taken") == 0)
-        ev_error(ctx, "name_taken", "the name %s is taken by another key (tracker: %s); pick another "
-                 "--user, or use the --home that holds this name's key", ctx->user, t->refusal_text);
+        name_taken(t);
     else if (strcmp(code, "bad_name") == 0 || strcmp(code, "name_confusable") == 0)
         ev_error(ctx, "name_refused", "the tracker refused the name %s (%s); pick another --user",
                  ctx->user, t->refusal_text);
@@ -227,6 +253,7 @@ void ctl_step(ctl *t, enum ctl_event ev, int status) {
         return;
     case CTL_EV_REGISTERED: {
         t->state = CTL_READY;
+        t->ever_registered = 1;
         t->lost[0] = '\0'; /* the next loss is news again */
         t->backoff_ms = BACKOFF_MIN_MS;
         uint64_t every = (uint64_t)t->ttl * 1000 / 3;
@@ -268,7 +295,7 @@ void ctl_step(ctl *t, enum ctl_event ev, int status) {
             log_info(t->lg, "tracker still unreachable (%s); retrying in %.1fs", why, delay / 1000.0);
         else
             snprintf(t->lost, sizeof t->lost, "%s", why);
-        ev_tracker_lost(t->ctx, why, delay, repeat);
+        ev_tracker_lost(t->ctx, why, delay, repeat, t->ever_registered);
         return;
     }
     case CTL_EV_CLOSE:

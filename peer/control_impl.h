@@ -64,6 +64,7 @@ struct ctl {
     char observed[ADDR_STRLEN];
     char why[512];      /* set by an error frame from the tracker */
     char lost[700];     /* the loss last reported in this outage; "" after registering */
+    int ever_registered; /* registered once since ctl_open: a failure is a loss, not a bad --tracker */
     int tracker_connect_failed; /* the tracker's welcome listed the feature */
     int tracker_mailbox;        /* ... and this one */
     const char *refusal; /* fatal error code, when the tracker refused us */

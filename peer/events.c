@@ -34,8 +34,9 @@ void ev_registered(peer_ctx *ctx, const char *name, const char *tracker, const c
     CALL(ctx, registered, name, tracker, observed);
 }
 
-void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat) {
-    CALL(ctx, tracker_lost, why, delay_ms, repeat);
+void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat,
+                     int was_registered) {
+    CALL(ctx, tracker_lost, ctx->tracker, why, delay_ms, repeat, was_registered);
 }
 
 void ev_presence(peer_ctx *ctx, const char *name, int online) { CALL(ctx, presence, name, online); }

@@ -43,7 +43,10 @@ typedef struct ev_hist_row {
 typedef struct ev_frontend {
     const char *name; /* "line", "json", "tui" */
     void (*registered)(void *fe, const char *name, const char *tracker, const char *observed);
-    void (*tracker_lost)(void *fe, const char *why, unsigned delay_ms, int repeat);
+    /* tracker: --tracker as given; was_registered: 0 while the peer never
+     * registered since it started (the tracker may be wrong, not gone) */
+    void (*tracker_lost)(void *fe, const char *tracker, const char *why, unsigned delay_ms,
+                         int repeat, int was_registered);
     void (*presence)(void *fe, const char *name, int online);
     void (*users)(void *fe, char **names, size_t n);
     void (*connected)(void *fe, const char *name, ev_path path);
@@ -96,8 +99,12 @@ void ev_registered(peer_ctx *ctx, const char *name, const char *tracker, const c
 /* the tracker connection dropped, or another attempt failed; the next
  * attempt is in delay_ms.  repeat: an attempt of the same outage failed for
  * the same reason as the last one reported (a front end for people says it
- * once). */
-void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat);
+ * once).  was_registered: the peer registered at least once since it
+ * started; 0 means --tracker (ctx->tracker, passed on to the front end) has
+ * not been reached yet, which front ends say as such rather than as a
+ * loss. */
+void ev_tracker_lost(peer_ctx *ctx, const char *why, unsigned delay_ms, int repeat,
+                     int was_registered);
 /* a presence push about another user */
 void ev_presence(peer_ctx *ctx, const char *name, int online);
 /* the answer to /list: every page, folded order */

@@ -53,7 +53,8 @@ static const char usage_text[] =
     "                         it, the name of your last run (HOME/user), else your\n"
     "                         login name ($USER)\n"
     "  --tracker HOST:PORT    the tracker (default 127.0.0.1:5960); HOST may be a\n"
-    "                         name, an IPv4 literal or an [IPv6] literal\n"
+    "                         name, an IPv4 literal or an [IPv6] literal; without\n"
+    "                         :PORT, port 5960\n"
     "  --listen HOST:PORT     where to accept chat links (default: an ephemeral\n"
     "                         port on all addresses, [::] dual-stack or 0.0.0.0)\n"
     "  --advertise HOST:PORT  also advertise this endpoint (a forwarded port);\n"
@@ -81,8 +82,10 @@ static const char usage_text[] =
     "\n"
     "terminal UI keys: Tab (on an empty line) or F2 users panel, where typing\n"
     "filters, Up/Down select, Enter opens; PgUp/PgDn or the wheel scroll; Up/Down\n"
-    "input history; Tab completes a name; /mouse toggles mouse reporting (to\n"
-    "select text); Ctrl-C or /quit leaves.\n"
+    "input history; Tab completes a name; Alt-1..9 (or Esc then the digit) and\n"
+    "Alt-Left/Right switch windows; Ctrl-R or /search TEXT searches the\n"
+    "scrollback, /clear empties the window; /mouse toggles mouse reporting (to\n"
+    "select text); Ctrl-C or /quit leaves.  Settings: HOME/parley.conf.\n"
     "\n"
     "commands (both modes):\n";
 
@@ -90,6 +93,13 @@ static int usage_error(const char *fmt, const char *arg) {
     fputs("error: ", stderr);
     fprintf(stderr, fmt, arg);
     fputs("; run parley --help for the list of flags\n", stderr);
+    return 2;
+}
+
+/* "error: --tracker h:99999: the port is out of range (0 to 65535); ..." */
+static int bad_addr(const char *flag, const char *arg, int r) {
+    fprintf(stderr, "error: %s %s: %s; run parley --help for the list of flags\n", flag, arg,
+            addr_split_error(r));
     return 2;
 }
 
@@ -116,6 +126,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
     };
     const char *user = NULL, *ui_mode = NULL;
     char host[ADDR_STRLEN], port[8];
+    int r;
     opterr = 0;
     for (;;) {
         int o = getopt_long(argc, argv, "", opts, NULL);
@@ -124,23 +135,26 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         switch (o) {
         case O_USER: user = optarg; break;
         case O_TRACKER:
-            if (addr_split(optarg, "5960", host, sizeof host, port, sizeof port))
-                return usage_error("--tracker %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            if ((r = addr_split(optarg, "5960", host, sizeof host, port, sizeof port)))
+                return bad_addr("--tracker", optarg, r);
             ctx->tracker = optarg;
             break;
         case O_LISTEN:
-            if (addr_split(optarg, NULL, host, sizeof host, port, sizeof port))
-                return usage_error("--listen %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            if ((r = addr_split(optarg, NULL, host, sizeof host, port, sizeof port)))
+                return bad_addr("--listen", optarg, r);
             ctx->listen = optarg;
             break;
         case O_ADVERTISE:
-            if (addr_split(optarg, NULL, host, sizeof host, port, sizeof port))
-                return usage_error("--advertise %s is not HOST:PORT (IPv6 literals in brackets)", optarg);
+            if ((r = addr_split(optarg, NULL, host, sizeof host, port, sizeof port)))
+                return bad_addr("--advertise", optarg, r);
             if (ctx->n_advertise == PEER_MAX_ADVERTISE)
                 return usage_error("--advertise given more than %s times", "16");
             ctx->advertise[ctx->n_advertise++] = optarg;
             break;
-        case O_HOME: *home = optarg; break;
+        case O_HOME:
+            *home = optarg;
+            ctx->home_given = 1;
+            break;
         case O_UI: ui_mode = optarg; break;
         case O_ECHO: ctx->echo = 1; break;
         case O_NO_BELL: ctx->no_bell = 1; break;

@@ -36,6 +36,7 @@ typedef struct peer_ctx {
     char user_fold[NAME_BUFLEN]; /* name_fold(user) */
     char user_note[160];         /* how user was picked without --user, or "" */
     const char *home;            /* --home, expanded */
+    int home_given;              /* --home was on the command line (else ~/.parley) */
     const char *tracker;         /* HOST:PORT as given */
     const char *listen;          /* NULL: [::]:0 dual-stack, else 0.0.0.0:0 */
     const char *advertise[PEER_MAX_ADVERTISE];

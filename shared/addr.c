@@ -7,14 +7,20 @@
 #include <string.h>
 #include <uv.h>
 
-static int valid_port(const char *p) {
-    if (!*p || strlen(p) > 5)
-        return 0;
+/* 0 for a port number 0 to 65535, UV_ERANGE for digits beyond it, else
+ * UV_EINVAL (empty, a sign, a service name). */
+static int check_port(const char *p) {
+    if (!*p)
+        return UV_EINVAL;
     for (const char *c = p; *c; c++)
         if (*c < '0' || *c > '9')
-            return 0;
-    long v = strtol(p, NULL, 10);
-    return v >= 0 && v <= 65535;
+            return UV_EINVAL;
+    size_t n = strlen(p);
+    while (n > 1 && *p == '0') { /* leading zeros do not make it larger */
+        p++;
+        n--;
+    }
+    return n > 5 || strtol(p, NULL, 10) > 65535 ? UV_ERANGE : 0;
 }
 
 int addr_split(const char *s, const char *default_port, char *host, size_t hostlen,
@@ -40,8 +46,11 @@ int addr_split(const char *s, const char *default_port, char *host, size_t hostl
     }
     if (!p)
         p = default_port;
-    if (!p || !valid_port(p) || hend == h)
+    if (!p || hend == h)
         return UV_EINVAL;
+    int r = check_port(p);
+    if (r)
+        return r;
     size_t hl = (size_t)(hend - h);
     if (hl + 1 > hostlen || strlen(p) + 1 > portlen)
         return UV_EINVAL;
@@ -49,6 +58,11 @@ int addr_split(const char *s, const char *default_port, char *host, size_t hostl
     host[hl] = '\0';
     strcpy(port, p);
     return 0;
+}
+
+const char *addr_split_error(int r) {
+    return r == UV_ERANGE ? "the port is out of range (0 to 65535)"
+                          : "not HOST:PORT (IPv6 literals in brackets, like [::1]:5960)";
 }
 
 int addr_format(const struct sockaddr *sa, char *out, size_t outlen) {

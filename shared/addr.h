@@ -9,14 +9,19 @@
 #define ADDR_STRLEN 300 /* enough for a 255-byte hostname, brackets and port */
 
 /* Splits "host:port", "[v6]:port" or, when default_port is given, a bare
- * host.  host gets the name without brackets.  0 or UV_EINVAL. */
+ * host.  host gets the name without brackets.  0, UV_ERANGE (a port of
+ * digits above 65535) or UV_EINVAL (anything else). */
 int addr_split(const char *s, const char *default_port, char *host, size_t hostlen,
                char *port, size_t portlen);
+
+/* What is wrong, for an addr_split error r: completes "--flag VALUE: ...". */
+const char *addr_split_error(int r);
 
 /* Formats a sockaddr as HOST:PORT with brackets for IPv6.  0 or a uv error. */
 int addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 
-/* Parses a numeric HOST:PORT (no DNS) into *ss.  0 or UV_EINVAL. */
+/* Parses a numeric HOST:PORT (no DNS) into *ss.  0, or addr_split's error
+ * (UV_ERANGE, UV_EINVAL; UV_EINVAL too for a host that is not numeric). */
 int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
 
 /* 1 when a and b are the same IPv4 address or in the same IPv6 /64 (one

@@ -187,11 +187,14 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
     while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         char host[ADDR_STRLEN], port[8], *end;
         unsigned long v;
+        int bad;
         switch (o) {
         case 'l':
-            if (addr_split(optarg, TRACKER_PORT, host, sizeof host, port, sizeof port))
-                return bad_usage("--listen %s is not HOST:PORT (an IPv6 address goes in "
-                                 "brackets, like [::1]:5960)", optarg);
+            if ((bad = addr_split(optarg, TRACKER_PORT, host, sizeof host, port, sizeof port))) {
+                char what[ADDR_STRLEN + 100];
+                snprintf(what, sizeof what, "--listen %s: %s", optarg, addr_split_error(bad));
+                return bad_usage("%s", what);
+            }
             if (cmdline && cfg->nlisten && cfg->nlisten == cfg->nlisten_file)
                 cfg->nlisten = cfg->nlisten_file = 0; /* the command line's replace the file's */
             specs[cfg->nlisten++] = optarg;

@@ -173,12 +173,15 @@ static void j_registered(void *fe, const char *name, const char *tracker, const 
     end(&b, "registered");
 }
 
-static void j_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
+static void j_tracker_lost(void *fe, const char *tracker, const char *why, unsigned delay_ms,
+                           int repeat, int was_registered) {
     jbuf b;
     begin(&b, "tracker_lost");
     field_str(&b, "reason", why);
     field_num(&b, "retry_ms", delay_ms);
     puts_(&b, repeat ? ",\"repeat\":true" : ",\"repeat\":false");
+    field_str(&b, "tracker", tracker);
+    puts_(&b, was_registered ? ",\"was_registered\":true" : ",\"was_registered\":false");
     end(&b, "tracker_lost");
 }
 

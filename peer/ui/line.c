@@ -28,10 +28,15 @@ static void l_registered(void *fe, const char *name, const char *tracker, const 
     out("registered %s (tracker %s, seen as %s)", name, tracker, observed[0] ? observed : "?");
 }
 
-static void l_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
+static void l_tracker_lost(void *fe, const char *tracker, const char *why, unsigned delay_ms,
+                           int repeat, int was_registered) {
     if (repeat)
         return; /* once per outage and reason: a retry every few seconds is noise */
-    out("tracker lost: %s; reconnecting in %.1fs", why, delay_ms / 1000.0);
+    if (!was_registered) /* never reached: maybe a wrong --tracker, so name it */
+        out("error: cannot reach the tracker %s (--tracker): %s; retrying in %.1fs", tracker, why,
+            delay_ms / 1000.0);
+    else
+        out("tracker lost: %s; reconnecting in %.1fs", why, delay_ms / 1000.0);
 }
 
 static void l_presence(void *fe, const char *name, int online) {

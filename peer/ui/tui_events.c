@@ -43,17 +43,24 @@ static void t_registered(void *fe, const char *name, const char *tracker, const 
 
 static void on_countdown(uv_timer_t *h) { tui_dirty(h->data); }
 
-static void t_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
+static void t_tracker_lost(void *fe, const char *tracker, const char *why, unsigned delay_ms,
+                           int repeat, int was_registered) {
     tui *t = fe;
     t->trk = TRK_RECONNECTING;
     t->retry_at = uv_now(t->ctx->loop) + delay_ms;
     /* Ticks only while reconnecting, to count the seconds down. */
     uv_timer_start(&t->countdown, on_countdown, 1000, 1000);
+    /* Never reached since the start: maybe a wrong --tracker, so named. */
+    char what[ADDR_STRLEN + 64];
+    if (was_registered)
+        snprintf(what, sizeof what, "tracker lost");
+    else
+        snprintf(what, sizeof what, "cannot reach the tracker %s (--tracker)", tracker);
     /* The status bar counts down each retry; the windows say it once. */
     if (!repeat)
-        tui_conv_info(&t->system, "tracker lost: %s; reconnecting in %.1fs", why,
-                      delay_ms / 1000.0);
-    tui_notice(t, repeat ? tui_here(t) : &t->system, NOTE_TRACKER, NULL, "tracker lost: %s", why);
+        tui_conv_info(&t->system, "%s: %s; %s in %.1fs", what, why,
+                      was_registered ? "reconnecting" : "retrying", delay_ms / 1000.0);
+    tui_notice(t, repeat ? tui_here(t) : &t->system, NOTE_TRACKER, NULL, "%s: %s", what, why);
     tui_dirty(t);
 }
 
@@ -61,7 +68,9 @@ static void t_presence(void *fe, const char *name, int online) {
     tui *t = fe;
     tui_user_set_online(t, name, online);
     tui_conv *cv = tui_conv_find(t, name);
-    if (cv)
+    /* A chat that is up needs no "is online" (the tracker says it again
+     * when either side registers anew, after a tracker restart). */
+    if (cv && !(online && cv->linked))
         tui_conv_info(cv, "%s is %s", cv->name, online ? "online" : "offline");
     tui_dirty(t);
 }

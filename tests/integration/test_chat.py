@@ -5,10 +5,12 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 import runner
-from procs import Peer, Tracker, connect, fail, on_cleanup, shown, start_peers, tempdir
+from procs import (BUILD, Peer, Proc, Tracker, connect, fail, on_cleanup, shown, start_peers,
+                   tempdir)
 from sodium import Key
 from wire import Raw
 
@@ -540,6 +542,64 @@ def test_no_user_flag_and_no_usable_login():
     if p.proc.wait_exit(10) != 2:
         fail('no user name should exit 2')
     t.stop()
+
+
+def test_name_taken_said_once_naming_make_runs_home():
+    """A name bound to another key: said once (not the tracker's words
+    again), naming the home in use; with the default home, when make run
+    keeps a key for that name (build/run/home-NAME under the current
+    directory, as after `make run NAME=bob`), that home is the fix named."""
+    t = Tracker()
+    tree = tempdir('parley-tree-')
+    demo_home = os.path.join(tree, 'build', 'run', 'home-bob')
+    os.makedirs(demo_home)
+    owner = Peer('bob', t.addr, home=demo_home)   # make run NAME=bob's key
+    owner.registered()
+    home = tempdir('parley-home-')                  # $HOME: ~/.parley is another key
+    argv = [os.path.join(BUILD, 'parley'), '--user', 'bob', '--tracker', t.addr, '--ui', 'line']
+    p = Proc('peer bob (default home)', argv, cwd=tree, env={'HOME': home})
+    want = ('error: the name bob is taken by another key (not the one in %s/.parley); make run '
+            'keeps bob\'s key in build/run/home-bob: add --home build/run/home-bob, or pick '
+            'another --user' % home)
+    deadline = time.monotonic() + 15
+    while want not in p.out_lines:
+        if time.monotonic() > deadline:
+            fail('want %r, got:\n  %s' % (want, '\n  '.join(p.out_lines)))
+        time.sleep(0.05)
+    if p.wait_exit(10) != 1:
+        fail('a peer refused its name should exit 1')
+    # An explicit --home: no guess, the home in use named; said once.
+    other = Peer('bob', t.addr, label='peer bob (--home)')
+    m = other.expect(r'^error: .*taken.*$', 15)
+    if m.group(0) != ('error: the name bob is taken by another key (not the one in %s); pick '
+                      'another --user, or use the --home that holds bob\'s key' % other.home):
+        fail('name_taken with --home: %r' % m.group(0))
+    if other.proc.wait_exit(10) != 1:
+        fail('a peer refused its name should exit 1')
+    owner.quit()
+    t.stop()
+
+
+def test_tracker_flag_port_range_and_default_port():
+    """--tracker with a port above 65535 is a usage error saying so;
+    --tracker without a port is port 5960 (parley.1)."""
+    bad = subprocess.run([os.path.join(BUILD, 'parley'), '--user', 'x', '--tracker',
+                          '127.0.0.1:99999'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=10)
+    err = bad.stderr.decode()
+    if bad.returncode != 2 or not err.startswith('error: --tracker 127.0.0.1:99999: the port is '
+                                                 'out of range (0 to 65535); '):
+        fail('--tracker 127.0.0.1:99999 exited %d: %r' % (bad.returncode, err))
+    bad = subprocess.run([os.path.join(BUILD, 'parley-tracker'), '--listen', '127.0.0.1:70000'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    if bad.returncode != 2 or 'out of range' not in bad.stderr.decode():
+        fail('parley-tracker --listen 127.0.0.1:70000 exited %d: %r' % (bad.returncode,
+                                                                    bad.stderr.decode()))
+    # No port: 5960.  Whatever answers there (nothing, usually), the peer
+    # says which address it tried.
+    p = Peer('portless%d' % os.getpid(), '127.0.0.1')
+    p.expect(r'127\.0\.0\.1:5960', 15)
+    p.quit()
 
 
 if __name__ == '__main__':

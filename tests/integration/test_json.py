@@ -16,7 +16,7 @@ from procs import BUILD, Peer, ROOT, SANITIZER_MARKS, Tracker, fail, on_cleanup,
 
 TYPES = {  # type -> fields every such event has (README.md's table)
     'registered': {'name', 'tracker', 'seen_as'},
-    'tracker_lost': {'reason', 'retry_ms', 'repeat'},
+    'tracker_lost': {'reason', 'retry_ms', 'repeat', 'tracker', 'was_registered'},
     'presence': {'name', 'online'},
     'users': {'count', 'names'},
     'connected': {'name', 'path'},
@@ -203,7 +203,8 @@ def test_json_session():
 
     t.kill()
     ev = event(alice, 'tracker_lost')
-    if not isinstance(ev['retry_ms'], int) or not ev['reason'] or ev['repeat'] is not False:
+    if not isinstance(ev['retry_ms'], int) or not ev['reason'] or ev['repeat'] is not False \
+            or ev['was_registered'] is not True or ev['tracker'] != t.addr:
         fail('tracker_lost: %r' % ev)
     # Each failed retry is an event too, marked as a repeat of that loss.
     # (the first retry's reason, cannot connect, is news after "closed the
@@ -265,6 +266,40 @@ def test_json_bot_in_shell_answers():
         fail('bot peer: sanitizer output:\n' + err)
     quit_json(carol)
     check_lines(carol)
+    t.stop()
+
+
+def test_chat_started_again_says_connected_before_the_message():
+    """After /bye a line typed to the same user starts the conversation
+    again: the link comes up first, so `connected` comes before the `sent`
+    of that line (the terminal UI shows them in this order), and the line
+    arrives once.  A line to an offline user is shown when the dial fails."""
+    t = Tracker()
+    alice, bob = jpeer('alice', t), jpeer('bob', t)
+    registered(alice)
+    registered(bob)
+    alice.send('/dial bob')
+    event(alice, 'connected', name='bob')
+    alice.send('one')
+    event(alice, 'delivered', to='bob', seq=1)
+    for who in (alice, bob):   # either side's bye
+        who.send('/bye')
+        event(alice, 'closed', name='bob')
+        mark = len(alice.lines)
+        alice.send('/msg bob again after %s bye' % who.name)
+        ev = event(alice, 'delivered', to='bob')
+        kinds = [json.loads(l)['type'] for l in alice.lines[mark:]]
+        if kinds[:3] != ['connected', 'sent', 'delivered']:
+            fail('after %s\'s /bye: events %r, want connected, sent, delivered first'
+                 % (who.name, kinds))
+        event(bob, 'message', text='again after %s bye' % who.name)
+        if ev['seq'] != json.loads(alice.lines[mark + 1])['seq']:
+            fail('sent and delivered numbers differ: %r' % alice.lines[mark:])
+    quit_json(bob)
+    event(alice, 'closed', name='bob', reason='bye')
+    alice.send('/msg bob nobody home')
+    ev = event(alice, 'sent', to='bob', text='nobody home', timeout=5)
+    quit_json(alice)
     t.stop()
 
 

@@ -1,6 +1,8 @@
 """test_net: the ways of naming the tracker: an IPv6 literal on ::1, a
 hostname (localhost) resolved with uv_getaddrinfo, and a tracker with two
 listeners."""
+import time
+
 import runner
 from procs import Peer, Skip, Tracker, connect, fail
 from wire import Raw, have_ipv6_loopback
@@ -59,9 +61,17 @@ def test_hostname_tracker():
 
 
 def test_unresolvable_tracker_name():
+    """A --tracker that does not resolve: never registered, so not "tracker
+    lost" but an error naming --tracker, said once, retried."""
     alice = Peer('alice', 'no-such-host.invalid:5960')
-    alice.expect(r'^(tracker lost: .+; reconnecting in \d+(\.\d+)?s|error: .+)$', 30)
+    alice.expect(r'^error: cannot reach the tracker no-such-host\.invalid:5960 \(--tracker\): '
+                 r'cannot resolve no-such-host\.invalid: .+; retrying in \d+(\.\d+)?s$', 30)
+    time.sleep(2)  # retries at 0.5 s, 1 s: not said again
     alice.quit()
+    alice.assert_none(r'^tracker lost')
+    if alice.count(r'^error: cannot reach the tracker') != 1:
+        fail('the unresolvable tracker was reported %d times (want once):\n  %s'
+             % (alice.count(r'^error: cannot reach'), '\n  '.join(alice.lines)))
 
 
 def test_two_listeners():

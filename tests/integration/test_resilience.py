@@ -1,6 +1,8 @@
 """test_resilience: the tracker going away and coming back.  The registry
 survives a restart (SIGTERM or kill -9), peers register again by themselves,
 and a direct chat does not need the tracker once it is up."""
+import re
+
 import runner
 from procs import Peer, Tracker, connect, fail, start_peers
 from sodium import Key
@@ -137,8 +139,16 @@ def test_peer_started_before_tracker():
     addr = t.addr
     t.stop()
     alice = Peer('alice', addr)
-    # Not reachable yet: reported as lost (or as an error), and retried.
-    alice.expect(r'^(tracker lost: .+; reconnecting in \d+(\.\d+)?s|error: .+)$', 15)
+    # Not reachable yet, never registered: said as such, naming --tracker,
+    # and retried.
+    alice.expect(r'^error: cannot reach the tracker %s \(--tracker\): cannot connect to .+; '
+                 r'retrying in \d+(\.\d+)?s$' % re.escape(addr), 15)
+    t.start(listen=addr)
+    alice.registered(timeout=40)
+    alice.assert_none(r'^tracker lost')
+    # Registered once: a loss now is "tracker lost".
+    t.stop()
+    alice.expect(r'^tracker lost: .+; reconnecting in', 15)
     t.start(listen=addr)
     alice.registered(timeout=40)
     alice.quit()

@@ -938,6 +938,114 @@ def test_tui_refuses_without_terminal():
     t.stop()
 
 
+class Gate:
+    """A TCP forwarder on a port of its own to the tracker at addr, to be
+    shut (connections refused, forwarded ones cut) and opened again: the
+    peer behind it comes back to the tracker when the test says."""
+
+    def __init__(self, addr):
+        import socket
+        self.socket = socket
+        host, port = addr.rsplit(':', 1)
+        self.upstream = (host, int(port))
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.addr = '127.0.0.1:%d' % self.port
+        self.ls = None
+        self.conns = []
+        on_cleanup(self.shut)
+        self.open()
+
+    def open(self):
+        import threading
+        ls = self.socket.socket()
+        ls.setsockopt(self.socket.SOL_SOCKET, self.socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', self.port))
+        ls.listen(8)
+        self.ls = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+                u = self.socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                return
+            self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(2)
+            except OSError:
+                pass
+
+    def shut(self):
+        if self.ls:
+            self.ls.close()
+            self.ls = None
+        for c in self.conns:
+            try:
+                c.shutdown(2)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+def test_tui_no_stray_online_in_a_chat_that_stayed_up():
+    """The tracker restarts while alice chats with bob.  alice registers
+    again first (bob's way to the tracker is shut), so her list says bob is
+    offline; when bob registers again the tracker tells her he is online.
+    The panel shows him online again, but the conversation, whose link
+    never dropped, gets no "bob is online" line."""
+    t = Tracker()
+    gate = Gate(t.addr)
+    bob = Peer('bob', gate.addr)
+    bob.registered()
+    tm = tui_peer(t, 'alice')
+    tm.wait(panel_row('bob'))
+    x, y = tm.find(r'bob')
+    tm.click(x, y)
+    bob.expect(r'^connected alice direct$', 15)
+    wait_entry(tm, r'^connected to bob \(direct\)$')
+    gate.shut()
+    t.restart()
+    bob.expect(r'^tracker lost: ', 15)
+    tm.wait(r'alice \| tracker: connected', 20)
+    wait_panel_attr(tm, 'bob', '2', 15)        # the list: bob is not there (yet)
+    gate.open()
+    bob.registered(timeout=20)
+    wait_panel_attr(tm, 'bob', '1', 15)        # the push: online again
+    tm.line('still linked')
+    bob.expect(r'^msg alice: still linked$', 10)
+    tm.wait(r'\u2713 alice: still linked')
+    texts = [text for _, text in pane_messages(tm)]
+    if 'bob is online' in texts:
+        fail('a stray "bob is online" in a chat that never dropped:\n%s' % tm.screen())
+    if 'connected to bob (direct)' not in texts:
+        fail('bob\'s window is not on screen:\n%s' % tm.screen())
+    tm.line('/quit')
+    check_exit_clean(tm)
+    bob.quit()
+    t.stop()
+
+
 def _child_pid(pid, timeout=5):
     """The one child of pid (the peer under the pane's sh)."""
     deadline = time.monotonic() + timeout

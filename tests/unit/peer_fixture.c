@@ -334,8 +334,12 @@ void ft_close(fake_tracker *ft) {
 static void fe_registered(void *fe, const char *name, const char *tracker, const char *observed) {
     ((fx_events *)fe)->registered++;
 }
-static void fe_tracker_lost(void *fe, const char *why, unsigned delay_ms, int repeat) {
-    ((fx_events *)fe)->tracker_lost++;
+static void fe_tracker_lost(void *fe, const char *tracker, const char *why, unsigned delay_ms,
+                            int repeat, int was_registered) {
+    fx_events *e = fe;
+    e->tracker_lost++;
+    e->lost_was_registered = was_registered;
+    snprintf(e->lost_why, sizeof e->lost_why, "%s", why);
 }
 static void fe_presence(void *fe, const char *name, int online) { ((fx_events *)fe)->presence++; }
 static void fe_error(void *fe, const char *code, const char *text) {

@@ -160,6 +160,8 @@ void ft_release(fake_tracker *ft);
 /* The test front end's ev_* calls, counted, not printed. */
 typedef struct fx_events {
     int registered, tracker_lost, presence, errors;
+    int lost_was_registered; /* of the last tracker_lost */
+    char lost_why[700];
     char error_code[32]; /* of the last ev_error */
     char error_text[1400];
 } fx_events;

@@ -159,6 +159,7 @@ static void tracker_close_reconnects(void) {
     ASSERT_EQ(r.status, UV_ECONNRESET);
     ASSERT(!ctl_ready(t));
     ASSERT_EQ(F.p.ev.tracker_lost, 1);
+    ASSERT_EQ(F.p.ev.lost_was_registered, 1); /* a loss: it was registered */
     ASSERT_EQ(F.ft.hellos, 1);
     FX_WAIT(&F.loop, F.ft.hellos == 2);
     ASSERT(F.ft.hello_at - dropped >= 400); /* not at once: the backoff */
@@ -670,7 +671,33 @@ static void silent_tracker_dropped(void) {
     teardown();
 }
 
-TEST_MAIN(T(registers_once), T(lookup_answered_later), T(lookup_waits_for_registration),
+/* A tracker never reached since the start (nothing listens on --tracker):
+ * each failure says so (was_registered 0, the front ends name --tracker),
+ * and it keeps trying. */
+static void unreachable_from_the_start(void) {
+    fx_begin(&F.loop);
+    ft_open(&F.ft, &F.loop); /* unused: teardown closes it */
+    uv_tcp_t probe; /* a port nothing listens on: bound, then closed */
+    struct sockaddr_in sin;
+    ASSERT_EQ(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+    ASSERT_EQ(uv_tcp_init(&F.loop, &probe), 0);
+    ASSERT_EQ(uv_tcp_bind(&probe, (const struct sockaddr *)&sin, 0), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    ASSERT_EQ(uv_tcp_getsockname(&probe, (struct sockaddr *)&ss, &len), 0);
+    static char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    uv_close((uv_handle_t *)&probe, NULL);
+    fx_peer_init(&F.p, &F.loop, "alice", addr);
+    fx_peer_open(&F.p);
+    FX_WAIT(&F.loop, F.p.ev.tracker_lost >= 2); /* the first try and a retry */
+    ASSERT_EQ(F.p.ev.lost_was_registered, 0);
+    ASSERT(strstr(F.p.ev.lost_why, "cannot connect to") != NULL);
+    ASSERT_EQ(F.p.news.registered, 0);
+    teardown();
+}
+
+TEST_MAIN(T(registers_once), T(unreachable_from_the_start), T(lookup_answered_later), T(lookup_waits_for_registration),
           T(lookup_unknown_user), T(tracker_close_reconnects), T(name_taken_refused),
           T(name_confusable_refused),
           T(presence_push), T(malformed_not_msgpack), T(malformed_map_without_t),
