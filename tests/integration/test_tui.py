@@ -940,41 +940,45 @@ def test_tui_refuses_without_terminal():
 
 class Gate:
     """A TCP forwarder on a port of its own to the tracker at addr, to be
-    shut (connections refused, forwarded ones cut) and opened again: the
-    peer behind it comes back to the tracker when the test says."""
+    shut (new connections closed at once, forwarded ones cut) and opened
+    again: the peer behind it comes back to the tracker when the test says.
+    The port stays bound throughout, so no other process can take it while
+    the gate is shut (tests run in parallel)."""
 
     def __init__(self, addr):
         import socket
+        import threading
         self.socket = socket
         host, port = addr.rsplit(':', 1)
         self.upstream = (host, int(port))
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        self.port = s.getsockname()[1]
-        s.close()
+        self.ls = socket.socket()
+        self.ls.bind(('127.0.0.1', 0))
+        self.ls.listen(8)
+        self.port = self.ls.getsockname()[1]
         self.addr = '127.0.0.1:%d' % self.port
-        self.ls = None
+        self.is_open = True
         self.conns = []
-        on_cleanup(self.shut)
-        self.open()
+        on_cleanup(self.close)
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def open(self):
-        import threading
-        ls = self.socket.socket()
-        ls.setsockopt(self.socket.SOL_SOCKET, self.socket.SO_REUSEADDR, 1)
-        ls.bind(('127.0.0.1', self.port))
-        ls.listen(8)
-        self.ls = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+        self.is_open = True
 
-    def _accept(self, ls):
+    def _accept(self):
         import threading
         while True:
             try:
-                c, _ = ls.accept()
-                u = self.socket.create_connection(self.upstream, timeout=5)
+                c, _ = self.ls.accept()
             except OSError:
                 return
+            if not self.is_open:
+                c.close()
+                continue
+            try:
+                u = self.socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                c.close()
+                continue
             self.conns += [c, u]
             for a, b in ((c, u), (u, c)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -996,9 +1000,7 @@ class Gate:
                 pass
 
     def shut(self):
-        if self.ls:
-            self.ls.close()
-            self.ls = None
+        self.is_open = False
         for c in self.conns:
             try:
                 c.shutdown(2)
@@ -1006,6 +1008,14 @@ class Gate:
             except OSError:
                 pass
         self.conns = []
+
+    def close(self):
+        self.shut()
+        try:
+            self.ls.shutdown(self.socket.SHUT_RDWR)  # wakes the accepting thread
+            self.ls.close()
+        except OSError:
+            pass
 
 
 def test_tui_no_stray_online_in_a_chat_that_stayed_up():
