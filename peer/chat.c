@@ -348,6 +348,8 @@ static int has_unstored(const conv *cv) {
 }
 
 void chat_tracker_ready(chat *ch) {
+    if (ch)
+        chat_mail_tracker_ready(ch);
     for (conv *cv = ch ? ch->convs : NULL; cv; cv = cv->next)
         if (!cv->link && (cv->redial || has_unstored(cv)))
             chat_start_dial(ch, cv);
@@ -549,12 +551,16 @@ int chat_open(peer_ctx *ctx, chat **out) {
     ch->ctx = ctx;
     ch->durable = ctx->hist != NULL;
     ch->hold = malloc(sizeof *ch->hold);
-    if (!ch->hold || uv_timer_init(ctx->loop, ch->hold)) {
+    ch->mail_retry = malloc(sizeof *ch->mail_retry);
+    if (!ch->hold || !ch->mail_retry) {
         free(ch->hold);
+        free(ch->mail_retry);
         free(ch);
         return UV_ENOMEM;
     }
-    ch->hold->data = ch;
+    uv_timer_init(ctx->loop, ch->hold); /* cannot fail for a timer */
+    uv_timer_init(ctx->loop, ch->mail_retry);
+    ch->hold->data = ch->mail_retry->data = ch;
     *out = ch;
     chat_mail_open_outbox(ch);
     return 0;
@@ -575,6 +581,8 @@ void chat_close(chat *ch) {
         return;
     while (ch->convs)
         conv_free(ch, ch->convs, "quitting");
-    uv_close((uv_handle_t *)ch->hold, free_handle); /* outlives ch until the loop closes it */
+    /* Both outlive ch until the loop closes them. */
+    uv_close((uv_handle_t *)ch->hold, free_handle);
+    uv_close((uv_handle_t *)ch->mail_retry, free_handle);
     free(ch);
 }

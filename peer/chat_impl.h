@@ -23,6 +23,8 @@ typedef struct outmsg {
     int committed; /* in history.db (at once with --no-history): only then sent */
     int stored;    /* the tracker's mailbox holds it */
     int mailing;   /* a mail_put for it is out */
+    int to_mail;   /* waits for room in the put window (chat_mail.c) */
+    int refused;   /* the tracker would not take it: it waits for a link */
     int held;      /* not shown as sent yet: the dial it started may bring "connected" first */
     size_t len;
     char text[];
@@ -38,6 +40,8 @@ typedef struct conv {
     int said_bye;           /* we sent bye on link; the conversation ends when it closes */
     int redial;             /* a relayed link dropped: dial again once the tracker is back */
     int keying;             /* a lookup for the mailbox's key is out */
+    int have_mail_key;      /* mail_key is the recipient's key, checked against the pin */
+    unsigned char mail_key[32];
     int want_current;       /* /dial: current once the tracker knows the name */
     outmsg *q, **qtail;     /* unacknowledged, in send order */
     size_t qn;
@@ -47,10 +51,12 @@ typedef struct conv {
 
 struct chat {
     peer_ctx *ctx;
+    unsigned mail_puts;  /* mail_put frames out, waiting for their answer */
     int durable;    /* a history holds the outbox (it closes before the chat) */
     conv *convs;
     conv *current;
     uv_timer_t *hold; /* shows held messages after CHAT_HOLD_MS (chat.c) */
+    uv_timer_t *mail_retry; /* puts again what the tracker found too fast (chat_mail.c) */
 };
 
 /* ---- chat.c ---- */
@@ -87,6 +93,8 @@ void chat_mail_load(chat *ch, conv *cv);
 /* The dial to cv failed: its messages go to the tracker's mailbox when it
  * has one.  1 when they do (the user hears "stored"), else 0. */
 int chat_mail_leave(chat *ch, conv *cv, const char *reason);
+/* Registered with the tracker (again): the put window starts afresh. */
+void chat_mail_tracker_ready(chat *ch);
 /* Every conversation with messages to deliver (at start-up). */
 void chat_mail_open_outbox(chat *ch);
 

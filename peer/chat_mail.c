@@ -217,6 +217,53 @@ void chat_mail_open_outbox(chat *ch) {
 
 /* ---- leaving letters at the tracker ---- */
 
+/* At most this many mail_put frames out at once: the tracker takes a
+ * control connection's frames at a bounded rate (--rate-limit), and a
+ * backlog of hundreds must not be refused for going too fast. */
+#define MAIL_PUT_WINDOW 8
+#define MAIL_RETRY_MS 1000 /* after "too fast": a second refills most token buckets */
+
+/* Sends what waits for the put window, oldest conversation queue first. */
+static void pump(chat *ch) {
+    peer_ctx *ctx = ch->ctx;
+    if (uv_is_active((uv_handle_t *)ch->mail_retry))
+        return; /* the tracker said too fast: wait for the timer */
+    for (conv *cv = ch->convs; cv && ch->mail_puts < MAIL_PUT_WINDOW; cv = cv->next) {
+        for (outmsg *m = cv->q; m && ch->mail_puts < MAIL_PUT_WINDOW; m = m->next) {
+            if (!m->to_mail)
+                continue;
+            m->to_mail = 0;
+            if (m->stored || m->mailing || !cv->have_mail_key)
+                continue;
+            unsigned char *box;
+            size_t n;
+            int e = mail_seal(&ctx->id, ctx->user, cv->fold, cv->mail_key, m->id, m->ts, m->text,
+                              m->len, &box, &n);
+            if (!e) {
+                e = ctl_mail_put(ctx->ctl, cv->name, m->id, box, n);
+                free(box);
+            }
+            if (e) {
+                ev_error(ctx, "mailbox", "cannot leave message #%llu for %s at the tracker (%s); "
+                         "it stays in your outbox", (unsigned long long)m->seq, cv->name,
+                         uv_strerror(e));
+                continue;
+            }
+            m->mailing = 1;
+            ch->mail_puts++;
+        }
+    }
+}
+
+static void on_mail_retry(uv_timer_t *t) { pump(t->data); }
+
+/* An answer to one of our puts (stored or refused) frees its place. */
+static void put_answered(chat *ch) {
+    if (ch->mail_puts)
+        ch->mail_puts--;
+    pump(ch);
+}
+
 static void on_mail_key(void *data, int status, const ctl_user *u) {
     conv *cv = data;
     chat *ch = cv->ch;
@@ -235,24 +282,12 @@ static void on_mail_key(void *data, int status, const ctl_user *u) {
                  cv->name, cv->name);
         return;
     }
-    for (outmsg *m = cv->q; m; m = m->next) {
-        if (!m->committed || m->stored || m->mailing)
-            continue;
-        unsigned char *box;
-        size_t n;
-        int e = mail_seal(&ctx->id, ctx->user, cv->fold, u->key, m->id, m->ts, m->text, m->len,
-                          &box, &n);
-        if (!e) {
-            e = ctl_mail_put(ctx->ctl, u->name, m->id, box, n);
-            free(box);
-        }
-        if (e) {
-            ev_error(ctx, "mailbox", "cannot leave message #%llu for %s at the tracker (%s); it "
-                     "stays in your outbox", (unsigned long long)m->seq, cv->name, uv_strerror(e));
-            return;
-        }
-        m->mailing = 1;
-    }
+    memcpy(cv->mail_key, u->key, IDENT_PK);
+    cv->have_mail_key = 1;
+    for (outmsg *m = cv->q; m; m = m->next)
+        if (m->committed && !m->stored && !m->mailing && !m->refused)
+            m->to_mail = 1;
+    pump(ch);
 }
 
 int chat_mail_leave(chat *ch, conv *cv, const char *reason) {
@@ -261,15 +296,26 @@ int chat_mail_leave(chat *ch, conv *cv, const char *reason) {
         return 0;
     int todo = 0;
     for (outmsg *m = cv->q; m; m = m->next)
-        todo |= m->committed && !m->stored && !m->mailing;
+        todo |= m->committed && !m->stored && !m->mailing && !m->refused && !m->to_mail;
     if (!todo)
         return 0;
     log_info(&ctx->lg, "cannot reach %s (%s): leaving its messages at the tracker", cv->name,
              reason);
+    /* The key is looked up each time: it may have changed (and the pin
+     * check with it) since the last time. */
     if (ctl_lookup(ctx->ctl, cv->name, 0, on_mail_key, cv))
         return 0;
     cv->keying = 1;
     return 1;
+}
+
+/* Registered (again): puts that were out on a lost connection get no
+ * answer, and a new tracker connection may take what the old refused. */
+void chat_mail_tracker_ready(chat *ch) {
+    ch->mail_puts = 0;
+    for (conv *cv = ch->convs; cv; cv = cv->next)
+        for (outmsg *m = cv->q; m; m = m->next)
+            m->mailing = m->refused = m->to_mail = 0;
 }
 
 /* ---- what the tracker says ---- */
@@ -293,6 +339,7 @@ void chat_mail_stored(chat *ch, const char *to, uint64_t id) {
         return;
     conv *cv = conv_named(ch, to);
     outmsg *m = find_out(cv, id);
+    put_answered(ch);
     if (!m)
         return; /* delivered meanwhile, or not ours to number */
     m->mailing = 0;
@@ -306,14 +353,27 @@ void chat_mail_stored(chat *ch, const char *to, uint64_t id) {
 void chat_mail_refused(chat *ch, uint64_t id, const char *code, const char *text) {
     if (!ch->ctx->hist)
         return; /* an error with an id nobody asked for: nothing to say */
+    put_answered(ch);
     for (conv *cv = ch->convs; cv; cv = cv->next) {
         outmsg *m = find_out(cv, id);
         if (!m)
             continue;
         m->mailing = 0;
+        if (strcmp(code, "rate_limited") == 0) {
+            /* The connection's frame rate, not --mail-rate: slow down and
+             * put it again (the window holds the rest back meanwhile). */
+            m->to_mail = 1;
+            if (!uv_is_active((uv_handle_t *)ch->mail_retry))
+                uv_timer_start(ch->mail_retry, on_mail_retry, MAIL_RETRY_MS, 0);
+            return;
+        }
+        m->refused = 1; /* not offered again: it waits for a link */
         ev_error(ch->ctx, code, "the tracker did not take message #%llu for %s (%s); it stays in "
                  "your outbox and goes out when %s is online", (unsigned long long)m->seq,
                  cv->name, text[0] ? text : code, cv->name);
+        /* The user may be online by now: then a link takes it at once. */
+        if (!cv->link && !cv->dial)
+            chat_start_dial(ch, cv);
         return;
     }
 }

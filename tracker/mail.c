@@ -281,7 +281,7 @@ void mail_put(void *owner, const msg_in *m) {
         snprintf(text, sizeof text, "more than %" PRIu64 " mail_put an hour; send the rest later",
                  cfg->mail_rate);
         ctx->stats.mail_refused_limit[STAT_MAIL_RATE]++;
-        sess_send_error(s, "rate_limited", text, q.id);
+        sess_send_error(s, "mail_rate_limited", text, q.id);
         return;
     }
     int64_t now = (int64_t)time(NULL);

@@ -405,11 +405,11 @@ def test_mail_rate_limited():
     alice, _ = alice_and_offline_bob(t)
     for i in range(3):
         stored(alice, 'bob', b'm', i + 1)
-    refused(alice, 'bob', b'm', 4, 'rate_limited', 'hour')
+    refused(alice, 'bob', b'm', 4, 'mail_rate_limited', 'hour')
     stored(alice, 'bob', b'm', 2)            # a resend costs nothing
     alice.close()
     alice = mail_client(t, 'alice', alice.key, label='alice again')
-    refused(alice, 'bob', b'm', 5, 'rate_limited')   # per sender, not per connection
+    refused(alice, 'bob', b'm', 5, 'mail_rate_limited')   # per sender, not per connection
     carol = mail_client(t, 'carol')
     stored(carol, 'bob', b'm', 5)
     if db_count(t, 'mail') != 4:
@@ -578,7 +578,7 @@ def test_mail_metrics():
         fail('after one put: %r' % {k: x for k, x in v.items() if 'mail' in k})
     refused(alice, 'bob', b'y', 2, 'mailbox_full')
     stored(alice, 'erin', b'z', 3)
-    refused(alice, 'frank', b'z', 4, 'rate_limited')
+    refused(alice, 'frank', b'z', 4, 'mail_rate_limited')
     v = scrape(maddr)
     if (v['parley_mail_refused_limit_total{reason="full"}'],
             v['parley_mail_refused_limit_total{reason="rate"}']) != (1, 1):

@@ -84,6 +84,32 @@ def test_offline_message_reaches_user_who_starts_later():
     t.stop()
 
 
+def test_a_backlog_is_left_at_the_pace_the_tracker_takes():
+    """300 messages to an offline user at once: far over the tracker's
+    frame rate for one connection (--rate-limit 50/s, burst 100), yet
+    every one is stored (the peer keeps a few puts out at a time and slows
+    down when told), and every one reaches the user."""
+    t = Tracker(extra_args=('--mail-per-sender', '1000'))
+    bob_home = known_offline(t, 'bob')
+    alice = Peer('alice', t.addr)
+    alice.registered()
+    n = 300
+    alice.send('\n'.join('/msg bob backlog %d' % i for i in range(1, n + 1)))
+    for i in range(1, n + 1):
+        alice.expect(r'^stored bob #%d$' % i, 30)
+    alice.assert_none(r'^error: ')
+    bob = Peer('bob', t.addr, home=bob_home, label='bob (second run)')
+    bob.registered()
+    bob.expect(r'^msg alice: backlog %d$' % n, 60)
+    if sorted(texts(bob, 'alice')) != sorted('backlog %d' % i for i in range(1, n + 1)):
+        fail('bob showed %d of %d, or some twice' % (len(texts(bob, 'alice')), n))
+    for i in range(1, n + 1):
+        alice.expect(r'^delivered bob #%d$' % i, 30)
+    bob.quit()
+    alice.quit()
+    t.stop()
+
+
 def test_tracker_kill9_between_accepting_and_delivering():
     t = Tracker()
     bob_home = known_offline(t, 'bob')
