@@ -99,8 +99,33 @@ static void w_relay_offer(void *data, const char *from, const unsigned char toke
     inbound_relay_offer(((peer_ctx *)data)->inbound, from, token);
 }
 static void w_refused(void *data, const char *code) { H.quit_requests++; }
-static const ctl_handler w_news = {w_registered, w_presence, w_connect_request,
-                                   w_connect_failed, w_relay_offer, w_refused};
+/* The mailbox pushes reach the chat as in main.c (with no history there,
+ * as here, it drops them: what a hostile tracker's pushes must cost). */
+static void w_mail_stored(void *data, const char *to, uint64_t id) {
+    chat_mail_stored(((peer_ctx *)data)->chat, to, id);
+}
+static void w_mail_refused(void *data, uint64_t id, const char *code, const char *text) {
+    chat_mail_refused(((peer_ctx *)data)->chat, id, code, text);
+}
+static void w_mail(void *data, uint64_t mid, const char *from, const unsigned char key[IDENT_PK],
+                   int64_t ts, const unsigned char *box, size_t n) {
+    chat_mail_letter(((peer_ctx *)data)->chat, mid, from, key, ts, box, n);
+}
+static void w_receipt(void *data, uint64_t rid, const char *to, uint64_t id, int status) {
+    chat_mail_receipt(((peer_ctx *)data)->chat, rid, to, id, status);
+}
+static const ctl_handler w_news = {
+    .registered = w_registered,
+    .presence = w_presence,
+    .connect_request = w_connect_request,
+    .connect_failed = w_connect_failed,
+    .relay_offer = w_relay_offer,
+    .refused = w_refused,
+    .mail_stored = w_mail_stored,
+    .mail_refused = w_mail_refused,
+    .mail = w_mail,
+    .receipt = w_receipt,
+};
 
 /* ---- the fake tracker ---- */
 
