@@ -138,6 +138,7 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
             if ((r = addr_split(optarg, "5960", host, sizeof host, port, sizeof port)))
                 return bad_addr("--tracker", optarg, r);
             ctx->tracker = optarg;
+            ctx->tracker_given = 1;
             break;
         case O_LISTEN:
             if ((r = addr_split(optarg, NULL, host, sizeof host, port, sizeof port)))
@@ -436,6 +437,14 @@ static int run(peer_ctx *ctx, const char *home_arg) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
     }
+    /* HOME/parley.conf may name the tracker; --tracker wins. */
+    char conf_tracker[ADDR_STRLEN], conf_err[600];
+    if (tui_conf_tracker(home, conf_tracker, sizeof conf_tracker, conf_err, sizeof conf_err)) {
+        fprintf(stderr, "error: %s\n", conf_err);
+        return 1;
+    }
+    if (!ctx->tracker_given && conf_tracker[0])
+        ctx->tracker = conf_tracker;
     if ((r = pins_open(home, &ctx->pins, err, sizeof err))) {
         fprintf(stderr, "error: %s\n", err);
         return 1;

@@ -37,7 +37,8 @@ typedef struct peer_ctx {
     char user_note[160];         /* how user was picked without --user, or "" */
     const char *home;            /* --home, expanded */
     int home_given;              /* --home was on the command line (else ~/.parley) */
-    const char *tracker;         /* HOST:PORT as given */
+    const char *tracker;         /* HOST:PORT as given (or HOME/parley.conf's) */
+    int tracker_given;           /* --tracker was on the command line */
     const char *listen;          /* NULL: [::]:0 dual-stack, else 0.0.0.0:0 */
     const char *advertise[PEER_MAX_ADVERTISE];
     int n_advertise;

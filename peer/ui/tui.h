@@ -21,4 +21,10 @@ int tui_possible(void);
  * it was). */
 int tui_open(peer_ctx *ctx, const char *home, char *err, size_t errlen);
 
+/* HOME/parley.conf's tracker setting ("" when it has none), read before
+ * the tracker is dialed, in every mode; the whole file is checked, so a
+ * bad line stops the peer here with PATH line N: ... in err.  0 or a
+ * negative error. */
+int tui_conf_tracker(const char *home, char *out, size_t outlen, char *err, size_t errlen);
+
 #endif

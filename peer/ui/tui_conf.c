@@ -98,8 +98,8 @@ static const struct {
     {"key-clear", ACT_CLEAR},
 };
 
-#define SETTINGS "colors, bell, time-format, key-search, key-prev-window, key-next-window, " \
-                 "key-clear"
+#define SETTINGS "tracker, colors, bell, time-format, key-search, key-prev-window, " \
+                 "key-next-window, key-clear"
 
 static int on_off(const char *v, int *out) {
     if (strcmp(v, "on") == 0)
@@ -172,12 +172,28 @@ static int apply(tui_conf *c, const char *name, const char *v, char *err, size_t
         return 0;
     }
     if (strcmp(name, "tracker") == 0) {
-        snprintf(err, errlen, "tracker is not a setting of this file (the terminal UI reads it "
-                 "after the tracker is dialed); give --tracker HOST:PORT");
-        return -1;
+        char host[ADDR_STRLEN], port[8];
+        int r = addr_split(v, "5960", host, sizeof host, port, sizeof port);
+        if (r || strlen(v) >= sizeof c->tracker) {
+            snprintf(err, errlen, "tracker %s is not HOST:PORT (%s)", v,
+                     r ? addr_split_error(r) : "too long");
+            return -1;
+        }
+        snprintf(c->tracker, sizeof c->tracker, "%s", v);
+        return 0;
     }
     snprintf(err, errlen, "unknown setting %s; the settings are " SETTINGS, name);
     return -1;
+}
+
+int tui_conf_tracker(const char *home, char *out, size_t outlen, char *err, size_t errlen) {
+    char path[4200];
+    tui_conf c;
+    snprintf(path, sizeof path, "%s/parley.conf", home);
+    int r = tui_conf_read(path, &c, err, errlen);
+    if (r == 0)
+        snprintf(out, outlen, "%s", c.tracker);
+    return r;
 }
 
 int tui_conf_read(const char *path, tui_conf *c, char *err, size_t errlen) {

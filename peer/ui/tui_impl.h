@@ -14,6 +14,7 @@
 #endif
 #include <curses.h>
 
+#include "addr.h"
 #include "events.h"
 #include "name.h"
 #include "peer.h"
@@ -53,6 +54,7 @@ typedef struct tui_conf {
     char time_format[TUI_TIME_FORMAT_MAX]; /* strftime, "%H:%M:%S" */
     tui_bind binds[TUI_BINDS_MAX]; /* in addition to the default keys */
     int nbinds;
+    char tracker[ADDR_STRLEN]; /* HOST:PORT, or "": --tracker wins (main.c applies it) */
 } tui_conf;
 
 enum { TE_IN, TE_OUT, TE_INFO };

@@ -282,7 +282,9 @@ class Peer:
         argv = list(prefix) + [os.path.join(BUILD, 'parley')]
         if user_flag:
             argv += ['--user', name]
-        argv += ['--tracker', tracker_addr, '--home', self.home, '--ui', 'line']
+        if tracker_addr is not None: # None: no --tracker (HOME/parley.conf or the default)
+            argv += ['--tracker', tracker_addr]
+        argv += ['--home', self.home, '--ui', 'line']
         if echo:
             argv.append('--echo')
         argv += list(extra_args)

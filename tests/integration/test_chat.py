@@ -259,6 +259,27 @@ def test_echo_peer():
     t.stop()
 
 
+def test_tracker_from_parley_conf():
+    """HOME/parley.conf's tracker setting is used without --tracker (line
+    mode too), and --tracker wins over it."""
+    t = Tracker()
+    home = tempdir('parley-peer-')
+    with open(os.path.join(home, 'parley.conf'), 'w') as f:
+        f.write('# the tracker we use\ntracker = %s\n' % t.addr)
+    alice = Peer('alice', None, home=home)
+    alice.expect(r'^registered alice \(tracker %s, ' % re.escape(t.addr), 15)
+    alice.quit()
+    # --tracker wins: a port nobody listens on, so it never registers.
+    dead = socket.socket()
+    dead.bind(('127.0.0.1', 0))
+    port = dead.getsockname()[1]
+    alice = Peer('alice', '127.0.0.1:%d' % port, home=home)
+    alice.expect(r'^error: cannot reach the tracker 127\.0\.0\.1:%d ' % port, 15)
+    alice.kill()
+    dead.close()
+    t.stop()
+
+
 def test_dial_unknown_name():
     t = Tracker()
     alice = Peer('alice', t.addr)

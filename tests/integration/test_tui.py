@@ -856,13 +856,14 @@ def test_tui_config_file_errors():
     t = Tracker()
     cases = [
         ('colors = maybe\n', 1, 'colors maybe is not on or off'),
-        ('# ok\nbell = on\ncolour = on\n', 3, 'unknown setting colour; the settings are colors, '),
+        ('# ok\nbell = on\ncolour = on\n', 3, 'unknown setting colour; the settings are tracker, colors, '),
         ('time-format =\n', 1, 'time-format needs a value'),
         ('time-format = %H:%M:%S %H:%M:%S %H:%M:%S %H:%M:%S\n', 1,
          'time-format %H:%M:%S %H:%M:%S %H:%M:%S %H:%M:%S gives more than 32 columns'),
         ('key-search = Ctrl-A\n', 1, 'key-search Ctrl-A: Ctrl-A moves to the start of the line'),
         ('key-next-window = Alt-3\n', 1, 'key-next-window Alt-3: Alt and a digit switch windows'),
-        ('tracker = example.org:5960\n', 1, 'tracker is not a setting of this file'),
+        ('tracker = 127.0.0.1:99999\n', 1,
+         'tracker 127.0.0.1:99999 is not HOST:PORT (the port is out of range'),
     ]
     for text, line, want in cases:
         home = tempdir('parley-tui-')
