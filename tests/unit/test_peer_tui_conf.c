@@ -62,7 +62,7 @@ static void bad_lines_name_the_file_and_line(void) {
     } cases[] = {
         {"colors = maybe\n", "line 1: colors maybe is not on or off; fix or remove the line"},
         {"# one\nbell = loud\n", "line 2: bell loud is not on, off or mentions;"},
-        {"\n\ncolour = on\n", "line 3: unknown setting colour; the settings are colors, bell, "},
+        {"\n\ncolour = on\n", "line 3: unknown setting colour; the settings are tracker, colors, "},
         {"bell\n", "line 1: bell needs a value (bell = VALUE);"},
         {"= on\n", "line 1: a line is NAME = VALUE;"},
         {"time-format = %H\x01\n", "line 1: time-format has a control character;"},
@@ -73,7 +73,8 @@ static void bad_lines_name_the_file_and_line(void) {
         {"key-next-window = Alt-3\n", "Alt and a digit switch windows"},
         {"key-next-window = F2\n", "F2 moves to the users panel already"},
         {"key-next-window = Shift-X\n", "a key is Ctrl-LETTER, Alt-LETTER or F1 to F12"},
-        {"tracker = example.org:5960\n", "tracker is not a setting of this file"},
+        {"tracker = example.org:99999\n", "tracker example.org:99999 is not HOST:PORT (the port is out of range"},
+        {"tracker = [::1\n", "tracker [::1 is not HOST:PORT"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_file(cases[i].text);
