@@ -262,8 +262,12 @@ void chat_in_show(chat *ch, conv *cv, const char *name, uint64_t id, int64_t ts,
 static void on_link_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len, void *data) {
     chat *ch = data;
     conv *cv = conv_of(ch, l);
-    if (ch->ctx->hist && cv) {
-        chat_mail_add_in(ch, cv, l, id, ts, text, len); /* acked once on disk */
+    if (ch->ctx->hist) {
+        /* Acked once on disk.  On a link that is not (or no longer) the
+         * conversation's, not at all: the sender resends it on the one
+         * that is. */
+        if (cv)
+            chat_mail_add_in(ch, cv, l, id, ts, text, len);
         return;
     }
     link_send_ack(l, id); /* duplicates too: the sender may have missed our ack */

@@ -12,6 +12,7 @@
 
 #include "control.h"
 #include "events.h"
+#include "grow.h"
 #include "history.h"
 #include "mail.h"
 #include "pins.h"
@@ -170,30 +171,30 @@ void chat_mail_load(chat *ch, conv *cv) {
                  uv_strerror(e ? e : UV_ENOMEM));
 }
 
+/* The conversations the outbox names, collected first: a conversation
+ * loads its queue with a read of its own, which must not run inside this
+ * one. */
+typedef struct outbox_peer {
+    char name[NAME_BUFLEN]; /* its spelling */
+    char fold[NAME_BUFLEN];
+} outbox_peer;
+
 typedef struct names {
-    char (*v)[NAME_BUFLEN]; /* spellings, one per folded name */
-    char (*f)[NAME_BUFLEN];
+    outbox_peer *v;
     size_t n, cap;
 } names;
 
 static int collect_name(const hist_row *r, void *arg) {
     names *ns = arg;
     for (size_t i = 0; i < ns->n; i++)
-        if (strcmp(ns->f[i], r->peer) == 0)
+        if (strcmp(ns->v[i].fold, r->peer) == 0)
             return 0;
-    if (ns->n == ns->cap) {
-        size_t cap = ns->cap ? ns->cap * 2 : 8;
-        void *v = realloc(ns->v, cap * sizeof *ns->v);
-        if (v)
-            ns->v = v;
-        void *f = v ? realloc(ns->f, cap * sizeof *ns->f) : NULL;
-        if (!f)
-            return 1;
-        ns->f = f;
-        ns->cap = cap;
-    }
-    snprintf(ns->f[ns->n], NAME_BUFLEN, "%s", r->peer);
-    snprintf(ns->v[ns->n++], NAME_BUFLEN, "%s", r->name);
+    outbox_peer *v = grow(ns->v, &ns->cap, ns->n + 1, sizeof *v, 8);
+    if (!v)
+        return 1;
+    ns->v = v;
+    snprintf(v[ns->n].fold, NAME_BUFLEN, "%s", r->peer);
+    snprintf(v[ns->n++].name, NAME_BUFLEN, "%s", r->name);
     return 0;
 }
 
@@ -210,9 +211,8 @@ void chat_mail_open_outbox(chat *ch) {
     names ns = {0};
     hist_outbox(h, collect_name, &ns); /* a failure shows when the conversation loads */
     for (size_t i = 0; i < ns.n; i++)
-        chat_conv_get(ch, ns.v[i]); /* loads its queue; the tracker's ready dials it */
+        chat_conv_get(ch, ns.v[i].name); /* loads its queue; the tracker's ready dials it */
     free(ns.v);
-    free(ns.f);
 }
 
 /* ---- leaving letters at the tracker ---- */
@@ -382,15 +382,13 @@ void chat_mail_receipt(chat *ch, uint64_t rid, const char *to, uint64_t id, int 
     peer_ctx *ctx = ch->ctx;
     if (!mailbox_on(ch, "a receipt"))
         return;
-    conv *cv = conv_named(ch, to);
-    outmsg *m = cv ? chat_out_take(cv, id) : NULL;
-    int state = status == CTL_RECEIPT_DELIVERED ? HIST_DELIVERED : HIST_EXPIRED;
-    if (status == CTL_RECEIPT_UNKNOWN) {
-        if (m)
-            chat_enqueue(cv, m); /* keep it: a newer tracker's news we cannot read */
+    if (status == CTL_RECEIPT_UNKNOWN) { /* a newer tracker's news: the message stays */
         ctl_receipt_ack(ctx->ctl, rid);
         return;
     }
+    conv *cv = conv_named(ch, to);
+    outmsg *m = cv ? chat_out_take(cv, id) : NULL;
+    int state = status == CTL_RECEIPT_DELIVERED ? HIST_DELIVERED : HIST_EXPIRED;
     hist_set_state(ctx->hist, id, state);
     if (m && status == CTL_RECEIPT_DELIVERED)
         ev_delivered(ctx, cv->name, m->seq);
@@ -465,16 +463,12 @@ static const char *state_name(int state) {
 
 static int collect_row(const hist_row *r, void *arg) {
     rows *rs = arg;
-    if (rs->n == rs->cap) {
-        size_t cap = rs->cap ? rs->cap * 2 : 32;
-        void *v = realloc(rs->v, cap * sizeof *rs->v);
-        if (!v) {
-            rs->failed = 1;
-            return 1;
-        }
-        rs->v = v;
-        rs->cap = cap;
+    ev_hist_row *v = grow(rs->v, &rs->cap, rs->n + 1, sizeof *v, 32);
+    if (!v) {
+        rs->failed = 1;
+        return 1;
     }
+    rs->v = v;
     char *text = malloc(r->len ? r->len : 1);
     if (!text) {
         rs->failed = 1;

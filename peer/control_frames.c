@@ -10,15 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static void bad(ctl *t, const char *what) {
+void ctl_bad(ctl *t, const char *what) {
     char text[200];
     snprintf(text, sizeof text, "malformed %s", what);
     conn_fail(t->c, "bad_message", text, 0);
 }
 
-/* The string field key copied into out: 0; UV_ENOENT when absent;
- * UV_EINVAL when it is no string or does not fit. */
-static int str_field(const msg_in *m, const char *key, char *out, size_t outlen) {
+int ctl_str_field(const msg_in *m, const char *key, char *out, size_t outlen) {
     const msgpack_object *o;
     int r = msg_get(m, key, &o);
     return r ? r : msg_obj_cstr(o, out, outlen);
@@ -32,7 +30,7 @@ static void on_welcome(void *owner, const msg_in *m) {
     const unsigned char *nonce;
     if (msg_uint(m, "v", &v) || msg_bin(m, "nonce", &nonce, IDENT_NONCE) ||
         msg_uint(m, "ttl", &ttl))
-        return bad(t, "welcome");
+        return ctl_bad(t, "welcome");
     if (v != PROTO_VERSION) {
         snprintf(t->why, sizeof t->why, "the tracker speaks protocol version %llu, we speak %d",
                  (unsigned long long)v, PROTO_VERSION);
@@ -49,11 +47,11 @@ static void on_welcome(void *owner, const msg_in *m) {
 
 static void on_registered(void *owner, const msg_in *m) {
     ctl *t = owner;
-    if (str_field(m, "name", t->registered_name, sizeof t->registered_name))
-        return bad(t, "registered");
+    if (ctl_str_field(m, "name", t->registered_name, sizeof t->registered_name))
+        return ctl_bad(t, "registered");
     t->observed[0] = '\0';
-    if (str_field(m, "observed", t->observed, sizeof t->observed) == UV_EINVAL)
-        return bad(t, "registered");
+    if (ctl_str_field(m, "observed", t->observed, sizeof t->observed) == UV_EINVAL)
+        return ctl_bad(t, "registered");
     ctl_step(t, CTL_EV_REGISTERED, 0);
 }
 
@@ -65,7 +63,7 @@ static int parse_addresses(const msg_in *m, const msgpack_object_array *a, ctl_u
     for (uint32_t i = 0; a && i < a->size && u->n_endpoints < PEER_MAX_ENDPOINTS; i++)
         if (msg_obj_cstr(&a->ptr[i], u->endpoints[u->n_endpoints], ADDR_STRLEN) == 0)
             u->n_endpoints++;
-    if (str_field(m, "observed", u->observed, sizeof u->observed) == UV_EINVAL)
+    if (ctl_str_field(m, "observed", u->observed, sizeof u->observed) == UV_EINVAL)
         return UV_EINVAL;
     return 0;
 }
@@ -75,7 +73,7 @@ static int parse_user(const msg_in *m, ctl_user *u) {
     const msgpack_object_array *a = NULL;
     bool online;
     memset(u, 0, sizeof *u);
-    if (str_field(m, "name", u->name, sizeof u->name) || msg_bin(m, "key", &key, IDENT_PK) ||
+    if (ctl_str_field(m, "name", u->name, sizeof u->name) || msg_bin(m, "key", &key, IDENT_PK) ||
         msg_bool(m, "online", &online) || msg_array(m, "endpoints", &a) == UV_EINVAL)
         return UV_EINVAL;
     memcpy(u->key, key, IDENT_PK);
@@ -90,7 +88,7 @@ static void on_lookup_result(void *owner, const msg_in *m) {
     uint64_t id;
     ctl_user u;
     if (msg_uint(m, "id", &id) || parse_user(m, &u))
-        return bad(t, "lookup_result");
+        return ctl_bad(t, "lookup_result");
     kc_put(t->keys, &u);
     ctl_req_found(t, id, &u);
 }
@@ -103,7 +101,7 @@ static void on_list_result(void *owner, const msg_in *m) {
     size_t next_len = 0;
     if (msg_uint(m, "id", &id) || msg_array(m, "users", &a) ||
         msg_str(m, "next", &next, &next_len) == UV_EINVAL)
-        return bad(t, "list_result");
+        return ctl_bad(t, "list_result");
     ctl_req_listed(t, id, a, next, next_len);
 }
 
@@ -111,7 +109,7 @@ static void on_connect_result(void *owner, const msg_in *m) {
     ctl *t = owner;
     uint64_t id;
     if (msg_uint(m, "id", &id))
-        return bad(t, "connect_result");
+        return ctl_bad(t, "connect_result");
     ctl_req_reached(t, id, NULL);
 }
 
@@ -120,7 +118,7 @@ static void on_relay_result(void *owner, const msg_in *m) {
     uint64_t id;
     const unsigned char *token;
     if (msg_uint(m, "id", &id) || msg_bin(m, "session", &token, IDENT_SESSION))
-        return bad(t, "relay_result");
+        return ctl_bad(t, "relay_result");
     ctl_req_reached(t, id, token);
 }
 
@@ -134,9 +132,9 @@ static void on_presence(void *owner, const msg_in *m) {
     ctl *t = owner;
     char name[NAME_BUFLEN], fold[NAME_BUFLEN];
     bool online;
-    if (str_field(m, "name", name, sizeof name) ||
+    if (ctl_str_field(m, "name", name, sizeof name) ||
         msg_bool(m, "online", &online) || name_fold(name, strlen(name), fold))
-        return bad(t, "presence");
+        return ctl_bad(t, "presence");
     kc_set_online(t->keys, name, online);
     if (strcmp(fold, t->ctx->user_fold) != 0) {
         ev_presence(t->ctx, name, online);
@@ -152,13 +150,13 @@ static void on_connect_request(void *owner, const msg_in *m) {
     const msgpack_object_array *a;
     ctl_user u;
     memset(&u, 0, sizeof u);
-    if (str_field(m, "from", u.name, sizeof u.name) ||
+    if (ctl_str_field(m, "from", u.name, sizeof u.name) ||
         msg_bin(m, "key", &key, IDENT_PK) || msg_array(m, "endpoints", &a))
-        return bad(t, "connect_request");
+        return ctl_bad(t, "connect_request");
     memcpy(u.key, key, IDENT_PK);
     u.online = true;
     if (parse_addresses(m, a, &u))
-        return bad(t, "connect_request");
+        return ctl_bad(t, "connect_request");
     kc_put(t->keys, &u); /* the tracker vouches for this key */
     if (t->h->connect_request)
         t->h->connect_request(t->hdata, &u);
@@ -172,7 +170,7 @@ static void on_connect_failed(void *owner, const msg_in *m) {
     const char *reason = "";
     size_t rlen = 0;
     char from[NAME_BUFLEN], why[256];
-    if (str_field(m, "from", from, sizeof from)) {
+    if (ctl_str_field(m, "from", from, sizeof from)) {
         log_debug(t->lg, "tracker: dropping a connect_failed without a usable from");
         return;
     }
@@ -187,9 +185,9 @@ static void on_relay_offer(void *owner, const msg_in *m) {
     ctl *t = owner;
     const unsigned char *token;
     char from[NAME_BUFLEN];
-    if (str_field(m, "from", from, sizeof from) ||
+    if (ctl_str_field(m, "from", from, sizeof from) ||
         msg_bin(m, "session", &token, IDENT_SESSION))
-        return bad(t, "relay_offer");
+        return ctl_bad(t, "relay_offer");
     if (t->h->relay_offer)
         t->h->relay_offer(t->hdata, from, token);
 }

@@ -86,6 +86,13 @@ void ctl_step(ctl *t, enum ctl_event ev, int status);
 /* The conn_frame_cb of the tracker connection. */
 void ctl_on_frame(conn *c, const char *payload, size_t len);
 
+/* A malformed frame of type what: bad_message, and the connection ends. */
+void ctl_bad(ctl *t, const char *what);
+
+/* The string field key copied into out: 0; UV_ENOENT when absent;
+ * UV_EINVAL when it is no string or does not fit. */
+int ctl_str_field(const msg_in *m, const char *key, char *out, size_t outlen);
+
 /* ---- control_requests.c ---- */
 
 /* Registered: sends the requests that waited, in the order they were

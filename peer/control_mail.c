@@ -52,23 +52,12 @@ int ctl_receipt_ack(ctl *t, uint64_t rid) {
     return conn_send_msg(t->c, &m);
 }
 
-static void bad(ctl *t, const char *what) {
-    char text[200];
-    snprintf(text, sizeof text, "malformed %s", what);
-    conn_fail(t->c, "bad_message", text, 0);
-}
-
-static int name_field(const msg_in *m, const char *key, char out[NAME_BUFLEN]) {
-    const msgpack_object *o;
-    return msg_get(m, key, &o) || msg_obj_cstr(o, out, NAME_BUFLEN) ? UV_EINVAL : 0;
-}
-
 void ctl_on_mail_stored(void *owner, const msg_in *m) {
     ctl *t = owner;
     uint64_t id;
     char to[NAME_BUFLEN];
-    if (msg_uint(m, "id", &id) || name_field(m, "to", to))
-        return bad(t, "mail_stored");
+    if (msg_uint(m, "id", &id) || ctl_str_field(m, "to", to, sizeof to))
+        return ctl_bad(t, "mail_stored");
     if (t->h->mail_stored)
         t->h->mail_stored(t->hdata, to, id);
 }
@@ -80,10 +69,10 @@ void ctl_on_mail(void *owner, const msg_in *m) {
     char from[NAME_BUFLEN];
     const unsigned char *key;
     const msgpack_object *o;
-    if (msg_uint(m, "mid", &mid) || name_field(m, "from", from) ||
+    if (msg_uint(m, "mid", &mid) || ctl_str_field(m, "from", from, sizeof from) ||
         msg_bin(m, "key", &key, IDENT_PK) || msg_int(m, "ts", &ts) ||
         msg_get(m, "box", &o) || o->type != MSGPACK_OBJECT_BIN)
-        return bad(t, "mail");
+        return ctl_bad(t, "mail");
     if (t->h->mail)
         t->h->mail(t->hdata, mid, from, key, ts, (const unsigned char *)o->via.bin.ptr,
                    o->via.bin.size);
@@ -92,15 +81,19 @@ void ctl_on_mail(void *owner, const msg_in *m) {
 void ctl_on_receipt(void *owner, const msg_in *m) {
     ctl *t = owner;
     uint64_t rid, id;
-    char to[NAME_BUFLEN], status[16];
-    const msgpack_object *o;
-    if (msg_uint(m, "rid", &rid) || name_field(m, "to", to) || msg_uint(m, "id", &id) ||
-        msg_get(m, "status", &o) || msg_obj_cstr(o, status, sizeof status))
-        return bad(t, "receipt");
-    enum ctl_receipt st = strcmp(status, "delivered") == 0 ? CTL_RECEIPT_DELIVERED
-                          : strcmp(status, "expired") == 0 ? CTL_RECEIPT_EXPIRED
-                          : strcmp(status, "refused") == 0 ? CTL_RECEIPT_REFUSED
-                                                           : CTL_RECEIPT_UNKNOWN;
+    char to[NAME_BUFLEN];
+    const char *status;
+    size_t sn;
+    if (msg_uint(m, "rid", &rid) || ctl_str_field(m, "to", to, sizeof to) ||
+        msg_uint(m, "id", &id) || msg_str(m, "status", &status, &sn))
+        return ctl_bad(t, "receipt");
+    /* A status newer than this peer is UNKNOWN, never a reason to leave. */
+#define IS(word) (sn == sizeof word - 1 && memcmp(status, word, sn) == 0)
+    enum ctl_receipt st = IS("delivered") ? CTL_RECEIPT_DELIVERED
+                          : IS("expired") ? CTL_RECEIPT_EXPIRED
+                          : IS("refused") ? CTL_RECEIPT_REFUSED
+                                          : CTL_RECEIPT_UNKNOWN;
+#undef IS
     if (t->h->receipt)
         t->h->receipt(t->hdata, rid, to, id, st);
     else

@@ -18,6 +18,7 @@ Every wait is on an event (a line, a process exit) with a timeout; nothing
 sleeps for a fixed time.  The wire-level clients are in wire.py, the chat
 handshake in handshake.py, the NAT lab in natlab.py.
 """
+import json
 import os
 import re
 import shutil
@@ -374,6 +375,17 @@ class Peer:
     def kill(self):
         self.proc.signal(signal.SIGKILL)
         self.proc.wait_exit(10)
+
+
+def json_event(p, type_, timeout=15, **want):
+    """The next unconsumed event of a --ui json peer p of type_ whose fields
+    include want."""
+    rx = r'^\{"type":"%s"' % type_
+    while True:
+        m = p.expect(rx, timeout)
+        ev = json.loads(m.string)
+        if all(ev.get(k) == v for k, v in want.items()):
+            return ev
 
 
 def start_peers(tracker_addr, *names, **kw):

@@ -18,6 +18,7 @@ import time
 
 import runner
 from procs import Peer, Tracker, connect, fail, shown, sqlite, tempdir
+from procs import json_event as event
 
 # A fixed zone three hours east of UTC, so "local time" in the history
 # lines is checked against something other than UTC.
@@ -27,16 +28,6 @@ TZ_OFFSET = 3 * 3600
 
 def jpeer(name, t, args=(), **kw):
     return Peer(name, t.addr, extra_args=('--ui', 'json') + tuple(args), **kw)
-
-
-def event(p, type_, timeout=15, **want):
-    """The next unconsumed JSON event of type_ whose fields include want."""
-    rx = r'^\{"type":"%s"' % type_
-    while True:
-        m = p.expect(rx, timeout)
-        ev = json.loads(m.string)
-        if all(ev.get(k) == v for k, v in want.items()):
-            return ev
 
 
 def events(p, type_, **want):

@@ -13,6 +13,7 @@ import time
 
 import runner
 from procs import BUILD, Peer, ROOT, SANITIZER_MARKS, Tracker, fail, on_cleanup, tempdir
+from procs import json_event as event
 
 TYPES = {  # type -> fields every such event has (README.md's table)
     'registered': {'name', 'tracker', 'seen_as'},
@@ -33,16 +34,6 @@ TYPES = {  # type -> fields every such event has (README.md's table)
 
 def jpeer(name, t, **kw):
     return Peer(name, t.addr, extra_args=('--ui', 'json'), **kw)
-
-
-def event(p, type_, timeout=15, **want):
-    """The next unconsumed event of type_ whose fields include want."""
-    rx = r'^\{"type":"%s"' % type_
-    while True:
-        m = p.expect(rx, timeout)
-        ev = json.loads(m.string)
-        if all(ev.get(k) == v for k, v in want.items()):
-            return ev
 
 
 def registered(p):
