@@ -1032,7 +1032,9 @@ def fig5(b, rows):
             f'pipe hops, the driver on the other CPU, line and JSON handling included: the '
             f'figure of earlier rounds), against the same ping-pong. The history.db rows run a '
             f'second pair the same way but with their default HOME/history.db (SQLite, WAL, '
-            f'synchronous=FULL, one commit per loop pass): every message is committed by its '
+            f'one commit per loop pass written to the kernel before anything is shown, sent or '
+            f'acknowledged, so a SIGKILL loses none of it; fsync and checkpoints on a thread of '
+            f'the peer, within 5 ms: shared/db.h, DB_SYNC_BEHIND): every message is committed by its '
             f'sender before it leaves and by its receiver before it is shown and acknowledged, '
             f'against the --no-history pair in the same round.']
 
