@@ -403,6 +403,8 @@ static void on_handle_closed(uv_handle_t *h);
 /* Starts the sync thread and its second connection; 0, or an error after
  * which the db keeps the loop rhythm (logged). */
 static int start_sync_thread(db *d, uv_loop_t *loop, const char *path, int mode) {
+    if (!sqlite3_threadsafe()) /* two threads, one connection each, need its mutexes */
+        return UV_ENOTSUP;
     char wal[4200];
     if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
         return UV_ENAMETOOLONG;
