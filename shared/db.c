@@ -579,14 +579,15 @@ int db_prepare_all(db *d, const char *const *sql, int n, sqlite3_stmt **st, char
     return 0;
 }
 
-/* Whether the end of the pass can do something now (else poll may block:
- * the fsync's answer, the lazy timer or the next write wakes it). */
+/* Whether the end of the pass is to come without waiting in poll.  Only
+ * an open batch can wait there: for the lazy timer when it holds hints only,
+ * for the fsync's answer (the async handle) when it waits for one. */
 static int work_now(db *d) {
-    if (!d->pipelined || d->in_read)
+    if (!d->pipelined || !d->in_tx)
         return 1;
-    if (d->in_tx)
-        return (d->behind || !d->inflight) && (d->prompt || d->nwait);
-    return d->nwait > 0;
+    if (!d->prompt && !d->nwait)
+        return 0;
+    return d->behind || !d->inflight;
 }
 
 static void arm(db *d) {
@@ -665,8 +666,6 @@ static void end_pass(db *d) {
         status = commit(d);
     else if (d->pipelined && !d->behind && !d->in_tx)
         park(d, d->committed); /* no write: behind whatever it may have read */
-    if (d->pipelined && d->in_tx && !d->prompt && !d->nwait && !uv_is_active((uv_handle_t *)&d->lazy))
-        uv_timer_start(&d->lazy, on_lazy, DB_LAZY_MS, 0);
     uv_check_stop(&d->check);
     uv_idle_stop(&d->idle);
     if (!d->in_tx && (!d->pipelined || d->behind || status))
@@ -699,7 +698,10 @@ static void on_synced(uv_async_t *h) {
         d->inflight = 0;
     if (!d->inflight && ckpt_idle)
         uv_unref((uv_handle_t *)&d->synced);
+    size_t before = d->ndw;
     fire_durable(d);
+    if (d->batch_end && d->ndw < before)
+        d->batch_end(d->batch_arg, status); /* after these waiters too */
     if (d->in_tx || d->nwait)
         arm(d); /* the batch gathered meanwhile commits at the end of this pass */
 }
@@ -734,6 +736,8 @@ static int begin(db *d, int prompt) {
     d->in_tx = 1;
     d->prompt = prompt;
     d->began = uv_hrtime();
+    if (d->pipelined && !prompt)
+        uv_timer_start(&d->lazy, on_lazy, DB_LAZY_MS, 0);
     arm(d);
     return 0;
 }

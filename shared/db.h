@@ -10,11 +10,11 @@
  * per write, and never an fsync of the loop's own with a sync thread.
  * Three rhythms, chosen by the schema (db_schema.sync_thread):
  *
- *   DB_SYNC_LOOP (the tracker): the check callback commits with
+ *   DB_SYNC_LOOP (0, the default): the check callback commits with
  *   synchronous=FULL, one fsync of the -wal for the whole pass on the
  *   loop, then fires the waiters: they survive a power loss.
  *
- *   DB_SYNC_WAIT: the loop commits with synchronous=OFF (write()s of WAL
+ *   DB_SYNC_WAIT (the tracker's registry): the loop commits with synchronous=OFF (write()s of WAL
  *   frames only) and a thread of this db fdatasync()s the -wal file; the
  *   waiters of that commit fire on the loop once the fsync that covers it
  *   completed (they survive a power loss).  Meanwhile the loop goes on and
@@ -144,8 +144,9 @@ int db_wait(db *d, db_done_cb cb, void *arg);
 void db_unwait(db *d);
 
 /* cb(arg, status) fires at the end of every pass that used the database,
- * after the waiters (in the loop rhythm; with the sync thread after the
- * commit, before its fsync), with the commit's status.  NULL unsets. */
+ * after the waiters it fired, with the commit's status; with DB_SYNC_WAIT
+ * also after the waiters an fsync's answer fired, with its status.  NULL
+ * unsets. */
 void db_on_batch_end(db *d, void (*cb)(void *arg, int status), void *arg);
 
 /* cb(arg) fires just before each COMMIT of a write batch, inside its
