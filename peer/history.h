@@ -6,10 +6,13 @@
  * outbox), and drops a message it already took (exactly once: received
  * messages are unique by sender key and message id, across runs).
  *
- * Writes are grouped (shared/db.h): each lands in the loop pass's
- * transaction, committed once at the end of the pass (one fsync), and only
- * then do the pass's callbacks fire.  Reads share the connection and see
- * the pass's own writes before they are committed.
+ * Writes are grouped (shared/db.h, DB_SYNC_BEHIND): each lands in the loop
+ * pass's transaction, committed once at the end of the pass (a few passes
+ * more while input is ready), and only then do the pass's callbacks fire:
+ * the commit is in the kernel, so a SIGKILL at any instant loses nothing a
+ * callback confirmed, and the sync thread fsyncs it within a few ms (what
+ * a power loss can take back).  Reads share the connection and see the
+ * pass's own writes before they are committed.
  *
  * Every function returns 0 or a negative libuv error unless it says
  * otherwise.  A leaf module: it knows nothing of links or conversations;
@@ -64,7 +67,7 @@ typedef void (*hist_done_cb)(int status, int dup, void *arg);
  * 0).  It must not call back into the history. */
 typedef int (*hist_row_cb)(const hist_row *row, void *arg);
 
-/* Opens or creates HOME/history.db (created 0600, WAL, synchronous=FULL)
+/* Opens or creates HOME/history.db (created 0600, WAL, the sync thread)
  * and brings its schema up to date.  lg must outlive the history.  0 with
  * *out set, or a negative error with a message for the user in err that
  * says what to do: UV_EACCES for a file other users can read (the message
@@ -101,8 +104,9 @@ int hist_add_in(history *h, const char *peer_fold, const char *peer_name,
                 size_t len, hist_done_cb cb, void *arg);
 
 /* Moves our sent message msg_id to state (HIST_STORED, HIST_DELIVERED or
- * HIST_EXPIRED), in the pass's batch, with no callback: a state is a hint
- * worth no fsync of its own.  0 when it moved; UV_EALREADY when it is in
+ * HIST_EXPIRED), with no callback: a state is a hint worth no commit of its
+ * own (db_begin_hint): it is committed with the next message written, or
+ * DB_LAZY_MS later.  0 when it moved; UV_EALREADY when it is in
  * that state or past it (nothing changes: a late "stored" never brings a
  * delivered message back into the outbox); UV_ENOENT when we sent no such
  * message; UV_EINVAL for another state; another negative error. */

@@ -96,4 +96,8 @@ const db_schema tracker_schema = {
     .hint = "use --db to pick another file",
     /* No session survives a restart, so nobody is online yet. */
     .at_open = "UPDATE users SET online = 0 WHERE online <> 0",
+    /* An answer (registered) waits for the fsync that covers its commit,
+     * as before, but the fsync runs on the db's sync thread: lookups and
+     * the next batch go on meanwhile (shared/db.h). */
+    .sync_thread = DB_SYNC_WAIT,
 };

@@ -624,10 +624,12 @@ static int check_id(const hist_row *r, void *arg) {
     return 0;
 }
 
-/* Starts a writer, lets it confirm CRASH_SEEN ids, then SIGKILLs it a
- * little later (anywhere in a batch, its commit or a checkpoint).  The
- * largest id it confirmed. */
-static uint64_t crash_writer(uint64_t confirmed, unsigned delay_us) {
+/* Starts a writer, lets it confirm seen ids, then SIGKILLs it a little
+ * later (anywhere in a batch, its commit or a checkpoint).  The largest id
+ * it confirmed. */
+static long long wal_high; /* the largest -wal crash_writer saw */
+
+static uint64_t crash_writer(uint64_t confirmed, uint64_t seen, unsigned delay_us) {
     int p[2];
     ASSERT_EQ(pipe(p), 0);
     pid_t pid = fork();
@@ -638,12 +640,17 @@ static uint64_t crash_writer(uint64_t confirmed, unsigned delay_us) {
     }
     close(p[1]);
     uint64_t id, n = 0;
-    while (n < CRASH_SEEN && read(p[0], &id, sizeof id) == (ssize_t)sizeof id) {
+    while (n < seen && read(p[0], &id, sizeof id) == (ssize_t)sizeof id) {
         ASSERT(id == confirmed + 1); /* confirmed in order, after what is stored */
         confirmed = id;
         n++;
+        char wal[320];
+        struct stat st;
+        snprintf(wal, sizeof wal, "%s-wal", dbfile);
+        if (n % 256 == 0 && stat(wal, &st) == 0 && st.st_size > wal_high)
+            wal_high = st.st_size;
     }
-    ASSERT_EQ(n, CRASH_SEEN);
+    ASSERT_EQ(n, seen);
     usleep(delay_us);
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int st;
@@ -657,38 +664,107 @@ static uint64_t crash_writer(uint64_t confirmed, unsigned delay_us) {
     return confirmed;
 }
 
+/* Reopens the file a killed writer left: intact, every confirmed message
+ * in it, whole batches only.  The number of messages it holds. */
+static uint64_t check_after_crash(uint64_t confirmed) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    history *h = open_hist(&loop);
+    uint64_t last = 0;
+    ASSERT_EQ(hist_outbox(h, check_id, &last), 0);
+    ASSERT(last >= confirmed);
+    ASSERT(last % CRASH_BATCH == 0); /* whole batches only */
+    uint64_t v;
+    ASSERT_EQ(hist_max_id(h, &v), 0);
+    ASSERT(v == last);
+    ASSERT_EQ(hist_max_seq(h, "bob", &v), 0); /* the conversation row went with its batch */
+    ASSERT(v == last);
+    sqlite3 *side = side_db();
+    sqlite3_stmt *q;
+    ASSERT_EQ(sqlite3_prepare_v2(side, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    ASSERT_STR((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    ASSERT_EQ(side_int(side, "SELECT count(*) FROM messages"), (int64_t)last);
+    sqlite3_close(side);
+    close_hist(h, &loop);
+    return last;
+}
+
 /* Writers killed with SIGKILL in the middle of their stream of batches,
  * one after another on the same file: each time it is intact and holds
  * every message whose callback had fired. */
 static void test_survives_kill9(void) {
     make_home();
     uint64_t stored = 0;
-    for (int round = 0; round < CRASH_ROUNDS; round++) {
-        uint64_t confirmed = crash_writer(stored, (unsigned)round * 700);
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        history *h = open_hist(&loop);
-        uint64_t last = 0;
-        ASSERT_EQ(hist_outbox(h, check_id, &last), 0);
-        ASSERT(last >= confirmed);
-        ASSERT(last % CRASH_BATCH == 0); /* whole batches only */
-        stored = last;
-        uint64_t v;
-        ASSERT_EQ(hist_max_id(h, &v), 0);
-        ASSERT(v == stored);
-        sqlite3 *side = side_db();
-        sqlite3_stmt *q;
-        ASSERT_EQ(sqlite3_prepare_v2(side, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
-        ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-        ASSERT_STR((const char *)sqlite3_column_text(q, 0), "ok");
-        sqlite3_finalize(q);
-        ASSERT_EQ(side_int(side, "SELECT count(*) FROM messages"), (int64_t)stored);
-        sqlite3_close(side);
-        close_hist(h, &loop);
+    for (int round = 0; round < CRASH_ROUNDS; round++)
+        stored = check_after_crash(crash_writer(stored, CRASH_SEEN, (unsigned)round * 700));
+    remove_home();
+}
+
+/* The same over a stream long enough for several checkpoints, which the
+ * sync thread makes while the writer goes on: killed in the middle, the
+ * file is intact and holds every confirmed message, and the -wal stayed
+ * bounded all along (it restarts after each full checkpoint; without them
+ * it would hold every page the stream wrote, well over 100 MB). */
+static void test_kill9_across_checkpoints(void) {
+    make_home();
+    uint64_t stored = 0;
+    for (int round = 0; round < 2; round++) {
+        wal_high = 0;
+        uint64_t confirmed = crash_writer(stored, 60000, (unsigned)round * 1500);
+        ASSERT(wal_high > 0);
+        ASSERT(wal_high < 56 << 20); /* ~3 x 4096 frames of 4120 bytes, and a batch */
+        stored = check_after_crash(confirmed);
     }
+    remove_home();
+}
+
+/* A file of schema 1 (its conversations kept by a trigger) is brought to
+ * schema 2 (kept by history.c per batch): the trigger goes, the rows stay,
+ * and the conversation list goes on being right. */
+static void test_schema1_upgrade(void) {
+    uv_loop_t loop;
+    history *h = fresh(&loop);
+    add_out_now(h, &loop, "bob", "Bob", 1, 1, "one");
+    close_hist(h, &loop);
+    sqlite3 *side = side_db();
+    ASSERT_EQ(sqlite3_exec(side,
+                           "CREATE TRIGGER messages_conversation AFTER INSERT ON messages BEGIN"
+                           " INSERT INTO conversations (peer, last, seq) VALUES (new.peer, new.id,"
+                           " new.seq) ON CONFLICT (peer) DO UPDATE SET last = excluded.last,"
+                           " seq = max(seq, excluded.seq); END;"
+                           "INSERT INTO messages (peer, name, dir, msg_id, seq, ts, at, text, state)"
+                           " VALUES ('carol', 'Carol', 0, 2, 1, 1, 1, 'two', 0);"
+                           "PRAGMA user_version = 1;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(side);
+    uv_loop_init(&loop);
+    h = open_hist(&loop);
+    side = side_db();
+    ASSERT_EQ(side_int(side, "PRAGMA user_version"), 2);
+    ASSERT_EQ(side_int(side, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 0);
+    sqlite3_close(side);
+    add_out_now(h, &loop, "bob", "Bob", 3, 2, "three");
+    rows *c = new_rows();
+    ASSERT_EQ(hist_conversations(h, collect, c), 0);
+    ASSERT_EQ(c->n, 2);
+    ASSERT_STR(c->v[0].peer, "bob");
+    ASSERT_EQ(c->v[0].r.msg_id, 3);
+    ASSERT_STR(c->v[1].peer, "carol");
+    ASSERT_EQ(c->v[1].r.msg_id, 2);
+    free(c);
+    uint64_t seq;
+    ASSERT_EQ(hist_max_seq(h, "carol", &seq), 0);
+    ASSERT_EQ(seq, 1);
+    ASSERT_EQ(hist_max_seq(h, "bob", &seq), 0);
+    ASSERT_EQ(seq, 2);
+    close_hist(h, &loop);
     remove_home();
 }
 
 TEST_MAIN(T(test_open_private), T(test_refuses_newer_schema), T(test_outbox_and_states),
           T(test_empty_history), T(test_received_once), T(test_conversations),
-          T(test_one_commit_per_pass), T(test_text_bytes), T(test_survives_kill9))
+          T(test_one_commit_per_pass), T(test_text_bytes), T(test_survives_kill9),
+          T(test_kill9_across_checkpoints), T(test_schema1_upgrade))

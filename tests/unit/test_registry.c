@@ -189,7 +189,7 @@ static void test_restart_keeps_bindings(void) {
     cleanup();
 }
 
-/* An acknowledged registration survives kill -9 (WAL + synchronous=FULL). */
+/* An acknowledged registration survives kill -9 (WAL; answered after its fsync). */
 static void test_survives_kill9(void) {
     tmpdb();
     pid_t pid = fork();

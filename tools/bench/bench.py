@@ -312,7 +312,8 @@ def fig1(b, rows):
             '1,000 registered (offline) names, drawn at random; GET asks for one of 1,000 keys '
             'holding 100-byte values. A registration opens a new connection, says hello, '
             'registers a new name (signed) and waits for `registered`, which the tracker sends '
-            'only after the SQLite commit (WAL, synchronous=FULL), then closes; SET writes a '
+            'only after the SQLite commit and the fsync of its -wal (WAL; the fsync on the '
+            'database\'s sync thread, one per batch), then closes; SET writes a '
             'new key on an open connection. redis-server runs with `--save \'\' --appendonly no`: '
             'no persistence on the Redis side (the target rows). The companion rows without a target '
             'pair the same registrations with SET on a redis-server that appends every write to its '
@@ -1037,7 +1038,9 @@ def fig5(b, rows):
             f'pipe hops, the driver on the other CPU, line and JSON handling included: the '
             f'figure of earlier rounds), against the same ping-pong. The history.db rows run a '
             f'second pair the same way but with their default HOME/history.db (SQLite, WAL, '
-            f'synchronous=FULL, one commit per loop pass): every message is committed by its '
+            f'one commit per loop pass written to the kernel before anything is shown, sent or '
+            f'acknowledged, so a SIGKILL loses none of it; fsync and checkpoints on a thread of '
+            f'the peer, within 5 ms: shared/db.h, DB_SYNC_BEHIND): every message is committed by its '
             f'sender before it leaves and by its receiver before it is shown and acknowledged, '
             f'against the --no-history pair in the same round.']
 
