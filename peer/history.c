@@ -97,12 +97,12 @@ static const char *const sql[ST_COUNT] = {
     [ST_SENT] = "SELECT count(*) FROM messages WHERE dir = 0 AND msg_id = ?1",
     /* In the senders' order, not arrival's: one sender's messages can come
      * by two paths at once (a link and the mailbox) and the first copy of
-     * each is what is kept.  The senders' clocks (ms), then their
-     * increasing ids (one line of input makes many messages in one ms),
-     * then arrival. */
+     * each is what is kept.  The senders' clocks (ms), then arrival: a
+     * reply typed in the millisecond its message arrived comes after it
+     * (the two senders' ids say nothing about each other). */
     [ST_LAST] = "SELECT " ROW_COLS " FROM (SELECT id, " ROW_COLS " FROM messages"
-                " WHERE peer = ?1 ORDER BY ts DESC, msg_id DESC, id DESC LIMIT ?2)"
-                " ORDER BY ts, msg_id, id",
+                " WHERE peer = ?1 ORDER BY ts DESC, id DESC LIMIT ?2)"
+                " ORDER BY ts, id",
     [ST_OUTBOX] = "SELECT " ROW_COLS " FROM messages WHERE dir = 0 AND state IN (0, 1)"
                   " ORDER BY id",
     [ST_CONVERSATIONS] = "SELECT " ROW_COLS " FROM messages"
