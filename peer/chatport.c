@@ -6,6 +6,8 @@
 
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,8 @@ static void on_connection(uv_stream_t *server, int status) {
     l->on_accept(l->data, server);
 }
 
+static int port_of(const struct sockaddr_storage *ss);
+
 static void on_closed(uv_handle_t *h) {
     chatport *l = h->data;
     if (--l->open == 0 && l->closing)
@@ -55,6 +59,13 @@ static int try_listen(chatport *l, int i, const struct sockaddr *sa) {
     r = uv_tcp_bind(&l->tcp[i], sa, 0); /* no IPV6ONLY: [::] takes IPv4 too */
     if (r == 0)
         r = uv_listen((uv_stream_t *)&l->tcp[i], 128, on_connection);
+    /* SO_REUSEPORT only after listen: our dials may then bind this port
+     * (port_dial_socket), while a second listener, which binds without it,
+     * still gets EADDRINUSE as before. */
+    uv_os_fd_t fd;
+    int on = 1;
+    if (r == 0 && uv_fileno((uv_handle_t *)&l->tcp[i], &fd) == 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     return r;
 }
 
@@ -241,6 +252,35 @@ int port_endpoints(chatport *l, char out[][ADDR_STRLEN], int max) {
     }
     uv_free_interface_addresses(ifs, count);
     return n;
+}
+
+uv_os_sock_t port_dial_socket(chatport *l, int family) {
+    if (!l || (family != AF_INET && family != AF_INET6))
+        return -1;
+    struct sockaddr_storage local;
+    memset(&local, 0, sizeof local);
+    if (!l->wildcard && l->bound.ss_family == family) {
+        local = l->bound; /* --listen gave an address: the same one */
+    } else if (!l->wildcard || (l->bound.ss_family == AF_INET6 && family == AF_INET && !l->dual) ||
+               (l->bound.ss_family == AF_INET && family == AF_INET6)) {
+        return -1; /* the listener does not take this family: nothing to match */
+    } else if (family == AF_INET) {
+        uv_ip4_addr("0.0.0.0", port_of(&l->bound), (struct sockaddr_in *)&local);
+    } else {
+        uv_ip6_addr("::", port_of(&l->bound), (struct sockaddr_in6 *)&local);
+    }
+    uv_os_sock_t fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) ||
+        bind(fd, (struct sockaddr *)&local, len)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 void port_close(chatport *l) {

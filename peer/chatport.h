@@ -26,6 +26,14 @@ int port_open(peer_ctx *ctx, port_accept_cb on_accept, void *data, chatport **ou
  * changed since the last call).  Returns how many. */
 int port_endpoints(chatport *l, char out[][ADDR_STRLEN], int max);
 
+/* A socket for an outgoing chat connection to an address of family, bound
+ * to the listening address and port (SO_REUSEADDR, SO_REUSEPORT), so a
+ * port-preserving NAT shows the peers we dial the same public port it shows
+ * for our listener: the port hole punching aims at.  The caller owns it
+ * (uv_tcp_open, or close).  -1 when the listener cannot match that family
+ * or the bind fails; the caller then dials from an ephemeral port. */
+uv_os_sock_t port_dial_socket(chatport *l, int family);
+
 /* Stops listening; freed once the handle is closed.  NULL is a no-op. */
 void port_close(chatport *l);
 

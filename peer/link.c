@@ -6,6 +6,7 @@
  * (pins.c) before it authenticates itself to anyone. */
 #include "link.h"
 
+#include "chatport.h"
 #include "conn.h"
 #include "control.h"
 #include "events.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HANDSHAKE_MS 10000
 #define BYE_LINGER_MS 2000
@@ -539,6 +541,9 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
     }
 }
 
+static void orphan_frame(conn *c, const char *payload, size_t len) {}
+static void orphan_closed(conn *c, int reason) {}
+
 static chatlink *link_new(peer_ctx *ctx, const link_handler *h, void *data) {
     chatlink *l = calloc(1, sizeof *l);
     if (!l)
@@ -572,15 +577,35 @@ int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
         strcpy(l->fold, name);
     memcpy(l->expect_key, key, IDENT_PK);
     l->creq.data = l;
-    int r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
+    int r = UV_EINVAL;
+    uv_os_sock_t fd = port_dial_socket(ctx->port, sa->sa_family);
+    if (fd >= 0 && uv_tcp_open(conn_tcp(l->c), fd) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd >= 0) {
+        r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
+        /* That 4-tuple may still be in TIME_WAIT from an earlier link: the
+         * handle already holds the bound socket, so start over unbound. */
+        if (r == UV_EADDRNOTAVAIL || r == UV_EADDRINUSE) {
+            conn *fresh = conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame,
+                                   on_conn_closed, l);
+            if (fresh) {
+                conn_set_handlers(l->c, orphan_frame, orphan_closed, NULL);
+                conn_close(l->c, r);
+                l->c = fresh;
+                conn_set_timeout(l->c, HANDSHAKE_MS);
+                fd = -1;
+            }
+        }
+    }
+    if (fd < 0)
+        r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
     if (r)
         conn_close(l->c, r); /* reported through closed, from the loop */
     *out = l;
     return 0;
 }
-
-static void orphan_frame(conn *c, const char *payload, size_t len) {}
-static void orphan_closed(conn *c, int reason) {}
 
 int link_adopt(peer_ctx *ctx, conn *c, int dialer, const char *name,
                const unsigned char key[IDENT_PK], const link_handler *h, void *data,

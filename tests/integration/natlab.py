@@ -19,7 +19,10 @@ class NetLab:
     TRK_IP, PUB_IP = '203.0.113.10', '203.0.113.20'
     R1_IP, R2_IP = '203.0.113.1', '203.0.113.2'
 
-    def __init__(self, drop_inbound=False):
+    def __init__(self, drop_inbound=False, r1=None, r2=None):
+        """r1, r2: router kinds of tools/netlab (pp-reject, pp-drop,
+        sym-reject, sym-drop); None leaves netlab's default (pp-reject, or
+        pp-drop with drop_inbound)."""
         chk = subprocess.run([NETLAB, 'check'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         why = chk.stdout.decode(errors='replace').strip().replace('\n', '; ')
         if chk.returncode == SKIP_STATUS:
@@ -27,6 +30,8 @@ class NetLab:
         if chk.returncode != 0:
             fail('tools/netlab check failed (status %d): %s' % (chk.returncode, why))
         args = [NETLAB, 'up'] + (['--drop-inbound'] if drop_inbound else [])
+        args += ['--r1', r1] if r1 else []
+        args += ['--r2', r2] if r2 else []
         up = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         if up.returncode != 0:
             fail('tools/netlab up failed (status %d): %s' % (up.returncode,

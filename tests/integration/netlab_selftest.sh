@@ -19,7 +19,9 @@ PORT=7000
 # One probe for every network check, so results are words, not exit-code guesses.
 #   listen PORT N SECS: print "ready", then "from IP" per accepted connection
 #                       (up to N), exit 0; "timeout" and exit 3 after SECS.
-#   connect HOST PORT SECS: print connected | refused | timeout | error:ERRNO.
+#                       (with a 5th argument "ports": "from IP:PORT")
+#   connect HOST PORT SECS [SRCPORT]: print connected | refused | timeout |
+#                       error:ERRNO (from SRCPORT when given).
 PROBE='
 import errno, socket, sys, time
 mode = sys.argv[1]
@@ -40,12 +42,13 @@ if mode == "listen":
             c, a = s.accept()
         except socket.timeout:
             print("timeout", flush=True); sys.exit(3)
-        print("from", a[0], flush=True)
+        print("from", a[0] + (":%d" % a[1] if sys.argv[5:] == ["ports"] else ""), flush=True)
         c.close()
 else:
     host, port, secs = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    src = ("", int(sys.argv[5])) if len(sys.argv) > 5 else None
     try:
-        socket.create_connection((host, port), timeout=secs).close()
+        socket.create_connection((host, port), timeout=secs, source_address=src).close()
         print("connected")
     except socket.timeout:
         print("timeout")
@@ -85,16 +88,17 @@ wait_pid() {
 }
 
 # ---------------------------------------------------------------- inside a lab
-probe_connect() { # HOST DSTIP SECS
-    "$NETLAB" exec "$NETLAB_PREFIX" "$1" -- "$PY" -c "$PROBE" connect "$2" "$PORT" "$3" 2>&1
+probe_connect() { # HOST DSTIP SECS [SRCPORT]
+    "$NETLAB" exec "$NETLAB_PREFIX" "$1" -- "$PY" -c "$PROBE" connect "$2" "$PORT" "$3" ${4:-} 2>&1
 }
 
-# start_listener HOST N SECS: sets LFD (fd of its output) and LPID; waits for "ready".
+# start_listener HOST N SECS [ports]: sets LFD (fd of its output) and LPID; waits
+# for "ready".
 start_listener() {
     local fifo line
     fifo=$(mktemp -u "${TMPDIR:-/tmp}/netlab-selftest.XXXXXX")
     mkfifo "$fifo"
-    "$NETLAB" exec "$NETLAB_PREFIX" "$1" -- "$PY" -c "$PROBE" listen "$PORT" "$2" "$3" >"$fifo" 2>&1 &
+    "$NETLAB" exec "$NETLAB_PREFIX" "$1" -- "$PY" -c "$PROBE" listen "$PORT" "$2" "$3" ${4:-} >"$fifo" 2>&1 &
     LPID=$!
     exec {LFD}<"$fifo"
     rm -f "$fifo"
@@ -181,11 +185,40 @@ inside_drop() {
     fi
 }
 
+# --r1 pp-reject --r2 sym-drop: r1 keeps a's source port, r2 picks a random one
+# for b (so two of b's connections from fixed ports both show other ports), r1
+# refuses from outside and r2 stays silent.
+inside_kinds() {
+    expect "NETLAB_R1_KIND is passed on" "${NETLAB_R1_KIND:-unset}" pp-reject
+    expect "NETLAB_R2_KIND is passed on" "${NETLAB_R2_KIND:-unset}" sym-drop
+    if start_listener trk 4 20 ports; then
+        expect "a connects to trk from port 40001" "$(probe_connect a 203.0.113.10 3 40001)" connected
+        expect "trk sees a's port kept by r1 (pp)" "$(next_line 5)" "from 203.0.113.1:40001"
+        expect "a connects to trk from port 40002" "$(probe_connect a 203.0.113.10 3 40002)" connected
+        expect "trk sees a's second port kept by r1 (pp)" "$(next_line 5)" "from 203.0.113.1:40002"
+        local i seen kept=0
+        for i in 40001 40002; do
+            expect "b connects to trk from port $i" "$(probe_connect b 203.0.113.10 3 "$i")" connected
+            seen=$(next_line 5)
+            case $seen in
+                "from 203.0.113.2:$i") kept=$((kept + 1)) ;;
+                "from 203.0.113.2:"*) ;;
+                *) fail "trk saw b's connection as '$seen', want from 203.0.113.2:PORT" ;;
+            esac
+        done
+        expect "r2 (sym) kept none of b's two source ports" "$kept" 0
+        stop_listener
+    fi
+    expect "pub -> 203.0.113.1 is refused (r1 pp-reject)" "$(probe_connect pub 203.0.113.1 2)" refused
+    expect "pub -> 203.0.113.2 times out (r2 sym-drop)" "$(probe_connect pub 203.0.113.2 2)" timeout
+}
+
 if [ "${1:-}" = --inside ]; then
     echo "$NETLAB_PREFIX" >"$3"
     case $2 in
         default) inside_default ;;
         drop) inside_drop ;;
+        kinds) inside_kinds ;;
     esac
     exit "$FAILED"
 fi
@@ -233,6 +266,14 @@ echo "== --drop-inbound lab"
 "$NETLAB" run --drop-inbound -- "$SELF" --inside drop "$T/drop.prefix"
 expect "run --drop-inbound exits with the checks' status" "$?" 0
 lab_gone "$(cat "$T/drop.prefix" 2>/dev/null)" "after run --drop-inbound"
+
+echo "== --r1 pp-reject --r2 sym-drop lab"
+"$NETLAB" run --r1 pp-reject --r2=sym-drop -- "$SELF" --inside kinds "$T/kinds.prefix"
+expect "run --r1/--r2 exits with the checks' status" "$?" 0
+lab_gone "$(cat "$T/kinds.prefix" 2>/dev/null)" "after run --r1/--r2"
+
+"$NETLAB" up --r1 cone >/dev/null 2>&1
+expect "up with an unknown router kind is a usage error" "$?" 2
 
 echo "== run passes on the command's failure and still cleans up"
 # shellcheck disable=SC2016 # expanded by the inner shell

@@ -5,6 +5,7 @@ Each test builds its own lab (about half a second) and removes it.  Without
 root or network namespaces every test reports itself skipped, with
 netlab's reason, and the runner's summary counts the skips."""
 import signal
+import subprocess
 import time
 
 import runner
@@ -71,6 +72,27 @@ def test_nated_dials_public_direct():
     chat_both_ways(a, pub, 3)
     if relay_sessions(t):
         fail('NATed -> public used the relay: %r' % relay_sessions(t))
+    close_lab(t, a, pub)
+
+
+def test_dial_leaves_from_listening_port():
+    """alice (behind r1, port-preserving) dials pub from her listening port,
+    so pub sees r1's public address with alice's --listen port: the port a
+    hole punch aims at (issue 16)."""
+    lport = 47123
+    lab, t, a, pub, _ = dial_lab(('alice', 'a'), ('pub', 'pub'), 'direct',
+                                 caller_args=['--listen', '0.0.0.0:%d' % lport])
+    # The link is up, so its TCP connection is established in pub's namespace.
+    ss = subprocess.run(lab.exec_prefix('pub') + ['ss', '-Htn', 'state', 'established'],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+    text = ss.stdout.decode(errors='replace')
+    # A dual-stack listener shows IPv4 peers as [::ffff:A.B.C.D]:PORT.
+    peers = [line.split()[-1].replace('[::ffff:', '').replace(']', '')
+             for line in text.splitlines() if line.split()]
+    if '203.0.113.1:%d' % lport not in peers:
+        fail('pub has no connection from 203.0.113.1:%d (alice\'s listening port '
+             'through r1); its established connections:\n%s' % (lport, text))
+    chat_both_ways(a, pub, 3)
     close_lab(t, a, pub)
 
 
