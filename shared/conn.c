@@ -33,6 +33,8 @@ struct conn {
     int reading;
     int paused;
     int in_process; /* conn_process is on the stack */
+    size_t read_want;  /* 0: CONN_READ; raw mode grows it (on_read) */
+    size_t raw_read_max; /* conn_set_raw: how far */
     uint64_t deadline; /* loop time of the idle timeout; 0: none */
     uint64_t due;      /* loop time the timer is armed for */
     char peer[ADDR_STRLEN];
@@ -125,17 +127,27 @@ const struct sockaddr_storage *conn_peer_sa(const conn *c) {
 const char *conn_peer(const conn *c) { return c->peer; }
 uv_loop_t *conn_loop(const conn *c) { return c->loop; }
 
+#define CONN_READ 16384
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     conn *c = h->data;
     char *base;
     size_t len;
-    if (frame_reader_space(&c->rd, 16384, &base, &len)) {
+    /* Frames are small and 16 KiB holds many.  Raw bytes (the relay) that
+     * fill every read are a bulk stream: there reads grow (conn_set_raw), so
+     * the system calls per byte stay near a plain forwarder's, while a
+     * relayed chat keeps the small buffer (a session's memory grows only
+     * with its traffic).  on_raw consumes everything each pass, so the
+     * space is reused. */
+    size_t want = c->read_want > CONN_READ ? c->read_want : CONN_READ;
+    if (frame_reader_space(&c->rd, want, &base, &len)) {
         buf->base = NULL;
         buf->len = 0; /* libuv turns this into UV_ENOBUFS */
         return;
     }
     buf->base = base;
-    buf->len = len;
+    /* Raw reads stop at want, the chunk conn_set_raw's caller allowed. */
+    buf->len = c->on_raw && len > want ? want : len;
 }
 
 static void conn_process(conn *c) {
@@ -180,6 +192,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (c->state != CONN_OPEN)
         return;
     frame_reader_commit(&c->rd, (size_t)nread);
+    if (c->on_raw && (size_t)nread == buf->len) {
+        size_t next = 2 * (c->read_want > CONN_READ ? c->read_want : CONN_READ);
+        if (next <= c->raw_read_max)
+            c->read_want = next;
+    }
     conn_process(c);
 }
 
@@ -218,7 +235,10 @@ void conn_set_handlers(conn *c, conn_frame_cb on_frame, conn_close_cb on_close, 
     c->data = data;
 }
 
-void conn_set_raw(conn *c, conn_raw_cb on_raw) { c->on_raw = on_raw; }
+void conn_set_raw(conn *c, conn_raw_cb on_raw, size_t read_max) {
+    c->on_raw = on_raw;
+    c->raw_read_max = read_max;
+}
 
 void conn_set_drain(conn *c, conn_drain_cb cb, size_t low) {
     c->on_drain = cb;

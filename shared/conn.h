@@ -95,8 +95,11 @@ void conn_set_handlers(conn *c, conn_frame_cb on_frame, conn_close_cb on_close, 
  * frame, goes to on_raw unparsed.  Call it before conn_start (a raw-only
  * client), from the frame callback (the buffered bytes follow as soon as
  * that callback returns) or while paused (they follow from conn_resume).
- * The frame size limit no longer applies. */
-void conn_set_raw(conn *c, conn_raw_cb on_raw);
+ * The frame size limit no longer applies.  Reads start at 16 KiB and, while
+ * each one fills its buffer (a bulk stream), double as long as they stay
+ * within read_max (below 32 KiB they stay at 16 KiB): one read is at most
+ * that, so a rate limiter above can bound its overshoot with it. */
+void conn_set_raw(conn *c, conn_raw_cb on_raw, size_t read_max);
 
 /* Asks for cb whenever a write completion leaves at most low bytes queued
  * (after more were queued).  cb NULL turns it off. */

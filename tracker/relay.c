@@ -337,7 +337,11 @@ int rly_join(tracker_ctx *ctx, conn *c, const unsigned char token[IDENT_SESSION]
      * the frame callback that carried relay_join, takes the bytes after it
      * too. */
     conn_set_handlers(c, NULL, on_side_closed, sd);
-    conn_set_raw(c, on_raw);
+    /* Bulk reads up to RELAY_READ_MAX, but never more than a sixteenth of
+     * a second's budget at once: the limiter charges a read after it
+     * passed, so one read is what it can overshoot by. */
+    uint64_t slice = ctx->cfg.relay_rate / 16;
+    conn_set_raw(c, on_raw, slice < RELAY_READ_MAX ? (size_t)slice : RELAY_READ_MAX);
     conn_set_timeout(c, 0); /* the session's join deadline covers it now */
     log_info(&ctx->lg, "%s joined the relay session with %s", sd->name, s->side[1 - i].name);
     if (!s->side[1 - i].joined)

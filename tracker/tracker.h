@@ -78,6 +78,7 @@ typedef struct tracker_stats {
 #define RELAY_IDLE_DEFAULT 300
 #define RELAY_JOIN_MS 10000
 #define RELAY_HIGH_WATER (256 * 1024) /* pause a reader while its peer has this much queued */
+#define RELAY_READ_MAX (256 * 1024)   /* the largest read of a bulk relayed stream */
 
 #define MAIL_TTL_DEFAULT (7 * 86400)
 #define MAIL_MAX_DEFAULT 1000

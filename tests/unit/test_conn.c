@@ -1,10 +1,12 @@
 /* test_conn: shared/conn.c over a real loopback connection: write batching
- * (conn_set_batching) and what conn_fail and conn_close do with a batch.
+ * (conn_set_batching) and what conn_fail and conn_close do with a batch;
+ * how large raw-mode reads grow (conn_set_raw).
  * One side is a conn, the other a bare libuv stream that collects bytes. */
 #include "conn.h"
 #include "frame.h"
 #include "test.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -196,5 +198,114 @@ static void fail_writes_batch_first(void) {
     ASSERT_EQ(f.close_reason, UV_EPROTO);
 }
 
+/* ---- raw mode: reads grow with a bulk stream, up to read_max ---- */
+
+#define RAW_TOTAL (4 * 1024 * 1024)
+
+typedef struct rawfix {
+    uv_loop_t loop;
+    uv_tcp_t server, client;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    char *blob;
+    size_t read_max;
+    conn *c;
+    size_t total, largest, chunks;
+    int bad, closes, written;
+} rawfix;
+
+static void raw_bytes(conn *c, const char *p, size_t n) {
+    rawfix *f = conn_data(c);
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != f->blob[f->total + i])
+            f->bad++;
+    f->total += n;
+    f->chunks++;
+    if (n > f->largest)
+        f->largest = n;
+}
+
+static void raw_closed(conn *c, int reason) {
+    rawfix *f = conn_data(c);
+    ASSERT_EQ(reason, UV_EOF);
+    f->closes++;
+}
+
+static void raw_accept(uv_stream_t *srv, int status) {
+    rawfix *f = srv->data;
+    ASSERT_EQ(status, 0);
+    f->c = conn_new(&f->loop, FRAME_MAX_DEFAULT, &lg, NULL, raw_closed, f);
+    ASSERT(f->c != NULL);
+    conn_set_raw(f->c, raw_bytes, f->read_max);
+    ASSERT_EQ(uv_accept(srv, (uv_stream_t *)conn_tcp(f->c)), 0);
+    ASSERT_EQ(conn_start(f->c), 0);
+    uv_close((uv_handle_t *)srv, NULL);
+}
+
+static void raw_shut(uv_shutdown_t *r, int status) {
+    ASSERT_EQ(status, 0);
+    uv_close((uv_handle_t *)r->handle, NULL);
+}
+
+static void raw_written(uv_write_t *w, int status) {
+    rawfix *f = w->data;
+    ASSERT_EQ(status, 0);
+    f->written++;
+    f->sreq.data = f;
+    ASSERT_EQ(uv_shutdown(&f->sreq, (uv_stream_t *)&f->client, raw_shut), 0);
+}
+
+static void raw_connected(uv_connect_t *r, int status) {
+    rawfix *f = r->data;
+    ASSERT_EQ(status, 0);
+    uv_buf_t b = uv_buf_init(f->blob, RAW_TOTAL);
+    f->wreq.data = f;
+    ASSERT_EQ(uv_write(&f->wreq, (uv_stream_t *)&f->client, &b, 1, raw_written), 0);
+}
+
+static void raw_stream(rawfix *f, size_t read_max) {
+    memset(f, 0, sizeof *f);
+    f->read_max = read_max;
+    f->blob = malloc(RAW_TOTAL);
+    ASSERT(f->blob != NULL);
+    for (size_t i = 0; i < RAW_TOTAL; i++)
+        f->blob[i] = (char)(i * 7 + i / 4093);
+    ASSERT_EQ(uv_loop_init(&f->loop), 0);
+    ASSERT_EQ(uv_tcp_init(&f->loop, &f->server), 0);
+    ASSERT_EQ(uv_tcp_init(&f->loop, &f->client), 0);
+    f->server.data = f->client.data = f->creq.data = f;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    ASSERT_EQ(uv_tcp_bind(&f->server, (struct sockaddr *)&a, 0), 0);
+    ASSERT_EQ(uv_listen((uv_stream_t *)&f->server, 4, raw_accept), 0);
+    int len = sizeof a;
+    ASSERT_EQ(uv_tcp_getsockname(&f->server, (struct sockaddr *)&a, &len), 0);
+    ASSERT_EQ(uv_tcp_connect(&f->creq, &f->client, (struct sockaddr *)&a, raw_connected), 0);
+    ASSERT_EQ(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(&f->loop), 0);
+    free(f->blob);
+    ASSERT_EQ(f->written, 1);
+    ASSERT_EQ(f->closes, 1);
+    ASSERT_EQ(f->bad, 0);
+    ASSERT_EQ(f->total, RAW_TOTAL);
+}
+
+/* A bulk stream: reads grow past the first 16 KiB, never past read_max. */
+static void raw_reads_grow_to_max(void) {
+    rawfix f;
+    raw_stream(&f, 256 * 1024);
+    ASSERT(f.largest > 16384);
+    ASSERT(f.largest <= 256 * 1024);
+}
+
+/* A small read_max (a slow relay rate) keeps every chunk at 16 KiB. */
+static void raw_reads_stay_small(void) {
+    rawfix f;
+    raw_stream(&f, 4096);
+    ASSERT(f.largest <= 16384);
+    ASSERT(f.chunks >= RAW_TOTAL / 16384);
+}
+
 TEST_MAIN(T(unbatched_sends_at_once), T(batch_written_next_pass), T(batch_dropped_by_close),
-          T(fail_writes_batch_first))
+          T(fail_writes_batch_first), T(raw_reads_grow_to_max), T(raw_reads_stay_small))

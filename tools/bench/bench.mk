@@ -29,8 +29,9 @@ $(B)/loadgen: $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRC) $(SHARED_SRC))
 
 $(B)/obj/tools/bench/streamer.o $(B)/obj/tools/bench/chatrtt.o: tools/bench/lineio.h
 
+# The forwarder is plain epoll (no libraries).
 $(B)/fwd: $(B)/obj/tools/bench/fwd.o
-	$(CC) $^ -o $@ $(LDLIBS_ALL)
+	$(CC) $^ -o $@
 
 $(B)/streamer: $(B)/obj/tools/bench/streamer.o
 	$(CC) $^ -o $@ -lpthread

@@ -51,7 +51,7 @@ int slot_connect(slot *s) {
     /* Before conn_start nothing is buffered, so raw mode holds from the
      * first byte. */
     if (p->on_raw)
-        conn_set_raw(s->c, p->on_raw);
+        conn_set_raw(s->c, p->on_raw, 16384);
     s->creq.data = s;
     slot_set(s, SL_CONNECTING);
     int r = uv_tcp_connect(&s->creq, conn_tcp(s->c), (const struct sockaddr *)&ctx->target,
