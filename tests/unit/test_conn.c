@@ -105,23 +105,30 @@ static void on_accept(uv_stream_t *srv, int status) {
     }
 }
 
+/* Runs loop until it is empty with server listening on a free loopback
+ * port and client connecting to it; then checks the loop closes. */
+static void run_pair(uv_loop_t *loop, uv_tcp_t *server, uv_tcp_t *client, uv_connect_t *creq,
+                     void *data, uv_connection_cb on_conn, uv_connect_cb on_conned) {
+    ASSERT_EQ(uv_tcp_init(loop, server), 0);
+    ASSERT_EQ(uv_tcp_init(loop, client), 0);
+    server->data = client->data = creq->data = data;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    ASSERT_EQ(uv_tcp_bind(server, (struct sockaddr *)&a, 0), 0);
+    ASSERT_EQ(uv_listen((uv_stream_t *)server, 4, on_conn), 0);
+    int len = sizeof a;
+    ASSERT_EQ(uv_tcp_getsockname(server, (struct sockaddr *)&a, &len), 0);
+    ASSERT_EQ(uv_tcp_connect(creq, client, (struct sockaddr *)&a, on_conned), 0);
+    ASSERT_EQ(uv_run(loop, UV_RUN_DEFAULT), 0);
+    ASSERT_EQ(uv_loop_close(loop), 0);
+}
+
 static void setup(fixture *f, int step) {
     memset(f, 0, sizeof *f);
     f->step = step;
     ASSERT_EQ(uv_loop_init(&f->loop), 0);
     f->loop.data = f;
-    ASSERT_EQ(uv_tcp_init(&f->loop, &f->server), 0);
-    ASSERT_EQ(uv_tcp_init(&f->loop, &f->client), 0);
-    f->server.data = f->client.data = f->creq.data = f;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    ASSERT_EQ(uv_tcp_bind(&f->server, (struct sockaddr *)&a, 0), 0);
-    ASSERT_EQ(uv_listen((uv_stream_t *)&f->server, 4, on_accept), 0);
-    int len = sizeof a;
-    ASSERT_EQ(uv_tcp_getsockname(&f->server, (struct sockaddr *)&a, &len), 0);
-    ASSERT_EQ(uv_tcp_connect(&f->creq, &f->client, (struct sockaddr *)&a, on_connected), 0);
-    ASSERT_EQ(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-    ASSERT_EQ(uv_loop_close(&f->loop), 0);
+    run_pair(&f->loop, &f->server, &f->client, &f->creq, f, on_accept, on_connected);
     ASSERT_EQ(f->closes, 1);
     ASSERT(f->eof);
 }
@@ -272,18 +279,7 @@ static void raw_stream(rawfix *f, size_t read_max) {
     for (size_t i = 0; i < RAW_TOTAL; i++)
         f->blob[i] = (char)(i * 7 + i / 4093);
     ASSERT_EQ(uv_loop_init(&f->loop), 0);
-    ASSERT_EQ(uv_tcp_init(&f->loop, &f->server), 0);
-    ASSERT_EQ(uv_tcp_init(&f->loop, &f->client), 0);
-    f->server.data = f->client.data = f->creq.data = f;
-    struct sockaddr_in a;
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    ASSERT_EQ(uv_tcp_bind(&f->server, (struct sockaddr *)&a, 0), 0);
-    ASSERT_EQ(uv_listen((uv_stream_t *)&f->server, 4, raw_accept), 0);
-    int len = sizeof a;
-    ASSERT_EQ(uv_tcp_getsockname(&f->server, (struct sockaddr *)&a, &len), 0);
-    ASSERT_EQ(uv_tcp_connect(&f->creq, &f->client, (struct sockaddr *)&a, raw_connected), 0);
-    ASSERT_EQ(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-    ASSERT_EQ(uv_loop_close(&f->loop), 0);
+    run_pair(&f->loop, &f->server, &f->client, &f->creq, f, raw_accept, raw_connected);
     free(f->blob);
     ASSERT_EQ(f->written, 1);
     ASSERT_EQ(f->closes, 1);
