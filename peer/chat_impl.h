@@ -91,7 +91,8 @@ void chat_mail_add_in(chat *ch, conv *cv, chatlink *l, uint64_t id, int64_t ts, 
 /* Loads cv's unacknowledged messages from the history into its queue. */
 void chat_mail_load(chat *ch, conv *cv);
 /* The dial to cv failed: its messages go to the tracker's mailbox when it
- * has one.  1 when they do (the user hears "stored"), else 0. */
+ * has one.  1 when they do or are already on their way (the user hears
+ * "stored"), else 0. */
 int chat_mail_leave(chat *ch, conv *cv, const char *reason);
 /* Registered with the tracker (again): the put window starts afresh. */
 void chat_mail_tracker_ready(chat *ch);

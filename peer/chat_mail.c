@@ -292,13 +292,20 @@ static void on_mail_key(void *data, int status, const ctl_user *u) {
 
 int chat_mail_leave(chat *ch, conv *cv, const char *reason) {
     peer_ctx *ctx = ch->ctx;
-    if (!ctx->hist || !ctl_mailbox(ctx->ctl) || cv->keying)
+    if (!ctx->hist || !ctl_mailbox(ctx->ctl))
         return 0;
-    int todo = 0;
-    for (outmsg *m = cv->q; m; m = m->next)
+    /* A dial started for a later message can fail while the earlier ones
+     * are already on their way to the mailbox (the key lookup or the puts
+     * are out, and take the later ones too): that is not news either. */
+    if (cv->keying)
+        return 1;
+    int todo = 0, going = 0;
+    for (outmsg *m = cv->q; m; m = m->next) {
         todo |= m->committed && !m->stored && !m->mailing && !m->refused && !m->to_mail;
+        going |= m->mailing || m->to_mail;
+    }
     if (!todo)
-        return 0;
+        return going;
     log_info(&ctx->lg, "cannot reach %s (%s): leaving its messages at the tracker", cv->name,
              reason);
     /* The key is looked up each time: it may have changed (and the pin
