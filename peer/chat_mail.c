@@ -334,7 +334,10 @@ static conv *conv_named(chat *ch, const char *name) {
 
 /* A tracker may push mailbox frames to a peer that never asked (a hostile
  * one, or --no-history): without a history there is nowhere to keep them. */
+/* As chat_peer_online: news for a chat that is gone (NULL) is dropped. */
 static int mailbox_on(chat *ch, const char *what) {
+    if (!ch)
+        return 0;
     if (ch->ctx->hist)
         return 1;
     log_info(&ch->ctx->lg, "tracker: dropping %s: this peer keeps no history (--no-history)", what);
@@ -358,7 +361,7 @@ void chat_mail_stored(chat *ch, const char *to, uint64_t id) {
 }
 
 void chat_mail_refused(chat *ch, uint64_t id, const char *code, const char *text) {
-    if (!ch->ctx->hist)
+    if (!ch || !ch->ctx->hist)
         return; /* an error with an id nobody asked for: nothing to say */
     put_answered(ch);
     for (conv *cv = ch->convs; cv; cv = cv->next) {
