@@ -14,27 +14,19 @@
 #include <uv.h>
 
 static const logger lg = {LOG_WARN, "test"};
-static char dir[64], path[128];
+static test_db tdb; /* the file each test uses */
 
 static const char *const migrations[] = {
     "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);"
     "PRAGMA user_version = 1;",
 };
 
-static void tmpdb(void) {
-    snprintf(dir, sizeof dir, "/tmp/parley-db-XXXXXX");
-    ASSERT(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof path, "%s/t.db", dir);
-}
+static void tmpdb(void) { test_db_make(&tdb, "db"); }
 
+/* Nothing else may be left in the directory: it must be gone. */
 static void cleanup(void) {
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-        unlink(p);
-    }
-    ASSERT_EQ(rmdir(dir), 0);
+    test_db_remove(&tdb);
+    ASSERT(access(tdb.dir, F_OK) != 0);
 }
 
 static db *open_db(uv_loop_t *loop, int mode) {
@@ -42,7 +34,7 @@ static db *open_db(uv_loop_t *loop, int mode) {
                    .hint = "pick another file", .sync_thread = mode};
     db *d = NULL;
     char err[256] = "";
-    int e = db_open(loop, path, &s, &lg, &d, err, sizeof err);
+    int e = db_open(loop, tdb.path, &s, &lg, &d, err, sizeof err);
     if (e)
         fprintf(stderr, "db_open: %s\n", err);
     ASSERT_EQ(e, 0);
@@ -51,7 +43,7 @@ static db *open_db(uv_loop_t *loop, int mode) {
 
 static sqlite3 *side_db(void) {
     sqlite3 *sq;
-    ASSERT_EQ(sqlite3_open_v2(path, &sq, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open_v2(tdb.path, &sq, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     sqlite3_busy_timeout(sq, 2000);
     return sq;
 }
@@ -215,7 +207,7 @@ static void closing(int mode) {
     ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
     ASSERT_EQ(uv_loop_close(&loop), 0);
     char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(wal, sizeof wal, "%s-wal", tdb.path);
     ASSERT(access(wal, F_OK) != 0); /* the last connection checkpointed it away */
     sqlite3 *side = side_db();
     ASSERT_EQ(side_count(side), 10);
