@@ -160,6 +160,23 @@ static int keep_new(chat *ch, chatlink *old, chatlink *nl) {
     return link_dialed(nl) == i_sort_first;
 }
 
+/* For the connected event: an accepted link is the other side's dial, or
+ * its dial back when ours asked for one. */
+static const char *how_of(const conv *cv, chatlink *l, int incoming) {
+    switch (link_how(l)) {
+    case LINK_HOW_RELAYED:
+        return "relay";
+    case LINK_HOW_PUNCHED:
+        return "punched";
+    case LINK_HOW_REVERSE:
+        return "reverse";
+    case LINK_HOW_ACCEPTED:
+        return cv->dial && dial_asked_reverse(cv->dial) ? "reverse" : "dialed";
+    default:
+        return "dialed";
+    }
+}
+
 /* A link is up (dialed or accepted): attach it to its conversation.
  * incoming: the other side started it (accepted, a relay it asked for, or
  * our reverse dial answering its request). */
@@ -185,7 +202,8 @@ static void attach(chat *ch, chatlink *l, int incoming) {
     }
     cv->link = l;
     snprintf(cv->name, sizeof cv->name, "%s", link_name(l));
-    ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT);
+    ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT,
+                 how_of(cv, l, incoming));
     show_held(ch, cv); /* after "connected" */
     if (!ch->current && incoming) /* /dial set it already; /msg must not */
         set_current(ch, cv);

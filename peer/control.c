@@ -123,8 +123,9 @@ static int send_register(ctl *t) {
     msg_out m;
     msg_out_init(&m, "register", 5);
     msg_put_key(&m, "features"); /* pushes newer than protocol 1 we understand */
-    msgpack_pack_array(&m.pk, ctx->hist ? 2 : 1);
+    msgpack_pack_array(&m.pk, ctx->hist ? 3 : 2);
     msg_pack_str(&m, "connect_failed", 14);
+    msg_pack_str(&m, "punch", 5);
     if (ctx->hist) /* letters need a history to land in before they are acknowledged */
         msg_pack_str(&m, "mailbox", 7);
     msg_put_str(&m, "name", ctx->user);

@@ -43,6 +43,15 @@ typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
  * offline, UV_EBUSY a relay limit, UV_ENOTCONN / UV_ECONNRESET no tracker,
  * another error otherwise.  why: the tracker's words, or NULL. */
 typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
+/* The longest start delay a punch may have; a tracker asking for more is
+ * capped to it. */
+#define PUNCH_DELAY_MAX_MS 2000
+
+/* punch_request answers: status 0 with addr (the other side's public
+ * HOST:PORT) and delay_ms (when to start); otherwise as ctl_reach_cb
+ * (UV_ENOTSUP: the other side's peer cannot punch). */
+typedef void (*ctl_punch_cb)(void *data, int status, const char *addr, unsigned delay_ms,
+                             const char *why);
 
 /* News from the tracker for the layers above, which own what to do with
  * it (main.c wires them).  Every entry fires from a frame or timer
@@ -58,6 +67,9 @@ typedef struct ctl_handler {
     void (*connect_request)(void *data, const ctl_user *u);
     /* from could not dial us back (its answer to our connect_request) */
     void (*connect_failed)(void *data, const char *from, const char *why);
+    /* u (name and key as the tracker has them) wants a hole punch: connect
+     * to addr from the chat port after delay_ms */
+    void (*punch)(void *data, const ctl_user *u, const char *addr, unsigned delay_ms);
     /* from set up a relay session for the two of us */
     void (*relay_offer)(void *data, const char *from, const unsigned char token[IDENT_SESSION]);
     /* the tracker refused us for good (name taken, bad name or signature,
@@ -106,6 +118,11 @@ int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data);
  * set up a relay session with name.  Callback as for ctl_lookup. */
 int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
 int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
+
+/* Asks the tracker to time a hole punch with name (PROTOCOL.md,
+ * "punch_request").  UV_ENOTSUP when not registered now or the tracker
+ * does not punch (no callback then); else callback as for ctl_lookup. */
+int ctl_punch_request(ctl *t, const char *name, ctl_punch_cb cb, void *data);
 
 /* Tells the tracker that our dial back to `to` (answering its
  * connect_request) failed, why in a few words; the tracker passes it on so

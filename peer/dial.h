@@ -41,6 +41,9 @@ int dial_reverse(peer_ctx *ctx, const struct ctl_user *u, dial_cb cb, void *data
  * fires later.  For /dial, which makes the user current only then. */
 void dial_on_found(dialer *d, void (*found)(void *data));
 
+/* 1 when the dial asked the tracker for a reverse connection. */
+int dial_asked_reverse(const dialer *d);
+
 /* Abandons the dial; the callback will not fire.  NULL is a no-op. */
 void dial_cancel(dialer *d);
 
