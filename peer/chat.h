@@ -23,7 +23,9 @@ int chat_open(peer_ctx *ctx, chat **out);
 struct chatlink;
 void chat_incoming(chat *ch, struct chatlink *l);
 
-/* 1 when a link to the user whose folded name is fold is up. */
+/* 1 when a direct link to the user whose folded name is fold is up (a
+ * relayed chat still answers their reverse and punch requests: that is
+ * how it moves to a direct link). */
 int chat_linked(const chat *ch, const char *fold);
 
 /* The line-mode commands.  Each reports problems itself as "error: ..."

@@ -13,7 +13,9 @@
  *   relay   -- after --relay-after ms without a link, or once direct and
  *              reverse both failed: relay_request, join the session, run
  *              the chat handshake over it.
- * The first link to authenticate wins and the others are closed.
+ * The first link to authenticate wins and the others are closed.  An
+ * upgrade (dial_upgrade: a relayed chat looking for a direct path) runs
+ * the same ladder without the relay, and gives up after UPGRADE_MS.
  * dial_step is the one transition function; lookups, timers, relay and link
  * callbacks only feed it events. */
 #include "dial.h"
@@ -30,6 +32,7 @@
 #define STAGGER_MS 250
 #define REVERSE_DELAY_MS 250 /* direct attempts get this head start */
 #define MAX_CANDIDATES (2 * PEER_MAX_ENDPOINTS)
+#define UPGRADE_MS 3000 /* an upgrade that found no direct path by then failed */
 
 enum dial_state {
     DIAL_LOOKUP,  /* waiting for the tracker's answer */
@@ -59,6 +62,7 @@ struct dialer {
     peer_ctx *ctx;
     enum dial_state state;
     int reverse_mode;   /* answering a connect_request: direct attempts only */
+    int no_relay;       /* an upgrade: every path but the relay */
     dial_cb cb;
     void (*found)(void *data); /* dial_on_found */
     void *data;
@@ -315,6 +319,10 @@ static void settle(dialer *d) {
     case DIAL_DIRECT:
         if (!d->reverse)
             send_reverse(d); /* every direct attempt failed: no point waiting */
+        if (d->reverse == 2 && d->no_relay) {
+            fail_final(d);
+            return;
+        }
         if (d->reverse == 2)
             start_relay(d); /* reverse impossible too: relay now */
         if (d->state == DIAL_RELAY && d->relay_failed)
@@ -372,7 +380,7 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         d->state = DIAL_DIRECT;
         d->started = uv_now(d->ctx->loop);
         if (!d->reverse_mode) {
-            uint64_t after = d->ctx->relay_after_ms;
+            uint64_t after = d->no_relay ? UPGRADE_MS : d->ctx->relay_after_ms;
             uv_timer_start(&d->ladder, on_ladder, after < REVERSE_DELAY_MS ? after : REVERSE_DELAY_MS,
                            0);
         }
@@ -414,6 +422,14 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             return;
         send_reverse(d);
         uint64_t spent = uv_now(d->ctx->loop) - d->started;
+        if (d->no_relay && spent + 1 >= UPGRADE_MS) {
+            fail_final(d);
+            return;
+        }
+        if (d->no_relay) {
+            uv_timer_start(&d->ladder, on_ladder, UPGRADE_MS - spent, 0);
+            return;
+        }
         if (spent + 1 >= d->ctx->relay_after_ms) {
             start_relay(d);
             if (d->relay_failed)
@@ -526,11 +542,13 @@ static int dial_new(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dia
     return 0;
 }
 
-int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+static int dial_lookup(peer_ctx *ctx, const char *name, int no_relay, dial_cb cb, void *data,
+                       dialer **out) {
     dialer *d;
     int r = dial_new(ctx, name, cb, data, &d);
     if (r)
         return r;
+    d->no_relay = no_relay;
     r = ctl_lookup(ctx->ctl, name, 1, on_lookup, d);
     if (r) {
         d->cb = NULL;
@@ -539,6 +557,14 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
     }
     *out = d;
     return 0;
+}
+
+int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+    return dial_lookup(ctx, name, 0, cb, data, out);
+}
+
+int dial_upgrade(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+    return dial_lookup(ctx, name, 1, cb, data, out);
 }
 
 /* The connect_request carried what a lookup would; it is delivered from

@@ -30,6 +30,12 @@ typedef void (*dial_cb)(void *data, chatlink *l, int status, const char *reason)
  * callback then). */
 int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out);
 
+/* A relayed chat looks for a direct path: dial_start's ladder without
+ * the relay (a fresh lookup, direct attempts, hole punch, reverse),
+ * failing with UV_EHOSTUNREACH once each of them failed or after 3 s.
+ * Same contract as dial_start. */
+int dial_upgrade(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out);
+
 /* Answers a connect_request: direct attempts only, to u's endpoints (u
  * comes from the tracker's push; its key is the tracker's).  Same
  * contract as dial_start. */

@@ -193,6 +193,22 @@ void link_refuse(chatlink *l, const char *text) { conn_fail(l->c, "limit", text,
 
 void link_close(chatlink *l) { link_step(l, LINK_EV_CLOSE, 0); }
 
+void link_retire(chatlink *l, uint64_t linger_ms) {
+    l->h = NULL;
+    l->data = NULL;
+    if (l->state != LINK_UP) {
+        link_close(l);
+        return;
+    }
+    /* As after our bye, without one: what still arrives is not acked (the
+     * sender resends it on the link that replaces this one), and the
+     * link closes when the other side closes it or after linger_ms. */
+    l->state = LINK_BYE;
+    if (l->keep_init)
+        uv_timer_stop(&l->keep);
+    conn_set_timeout(l->c, linger_ms);
+}
+
 /* ---- frames ---- */
 
 static void auth_fail(chatlink *l, const char *code, const char *fmt, const char *arg) {

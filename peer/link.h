@@ -85,6 +85,14 @@ int link_send_ack(chatlink *l, uint64_t id);
 /* Sends bye; the link closes when the other side does, or after 2 s. */
 int link_send_bye(chatlink *l);
 
+/* A link another one replaced (a relay after the upgrade to direct): no
+ * further callbacks; frames still arriving are read and dropped, nothing
+ * is acknowledged; it closes when the other side closes it, or after
+ * linger_ms.  Closing at once instead could end it at the other side
+ * before that side has the new link, which it would take for a lost
+ * link. */
+void link_retire(chatlink *l, uint64_t linger_ms);
+
 /* Closes now; closed fires later from the loop.  Idempotent. */
 void link_close(chatlink *l);
 
