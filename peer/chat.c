@@ -411,14 +411,16 @@ void chat_peer_online(chat *ch, const char *name) {
         chat_upgrade_soon(ch, cv);
 }
 
-void chat_connect_failed(chat *ch, const char *from, const char *why) {
+void chat_connect_failed(chat *ch, const char *from, uint64_t tag, const char *why) {
     char fold[NAME_BUFLEN];
     if (!ch || name_fold(from, strlen(from), fold))
         return;
     conv *cv = chat_conv_find(ch, fold);
     log_info(&ch->ctx->lg, "%s could not dial us back: %s", from, why);
-    if (cv)
-        dial_reverse_failed(cv->dial, why);
+    if (cv) { /* the tag says which of the two asked */
+        dial_reverse_failed(cv->dial, tag, why);
+        dial_reverse_failed(cv->upgrade, tag, why);
+    }
 }
 
 static const link_handler chat_handler = {

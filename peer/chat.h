@@ -41,7 +41,7 @@ void chat_bye(chat *ch);                                                     /* 
  * dial us back, so our dial to it relays now. */
 void chat_tracker_ready(chat *ch);
 void chat_peer_online(chat *ch, const char *name);
-void chat_connect_failed(chat *ch, const char *from, const char *why);
+void chat_connect_failed(chat *ch, const char *from, uint64_t tag, const char *why);
 
 /* The tracker's mailbox (ctl_handler's mail entries, wired in main.c):
  * stored and refused answer our mail_put for message id; letter is one

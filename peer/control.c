@@ -348,15 +348,17 @@ void ctl_close(ctl *t) {
     ctl_step(t, CTL_EV_CLOSE, 0);
 }
 
-int ctl_connect_failed(ctl *t, const char *to, const char *why) {
+int ctl_connect_failed(ctl *t, const char *to, uint64_t tag, const char *why) {
     if (!ctl_ready(t))
         return UV_ENOTCONN;
     if (!t->tracker_connect_failed)
         return UV_ENOTSUP; /* an older tracker would close on the unknown type */
     msg_out m;
-    msg_out_init(&m, "connect_failed", 2);
+    msg_out_init(&m, "connect_failed", 2 + (tag != 0));
     msg_put_str(&m, "to", to);
     msg_put_str(&m, "reason", why);
+    if (tag)
+        msg_put_uint(&m, "tag", tag);
     return conn_send_msg(t->c, &m);
 }
 

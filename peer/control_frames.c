@@ -177,8 +177,11 @@ static void on_connect_request(void *owner, const msg_in *m) {
     if (parse_addresses(m, a, &u))
         return ctl_bad(t, "connect_request");
     kc_put(t->keys, &u); /* the tracker vouches for this key */
+    uint64_t tag = 0;
+    if (msg_uint(m, "tag", &tag) == UV_EINVAL)
+        return ctl_bad(t, "connect_request");
     if (t->h->connect_request)
-        t->h->connect_request(t->hdata, &u);
+        t->h->connect_request(t->hdata, &u, tag);
 }
 
 /* The user we asked for a reverse connection could not dial us.  A hint:
@@ -195,8 +198,10 @@ static void on_connect_failed(void *owner, const msg_in *m) {
     }
     msg_str(m, "reason", &reason, &rlen); /* absent or odd: no reason */
     utf8_clean(reason, rlen, why, sizeof why);
+    uint64_t tag = 0;
+    msg_uint(m, "tag", &tag); /* absent or odd: 0, as from an older peer */
     if (t->h->connect_failed)
-        t->h->connect_failed(t->hdata, from, why);
+        t->h->connect_failed(t->hdata, from, tag, why);
 }
 
 /* Another user dials us and asks us to punch back at the same moment. */

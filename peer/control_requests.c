@@ -28,6 +28,7 @@ struct ctl_request {
     ctl_punch_cb punch_cb;
     char addr[ADDR_STRLEN];             /* punch_result */
     unsigned delay_ms;
+    uint64_t tag;                       /* connect_request */
     unsigned char token[IDENT_SESSION]; /* relay_result */
     char why[400];                      /* the tracker's error text */
     char name[NAME_BUFLEN];
@@ -178,9 +179,11 @@ static int send_list(ctl *t, ctl_request *r, const char *cursor, size_t cursor_l
 static int send_reach(ctl *t, ctl_request *r) {
     msg_out m;
     msg_out_init(&m, r->kind == REQ_RELAY ? "relay_request"
-                     : r->kind == REQ_PUNCH ? "punch_request" : "connect_request", 2);
+                     : r->kind == REQ_PUNCH ? "punch_request" : "connect_request", 2 + (r->tag != 0));
     msg_put_uint(&m, "id", r->id);
     msg_put_str(&m, "to", r->name);
+    if (r->tag)
+        msg_put_uint(&m, "tag", r->tag);
     return conn_send_msg(t->c, &m);
 }
 
@@ -275,29 +278,30 @@ static ctl_request *reach(ctl *t, enum req_kind kind, const char *name, void *da
 }
 
 /* One of reach_cb or punch_cb, as kind wants. */
-static int reach_submit(ctl *t, enum req_kind kind, const char *name, ctl_reach_cb reach_cb,
-                        ctl_punch_cb punch_cb, void *data) {
+static int reach_submit(ctl *t, enum req_kind kind, const char *name, uint64_t tag,
+                        ctl_reach_cb reach_cb, ctl_punch_cb punch_cb, void *data) {
     ctl_request *r = reach(t, kind, name, data);
     if (!r)
         return UV_ENOMEM;
+    r->tag = tag;
     r->reach_cb = reach_cb;
     r->punch_cb = punch_cb;
     submit(t, r);
     return 0;
 }
 
-int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach_submit(t, REQ_CONNECT, name, cb, NULL, data);
+int ctl_connect_request(ctl *t, const char *name, uint64_t tag, ctl_reach_cb cb, void *data) {
+    return reach_submit(t, REQ_CONNECT, name, tag, cb, NULL, data);
 }
 
 int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach_submit(t, REQ_RELAY, name, cb, NULL, data);
+    return reach_submit(t, REQ_RELAY, name, 0, cb, NULL, data);
 }
 
 int ctl_punch_request(ctl *t, const char *name, ctl_punch_cb cb, void *data) {
     if (!ctl_ready(t) || !t->tracker_punch)
         return UV_ENOTSUP; /* a punch is timed by a tracker that is there now */
-    return reach_submit(t, REQ_PUNCH, name, NULL, cb, data);
+    return reach_submit(t, REQ_PUNCH, name, 0, NULL, cb, data);
 }
 
 /* ---- answers ---- */

@@ -25,6 +25,7 @@
 #include "punch.h"
 #include "relay_join.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,7 @@ struct dialer {
     chatlink *attempts[MAX_CANDIDATES];
     int active;         /* attempts still in flight */
     int reverse;        /* 0 not sent, 1 sent, 2 failed */
+    uint64_t reverse_tag; /* of our connect_request; a connect_failed must carry it */
     int punching;       /* 1 from punch_request until the puncher is over */
     unsigned punch_delay;
     struct sockaddr_storage punch_sa; /* the other side's public address */
@@ -290,8 +292,10 @@ static void send_reverse(dialer *d) {
     if (d->reverse_mode || d->reverse)
         return;
     d->reverse = 1;
+    randombytes_buf(&d->reverse_tag, sizeof d->reverse_tag);
+    d->reverse_tag = (d->reverse_tag >> 11) | 1; /* nonzero, exact as a JSON number too */
     log_debug(&d->ctx->lg, "dial %s: asking for a reverse connection", d->name);
-    if (ctl_connect_request(d->ctx->ctl, d->name, on_reverse, d))
+    if (ctl_connect_request(d->ctx->ctl, d->name, d->reverse_tag, on_reverse, d))
         d->reverse = 2;
 }
 
@@ -610,7 +614,12 @@ void dial_inbound(dialer *d) {
         dial_step(d, DIAL_EV_INBOUND, 0, NULL);
 }
 
-void dial_reverse_failed(dialer *d, const char *why) {
-    if (d && d->reverse == 1)
-        dial_step(d, DIAL_EV_REVERSE, UV_ECONNREFUSED, why);
+void dial_reverse_failed(dialer *d, uint64_t tag, const char *why) {
+    if (!d || d->reverse != 1)
+        return;
+    if (tag && tag != d->reverse_tag) {
+        log_debug(&d->ctx->lg, "dial %s: ignoring a connect_failed for an earlier dial", d->name);
+        return;
+    }
+    dial_step(d, DIAL_EV_REVERSE, UV_ECONNREFUSED, why);
 }

@@ -61,8 +61,11 @@ void dial_inbound(dialer *d);
 
 /* The other side reports (through the tracker: connect_failed) that its
  * reverse dial to us failed: once the direct attempts are over too, the
- * relay starts now instead of after --relay-after.  why is for the log.
- * NULL is a no-op; so is a dial that sent no reverse request. */
-void dial_reverse_failed(dialer *d, const char *why);
+ * relay starts now instead of after --relay-after.  tag: the one our
+ * connect_request carried (0 from a peer too old to echo it); another
+ * tag is the late answer to an earlier dial's request, and is ignored.
+ * why is for the log.  NULL is a no-op; so is a dial that sent no
+ * reverse request. */
+void dial_reverse_failed(dialer *d, uint64_t tag, const char *why);
 
 #endif

@@ -21,6 +21,7 @@ typedef struct pending {
     dialer *dial;           /* a reverse dial */
     rjoin *relay;           /* a relay session being joined */
     puncher *punch;         /* a hole punch the other side asked for */
+    uint64_t tag;           /* a reverse dial: its connect_request's, for connect_failed */
     char name[NAME_BUFLEN]; /* a reverse dial or punch: who asked for it */
 } pending;
 
@@ -141,6 +142,7 @@ static void on_reverse_dialed(void *data, chatlink *l, int status, const char *r
     pending *p = data;
     inbound *in = p->in;
     char name[NAME_BUFLEN];
+    uint64_t tag = p->tag;
     if (l)
         link_set_how(l, LINK_HOW_REVERSE);
     if (settled(p, l, name))
@@ -151,18 +153,20 @@ static void on_reverse_dialed(void *data, chatlink *l, int status, const char *r
      * (a cancelled dial -- we are quitting, or they reached us -- says
      * nothing). */
     if (reason)
-        ctl_connect_failed(in->ctx->ctl, name, reason);
+        ctl_connect_failed(in->ctx->ctl, name, tag, reason);
 }
 
-void inbound_connect_request(inbound *in, const ctl_user *u) {
+void inbound_connect_request(inbound *in, const ctl_user *u, uint64_t tag) {
     char fold[NAME_BUFLEN];
     if (!in || name_fold(u->name, strlen(u->name), fold) || strcmp(fold, in->ctx->user_fold) == 0)
         return;
     if (in->h->linked(in->data, fold))
         return; /* a link is up already; their dial will find it */
     pending *p = add_pending(in);
-    if (p)
+    if (p) {
         snprintf(p->name, sizeof p->name, "%s", u->name);
+        p->tag = tag;
+    }
     if (!p || dial_reverse(in->ctx, u, on_reverse_dialed, p, &p->dial)) {
         log_warn(&in->ctx->lg, "cannot dial %s back (out of memory)", u->name);
         if (p)

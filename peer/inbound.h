@@ -40,8 +40,9 @@ void inbound_accept(inbound *in, uv_stream_t *server);
 
 /* u asked the tracker to have us dial it (ctl_handler.connect_request):
  * dial u's endpoints; if that fails, say so through the tracker
- * (ctl_connect_failed) so its dial relays at once. */
-void inbound_connect_request(inbound *in, const ctl_user *u);
+ * (ctl_connect_failed, with the request's tag) so its dial relays at
+ * once. */
+void inbound_connect_request(inbound *in, const ctl_user *u, uint64_t tag);
 
 /* u asked the tracker for a hole punch with us (ctl_handler.punch):
  * connect to addr from the chat port after delay_ms, repeatedly for a

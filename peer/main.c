@@ -313,14 +313,14 @@ static void on_presence(void *data, const char *name, int online) {
         chat_peer_online(ctx->chat, name);
 }
 
-static void on_connect_request(void *data, const ctl_user *u) {
+static void on_connect_request(void *data, const ctl_user *u, uint64_t tag) {
     peer_ctx *ctx = data;
-    inbound_connect_request(ctx->inbound, u);
+    inbound_connect_request(ctx->inbound, u, tag);
 }
 
-static void on_connect_failed(void *data, const char *from, const char *why) {
+static void on_connect_failed(void *data, const char *from, uint64_t tag, const char *why) {
     peer_ctx *ctx = data;
-    chat_connect_failed(ctx->chat, from, why);
+    chat_connect_failed(ctx->chat, from, tag, why);
 }
 
 static void on_punch(void *data, const ctl_user *u, const char *addr, unsigned delay_ms) {

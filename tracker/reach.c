@@ -63,8 +63,13 @@ void rch_connect_request(void *owner, const msg_in *m) {
         sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
         return;
     }
+    uint64_t tag = 0;
+    if (msg_uint(m, "tag", &tag) == UV_EINVAL) {
+        conn_fail(s->c, "bad_message", "connect_request field tag must be a uint", 0);
+        return;
+    }
     msg_out out;
-    msg_out_init(&out, "connect_request", 4);
+    msg_out_init(&out, "connect_request", 4 + (tag != 0));
     msg_put_str(&out, "from", s->name);
     msg_put_bin(&out, "key", u.key, sizeof u.key);
     msg_put_key(&out, "endpoints");
@@ -72,6 +77,8 @@ void rch_connect_request(void *owner, const msg_in *m) {
     for (size_t i = 0; i < u.nendpoints; i++)
         msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
     msg_put_str(&out, "observed", s->observed);
+    if (tag)
+        msg_put_uint(&out, "tag", tag);
     sess_send_msg(o, &out);
     msg_out_init(&out, "connect_result", 1);
     msg_put_uint(&out, "id", id);
@@ -106,10 +113,14 @@ void rch_connect_failed(void *owner, const msg_in *m) {
      * a character boundary. */
     char clean[CONNECT_REASON_MAX + 1];
     size_t clen = utf8_clean(reason, rlen, clean, sizeof clean);
+    uint64_t tag = 0;
+    msg_uint(m, "tag", &tag); /* a hint: an odd tag is no tag */
     msg_out out;
-    msg_out_init(&out, "connect_failed", 2);
+    msg_out_init(&out, "connect_failed", 2 + (tag != 0));
     msg_put_str(&out, "from", s->name);
     msg_put_strn(&out, "reason", clean, clen);
+    if (tag)
+        msg_put_uint(&out, "tag", tag);
     sess_send_msg(o, &out);
 }
 
