@@ -371,8 +371,11 @@ static void on_link_closed(chatlink *l, int reason, const char *why, void *data)
     /* A relay dies with its tracker.  The side with something to deliver,
      * or the one that set the link up, sets it up again (now if the
      * tracker is still there, else once we are registered again); the
-     * other side answers.  Resent messages are deduplicated. */
-    if (link_relayed(l) && (cv->qn || link_dialed(l))) {
+     * other side answers.  A direct link that dies with messages on it is
+     * dialed again too: the ladder finds what works now (the relay, if
+     * the direct path is gone; the upgrade moves back later).  Resent
+     * messages are deduplicated. */
+    if (cv->qn || (link_relayed(l) && link_dialed(l))) {
         cv->redial = 1;
         if (ctl_ready(ch->ctx->ctl))
             chat_start_dial(ch, cv);

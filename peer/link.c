@@ -595,6 +595,7 @@ static chatlink *link_new(peer_ctx *ctx, const link_handler *h, void *data) {
         return NULL;
     }
     conn_set_timeout(l->c, HANDSHAKE_MS); /* covers connect and handshake */
+    conn_set_abort_idle(l->c, 1);
     return l;
 }
 
@@ -632,6 +633,7 @@ static int dial_from_port(peer_ctx *ctx, const struct sockaddr *sa, const char *
                 conn_close(l->c, r);
                 l->c = fresh;
                 conn_set_timeout(l->c, HANDSHAKE_MS);
+                conn_set_abort_idle(l->c, 1);
                 fd = -1;
             }
         }

@@ -279,5 +279,45 @@ def test_relay_upgrades_to_direct_mid_chat():
     close_lab(t, a, b)
 
 
+
+def test_direct_dies_falls_back_to_relay_then_upgrades():
+    """A punched direct chat whose path breaks (r1 starts dropping
+    everything between the NATs) with messages on it: the link times out,
+    alice's peer dials again by itself and the ladder ends on the relay,
+    which delivers them; once the path is back the chat moves to direct
+    again.  Nobody types a command; every message arrives once, in
+    order."""
+    lab = NetLab(r1='pp-drop', r2='pp-drop')
+    t = lab.tracker()
+    b = lab.peer('bob', 'b', t, extra_args=['--link-timeout', '2'])
+    b.registered()
+    a = lab.peer('alice', 'a', t, extra_args=['--link-timeout', '2', '--log-level', 'info'])
+    a.registered()
+    a.send('/dial bob')
+    a.expect(r'^connected bob direct$', 15)
+    b.expect(r'^connected alice direct$', 15)
+    block = [['FORWARD', '-d', NetLab.R2_IP, '-j', 'DROP'],
+             ['FORWARD', '-s', NetLab.R2_IP, '-j', 'DROP']]
+    for rule in block:
+        lab_cmd(lab, 'r1', 'iptables', '-I', *rule)
+    for i in range(10):
+        a.send('/msg bob x-%d' % i)
+    a.expect(r'^closed bob: connection lost$', 15)
+    a.expect(r'^connected bob relay$', 15)
+    b.expect(r'^connected alice relay$', 15)
+    for i in range(10):
+        b.expect(r'^msg alice: x-%d$' % i, 15)
+    for rule in block:
+        lab_cmd(lab, 'r1', 'iptables', '-D', *rule)
+    a.expect(r'^connected bob direct$', 20)
+    b.expect(r'^connected alice direct$', 20)
+    for i in range(10, 20):
+        a.send('/msg bob x-%d' % i)
+    for i in range(20):
+        a.expect(r'^delivered bob #%d$' % (i + 1), 15)
+    in_order(b, 'alice', 'x', 20)
+    close_lab(t, a, b)
+
+
 if __name__ == '__main__':
     runner.main(globals())
