@@ -265,8 +265,9 @@ static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
         chat_attach(ch, l, 0);
         return;
     }
-    if (cv->link && link_is_up(cv->link))
-        return; /* the other side reached us meanwhile */
+    if ((cv->link && link_is_up(cv->link)) || status == UV_EALREADY)
+        return; /* the other side reached us meanwhile (that link may have
+                 * gone again since: its close said so, and dialed again) */
     if (status == UV_ENOENT)
         return give_up(ch, cv);
     if (cv->want_current) { /* the tracker could not say: current all the same */

@@ -512,6 +512,9 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             finish(d, NULL, UV_ECANCELED, NULL);
             return;
         }
+        if (d->state == DIAL_RELAY)
+            return; /* asked for already: the other side may be keeping ours
+                     * (chat.c's tie rule), so it must come up */
         d->state = DIAL_INBOUND;
         uv_timer_stop(&d->ladder);
         rjoin_cancel(d->relay);

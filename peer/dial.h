@@ -54,7 +54,8 @@ int dial_asked_reverse(const dialer *d);
 void dial_cancel(dialer *d);
 
 /* Chat got a link from the other side (their dial, or our reverse request
- * answered): the dial starts no relay any more and lets its direct
+ * answered): the dial starts no relay any more (one already asked for
+ * goes on: the tie rule may keep it at both ends) and lets its direct
  * attempts finish (one may still win: see the tie rule in chat.c); if none
  * does, it reports a failure the caller can ignore.  NULL is a no-op. */
 void dial_inbound(dialer *d);

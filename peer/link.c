@@ -206,6 +206,7 @@ void link_retire(chatlink *l, uint64_t linger_ms) {
     l->state = LINK_BYE;
     if (l->keep_init)
         uv_timer_stop(&l->keep);
+    conn_set_abort_idle(l->c, 0);
     conn_set_timeout(l->c, linger_ms);
 }
 
@@ -566,6 +567,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         l->state = LINK_BYE;
         if (l->keep_init)
             uv_timer_stop(&l->keep);
+        conn_set_abort_idle(l->c, 0); /* they may be alive, just not answering: FIN */
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
     case LINK_EV_CLOSE:
