@@ -2,7 +2,10 @@
  * a lost link leaves the queue in place, and the next link to that peer
  * (dialed or accepted) gets every unacknowledged message again, in order;
  * the receiver drops what it has (history.db, or the seen set with
- * --no-history), so the resend is invisible.  What outlives the process
+ * --no-history), so the resend is invisible.  The same carries a relayed
+ * chat over to a direct link when one comes up (chat_upgrade.c): the
+ * relay is retired, not closed, so the other side never takes it for a
+ * lost link.  What outlives the process
  * (history, outbox, mailbox) is chat_mail.c's. */
 #include "chat_impl.h"
 
@@ -25,6 +28,7 @@ static const link_handler chat_handler;
  * after CHAT_HOLD_MS, whichever comes first; it is committed and queued
  * all the same. */
 #define CHAT_HOLD_MS 500
+#define CHAT_RETIRE_MS 3000 /* a replaced relay lingers this long (link_retire) */
 
 static void show_held(chat *ch, conv *cv) {
     for (outmsg *m = cv->q; m; m = m->next) {
@@ -109,6 +113,7 @@ static void conv_free(chat *ch, conv *cv, const char *ended) {
         free(m);
     }
     dial_cancel(cv->dial);
+    dial_cancel(cv->upgrade);
     if (cv->link)
         drop_link(cv->link);
     seen_close(cv->shown);
@@ -150,20 +155,39 @@ void chat_start_dial(chat *ch, conv *cv) {
         ev_unreachable(ch->ctx, cv->name, uv_strerror(r));
 }
 
-/* With two links to one peer, both sides keep the one dialed by the peer
- * whose folded name sorts first (PROTOCOL.md); two links in the same
- * direction mean the older one is stale. */
+/* With two links to one peer, both sides keep a direct one over a relayed
+ * one, else the one dialed by the peer whose folded name sorts first
+ * (PROTOCOL.md); two links in the same direction mean the older one is
+ * stale. */
 static int keep_new(chat *ch, chatlink *old, chatlink *nl) {
+    if (link_relayed(old) != link_relayed(nl))
+        return !link_relayed(nl);
     if (link_dialed(old) == link_dialed(nl))
         return 1;
     int i_sort_first = strcmp(ch->ctx->user_fold, link_fold(nl)) < 0;
     return link_dialed(nl) == i_sort_first;
 }
 
-/* A link is up (dialed or accepted): attach it to its conversation.
- * incoming: the other side started it (accepted, a relay it asked for, or
+/* For the connected event: an accepted link is the other side's dial, or
+ * its dial back when ours asked for one. */
+static const char *how_of(const conv *cv, chatlink *l, int incoming) {
+    switch (link_how(l)) {
+    case LINK_HOW_RELAYED:
+        return "relay";
+    case LINK_HOW_PUNCHED:
+        return "punched";
+    case LINK_HOW_REVERSE:
+        return "reverse";
+    case LINK_HOW_ACCEPTED:
+        return cv->dial && dial_asked_reverse(cv->dial) ? "reverse" : "dialed";
+    default:
+        return "dialed";
+    }
+}
+
+/* incoming: the other side started it (accepted, a relay it asked for, or
  * our reverse dial answering its request). */
-static void attach(chat *ch, chatlink *l, int incoming) {
+void chat_attach(chat *ch, chatlink *l, int incoming) {
     conv *cv = chat_conv_get(ch, link_name(l));
     if (!cv) {
         drop_link(l);
@@ -177,15 +201,28 @@ static void attach(chat *ch, chatlink *l, int incoming) {
             drop_link(l);
             return;
         }
-        drop_link(cv->link);
+        chatlink *old = cv->link;
         cv->link = l;
+        if (link_relayed(old) && !link_relayed(l)) {
+            /* The upgrade: what the relay still carries is not acked,
+             * so it comes again, in order, on this link. */
+            link_retire(old, CHAT_RETIRE_MS);
+            log_info(&ch->ctx->lg, "chat with %s moved from the relay to a direct link (%s)",
+                     cv->name, link_addr(l));
+            ev_connected(ch->ctx, cv->name, EV_PATH_DIRECT, how_of(cv, l, incoming));
+        } else {
+            drop_link(old);
+        }
+        chat_upgrade_linked(ch, cv);
         show_held(ch, cv);
         flush_queue(cv);
         return;
     }
     cv->link = l;
     snprintf(cv->name, sizeof cv->name, "%s", link_name(l));
-    ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT);
+    ev_connected(ch->ctx, cv->name, link_relayed(l) ? EV_PATH_RELAY : EV_PATH_DIRECT,
+                 how_of(cv, l, incoming));
+    chat_upgrade_linked(ch, cv);
     show_held(ch, cv); /* after "connected" */
     if (!ch->current && incoming) /* /dial set it already; /msg must not */
         set_current(ch, cv);
@@ -225,11 +262,12 @@ static void on_dialed(void *data, chatlink *l, int status, const char *reason) {
     chat *ch = cv->ch;
     cv->dial = NULL;
     if (l) {
-        attach(ch, l, 0);
+        chat_attach(ch, l, 0);
         return;
     }
-    if (cv->link && link_is_up(cv->link))
-        return; /* the other side reached us meanwhile */
+    if ((cv->link && link_is_up(cv->link)) || status == UV_EALREADY)
+        return; /* the other side reached us meanwhile (that link may have
+                 * gone again since: its close said so, and dialed again) */
     if (status == UV_ENOENT)
         return give_up(ch, cv);
     if (cv->want_current) { /* the tracker could not say: current all the same */
@@ -334,8 +372,11 @@ static void on_link_closed(chatlink *l, int reason, const char *why, void *data)
     /* A relay dies with its tracker.  The side with something to deliver,
      * or the one that set the link up, sets it up again (now if the
      * tracker is still there, else once we are registered again); the
-     * other side answers.  Resent messages are deduplicated. */
-    if (link_relayed(l) && (cv->qn || link_dialed(l))) {
+     * other side answers.  A direct link that dies with messages on it is
+     * dialed again too: the ladder finds what works now (the relay, if
+     * the direct path is gone; the upgrade moves back later).  Resent
+     * messages are deduplicated. */
+    if (cv->qn || (link_relayed(l) && link_dialed(l))) {
         cv->redial = 1;
         if (ctl_ready(ch->ctx->ctl))
             chat_start_dial(ch, cv);
@@ -352,8 +393,10 @@ static int has_unstored(const conv *cv) {
 }
 
 void chat_tracker_ready(chat *ch) {
-    if (ch)
+    if (ch) {
         chat_mail_tracker_ready(ch);
+        chat_upgrade_soon(ch, NULL);
+    }
     for (conv *cv = ch ? ch->convs : NULL; cv; cv = cv->next)
         if (!cv->link && (cv->redial || has_unstored(cv)))
             chat_start_dial(ch, cv);
@@ -368,27 +411,31 @@ void chat_peer_online(chat *ch, const char *name) {
     conv *cv = chat_conv_find(ch, fold);
     if (cv && !cv->link && (cv->redial || has_unstored(cv)))
         chat_start_dial(ch, cv);
+    if (cv)
+        chat_upgrade_soon(ch, cv);
 }
 
-void chat_connect_failed(chat *ch, const char *from, const char *why) {
+void chat_connect_failed(chat *ch, const char *from, uint64_t tag, const char *why) {
     char fold[NAME_BUFLEN];
     if (!ch || name_fold(from, strlen(from), fold))
         return;
     conv *cv = chat_conv_find(ch, fold);
     log_info(&ch->ctx->lg, "%s could not dial us back: %s", from, why);
-    if (cv)
-        dial_reverse_failed(cv->dial, why);
+    if (cv) { /* the tag says which of the two asked */
+        dial_reverse_failed(cv->dial, tag, why);
+        dial_reverse_failed(cv->upgrade, tag, why);
+    }
 }
 
 static const link_handler chat_handler = {
     .msg = on_link_msg, .ack = on_link_ack, .bye = on_link_bye, .closed = on_link_closed,
 };
 
-void chat_incoming(chat *ch, chatlink *l) { attach(ch, l, 1); }
+void chat_incoming(chat *ch, chatlink *l) { chat_attach(ch, l, 1); }
 
 int chat_linked(const chat *ch, const char *fold) {
     const conv *cv = chat_conv_find((chat *)ch, fold);
-    return cv && cv->link && link_is_up(cv->link);
+    return cv && cv->link && link_is_up(cv->link) && !link_relayed(cv->link);
 }
 
 /* ---- commands ---- */
@@ -556,15 +603,18 @@ int chat_open(peer_ctx *ctx, chat **out) {
     ch->durable = ctx->hist != NULL;
     ch->hold = malloc(sizeof *ch->hold);
     ch->mail_retry = malloc(sizeof *ch->mail_retry);
-    if (!ch->hold || !ch->mail_retry) {
+    ch->upgrade = malloc(sizeof *ch->upgrade);
+    if (!ch->hold || !ch->mail_retry || !ch->upgrade) {
         free(ch->hold);
         free(ch->mail_retry);
+        free(ch->upgrade);
         free(ch);
         return UV_ENOMEM;
     }
     uv_timer_init(ctx->loop, ch->hold); /* cannot fail for a timer */
     uv_timer_init(ctx->loop, ch->mail_retry);
-    ch->hold->data = ch->mail_retry->data = ch;
+    uv_timer_init(ctx->loop, ch->upgrade);
+    ch->hold->data = ch->mail_retry->data = ch->upgrade->data = ch;
     *out = ch;
     chat_mail_open_outbox(ch);
     return 0;
@@ -588,5 +638,6 @@ void chat_close(chat *ch) {
     /* Both outlive ch until the loop closes them. */
     uv_close((uv_handle_t *)ch->hold, free_handle);
     uv_close((uv_handle_t *)ch->mail_retry, free_handle);
+    uv_close((uv_handle_t *)ch->upgrade, free_handle);
     free(ch);
 }

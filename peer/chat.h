@@ -23,7 +23,9 @@ int chat_open(peer_ctx *ctx, chat **out);
 struct chatlink;
 void chat_incoming(chat *ch, struct chatlink *l);
 
-/* 1 when a link to the user whose folded name is fold is up. */
+/* 1 when a direct link to the user whose folded name is fold is up (a
+ * relayed chat still answers their reverse and punch requests: that is
+ * how it moves to a direct link). */
 int chat_linked(const chat *ch, const char *fold);
 
 /* The line-mode commands.  Each reports problems itself as "error: ..."
@@ -39,7 +41,7 @@ void chat_bye(chat *ch);                                                     /* 
  * dial us back, so our dial to it relays now. */
 void chat_tracker_ready(chat *ch);
 void chat_peer_online(chat *ch, const char *name);
-void chat_connect_failed(chat *ch, const char *from, const char *why);
+void chat_connect_failed(chat *ch, const char *from, uint64_t tag, const char *why);
 
 /* The tracker's mailbox (ctl_handler's mail entries, wired in main.c):
  * stored and refused answer our mail_put for message id; letter is one

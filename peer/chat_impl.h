@@ -37,6 +37,9 @@ typedef struct conv {
     char fold[NAME_BUFLEN];
     chatlink *link;         /* the one attached link, up (or saying bye) */
     dialer *dial;
+    dialer *upgrade;        /* chat_upgrade.c: a relayed chat looking for a direct path */
+    unsigned up_backoff;    /* ms until the next try after this one fails */
+    uint64_t up_at;         /* loop time the next try is due */
     int said_bye;           /* we sent bye on link; the conversation ends when it closes */
     int redial;             /* a relayed link dropped: dial again once the tracker is back */
     int keying;             /* a lookup for the mailbox's key is out */
@@ -57,6 +60,7 @@ struct chat {
     conv *current;
     uv_timer_t *hold; /* shows held messages after CHAT_HOLD_MS (chat.c) */
     uv_timer_t *mail_retry; /* puts again what the tracker found too fast (chat_mail.c) */
+    uv_timer_t *upgrade;    /* the next relay -> direct try is due (chat_upgrade.c) */
 };
 
 /* ---- chat.c ---- */
@@ -79,6 +83,19 @@ outmsg *chat_out_take(conv *cv, uint64_t id);
 void chat_in_show(chat *ch, conv *cv, const char *name, uint64_t id, int64_t ts,
                   const char *text, size_t len);
 void chat_start_dial(chat *ch, conv *cv);
+/* A link is up (dialed or accepted): attach it to its conversation.
+ * incoming: the other side started it. */
+void chat_attach(chat *ch, chatlink *l, int incoming);
+
+/* ---- chat_upgrade.c ---- */
+
+/* cv got a new link: relayed, the first try for a direct path is due in a
+ * second (when we asked for the relay); direct, any try stops. */
+void chat_upgrade_linked(chat *ch, conv *cv);
+/* An address may have changed (we registered again, or the user of only
+ * came online again; only NULL: every conversation): relayed chats try
+ * again soon, the backoff starts over. */
+void chat_upgrade_soon(chat *ch, conv *only);
 
 /* ---- chat_mail.c ---- */
 

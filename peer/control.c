@@ -123,8 +123,9 @@ static int send_register(ctl *t) {
     msg_out m;
     msg_out_init(&m, "register", 5);
     msg_put_key(&m, "features"); /* pushes newer than protocol 1 we understand */
-    msgpack_pack_array(&m.pk, ctx->hist ? 2 : 1);
+    msgpack_pack_array(&m.pk, ctx->hist ? 3 : 2);
     msg_pack_str(&m, "connect_failed", 14);
+    msg_pack_str(&m, "punch", 5);
     if (ctx->hist) /* letters need a history to land in before they are acknowledged */
         msg_pack_str(&m, "mailbox", 7);
     msg_put_str(&m, "name", ctx->user);
@@ -347,15 +348,17 @@ void ctl_close(ctl *t) {
     ctl_step(t, CTL_EV_CLOSE, 0);
 }
 
-int ctl_connect_failed(ctl *t, const char *to, const char *why) {
+int ctl_connect_failed(ctl *t, const char *to, uint64_t tag, const char *why) {
     if (!ctl_ready(t))
         return UV_ENOTCONN;
     if (!t->tracker_connect_failed)
         return UV_ENOTSUP; /* an older tracker would close on the unknown type */
     msg_out m;
-    msg_out_init(&m, "connect_failed", 2);
+    msg_out_init(&m, "connect_failed", 2 + (tag != 0));
     msg_put_str(&m, "to", to);
     msg_put_str(&m, "reason", why);
+    if (tag)
+        msg_put_uint(&m, "tag", tag);
     return conn_send_msg(t->c, &m);
 }
 

@@ -43,6 +43,15 @@ typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
  * offline, UV_EBUSY a relay limit, UV_ENOTCONN / UV_ECONNRESET no tracker,
  * another error otherwise.  why: the tracker's words, or NULL. */
 typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
+/* The longest start delay a punch may have; a tracker asking for more is
+ * capped to it. */
+#define PUNCH_DELAY_MAX_MS 2000
+
+/* punch_request answers: status 0 with addr (the other side's public
+ * HOST:PORT) and delay_ms (when to start); otherwise as ctl_reach_cb
+ * (UV_ENOTSUP: the other side's peer cannot punch). */
+typedef void (*ctl_punch_cb)(void *data, int status, const char *addr, unsigned delay_ms,
+                             const char *why);
 
 /* News from the tracker for the layers above, which own what to do with
  * it (main.c wires them).  Every entry fires from a frame or timer
@@ -55,9 +64,12 @@ typedef struct ctl_handler {
     void (*presence)(void *data, const char *name, int online);
     /* u asks us to dial it back (a reverse connection); u's key is the
      * tracker's */
-    void (*connect_request)(void *data, const ctl_user *u);
+    void (*connect_request)(void *data, const ctl_user *u, uint64_t tag);
     /* from could not dial us back (its answer to our connect_request) */
-    void (*connect_failed)(void *data, const char *from, const char *why);
+    void (*connect_failed)(void *data, const char *from, uint64_t tag, const char *why);
+    /* u (name and key as the tracker has them) wants a hole punch: connect
+     * to addr from the chat port after delay_ms */
+    void (*punch)(void *data, const ctl_user *u, const char *addr, unsigned delay_ms);
     /* from set up a relay session for the two of us */
     void (*relay_offer)(void *data, const char *from, const unsigned char token[IDENT_SESSION]);
     /* the tracker refused us for good (name taken, bad name or signature,
@@ -102,15 +114,22 @@ int ctl_lookup(ctl *t, const char *name, int fresh, ctl_lookup_cb cb, void *data
  * for all), fetching every page.  Callback as for ctl_lookup. */
 int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data);
 
-/* Asks the tracker to tell name to dial us (a reverse connection), or to
- * set up a relay session with name.  Callback as for ctl_lookup. */
-int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
+/* Asks the tracker to tell name to dial us (a reverse connection; tag,
+ * nonzero, comes back in name's connect_failed), or to set up a relay
+ * session with name.  Callback as for ctl_lookup. */
+int ctl_connect_request(ctl *t, const char *name, uint64_t tag, ctl_reach_cb cb, void *data);
 int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
 
+/* Asks the tracker to time a hole punch with name (PROTOCOL.md,
+ * "punch_request").  UV_ENOTSUP when not registered now or the tracker
+ * does not punch (no callback then); else callback as for ctl_lookup. */
+int ctl_punch_request(ctl *t, const char *name, ctl_punch_cb cb, void *data);
+
 /* Tells the tracker that our dial back to `to` (answering its
- * connect_request) failed, why in a few words; the tracker passes it on so
+ * connect_request, whose tag we echo; 0: it had none) failed, why in a
+ * few words; the tracker passes it on so
  * `to` relays at once.  No answer.  0, or UV_ENOTCONN when not registered. */
-int ctl_connect_failed(ctl *t, const char *to, const char *why);
+int ctl_connect_failed(ctl *t, const char *to, uint64_t tag, const char *why);
 
 /* The mailbox, once registered with a tracker that keeps one (its welcome
  * lists "mailbox"; ctl_mailbox says whether it does).  mail_put hands the

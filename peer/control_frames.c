@@ -42,6 +42,7 @@ static void on_welcome(void *owner, const msg_in *m) {
     t->ttl = ttl == 0 ? 60 : ttl > 86400 ? 86400 : (unsigned)ttl;
     t->tracker_connect_failed = msg_has_feature(m, "connect_failed");
     t->tracker_mailbox = msg_has_feature(m, "mailbox");
+    t->tracker_punch = msg_has_feature(m, "punch");
     ctl_step(t, CTL_EV_WELCOME, 0);
 }
 
@@ -122,6 +123,24 @@ static void on_relay_result(void *owner, const msg_in *m) {
     ctl_req_reached(t, id, token);
 }
 
+static void on_punch_result(void *owner, const msg_in *m) {
+    ctl *t = owner;
+    uint64_t id, delay;
+    char addr[ADDR_STRLEN];
+    if (msg_uint(m, "id", &id) || ctl_str_field(m, "addr", addr, sizeof addr) ||
+        msg_uint(m, "delay_ms", &delay))
+        return ctl_bad(t, "punch_result");
+    ctl_req_punched(t, id, addr, delay > PUNCH_DELAY_MAX_MS ? PUNCH_DELAY_MAX_MS : (unsigned)delay);
+}
+
+/* The tracker times its punches by our round trip: answer at once. */
+static void on_ping(void *owner, const msg_in *m) {
+    ctl *t = owner;
+    msg_out out;
+    msg_out_init(&out, "pong", 0);
+    conn_send_msg(t->c, &out);
+}
+
 static void on_pong(void *owner, const msg_in *m) {
     /* Nothing to do: admit already re-armed the ttl. */
 }
@@ -158,8 +177,11 @@ static void on_connect_request(void *owner, const msg_in *m) {
     if (parse_addresses(m, a, &u))
         return ctl_bad(t, "connect_request");
     kc_put(t->keys, &u); /* the tracker vouches for this key */
+    uint64_t tag = 0;
+    if (msg_uint(m, "tag", &tag) == UV_EINVAL)
+        return ctl_bad(t, "connect_request");
     if (t->h->connect_request)
-        t->h->connect_request(t->hdata, &u);
+        t->h->connect_request(t->hdata, &u, tag);
 }
 
 /* The user we asked for a reverse connection could not dial us.  A hint:
@@ -176,8 +198,28 @@ static void on_connect_failed(void *owner, const msg_in *m) {
     }
     msg_str(m, "reason", &reason, &rlen); /* absent or odd: no reason */
     utf8_clean(reason, rlen, why, sizeof why);
+    uint64_t tag = 0;
+    msg_uint(m, "tag", &tag); /* absent or odd: 0, as from an older peer */
     if (t->h->connect_failed)
-        t->h->connect_failed(t->hdata, from, why);
+        t->h->connect_failed(t->hdata, from, tag, why);
+}
+
+/* Another user dials us and asks us to punch back at the same moment. */
+static void on_punch(void *owner, const msg_in *m) {
+    ctl *t = owner;
+    const unsigned char *key;
+    uint64_t delay;
+    char addr[ADDR_STRLEN];
+    ctl_user u;
+    memset(&u, 0, sizeof u);
+    if (ctl_str_field(m, "from", u.name, sizeof u.name) || msg_bin(m, "key", &key, IDENT_PK) ||
+        ctl_str_field(m, "addr", addr, sizeof addr) || msg_uint(m, "delay_ms", &delay))
+        return ctl_bad(t, "punch");
+    memcpy(u.key, key, IDENT_PK);
+    u.online = true;
+    if (t->h->punch)
+        t->h->punch(t->hdata, &u, addr,
+                    delay > PUNCH_DELAY_MAX_MS ? PUNCH_DELAY_MAX_MS : (unsigned)delay);
 }
 
 /* Another user set up a relay session for the two of us. */
@@ -242,7 +284,10 @@ static const disp_entry entries[] = {
     {"list_result",     READY,                 0, on_list_result},
     {"connect_result",  READY,                 0, on_connect_result},
     {"relay_result",    READY,                 0, on_relay_result},
+    {"punch_result",    READY,                 0, on_punch_result},
+    {"ping",            READY,                 0, on_ping},
     {"pong",            READY,                 0, on_pong},
+    {"punch",           READY,                 0, on_punch},
     {"presence",        READY,                 0, on_presence},
     {"connect_request", READY,                 0, on_connect_request},
     {"connect_failed",  READY,                 0, on_connect_failed},

@@ -67,6 +67,7 @@ struct ctl {
     int ever_registered; /* registered once since ctl_open: a failure is a loss, not a bad --tracker */
     int tracker_connect_failed; /* the tracker's welcome listed the feature */
     int tracker_mailbox;        /* ... and this one */
+    int tracker_punch;          /* ... and punch_request */
     const char *refusal; /* fatal error code, when the tracker refused us */
     char refusal_text[400];
     uint64_t next_id;
@@ -118,6 +119,7 @@ void ctl_req_listed(ctl *t, uint64_t id, const msgpack_object_array *names, cons
                     size_t next_len);
 /* connect_result (token NULL) or relay_result. */
 void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token);
+void ctl_req_punched(ctl *t, uint64_t id, const char *addr, unsigned delay_ms);
 /* An error frame with this id: code picks the status, text is kept as the
  * reason.  1 when a request waited for it, else 0 (it may answer a
  * mail_put: see control_mail.c). */

@@ -15,7 +15,7 @@
 
 #define LIST_PAGE 500
 
-enum req_kind { REQ_LOOKUP, REQ_LIST, REQ_CONNECT, REQ_RELAY };
+enum req_kind { REQ_LOOKUP, REQ_LIST, REQ_CONNECT, REQ_RELAY, REQ_PUNCH };
 
 struct ctl_request {
     ctl_request *next;
@@ -25,6 +25,10 @@ struct ctl_request {
     ctl_lookup_cb lookup_cb;
     ctl_list_cb list_cb;
     ctl_reach_cb reach_cb;
+    ctl_punch_cb punch_cb;
+    char addr[ADDR_STRLEN];             /* punch_result */
+    unsigned delay_ms;
+    uint64_t tag;                       /* connect_request */
     unsigned char token[IDENT_SESSION]; /* relay_result */
     char why[400];                      /* the tracker's error text */
     char name[NAME_BUFLEN];
@@ -57,6 +61,9 @@ static void req_complete(ctl_request *r) {
         r->lookup_cb(r->data, r->status, r->status ? NULL : &r->user);
     else if (r->kind == REQ_LIST)
         r->list_cb(r->data, r->status, r->names, r->n);
+    else if (r->kind == REQ_PUNCH)
+        r->punch_cb(r->data, r->status, r->status ? NULL : r->addr, r->delay_ms,
+                    r->why[0] ? r->why : NULL);
     else
         r->reach_cb(r->data, r->status, r->status || r->kind != REQ_RELAY ? NULL : r->token,
                     r->why[0] ? r->why : NULL);
@@ -168,12 +175,15 @@ static int send_list(ctl *t, ctl_request *r, const char *cursor, size_t cursor_l
     return conn_send_msg(t->c, &m);
 }
 
-/* connect_request and relay_request: {id, to}. */
+/* connect_request, relay_request and punch_request: {id, to}. */
 static int send_reach(ctl *t, ctl_request *r) {
     msg_out m;
-    msg_out_init(&m, r->kind == REQ_RELAY ? "relay_request" : "connect_request", 2);
+    msg_out_init(&m, r->kind == REQ_RELAY ? "relay_request"
+                     : r->kind == REQ_PUNCH ? "punch_request" : "connect_request", 2 + (r->tag != 0));
     msg_put_uint(&m, "id", r->id);
     msg_put_str(&m, "to", r->name);
+    if (r->tag)
+        msg_put_uint(&m, "tag", r->tag);
     return conn_send_msg(t->c, &m);
 }
 
@@ -260,22 +270,38 @@ int ctl_list(ctl *t, const char *prefix, ctl_list_cb cb, void *data) {
     return 0;
 }
 
-static int reach(ctl *t, enum req_kind kind, const char *name, ctl_reach_cb cb, void *data) {
+static ctl_request *reach(ctl *t, enum req_kind kind, const char *name, void *data) {
     ctl_request *r = req_new(kind, data);
+    if (r)
+        snprintf(r->name, sizeof r->name, "%s", name);
+    return r;
+}
+
+/* One of reach_cb or punch_cb, as kind wants. */
+static int reach_submit(ctl *t, enum req_kind kind, const char *name, uint64_t tag,
+                        ctl_reach_cb reach_cb, ctl_punch_cb punch_cb, void *data) {
+    ctl_request *r = reach(t, kind, name, data);
     if (!r)
         return UV_ENOMEM;
-    r->reach_cb = cb;
-    snprintf(r->name, sizeof r->name, "%s", name);
+    r->tag = tag;
+    r->reach_cb = reach_cb;
+    r->punch_cb = punch_cb;
     submit(t, r);
     return 0;
 }
 
-int ctl_connect_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach(t, REQ_CONNECT, name, cb, data);
+int ctl_connect_request(ctl *t, const char *name, uint64_t tag, ctl_reach_cb cb, void *data) {
+    return reach_submit(t, REQ_CONNECT, name, tag, cb, NULL, data);
 }
 
 int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data) {
-    return reach(t, REQ_RELAY, name, cb, data);
+    return reach_submit(t, REQ_RELAY, name, 0, cb, NULL, data);
+}
+
+int ctl_punch_request(ctl *t, const char *name, ctl_punch_cb cb, void *data) {
+    if (!ctl_ready(t) || !t->tracker_punch)
+        return UV_ENOTSUP; /* a punch is timed by a tracker that is there now */
+    return reach_submit(t, REQ_PUNCH, name, 0, NULL, cb, data);
 }
 
 /* ---- answers ---- */
@@ -319,6 +345,15 @@ void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token) {
         return;
     if (token)
         memcpy(r->token, token, IDENT_SESSION);
+    req_finish(r, 0);
+}
+
+void ctl_req_punched(ctl *t, uint64_t id, const char *addr, unsigned delay_ms) {
+    ctl_request *r = take_sent(t, id);
+    if (!r)
+        return;
+    snprintf(r->addr, sizeof r->addr, "%s", addr);
+    r->delay_ms = delay_ms;
     req_finish(r, 0);
 }
 

@@ -1,7 +1,11 @@
 /* dial: the connection ladder (PROTOCOL.md, "Reaching a peer").  After the
- * lookup, three paths run side by side:
+ * lookup, four paths run side by side:
  *   direct  -- a staggered race to the advertised endpoints and to the
  *              tracker-observed address with each advertised port;
+ *   punch   -- when the other side is behind NAT (its observed address is
+ *              none of its endpoints): punch_request at once, and on the
+ *              tracker's answer repeated connects from our chat port to
+ *              its public address, timed to cross its own (punch.c);
  *   reverse -- connect_request: the tracker asks the other side to dial us
  *              (sent after REVERSE_DELAY_MS, or at once when every direct
  *              attempt failed); its link arrives through our chat port and
@@ -9,15 +13,19 @@
  *   relay   -- after --relay-after ms without a link, or once direct and
  *              reverse both failed: relay_request, join the session, run
  *              the chat handshake over it.
- * The first link to authenticate wins and the others are closed.
+ * The first link to authenticate wins and the others are closed.  An
+ * upgrade (dial_upgrade: a relayed chat looking for a direct path) runs
+ * the same ladder without the relay, and gives up after UPGRADE_MS.
  * dial_step is the one transition function; lookups, timers, relay and link
  * callbacks only feed it events. */
 #include "dial.h"
 
 #include "addr.h"
 #include "control.h"
+#include "punch.h"
 #include "relay_join.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +33,7 @@
 #define STAGGER_MS 250
 #define REVERSE_DELAY_MS 250 /* direct attempts get this head start */
 #define MAX_CANDIDATES (2 * PEER_MAX_ENDPOINTS)
+#define UPGRADE_MS 3000 /* an upgrade that found no direct path by then failed */
 
 enum dial_state {
     DIAL_LOOKUP,  /* waiting for the tracker's answer */
@@ -45,6 +54,8 @@ enum dial_event {
     DIAL_EV_RELAY_READY, /* the relay connection is ready (conn) or failed (NULL, why) */
     DIAL_EV_RELAY_LOST,  /* the relayed link closed before it was up (why) */
     DIAL_EV_INBOUND,     /* chat: a link from the other side came up */
+    DIAL_EV_PUNCH,       /* the tracker answered punch_request (status, addr) */
+    DIAL_EV_PUNCHED,     /* the punch is over: its link (up) or NULL */
     DIAL_EV_CANCEL,
 };
 
@@ -52,6 +63,7 @@ struct dialer {
     peer_ctx *ctx;
     enum dial_state state;
     int reverse_mode;   /* answering a connect_request: direct attempts only */
+    int no_relay;       /* an upgrade: every path but the relay */
     dial_cb cb;
     void (*found)(void *data); /* dial_on_found */
     void *data;
@@ -67,6 +79,11 @@ struct dialer {
     chatlink *attempts[MAX_CANDIDATES];
     int active;         /* attempts still in flight */
     int reverse;        /* 0 not sent, 1 sent, 2 failed */
+    uint64_t reverse_tag; /* of our connect_request; a connect_failed must carry it */
+    int punching;       /* 1 from punch_request until the puncher is over */
+    unsigned punch_delay;
+    struct sockaddr_storage punch_sa; /* the other side's public address */
+    puncher *punch;
     int relay_failed;
     int relay_status;   /* the relay_request error, for the report */
     rjoin *relay;   /* joining the session */
@@ -103,6 +120,9 @@ static void finish(dialer *d, chatlink *winner, int status, const char *reason) 
     d->relay_link = NULL;
     rjoin_cancel(d->relay);
     d->relay = NULL;
+    punch_cancel(d->punch);
+    d->punch = NULL;
+    d->punching = 0;
     ctl_cancel(d->ctx->ctl, d);
     free(d->reverse_user);
     d->reverse_user = NULL;
@@ -143,6 +163,22 @@ static void on_relay_token(void *data, int status, const unsigned char *token, c
     if (status && why)
         snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
     dial_step(d, DIAL_EV_RELAY_TOKEN, status, token);
+}
+static void on_punch_answer(void *data, int status, const char *addr, unsigned delay_ms,
+                            const char *why) {
+    dialer *d = data;
+    d->punch_delay = delay_ms;
+    if (status)
+        log_info(&d->ctx->lg, "dial %s: no hole punch: %s", d->name,
+                 why ? why : uv_strerror(status));
+    dial_step(d, DIAL_EV_PUNCH, status, addr);
+}
+static void on_punched(void *data, chatlink *l, const char *why) {
+    dialer *d = data;
+    d->punch = NULL;
+    if (why && !d->auth_why[0])
+        snprintf(d->auth_why, sizeof d->auth_why, "%s", why);
+    dial_step(d, DIAL_EV_PUNCHED, 0, l);
 }
 static void on_relay_ready(void *data, conn *c, const char *why) {
     dialer *d = data;
@@ -208,6 +244,18 @@ static void order_endpoints(dialer *d, const ctl_user *u) {
     }
 }
 
+/* Behind NAT: the tracker sees it from an address none of its endpoints
+ * has.  Only then can a punch help (and is worth the tracker's time). */
+static int behind_nat(const ctl_user *u) {
+    struct sockaddr_storage obs, ep;
+    if (!u->observed[0] || addr_parse_numeric(u->observed, &obs))
+        return 0;
+    for (int i = 0; i < u->n_endpoints; i++)
+        if (addr_parse_numeric(u->endpoints[i], &ep) == 0 && addr_same_host(&obs, &ep))
+            return 0;
+    return 1;
+}
+
 static void start_attempt(dialer *d) {
     int i = d->next++;
     char text[ADDR_STRLEN];
@@ -222,7 +270,9 @@ static void start_attempt(dialer *d) {
 
 /* ---- the ladder ---- */
 
-static int direct_over(const dialer *d) { return d->next >= d->n_addrs && d->active == 0; }
+static int direct_over(const dialer *d) {
+    return d->next >= d->n_addrs && d->active == 0 && !d->punching;
+}
 
 static void fail_final(dialer *d) {
     char reason[900];
@@ -242,8 +292,10 @@ static void send_reverse(dialer *d) {
     if (d->reverse_mode || d->reverse)
         return;
     d->reverse = 1;
+    randombytes_buf(&d->reverse_tag, sizeof d->reverse_tag);
+    d->reverse_tag = (d->reverse_tag >> 11) | 1; /* nonzero, exact as a JSON number too */
     log_debug(&d->ctx->lg, "dial %s: asking for a reverse connection", d->name);
-    if (ctl_connect_request(d->ctx->ctl, d->name, on_reverse, d))
+    if (ctl_connect_request(d->ctx->ctl, d->name, d->reverse_tag, on_reverse, d))
         d->reverse = 2;
 }
 
@@ -271,6 +323,10 @@ static void settle(dialer *d) {
     case DIAL_DIRECT:
         if (!d->reverse)
             send_reverse(d); /* every direct attempt failed: no point waiting */
+        if (d->reverse == 2 && d->no_relay) {
+            fail_final(d);
+            return;
+        }
         if (d->reverse == 2)
             start_relay(d); /* reverse impossible too: relay now */
         if (d->state == DIAL_RELAY && d->relay_failed)
@@ -286,6 +342,14 @@ static void settle(dialer *d) {
     default:
         return;
     }
+}
+
+static void link_up(dialer *d, chatlink *l) {
+    static const char *how[] = {"direct", "accepted", "reverse", "punched", "relayed"};
+    link_set_handler(l, NULL, NULL); /* the callee takes it over */
+    log_info(&d->ctx->lg, "dial %s: %s link up after %llu ms", d->name, how[link_how(l)],
+             (unsigned long long)(uv_now(d->ctx->loop) - d->started));
+    finish(d, l, 0, NULL);
 }
 
 /* The one transition function of a dial. */
@@ -320,15 +384,39 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         d->state = DIAL_DIRECT;
         d->started = uv_now(d->ctx->loop);
         if (!d->reverse_mode) {
-            uint64_t after = d->ctx->relay_after_ms;
+            uint64_t after = d->no_relay ? UPGRADE_MS : d->ctx->relay_after_ms;
             uv_timer_start(&d->ladder, on_ladder, after < REVERSE_DELAY_MS ? after : REVERSE_DELAY_MS,
                            0);
         }
+        if (!d->reverse_mode && behind_nat(u) &&
+            ctl_punch_request(d->ctx->ctl, d->name, on_punch_answer, d) == 0)
+            d->punching = 1;
         if (d->n_addrs > 0)
             start_attempt(d);
         settle(d);
         return;
     }
+    case DIAL_EV_PUNCH: {
+        struct sockaddr_storage ss;
+        const char *addr = arg;
+        if (status == 0 && addr_parse_numeric(addr, &ss) == 0 &&
+            punch_start(d->ctx, (struct sockaddr *)&ss, d->punch_delay, 1, d->name, d->key,
+                        on_punched, d, &d->punch) == 0) {
+            d->punch_sa = ss;
+            return;
+        }
+        d->punching = 0;
+        settle(d);
+        return;
+    }
+    case DIAL_EV_PUNCHED:
+        d->punching = 0;
+        if (arg) {
+            link_up(d, (chatlink *)arg);
+            return;
+        }
+        settle(d);
+        return;
     case DIAL_EV_TICK:
         if (d->state != DIAL_LOOKUP && d->next < d->n_addrs)
             start_attempt(d);
@@ -338,6 +426,14 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             return;
         send_reverse(d);
         uint64_t spent = uv_now(d->ctx->loop) - d->started;
+        if (d->no_relay && spent + 1 >= UPGRADE_MS) {
+            fail_final(d);
+            return;
+        }
+        if (d->no_relay) {
+            uv_timer_start(&d->ladder, on_ladder, UPGRADE_MS - spent, 0);
+            return;
+        }
         if (spent + 1 >= d->ctx->relay_after_ms) {
             start_relay(d);
             if (d->relay_failed)
@@ -364,11 +460,12 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
         chatlink *l = (chatlink *)arg;
         if (l != d->relay_link)
             d->active--;
-        link_set_handler(l, NULL, NULL); /* the callee takes it over */
-        log_info(&d->ctx->lg, "dial %s: %s link up after %llu ms", d->name,
-                 link_relayed(l) ? "relayed" : "direct",
-                 (unsigned long long)(uv_now(d->ctx->loop) - d->started));
-        finish(d, l, 0, NULL);
+        /* A direct attempt to the address we punch at, its SYN dropped by
+         * their NAT until their punch opened it: a punched link too. */
+        if (d->punch && !link_relayed(l) &&
+            addr_same_endpoint(link_peer_sa(l), &d->punch_sa))
+            link_set_how(l, LINK_HOW_PUNCHED);
+        link_up(d, l);
         return;
     }
     case DIAL_EV_REVERSE:
@@ -415,6 +512,9 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
             finish(d, NULL, UV_ECANCELED, NULL);
             return;
         }
+        if (d->state == DIAL_RELAY)
+            return; /* asked for already: the other side may be keeping ours
+                     * (chat.c's tie rule), so it must come up */
         d->state = DIAL_INBOUND;
         uv_timer_stop(&d->ladder);
         rjoin_cancel(d->relay);
@@ -449,11 +549,13 @@ static int dial_new(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dia
     return 0;
 }
 
-int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+static int dial_lookup(peer_ctx *ctx, const char *name, int no_relay, dial_cb cb, void *data,
+                       dialer **out) {
     dialer *d;
     int r = dial_new(ctx, name, cb, data, &d);
     if (r)
         return r;
+    d->no_relay = no_relay;
     r = ctl_lookup(ctx->ctl, name, 1, on_lookup, d);
     if (r) {
         d->cb = NULL;
@@ -462,6 +564,14 @@ int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer *
     }
     *out = d;
     return 0;
+}
+
+int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+    return dial_lookup(ctx, name, 0, cb, data, out);
+}
+
+int dial_upgrade(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out) {
+    return dial_lookup(ctx, name, 1, cb, data, out);
 }
 
 /* The connect_request carried what a lookup would; it is delivered from
@@ -495,6 +605,8 @@ int dial_reverse(peer_ctx *ctx, const ctl_user *u, dial_cb cb, void *data, diale
 
 void dial_on_found(dialer *d, void (*found)(void *data)) { d->found = found; }
 
+int dial_asked_reverse(const dialer *d) { return d->reverse != 0; }
+
 void dial_cancel(dialer *d) {
     if (d)
         dial_step(d, DIAL_EV_CANCEL, 0, NULL);
@@ -505,7 +617,12 @@ void dial_inbound(dialer *d) {
         dial_step(d, DIAL_EV_INBOUND, 0, NULL);
 }
 
-void dial_reverse_failed(dialer *d, const char *why) {
-    if (d && d->reverse == 1)
-        dial_step(d, DIAL_EV_REVERSE, UV_ECONNREFUSED, why);
+void dial_reverse_failed(dialer *d, uint64_t tag, const char *why) {
+    if (!d || d->reverse != 1)
+        return;
+    if (tag && tag != d->reverse_tag) {
+        log_debug(&d->ctx->lg, "dial %s: ignoring a connect_failed for an earlier dial", d->name);
+        return;
+    }
+    dial_step(d, DIAL_EV_REVERSE, UV_ECONNREFUSED, why);
 }

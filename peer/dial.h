@@ -30,6 +30,12 @@ typedef void (*dial_cb)(void *data, chatlink *l, int status, const char *reason)
  * callback then). */
 int dial_start(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out);
 
+/* A relayed chat looks for a direct path: dial_start's ladder without
+ * the relay (a fresh lookup, direct attempts, hole punch, reverse),
+ * failing with UV_EHOSTUNREACH once each of them failed or after 3 s.
+ * Same contract as dial_start. */
+int dial_upgrade(peer_ctx *ctx, const char *name, dial_cb cb, void *data, dialer **out);
+
 /* Answers a connect_request: direct attempts only, to u's endpoints (u
  * comes from the tracker's push; its key is the tracker's).  Same
  * contract as dial_start. */
@@ -41,19 +47,26 @@ int dial_reverse(peer_ctx *ctx, const struct ctl_user *u, dial_cb cb, void *data
  * fires later.  For /dial, which makes the user current only then. */
 void dial_on_found(dialer *d, void (*found)(void *data));
 
+/* 1 when the dial asked the tracker for a reverse connection. */
+int dial_asked_reverse(const dialer *d);
+
 /* Abandons the dial; the callback will not fire.  NULL is a no-op. */
 void dial_cancel(dialer *d);
 
 /* Chat got a link from the other side (their dial, or our reverse request
- * answered): the dial starts no relay any more and lets its direct
+ * answered): the dial starts no relay any more (one already asked for
+ * goes on: the tie rule may keep it at both ends) and lets its direct
  * attempts finish (one may still win: see the tie rule in chat.c); if none
  * does, it reports a failure the caller can ignore.  NULL is a no-op. */
 void dial_inbound(dialer *d);
 
 /* The other side reports (through the tracker: connect_failed) that its
  * reverse dial to us failed: once the direct attempts are over too, the
- * relay starts now instead of after --relay-after.  why is for the log.
- * NULL is a no-op; so is a dial that sent no reverse request. */
-void dial_reverse_failed(dialer *d, const char *why);
+ * relay starts now instead of after --relay-after.  tag: the one our
+ * connect_request carried (0 from a peer too old to echo it); another
+ * tag is the late answer to an earlier dial's request, and is ignored.
+ * why is for the log.  NULL is a no-op; so is a dial that sent no
+ * reverse request. */
+void dial_reverse_failed(dialer *d, uint64_t tag, const char *why);
 
 #endif

@@ -43,8 +43,8 @@ void ev_presence(peer_ctx *ctx, const char *name, int online) { CALL(ctx, presen
 
 void ev_users(peer_ctx *ctx, char **names, size_t n) { CALL(ctx, users, names, n); }
 
-void ev_connected(peer_ctx *ctx, const char *name, ev_path path) {
-    CALL(ctx, connected, name, path);
+void ev_connected(peer_ctx *ctx, const char *name, ev_path path, const char *how) {
+    CALL(ctx, connected, name, path, how);
 }
 
 void ev_current(peer_ctx *ctx, const char *name) { CALL(ctx, current, name); }

@@ -49,7 +49,9 @@ typedef struct ev_frontend {
                          int repeat, int was_registered);
     void (*presence)(void *fe, const char *name, int online);
     void (*users)(void *fe, char **names, size_t n);
-    void (*connected)(void *fe, const char *name, ev_path path);
+    /* how: "dialed", "reverse", "punched" (direct) or "relay"
+     * (PROTOCOL.md, "Reaching a peer") */
+    void (*connected)(void *fe, const char *name, ev_path path, const char *how);
     void (*current)(void *fe, const char *name);
     void (*msg)(void *fe, const char *name, uint64_t id, int64_t ts, const char *text, size_t len);
     void (*sent)(void *fe, const char *name, uint64_t seq, int64_t ts, const char *text,
@@ -110,7 +112,7 @@ void ev_presence(peer_ctx *ctx, const char *name, int online);
 /* the answer to /list: every page, folded order */
 void ev_users(peer_ctx *ctx, char **names, size_t n);
 /* a chat link is up (dialed or accepted) */
-void ev_connected(peer_ctx *ctx, const char *name, ev_path path);
+void ev_connected(peer_ctx *ctx, const char *name, ev_path path, const char *how);
 /* the current conversation changed */
 void ev_current(peer_ctx *ctx, const char *name);
 /* a received message, shown once (text is raw: front ends escape it) */

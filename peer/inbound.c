@@ -1,12 +1,13 @@
 /* inbound: a list of what may still become an incoming link.  Each entry
- * holds one of an accepted link in its handshake, a reverse dial or a
- * relay join; it leaves the list when that is up (handed to the owner) or
+ * holds one of an accepted link in its handshake, a reverse dial, a hole
+ * punch or a relay join; it leaves the list when that is up (handed to the owner) or
  * has failed. */
 #include "inbound.h"
 
 #include "addr.h"
 #include "dial.h"
 #include "name.h"
+#include "punch.h"
 #include "relay_join.h"
 
 #include <stdio.h>
@@ -19,7 +20,9 @@ typedef struct pending {
     chatlink *link;         /* an accepted or relayed link in its handshake */
     dialer *dial;           /* a reverse dial */
     rjoin *relay;           /* a relay session being joined */
-    char name[NAME_BUFLEN]; /* a reverse dial: who asked for it */
+    puncher *punch;         /* a hole punch the other side asked for */
+    uint64_t tag;           /* a reverse dial: its connect_request's, for connect_failed */
+    char name[NAME_BUFLEN]; /* a reverse dial or punch: who asked for it */
 } pending;
 
 struct inbound {
@@ -122,36 +125,48 @@ void inbound_accept(inbound *in, uv_stream_t *server) {
         forget(in, p);
 }
 
-/* ---- reverse connections ---- */
+/* ---- reverse connections and hole punches ---- */
+
+/* A dial back or punch p is over: l (up) goes to the owner; name gets
+ * who it was for.  1 when l was handed on. */
+static int settled(pending *p, chatlink *l, char name[NAME_BUFLEN]) {
+    inbound *in = p->in;
+    snprintf(name, NAME_BUFLEN, "%s", p->name);
+    forget(in, p);
+    if (l)
+        in->h->up(in->data, l);
+    return l != NULL;
+}
 
 static void on_reverse_dialed(void *data, chatlink *l, int status, const char *reason) {
     pending *p = data;
     inbound *in = p->in;
     char name[NAME_BUFLEN];
-    snprintf(name, sizeof name, "%s", p->name);
-    forget(in, p);
-    if (l) {
-        in->h->up(in->data, l);
+    uint64_t tag = p->tag;
+    if (l)
+        link_set_how(l, LINK_HOW_REVERSE);
+    if (settled(p, l, name))
         return;
-    }
     log_info(&in->ctx->lg, "reverse connection to %s failed: %s", name,
              reason ? reason : "cancelled");
     /* Tell them, so their dial relays now rather than after --relay-after
      * (a cancelled dial -- we are quitting, or they reached us -- says
      * nothing). */
     if (reason)
-        ctl_connect_failed(in->ctx->ctl, name, reason);
+        ctl_connect_failed(in->ctx->ctl, name, tag, reason);
 }
 
-void inbound_connect_request(inbound *in, const ctl_user *u) {
+void inbound_connect_request(inbound *in, const ctl_user *u, uint64_t tag) {
     char fold[NAME_BUFLEN];
     if (!in || name_fold(u->name, strlen(u->name), fold) || strcmp(fold, in->ctx->user_fold) == 0)
         return;
     if (in->h->linked(in->data, fold))
         return; /* a link is up already; their dial will find it */
     pending *p = add_pending(in);
-    if (p)
+    if (p) {
         snprintf(p->name, sizeof p->name, "%s", u->name);
+        p->tag = tag;
+    }
     if (!p || dial_reverse(in->ctx, u, on_reverse_dialed, p, &p->dial)) {
         log_warn(&in->ctx->lg, "cannot dial %s back (out of memory)", u->name);
         if (p)
@@ -159,6 +174,40 @@ void inbound_connect_request(inbound *in, const ctl_user *u) {
         return;
     }
     log_info(&in->ctx->lg, "%s asked us to dial back", u->name);
+}
+
+static void on_punched(void *data, chatlink *l, const char *why) {
+    pending *p = data;
+    inbound *in = p->in;
+    char name[NAME_BUFLEN];
+    if (settled(p, l, name))
+        return;
+    log_info(&in->ctx->lg, "hole punch with %s: %s", name, why ? why : "no connection");
+}
+
+void inbound_punch(inbound *in, const ctl_user *u, const char *addr, unsigned delay_ms) {
+    char fold[NAME_BUFLEN];
+    struct sockaddr_storage ss;
+    if (!in || name_fold(u->name, strlen(u->name), fold) || strcmp(fold, in->ctx->user_fold) == 0)
+        return;
+    if (in->h->linked(in->data, fold))
+        return; /* a link is up already; their dial will find it */
+    if (addr_parse_numeric(addr, &ss)) {
+        log_info(&in->ctx->lg, "hole punch with %s: the tracker gave no usable address (%s)",
+                 u->name, addr);
+        return;
+    }
+    pending *p = add_pending(in);
+    if (p)
+        snprintf(p->name, sizeof p->name, "%s", u->name);
+    if (!p || punch_start(in->ctx, (struct sockaddr *)&ss, delay_ms, 0, u->name, u->key,
+                          on_punched, p, &p->punch)) {
+        log_warn(&in->ctx->lg, "cannot punch to %s (out of memory)", u->name);
+        if (p)
+            forget(in, p);
+        return;
+    }
+    log_info(&in->ctx->lg, "%s asked for a hole punch to %s", u->name, addr);
 }
 
 /* ---- relay offers ---- */
@@ -213,6 +262,7 @@ void inbound_close(inbound *in) {
             link_close(p->link);
         }
         dial_cancel(p->dial);
+        punch_cancel(p->punch);
         rjoin_cancel(p->relay);
         free(p);
     }

@@ -1,6 +1,7 @@
-/* inbound: chat links the other side starts.  Three kinds arrive: a
+/* inbound: chat links the other side starts.  Four kinds arrive: a
  * connection accepted on the chat port, our dial back answering someone's
- * connect_request (a reverse connection), and a relay session another
+ * connect_request (a reverse connection), a hole punch it timed through
+ * the tracker, and a relay session another
  * user set up for us.  Each runs the chat handshake here; once it is up it
  * goes to the owner (chat.c, wired in main.c) through inbound_handler, and
  * one that fails is forgotten.  Strangers may connect and then say
@@ -39,8 +40,14 @@ void inbound_accept(inbound *in, uv_stream_t *server);
 
 /* u asked the tracker to have us dial it (ctl_handler.connect_request):
  * dial u's endpoints; if that fails, say so through the tracker
- * (ctl_connect_failed) so its dial relays at once. */
-void inbound_connect_request(inbound *in, const ctl_user *u);
+ * (ctl_connect_failed, with the request's tag) so its dial relays at
+ * once. */
+void inbound_connect_request(inbound *in, const ctl_user *u, uint64_t tag);
+
+/* u asked the tracker for a hole punch with us (ctl_handler.punch):
+ * connect to addr from the chat port after delay_ms, repeatedly for a
+ * moment (punch.h); a link that comes up is incoming like the others. */
+void inbound_punch(inbound *in, const ctl_user *u, const char *addr, unsigned delay_ms);
 
 /* from set up a relay session for us (ctl_handler.relay_offer): join it
  * and run the handshake over it as the acceptor. */

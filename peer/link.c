@@ -50,7 +50,9 @@ struct chatlink {
     uv_connect_t creq;
     enum link_state state;
     int dialer;
+    int undecided;   /* punched: the role follows the other side's hello */
     int relayed;     /* runs over a relay connection through the tracker */
+    enum link_how how;
     const link_handler *h;
     void *data;
     char name[NAME_BUFLEN];
@@ -182,12 +184,31 @@ const unsigned char *link_key(const chatlink *l) { return l->their_key; }
 const char *link_fold(const chatlink *l) { return l->fold; }
 int link_dialed(const chatlink *l) { return l->dialer; }
 int link_relayed(const chatlink *l) { return l->relayed; }
+enum link_how link_how(const chatlink *l) { return l->how; }
+void link_set_how(chatlink *l, enum link_how how) { l->how = how; }
 int link_is_up(const chatlink *l) { return l->state == LINK_UP; }
 const char *link_addr(const chatlink *l) { return conn_peer(l->c); }
 const struct sockaddr_storage *link_peer_sa(const chatlink *l) { return conn_peer_sa(l->c); }
 void link_refuse(chatlink *l, const char *text) { conn_fail(l->c, "limit", text, 0); }
 
 void link_close(chatlink *l) { link_step(l, LINK_EV_CLOSE, 0); }
+
+void link_retire(chatlink *l, uint64_t linger_ms) {
+    l->h = NULL;
+    l->data = NULL;
+    if (l->state != LINK_UP) {
+        link_close(l);
+        return;
+    }
+    /* As after our bye, without one: what still arrives is not acked (the
+     * sender resends it on the link that replaces this one), and the
+     * link closes when the other side closes it or after linger_ms. */
+    l->state = LINK_BYE;
+    if (l->keep_init)
+        uv_timer_stop(&l->keep);
+    conn_set_abort_idle(l->c, 0);
+    conn_set_timeout(l->c, linger_ms);
+}
 
 /* ---- frames ---- */
 
@@ -286,6 +307,19 @@ static void h_hello(void *owner, const msg_in *m) {
     }
     char fold[NAME_BUFLEN];
     name_fold(name, nlen, fold);
+    if (l->undecided) {
+        /* Both sides connect()ed (a simultaneous open), or ours reached
+         * their listener: a hello with "to" is a dialer's, so we accept;
+         * one without is an acceptor's, so we are the dialer.  Either
+         * way the hello must come from the user the tracker paired us
+         * with. */
+        if (strcmp(fold, l->fold) != 0)
+            return auth_fail(l, "bad_signature", "the other side is not %s", l->name);
+        l->undecided = 0;
+        l->dialer = r != 0;
+        if (send_hello(l))
+            return;
+    }
     if (l->dialer) {
         if (strcmp(fold, l->fold) != 0)
             return auth_fail(l, "bad_signature", "the other side is not %s", l->name);
@@ -492,7 +526,8 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
             return;
         }
         l->state = LINK_HELLO;
-        send_hello(l);
+        if (!l->undecided) /* else ours answers theirs (h_hello) */
+            send_hello(l);
         return;
     case LINK_EV_HELLO:
         if (l->dialer) {
@@ -532,6 +567,7 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         l->state = LINK_BYE;
         if (l->keep_init)
             uv_timer_stop(&l->keep);
+        conn_set_abort_idle(l->c, 0); /* they may be alive, just not answering: FIN */
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
     case LINK_EV_CLOSE:
@@ -561,12 +597,17 @@ static chatlink *link_new(peer_ctx *ctx, const link_handler *h, void *data) {
         return NULL;
     }
     conn_set_timeout(l->c, HANDSHAKE_MS); /* covers connect and handshake */
+    conn_set_abort_idle(l->c, 1);
     return l;
 }
 
-int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
-              const unsigned char key[IDENT_PK], const link_handler *h, void *data,
-              chatlink **out) {
+/* Connects to sa from the chat port (port_dial_socket).  fallback: when
+ * that 4-tuple is busy (TIME_WAIT from an earlier link), start over from an
+ * ephemeral port; a punch wants the chat port or nothing, since the NAT
+ * maps only that one the way the tracker saw. */
+static int dial_from_port(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
+                          const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+                          int fallback, chatlink **out) {
     chatlink *l = link_new(ctx, h, data);
     if (!l)
         return UV_ENOMEM;
@@ -585,9 +626,8 @@ int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
     }
     if (fd >= 0) {
         r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
-        /* That 4-tuple may still be in TIME_WAIT from an earlier link: the
-         * handle already holds the bound socket, so start over unbound. */
-        if (r == UV_EADDRNOTAVAIL || r == UV_EADDRINUSE) {
+        /* The handle already holds the bound socket, so start over unbound. */
+        if (fallback && (r == UV_EADDRNOTAVAIL || r == UV_EADDRINUSE)) {
             conn *fresh = conn_new(ctx->loop, FRAME_MAX_DEFAULT, &ctx->lg, on_frame,
                                    on_conn_closed, l);
             if (fresh) {
@@ -595,16 +635,39 @@ int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
                 conn_close(l->c, r);
                 l->c = fresh;
                 conn_set_timeout(l->c, HANDSHAKE_MS);
+                conn_set_abort_idle(l->c, 1);
                 fd = -1;
             }
         }
+    } else if (!fallback) {
+        r = UV_EADDRNOTAVAIL; /* no chat port to leave from */
     }
-    if (fd < 0)
+    if (fd < 0 && fallback)
         r = uv_tcp_connect(&l->creq, conn_tcp(l->c), sa, on_connect);
     if (r)
         conn_close(l->c, r); /* reported through closed, from the loop */
     *out = l;
     return 0;
+}
+
+int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
+              const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+              chatlink **out) {
+    int r = dial_from_port(ctx, sa, name, key, h, data, 1, out);
+    if (r == 0)
+        (*out)->how = LINK_HOW_DIALED;
+    return r;
+}
+
+int link_punch(peer_ctx *ctx, const struct sockaddr *sa, int dialer, const char *name,
+               const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+               chatlink **out) {
+    int r = dial_from_port(ctx, sa, name, key, h, data, 0, out);
+    if (r == 0) {
+        (*out)->how = LINK_HOW_PUNCHED;
+        (*out)->undecided = !dialer;
+    }
+    return r;
 }
 
 int link_adopt(peer_ctx *ctx, conn *c, int dialer, const char *name,
@@ -625,6 +688,7 @@ int link_adopt(peer_ctx *ctx, conn *c, int dialer, const char *name,
     l->data = data;
     l->c = c;
     l->relayed = 1;
+    l->how = LINK_HOW_RELAYED;
     l->dialer = dialer;
     l->state = LINK_HELLO;
     randombytes_buf(l->my_nonce, IDENT_NONCE);
@@ -647,6 +711,7 @@ int link_accept(peer_ctx *ctx, uv_stream_t *server, const link_handler *h, void 
     if (!l)
         return UV_ENOMEM;
     l->state = LINK_HELLO;
+    l->how = LINK_HOW_ACCEPTED;
     int r = uv_accept(server, (uv_stream_t *)conn_tcp(l->c));
     if (r == 0)
         r = conn_start(l->c);

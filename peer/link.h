@@ -22,6 +22,13 @@
 
 typedef struct chatlink chatlink; /* "link" alone is taken by unistd.h */
 
+/* How a link was made, for the connected event (PROTOCOL.md, "Reaching a
+ * peer"): we dialed it, the other side did (accepted), either side did at
+ * the tracker's request (reverse), both at once (punched), or it runs
+ * over a relay. */
+enum link_how { LINK_HOW_DIALED, LINK_HOW_ACCEPTED, LINK_HOW_REVERSE, LINK_HOW_PUNCHED,
+                LINK_HOW_RELAYED };
+
 /* Each callback fires from the loop; any may be NULL.  closed fires exactly
  * once, whether or not the link ever came up; the link is freed when it
  * returns.  why is non-NULL when the handshake failed on authentication (a
@@ -41,6 +48,16 @@ typedef struct link_handler {
 int link_dial(peer_ctx *ctx, const struct sockaddr *sa, const char *name,
               const unsigned char key[IDENT_PK], const link_handler *h, void *data,
               chatlink **out);
+
+/* A hole punch try (punch.h): connects to sa from the chat port only (no
+ * ephemeral fallback: closed reports UV_EADDRNOTAVAIL when that 4-tuple is
+ * busy).  dialer 1: the dialer's handshake, as link_dial.  dialer 0: the
+ * role is the other side's opposite, decided by its hello (a simultaneous
+ * open leaves both sides connect()ing); only name may answer.  Same
+ * contract as link_dial. */
+int link_punch(peer_ctx *ctx, const struct sockaddr *sa, int dialer, const char *name,
+               const unsigned char key[IDENT_PK], const link_handler *h, void *data,
+               chatlink **out);
 
 /* Accepts one pending connection on server and runs the handshake as the
  * acceptor.  0 with *out set, or a uv error (nothing to clean up then, and
@@ -68,6 +85,14 @@ int link_send_ack(chatlink *l, uint64_t id);
 /* Sends bye; the link closes when the other side does, or after 2 s. */
 int link_send_bye(chatlink *l);
 
+/* A link another one replaced (a relay after the upgrade to direct): no
+ * further callbacks; frames still arriving are read and dropped, nothing
+ * is acknowledged; it closes when the other side closes it, or after
+ * linger_ms.  Closing at once instead could end it at the other side
+ * before that side has the new link, which it would take for a lost
+ * link. */
+void link_retire(chatlink *l, uint64_t linger_ms);
+
 /* Closes now; closed fires later from the loop.  Idempotent. */
 void link_close(chatlink *l);
 
@@ -76,6 +101,8 @@ const char *link_fold(const chatlink *l); /* its folded form */
 const unsigned char *link_key(const chatlink *l); /* its identity key (IDENT_PK), once up */
 int link_dialed(const chatlink *l);       /* 1 when we dialed (asked for the relay) */
 int link_relayed(const chatlink *l);      /* 1 over a relay session */
+enum link_how link_how(const chatlink *l);
+void link_set_how(chatlink *l, enum link_how how); /* a reverse dial says so */
 int link_is_up(const chatlink *l);
 const char *link_addr(const chatlink *l); /* the other side's HOST:PORT */
 /* The other side's address (ss_family 0 when unknown). */

@@ -313,14 +313,19 @@ static void on_presence(void *data, const char *name, int online) {
         chat_peer_online(ctx->chat, name);
 }
 
-static void on_connect_request(void *data, const ctl_user *u) {
+static void on_connect_request(void *data, const ctl_user *u, uint64_t tag) {
     peer_ctx *ctx = data;
-    inbound_connect_request(ctx->inbound, u);
+    inbound_connect_request(ctx->inbound, u, tag);
 }
 
-static void on_connect_failed(void *data, const char *from, const char *why) {
+static void on_connect_failed(void *data, const char *from, uint64_t tag, const char *why) {
     peer_ctx *ctx = data;
-    chat_connect_failed(ctx->chat, from, why);
+    chat_connect_failed(ctx->chat, from, tag, why);
+}
+
+static void on_punch(void *data, const ctl_user *u, const char *addr, unsigned delay_ms) {
+    peer_ctx *ctx = data;
+    inbound_punch(ctx->inbound, u, addr, delay_ms);
 }
 
 static void on_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
@@ -363,6 +368,7 @@ static const ctl_handler tracker_news = {
     .connect_request = on_connect_request,
     .connect_failed = on_connect_failed,
     .relay_offer = on_relay_offer,
+    .punch = on_punch,
     .refused = on_refused,
     .mail_stored = on_mail_stored,
     .mail_refused = on_mail_refused,

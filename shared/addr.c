@@ -126,3 +126,20 @@ int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_stora
                       &((const struct sockaddr_in6 *)b)->sin6_addr, 8) == 0;
     return 0;
 }
+
+static uint16_t port_of(const struct sockaddr_storage *s) {
+    return s->ss_family == AF_INET ? ((const struct sockaddr_in *)s)->sin_port
+           : s->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)s)->sin6_port : 0;
+}
+
+int addr_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+    uint32_t ia = 0, ib = 0;
+    int va = ipv4_of(a, &ia), vb = ipv4_of(b, &ib);
+    if (port_of(a) != port_of(b) || !port_of(a))
+        return 0;
+    if (va || vb)
+        return va && vb && ia == ib;
+    return a->ss_family == AF_INET6 && b->ss_family == AF_INET6 &&
+           memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}

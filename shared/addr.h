@@ -29,4 +29,8 @@ int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
  * host), else 0; ports are ignored. */
 int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+/* 1 when a and b are the same address (IPv4-mapped IPv6 counting as its
+ * IPv4 address) and the same nonzero port, else 0. */
+int addr_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 #endif

@@ -42,6 +42,7 @@ struct conn {
     /* conn_set_batching: frames sent during a pass, written by flush */
     uv_prepare_t flush;
     int flush_init; /* flush is initialised (it is closed with the conn) */
+    int abort_idle; /* an idle timeout closes with RST (conn_set_abort_idle) */
     int batching;
     char *out;
     size_t out_len, out_cap;
@@ -67,18 +68,23 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c);
 }
 
-void conn_close(conn *c, int reason) {
+static void close_handles(conn *c, int reason, int reset) {
     if (c->state == CONN_CLOSING)
         return;
     if (c->state == CONN_OPEN || reason)
         c->reason = reason;
     c->state = CONN_CLOSING;
     c->out_len = 0; /* pending writes are dropped */
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     if (c->flush_init)
         uv_close((uv_handle_t *)&c->flush, on_handle_closed);
 }
+
+void conn_close(conn *c, int reason) { close_handles(c, reason, 0); }
+
+void conn_set_abort_idle(conn *c, int on) { c->abort_idle = on; }
 
 static void on_timer(uv_timer_t *t) {
     conn *c = t->data;
@@ -88,9 +94,10 @@ static void on_timer(uv_timer_t *t) {
         uv_timer_start(&c->timer, on_timer, c->deadline - uv_now(c->loop), 0);
         return;
     }
-    if (c->state == CONN_OPEN)
+    int idle = c->state == CONN_OPEN;
+    if (idle)
         log_info(c->lg, "%s: closing idle connection (timeout)", c->peer);
-    conn_close(c, c->state == CONN_DRAINING ? c->reason : UV_ETIMEDOUT);
+    close_handles(c, idle ? UV_ETIMEDOUT : c->reason, idle && c->abort_idle);
 }
 
 conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_cb on_frame,

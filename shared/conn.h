@@ -82,6 +82,13 @@ void conn_close(conn *c, int reason);
  * ms = 0 stops it.  Call again to re-arm. */
 void conn_set_timeout(conn *c, uint64_t ms);
 
+/* on: an idle timeout closes the connection with RST instead of FIN.  The
+ * other side is not answering, so a FIN would only be retransmitted for
+ * minutes, and the 4-tuple stay taken meanwhile (FIN_WAIT, then
+ * TIME_WAIT): a chat link whose port must be dialed from again (a hole
+ * punch) wants it back at once. */
+void conn_set_abort_idle(conn *c, int on);
+
 /* Stops and resumes reading (back-pressure). */
 void conn_pause(conn *c);
 void conn_resume(conn *c);

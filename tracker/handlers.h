@@ -28,6 +28,13 @@ void qry_lookup_unregistered(void *owner, const msg_in *m);
 void rch_connect_request(void *owner, const msg_in *m);
 void rch_connect_failed(void *owner, const msg_in *m);
 void rch_relay_request(void *owner, const msg_in *m);
+void rch_punch_request(void *owner, const msg_in *m);
+/* Times a round trip to a session whose peer takes our pings (it listed
+ * "punch"): a ping now, the answer measured by rch_pong.  No-op for
+ * others, or while one is in flight. */
+struct session;
+void rch_ping(struct session *s);
+void rch_pong(void *owner, const msg_in *m);
 void rch_relay_join(void *owner, const msg_in *m);
 void rch_request_unregistered(void *owner, const msg_in *m); /* connect_request, relay_request */
 void rch_connect_failed_unregistered(void *owner, const msg_in *m);

@@ -1,9 +1,12 @@
 /* reach: getting two users connected when a direct dial may not work.  A
  * reverse connection (connect_request: the tracker asks the target to dial
- * the sender, connect_failed: the target says it could not), or a relay
- * (relay_request creates a session in relay.c, relay_join brings a relay
- * connection into it). */
+ * the sender, connect_failed: the target says it could not), a hole punch
+ * (punch_request: both learn the other's public address and when to
+ * connect, timed by their round trips to us), or a relay (relay_request
+ * creates a session in relay.c, relay_join brings a relay connection into
+ * it). */
 #include "handlers.h"
+#include "addr.h"
 #include "relay.h"
 #include "session.h"
 
@@ -60,8 +63,13 @@ void rch_connect_request(void *owner, const msg_in *m) {
         sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
         return;
     }
+    uint64_t tag = 0;
+    if (msg_uint(m, "tag", &tag) == UV_EINVAL) {
+        conn_fail(s->c, "bad_message", "connect_request field tag must be a uint", 0);
+        return;
+    }
     msg_out out;
-    msg_out_init(&out, "connect_request", 4);
+    msg_out_init(&out, "connect_request", 4 + (tag != 0));
     msg_put_str(&out, "from", s->name);
     msg_put_bin(&out, "key", u.key, sizeof u.key);
     msg_put_key(&out, "endpoints");
@@ -69,6 +77,8 @@ void rch_connect_request(void *owner, const msg_in *m) {
     for (size_t i = 0; i < u.nendpoints; i++)
         msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
     msg_put_str(&out, "observed", s->observed);
+    if (tag)
+        msg_put_uint(&out, "tag", tag);
     sess_send_msg(o, &out);
     msg_out_init(&out, "connect_result", 1);
     msg_put_uint(&out, "id", id);
@@ -103,10 +113,14 @@ void rch_connect_failed(void *owner, const msg_in *m) {
      * a character boundary. */
     char clean[CONNECT_REASON_MAX + 1];
     size_t clen = utf8_clean(reason, rlen, clean, sizeof clean);
+    uint64_t tag = 0;
+    msg_uint(m, "tag", &tag); /* a hint: an odd tag is no tag */
     msg_out out;
-    msg_out_init(&out, "connect_failed", 2);
+    msg_out_init(&out, "connect_failed", 2 + (tag != 0));
     msg_put_str(&out, "from", s->name);
     msg_put_strn(&out, "reason", clean, clen);
+    if (tag)
+        msg_put_uint(&out, "tag", tag);
     sess_send_msg(o, &out);
 }
 
@@ -185,4 +199,105 @@ void rch_relay_join(void *owner, const msg_in *m) {
         return;
     }
     sess_handover(s);
+}
+
+/* ---- hole punching ---- */
+
+#define PUNCH_DELAY_MAX_MS 2000 /* a round trip longer than this is not waited for */
+
+void rch_ping(session *s) {
+    if (!s->hears_punch || s->ping_sent || !s->c)
+        return;
+    msg_out out;
+    msg_out_init(&out, "ping", 0);
+    s->ping_sent = uv_hrtime();
+    sess_send_msg(s, &out);
+}
+
+/* The answer to our ping (a pong without one in flight only shows the peer
+ * alive: admit saw to that). */
+void rch_pong(void *owner, const msg_in *m) {
+    session *s = owner;
+    if (!s->ping_sent)
+        return;
+    s->rtt_us = (uv_hrtime() - s->ping_sent) / 1000;
+    if (s->rtt_us == 0)
+        s->rtt_us = 1;
+    s->ping_sent = 0;
+}
+
+/* Where s can be reached through its NAT: the IP it connects to us from
+ * with the port it listens on (the first advertised endpoint of that
+ * family).  A port-preserving NAT maps the chat port, from which the peer
+ * punches, to the same number.  0, or UV_ENOENT (no such endpoint),
+ * another error from the registry. */
+static int public_addr(session *s, reg_user *u, char out[ADDR_STRLEN]) {
+    struct sockaddr_storage obs, ep;
+    int r = reg_lookup(s->ctx->reg, s->folded, u);
+    if (r)
+        return r;
+    if (addr_parse_numeric(s->observed, &obs))
+        return UV_ENOENT;
+    for (size_t i = 0; i < u->nendpoints; i++) {
+        if (addr_parse_numeric(u->endpoints[i], &ep) || ep.ss_family != obs.ss_family)
+            continue;
+        if (obs.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&obs)->sin6_port = ((struct sockaddr_in6 *)&ep)->sin6_port;
+        else
+            ((struct sockaddr_in *)&obs)->sin_port = ((struct sockaddr_in *)&ep)->sin_port;
+        return addr_format((struct sockaddr *)&obs, out, ADDR_STRLEN) ? UV_ENOENT : 0;
+    }
+    return UV_ENOENT;
+}
+
+/* How long s waits before its first try, so that both first SYNs leave
+ * when the slower side gets its message: half the difference of the two
+ * round trips (0 when either is unknown). */
+static unsigned punch_delay(const session *s, const session *o) {
+    if (!s->rtt_us || !o->rtt_us || s->rtt_us >= o->rtt_us)
+        return 0;
+    uint64_t ms = (o->rtt_us - s->rtt_us) / 2000;
+    return ms > PUNCH_DELAY_MAX_MS ? PUNCH_DELAY_MAX_MS : (unsigned)ms;
+}
+
+/* Hole punch: tell the target where and when to connect to the sender,
+ * and the sender the same about the target. */
+void rch_punch_request(void *owner, const msg_in *m) {
+    session *s = owner;
+    uint64_t id;
+    char text[400], s_addr[ADDR_STRLEN], o_addr[ADDR_STRLEN];
+    reg_user su, ou;
+    session *o = request_target(s, m, &id);
+    if (!o)
+        return;
+    if (!o->hears_punch) {
+        snprintf(text, sizeof text, "the peer of %s cannot punch (an older parley)", o->name);
+        sess_send_error(s, "unsupported", text, id);
+        return;
+    }
+    int r = public_addr(s, &su, s_addr);
+    if (r == 0)
+        r = public_addr(o, &ou, o_addr);
+    if (r) {
+        snprintf(text, sizeof text, r == UV_ENOENT
+                 ? "no listening port of the address family %s or %s connect from"
+                 : "the tracker's database failed; try again later", s->name, o->name);
+        sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, id);
+        return;
+    }
+    msg_out out;
+    msg_out_init(&out, "punch", 4);
+    msg_put_str(&out, "from", s->name);
+    msg_put_bin(&out, "key", su.key, sizeof su.key);
+    msg_put_str(&out, "addr", s_addr);
+    msg_put_uint(&out, "delay_ms", punch_delay(o, s));
+    sess_send_msg(o, &out);
+    msg_out_init(&out, "punch_result", 3);
+    msg_put_uint(&out, "id", id);
+    msg_put_str(&out, "addr", o_addr);
+    msg_put_uint(&out, "delay_ms", punch_delay(s, o));
+    sess_send_msg(s, &out);
+    log_info(&s->ctx->lg, "punch: %s (%s) <-> %s (%s)", s->name, s_addr, o->name, o_addr);
+    rch_ping(s); /* fresh round trips for the next one */
+    rch_ping(o);
 }

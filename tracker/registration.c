@@ -49,9 +49,10 @@ void rgn_hello(void *owner, const msg_in *m) {
     msg_put_str(&out, "observed", s->observed);
     msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
     msg_put_key(&out, "features"); /* messages newer than protocol 1 that we take */
-    msgpack_pack_array(&out.pk, 2);
+    msgpack_pack_array(&out.pk, 3);
     msg_pack_str(&out, "connect_failed", 14);
     msg_pack_str(&out, "mailbox", 7);
+    msg_pack_str(&out, "punch", 5);
     sess_send_msg(s, &out);
     sess_set(s, relay ? SS_RELAY : SS_READY);
     if (relay) /* relay_join must follow as promptly as hello did */
@@ -111,6 +112,7 @@ static void on_bound(int status, void *arg) {
     log_info(&ctx->lg, "%s registered from %s%s (%zu online)", s->name, s->observed,
              old ? ", replacing its older connection" : "", namemap_count(ctx->online));
     mail_registered(s); /* what waited for it, after its registered */
+    rch_ping(s);        /* a round trip to time its punches by */
 }
 
 /* The endpoints of a register, each a numeric HOST:PORT, copied into ep.
@@ -181,6 +183,7 @@ void rgn_register(void *owner, const msg_in *m) {
         return;
     s->hears_connect_failed = msg_has_feature(m, "connect_failed");
     s->hears_mailbox = msg_has_feature(m, "mailbox");
+    s->hears_punch = msg_has_feature(m, "punch");
     char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
     const char *epv[REG_MAX_ENDPOINTS];
     if (read_endpoints(s, eps, ep, epv))

@@ -22,10 +22,6 @@ static void on_ping(void *owner, const msg_in *m) {
     sess_send_msg(owner, &out);
 }
 
-static void on_pong(void *owner, const msg_in *m) {
-    /* Nothing to do: admit already re-armed the ttl. */
-}
-
 /* The client gave up on us; an error without id means it is closing. */
 static void on_error(void *owner, const msg_in *m) {
     session *s = owner;
@@ -55,12 +51,13 @@ static const disp_entry entries[] = {
     {"connect_request", REGISTERED,           0,    rch_connect_request},
     {"connect_failed",  REGISTERED,           0,    rch_connect_failed},
     {"relay_request",   REGISTERED,           0,    rch_relay_request},
+    {"punch_request",   REGISTERED,           0,    rch_punch_request},
     {"relay_join",      RELAY,                0,    rch_relay_join},
     {"mail_put",        REGISTERED,           0,    mail_put},
     {"mail_ack",        REGISTERED,           0,    mail_ack},
     {"receipt_ack",     REGISTERED,           0,    mail_receipt_ack},
     {"ping",            CONTROL,              0,    on_ping},
-    {"pong",            CONTROL,              0,    on_pong},
+    {"pong",            CONTROL,              0,    rch_pong},
     {"error",           CONTROL | RELAY,      0,    on_error},
 };
 
@@ -97,6 +94,7 @@ static const disp_entry misplaced_entries[] = {
     {"connect_request", UNREGISTERED,             0,    rch_request_unregistered},
     {"connect_failed",  UNREGISTERED,             0,    rch_connect_failed_unregistered},
     {"relay_request",   UNREGISTERED,             0,    rch_request_unregistered},
+    {"punch_request",   UNREGISTERED,             0,    rch_request_unregistered},
     {"mail_put",        UNREGISTERED,             0,    mail_put_unregistered},
     {"mail_ack",        UNREGISTERED,             0,    mail_ack_unregistered},
     {"receipt_ack",     UNREGISTERED,             0,    mail_receipt_ack_unregistered},

@@ -38,6 +38,9 @@ typedef struct session {
     unsigned char nonce[IDENT_NONCE];
     int hears_connect_failed;     /* its register listed the feature: it takes the push */
     int hears_mailbox;            /* the same for mail and receipt pushes */
+    int hears_punch;              /* ... for punch pushes and our pings */
+    uint64_t ping_sent;           /* reach.c: uv_hrtime of our ping in flight, 0 none */
+    uint64_t rtt_us;              /* reach.c: its last round trip, 0 unknown */
     uint64_t mail_cursor;         /* mail.c: the highest mid pushed on this connection */
     uint64_t receipt_cursor;      /* mail.c: the highest rid pushed on this connection */
     uint64_t mail_pass;           /* mail.c: the batch whose kicks last filled it */

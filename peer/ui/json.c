@@ -207,11 +207,12 @@ static void j_users(void *fe, char **names, size_t n) {
     end(&b, "users");
 }
 
-static void j_connected(void *fe, const char *name, ev_path path) {
+static void j_connected(void *fe, const char *name, ev_path path, const char *how) {
     jbuf b;
     begin(&b, "connected");
     field_str(&b, "name", name);
     field_str(&b, "path", path == EV_PATH_RELAY ? "relay" : "direct");
+    field_str(&b, "how", how);
     end(&b, "connected");
 }
 

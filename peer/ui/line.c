@@ -50,7 +50,7 @@ static void l_users(void *fe, char **names, size_t n) {
     out("%s", "");
 }
 
-static void l_connected(void *fe, const char *name, ev_path path) {
+static void l_connected(void *fe, const char *name, ev_path path, const char *how) {
     out("connected %s %s", name, path == EV_PATH_RELAY ? "relay" : "direct");
 }
 

@@ -92,7 +92,7 @@ static void t_users(void *fe, char **names, size_t n) {
     tui_dirty(t);
 }
 
-static void t_connected(void *fe, const char *name, ev_path path) {
+static void t_connected(void *fe, const char *name, ev_path path, const char *how) {
     tui *t = fe;
     tui_conv *cv = tui_conv_get(t, name);
     if (cv) {

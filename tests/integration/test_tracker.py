@@ -183,6 +183,37 @@ def test_connect_failed_passed_on():
     t.stop()
 
 
+def test_connect_request_tag_comes_back():
+    """A connect_request's tag goes to the target with the push, and the
+    target's connect_failed tag back to the requester, so its dial can
+    tell its own answer from a late one to an earlier dial.  A mistyped
+    tag on the request closes the sender."""
+    t = Tracker()
+    alice = Raw(t.addr, label='alice')
+    alice.must_register('alice', features=['connect_failed'])
+    bob = Raw(t.addr, label='bob')
+    bob.must_register('bob', features=['connect_failed'])
+    alice.send({'t': 'connect_request', 'id': 1, 'to': 'bob', 'tag': 987654321})
+    push = next_frame(bob)
+    if push.get('t') != 'connect_request' or push.get('tag') != 987654321:
+        fail('bob got %r (want a connect_request with tag 987654321)' % push)
+    if next_frame(alice) != {'t': 'connect_result', 'id': 1}:
+        fail('alice got no connect_result')
+    alice.send({'t': 'connect_request', 'id': 2, 'to': 'bob'})
+    if 'tag' in next_frame(bob):
+        fail('an untagged connect_request was pushed with a tag')
+    next_frame(alice)
+    bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': 'no endpoint answered',
+              'tag': 987654321})
+    f = next_frame(alice)
+    if f != {'t': 'connect_failed', 'from': 'bob', 'reason': 'no endpoint answered',
+             'tag': 987654321}:
+        fail('alice got %r' % f)
+    alice.send({'t': 'connect_request', 'id': 3, 'to': 'bob', 'tag': 'x'})
+    alice.expect_error('bad_message')
+    t.stop()
+
+
 def test_presence_push_raw():
     t = Tracker()
     a = registered_client(t, 'alice')

@@ -261,6 +261,8 @@ static void ft_on_frame(conn *c, const char *payload, size_t len) {
         ft_send(c, &o);
     } else if (strcmp(m.type, "connect_request") == 0) {
         ft->connect_requests++;
+        ft->connect_tag = 0;
+        msg_uint(&m, "tag", &ft->connect_tag);
         msg_out_init(&o, "connect_result", 1);
         msg_put_uint(&o, "id", id);
         ft_send(c, &o);
@@ -363,10 +365,10 @@ static void nw_presence(void *data, const char *name, int online) {
     snprintf(n->presence_name, sizeof n->presence_name, "%s", name);
     n->presence_online = online;
 }
-static void nw_connect_request(void *data, const ctl_user *u) {
+static void nw_connect_request(void *data, const ctl_user *u, uint64_t tag) {
     ((fx_news *)data)->connect_requests++;
 }
-static void nw_connect_failed(void *data, const char *from, const char *why) {
+static void nw_connect_failed(void *data, const char *from, uint64_t tag, const char *why) {
     ((fx_news *)data)->connect_failed++;
 }
 static void nw_relay_offer(void *data, const char *from, const unsigned char t[IDENT_SESSION]) {

@@ -106,6 +106,7 @@ struct fake_tracker {
     char error_code[32];           /* of the last error frame a client sent */
     char lookup_name[NAME_BUFLEN]; /* of the last lookup */
     char relay_to[NAME_BUFLEN];    /* of the last relay_request */
+    uint64_t connect_tag;          /* of the last connect_request (0: none) */
     /* how it answers */
     ft_user users[FT_USERS];
     int n_users;

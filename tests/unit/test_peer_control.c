@@ -440,11 +440,12 @@ static int relay_hook(fake_tracker *ft, conn *c, const msg_in *m) {
 static void reach_requests(void) {
     ctl *t = registered_with(relay_hook);
     reach_rec cr = {0}, limit = {0}, ok = {0};
-    ASSERT_EQ(ctl_connect_request(t, "bob", on_reach, &cr), 0);
+    ASSERT_EQ(ctl_connect_request(t, "bob", 12345, on_reach, &cr), 0);
     ASSERT_EQ(ctl_relay_request(t, "bob", on_reach, &limit), 0);
     ASSERT_EQ(cr.calls + limit.calls, 0);
     FX_WAIT(&F.loop, cr.calls == 1 && limit.calls == 1);
     ASSERT_EQ(F.ft.connect_requests, 1);
+    ASSERT_EQ(F.ft.connect_tag, 12345); /* on the wire, for the connect_failed */
     ASSERT_EQ(cr.status, 0);
     ASSERT_EQ(cr.has_token, 0);
     ASSERT_EQ(limit.status, UV_EBUSY);
@@ -456,7 +457,7 @@ static void reach_requests(void) {
     ASSERT(ok.has_token);
     ASSERT(memcmp(ok.token, session, IDENT_SESSION) == 0);
     ASSERT_EQ(F.ft.relay_requests, 2);
-    ASSERT_EQ(ctl_connect_failed(t, "bob", "no endpoint answered"), 0);
+    ASSERT_EQ(ctl_connect_failed(t, "bob", 12345, "no endpoint answered"), 0);
     teardown();
 }
 

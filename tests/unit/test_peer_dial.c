@@ -265,14 +265,33 @@ static dialer *dial_until_reverse(void) {
  * starts now instead of after --relay-after. */
 static void reverse_failed_relays_at_once(void) {
     dialer *d = dial_until_reverse();
-    dial_reverse_failed(d, "no endpoint answered (tried 1)");
+    ASSERT(W.ft.connect_tag != 0);
+    dial_reverse_failed(d, W.ft.connect_tag, "no endpoint answered (tried 1)");
     FX_WAIT(&W.loop, rec.calls == 1);
     ASSERT_EQ(W.ft.relay_requests, 1);
     ASSERT(!rec.got_link);
     ASSERT(strstr(rec.reason, "the relay refused") != NULL);
-    dial_reverse_failed(NULL, "ignored"); /* a no-op */
+    dial_reverse_failed(NULL, 0, "ignored"); /* a no-op */
     finish(1);
 }
+
+/* A connect_failed whose tag is not our request's answers an earlier
+ * dial's (it came late): the dial does not move to the relay for it, but
+ * does for its own answer, and for one from a peer that sends no tag. */
+static void stale_reverse_failed_ignored(int tagged) {
+    dialer *d = dial_until_reverse();
+    dial_reverse_failed(d, W.ft.connect_tag ^ 2, "an earlier dial's answer");
+    for (int i = 0; i < 20; i++) /* whatever it would start, it would start now */
+        uv_run(&W.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(W.ft.relay_requests, 0);
+    ASSERT_EQ(rec.calls, 0);
+    dial_reverse_failed(d, tagged ? W.ft.connect_tag : 0, "no endpoint answered (tried 1)");
+    FX_WAIT(&W.loop, rec.calls == 1);
+    ASSERT_EQ(W.ft.relay_requests, 1);
+    finish(1);
+}
+static void stale_reverse_failed_then_own(void) { stale_reverse_failed_ignored(1); }
+static void stale_reverse_failed_then_untagged(void) { stale_reverse_failed_ignored(0); }
 
 /* A link from bob came up meanwhile (dial_inbound): no relay any more;
  * with the direct attempts over, the dial ends at once (not after
@@ -324,4 +343,5 @@ TEST_MAIN(T(dead_then_live), T(offline_user), T(unknown_user), T(relay_refused),
           T(auth_failure_reported), T(tracker_unreachable), T(cancel_during_lookup),
           T(cancel_during_handshake), T(cancel_at_once),
           T(reverse_refused_relays_at_once), T(reverse_failed_relays_at_once), T(inbound_ends_dial),
+          T(stale_reverse_failed_then_own), T(stale_reverse_failed_then_untagged),
           T(reverse_dial_reaches), T(reverse_dial_fails))

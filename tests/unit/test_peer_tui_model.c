@@ -101,7 +101,7 @@ static void stored_then_delivered_forward_only(void) {
     ASSERT_EQ(entry(t, 0)->state, TS_DELIVERED);
     ASSERT_EQ(entry(t, 1)->state, TS_STORED);
     /* A link came and went: the next stored message is told again. */
-    tui_frontend.connected(t, "bob", EV_PATH_DIRECT);
+    tui_frontend.connected(t, "bob", EV_PATH_DIRECT, "dialed");
     sent(t, 3, "three");
     tui_frontend.stored(t, "bob", 3);
     ASSERT_EQ(count_info(t, "cannot reach bob now: the tracker keeps your messages"), 2);
