@@ -1,8 +1,9 @@
-/* history: the messages table of the peer's HOME/history.db (history.h).
- * Only this file speaks its SQL; every statement is prepared once at open
- * and bound per call.  The connection, the migrations and the group commit
- * are shared/db.c's; the conversations table is written here once per
- * batch (conv_flush), not by a trigger per message. */
+/* history: the message tables of the peer's HOME/history.db (history.h):
+ * sent and received, one per direction since schema 3.  Only this file
+ * speaks its SQL; every statement is prepared once at open and bound per
+ * call.  The connection, the migrations and the group commit are
+ * shared/db.c's; the conversations table is written here once per batch
+ * (conv_flush), not by a trigger per message. */
 #include "history.h"
 
 #include "db.h"
@@ -109,8 +110,8 @@ static const char *const migrations[] = {
     /* The outbox: not yet delivered or given up, in send order. */
     "CREATE INDEX sent_outbox ON sent (id) WHERE state IN (0, 1);"
     "CREATE VIEW messages AS"
-    " SELECT id, peer, name, 0 AS dir, NULL AS sender_key, msg_id, seq, ts, at, text, state FROM sent"
-    " UNION ALL"
+    " SELECT id, peer, name, 0 AS dir, NULL AS sender_key, msg_id, seq, ts, at, text, state"
+    " FROM sent UNION ALL"
     " SELECT id, peer, name, 1, sender_key, msg_id, 0, ts, at, text, 4 FROM received;"
     "PRAGMA user_version = 3;",
 };
@@ -162,14 +163,16 @@ static const char *const sql[ST_COUNT] = {
                 " WHERE peer = ?1 ORDER BY ts DESC, id DESC LIMIT ?2)"
                 " ORDER BY ts DESC, id DESC LIMIT ?2) ORDER BY ts, id",
     [ST_OUTBOX] = "SELECT " SENT_COLS " FROM sent WHERE state IN (0, 1) ORDER BY id",
-    /* Each conversation's latest message, by its peer index: (peer, ts,
-     * id) is in conversations. */
+    /* Each conversation's latest message, found by its peer index: its
+     * (peer, ts, id) is in conversations (CROSS JOIN: conversations is
+     * the outer loop, never a walk of every message). */
     [ST_CONVERSATIONS] = "SELECT " ROW_COLS " FROM ("
                          "SELECT m.id, m.peer, m.name, 0 AS dir, NULL AS sender_key, m.msg_id,"
-                         " m.seq, m.ts, m.at, m.text, m.state FROM conversations c, sent m"
-                         " WHERE m.peer = c.peer AND m.ts = c.ts AND m.id = c.last"
+                         " m.seq, m.ts, m.at, m.text, m.state FROM conversations c"
+                         " CROSS JOIN sent m WHERE m.peer = c.peer AND m.ts = c.ts"
+                         " AND m.id = c.last"
                          " UNION ALL SELECT m.id, m.peer, m.name, 1, m.sender_key, m.msg_id, 0,"
-                         " m.ts, m.at, m.text, 4 FROM conversations c, received m"
+                         " m.ts, m.at, m.text, 4 FROM conversations c CROSS JOIN received m"
                          " WHERE m.peer = c.peer AND m.ts = c.ts AND m.id = c.last)"
                          " ORDER BY id DESC",
     [ST_MAX_SEQ] = "SELECT seq FROM conversations WHERE peer = ?1",
