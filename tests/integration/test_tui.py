@@ -901,7 +901,7 @@ def test_tui_date_lines():
     tm.kill()
     then = time.mktime((2026, 6, 3, 12, 34, 56, 0, 0, -1))   # a Wednesday, local noon
     sqlite(os.path.join(tm.home, 'history.db'),
-           "UPDATE messages SET ts = %d WHERE CAST(text AS TEXT) = 'from the old days'"
+           "UPDATE received SET ts = %d WHERE CAST(text AS TEXT) = 'from the old days'"
            % int(then * 1000))
     tm = tui_peer(t, 'alice', home=tm.home)
     tm.wait(panel_row('bob'))

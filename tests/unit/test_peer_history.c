@@ -720,51 +720,126 @@ static void test_kill9_across_checkpoints(void) {
     remove_home();
 }
 
-/* A file of schema 1 (its conversations kept by a trigger) is brought to
- * schema 2 (kept by history.c per batch): the trigger goes, the rows stay,
- * and the conversation list goes on being right. */
-static void test_schema1_upgrade(void) {
+/* Schema 1 as parley wrote it (peer/history.c's first migration, to the
+ * letter): the files older peers left. */
+static const char schema1[] =
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, peer TEXT NOT NULL, name TEXT NOT NULL,"
+    " dir INTEGER NOT NULL CHECK (dir IN (0, 1)), sender_key BLOB"
+    "  CHECK (dir = 0 AND sender_key IS NULL OR dir = 1 AND length(sender_key) = 32),"
+    " msg_id INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0, ts INTEGER NOT NULL,"
+    " at INTEGER NOT NULL, text BLOB NOT NULL, state INTEGER NOT NULL"
+    "  CHECK (dir = 0 AND state BETWEEN 0 AND 3 OR dir = 1 AND state = 4));"
+    "CREATE UNIQUE INDEX messages_received ON messages (sender_key, msg_id) WHERE dir = 1;"
+    "CREATE UNIQUE INDEX messages_sent ON messages (msg_id) WHERE dir = 0;"
+    "CREATE INDEX messages_peer ON messages (peer, ts);"
+    "CREATE INDEX messages_outbox ON messages (id) WHERE dir = 0 AND state IN (0, 1);"
+    "CREATE TABLE conversations (peer TEXT PRIMARY KEY NOT NULL, last INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TRIGGER messages_conversation AFTER INSERT ON messages BEGIN"
+    " INSERT INTO conversations (peer, last, seq) VALUES (new.peer, new.id, new.seq)"
+    " ON CONFLICT (peer) DO UPDATE SET last = excluded.last, seq = max(seq, excluded.seq);"
+    " END;"
+    "PRAGMA user_version = 1;"
+    /* bob: sent #1 delivered, sent #2 queued, one received; carol: sent #1
+     * stored (in the mailbox), then the latest message of all, from her. */
+    "INSERT INTO messages (peer, name, dir, msg_id, seq, ts, at, text, state) VALUES"
+    " ('bob', 'Bob', 0, 10, 1, 1001, 1, 'one', 2),"
+    " ('bob', 'Bob', 0, 11, 2, 1003, 1, 'two', 0);"
+    "INSERT INTO messages (peer, name, dir, sender_key, msg_id, ts, at, text, state) VALUES"
+    " ('bob', 'Bob', 1, zeroblob(32), 500, 1002, 1, 'hi', 4);"
+    "INSERT INTO messages (peer, name, dir, msg_id, seq, ts, at, text, state) VALUES"
+    " ('carol', 'Carol', 0, 12, 1, 1004, 1, 'three', 1);"
+    "INSERT INTO messages (peer, name, dir, sender_key, msg_id, ts, at, text, state) VALUES"
+    " ('carol', 'Carol', 1, zeroblob(32), 600, 1005, 1, 'yo', 4);";
+
+/* A file of schema 1 (or 2: its trigger dropped, conversations kept by
+ * history.c) is brought to schema 3 (a table per direction): every row
+ * moves over as it was, and the conversations, the order, the outbox, the
+ * states, the largest seq and id and the dedupe go on being right. */
+static void upgrade_from(int version) {
+    make_home();
+    sqlite3 *side;
+    ASSERT_EQ(sqlite3_open(dbfile, &side), SQLITE_OK);
+    ASSERT_EQ(chmod(dbfile, 0600), 0);
+    ASSERT_EQ(sqlite3_exec(side, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(side, schema1, NULL, NULL, NULL), SQLITE_OK);
+    if (version == 2)
+        ASSERT_EQ(sqlite3_exec(side, "DROP TRIGGER messages_conversation; PRAGMA user_version = 2",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+    sqlite3_close(side);
     uv_loop_t loop;
-    history *h = fresh(&loop);
-    add_out_now(h, &loop, "bob", "Bob", 1, 1, "one");
-    close_hist(h, &loop);
-    sqlite3 *side = side_db();
-    ASSERT_EQ(sqlite3_exec(side,
-                           "CREATE TRIGGER messages_conversation AFTER INSERT ON messages BEGIN"
-                           " INSERT INTO conversations (peer, last, seq) VALUES (new.peer, new.id,"
-                           " new.seq) ON CONFLICT (peer) DO UPDATE SET last = excluded.last,"
-                           " seq = max(seq, excluded.seq); END;"
-                           "INSERT INTO messages (peer, name, dir, msg_id, seq, ts, at, text, state)"
-                           " VALUES ('carol', 'Carol', 0, 2, 1, 1, 1, 'two', 0);"
-                           "PRAGMA user_version = 1;",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
-    sqlite3_close(side);
     uv_loop_init(&loop);
-    h = open_hist(&loop);
+    history *h = open_hist(&loop);
     side = side_db();
-    ASSERT_EQ(side_int(side, "PRAGMA user_version"), 2);
+    ASSERT_EQ(side_int(side, "PRAGMA user_version"), 3);
     ASSERT_EQ(side_int(side, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 0);
+    ASSERT_EQ(side_int(side, "SELECT count(*) FROM messages"), 5); /* the view */
+    ASSERT_EQ(side_int(side, "SELECT count(*) FROM sent"), 3);
+    ASSERT_EQ(side_int(side, "SELECT count(*) FROM received"), 2);
     sqlite3_close(side);
-    add_out_now(h, &loop, "bob", "Bob", 3, 2, "three");
     rows *c = new_rows();
     ASSERT_EQ(hist_conversations(h, collect, c), 0);
     ASSERT_EQ(c->n, 2);
-    ASSERT_STR(c->v[0].peer, "bob");
-    ASSERT_EQ(c->v[0].r.msg_id, 3);
-    ASSERT_STR(c->v[1].peer, "carol");
-    ASSERT_EQ(c->v[1].r.msg_id, 2);
+    ASSERT_STR(c->v[0].peer, "carol");
+    ASSERT_EQ(c->v[0].r.out, 0);
+    ASSERT_EQ(c->v[0].r.msg_id, 600);
+    ASSERT_STR(c->v[1].peer, "bob");
+    ASSERT_EQ(c->v[1].r.msg_id, 500); /* inserted last of bob's */
+    ASSERT_STR(c->v[1].name, "Bob");
+    c->n = 0;
+    ASSERT_EQ(hist_last(h, "bob", 10, collect, c), 0);
+    ASSERT_EQ(c->n, 3);
+    ASSERT_STR(c->v[0].text, "one");
+    ASSERT_EQ(c->v[0].r.state, HIST_DELIVERED);
+    ASSERT_STR(c->v[1].text, "hi");
+    ASSERT_EQ(c->v[1].r.out, 0);
+    ASSERT_EQ(c->v[1].r.state, HIST_RECEIVED);
+    ASSERT(c->v[1].r.sender_key != NULL);
+    ASSERT_STR(c->v[2].text, "two");
+    ASSERT_EQ(c->v[2].r.seq, 2);
+    c->n = 0;
+    ASSERT_EQ(hist_outbox(h, collect, c), 0);
+    ASSERT_EQ(c->n, 2);
+    ASSERT_EQ(c->v[0].r.msg_id, 11);
+    ASSERT_EQ(c->v[0].r.state, HIST_QUEUED);
+    ASSERT_EQ(c->v[1].r.msg_id, 12);
+    ASSERT_EQ(c->v[1].r.state, HIST_STORED);
     free(c);
-    uint64_t seq;
-    ASSERT_EQ(hist_max_seq(h, "carol", &seq), 0);
-    ASSERT_EQ(seq, 1);
-    ASSERT_EQ(hist_max_seq(h, "bob", &seq), 0);
-    ASSERT_EQ(seq, 2);
+    uint64_t v;
+    ASSERT_EQ(hist_max_seq(h, "bob", &v), 0);
+    ASSERT_EQ(v, 2);
+    ASSERT_EQ(hist_max_id(h, &v), 0);
+    ASSERT_EQ(v, 12);
+    ASSERT_EQ(hist_set_state(h, 10, HIST_STORED), UV_EALREADY);
+    ASSERT_EQ(hist_set_state(h, 12, HIST_DELIVERED), 0);
+    ASSERT_EQ(hist_set_state(h, 99, HIST_DELIVERED), UV_ENOENT);
+    /* A moved received row still dedupes its repeat; the next id does not. */
+    unsigned char zero[IDENT_PK] = {0};
+    for (uint64_t id = 500; id <= 501; id++) {
+        done d = {0, -1, -1};
+        ASSERT_EQ(hist_add_in(h, "bob", "Bob", zero, id, 1002, "hi", 2, on_done, &d), 0);
+        ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        ASSERT_EQ(d.calls, 1);
+        ASSERT_EQ(d.status, 0);
+        ASSERT_EQ(d.dup, id == 500);
+    }
+    /* New ids come after the moved ones: 501 is now the latest of all. */
+    c = new_rows();
+    ASSERT_EQ(hist_conversations(h, collect, c), 0);
+    ASSERT_EQ(c->n, 2);
+    ASSERT_STR(c->v[0].peer, "bob");
+    ASSERT_EQ(c->v[0].r.msg_id, 501);
+    free(c);
     close_hist(h, &loop);
     remove_home();
 }
 
+static void test_schema1_upgrade(void) { upgrade_from(1); }
+static void test_schema2_upgrade(void) { upgrade_from(2); }
+
 TEST_MAIN(T(test_open_private), T(test_refuses_newer_schema), T(test_outbox_and_states),
           T(test_empty_history), T(test_received_once), T(test_conversations),
           T(test_one_commit_per_pass), T(test_text_bytes), T(test_survives_kill9),
-          T(test_kill9_across_checkpoints), T(test_schema1_upgrade))
+          T(test_kill9_across_checkpoints), T(test_schema1_upgrade),
+          T(test_schema2_upgrade))

@@ -5,16 +5,19 @@
 
 It starts a tracker and two peers (`echo` with --echo, its events to a
 file; `talk`, driven through its stdin), dials, sends N 100-byte lines one
-at a time (each waits for its echo), quits both, and prints each peer's
-totals.  Run it with two N and take the difference over the extra
+at a time (each waits for its echo; --window W keeps W in flight, as
+figure 5's messages/s does), quits both, and prints each peer's totals.  Run it with two N and take the difference over the extra
 messages, so start-up and the handshake cancel out:
 
     tools/bench/chatcost.py --build build --count 2000 --tool callgrind
     tools/bench/chatcost.py --build build --count 6000 --tool callgrind
     # instructions per message = (Ir at 6000 - Ir at 2000) / 4000, per peer
     tools/bench/chatcost.py --build build --count 2000 --tool strace
+    # history.db's WAL frames (page writes to history.db-wal) and fsyncs:
+    tools/bench/chatcost.py --build build --count 1000 --tool wal
 
---ui json drives the talking peer in JSON mode (as figure 5 does).
+--ui json drives the talking peer in JSON mode (as figure 5 does);
+--no-history runs both peers without history.db.
 """
 import argparse
 import os
@@ -38,7 +41,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--build', default='build')
     ap.add_argument('--count', type=int, default=2000)
-    ap.add_argument('--tool', choices=('callgrind', 'strace', 'none'), default='callgrind')
+    ap.add_argument('--tool', choices=('callgrind', 'strace', 'wal', 'none'), default='callgrind')
+    ap.add_argument('--window', type=int, default=1, help='lines in flight (default 1)')
+    ap.add_argument('--no-history', action='store_true', help="both peers' --no-history")
     ap.add_argument('--ui', choices=('line', 'json'), default='line', help="the talking peer's --ui")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix='chatcost-')
@@ -49,6 +54,9 @@ def main():
             return ['valgrind', '--tool=callgrind', f'--callgrind-out-file={tmp}/cg.{name}']
         if a.tool == 'strace':
             return ['strace', '-f', '-c', '-o', f'{tmp}/st.{name}']
+        if a.tool == 'wal':
+            return ['strace', '-f', '-y', '-e', 'trace=pwrite64,fdatasync', '-e', 'signal=none',
+                    '-o', f'{tmp}/wal.{name}']
         return []
 
     buf = {'talk': b''}
@@ -81,7 +89,8 @@ def main():
             out = subprocess.PIPE if name == 'talk' else open(f'{tmp}/echo.out', 'wb')
             p = subprocess.Popen(wrap(name) + [os.path.join(a.build, 'parley'), '--user', name,
                                  '--tracker', f'127.0.0.1:{port}', '--listen', '127.0.0.1:0',
-                                 '--home', f'{tmp}/{name}', '--ui', ui, '--log-level', 'warn'] + extra,
+                                 '--home', f'{tmp}/{name}', '--ui', ui, '--log-level', 'warn'] + extra
+                                 + (['--no-history'] if a.no_history else []),
                                  stdin=subprocess.PIPE, stdout=out, stderr=open(f'{tmp}/{name}.err', 'w'))
             procs.append(p)
             peers[name] = p
@@ -99,10 +108,12 @@ def main():
         talk_until(talk, b'connected')
         want = b'msg echo: ' if a.ui == 'line' else b'"type":"message"'
         t0 = time.time()
-        for _ in range(a.count):
-            talk.stdin.write(b'x' * 99 + b'\n')
-            talk.stdin.flush()
-            talk_until(talk, want)
+        for i in range(a.count + a.window - 1):
+            if i < a.count:
+                talk.stdin.write(b'x' * 99 + b'\n')
+                talk.stdin.flush()
+            if i >= a.window - 1:
+                talk_until(talk, want)
         secs = time.time() - t0
         time.sleep(0.5)  # the last acks
         for p in (talk, echo):
@@ -112,7 +123,7 @@ def main():
             p.communicate(timeout=120)
         trk.terminate()
         trk.wait()
-        print(f'count={a.count} ui={a.ui} tool={a.tool} seconds={secs:.2f}')
+        print(f'count={a.count} window={a.window} ui={a.ui} tool={a.tool} seconds={secs:.2f}')
         for name in ('talk', 'echo'):
             if a.tool == 'callgrind':
                 txt = open(f'{tmp}/cg.{name}').read()
@@ -120,6 +131,23 @@ def main():
                 print(f'{name} Ir={m.group(1)}')
             elif a.tool == 'strace':
                 print(f'{name}:\n' + open(f'{tmp}/st.{name}').read())
+            elif a.tool == 'wal':
+                # A frame is a page-sized write to the -wal (its 24-byte
+                # header is a write of its own); the fsyncs are the sync
+                # thread's.
+                frames = syncs = pages = 0
+                for line in open(f'{tmp}/wal.{name}'):
+                    m = re.search(r'^(?:\d+ +)?(pwrite64|fdatasync)\(\d+<([^>]*)>'
+                                  r'(?:.*, (\d+), \d+\))?', line)
+                    if not m:
+                        continue
+                    big = m.group(3) and int(m.group(3)) >= 512
+                    if m.group(2).endswith('history.db-wal'):
+                        frames += m.group(1) == 'pwrite64' and bool(big)
+                        syncs += m.group(1) == 'fdatasync'
+                    elif m.group(2).endswith('history.db'):
+                        pages += m.group(1) == 'pwrite64' and bool(big)
+                print(f'{name} wal_frames={frames} wal_fdatasyncs={syncs} db_pages={pages}')
     finally:
         for p in procs:
             if p.poll() is None:
