@@ -12,8 +12,8 @@ import socket
 import time
 
 import runner
-from procs import Peer, Tracker, fail
-from wire import Raw, registered_client
+from procs import Peer, Skip, Tracker, fail
+from wire import Raw, have_ipv6_loopback, registered_client
 
 PUNCH = ['connect_failed', 'punch', 'mailbox']
 
@@ -95,6 +95,34 @@ def test_punch_success_addresses():
     expect_pong_only(carol)
     carol.expect_silence(0.5)
     t.stop()
+
+
+def test_punch_over_ipv6():
+    """Users who reach the tracker over IPv6 get each other's observed IPv6
+    address with the first IPv6 endpoint's port (IPv4 endpoints skipped)."""
+    if not have_ipv6_loopback():
+        raise Skip('no IPv6 loopback here')
+    t = Tracker(listen='[::1]:0')
+    bob = punch_client(t, 'bob', endpoints=['10.9.9.9:7000', '[fd00::9]:7001', '[fd00::8]:7002'])
+    alice = punch_client(t, 'alice', endpoints=['[fd00::1]:5000'])
+    for c in (alice, bob):
+        if not c.observed.startswith('[::1]:'):
+            fail('%s is not seen over IPv6: %r' % (c.label, c.observed))
+    r = alice.request({'t': 'punch_request', 'to': 'bob'})
+    if r.get('t') != 'punch_result' or r['addr'] != '[::1]:7001':
+        fail('punch_request over IPv6 answered %r, want addr [::1]:7001' % r)
+    p = bob.next_frame()
+    if p.get('t') != 'punch' or p['addr'] != '[::1]:5000':
+        fail('bob got %r, want addr [::1]:5000' % p)
+    # alice has no IPv4 endpoint, so over IPv4 she could not punch
+    t4 = Tracker()
+    a4 = punch_client(t4, 'alice', endpoints=['[fd00::1]:5000'])
+    punch_client(t4, 'bob', endpoints=['10.9.9.9:7000'])
+    r = a4.request({'t': 'punch_request', 'to': 'bob'})
+    if r.get('t') != 'error' or r.get('code') != 'unsupported':
+        fail('a sender with only IPv6 endpoints over IPv4 got %r, want unsupported' % r)
+    t.stop()
+    t4.stop()
 
 
 def test_punch_request_errors():
