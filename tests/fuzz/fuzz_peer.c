@@ -6,7 +6,9 @@
  * byte 0, bits 0-2 (mod 5), the scenario:
  *   0 ctl:    the input plays the TRACKER for a fresh control connection
  *             (welcome, registered, lookup_result, list_result, presence,
- *             error...); a lookup (id 1) and a list (id 2) are pending;
+ *             error, ping, punch, punch_result...); a lookup (id 1) and a
+ *             list (id 2) are pending; a punch push starts a real punch
+ *             (inbound_punch, as main.c wires it) to its addr;
  *   1 accept: a stranger connects to the chat port; the input is its
  *             whole byte stream (the handshake state machine, acceptor side);
  *   2 accept+: as 1, but the harness first completes a valid handshake as
@@ -89,11 +91,14 @@ static void w_presence(void *data, const char *name, int online) {
     if (online)
         chat_peer_online(((peer_ctx *)data)->chat, name);
 }
-static void w_connect_request(void *data, const ctl_user *u) {
-    inbound_connect_request(((peer_ctx *)data)->inbound, u);
+static void w_connect_request(void *data, const ctl_user *u, uint64_t tag) {
+    inbound_connect_request(((peer_ctx *)data)->inbound, u, tag);
 }
-static void w_connect_failed(void *data, const char *from, const char *why) {
-    chat_connect_failed(((peer_ctx *)data)->chat, from, why);
+static void w_connect_failed(void *data, const char *from, uint64_t tag, const char *why) {
+    chat_connect_failed(((peer_ctx *)data)->chat, from, tag, why);
+}
+static void w_punch(void *data, const ctl_user *u, const char *addr, unsigned delay_ms) {
+    inbound_punch(((peer_ctx *)data)->inbound, u, addr, delay_ms);
 }
 static void w_relay_offer(void *data, const char *from, const unsigned char token[IDENT_SESSION]) {
     inbound_relay_offer(((peer_ctx *)data)->inbound, from, token);
@@ -119,6 +124,7 @@ static const ctl_handler w_news = {
     .presence = w_presence,
     .connect_request = w_connect_request,
     .connect_failed = w_connect_failed,
+    .punch = w_punch,
     .relay_offer = w_relay_offer,
     .refused = w_refused,
     .mail_stored = w_mail_stored,

@@ -4,8 +4,8 @@
  * loop with a registry in a temp file; each fuzz input is the byte stream
  * one client sends over a loopback TCP connection, so every handler
  * (hello, register, list, lookup, connect_request, connect_failed,
- * relay_request, relay_join, mail_put, mail_ack, receipt_ack, ping, pong,
- * error, and unknown types) decodes hostile frames exactly as in
+ * punch_request, relay_request, relay_join, mail_put, mail_ack, receipt_ack,
+ * ping, pong, error, and unknown types) decodes hostile frames exactly as in
  * production.
  *
  * Input: byte 0 picks how the client starts and how its bytes are split:
@@ -97,11 +97,13 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
                 msgpack_pack_array(&m.pk, neps);
                 for (size_t i = 0; i < neps; i++)
                     msg_pack_str(&m, eps[i], eplens[i]);
-                /* every push the tracker has, mail and receipts included */
+                /* every push the tracker has, mail, receipts and punches
+                 * included, so punch_request reaches its success path */
                 msg_put_key(&m, "features");
-                msgpack_pack_array(&m.pk, 2);
+                msgpack_pack_array(&m.pk, 3);
                 msg_pack_str(&m, "connect_failed", 14);
                 msg_pack_str(&m, "mailbox", 7);
+                msg_pack_str(&m, "punch", 5); /* punch pushes, and pings we never answer */
                 if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen) == 0) {
                     if (fio_send(&H.loop, fd, buf, blen, 0, &in) == 0)
                         ok = fio_wait_frame(&H.loop, fd, &in, "registered", &off, &len, 400) >= 0;

@@ -9,7 +9,6 @@ expects (see the comment at the top of each tests/fuzz/fuzz_*.c).
 """
 import hashlib
 import os
-import shutil
 import struct
 
 import msgpack
@@ -70,6 +69,16 @@ CONTROL_TO_TRACKER = [
     {'t': 'mail_ack', 'mid': 2 ** 63, 'ok': None},
     {'t': 'receipt_ack', 'rid': 1},
     {'t': 'receipt_ack', 'rid': 'x'},
+    # hole punching: residents list punch, so 'alice' reaches the success
+    # path; 'fuzzer' is the registered connection's own name
+    {'t': 'punch_request', 'id': 12, 'to': 'alice'},
+    {'t': 'punch_request', 'id': 13, 'to': '\u00e9MILE'},
+    {'t': 'punch_request', 'id': 14, 'to': 'fuzzer'},
+    {'t': 'punch_request', 'id': 15, 'to': 'nobody'},
+    {'t': 'punch_request', 'id': 16, 'to': 'bad name'},
+    {'t': 'punch_request', 'to': 'bob'},
+    {'t': 'punch_request', 'id': 'x', 'to': 'bob'},
+    {'t': 'punch_request', 'id': 17, 'to': 5},
 ]
 
 TRACKER_TO_PEER = [
@@ -101,6 +110,17 @@ TRACKER_TO_PEER = [
     {'t': 'receipt', 'rid': 2, 'to': 'mallory', 'id': 1001, 'status': 'expired'},
     {'t': 'receipt', 'rid': 3, 'to': 'mallory', 'id': 7, 'status': 'later'},
     {'t': 'error', 'code': 'mailbox_full', 'msg': 'full', 'id': 1001},
+    {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60,
+     'features': ['connect_failed', 'mailbox', 'punch']},
+    {'t': 'ping'},
+    {'t': 'punch_result', 'id': 1, 'addr': '127.0.0.1:2', 'delay_ms': 0},
+    {'t': 'punch_result', 'id': 2, 'addr': '[::1]:2', 'delay_ms': 2 ** 64 - 1},
+    {'t': 'punch_result', 'id': 9, 'addr': 'host:1', 'delay_ms': 5},
+    {'t': 'punch', 'from': 'mallory', 'key': K32, 'addr': '127.0.0.1:2', 'delay_ms': 0},
+    {'t': 'punch', 'from': 'mallory', 'key': K32, 'addr': '[::1]:2', 'delay_ms': 30},
+    {'t': 'punch', 'from': 'mallory', 'key': K32, 'addr': '127.0.0.1:2', 'delay_ms': 2 ** 64 - 1},
+    {'t': 'punch', 'from': 'fuzzpeer', 'key': K32[:31], 'addr': 'nowhere', 'delay_ms': -1},
+    {'t': 'error', 'code': 'unsupported', 'msg': 'cannot punch', 'id': 1},
 ]
 
 CHAT = [
@@ -163,6 +183,10 @@ def seeds_tracker():
     # the mailbox: puts, then acknowledgements of the mids and rids they may get
     mail = [m for m in CONTROL_TO_TRACKER if m['t'] in ('mail_put', 'mail_ack', 'receipt_ack')]
     write('tracker', b'\x01' + b''.join(frame(m) for m in mail))
+    # a hole punch, then the pong answering the tracker's ping (a round trip)
+    punch = [m for m in CONTROL_TO_TRACKER if m['t'] == 'punch_request']
+    write('tracker', b'\x01' + frame({'t': 'pong'}) + b''.join(frame(m) for m in punch[:5]) +
+          frame({'t': 'pong'}))
     # mode 2: the register's name and endpoints come from the input
     def reg(name, eps, tail):
         b = bytes([len(name)]) + name + bytes([len(eps)])
@@ -184,7 +208,13 @@ def seeds_peer():
     write('peer', b'\x00' + w + r + b''.join(frame(m) for m in TRACKER_TO_PEER[2:8]))
     for m in TRACKER_TO_PEER:
         write('peer', b'\x00' + w + r + frame(m))
-    write('peer', b'\x00' + w + frame(TRACKER_TO_PEER[-2]))
+    write('peer', b'\x00' + w + frame(next(m for m in TRACKER_TO_PEER if m.get('rid') == 3)))
+    # a tracker that punches: its ping, punch pushes and stray punch_results
+    wp = frame(next(m for m in TRACKER_TO_PEER if 'punch' in m.get('features', [])))
+    pm = [m for m in TRACKER_TO_PEER if m['t'] in ('ping', 'punch', 'punch_result')]
+    write('peer', b'\x00' + wp + r + b''.join(frame(m) for m in pm))
+    for m in pm:
+        write('peer', b'\x00' + wp + r + frame(m))
     # 1, 3: the handshake from scratch (acceptor side, dialer side)
     for mode, hello in ((1, CHAT[0]), (3, CHAT[1])):
         write('peer', bytes([mode]) + frame(hello) + frame(CHAT[2]))
@@ -203,7 +233,10 @@ def seeds_peer():
 
 def main():
     for h in ('frame', 'msg', 'tracker', 'peer'):
-        shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
+        d = os.path.join(CORPUS, h)
+        for f in os.listdir(d) if os.path.isdir(d) else ():
+            if not f.startswith('regress-'):  # inputs that once crashed stay
+                os.unlink(os.path.join(d, f))
     seeds_frame()
     seeds_msg()
     seeds_tracker()

@@ -44,17 +44,8 @@ def alice_and_offline_bob(t):
     return mail_client(t, 'alice'), bob_key
 
 
-def next_frame(c, timeout=10):
-    """The next frame that is not a presence push."""
-    deadline = time.monotonic() + timeout
-    while True:
-        f = c.recv(max(0.01, deadline - time.monotonic()))
-        if f.get('t') != 'presence':
-            return f
-
-
 def expect(c, t, timeout=10):
-    f = next_frame(c, timeout)
+    f = c.next_frame(timeout)
     if f.get('t') != t:
         fail('%s: expected %r, got %r' % (c.label, t, f))
     return f
@@ -64,7 +55,7 @@ def nothing_more(c):
     """Nothing is pushed before the answer to a ping: the tracker answers
     in order, so whatever it had to push would have come first."""
     c.send({'t': 'ping'})
-    f = next_frame(c)
+    f = c.next_frame()
     if f.get('t') != 'pong':
         fail('%s: expected nothing before the pong, got %r' % (c.label, f))
 
@@ -72,7 +63,7 @@ def nothing_more(c):
 def put(c, to, box, mid):
     """Sends mail_put and returns its answer (mail_stored or an error)."""
     c.send({'t': 'mail_put', 'id': mid, 'to': to, 'box': box})
-    f = next_frame(c)
+    f = c.next_frame()
     if f.get('t') in MAIL_PUSHES:
         fail('%s: a push %r came before the answer to mail_put %d' % (c.label, f, mid))
     if f.get('id') != mid:
@@ -240,7 +231,7 @@ def test_idempotent_put():
     for _ in range(3):
         alice.send({'t': 'mail_put', 'id': 100, 'to': 'bob', 'box': b'twice'})
     for _ in range(3):
-        f = next_frame(alice)
+        f = alice.next_frame()
         if f != {'t': 'mail_stored', 'id': 100, 'to': 'bob'}:
             fail('a pipelined resend got %r' % f)
     if db_count(t, 'mail') != 2:
@@ -292,7 +283,7 @@ def test_window_of_32():
     for i in range(100):
         alice.send({'t': 'mail_put', 'id': 1000 + i, 'to': 'bob', 'box': b'n%03d' % i})
     for i in range(100):
-        f = next_frame(alice)
+        f = alice.next_frame()
         if f != {'t': 'mail_stored', 'id': 1000 + i, 'to': 'bob'}:
             fail('put %d answered %r' % (i, f))
     bob = mail_client(t, 'bob', bob_key)

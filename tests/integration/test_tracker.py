@@ -138,14 +138,6 @@ def test_lookup_sees_operator_edits():
     t.stop()
 
 
-def next_frame(c):
-    """The next frame that is not a presence push."""
-    while True:
-        f = c.recv()
-        if f.get('t') != 'presence':
-            return f
-
-
 def test_connect_failed_passed_on():
     """connect_failed (a failed dial back) reaches the user named in `to`,
     from the sender's registered name, its reason cleaned (control bytes
@@ -163,11 +155,11 @@ def test_connect_failed_passed_on():
     old.must_register('old')   # no features: a protocol-1 peer
     bob = registered_client(t, 'bob')
     bob.send({'t': 'connect_failed', 'to': 'ALICE', 'reason': 'connection refused'})
-    f = next_frame(alice)
+    f = alice.next_frame()
     if f != {'t': 'connect_failed', 'from': 'bob', 'reason': 'connection refused'}:
         fail('alice got %r' % f)
     bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': 'x\x00y\x1b[31m\u00e9' + '\u00e9' * 150})
-    f = next_frame(alice)
+    f = alice.next_frame()
     want = 'x?y?[31m' + '\u00e9' * 96
     if f.get('t') != 'connect_failed' or f['reason'] != want:
         fail('a dirty 300-byte reason arrived as %r (want %r)' % (f, want))
@@ -175,7 +167,7 @@ def test_connect_failed_passed_on():
         bob.send({'t': 'connect_failed', 'to': to, 'reason': 'x'})
     for c in (bob, alice, old):  # no answer, nothing passed on, all still served
         c.send({'t': 'ping'})
-        f = next_frame(c)
+        f = c.next_frame()
         if f.get('t') != 'pong':
             fail('%s got %r (want only the pong)' % (c.label, f))
     bob.send({'t': 'connect_failed', 'to': 5, 'reason': 'x'})
@@ -194,18 +186,18 @@ def test_connect_request_tag_comes_back():
     bob = Raw(t.addr, label='bob')
     bob.must_register('bob', features=['connect_failed'])
     alice.send({'t': 'connect_request', 'id': 1, 'to': 'bob', 'tag': 987654321})
-    push = next_frame(bob)
+    push = bob.next_frame()
     if push.get('t') != 'connect_request' or push.get('tag') != 987654321:
         fail('bob got %r (want a connect_request with tag 987654321)' % push)
-    if next_frame(alice) != {'t': 'connect_result', 'id': 1}:
+    if alice.next_frame() != {'t': 'connect_result', 'id': 1}:
         fail('alice got no connect_result')
     alice.send({'t': 'connect_request', 'id': 2, 'to': 'bob'})
-    if 'tag' in next_frame(bob):
+    if 'tag' in bob.next_frame():
         fail('an untagged connect_request was pushed with a tag')
-    next_frame(alice)
+    alice.next_frame()
     bob.send({'t': 'connect_failed', 'to': 'alice', 'reason': 'no endpoint answered',
               'tag': 987654321})
-    f = next_frame(alice)
+    f = alice.next_frame()
     if f != {'t': 'connect_failed', 'from': 'bob', 'reason': 'no endpoint answered',
              'tag': 987654321}:
         fail('alice got %r' % f)

@@ -178,6 +178,15 @@ class Raw:
             if f.get('t') not in self.PUSHES:
                 return f
 
+    def next_frame(self, timeout=10):
+        """The next frame that is not a presence push (every other push
+        counts, unlike recv_skip_presence)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.recv(max(0.01, deadline - time.monotonic()))
+            if f.get('t') != 'presence':
+                return f
+
     def expect_error(self, code, timeout=10, closed=True, id=None):
         """Skips presence pushes, requires an error frame with this code;
         when closed, the connection must then be closed by the tracker."""

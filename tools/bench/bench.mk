@@ -68,7 +68,8 @@ bench-icount: deps deps-bench
 	@$(PYTHON) tools/bench/icount.py --build $(B) $(ICOUNT_ARGS)
 
 .PHONY: bench-dial
-# make bench-dial: /dial -> connection time per ladder path in a NAT lab (needs root)
+# make bench-dial: the connectivity matrix (path, success, /dial -> connected ms per pair of
+# NAT router kinds) in a NAT lab (needs root); DIAL_ARGS="--runs 5 --pairs pp-drop:pp-drop"
 bench-dial: deps
 	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/parley
 	@$(PYTHON) tools/bench/dial.py --build $(B) $(DIAL_ARGS)
