@@ -236,6 +236,8 @@ static void on_verified(vfy_job *job, int result) {
     sess_set(s, SS_READY);
     s->name[0] = '\0'; /* named only for refuse_register meanwhile; bound below, or not */
     if (!s->c) { /* closed while it was verified: nobody else will free it */
+        log_debug(&s->ctx->lg, "%s: closed while its register's signature was checked; "
+                  "dropped", s->observed);
         if (!sess_held(s))
             free(s);
     } else if (!conn_closing(s->c)) {
