@@ -14,8 +14,11 @@ Everything it starts it stops again by PID, also on Ctrl-C.
 
 Figures (6, dial, is tools/bench/dial.py: it needs root):
   1  tracker requests, 50 connections, one request in flight each:
-     lookups/s vs redis GET; durable registrations/s vs redis SET
-     (redis runs with --save '' --appendonly no: no persistence);
+     lookups/s vs redis GET (redis runs with --save '' --appendonly no: no
+     persistence); durable registrations/s vs the single-core Ed25519
+     verification rate (tools/bench/verify, same run), with the check on the
+     verify thread, in the loop, and on a thread moved to the client CPU;
+     and vs redis SET (no persistence, appendfsync always and everysec);
   2  growth: lookup and list-page latency, one client, with 1,000 / 10,000 /
      100,000 names registered; the 1,000-name registry is the reference.
   3  idle scale: 10,000 registered connections heartbeating (--idle-peers):
@@ -266,15 +269,55 @@ def table(rows):
 
 # ---- figures ----
 
+VERIFY_THREAD = 'parley-verify'  # tracker/verifier.c names its threads so
+
+
+def threads_named(pid, name):
+    """The thread ids of pid whose name (comm) is name."""
+    out = []
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/comm') as f:
+                if f.read().strip() == name:
+                    out.append(int(tid))
+        except OSError:
+            pass
+    return out
+
+
+def verify_rate(b):
+    """Single-core crypto_sign_verify_detached calls per second
+    (tools/bench/verify.c), pinned where the tracker runs."""
+    argv = b.procs.pin(b.procs.server_cpu, [os.path.join(b.build, 'verify'), '--duration',
+                                            str(b.a.duration), '--warmup', str(b.a.warmup)])
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=b.a.warmup + b.a.duration + 30, cwd=ROOT)
+    if r.returncode != 0:
+        raise Fail(f'verify failed (status {r.returncode}): {shlex.join(argv)}\n{r.stderr.strip()}')
+    return dict(kv.split('=', 1) for kv in r.stdout.split())
+
+
 def fig1(b, rows):
     """Tracker requests vs redis-server, 50 connections, one request in flight each."""
     a = b.a
     trk, taddr = b.tracker('fig1-tracker')
+    # The same registrations with the signature checked in the loop (before
+    # issue 18's verify thread), and with the verify thread moved to the
+    # client CPU (the loop stays on the server CPU).
+    inl, iaddr = b.tracker('fig1-tracker-inloop', '--verify-threads', '0')
+    off, oaddr = b.tracker('fig1-tracker-offcore', '--verify-threads', '1')
+    moved = threads_named(off.pid, VERIFY_THREAD)
+    if len(moved) != 1:
+        raise Fail(f'the tracker (pid {off.pid}) has {len(moved)} threads named {VERIFY_THREAD}, want 1')
+    other_cpu = b.procs.client_cpu if b.procs.client_cpu is not None else 0
+    os.sched_setaffinity(moved[0], {other_cpu})
     red, raddr = b.redis('fig1-redis')
-    # A durable companion for the registration rows (no target): redis
-    # writing every SET to its append-only file and fsyncing it before the
-    # reply, as the tracker commits before `registered`.
+    # Durable companions for the registration rows: redis writing every SET
+    # to its append-only file and fsyncing it before the reply, as the
+    # tracker commits before `registered` (always), or once a second
+    # (everysec).
     aof, aaddr = b.redis('fig1-redis-aof', '--appendonly', 'yes', '--appendfsync', 'always')
+    evs, eaddr = b.redis('fig1-redis-everysec', '--appendonly', 'yes', '--appendfsync', 'everysec')
     conns = str(a.conns)
     # Lookup targets: 1,000 registered (offline) names; GET targets: 1,000 keys
     # holding 100-byte values, about the size of a lookup_result.
@@ -284,10 +327,18 @@ def fig1(b, rows):
     lk = [Row(1, 'lookups/s', 'ops/s', 'redis GET', ('>=', 1.0)),
           Row(1, 'lookup p50', 'us', 'redis GET', better='lower'),
           Row(1, 'lookup p99', 'us', 'redis GET', better='lower')]
-    rg = [Row(1, 'durable registrations/s', 'ops/s', 'redis SET', ('>=', 0.5)),
+    limit = 'single-core Ed25519 verifications/s (verify.c)'
+    vf = [Row(1, 'durable registrations/s, verify thread', 'ops/s', limit, ('>=', 0.7)),
+          Row(1, 'durable registrations/s, verified in the loop (--verify-threads 0)', 'ops/s',
+              limit, headline=True),
+          Row(1, 'durable registrations/s, verify thread on the client CPU', 'ops/s', limit,
+              headline=True)]
+    ev = Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET, appendfsync everysec',
+             headline=True)
+    rg = [Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET'),
           Row(1, 'registration p50', 'us', 'redis SET', better='lower'),
           Row(1, 'registration p99', 'us', 'redis SET', better='lower')]
-    ra = [Row(1, 'durable registrations/s', 'ops/s', 'redis SET, appendfsync always'),
+    ra = [Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET, appendfsync always'),
           Row(1, 'registration p50', 'us', 'redis SET, appendfsync always', better='lower')]
     for i in range(a.samples):
         p = b.loadgen(taddr, '--op', 'lookup', '--conns', conns, '--names', 'u', '--name-count', '1000',
@@ -296,31 +347,54 @@ def fig1(b, rows):
                       '--name-count', '1000')
         add(lk, p, r)
         log(f'  fig 1 round {i + 1}/{a.samples}: lookup {p["ops_per_s"]}/s, GET {r["ops_per_s"]}/s')
+        v = verify_rate(b)
         p = b.loadgen(taddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        pi = b.loadgen(iaddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        po = b.loadgen(oaddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        for row, x in zip(vf, (p, pi, po)):
+            row.p.append(float(x['ops_per_s']))
+            row.r.append(float(v['ops_per_s']))
         r = b.loadgen(raddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f's{i}-',
                       '--value-size', '100')
         add(rg, p, r)
         ra_r = b.loadgen(aaddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f'a{i}-',
                          '--value-size', '100')
         add(ra, p, ra_r)
-        log(f'  fig 1 round {i + 1}/{a.samples}: register {p["ops_per_s"]}/s, SET {r["ops_per_s"]}/s, '
-            f'SET appendfsync always {ra_r["ops_per_s"]}/s')
-    b.procs.stop(trk)
-    b.procs.stop(red)
-    b.procs.stop(aof)
-    rows += lk + rg + ra
+        ev_r = b.loadgen(eaddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f'e{i}-',
+                         '--value-size', '100')
+        add([ev], p, ev_r)
+        log(f'  fig 1 round {i + 1}/{a.samples}: verify {v["ops_per_s"]}/s on one core; register '
+            f'{p["ops_per_s"]}/s (in the loop {pi["ops_per_s"]}/s, verify thread on the client CPU '
+            f'{po["ops_per_s"]}/s); SET {r["ops_per_s"]}/s, appendfsync always '
+            f'{ra_r["ops_per_s"]}/s, everysec {ev_r["ops_per_s"]}/s')
+    for pr in (trk, inl, off, red, aof, evs):
+        b.procs.stop(pr)
+    rows += lk + vf + [ev] + rg + ra
     return ['Figure 1: 50 connections, one request in flight each. Lookups ask for one of '
             '1,000 registered (offline) names, drawn at random; GET asks for one of 1,000 keys '
             'holding 100-byte values. A registration opens a new connection, says hello, '
             'registers a new name (signed) and waits for `registered`, which the tracker sends '
             'only after the SQLite commit and the fsync of its -wal (WAL; the fsync on the '
             'database\'s sync thread, one per batch), then closes; SET writes a '
-            'new key on an open connection. redis-server runs with `--save \'\' --appendonly no`: '
-            'no persistence on the Redis side (the target rows). The companion rows without a target '
-            'pair the same registrations with SET on a redis-server that appends every write to its '
-            'AOF and fsyncs before replying (`--appendonly yes --appendfsync always`), the durable '
-            'counterpart (its AOF on the same disk as the tracker database); each round\'s '
-            'registration figure is paired with both SETs of that round.']
+            'new key on an open connection. **The registration ceiling** is the one '
+            'Ed25519 verification each registration needs: `tools/bench/verify` runs '
+            'libsodium\'s crypto_sign_verify_detached on register-shaped messages (64 keys in turn) '
+            'for the same warm-up and duration, single-threaded, pinned to the server CPU like the '
+            'tracker, once per round, and each round\'s registration figures are divided by it. '
+            'Three trackers take the same registrations: the default (`--verify-threads 1`: the '
+            'signature is checked on a thread of its own, tracker/verifier.c, whose result comes '
+            'back to the loop through a uv_async; the thread inherits the tracker\'s pinning, so '
+            'loop and thread share the server CPU), `--verify-threads 0` (checked in the loop, as '
+            'before issue 18), and `--verify-threads 1` with its `parley-verify` thread moved to '
+            'the client CPU (sched_setaffinity on that thread; the loop stays on the server CPU, '
+            'the thread shares its CPU with the load generator). redis-server runs with '
+            '`--save \'\' --appendonly no` for the lookup target rows and the plain SET rows '
+            '(no persistence, and no signature to check: not a ceiling for registrations); the '
+            'companion rows pair the same registrations with SET on a redis-server that appends '
+            'every write to its AOF and fsyncs before replying (`--appendonly yes --appendfsync '
+            'always`, the durable counterpart) or once a second (`--appendfsync everysec`), their '
+            'AOF on the same disk as the tracker database; each round\'s registration figure is '
+            'paired with every SET of that round.']
 
 
 def add(rows, p, r):
@@ -1297,7 +1371,7 @@ def main():
         figs, bad = [], [args.figures]
     if bad or not figs:
         sys.exit(f'bench: unknown figure {bad}; this bench has figures {sorted(FIGURES)}')
-    for exe in ('parley-tracker', 'loadgen'):
+    for exe in ('parley-tracker', 'loadgen', 'verify'):
         if not os.access(os.path.join(ROOT, args.build, exe), os.X_OK):
             sys.exit(f'bench: {args.build}/{exe} is missing; run `make bench` (it builds them)')
     if not shutil.which('redis-server'):
