@@ -16,6 +16,12 @@
 #define TRACKER_PORT "5960"
 #define TRACKER_HELLO_MS 10000   /* first complete frame within this */
 #define TRACKER_MAX_QUEUED (1u << 20) /* a client this far behind is dropped */
+/* Connections the kernel may hold for accept (it caps this at
+ * net.core.somaxconn).  After a restart every peer reconnects at once; a
+ * connection that finds the queue full is retried by its TCP with a
+ * doubling timeout (1 s, 2 s, 4 s...), which stretched a 10,000-peer
+ * reconnect storm from seconds to half a minute with 511. */
+#define TRACKER_BACKLOG 4096
 
 typedef struct tracker_config {
     const char **listen; /* --listen HOST:PORT specs, in order */
