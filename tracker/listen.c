@@ -89,7 +89,7 @@ static int bind_one(tracker_ctx *ctx, const struct sockaddr *sa, char *bound, si
     /* IPv6 sockets stay IPv6-only so [::] and 0.0.0.0 can share a port. */
     r = uv_tcp_bind(&l->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (r == 0)
-        r = uv_listen((uv_stream_t *)&l->tcp, 511, srv_on_connection);
+        r = uv_listen((uv_stream_t *)&l->tcp, TRACKER_BACKLOG, srv_on_connection);
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (r == 0)

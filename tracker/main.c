@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "release.h"
 #include "server.h"
+#include "verifier.h"
 #include "msg.h"
 #include "version.h"
 #include "tracker.h"
@@ -37,7 +38,7 @@ static void usage(FILE *f) {
             "                      [--max-conns-per-addr N] [--max-conns N]\n"
             "                      [--mail-ttl SECONDS] [--mail-max N] [--mail-bytes N]\n"
             "                      [--mail-per-sender N] [--mail-rate N] [--mail-total BYTES]\n"
-            "                      [--metrics HOST:PORT] [--config PATH]\n"
+            "                      [--verify-threads N] [--metrics HOST:PORT] [--config PATH]\n"
             "       parley-tracker --release NAME [--db PATH] [--config PATH]\n"
             "\n"
             "The parley tracker: peers register their name, key and endpoints here, list who\n"
@@ -86,6 +87,9 @@ static void usage(FILE *f) {
             "                       default 300; 0: no limit); more get rate_limited.\n"
             "  --mail-total BYTES   bytes of mail waiting in all at most (0 to 2^50,\n"
             "                       default 1073741824: 1 GiB).\n"
+            "  --verify-threads N   threads that check the signatures of registrations, off\n"
+            "                       the event loop (0 to 64, default 1; 0: in the loop, for\n"
+            "                       a single-core host, where a thread only adds switches).\n"
             "  --metrics HOST:PORT  serve Prometheus metrics (GET /metrics) on this numeric\n"
             "                       address; off when not given.  Suggested: " MET_DEFAULT "\n"
             "                       (loopback only: the numbers are for the operator).\n"
@@ -106,7 +110,7 @@ static void usage(FILE *f) {
 
 /* The flags that take a number in a range, and where it goes. */
 enum { OPT_MAIL_TTL = 256, OPT_MAIL_MAX, OPT_MAIL_BYTES, OPT_MAIL_PER_SENDER, OPT_MAIL_RATE,
-       OPT_MAIL_TOTAL, OPT_RELEASE };
+       OPT_MAIL_TOTAL, OPT_RELEASE, OPT_VERIFY_THREADS };
 
 #define CFG(f) offsetof(tracker_config, f), sizeof(((tracker_config *)0)->f)
 
@@ -137,6 +141,8 @@ static const struct limit_flag {
     {OPT_MAIL_RATE, "--mail-rate", "a number from 0 to 1000000", 0, 1000000, CFG(mail_rate)},
     {OPT_MAIL_TOTAL, "--mail-total", "a number of bytes from 0 to 2^50", 0, 1ull << 50,
      CFG(mail_total)},
+    {OPT_VERIFY_THREADS, "--verify-threads", "a number from 0 to 64", 0, VFY_MAX_THREADS,
+     CFG(verify_threads)},
 };
 
 static const struct limit_flag *find_limit(int o) {
@@ -175,6 +181,7 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"mail-per-sender", required_argument, NULL, OPT_MAIL_PER_SENDER},
         {"mail-rate", required_argument, NULL, OPT_MAIL_RATE},
         {"mail-total", required_argument, NULL, OPT_MAIL_TOTAL},
+        {"verify-threads", required_argument, NULL, OPT_VERIFY_THREADS},
         {"metrics", required_argument, NULL, 'M'},
         {"config", required_argument, NULL, 'c'},
         {"release", required_argument, NULL, OPT_RELEASE},

@@ -1,15 +1,18 @@
-/* registration: hello and register.  A registration goes through the
- * registry's group commit and is answered only from its callback, once the
- * batch is on disk; then what waits in the mailbox follows (mail.c).  A
- * session that closes while its registration is in flight is kept until
- * that callback, which then frees it.  A name not bound yet is held to the
- * look-alike rules first (confusable.h): its skeleton against the names of
- * other keys, then its scripts. */
+/* registration: hello and register.  A register's signature is checked
+ * on a verify thread (verifier.h; --verify-threads 0: in the loop), then
+ * the binding goes through the registry's group commit and is answered
+ * only from its callback, once the batch is on disk; then what waits in
+ * the mailbox follows (mail.c).  A session that closes while its
+ * registration is in flight (its signature or its batch) is kept in
+ * SS_REGISTERING until that callback, which then frees it.  A name not
+ * bound yet is held to the look-alike rules first (confusable.h): its
+ * skeleton against the names of other keys, then its scripts. */
 #include "confusable.h"
 #include "handlers.h"
 #include "mail.h"
 #include "presence.h"
 #include "session.h"
+#include "verifier.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -170,42 +173,36 @@ static int new_name_refused(session *s, const char *name, size_t len, const char
     return 0;
 }
 
-void rgn_register(void *owner, const msg_in *m) {
-    session *s = owner;
-    tracker_ctx *ctx = s->ctx;
-    const char *name;
-    size_t nlen;
-    const unsigned char *key, *sig;
-    const msgpack_object_array *eps;
-    if (sess_str(s, m, "name", &name, &nlen) || sess_bin(s, m, "key", &key, IDENT_PK) ||
-        sess_bin(s, m, "sig", &sig, IDENT_SIG) ||
-        sess_array(s, m, "endpoints", &eps, "[addr]"))
-        return;
-    s->hears_connect_failed = msg_has_feature(m, "connect_failed");
-    s->hears_mailbox = msg_has_feature(m, "mailbox");
-    s->hears_punch = msg_has_feature(m, "punch");
+/* A register between its field checks and its signature's verdict: what
+ * the rest of it needs, copied out of the frame (freed by then). */
+typedef struct pending {
+    vfy_job job; /* key, nonce, sig and name */
+    session *s;
     char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
-    const char *epv[REG_MAX_ENDPOINTS];
-    if (read_endpoints(s, eps, ep, epv))
-        return;
-    const char *why;
+    uint32_t neps;
+} pending;
+
+/* The signature is checked (verified 0 when it holds): the name's rules,
+ * then the binding. */
+static void bind_signed(session *s, const pending *p, int verified) {
+    tracker_ctx *ctx = s->ctx;
     char text[640];
-    if (name_check(name, nlen, &why)) {
-        snprintf(text, sizeof text,
-                 "invalid name: %s; a name is 1 to 32 characters without spaces, control "
-                 "characters or invisible ones", why);
-        conn_fail(s->c, "bad_name", text, 0);
+    if (verified == UV_ECANCELED) {
+        conn_fail(s->c, "shutdown", "the tracker is shutting down; reconnect later", 0);
         return;
     }
-    if (ident_verify_register(key, s->nonce, name, nlen, sig)) {
+    if (verified) {
         conn_fail(s->c, "bad_signature",
                   "the signature does not verify with the given key over this connection's "
                   "nonce and the name", 0);
         return;
     }
-    char cname[NAME_BUFLEN], folded[NAME_BUFLEN], stored[NAME_BUFLEN];
-    memcpy(cname, name, nlen); /* name_check bounds nlen and excludes NUL */
-    cname[nlen] = '\0';
+    const char *cname = p->job.name, *epv[REG_MAX_ENDPOINTS];
+    const unsigned char *key = p->job.pk;
+    size_t nlen = p->job.nlen;
+    for (uint32_t i = 0; i < p->neps; i++)
+        epv[i] = p->ep[i];
+    char folded[NAME_BUFLEN], stored[NAME_BUFLEN];
     name_fold(cname, nlen, folded);
     reg_user u;
     int r = reg_lookup(ctx->reg, folded, &u);
@@ -216,7 +213,7 @@ void rgn_register(void *owner, const msg_in *m) {
     else if (r == UV_ENOENT)
         r = 0;
     if (r == 0)
-        r = reg_bind(ctx->reg, cname, folded, key, epv, eps->size, (int64_t)time(NULL),
+        r = reg_bind(ctx->reg, cname, folded, key, epv, p->neps, (int64_t)time(NULL),
                      stored, on_bound, s);
     if (r == UV_EEXIST) {
         snprintf(text, sizeof text,
@@ -231,4 +228,74 @@ void rgn_register(void *owner, const msg_in *m) {
     snprintf(s->name, sizeof s->name, "%s", stored);
     snprintf(s->folded, sizeof s->folded, "%s", folded);
     sess_set(s, SS_REGISTERING);
+}
+
+/* Back from the verify thread, on the loop.  The session waited in
+ * SS_REGISTERING, which kept its close callback from freeing it. */
+static void on_verified(vfy_job *job, int result) {
+    pending *p = (pending *)job;
+    session *s = p->s;
+    sess_set(s, SS_READY);
+    s->name[0] = '\0'; /* named only for refuse_register meanwhile; bound below, or not */
+    if (!s->c) { /* closed while it was verified: nobody else will free it */
+        log_debug(&s->ctx->lg, "%s: closed while its register's signature was checked; "
+                  "dropped", s->observed);
+        if (!sess_held(s))
+            free(s);
+    } else if (!conn_closing(s->c)) {
+        bind_signed(s, p, result);
+    }
+    free(p);
+}
+
+void rgn_register(void *owner, const msg_in *m) {
+    session *s = owner;
+    tracker_ctx *ctx = s->ctx;
+    const char *name;
+    size_t nlen;
+    const unsigned char *key, *sig;
+    const msgpack_object_array *eps;
+    if (sess_str(s, m, "name", &name, &nlen) || sess_bin(s, m, "key", &key, IDENT_PK) ||
+        sess_bin(s, m, "sig", &sig, IDENT_SIG) ||
+        sess_array(s, m, "endpoints", &eps, "[addr]"))
+        return;
+    s->hears_connect_failed = msg_has_feature(m, "connect_failed");
+    s->hears_mailbox = msg_has_feature(m, "mailbox");
+    s->hears_punch = msg_has_feature(m, "punch");
+    pending *p = malloc(sizeof *p);
+    if (!p) {
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
+    const char *epv[REG_MAX_ENDPOINTS];
+    if (read_endpoints(s, eps, p->ep, epv)) {
+        free(p);
+        return;
+    }
+    const char *why;
+    if (name_check(name, nlen, &why)) {
+        char text[640];
+        snprintf(text, sizeof text,
+                 "invalid name: %s; a name is 1 to 32 characters without spaces, control "
+                 "characters or invisible ones", why);
+        conn_fail(s->c, "bad_name", text, 0);
+        free(p);
+        return;
+    }
+    p->s = s;
+    p->neps = eps->size;
+    memcpy(p->job.pk, key, IDENT_PK);
+    memcpy(p->job.nonce, s->nonce, IDENT_NONCE);
+    memcpy(p->job.sig, sig, IDENT_SIG);
+    memcpy(p->job.name, name, nlen); /* name_check bounds nlen and excludes NUL */
+    p->job.name[nlen] = '\0';
+    p->job.nlen = nlen;
+    if (!ctx->verifier) { /* --verify-threads 0 */
+        bind_signed(s, p, ident_verify_register(key, s->nonce, name, nlen, sig));
+        free(p);
+        return;
+    }
+    snprintf(s->name, sizeof s->name, "%s", p->job.name);
+    sess_set(s, SS_REGISTERING);
+    vfy_submit(ctx->verifier, &p->job, on_verified);
 }

@@ -12,6 +12,7 @@
 #include "ratelimit.h"
 #include "relay.h"
 #include "session.h"
+#include "verifier.h"
 
 #include <stdio.h>
 #include <time.h>
@@ -190,6 +191,9 @@ int srv_open(tracker_ctx *ctx) {
     int e = mail_open(ctx);
     if (e)
         return e;
+    if (ctx->cfg.verify_threads &&
+        (e = vfy_open(ctx->loop, ctx->cfg.verify_threads, &ctx->verifier)) != 0)
+        return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
     return 0;
 }
@@ -210,6 +214,8 @@ void srv_stop(tracker_ctx *ctx) {
 }
 
 void srv_close(tracker_ctx *ctx) {
+    vfy_close(ctx->verifier); /* idle by now: the loop waited for its jobs */
+    ctx->verifier = NULL;
     if (ctx->reg)
         reg_on_batch_end(ctx->reg, NULL, NULL);
     pres_free(ctx);

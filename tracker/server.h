@@ -11,7 +11,8 @@
 
 /* Once, after the registry and the mailbox are open and before the first
  * connection: hooks the presence and mail pushes to the registry's batch
- * end and starts the mailbox sweep.  0 or UV_ENOMEM. */
+ * end, starts the mailbox sweep and the --verify-threads.  0 or a negative
+ * error (srv_close still follows). */
 int srv_open(tracker_ctx *ctx);
 
 /* The listeners' connection callback; the listening handle's data is the
@@ -32,8 +33,8 @@ void srv_on_closed(struct conn *c, int reason);
  * Idempotent. */
 void srv_stop(tracker_ctx *ctx);
 
-/* After the loop ran out and before reg_close: unhooks the registry and
- * drops the presence pushes no pass sent.  A no-op when srv_open never
+/* After the loop ran out and before reg_close: stops the verify threads,
+ * unhooks the registry and drops the presence pushes no pass sent.  A no-op when srv_open never
  * ran. */
 void srv_close(tracker_ctx *ctx);
 

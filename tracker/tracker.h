@@ -16,6 +16,12 @@
 #define TRACKER_PORT "5960"
 #define TRACKER_HELLO_MS 10000   /* first complete frame within this */
 #define TRACKER_MAX_QUEUED (1u << 20) /* a client this far behind is dropped */
+/* Connections the kernel may hold for accept (it caps this at
+ * net.core.somaxconn).  After a restart every peer reconnects at once; a
+ * connection that finds the queue full is retried by its TCP with a
+ * doubling timeout (1 s, 2 s, 4 s...), which stretched a 10,000-peer
+ * reconnect storm from seconds to half a minute with 511. */
+#define TRACKER_BACKLOG 4096
 
 typedef struct tracker_config {
     const char **listen; /* --listen HOST:PORT specs, in order */
@@ -38,6 +44,7 @@ typedef struct tracker_config {
     uint64_t mail_per_sender; /* messages of one sender waiting for one recipient */
     uint64_t mail_rate;       /* puts per sender per hour; 0: no limit */
     uint64_t mail_total;      /* bytes of boxes waiting in all */
+    unsigned verify_threads;  /* register signatures checked on this many threads; 0: in the loop */
     const char *metrics;      /* --metrics HOST:PORT, or NULL: no metrics */
     const char *config;       /* --config PATH, or NULL */
     const char *release;      /* --release NAME: free that name and exit, or NULL */
@@ -80,6 +87,8 @@ typedef struct tracker_stats {
 #define RELAY_HIGH_WATER (256 * 1024) /* pause a reader while its peer has this much queued */
 #define RELAY_READ_MAX (256 * 1024)   /* the largest read of a bulk relayed stream */
 
+#define VERIFY_THREADS_DEFAULT 1
+
 #define MAIL_TTL_DEFAULT (7 * 86400)
 #define MAIL_MAX_DEFAULT 1000
 #define MAIL_BYTES_DEFAULT (4u << 20)
@@ -107,6 +116,7 @@ static inline void tracker_config_defaults(tracker_config *cfg) {
     cfg->mail_per_sender = MAIL_PER_SENDER_DEFAULT;
     cfg->mail_rate = MAIL_RATE_DEFAULT;
     cfg->mail_total = MAIL_TOTAL_DEFAULT;
+    cfg->verify_threads = VERIFY_THREADS_DEFAULT;
 }
 
 struct listener;
@@ -115,6 +125,7 @@ struct session;
 struct rsess;
 struct mailbox;
 struct mail_srv;
+struct verifier;
 
 typedef struct tracker_ctx {
     uv_loop_t *loop;
@@ -123,6 +134,7 @@ typedef struct tracker_ctx {
     registry *reg;
     struct mailbox *mbox;      /* the offline mail in reg's database (mailbox.h) */
     struct mail_srv *mail;     /* mail.c's pass state, rate buckets and sweep, or NULL */
+    struct verifier *verifier; /* register signatures off the loop (verifier.h), or NULL: in it */
     namemap *online;            /* registered sessions by folded name */
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */

@@ -9,8 +9,9 @@
 #   make bench-icount        instructions per request, tracker vs redis (callgrind)
 #   make bench-icount ICOUNT_ARGS='--side loadgen'   the load generator's own
 
-# fwd.c, streamer.c and chatrtt.c are programs of their own (figure 4 and 5 helpers).
-BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c tools/bench/chatrtt.c
+# fwd.c, streamer.c, chatrtt.c and verify.c are programs of their own
+# (figure 4, 5 and 1 helpers).
+BENCH_TOOLS := tools/bench/fwd.c tools/bench/streamer.c tools/bench/chatrtt.c tools/bench/verify.c
 BENCH_SRC  := $(filter-out $(BENCH_TOOLS),$(wildcard tools/bench/*.c))
 BENCH_HDRS := $(wildcard tools/bench/*.h)
 BENCH_DEBS := redis-server ngircd socat
@@ -40,6 +41,11 @@ $(B)/streamer: $(B)/obj/tools/bench/streamer.o
 $(B)/chatrtt: $(B)/obj/tools/bench/chatrtt.o
 	$(CC) $^ -o $@
 
+# Figure 1's yardstick: single-core crypto_sign_verify_detached calls per
+# second (libsodium only).
+$(B)/verify: $(B)/obj/tools/bench/verify.o
+	$(CC) $^ -o $@ $(LDLIBS_ALL)
+
 # Installs only what is missing, so a machine that has everything never
 # touches apt.
 deps-bench:
@@ -57,7 +63,7 @@ deps-bench:
 
 # Sub-make so the pkg-config flags are read after deps installed them.
 bench: deps deps-bench
-	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/parley $(B)/loadgen $(B)/fwd $(B)/streamer $(B)/chatrtt
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) $(B)/parley-tracker $(B)/parley $(B)/loadgen $(B)/fwd $(B)/streamer $(B)/chatrtt $(B)/verify
 	@$(PYTHON) tools/bench/bench.py --build $(B) --doc '$(BENCH_DOC)' $(BENCH_ARGS)
 
 .PHONY: bench-icount

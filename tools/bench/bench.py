@@ -14,8 +14,11 @@ Everything it starts it stops again by PID, also on Ctrl-C.
 
 Figures (6, dial, is tools/bench/dial.py: it needs root):
   1  tracker requests, 50 connections, one request in flight each:
-     lookups/s vs redis GET; durable registrations/s vs redis SET
-     (redis runs with --save '' --appendonly no: no persistence);
+     lookups/s vs redis GET (redis runs with --save '' --appendonly no: no
+     persistence); durable registrations/s vs the single-core Ed25519
+     verification rate (tools/bench/verify, same run), with the check on the
+     verify thread, in the loop, and on a thread moved to the client CPU;
+     and vs redis SET (no persistence, appendfsync always and everysec);
   2  growth: lookup and list-page latency, one client, with 1,000 / 10,000 /
      100,000 names registered; the 1,000-name registry is the reference.
   3  idle scale: 10,000 registered connections heartbeating (--idle-peers):
@@ -29,7 +32,10 @@ Figures (6, dial, is tools/bench/dial.py: it needs root):
   7  mailbox: mail_put/s stored (50 senders, each put answered after the
      commit) vs redis RPUSH with appendfsync always (and everysec); 10,000
      messages delivered at login, each acknowledged as it arrives, vs a
-     redis list drained in LRANGE pages of 32 each followed by LTRIM.
+     redis list drained in LRANGE pages of 32 each followed by LTRIM;
+  8  reconnect storm: 10,000 peers registering again at once after a tracker
+     restart: time until all are online (vs that many single-core signature
+     checks) and the lookup p99 of an unrelated client meanwhile (< 10 ms).
 
     tools/bench/bench.py --build build [--figures 1,2] [--samples 5]
         [--duration 2] [--warmup 0.5] [--mail-duration 0.8] [--doc docs/BENCHMARKS.md]
@@ -266,15 +272,55 @@ def table(rows):
 
 # ---- figures ----
 
+VERIFY_THREAD = 'parley-verify'  # tracker/verifier.c names its threads so
+
+
+def threads_named(pid, name):
+    """The thread ids of pid whose name (comm) is name."""
+    out = []
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/comm') as f:
+                if f.read().strip() == name:
+                    out.append(int(tid))
+        except OSError:
+            pass
+    return out
+
+
+def verify_rate(b):
+    """Single-core crypto_sign_verify_detached calls per second
+    (tools/bench/verify.c), pinned where the tracker runs."""
+    argv = b.procs.pin(b.procs.server_cpu, [os.path.join(b.build, 'verify'), '--duration',
+                                            str(b.a.duration), '--warmup', str(b.a.warmup)])
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=b.a.warmup + b.a.duration + 30, cwd=ROOT)
+    if r.returncode != 0:
+        raise Fail(f'verify failed (status {r.returncode}): {shlex.join(argv)}\n{r.stderr.strip()}')
+    return dict(kv.split('=', 1) for kv in r.stdout.split())
+
+
 def fig1(b, rows):
     """Tracker requests vs redis-server, 50 connections, one request in flight each."""
     a = b.a
     trk, taddr = b.tracker('fig1-tracker')
+    # The same registrations with the signature checked in the loop (before
+    # issue 18's verify thread), and with the verify thread moved to the
+    # client CPU (the loop stays on the server CPU).
+    inl, iaddr = b.tracker('fig1-tracker-inloop', '--verify-threads', '0')
+    off, oaddr = b.tracker('fig1-tracker-offcore', '--verify-threads', '1')
+    moved = threads_named(off.pid, VERIFY_THREAD)
+    if len(moved) != 1:
+        raise Fail(f'the tracker (pid {off.pid}) has {len(moved)} threads named {VERIFY_THREAD}, want 1')
+    other_cpu = b.procs.client_cpu if b.procs.client_cpu is not None else 0
+    os.sched_setaffinity(moved[0], {other_cpu})
     red, raddr = b.redis('fig1-redis')
-    # A durable companion for the registration rows (no target): redis
-    # writing every SET to its append-only file and fsyncing it before the
-    # reply, as the tracker commits before `registered`.
+    # Durable companions for the registration rows: redis writing every SET
+    # to its append-only file and fsyncing it before the reply, as the
+    # tracker commits before `registered` (always), or once a second
+    # (everysec).
     aof, aaddr = b.redis('fig1-redis-aof', '--appendonly', 'yes', '--appendfsync', 'always')
+    evs, eaddr = b.redis('fig1-redis-everysec', '--appendonly', 'yes', '--appendfsync', 'everysec')
     conns = str(a.conns)
     # Lookup targets: 1,000 registered (offline) names; GET targets: 1,000 keys
     # holding 100-byte values, about the size of a lookup_result.
@@ -284,10 +330,25 @@ def fig1(b, rows):
     lk = [Row(1, 'lookups/s', 'ops/s', 'redis GET', ('>=', 1.0)),
           Row(1, 'lookup p50', 'us', 'redis GET', better='lower'),
           Row(1, 'lookup p99', 'us', 'redis GET', better='lower')]
-    rg = [Row(1, 'durable registrations/s', 'ops/s', 'redis SET', ('>=', 0.5)),
+    limit = 'single-core Ed25519 verifications/s (verify.c)'
+    vf = [Row(1, 'durable registrations/s, verify thread', 'ops/s', limit, ('>=', 0.7)),
+          Row(1, 'durable registrations/s, verified in the loop (--verify-threads 0)', 'ops/s',
+              limit, headline=True),
+          Row(1, 'durable registrations/s, verify thread on the client CPU', 'ops/s', limit,
+              headline=True)]
+    one = 'one Ed25519 verification (verify.c)'
+    cpu_rows = [Row(1, 'tracker CPU per registration, verify thread', 'us', one, better='lower'),
+                Row(1, 'tracker CPU per registration, verified in the loop', 'us', one,
+                    better='lower'),
+                Row(1, 'loop thread CPU per registration, verify thread on the client CPU', 'us',
+                    one, better='lower')]
+    cpu_inl, cpu_off = proc_cpu(inl.pid), thread_cpu(off.pid, off.pid)
+    ev = Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET, appendfsync everysec',
+             headline=True)
+    rg = [Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET'),
           Row(1, 'registration p50', 'us', 'redis SET', better='lower'),
           Row(1, 'registration p99', 'us', 'redis SET', better='lower')]
-    ra = [Row(1, 'durable registrations/s', 'ops/s', 'redis SET, appendfsync always'),
+    ra = [Row(1, 'durable registrations/s, verify thread', 'ops/s', 'redis SET, appendfsync always'),
           Row(1, 'registration p50', 'us', 'redis SET, appendfsync always', better='lower')]
     for i in range(a.samples):
         p = b.loadgen(taddr, '--op', 'lookup', '--conns', conns, '--names', 'u', '--name-count', '1000',
@@ -296,31 +357,74 @@ def fig1(b, rows):
                       '--name-count', '1000')
         add(lk, p, r)
         log(f'  fig 1 round {i + 1}/{a.samples}: lookup {p["ops_per_s"]}/s, GET {r["ops_per_s"]}/s')
+        v = verify_rate(b)
+        # CPU per registration: the whole tracker (loop and verify thread)
+        # where both share the server CPU, the loop thread alone where the
+        # verify thread moved away; over warm-up and measured run alike.
+        c0 = proc_cpu(trk.pid)
         p = b.loadgen(taddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        c1 = proc_cpu(trk.pid)
+        pi = b.loadgen(iaddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        c2 = proc_cpu(inl.pid)
+        po = b.loadgen(oaddr, '--op', 'register', '--conns', conns, '--self', f'r{i}-')
+        c3 = thread_cpu(off.pid, off.pid)
+        for row, x in zip(vf, (p, pi, po)):
+            row.p.append(float(x['ops_per_s']))
+            row.r.append(float(v['ops_per_s']))
+        one = float(v['cpu_us_per_op'])
+        span = a.warmup + a.duration
+        for row, x, cpu in zip(cpu_rows, (p, pi, po), (c1 - c0, c2 - cpu_inl, c3 - cpu_off)):
+            row.p.append(cpu * 1e6 / (float(x['ops_per_s']) * span))
+            row.r.append(one)
+        cpu_inl, cpu_off = c2, c3
         r = b.loadgen(raddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f's{i}-',
                       '--value-size', '100')
         add(rg, p, r)
         ra_r = b.loadgen(aaddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f'a{i}-',
                          '--value-size', '100')
         add(ra, p, ra_r)
-        log(f'  fig 1 round {i + 1}/{a.samples}: register {p["ops_per_s"]}/s, SET {r["ops_per_s"]}/s, '
-            f'SET appendfsync always {ra_r["ops_per_s"]}/s')
-    b.procs.stop(trk)
-    b.procs.stop(red)
-    b.procs.stop(aof)
-    rows += lk + rg + ra
+        ev_r = b.loadgen(eaddr, '--proto', 'resp', '--op', 'set', '--conns', conns, '--self', f'e{i}-',
+                         '--value-size', '100')
+        add([ev], p, ev_r)
+        log(f'  fig 1 round {i + 1}/{a.samples}: verify {v["ops_per_s"]}/s on one core; register '
+            f'{p["ops_per_s"]}/s (in the loop {pi["ops_per_s"]}/s, verify thread on the client CPU '
+            f'{po["ops_per_s"]}/s); SET {r["ops_per_s"]}/s, appendfsync always '
+            f'{ra_r["ops_per_s"]}/s, everysec {ev_r["ops_per_s"]}/s')
+    for pr in (trk, inl, off, red, aof, evs):
+        b.procs.stop(pr)
+    rows += lk + vf + cpu_rows + [ev] + rg + ra
     return ['Figure 1: 50 connections, one request in flight each. Lookups ask for one of '
             '1,000 registered (offline) names, drawn at random; GET asks for one of 1,000 keys '
             'holding 100-byte values. A registration opens a new connection, says hello, '
             'registers a new name (signed) and waits for `registered`, which the tracker sends '
             'only after the SQLite commit and the fsync of its -wal (WAL; the fsync on the '
             'database\'s sync thread, one per batch), then closes; SET writes a '
-            'new key on an open connection. redis-server runs with `--save \'\' --appendonly no`: '
-            'no persistence on the Redis side (the target rows). The companion rows without a target '
-            'pair the same registrations with SET on a redis-server that appends every write to its '
-            'AOF and fsyncs before replying (`--appendonly yes --appendfsync always`), the durable '
-            'counterpart (its AOF on the same disk as the tracker database); each round\'s '
-            'registration figure is paired with both SETs of that round.']
+            'new key on an open connection. **The registration ceiling** is the one '
+            'Ed25519 verification each registration needs: `tools/bench/verify` runs '
+            'libsodium\'s crypto_sign_verify_detached on register-shaped messages (64 keys in turn) '
+            'for the same warm-up and duration, single-threaded, pinned to the server CPU like the '
+            'tracker, once per round, and each round\'s registration figures are divided by it. '
+            'Three trackers take the same registrations: the default (`--verify-threads 1`: the '
+            'signature is checked on a thread of its own, tracker/verifier.c, whose result comes '
+            'back to the loop through a uv_async; the thread inherits the tracker\'s pinning, so '
+            'loop and thread share the server CPU), `--verify-threads 0` (checked in the loop, as '
+            'before issue 18), and `--verify-threads 1` with its `parley-verify` thread moved to '
+            'the client CPU (sched_setaffinity on that thread; the loop stays on the server CPU, '
+            'the thread shares its CPU with the load generator). The CPU rows divide the '
+            'tracker\'s user + system time over each registration run (warm-up included, from '
+            '/proc: the whole process where loop and verify thread share the server CPU, the '
+            'loop thread alone where the verify thread moved) by the registrations that run '
+            'completed (its rate times warm-up plus duration), against the CPU time of one '
+            'verification in verify.c (CLOCK_PROCESS_CPUTIME_ID over its run): a CPU ratio of X '
+            'caps registrations on that CPU at 1/X of the verification rate, and CPU time is '
+            'less stretched by the machine\'s other load than the rates are. redis-server runs with '
+            '`--save \'\' --appendonly no` for the lookup target rows and the plain SET rows '
+            '(no persistence, and no signature to check: not a ceiling for registrations); the '
+            'companion rows pair the same registrations with SET on a redis-server that appends '
+            'every write to its AOF and fsyncs before replying (`--appendonly yes --appendfsync '
+            'always`, the durable counterpart) or once a second (`--appendfsync everysec`), their '
+            'AOF on the same disk as the tracker database; each round\'s registration figure is '
+            'paired with every SET of that round.']
 
 
 def add(rows, p, r):
@@ -398,6 +502,12 @@ def proc_rss(pid):
 def proc_cpu(pid):
     """User + system CPU seconds so far, from /proc."""
     f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def thread_cpu(pid, tid):
+    """The same for one thread of pid."""
+    f = open(f'/proc/{pid}/task/{tid}/stat').read().rsplit(')', 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')
 
 
@@ -1173,7 +1283,105 @@ def fig7(b, rows):
             f'preloaded.']
 
 
-FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 7: fig7}
+STORM_PEERS = 10000
+STORM_HOLDERS = 10  # load generators of STORM_PEERS / STORM_HOLDERS connections each, started at once
+STORM_KEY_SEED = 8  # one key for every storm user, so the holders can register the preloaded names
+
+
+def fig8(b, rows):
+    """Reconnect storm: every peer registers again at once after a tracker restart."""
+    a = b.a
+    n, k = a.storm_peers, STORM_HOLDERS
+    per = n // k
+    limit = raise_nofile()
+    if limit < n + 1000:
+        raise Fail(f'figure 8 needs {n + 1000} file descriptors, the hard limit is {limit}')
+    seed = ['--key-seed', str(STORM_KEY_SEED)]
+    tag = 'fig8-tracker'
+    trk, taddr = b.tracker(tag)
+    t0 = time.monotonic()
+    for j in range(k):  # the names exist, bound to the storm key, offline
+        b.loadgen(taddr, '--op', 'none', '--preload', str(per), '--names', f's{j}-', *seed,
+                  timeout=600)
+    log(f'  fig 8 preload: {per * k:,} names in {time.monotonic() - t0:.1f} s')
+    online = Row(8, f'reconnect storm: {per * k:,} peers online again after a restart', 's',
+                 f'{per * k:,} single-core verifications (verify.c)', better='lower', headline=True)
+    lat = Row(8, 'lookup p99 of an unrelated client during the storm', 'ms',
+              'the same client on the quiet tracker')
+    lat.abs_target = ('<', 10, 'ms')
+    lat50 = Row(8, 'lookup p50 of an unrelated client during the storm', 'ms',
+                'the same client on the quiet tracker', better='lower')
+    got = []
+    for i in range(a.samples):
+        b.procs.stop(trk)  # the restart: every peer is disconnected at once
+        trk, taddr = b.tracker(tag)  # same database, new process
+        v = verify_rate(b)
+        quiet = b.loadgen(taddr, '--op', 'lookup', '--conns', '1', '--names', 's0-',
+                          '--name-count', str(per), '--self', f'q{i}-')
+        # The unrelated client: registered before the storm, looking up
+        # until the storm is over (SIGTERM ends its measured run).
+        d = os.path.join(b.tmp, f'fig8-{i}')
+        os.makedirs(d, exist_ok=True)
+        look = b.procs.start(f'lookup client fig8-{i}', [b.loadgen_bin, '--target', taddr,
+                             '--op', 'lookup', '--conns', '1', '--names', 's0-', '--name-count',
+                             str(per), '--self', f'w{i}-', '--warmup', '0.2', '--duration', '300',
+                             '--until-signal', '--timeout', '600'],
+                             b.procs.client_cpu, os.path.join(d, 'lookup.log'), stdout=subprocess.PIPE)
+        time.sleep(0.5)  # its registration done and its warm-up over (no event to wait on)
+        if look.poll() is not None:
+            raise Fail(f'the lookup client of figure 8 exited early; see {look.bench_log}')
+        t0 = time.monotonic()
+        holders = [b.procs.start(f'holder fig8-{i}-{j}', [b.loadgen_bin, '--target', taddr, '--op',
+                                 'hold', '--conns', str(per), '--self', f's{j}-', *seed,
+                                 '--duration', '0', '--timeout', '600'],
+                                 b.procs.client_cpu, os.path.join(d, f'hold{j}.log'),
+                                 stdout=subprocess.PIPE) for j in range(k)]
+        for h in holders:  # the last `ready` is the time until all are online
+            line = h.stdout.readline().decode()
+            if not line.startswith('ready'):
+                raise Fail(f'a figure 8 holder did not get its peers online; see {h.bench_log}')
+        secs = time.monotonic() - t0
+        look.send_signal(signal.SIGTERM)
+        out = look.stdout.read().decode()
+        b.procs.stop(look)
+        if look.returncode != 0 or 'p99_us=' not in out:
+            raise Fail(f'the lookup client of figure 8 failed ({look.returncode}); see {look.bench_log}')
+        res = dict(kv.split('=', 1) for kv in out.strip().splitlines()[-1].split())
+        for h in holders:
+            b.procs.stop(h)
+        online.p.append(secs)
+        online.r.append(per * k / float(v['ops_per_s']))
+        lat.p.append(float(res['p99_us']) / 1e3)
+        lat.r.append(float(quiet['p99_us']) / 1e3)
+        lat50.p.append(float(res['p50_us']) / 1e3)
+        lat50.r.append(float(quiet['p50_us']) / 1e3)
+        got.append(int(res['ops']))
+        log(f'  fig 8 round {i + 1}/{a.samples}: {per * k:,} online again in {secs:.2f} s '
+            f'(verify {v["ops_per_s"]}/s: {per * k / float(v["ops_per_s"]):.2f} s of checks); '
+            f'lookups meanwhile p50 {float(res["p50_us"]) / 1e3:.2f} ms, p99 '
+            f'{float(res["p99_us"]) / 1e3:.2f} ms ({res["ops"]} lookups; quiet p99 '
+            f'{float(quiet["p99_us"]) / 1e3:.2f} ms)')
+    b.procs.stop(trk)
+    rows += [online, lat, lat50]
+    return [f'Figure 8: a reconnect storm. {per * k:,} names are registered once (bound to one '
+            f'key, `--key-seed {STORM_KEY_SEED}`) and offline; each round restarts the tracker on '
+            f'that database (SIGTERM, then a new process: an empty record cache) and then starts '
+            f'{k} load generators at once, each holding {per:,} of those peers '
+            f'(`loadgen --op hold --conns {per} --self sJ-`: connect, hello, signed register, '
+            f'all at once, pinned to the client CPU), so all {per * k:,} register again together, '
+            f'as after a tracker restart. Time until all online: from starting them to the last '
+            f'`ready` (every one of its peers got `registered`, i.e. committed); the reference is '
+            f'the time {per * k:,} signature checks take on one core at the rate verify.c measured '
+            f'in the same round. Meanwhile an unrelated registered client (`--op lookup --conns 1 '
+            f'--until-signal`, on the client CPU with the storm\'s load generators) looks up '
+            f'random ones of the names, one in flight, from just before the storm until the last '
+            f'`ready` (min {min(got) if got else 0:,} lookups per round); its reference is the same '
+            f'client on the same restarted tracker just before the storm. The lookup client shares '
+            f'its CPU with the {k} storm load generators, so its latency includes waiting for that '
+            f'CPU as well as for the tracker.']
+
+
+FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 7: fig7, 8: fig8}
 
 
 # ---- the machine and the report ----
@@ -1284,6 +1492,8 @@ def main():
     ap.add_argument('--conns', type=int, default=50, help='figure 1 connections')
     ap.add_argument('--idle-peers', type=int, default=IDLE_PEERS,
                     help='figure 3 registered connections (default 10000; the fd limit is raised)')
+    ap.add_argument('--storm-peers', type=int, default=STORM_PEERS,
+                    help='figure 8 peers registering again at once (default 10000)')
     ap.add_argument('--stream-duration', type=float, default=1.0,
                     help='figures 4-5 measured seconds per sample')
     ap.add_argument('--mail-duration', type=float, default=0.8,
@@ -1297,7 +1507,7 @@ def main():
         figs, bad = [], [args.figures]
     if bad or not figs:
         sys.exit(f'bench: unknown figure {bad}; this bench has figures {sorted(FIGURES)}')
-    for exe in ('parley-tracker', 'loadgen'):
+    for exe in ('parley-tracker', 'loadgen', 'verify'):
         if not os.access(os.path.join(ROOT, args.build, exe), os.X_OK):
             sys.exit(f'bench: {args.build}/{exe} is missing; run `make bench` (it builds them)')
     if not shutil.which('redis-server'):

@@ -62,6 +62,9 @@ static void usage(FILE *f) {
         "  --conns N            connections (default 50)\n"
         "  --duration SEC       measured seconds (default 2; hold: 0 = until a signal)\n"
         "  --warmup SEC         seconds run before recording starts (default 0.5)\n"
+        "  --until-signal       SIGTERM/SIGINT ends the measured run and prints its\n"
+        "                       figures (--duration then bounds it); without it a signal\n"
+        "                       outside hold is a failure\n"
         "  --count N            stop after N measured ops instead (with --warmup 0: send\n"
         "                       exactly N requests, and stop once all are answered)\n"
         "  --preload N          first register N names (parley) or SET N keys (resp)\n"
@@ -424,7 +427,7 @@ static void on_deadline(uv_timer_t *t) {
 
 static void on_signal(uv_signal_t *h, int signum) {
     lg_ctx *ctx = h->data;
-    if (ctx->phase != PH_HOLD)
+    if (ctx->phase != PH_HOLD && !(ctx->phase == PH_MEASURE && ctx->o.until_signal))
         fail_ctx(ctx, 1, "interrupted by a signal");
     else
         finish(ctx);
@@ -459,6 +462,7 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
         {"page", required_argument, NULL, 'G'},        {"key-seed", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 't'},     {"seed", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'v'},   {"help", no_argument, NULL, 'h'},
+        {"until-signal", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     lg_opts *o = &ctx->o;
@@ -531,6 +535,9 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
             if (parse_num(optarg, 1, 100000, &v))
                 return bad_usage("--page %s is not a number from 1 to 100000", optarg);
             o->page = (unsigned)v;
+            break;
+        case 'U':
+            o->until_signal = 1;
             break;
         case 'K': {
             char *end;

@@ -110,6 +110,7 @@ typedef struct lg_opts {
     unsigned page;         /* resp drain: LRANGE page size */
     int key_seed_set;      /* the identity comes from key_seed, not a fresh key pair */
     uint64_t key_seed;
+    int until_signal;      /* a signal while measuring ends the run with its figures */
     unsigned list_limit;
     double timeout;        /* hard bound on the whole run, seconds */
     uint64_t seed;
