@@ -168,8 +168,9 @@ static int keep_new(chat *ch, chatlink *old, chatlink *nl) {
     return link_dialed(nl) == i_sort_first;
 }
 
-/* For the connected event: an accepted link is the other side's dial, or
- * its dial back when ours asked for one. */
+/* For the connected event: an accepted link is the other side's dial, its
+ * dial back when ours asked for one, or its punch when it comes from the
+ * address ours punches at. */
 static const char *how_of(const conv *cv, chatlink *l, int incoming) {
     switch (link_how(l)) {
     case LINK_HOW_RELAYED:
@@ -179,6 +180,8 @@ static const char *how_of(const conv *cv, chatlink *l, int incoming) {
     case LINK_HOW_REVERSE:
         return "reverse";
     case LINK_HOW_ACCEPTED:
+        if (cv->dial && dial_punches_to(cv->dial, link_peer_sa(l)))
+            return "punched";
         return cv->dial && dial_asked_reverse(cv->dial) ? "reverse" : "dialed";
     default:
         return "dialed";

@@ -607,6 +607,10 @@ void dial_on_found(dialer *d, void (*found)(void *data)) { d->found = found; }
 
 int dial_asked_reverse(const dialer *d) { return d->reverse != 0; }
 
+int dial_punches_to(const dialer *d, const struct sockaddr_storage *ss) {
+    return d->punch && addr_same_endpoint(ss, &d->punch_sa);
+}
+
 void dial_cancel(dialer *d) {
     if (d)
         dial_step(d, DIAL_EV_CANCEL, 0, NULL);

@@ -50,6 +50,11 @@ void dial_on_found(dialer *d, void (*found)(void *data));
 /* 1 when the dial asked the tracker for a reverse connection. */
 int dial_asked_reverse(const dialer *d);
 
+/* 1 while the dial's hole punch aims at ss: a link accepted from there
+ * came from the other side's punch. */
+struct sockaddr_storage;
+int dial_punches_to(const dialer *d, const struct sockaddr_storage *ss);
+
 /* Abandons the dial; the callback will not fire.  NULL is a no-op. */
 void dial_cancel(dialer *d);
 

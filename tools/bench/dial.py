@@ -14,7 +14,10 @@ both sides, /bye), with --ui json peers, whose `connected` event carries
 the path (direct, relay) and how (dialed, reverse, punched, relay).  It
 prints one Markdown row per pair and direction, ready for the README: the
 paths reached with their counts, dials that connected, and the median and
-worst time from writing /dial to reading the dialer's `connected`.
+worst time from writing /dial to reading the dialer's `connected`; where
+neither router is symmetric, a dial that reached the relay waits up to 4 s
+for the upgrade (`connected ... direct` again), and the last two columns
+count the dials that ended direct and the median time to that.
 """
 import argparse
 import collections
@@ -31,8 +34,9 @@ KINDS = ('none', 'pp-reject', 'pp-drop', 'sym-reject', 'sym-drop')
 # router kinds (both directions are dialed anyway)
 PAIRS = tuple('%s:%s' % (x, y) for i, x in enumerate(KINDS) for y in KINDS[max(i, 1):])
 SEQ = {'punched': 'p', 'dialed': 'd', 'reverse': 'r', 'relay': 'R'}
-SEQ_KEY = 'd dialed, r reverse, p punched, R relay, x failed'
+SEQ_KEY = 'd dialed, r reverse, p punched, R relay, u relay then upgraded to direct, x failed'
 DIAL_TIMEOUT = 15  # s: a dial not connected by then counts as failed
+UPGRADE_WAIT = 4   # s: a relayed dial between port-preserving NATs waits this long for the upgrade
 
 
 def parse_pairs(text):
@@ -101,6 +105,10 @@ def main():
             peers.append(p)
         for x, y in ((peers[0], peers[1]), (peers[1], peers[0])):
             times, paths, failures, seq, logs = [], collections.Counter(), [], '', []
+            ended_direct, to_direct = 0, []
+            # Only where a direct path can exist: a symmetric router leaves
+            # the upgrade nothing to find (and each wait would cost seconds).
+            upgradable = 'sym' not in kinds[x.name[1:]] + kinds[y.name[1:]]
             for _ in range(args.runs):
                 marks = (len(log_lines(x, 0)), len(log_lines(y, 0)))
                 start = time.monotonic()
@@ -125,6 +133,22 @@ def main():
                 seq += SEQ.get(ev.get('how'), '?')
                 while event(y, ('connected',), DIAL_TIMEOUT).get('name') != x.name:
                     pass
+                if ev.get('path') == 'direct':
+                    ended_direct += 1
+                    to_direct.append(times[-1])
+                elif upgradable:  # the relayed chat's upgrade: connected ... direct again
+                    try:
+                        while True:
+                            up = event(x, ('connected',), UPGRADE_WAIT)
+                            if up.get('name') == y.name and up.get('path') == 'direct':
+                                break
+                        ended_direct += 1
+                        to_direct.append((time.monotonic() - start) * 1000)
+                        seq = seq[:-1] + 'u'
+                        while event(y, ('connected',), DIAL_TIMEOUT).get('name') != x.name:
+                            pass
+                    except harness.TestFailure:
+                        pass
                 x.send('/bye')
                 while event(y, ('closed',), 10).get('name') != x.name:
                     pass
@@ -133,7 +157,8 @@ def main():
                                            y.name[1:], kinds[y.name[1:]])
             row = (what, paths, len(times), args.runs,
                    statistics.median(times) if times else None,
-                   max(times) if times else None, failures)
+                   max(times) if times else None, failures, ended_direct,
+                   statistics.median(to_direct) if to_direct else None)
             rows.append(row)
             print('dial.py: %s' % fmt_row(row), file=sys.stderr, flush=True)
             print('dial.py:   dials in order: %s (%s)' % (seq, SEQ_KEY), file=sys.stderr)
@@ -141,7 +166,7 @@ def main():
                 print('dial.py:   failed: %s' % f, file=sys.stderr, flush=True)
             direct = any(c in 'pdr' for c in seq)
             for i, (c, (xl, yl)) in enumerate(zip(seq, logs if args.logs else ())):
-                if direct and c in 'Rx':
+                if direct and c in 'Rux':
                     print('dial.py:   dial %d (%s), %s:' % (i + 1, c, x.name), file=sys.stderr)
                     print(''.join('      %s\n' % l for l in xl), end='', file=sys.stderr)
                     print('dial.py:   ... and %s:' % y.name, file=sys.stderr)
@@ -158,8 +183,8 @@ def main():
             status = 1
         harness._cleanups.clear()
         harness._procs.clear()
-    print('| dial | path (how): dials | connected | median ms | worst ms |')
-    print('|---|---|---|---|---|')
+    print('| dial | path (how): dials | connected | median ms | worst ms | ended direct | median ms to direct |')
+    print('|---|---|---|---|---|---|---|')
     for row in rows:
         print(fmt_row(row))
     cmd = 'tools/bench/dial.py --build %s --runs %d' % (args.build, args.runs)
@@ -173,10 +198,11 @@ def main():
 
 
 def fmt_row(row):
-    what, paths, ok, runs, med, worst, _ = row
+    what, paths, ok, runs, med, worst, _, ended, to_direct = row
     p = ', '.join('%s: %d' % (k, n) for k, n in sorted(paths.items(), key=lambda kv: -kv[1]))
     ms = lambda v: '-' if v is None else '%.1f' % v
-    return '| %s | %s | %d/%d | %s | %s |' % (what, p or '-', ok, runs, ms(med), ms(worst))
+    return '| %s | %s | %d/%d | %s | %s | %d/%d | %s |' % (what, p or '-', ok, runs, ms(med),
+                                                         ms(worst), ended, runs, ms(to_direct))
 
 
 if __name__ == '__main__':
