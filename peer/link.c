@@ -376,7 +376,11 @@ static void h_bye(void *owner, const msg_in *m) {
     chatlink *l = owner;
     if (l->state == LINK_BYE) { /* both said bye */
         conn_set_batching(l->c, 0); /* writes the acks of this pass */
-        conn_close(l->c, 0);
+        /* We close first, so a FIN would leave this 4-tuple in TIME_WAIT
+         * for a minute, and a hole punch to the same peer needs exactly
+         * it again.  Nothing is left to say; an ack lost to the reset
+         * only means a resend that the other side drops. */
+        conn_abort(l->c, 0);
         return;
     }
     if (l->h && l->h->bye)

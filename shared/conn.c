@@ -84,6 +84,8 @@ static void close_handles(conn *c, int reason, int reset) {
 
 void conn_close(conn *c, int reason) { close_handles(c, reason, 0); }
 
+void conn_abort(conn *c, int reason) { close_handles(c, reason, 1); }
+
 void conn_set_abort_idle(conn *c, int on) { c->abort_idle = on; }
 
 static void on_timer(uv_timer_t *t) {

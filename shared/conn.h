@@ -78,6 +78,10 @@ void conn_fail(conn *c, const char *code, const char *text, uint64_t id);
 /* Closes now; pending writes are dropped.  Idempotent. */
 void conn_close(conn *c, int reason);
 
+/* As conn_close, but with RST instead of FIN (SO_LINGER 0): no TIME_WAIT
+ * here, and what the kernel has not sent yet is dropped. */
+void conn_abort(conn *c, int reason);
+
 /* Closes the conn with UV_ETIMEDOUT unless the timer is re-armed within ms.
  * ms = 0 stops it.  Call again to re-arm. */
 void conn_set_timeout(conn *c, uint64_t ms);
