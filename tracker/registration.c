@@ -161,6 +161,10 @@ static int new_name_refused(session *s, const char *name, size_t len, const char
         conn_fail(s->c, "bad_name", text, 0);
         return 1;
     }
+    if (r == REG_EUNAVAIL) {
+        conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        return 1;
+    }
     if (r && r != UV_ENOENT) {
         conn_fail(s->c, "internal", "the tracker could not check the name; try again later", 0);
         return 1;
@@ -222,7 +226,10 @@ void rgn_register(void *owner, const msg_in *m) {
         return;
     }
     if (r) {
-        conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
+        if (r == REG_EUNAVAIL)
+            conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        else
+            conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
         return;
     }
     snprintf(s->name, sizeof s->name, "%s", stored);

@@ -1,4 +1,6 @@
-/* registry: the tracker's durable memory, one SQLite file.  It binds each
+/* registry: the tracker's durable memory, one SQLite file (or, for the
+ * users table, a PostgreSQL database several trackers share:
+ * reg_open_shared, registry_pg.h).  It binds each
  * username (by its folded form) to the first Ed25519 key that registered it,
  * remembers the endpoints and last-seen time, and knows who is online so the
  * list can page through online users by folded name.
@@ -7,7 +9,13 @@
  * that is committed once per loop pass, and only then do the callbacks of
  * that batch fire, so an acknowledged registration survives a crash without
  * one fsync per request.  Reads are synchronous indexed queries and see
- * queued writes. */
+ * queued writes.
+ *
+ * With PostgreSQL the users table lives there and every users read or
+ * write is one round trip (registry_pg.h); there is no lookup cache (another
+ * tracker may have changed any row), and a write's callback still fires
+ * at the end of the loop pass, after PostgreSQL committed it.  The SQLite
+ * file keeps the other tables (the mailbox) and this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
 
@@ -23,6 +31,10 @@
 #define REG_MAX_ENDPOINTS 16
 #define REG_LIMIT_DEFAULT 100
 #define REG_LIMIT_MAX 500
+
+/* The shared registry cannot be reached now (PostgreSQL down or not
+ * answering); the tracker answers db_unavailable.  SQLite never says it. */
+#define REG_EUNAVAIL UV_ENOTCONN
 
 typedef struct registry registry;
 
@@ -51,6 +63,17 @@ typedef int (*reg_list_cb)(const char *name, const char *folded, void *arg);
  * message for the user in err. */
 int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
              size_t errlen);
+
+/* reg_open, but the users table is the PostgreSQL one at conninfo (a libpq
+ * connection string or URI), shared with the other trackers using it; path
+ * holds the rest.  Fails when PostgreSQL cannot be reached now (afterwards
+ * the registry reconnects by itself). */
+int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, const logger *lg,
+                    registry **out, char *err, size_t errlen);
+
+/* Whether the users table is shared with other trackers (reg_open_shared):
+ * then a user's stored online flag is the truth for users of other trackers. */
+int reg_shared(const registry *r);
 
 /* Commits what is pending (firing its callbacks), closes the database and
  * the loop handles.  The memory is freed once the loop has run the close

@@ -1,0 +1,178 @@
+"""test_registry_pg: several trackers sharing one PostgreSQL registry
+(--registry, tracker/registry_pg.c), on a real server started for each test
+(pgserver.py; skipped loudly without PostgreSQL).  A user registered at one
+tracker is listed and looked up at the other, a name is bound to one key
+across trackers (also when two race for it), a restarted tracker marks only
+its own users offline, and while PostgreSQL is down requests get
+db_unavailable until the trackers reconnect by themselves."""
+import os
+
+import runner
+from pgserver import PgServer, bindir, free_port
+from procs import BUILD, Proc, Tracker, fail, tempdir
+from sodium import Key
+from wire import Raw
+
+
+def pg_tracker(pg, label):
+    return Tracker(extra_args=['--registry', pg.url], label=label)
+
+
+def must_list(client, want):
+    users = client.list_all()
+    if users != want:
+        fail('%s: list %r, want %r' % (client.label, users, want))
+
+
+def stop_all(clients, trackers):
+    """Closes the clients, then stops each tracker (exit 0, no sanitizer report)."""
+    for c in clients:
+        c.close()
+    for t in trackers:
+        t.stop()
+
+
+def test_pg_two_trackers_share_registry():
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice', endpoints=('127.0.0.1:4001',))
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('Bob', endpoints=('127.0.0.1:4002', '[::1]:4002'))
+    r = bob.lookup('ALICE')
+    if (r.get('t') != 'lookup_result' or r.get('name') != 'alice' or r.get('key') != alice.key.pk
+            or r.get('endpoints') != ['127.0.0.1:4001'] or r.get('online') is not True):
+        fail('bob at tracker 2 looked alice (tracker 1) up: %r' % r)
+    r = alice.lookup('bob')
+    if (r.get('name') != 'Bob' or r.get('key') != bob.key.pk
+            or r.get('endpoints') != ['127.0.0.1:4002', '[::1]:4002'] or r.get('online') is not True):
+        fail('alice at tracker 1 looked Bob (tracker 2) up: %r' % r)
+    for c in (alice, bob):
+        must_list(c, ['alice', 'Bob'])
+    if bob.list(prefix='A')['users'] != ['alice']:
+        fail('prefix A at tracker 2 should list alice only')
+    # The name belongs to alice's key at every tracker.
+    eve = Raw(t2.addr, label='eve@t2')
+    f = eve.register('Alice')
+    if f.get('t') != 'error' or f.get('code') != 'name_taken':
+        fail('another key registering Alice at tracker 2 got %r, want name_taken' % f)
+    # Her own key registers again at the other tracker: same record.
+    again = Raw(t2.addr, label='alice@t2')
+    again.must_register('ALICE', key=alice.key, endpoints=('127.0.0.1:4003',))
+    if again.name != 'alice':
+        fail('alice registering again at tracker 2 got name %r, want the first spelling' %
+             again.name)
+    r = bob.lookup('alice')
+    if r.get('endpoints') != ['127.0.0.1:4003'] or r.get('online') is not True:
+        fail('alice moved to tracker 2: lookup %r' % r)
+    # Bob goes away: tracker 2 records it, tracker 1 no longer lists him.
+    bob.close()
+    t2.proc.wait_stderr(r'Bob went offline')
+    must_list(alice, ['alice'])
+    r = alice.lookup('bob')
+    if r.get('online') is not False or r.get('name') != 'Bob':
+        fail('Bob offline, looked up at tracker 1: %r' % r)
+    rows = pg.psql('SELECT name, online FROM parley_users ORDER BY folded')
+    if rows.splitlines() != ['alice|t', 'Bob|f']:
+        fail('parley_users holds %r' % rows)
+    stop_all((alice, again, eve), (t1, t2))
+
+
+def test_pg_name_race():
+    """Two trackers bind one name to two keys at once: exactly one wins."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    for round_ in range(5):
+        name = 'race%d' % round_
+        a, b = Raw(t1.addr, label='a@t1'), Raw(t2.addr, label='b@t2')
+        for c in (a, b):
+            c.hello()
+        ka, kb = Key(), Key()
+        for c, k in ((a, ka), (b, kb)):
+            c.key = k
+            c.send({'t': 'register', 'name': name, 'key': k.pk,
+                    'sig': k.sign_register(c.nonce, name.encode()), 'endpoints': ['127.0.0.1:9']})
+        fa, fb = a.recv_skip_presence(), b.recv_skip_presence()
+        answers = sorted('%s:%s' % (f.get('t'), f.get('code', '')) for f in (fa, fb))
+        if answers != ['error:name_taken', 'registered:']:
+            fail('round %d: the two registrations of %s got %r, want one registered and one '
+                 'name_taken' % (round_, name, answers))
+        winner = a if fa.get('t') == 'registered' else b
+        row = pg.psql("SELECT encode(key, 'hex') FROM parley_users WHERE folded = '%s'" % name)
+        if row != winner.key.pk.hex():
+            fail('round %d: the stored key is not the winner\'s' % round_)
+        a.close()
+        b.close()
+    stop_all((), (t1, t2))
+
+
+def test_pg_tracker_restart_marks_only_its_own_offline():
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    must_list(bob, ['alice', 'bob'])
+    t1.kill()  # SIGKILL: no offline written for alice
+    alice.close()
+    must_list(bob, ['alice', 'bob'])  # stale until tracker 1 is back (no leases yet)
+    t1.start(listen=list(t1.addrs))
+    t1.proc.wait_stderr(r'marked offline the 1 users this tracker had left online')
+    must_list(bob, ['bob'])
+    bob.ping()
+    carol = Raw(t1.addr, label='carol@t1')
+    carol.must_register('carol')
+    must_list(carol, ['bob', 'carol'])
+    stop_all((bob, carol), (t1, t2))
+
+
+def test_pg_down_answers_db_unavailable_then_reconnects():
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1')
+    alice = Raw(t1.addr, label='alice')
+    alice.must_register('alice')
+    mark = len(t1.log_since())
+    pg.stop()
+    t1.proc.wait_stderr(r'lost the PostgreSQL registry', start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'error' or r.get('code') != 'db_unavailable' or r.get('id') != 1:
+        fail('lookup while PostgreSQL is down: %r, want error db_unavailable for id 1' % r)
+    r = alice.list()
+    if r.get('t') != 'error' or r.get('code') != 'db_unavailable':
+        fail('list while PostgreSQL is down: %r' % r)
+    alice.ping()  # the connection stays open
+    bob = Raw(t1.addr, label='bob')
+    bob.hello()
+    f = bob.register('bob')
+    if f.get('t') != 'error' or f.get('code') != 'db_unavailable':
+        fail('register while PostgreSQL is down: %r, want db_unavailable' % f)
+    mark = len(t1.log_since())
+    pg.start()
+    t1.proc.wait_stderr(r'reconnected to the PostgreSQL registry', timeout=15, start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'lookup_result' or r.get('key') != alice.key.pk:
+        fail('lookup after PostgreSQL came back: %r' % r)
+    bob = Raw(t1.addr, label='bob again')
+    bob.must_register('bob')
+    must_list(alice, ['alice', 'bob'])
+    stop_all((alice, bob), (t1,))
+
+
+def test_pg_unreachable_at_start():
+    """No server at the URI: the tracker says so and exits 1."""
+    bindir()  # skip where PostgreSQL is not installed, like the others
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--listen', '127.0.0.1:0',
+                         '--db', os.path.join(d, 't.db'), '--registry',
+                         'postgresql://parley@127.0.0.1:%d/parley' % free_port()], cwd=d,
+             stdin=False)
+    p.wait_stderr(r'cannot use the PostgreSQL registry given with --registry: .*refused')
+    if p.wait_exit() != 1:
+        fail('a tracker whose registry cannot be reached must exit 1')
+    p.wait_output_done()
+    p.assert_clean()
+
+
+if __name__ == '__main__':
+    runner.main(globals())

@@ -1,0 +1,515 @@
+/* registry_pg: the registry's users table in PostgreSQL (registry_pg.h).
+ * Only this file speaks libpq.  The connection is UP or DOWN (one
+ * transition function, set_state); DOWN arms the reconnect timer, UP the
+ * watch on the idle socket.  Round trips block the loop for at most
+ * RPG_QUERY_MS (await), and a connection that fails one is dropped, so a
+ * server that hangs stalls the tracker once, not on every request. */
+#include "registry_pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Entry i brings parley_schema.version from i to i+1.  Append only.  Names
+ * are prefixed: the database may be shared with other applications.
+ * COLLATE "C" keeps folded names in byte order, as SQLite's BINARY, so
+ * list pages and their cursors are the same on both backends. */
+static const char *const migrations[] = {
+    "CREATE TABLE parley_users ("
+    " folded text COLLATE \"C\" PRIMARY KEY,"
+    " name text NOT NULL,"
+    " key bytea NOT NULL CHECK (length(key) = 32),"
+    " endpoints text NOT NULL DEFAULT '',"
+    " last_seen bigint NOT NULL DEFAULT 0,"
+    " online boolean NOT NULL DEFAULT false,"
+    " created bigint NOT NULL,"
+    " skeleton text COLLATE \"C\","
+    " tracker text NOT NULL DEFAULT ''" /* the tracker id holding the session */
+    ");"
+    "CREATE INDEX parley_users_online ON parley_users (folded) WHERE online;"
+    "CREATE INDEX parley_users_skeleton ON parley_users (skeleton);"
+    "CREATE INDEX parley_users_tracker ON parley_users (tracker) WHERE online;",
+};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
+
+/* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
+#define MIGRATION_LOCK "112585675188601"
+
+enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE, Q_COUNT };
+#define Q_OFFLINE_MINE_S "6" /* its statement name is "q6" */
+
+#define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
+                 " AND folded < $2 ORDER BY folded LIMIT $3"
+
+static const char *const sql[Q_COUNT] = {
+    [Q_GET] = "SELECT name, key, endpoints, last_seen, online FROM parley_users WHERE folded = $1",
+    /* The name -> key binding is decided by the primary key, in one
+     * statement: of two trackers racing for one name with two keys, one
+     * inserts and the other's update is filtered out by the WHERE (no row
+     * returned: the name is taken). */
+    [Q_BIND] = "INSERT INTO parley_users AS u (folded, name, key, endpoints, last_seen, online,"
+               " created, skeleton, tracker) VALUES ($1, $2, $3, $4, $5, true, $5, $6, $7)"
+               " ON CONFLICT (folded) DO UPDATE SET endpoints = EXCLUDED.endpoints,"
+               " last_seen = EXCLUDED.last_seen, online = true, tracker = EXCLUDED.tracker"
+               " WHERE u.key = EXCLUDED.key RETURNING u.name",
+    /* Not the name itself: bound meanwhile by a racing tracker, it is the
+     * bind's to refuse (name_taken), not a look-alike. */
+    [Q_LOOKALIKE] = "SELECT name FROM parley_users WHERE skeleton = $1 AND key <> $2"
+                    " AND folded <> $3 LIMIT 1",
+    [Q_PRESENCE] = "UPDATE parley_users SET online = $2, last_seen = $3"
+                   " WHERE folded = $1 AND tracker = $4",
+    [Q_LIST_FROM] = LIST(">="),
+    [Q_LIST_AFTER] = LIST(">"),
+    [Q_OFFLINE_MINE] = "UPDATE parley_users SET online = false WHERE tracker = $1 AND online",
+};
+
+typedef enum { RPG_DOWN, RPG_UP, RPG_CLOSED } rpg_state;
+
+struct reg_pg {
+    const logger *lg;
+    uv_loop_t *loop;
+    char *conninfo;
+    char tracker_id[64];
+    PGconn *conn;       /* NULL while DOWN */
+    rpg_state state;
+    uv_poll_t *watch;   /* on the idle socket while UP; freed in its close cb */
+    uv_timer_t retry;   /* armed while DOWN */
+    unsigned backoff_ms;
+    int first;          /* the first connection: reset our users' presence */
+};
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+
+static void on_watch_closed(uv_handle_t *h) { free(h); }
+
+static void on_retry_closed(uv_handle_t *h) {
+    reg_pg *p = h->data;
+    free(p->conninfo);
+    free(p);
+}
+
+static void on_retry(uv_timer_t *t);
+static void on_watch(uv_poll_t *w, int status, int events);
+
+/* The one transition.  DOWN: forget the connection, reconnect after the
+ * backoff.  UP: watch the socket, reset the backoff.  CLOSED: neither. */
+static void set_state(reg_pg *p, rpg_state to) {
+    if (p->watch) {
+        uv_poll_stop(p->watch); /* before PQfinish closes the fd it polls */
+        uv_close((uv_handle_t *)p->watch, on_watch_closed);
+        p->watch = NULL;
+    }
+    if (to != RPG_UP && p->conn) {
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+    p->state = to;
+    if (to == RPG_DOWN) {
+        uv_timer_start(&p->retry, on_retry, p->backoff_ms, 0);
+        p->backoff_ms = p->backoff_ms * 2 > RPG_RETRY_MAX_MS ? RPG_RETRY_MAX_MS : p->backoff_ms * 2;
+    } else if (to == RPG_UP) {
+        p->backoff_ms = RPG_RETRY_MIN_MS;
+        uv_timer_stop(&p->retry);
+        p->watch = malloc(sizeof *p->watch);
+        if (p->watch && uv_poll_init(p->loop, p->watch, PQsocket(p->conn)) == 0) {
+            p->watch->data = p;
+            uv_poll_start(p->watch, UV_READABLE | UV_DISCONNECT, on_watch);
+            uv_unref((uv_handle_t *)p->watch); /* the registry never keeps the loop alive */
+        } else { /* unwatched: a lost server is then found by the next query */
+            free(p->watch);
+            p->watch = NULL;
+        }
+    } else {
+        uv_timer_stop(&p->retry);
+    }
+}
+
+static void lost(reg_pg *p, const char *why) {
+    log_warn(p->lg, "lost the PostgreSQL registry (%s); answering db_unavailable and "
+             "reconnecting", why);
+    set_state(p, RPG_DOWN);
+}
+
+/* The idle connection got input: a notice, or the server going away. */
+static void on_watch(uv_poll_t *w, int status, int events) {
+    reg_pg *p = w->data;
+    if (status < 0 || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", status < 0 ? uv_strerror(status)
+                                                   : PQerrorMessage(p->conn));
+        why[strcspn(why, "\n")] = '\0';
+        lost(p, why);
+        return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(p->conn)) != NULL) /* none asked for yet */
+        PQfreemem(n);
+}
+
+/* Waits until deadline for fd to be ready for events: 1, 0 on timeout, -1. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+    for (;;) {
+        uint64_t t = now_ms();
+        if (t >= deadline)
+            return 0;
+        struct pollfd pf = {fd, events, 0};
+        int n = poll(&pf, 1, (int)(deadline - t));
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -1 : n > 0;
+    }
+}
+
+/* Whether an SQLSTATE says the server, not the statement, failed: a
+ * connection exception (08), resources (53), operator intervention (57:
+ * shutdown, statement_timeout). */
+static int unavailable_state(const PGresult *res) {
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return !st || !strncmp(st, "08", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2);
+}
+
+static int result_ok(const PGresult *r) {
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* The answer to what was just sent (sent: the PQsend* result), read until
+ * RPG_QUERY_MS: 0 with the last result in *out (the first failing one if
+ * any failed; the caller PQclears it), REG_EUNAVAIL after dropping the
+ * connection, or UV_EIO for a statement the server refused (logged). */
+static int await(reg_pg *p, int sent, const char *what, PGresult **out) {
+    *out = NULL;
+    char why[256] = "";
+    if (!sent)
+        snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
+    uint64_t deadline = now_ms() + RPG_QUERY_MS;
+    PGresult *res = NULL;
+    while (sent && !why[0]) {
+        while (PQisBusy(p->conn) && !why[0]) {
+            int n = wait_fd(PQsocket(p->conn), POLLIN, deadline);
+            if (n == 0)
+                snprintf(why, sizeof why, "no answer within %d ms", RPG_QUERY_MS);
+            else if (n < 0 || !PQconsumeInput(p->conn))
+                snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
+        }
+        if (why[0])
+            break;
+        PGresult *r = PQgetResult(p->conn);
+        if (!r)
+            break;
+        if (res && !result_ok(res)) {
+            PQclear(r); /* keep the first failure */
+        } else {
+            PQclear(res);
+            res = r;
+        }
+    }
+    if (!why[0] && (!res || PQstatus(p->conn) != CONNECTION_OK))
+        snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
+    if (!why[0]) {
+        if (result_ok(res)) {
+            *out = res;
+            return 0;
+        }
+        snprintf(why, sizeof why, "%s", PQresultErrorMessage(res));
+        why[strcspn(why, "\n")] = '\0';
+        int down = unavailable_state(res);
+        PQclear(res);
+        if (!down) {
+            log_error(p->lg, "PostgreSQL registry %s failed: %s", what, why);
+            return UV_EIO;
+        }
+        log_warn(p->lg, "PostgreSQL registry %s failed: %s", what, why);
+        return REG_EUNAVAIL;
+    }
+    PQclear(res);
+    why[strcspn(why, "\n")] = '\0';
+    if (p->state == RPG_UP)
+        lost(p, why);
+    return REG_EUNAVAIL;
+}
+
+/* One plain command (setup and migrations): 0 or a negative error. */
+static int exec(reg_pg *p, const char *q, const char *what, PGresult **out) {
+    PGresult *res;
+    int e = await(p, PQsendQuery(p->conn, q), what, &res);
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return e;
+}
+
+/* One prepared statement; params in text but for the binary ones (keys)
+ * marked in bin with their lengths. */
+static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+               const char *what, PGresult **out) {
+    *out = NULL;
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    char name[8];
+    snprintf(name, sizeof name, "q%d", q);
+    return await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+}
+
+/* The schema, in one transaction behind an advisory lock: of trackers
+ * starting at once, one migrates and the others then find it done. */
+static int migrate(reg_pg *p, char *err, size_t errlen) {
+    PGresult *res = NULL;
+    int e = exec(p, "BEGIN", "migration", NULL);
+    if (e == 0)
+        e = exec(p, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", "migration lock", NULL);
+    if (e == 0)
+        e = exec(p, "CREATE TABLE IF NOT EXISTS parley_schema (version integer NOT NULL)",
+                 "migration", NULL);
+    if (e == 0)
+        e = exec(p, "SELECT coalesce(max(version), 0) FROM parley_schema", "migration", &res);
+    int have = e == 0 && PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    if (e == 0 && have > NMIGRATIONS) {
+        snprintf(err, errlen, "the PostgreSQL registry has schema version %d, newer than this "
+                 "tracker knows (%d): upgrade parley-tracker", have, NMIGRATIONS);
+        exec(p, "ROLLBACK", "migration", NULL);
+        return UV_EINVAL;
+    }
+    for (int i = have; e == 0 && i < NMIGRATIONS; i++)
+        e = exec(p, migrations[i], "migration", NULL);
+    if (e == 0 && have < NMIGRATIONS) {
+        char q[96];
+        snprintf(q, sizeof q, "DELETE FROM parley_schema; INSERT INTO parley_schema VALUES (%d)",
+                 NMIGRATIONS);
+        e = exec(p, q, "migration", NULL);
+    }
+    if (e == 0)
+        e = exec(p, "COMMIT", "migration", NULL);
+    if (e == 0 && have < NMIGRATIONS)
+        log_info(p->lg, "PostgreSQL registry schema brought from version %d to %d", have,
+                 NMIGRATIONS);
+    if (e)
+        snprintf(err, errlen, "cannot set up the schema of the PostgreSQL registry: %s",
+                 PQerrorMessage(p->conn));
+    return e;
+}
+
+/* The server's notices (a NOTICE of a migration, the FATAL of a shutdown
+ * that lost() reports anyway) go to the log, not straight to stderr. */
+static void on_notice(void *arg, const char *message) {
+    reg_pg *p = arg;
+    char m[512];
+    snprintf(m, sizeof m, "%s", message);
+    m[strcspn(m, "\n")] = '\0';
+    log_debug(p->lg, "PostgreSQL: %s", m);
+}
+
+/* One connection attempt, blocking for at most RPG_CONNECT_MS, then the
+ * session settings, the schema and the statements.  0 with p->conn set,
+ * or a negative error with the reason in err. */
+static int connect_now(reg_pg *p, char *err, size_t errlen) {
+    PGconn *c = PQconnectStart(p->conninfo);
+    if (!c) {
+        snprintf(err, errlen, "out of memory connecting to PostgreSQL");
+        return UV_ENOMEM;
+    }
+    PQsetNoticeProcessor(c, on_notice, p);
+    uint64_t deadline = now_ms() + RPG_CONNECT_MS;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        int n = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (n <= 0) {
+            snprintf(err, errlen, "%s", n == 0 ? "connection timed out" : strerror(errno));
+            PQfinish(c);
+            return n == 0 ? UV_ETIMEDOUT : UV_EIO;
+        }
+        st = PQconnectPoll(c);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        err[strcspn(err, "\n")] = '\0';
+        PQfinish(c);
+        return REG_EUNAVAIL;
+    }
+    p->conn = c;
+    p->state = RPG_DOWN; /* queries in here run unguarded by run() */
+    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'", "setup", NULL);
+    if (e == 0)
+        e = migrate(p, err, errlen);
+    for (int i = 0; e == 0 && i < Q_COUNT; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "q%d", i);
+        PGresult *res;
+        e = await(p, PQsendPrepare(c, name, sql[i], 0, NULL), "prepare", &res);
+        PQclear(res);
+        if (e)
+            snprintf(err, errlen, "cannot prepare the registry statements: %s",
+                     PQerrorMessage(c));
+    }
+    if (e == 0 && p->first) { /* no session of ours survived: ours are offline */
+        const char *v[] = {p->tracker_id};
+        PGresult *res;
+        e = await(p, PQsendQueryPrepared(c, "q" Q_OFFLINE_MINE_S, 1, v, NULL, NULL, 0), "reset",
+                  &res);
+        if (e == 0 && atoi(PQcmdTuples(res)) > 0)
+            log_info(p->lg, "marked offline the %s users this tracker had left online",
+                     PQcmdTuples(res));
+        PQclear(res);
+        p->first = 0;
+    }
+    if (e && p->conn) {
+        if (!err[0])
+            snprintf(err, errlen, "%s", PQerrorMessage(c));
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+    return e;
+}
+
+static void on_retry(uv_timer_t *t) {
+    reg_pg *p = t->data;
+    char err[512] = "";
+    unsigned waited = p->backoff_ms;
+    if (connect_now(p, err, sizeof err) == 0) {
+        log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
+                 PQport(p->conn), PQdb(p->conn));
+        set_state(p, RPG_UP);
+        return;
+    }
+    log_warn(p->lg, "cannot reach the PostgreSQL registry: %s; trying again in %u ms", err,
+             waited);
+    set_state(p, RPG_DOWN);
+}
+
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,
+             reg_pg **out, char *err, size_t errlen) {
+    reg_pg *p = calloc(1, sizeof *p);
+    if (!p || !(p->conninfo = strdup(conninfo))) {
+        free(p);
+        snprintf(err, errlen, "out of memory opening the PostgreSQL registry");
+        return UV_ENOMEM;
+    }
+    p->lg = lg;
+    p->loop = loop;
+    p->backoff_ms = RPG_RETRY_MIN_MS;
+    p->first = 1;
+    snprintf(p->tracker_id, sizeof p->tracker_id, "%s", tracker_id);
+    char why[512] = "";
+    int e = connect_now(p, why, sizeof why);
+    if (e) {
+        snprintf(err, errlen, "cannot use the PostgreSQL registry given with --registry: %s",
+                 why[0] ? why : uv_strerror(e));
+        free(p->conninfo);
+        free(p);
+        return e;
+    }
+    uv_timer_init(loop, &p->retry);
+    uv_unref((uv_handle_t *)&p->retry);
+    p->retry.data = p;
+    set_state(p, RPG_UP);
+    log_info(lg, "PostgreSQL registry %s:%s/%s (tracker id %s)", PQhost(p->conn),
+             PQport(p->conn), PQdb(p->conn), p->tracker_id);
+    *out = p;
+    return 0;
+}
+
+void rpg_close(reg_pg *p) {
+    if (!p)
+        return;
+    set_state(p, RPG_CLOSED);
+    uv_close((uv_handle_t *)&p->retry, on_retry_closed);
+}
+
+/* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */
+static int hex_key(const char *s, unsigned char key[IDENT_PK]) {
+    size_t n = 0;
+    if (strncmp(s, "\\x", 2) != 0 ||
+        sodium_hex2bin(key, IDENT_PK, s + 2, strlen(s + 2), NULL, &n, NULL) != 0 || n != IDENT_PK)
+        return UV_EIO;
+    return 0;
+}
+
+int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap) {
+    const char *v[] = {folded};
+    PGresult *res;
+    int e = run(p, Q_GET, 1, v, NULL, NULL, "lookup", &res);
+    if (e)
+        return e;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return UV_ENOENT;
+    }
+    snprintf(u->name, sizeof u->name, "%s", PQgetvalue(res, 0, 0));
+    if (hex_key(PQgetvalue(res, 0, 1), u->key)) {
+        log_error(p->lg, "the PostgreSQL registry holds a malformed key for %s", folded);
+        e = UV_EIO;
+    }
+    snprintf(endpoints, cap, "%s", PQgetvalue(res, 0, 2));
+    u->last_seen = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    u->online = PQgetvalue(res, 0, 4)[0] == 't';
+    PQclear(res);
+    return e;
+}
+
+/* A statement answering one name or nothing: 0 with it in out, or none.
+ * Clears res. */
+static int first_name(PGresult *res, int none, char out[NAME_BUFLEN]) {
+    int e = PQntuples(res) == 0 ? none : 0;
+    if (e == 0)
+        snprintf(out, NAME_BUFLEN, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return e;
+}
+
+int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *endpoints, int64_t now, const char *skeleton, char stored[NAME_BUFLEN]) {
+    char t[24];
+    snprintf(t, sizeof t, "%" PRId64, now);
+    const char *v[] = {folded, name, (const char *)key, endpoints, t, skeleton, p->tracker_id};
+    const int len[] = {0, 0, IDENT_PK, 0, 0, 0, 0};
+    const int bin[] = {0, 0, 1, 0, 0, 0, 0};
+    PGresult *res;
+    int e = run(p, Q_BIND, 7, v, len, bin, "registration", &res);
+    if (e)
+        return e;
+    return first_name(res, UV_EEXIST, stored);
+}
+
+int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
+                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]) {
+    const char *v[] = {skeleton, (const char *)key, folded};
+    const int len[] = {0, IDENT_PK, 0}, bin[] = {0, 1, 0};
+    PGresult *res;
+    int e = run(p, Q_LOOKALIKE, 3, v, len, bin, "look-alike lookup", &res);
+    if (e)
+        return e;
+    return first_name(res, UV_ENOENT, other);
+}
+
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+    char t[24];
+    snprintf(t, sizeof t, "%" PRId64, last_seen);
+    const char *v[] = {folded, is_online ? "t" : "f", t, p->tracker_id};
+    PGresult *res;
+    int e = run(p, Q_PRESENCE, 4, v, NULL, NULL, "presence", &res);
+    PQclear(res);
+    return e;
+}
+
+int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+             reg_list_cb cb, void *arg) {
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit + 1);
+    const char *v[] = {from, upper, lim};
+    PGresult *res;
+    int e = run(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, "list", &res);
+    if (e)
+        return e;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (cb(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), arg))
+            break;
+    PQclear(res);
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* registry_pg: the users table in PostgreSQL (libpq), behind the registry
+ * (registry.h) when the tracker runs with --registry CONNINFO, so that
+ * several trackers share one registry.  registry.c decides what is stored
+ * (endpoints joined, skeletons, list bounds) and calls in here for the SQL;
+ * nothing else includes this file.
+ *
+ * Every call is one blocking round trip on the loop thread (a prepared
+ * statement, autocommit: PostgreSQL's commit is the durability), bounded
+ * by RPG_QUERY_MS on the client side and a statement_timeout on the server
+ * side.  Chosen for this first step because the registry's reads are
+ * synchronous in its interface: an asynchronous libpq (PQsendQueryPrepared
+ * on a uv_poll) needs every caller of reg_lookup to wait for an answer.
+ * While the connection is down every call answers REG_EUNAVAIL at once and
+ * a timer reconnects with backoff (RPG_RETRY_MIN_MS doubling up to
+ * RPG_RETRY_MAX_MS); an idle connection is watched (uv_poll on PQsocket),
+ * so a server that goes away is noticed without waiting for a query. */
+#ifndef PARLEY_REGISTRY_PG_H
+#define PARLEY_REGISTRY_PG_H
+
+#include "registry.h"
+
+#define RPG_CONNECT_MS 2000 /* one connection attempt, at most */
+#define RPG_QUERY_MS 3000   /* one round trip, at most (statement_timeout is 2 s) */
+#define RPG_RETRY_MIN_MS 100
+#define RPG_RETRY_MAX_MS 5000
+
+typedef struct reg_pg reg_pg;
+
+/* Connects to conninfo (a libpq connection string or URI), applies the
+ * schema migrations under an advisory lock (safe when several trackers
+ * start at once), prepares the statements and marks offline the users this
+ * tracker (tracker_id, stable across its restarts) had left online: no
+ * session survives a restart, but other trackers' users stay online.
+ * 0 with *out set, or a negative error with a message for the user in err. */
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,
+             reg_pg **out, char *err, size_t errlen);
+
+/* Closes the connection and the handles; freed once the loop ran their
+ * close callbacks.  NULL is a no-op. */
+void rpg_close(reg_pg *p);
+
+/* Reads one user but for the endpoints, which go to endpoints (cap bytes)
+ * as stored, space-separated: 0, UV_ENOENT, REG_EUNAVAIL or another
+ * negative error. */
+int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
+
+/* Binds folded to key atomically across trackers (an upsert that updates
+ * only a row with the same key), marking it online at this tracker, and
+ * commits.  skeleton may be NULL.  0 with the name as first registered in
+ * stored, UV_EEXIST when another key holds the name, or a negative error. */
+int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *endpoints, int64_t now, const char *skeleton, char stored[NAME_BUFLEN]);
+
+/* The first name other than folded with this skeleton bound to another
+ * key than key: 0 with it in other, UV_ENOENT, or a negative error. */
+int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
+                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]);
+
+/* Records the presence of folded, if this tracker holds its session (a
+ * user who registered again at another tracker is that one's to clear). */
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
+
+/* Online users with from <= folded (from < folded when after) and
+ * folded < upper, in byte order: at most limit + 1 of them handed to cb
+ * until it returns nonzero (reg_list's pager counts them). */
+int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+             reg_list_cb cb, void *arg);
+
+#endif
