@@ -47,10 +47,21 @@ def test_pg_two_trackers_share_registry():
     if (r.get('name') != 'Bob' or r.get('key') != bob.key.pk
             or r.get('endpoints') != ['127.0.0.1:4002', '[::1]:4002'] or r.get('online') is not True):
         fail('alice at tracker 1 looked Bob (tracker 2) up: %r' % r)
+    emile = Raw(t1.addr, label='emile@t1')
+    emile.must_register('Émile')
+    # Folded names in byte order (COLLATE "C"): é sorts after ASCII, as on SQLite;
+    # pages of one name each walk the shared table with their cursors.
     for c in (alice, bob):
-        must_list(c, ['alice', 'Bob'])
-    if bob.list(prefix='A')['users'] != ['alice']:
-        fail('prefix A at tracker 2 should list alice only')
+        must_list(c, ['alice', 'Bob', 'Émile'])
+    if bob.list_all(limit=1) != ['alice', 'Bob', 'Émile']:
+        fail('paging one name at a time at tracker 2 gave %r' % bob.list_all(limit=1))
+    for prefix, want in (('A', ['alice']), ('é', ['Émile']), ('É', ['Émile']), ('bo', ['Bob']),
+                         ('x', [])):
+        got = bob.list(prefix=prefix)['users']
+        if got != want:
+            fail('prefix %r at tracker 2 listed %r, want %r' % (prefix, got, want))
+    emile.close()
+    t1.proc.wait_stderr(r'Émile went offline')
     # The name belongs to alice's key at every tracker.
     eve = Raw(t2.addr, label='eve@t2')
     f = eve.register('Alice')
@@ -73,7 +84,7 @@ def test_pg_two_trackers_share_registry():
     if r.get('online') is not False or r.get('name') != 'Bob':
         fail('Bob offline, looked up at tracker 1: %r' % r)
     rows = pg.psql('SELECT name, online FROM parley_users ORDER BY folded')
-    if rows.splitlines() != ['alice|t', 'Bob|f']:
+    if rows.splitlines() != ['alice|t', 'Bob|f', 'Émile|f']:
         fail('parley_users holds %r' % rows)
     stop_all((alice, again, eve), (t1, t2))
 
