@@ -62,6 +62,8 @@ struct registry {
     void (*outside)(void *arg);   /* reg_on_outside_write */
     void *outside_arg;
     reg_pg *pg; /* the shared users table, or NULL: SQLite's */
+    reg_presence_cb remote;       /* reg_on_remote_presence */
+    void *remote_arg;
 };
 
 static void on_batch_end(void *arg, int status) {
@@ -258,6 +260,21 @@ void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
 void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
     r->batch_end = cb;
     r->batch_arg = arg;
+}
+
+static void on_remote(void *arg, const char *name, const char *folded, int is_online) {
+    registry *r = arg;
+    if (!r->remote)
+        return;
+    db_touch(r->d); /* the batch end sends what the callback queued */
+    r->remote(r->remote_arg, name, folded, is_online);
+}
+
+void reg_on_remote_presence(registry *r, reg_presence_cb cb, void *arg) {
+    r->remote = cb;
+    r->remote_arg = arg;
+    if (r->pg)
+        rpg_on_presence(r->pg, cb ? on_remote : NULL, r);
 }
 
 void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg) {

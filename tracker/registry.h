@@ -122,6 +122,13 @@ void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg);
  * memory recounts them (mailbox.c).  NULL unsets it. */
 void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg);
 
+/* With a shared registry, cb(arg, name, folded, is_online) fires from the
+ * loop when a user of another tracker on it came online or went offline,
+ * and the pass then ends like one that used the database (reg_on_batch_end
+ * fires), so what cb queued goes out.  Never fires on SQLite.  NULL unsets. */
+typedef void (*reg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
+void reg_on_remote_presence(registry *r, reg_presence_cb cb, void *arg);
+
 /* cb(arg, ns) fires after each write batch's COMMIT with how long it took
  * (for the metrics).  NULL unsets it. */
 void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg);

@@ -34,6 +34,21 @@ static const char *const migrations[] = {
     "CREATE INDEX parley_users_online ON parley_users (folded) WHERE online;"
     "CREATE INDEX parley_users_skeleton ON parley_users (skeleton);"
     "CREATE INDEX parley_users_tracker ON parley_users (tracker) WHERE online;",
+
+    /* 2: presence across trackers.  Every change of a user's online flag
+     * is announced on the channel parley_presence when it commits, as
+     * "ONLINE TRACKER FOLDED NAME" (1 or 0; names hold no spaces), and
+     * every tracker LISTENs: its peers hear of the users of the others. */
+    "CREATE FUNCTION parley_presence_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' OR NEW.online IS DISTINCT FROM OLD.online THEN"
+    "   PERFORM pg_notify('parley_presence', (CASE WHEN NEW.online THEN '1' ELSE '0' END)"
+    "    || ' ' || NEW.tracker || ' ' || NEW.folded || ' ' || NEW.name);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER parley_users_presence AFTER INSERT OR UPDATE OF online ON parley_users"
+    " FOR EACH ROW EXECUTE FUNCTION parley_presence_notify();",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -81,17 +96,52 @@ struct reg_pg {
     uv_timer_t retry;   /* armed while DOWN */
     unsigned backoff_ms;
     int first;          /* the first connection: reset our users' presence */
+    uv_timer_t deliver; /* hands over notifications a query's read took in */
+    PGnotify *stash;    /* the first of them */
+    rpg_presence_cb presence;
+    void *presence_arg;
 };
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
 static void on_watch_closed(uv_handle_t *h) { free(h); }
 
-static void on_retry_closed(uv_handle_t *h) {
+static void on_deliver_closed(uv_handle_t *h) {
     reg_pg *p = h->data;
     free(p->conninfo);
     free(p);
 }
+
+static void on_retry_closed(uv_handle_t *h) {
+    reg_pg *p = h->data;
+    uv_close((uv_handle_t *)&p->deliver, on_deliver_closed);
+}
+
+/* One parley_presence notification: another tracker's user came or went. */
+static void notified(reg_pg *p, PGnotify *n) {
+    char online[2], tracker[64], folded[NAME_BUFLEN], name[NAME_BUFLEN];
+    log_debug(p->lg, "PostgreSQL notification on %s: %s", n->relname, n->extra);
+    if (strcmp(n->relname, "parley_presence") == 0 &&
+        sscanf(n->extra, "%1s %63s %128s %128s", online, tracker, folded, name) == 4 &&
+        strcmp(tracker, p->tracker_id) != 0 && p->presence)
+        p->presence(p->presence_arg, name, folded, online[0] == '1');
+    PQfreemem(n);
+}
+
+/* Every notification waiting in libpq, from the loop (never from inside a
+ * registry call, so the callback may do what it likes). */
+static void deliver(reg_pg *p) {
+    if (p->stash) {
+        PGnotify *n = p->stash;
+        p->stash = NULL;
+        notified(p, n);
+    }
+    PGnotify *n;
+    while (p->conn && (n = PQnotifies(p->conn)) != NULL)
+        notified(p, n);
+}
+
+static void on_deliver(uv_timer_t *t) { deliver(t->data); }
 
 static void on_retry(uv_timer_t *t);
 static void on_watch(uv_poll_t *w, int status, int events);
@@ -105,6 +155,9 @@ static void set_state(reg_pg *p, rpg_state to) {
         p->watch = NULL;
     }
     if (to != RPG_UP && p->conn) {
+        if (p->stash)
+            PQfreemem(p->stash);
+        p->stash = NULL;
         PQfinish(p->conn);
         p->conn = NULL;
     }
@@ -146,9 +199,7 @@ static void on_watch(uv_poll_t *w, int status, int events) {
         lost(p, why);
         return;
     }
-    PGnotify *n;
-    while ((n = PQnotifies(p->conn)) != NULL) /* none asked for yet */
-        PQfreemem(n);
+    deliver(p);
 }
 
 /* Waits until deadline for fd to be ready for events: 1, 0 on timeout, -1. */
@@ -254,7 +305,11 @@ static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, co
         return REG_EUNAVAIL;
     char name[8];
     snprintf(name, sizeof name, "q%d", q);
-    return await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+    int e = await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+    /* Notifications the read took in: the socket will not say so again. */
+    if (p->conn && !p->stash && (p->stash = PQnotifies(p->conn)) != NULL)
+        uv_timer_start(&p->deliver, on_deliver, 0, 0);
+    return e;
 }
 
 /* The schema, in one transaction behind an advisory lock: of trackers
@@ -335,7 +390,8 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
     }
     p->conn = c;
     p->state = RPG_DOWN; /* queries in here run unguarded by run() */
-    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'", "setup", NULL);
+    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
+                 "LISTEN parley_presence", "setup", NULL);
     if (e == 0)
         e = migrate(p, err, errlen);
     for (int i = 0; e == 0 && i < Q_COUNT; i++) {
@@ -408,6 +464,9 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
     uv_timer_init(loop, &p->retry);
     uv_unref((uv_handle_t *)&p->retry);
     p->retry.data = p;
+    uv_timer_init(loop, &p->deliver);
+    uv_unref((uv_handle_t *)&p->deliver);
+    p->deliver.data = p;
     set_state(p, RPG_UP);
     log_info(lg, "PostgreSQL registry %s:%s/%s (tracker id %s)", PQhost(p->conn),
              PQport(p->conn), PQdb(p->conn), p->tracker_id);
@@ -415,10 +474,16 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
     return 0;
 }
 
+void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
+    p->presence = cb;
+    p->presence_arg = arg;
+}
+
 void rpg_close(reg_pg *p) {
     if (!p)
         return;
     set_state(p, RPG_CLOSED);
+    uv_timer_stop(&p->deliver);
     uv_close((uv_handle_t *)&p->retry, on_retry_closed);
 }
 

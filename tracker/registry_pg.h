@@ -35,6 +35,13 @@ typedef struct reg_pg reg_pg;
 int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,
              reg_pg **out, char *err, size_t errlen);
 
+/* cb(arg, name, folded, is_online) fires from the loop when a user of
+ * another tracker on the database came online or went offline (LISTEN
+ * parley_presence, announced by a trigger when the change commits).  NULL
+ * unsets. */
+typedef void (*rpg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
+void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg);
+
 /* Closes the connection and the handles; freed once the loop ran their
  * close callbacks.  NULL is a no-op. */
 void rpg_close(reg_pg *p);

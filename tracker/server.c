@@ -193,6 +193,7 @@ int srv_open(tracker_ctx *ctx) {
     if (e)
         return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
+    reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
     return 0;
 }
 
@@ -212,7 +213,9 @@ void srv_stop(tracker_ctx *ctx) {
 }
 
 void srv_close(tracker_ctx *ctx) {
-    if (ctx->reg)
+    if (ctx->reg) {
         reg_on_batch_end(ctx->reg, NULL, NULL);
+        reg_on_remote_presence(ctx->reg, NULL, NULL);
+    }
     pres_free(ctx);
 }

@@ -18,6 +18,18 @@ def pg_tracker(pg, label):
     return Tracker(extra_args=['--registry', pg.url], label=label)
 
 
+def alice_and_bob():
+    """A server, two trackers on it, alice registered at the first and bob
+    at the second."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    return pg, t1, t2, alice, bob
+
+
 def must_list(client, want):
     users = client.list_all()
     if users != want:
@@ -89,6 +101,47 @@ def test_pg_two_trackers_share_registry():
     stop_all((alice, again, eve), (t1, t2))
 
 
+def expect_presence(client, name, online, known=(), timeout=5):
+    """The next frame must be the presence push of name (within a second on
+    an idle machine; the timeout leaves room for a loaded one).  known:
+    users the client already knew online when it registered; the
+    notification of one of them may still have been on its way then, so an
+    "online" push restating that is let through."""
+    while True:
+        f = client.recv(timeout)
+        if f.get('t') == 'presence' and f.get('name') in known and f.get('online') is True:
+            continue
+        break
+    if f.get('t') != 'presence' or f.get('name') != name or f.get('online') is not online:
+        fail('%s: expected presence %s online=%s, got %r' % (client.label, name, online, f))
+
+
+def test_pg_presence_crosses_trackers():
+    """LISTEN/NOTIFY: a user coming or going at one tracker is pushed to the
+    peers of the other, and so are the users a restarted tracker marks
+    offline."""
+    pg, t1, t2, alice, bob = alice_and_bob()
+    expect_presence(alice, 'bob', True)
+    carol = Raw(t1.addr, label='carol@t1')
+    carol.must_register('carol')
+    expect_presence(alice, 'carol', True)  # tracker 1's own push, not twice
+    expect_presence(bob, 'carol', True, known=('alice',))
+    carol.close()
+    expect_presence(alice, 'carol', False)
+    expect_presence(bob, 'carol', False)
+    bob.close()
+    expect_presence(alice, 'bob', False)
+    alice.expect_silence(0.5)  # each change once
+    dave = Raw(t2.addr, label='dave@t2')
+    dave.must_register('dave')
+    expect_presence(alice, 'dave', True)
+    t1.kill()
+    alice.close()
+    t1.start(listen=list(t1.addrs))
+    expect_presence(dave, 'alice', False, known=('alice',))  # tracker 1 marked its own offline at start
+    stop_all((dave,), (t1, t2))
+
+
 def test_pg_name_race():
     """Two trackers bind one name to two keys at once: exactly one wins."""
     pg = PgServer()
@@ -118,12 +171,7 @@ def test_pg_name_race():
 
 
 def test_pg_tracker_restart_marks_only_its_own_offline():
-    pg = PgServer()
-    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
-    alice = Raw(t1.addr, label='alice@t1')
-    alice.must_register('alice')
-    bob = Raw(t2.addr, label='bob@t2')
-    bob.must_register('bob')
+    pg, t1, t2, alice, bob = alice_and_bob()
     must_list(bob, ['alice', 'bob'])
     t1.kill()  # SIGKILL: no offline written for alice
     alice.close()
