@@ -9,7 +9,7 @@ import os
 
 import runner
 from pgserver import PgServer, bindir, free_port
-from procs import BUILD, Proc, Tracker, fail, tempdir
+from procs import BUILD, Peer, Proc, Tracker, connect, fail, tempdir
 from sodium import Key
 from wire import Raw
 
@@ -140,6 +140,31 @@ def test_pg_presence_crosses_trackers():
     t1.start(listen=list(t1.addrs))
     expect_presence(dave, 'alice', False, known=('alice',))  # tracker 1 marked its own offline at start
     stop_all((dave,), (t1, t2))
+
+
+def test_pg_real_peers_chat_across_trackers():
+    """The real client: alice at tracker 1 and bob at tracker 2 see each
+    other come online, list each other, dial and chat directly."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Peer('alice', t1.addr)
+    alice.registered()
+    bob = Peer('bob', t2.addr)
+    bob.registered()
+    alice.expect(r'^online bob$')
+    bob.send('/list')
+    bob.expect(r'^users 2: alice bob$')
+    connect(bob, alice)
+    bob.send('/msg alice hello across trackers')
+    alice.expect(r'^msg bob: hello across trackers$')
+    bob.expect(r'^delivered alice #1$')
+    alice.send('/msg bob and back')
+    bob.expect(r'^msg alice: and back$')
+    alice.expect(r'^delivered bob #1$')
+    bob.quit()
+    alice.expect(r'^offline bob$')
+    alice.quit()
+    stop_all((), (t1, t2))
 
 
 def test_pg_name_race():
