@@ -6,6 +6,8 @@
  * server that hangs stalls the tracker once, not on every request. */
 #include "registry_pg.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -85,6 +87,13 @@ static const char *const sql[Q_COUNT] = {
 
 typedef enum { RPG_DOWN, RPG_UP, RPG_CLOSED } rpg_state;
 
+/* An offline that could not be written while the server was away: written
+ * once it is back, or the user would stay listed online everywhere. */
+typedef struct owed_offline {
+    char folded[NAME_BUFLEN];
+    int64_t last_seen;
+} owed_offline;
+
 struct reg_pg {
     const logger *lg;
     uv_loop_t *loop;
@@ -100,6 +109,8 @@ struct reg_pg {
     PGnotify *stash;    /* the first of them */
     rpg_presence_cb presence;
     void *presence_arg;
+    owed_offline *owed;
+    size_t nowed, capowed;
 };
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
@@ -108,6 +119,7 @@ static void on_watch_closed(uv_handle_t *h) { free(h); }
 
 static void on_deliver_closed(uv_handle_t *h) {
     reg_pg *p = h->data;
+    free(p->owed);
     free(p->conninfo);
     free(p);
 }
@@ -424,6 +436,21 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
     return e;
 }
 
+static int write_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
+
+/* Writes the offlines owed since the connection was lost; those that fail
+ * again stay owed. */
+static void pay_owed(reg_pg *p) {
+    size_t kept = 0, n = p->nowed;
+    for (size_t i = 0; i < n; i++)
+        if (write_presence(p, p->owed[i].folded, 0, p->owed[i].last_seen) == REG_EUNAVAIL)
+            p->owed[kept++] = p->owed[i];
+    p->nowed = kept;
+    if (n > kept)
+        log_info(p->lg, "recorded %zu user%s who went offline while the PostgreSQL registry was "
+                 "away", n - kept, n - kept == 1 ? "" : "s");
+}
+
 static void on_retry(uv_timer_t *t) {
     reg_pg *p = t->data;
     char err[512] = "";
@@ -432,6 +459,7 @@ static void on_retry(uv_timer_t *t) {
         log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
                  PQport(p->conn), PQdb(p->conn));
         set_state(p, RPG_UP);
+        pay_owed(p);
         return;
     }
     log_warn(p->lg, "cannot reach the PostgreSQL registry: %s; trying again in %u ms", err,
@@ -553,7 +581,7 @@ int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
     return first_name(res, UV_ENOENT, other);
 }
 
-int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+static int write_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, last_seen);
     const char *v[] = {folded, is_online ? "t" : "f", t, p->tracker_id};
@@ -561,6 +589,19 @@ int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen
     int e = run(p, Q_PRESENCE, 4, v, NULL, NULL, "presence", &res);
     PQclear(res);
     return e;
+}
+
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+    int e = write_presence(p, folded, is_online, last_seen);
+    if (e != REG_EUNAVAIL || is_online)
+        return e;
+    owed_offline *o = grow(p->owed, &p->capowed, p->nowed + 1, sizeof *o, 16);
+    if (!o)
+        return e;
+    p->owed = o;
+    snprintf(o[p->nowed].folded, sizeof o[p->nowed].folded, "%s", folded);
+    o[p->nowed++].last_seen = last_seen;
+    return 0; /* written once the server is back */
 }
 
 int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,

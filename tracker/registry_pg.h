@@ -64,7 +64,9 @@ int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
                   const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]);
 
 /* Records the presence of folded, if this tracker holds its session (a
- * user who registered again at another tracker is that one's to clear). */
+ * user who registered again at another tracker is that one's to clear).
+ * An offline that cannot be written while the server is away is kept and
+ * written after the reconnection (0 then). */
 int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
 
 /* Online users with from <= folded (from < folded when after) and

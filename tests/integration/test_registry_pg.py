@@ -216,9 +216,13 @@ def test_pg_down_answers_db_unavailable_then_reconnects():
     t1 = pg_tracker(pg, 'tracker1')
     alice = Raw(t1.addr, label='alice')
     alice.must_register('alice')
+    carol = Raw(t1.addr, label='carol')
+    carol.must_register('carol')
     mark = len(t1.log_since())
     pg.stop()
     t1.proc.wait_stderr(r'lost the PostgreSQL registry', start=mark)
+    carol.close()  # her offline cannot be written now: it is owed
+    t1.proc.wait_stderr(r'carol went offline', start=mark)
     r = alice.lookup('alice')
     if r.get('t') != 'error' or r.get('code') != 'db_unavailable' or r.get('id') != 1:
         fail('lookup while PostgreSQL is down: %r, want error db_unavailable for id 1' % r)
@@ -234,6 +238,8 @@ def test_pg_down_answers_db_unavailable_then_reconnects():
     mark = len(t1.log_since())
     pg.start()
     t1.proc.wait_stderr(r'reconnected to the PostgreSQL registry', timeout=15, start=mark)
+    t1.proc.wait_stderr(r'recorded 1 user who went offline while the PostgreSQL registry was away',
+                        start=mark)
     r = alice.lookup('alice')
     if r.get('t') != 'lookup_result' or r.get('key') != alice.key.pk:
         fail('lookup after PostgreSQL came back: %r' % r)
