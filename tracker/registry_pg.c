@@ -58,7 +58,6 @@ static const char *const migrations[] = {
 #define MIGRATION_LOCK "112585675188601"
 
 enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE, Q_COUNT };
-#define Q_OFFLINE_MINE_S "6" /* its statement name is "q6" */
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
                  " AND folded < $2 ORDER BY folded LIMIT $3"
@@ -308,16 +307,25 @@ static int exec(reg_pg *p, const char *q, const char *what, PGresult **out) {
     return e;
 }
 
-/* One prepared statement; params in text but for the binary ones (keys)
- * marked in bin with their lengths. */
+/* Statement q's name on the connection. */
+static void stmt_name(int q, char name[8]) { snprintf(name, 8, "q%d", q); }
+
+/* Prepared statement q; params in text but for the binary ones (keys)
+ * marked in bin with their lengths.  On a connection in its setup too. */
+static int run_on(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+                  const char *what, PGresult **out) {
+    char name[8];
+    stmt_name(q, name);
+    return await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+}
+
+/* run_on for a request, on a connection that is UP. */
 static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
                const char *what, PGresult **out) {
     *out = NULL;
     if (p->state != RPG_UP)
         return REG_EUNAVAIL;
-    char name[8];
-    snprintf(name, sizeof name, "q%d", q);
-    int e = await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+    int e = run_on(p, q, n, v, len, bin, what, out);
     /* Notifications the read took in: the socket will not say so again. */
     if (p->conn && !p->stash && (p->stash = PQnotifies(p->conn)) != NULL)
         uv_timer_start(&p->deliver, on_deliver, 0, 0);
@@ -408,7 +416,7 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
         e = migrate(p, err, errlen);
     for (int i = 0; e == 0 && i < Q_COUNT; i++) {
         char name[8];
-        snprintf(name, sizeof name, "q%d", i);
+        stmt_name(i, name);
         PGresult *res;
         e = await(p, PQsendPrepare(c, name, sql[i], 0, NULL), "prepare", &res);
         PQclear(res);
@@ -419,10 +427,9 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
     if (e == 0 && p->first) { /* no session of ours survived: ours are offline */
         const char *v[] = {p->tracker_id};
         PGresult *res;
-        e = await(p, PQsendQueryPrepared(c, "q" Q_OFFLINE_MINE_S, 1, v, NULL, NULL, 0), "reset",
-                  &res);
+        e = run_on(p, Q_OFFLINE_MINE, 1, v, NULL, NULL, "reset", &res);
         if (e == 0 && atoi(PQcmdTuples(res)) > 0)
-            log_info(p->lg, "marked offline the %s users this tracker had left online",
+            log_info(p->lg, "marked offline the users this tracker had left online: %s",
                      PQcmdTuples(res));
         PQclear(res);
         p->first = 0;

@@ -202,7 +202,7 @@ def test_pg_tracker_restart_marks_only_its_own_offline():
     alice.close()
     must_list(bob, ['alice', 'bob'])  # stale until tracker 1 is back (no leases yet)
     t1.start(listen=list(t1.addrs))
-    t1.proc.wait_stderr(r'marked offline the 1 users this tracker had left online')
+    t1.proc.wait_stderr(r'marked offline the users this tracker had left online: 1$')
     must_list(bob, ['bob'])
     bob.ping()
     carol = Raw(t1.addr, label='carol@t1')
