@@ -81,6 +81,17 @@ static void on_bound(int status, void *arg) {
         unbind(s, status);
         return; /* failed meanwhile; the close callback frees it */
     }
+    if (status == UV_EEXIST) { /* another tracker on the shared registry bound it first */
+        char text[512];
+        snprintf(text, sizeof text, "the name %s is taken by another key; pick another name",
+                 s->name);
+        conn_fail(s->c, "name_taken", text, 0);
+        return;
+    }
+    if (status == REG_EUNAVAIL) {
+        conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        return;
+    }
     if (status) {
         conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
         return;

@@ -198,6 +198,13 @@ static int tracker_id(registry *r, char id[33]) {
     return rc;
 }
 
+/* A PostgreSQL batch's callbacks ran: the pass then ends like one that
+ * used the database, so what they queued (presence pushes) goes out. */
+static void touch(void *arg) {
+    registry *r = arg;
+    db_touch(r->d);
+}
+
 static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, const logger *lg,
                     registry **out, char *err, size_t errlen) {
     registry *r = calloc(1, sizeof *r);
@@ -219,8 +226,8 @@ static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, con
             snprintf(err, errlen, "cannot keep the tracker id in %s: %s", path,
                      sqlite3_errmsg(db_sqlite(r->d)));
             e = UV_EIO;
-        } else {
-            e = rpg_open(loop, conninfo, id, lg, &r->pg, err, errlen);
+        } else if ((e = rpg_open(loop, conninfo, id, lg, &r->pg, err, errlen)) == 0) {
+            rpg_on_batch_done(r->pg, touch, r);
         }
     }
     if (e) {
@@ -433,24 +440,21 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
     if (nendpoints > REG_MAX_ENDPOINTS)
         return UV_EINVAL;
 
-    char skel[CONF_SKELETON_BUFLEN];
-    int e;
-    if (r->pg) { /* one statement decides, atomically across trackers */
-        if ((e = db_wait(r->d, cb, arg)) != 0)
-            return e;
-        e = rpg_bind(r->pg, name, folded, key, eps, now, skeleton_of(r, folded, name, skel),
-                     stored);
-        if (e)
-            db_unwait(r->d);
-        return e;
-    }
     reg_user u;
-    e = reg_lookup(r, folded, &u);
+    int e = reg_lookup(r, folded, &u);
     if (e && e != UV_ENOENT)
         return e;
     int exists = e == 0;
     if (exists && memcmp(u.key, key, IDENT_PK) != 0)
         return UV_EEXIST;
+    char skel[CONF_SKELETON_BUFLEN];
+    if (r->pg) {
+        /* The upsert decides, atomically across trackers: a name another
+         * tracker bound meanwhile comes back to cb as UV_EEXIST. */
+        snprintf(stored, NAME_BUFLEN, "%s", exists ? u.name : name);
+        return rpg_bind(r->pg, name, folded, key, eps, now, skeleton_of(r, folded, name, skel),
+                        cb, arg);
+    }
     if ((e = db_wait(r->d, cb, arg)) != 0) /* reserve first: no failure after the write */
         return e;
     if ((e = db_begin_write(r->d)) != 0) {

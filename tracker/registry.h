@@ -11,10 +11,11 @@
  * one fsync per request.  Reads are synchronous indexed queries and see
  * queued writes.
  *
- * With PostgreSQL the users table lives there and every users read or
- * write is one round trip (registry_pg.h); there is no lookup cache (another
- * tracker may have changed any row), and a write's callback still fires
- * at the end of the loop pass, after PostgreSQL committed it.  The SQLite
+ * With PostgreSQL the users table lives there (registry_pg.h): every read
+ * is one round trip, with no lookup cache (another tracker may have
+ * changed any row); the pass's writes go as one transaction at its end,
+ * and a bind's callback fires once PostgreSQL committed it, with
+ * UV_EEXIST when another tracker bound the name first.  The SQLite
  * file keeps the other tables (the mailbox) and this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
@@ -88,7 +89,8 @@ void reg_close(registry *r);
  * gets the name as first registered.
  * Returns 0 and cb fires after the commit; UV_EEXIST when the name is bound
  * to another key; another negative error on database failure (no callback
- * in either case). */
+ * in either case).  With a shared registry cb's status may also be
+ * UV_EEXIST (another tracker bound the name first) or REG_EUNAVAIL. */
 int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
              const char *const *endpoints, size_t nendpoints, int64_t now,
              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);

@@ -93,6 +93,19 @@ typedef struct owed_offline {
     int64_t last_seen;
 } owed_offline;
 
+/* A write waiting for the end of the loop pass: prepared statement q with
+ * its parameters copied into text (v[0] is always the folded name). */
+typedef struct pg_write {
+    int q, n;
+    const char *v[8];
+    int len[8], bin[8];
+    char *text;
+    uint64_t seq;      /* queue order, kept among the writes of one name */
+    reg_done_cb cb;    /* binds only */
+    void *arg;
+    int status;        /* a bind whose upsert returned no row: UV_EEXIST */
+} pg_write;
+
 struct reg_pg {
     const logger *lg;
     uv_loop_t *loop;
@@ -110,22 +123,30 @@ struct reg_pg {
     void *presence_arg;
     owed_offline *owed;
     size_t nowed, capowed;
+    uv_check_t check;   /* ends the pass: the queued writes go as one transaction */
+    uv_idle_t idle;     /* keeps poll from blocking while writes wait */
+    pg_write *q;
+    size_t nq, capq;
+    uint64_t seq;
+    void (*batch_done)(void *arg);
+    void *batch_arg;
+    int handles;        /* loop handles not closed yet; the last close frees */
 };
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
 static void on_watch_closed(uv_handle_t *h) { free(h); }
 
-static void on_deliver_closed(uv_handle_t *h) {
+static void on_closed(uv_handle_t *h) {
     reg_pg *p = h->data;
+    if (--p->handles > 0)
+        return;
+    for (size_t i = 0; i < p->nq; i++) /* queued by the last callbacks: lost */
+        free(p->q[i].text);
+    free(p->q);
     free(p->owed);
     free(p->conninfo);
     free(p);
-}
-
-static void on_retry_closed(uv_handle_t *h) {
-    reg_pg *p = h->data;
-    uv_close((uv_handle_t *)&p->deliver, on_deliver_closed);
 }
 
 /* One parley_presence notification: another tracker's user came or went. */
@@ -244,6 +265,25 @@ static int result_ok(const PGresult *r) {
  * RPG_QUERY_MS: 0 with the last result in *out (the first failing one if
  * any failed; the caller PQclears it), REG_EUNAVAIL after dropping the
  * connection, or UV_EIO for a statement the server refused (logged). */
+/* The next result (NULL: the end of one statement's results), read until
+ * deadline: 0, or -1 with the reason in why (the connection is then
+ * useless). */
+static int next_result(reg_pg *p, uint64_t deadline, PGresult **r, char why[256]) {
+    *r = NULL;
+    while (PQisBusy(p->conn)) {
+        int n = wait_fd(PQsocket(p->conn), POLLIN, deadline);
+        if (n == 0 || n < 0 || !PQconsumeInput(p->conn)) {
+            if (n == 0)
+                snprintf(why, 256, "no answer within %d ms", RPG_QUERY_MS);
+            else
+                snprintf(why, 256, "%s", PQerrorMessage(p->conn));
+            return -1;
+        }
+    }
+    *r = PQgetResult(p->conn);
+    return 0;
+}
+
 static int await(reg_pg *p, int sent, const char *what, PGresult **out) {
     *out = NULL;
     char why[256] = "";
@@ -252,17 +292,8 @@ static int await(reg_pg *p, int sent, const char *what, PGresult **out) {
     uint64_t deadline = now_ms() + RPG_QUERY_MS;
     PGresult *res = NULL;
     while (sent && !why[0]) {
-        while (PQisBusy(p->conn) && !why[0]) {
-            int n = wait_fd(PQsocket(p->conn), POLLIN, deadline);
-            if (n == 0)
-                snprintf(why, sizeof why, "no answer within %d ms", RPG_QUERY_MS);
-            else if (n < 0 || !PQconsumeInput(p->conn))
-                snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
-        }
-        if (why[0])
-            break;
-        PGresult *r = PQgetResult(p->conn);
-        if (!r)
+        PGresult *r;
+        if (next_result(p, deadline, &r, why) || !r)
             break;
         if (res && !result_ok(res)) {
             PQclear(r); /* keep the first failure */
@@ -307,6 +338,13 @@ static int exec(reg_pg *p, const char *q, const char *what, PGresult **out) {
     return e;
 }
 
+/* After a read of ours: the notifications it took in are handed over from
+ * the loop soon, as the socket will not say they are there. */
+static void take_notifies(reg_pg *p) {
+    if (p->conn && !p->stash && (p->stash = PQnotifies(p->conn)) != NULL)
+        uv_timer_start(&p->deliver, on_deliver, 0, 0);
+}
+
 /* Statement q's name on the connection. */
 static void stmt_name(int q, char name[8]) { snprintf(name, 8, "q%d", q); }
 
@@ -326,9 +364,7 @@ static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, co
     if (p->state != RPG_UP)
         return REG_EUNAVAIL;
     int e = run_on(p, q, n, v, len, bin, what, out);
-    /* Notifications the read took in: the socket will not say so again. */
-    if (p->conn && !p->stash && (p->stash = PQnotifies(p->conn)) != NULL)
-        uv_timer_start(&p->deliver, on_deliver, 0, 0);
+    take_notifies(p);
     return e;
 }
 
@@ -443,15 +479,188 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
     return e;
 }
 
-static int write_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
+/* ---- the writes of a pass, one transaction ---- */
 
-/* Writes the offlines owed since the connection was lost; those that fail
- * again stay owed. */
+static void on_check(uv_check_t *h);
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Queues statement q for the end of the pass, its parameters copied.
+ * 0 or UV_ENOMEM. */
+static int enqueue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+                   reg_done_cb cb, void *arg) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += !v[i] ? 0 : bin && bin[i] ? (size_t)len[i] : strlen(v[i]) + 1;
+    pg_write *nq = grow(p->q, &p->capq, p->nq + 1, sizeof *nq, 64);
+    if (!nq)
+        return UV_ENOMEM;
+    p->q = nq;
+    pg_write *w = &p->q[p->nq];
+    memset(w, 0, sizeof *w);
+    if (!(w->text = malloc(total ? total : 1)))
+        return UV_ENOMEM;
+    char *o = w->text;
+    for (int i = 0; i < n; i++) {
+        w->bin[i] = bin ? bin[i] : 0;
+        w->len[i] = w->bin[i] ? len[i] : 0;
+        if (!v[i])
+            continue;
+        size_t k = w->bin[i] ? (size_t)len[i] : strlen(v[i]) + 1;
+        memcpy(o, v[i], k);
+        w->v[i] = o;
+        o += k;
+    }
+    w->q = q;
+    w->n = n;
+    w->seq = p->seq++;
+    w->cb = cb;
+    w->arg = arg;
+    p->nq++;
+    uv_check_start(&p->check, on_check);
+    uv_idle_start(&p->idle, on_idle);
+    return 0;
+}
+
+/* By name, then in queue order: two trackers' batches then lock the rows
+ * they share in the same order (no deadlock), and one user's writes keep
+ * theirs. */
+static int write_order(const void *a, const void *b) {
+    const pg_write *x = a, *y = b;
+    int c = strcmp(x->v[0], y->v[0]);
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void owe(reg_pg *p, const char *folded, int64_t last_seen) {
+    owed_offline *o = grow(p->owed, &p->capowed, p->nowed + 1, sizeof *o, 16);
+    if (!o) {
+        log_error(p->lg, "out of memory: %s may stay listed online", folded);
+        return;
+    }
+    p->owed = o;
+    snprintf(o[p->nowed].folded, sizeof o[p->nowed].folded, "%s", folded);
+    o[p->nowed++].last_seen = last_seen;
+}
+
+/* Sends w[0..n) in one pipeline, an implicit transaction that commits at
+ * its sync (one commit, one WAL flush for the pass), and reads the
+ * answers.  0 (each bind's own status set), 1 for a deadlock or
+ * serialization failure worth one more try, REG_EUNAVAIL, or UV_EIO. */
+static int send_batch(reg_pg *p, pg_write *w, size_t n) {
+    PGconn *c = p->conn;
+    char why[256] = "";
+    int ok = PQenterPipelineMode(c);
+    for (size_t i = 0; ok && i < n; i++) {
+        char name[8];
+        stmt_name(w[i].q, name);
+        ok = PQsendQueryPrepared(c, name, w[i].n, w[i].v, w[i].len, w[i].bin, 0);
+    }
+    ok = ok && PQpipelineSync(c);
+    if (!ok) {
+        snprintf(why, sizeof why, "%s", PQerrorMessage(c));
+        goto broken;
+    }
+    uint64_t deadline = now_ms() + RPG_QUERY_MS;
+    int e = 0;
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r;
+        for (;;) {
+            if (next_result(p, deadline, &r, why))
+                goto broken;
+            if (!r)
+                break;
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_ABORTED) {
+                /* skipped after an earlier failure, which decides */
+            } else if (!result_ok(r)) {
+                const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                if (!e) {
+                    char m[256];
+                    snprintf(m, sizeof m, "%s", PQresultErrorMessage(r));
+                    m[strcspn(m, "\n")] = '\0';
+                    e = code && !strncmp(code, "40", 2) ? 1
+                        : unavailable_state(r) ? REG_EUNAVAIL : UV_EIO;
+                    if (e == UV_EIO)
+                        log_error(p->lg, "PostgreSQL registry writes failed: %s", m);
+                    else
+                        log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
+                }
+            } else if (w[i].q == Q_BIND && PQntuples(r) == 0) {
+                w[i].status = UV_EEXIST;
+            }
+            PQclear(r);
+        }
+    }
+    PGresult *r;
+    if (next_result(p, deadline, &r, why))
+        goto broken;
+    int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!synced || !PQexitPipelineMode(c)) {
+        snprintf(why, sizeof why, "the pipeline is out of step: %s", PQerrorMessage(c));
+        goto broken;
+    }
+    return e;
+broken:
+    why[strcspn(why, "\n")] = '\0';
+    lost(p, why);
+    return REG_EUNAVAIL;
+}
+
+/* The pass's writes, committed together; then their callbacks, with the
+ * commit's status (a bind that lost a race gets UV_EEXIST).  Offlines that
+ * could not be written are owed. */
+static void flush(reg_pg *p) {
+    uv_check_stop(&p->check);
+    uv_idle_stop(&p->idle);
+    pg_write *w = p->q;
+    size_t n = p->nq;
+    p->q = NULL;
+    p->nq = p->capq = 0;
+    if (!n)
+        return;
+    qsort(w, n, sizeof *w, write_order);
+    int status = REG_EUNAVAIL;
+    for (int attempt = 0; attempt < 3 && p->state == RPG_UP; attempt++) {
+        for (size_t i = 0; i < n; i++)
+            w[i].status = 0;
+        status = send_batch(p, w, n);
+        take_notifies(p);
+        if (status != 1)
+            break;
+        status = UV_EIO; /* a deadlock three times over */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (status == REG_EUNAVAIL && w[i].q == Q_PRESENCE && w[i].v[1][0] == 'f')
+            owe(p, w[i].v[0], strtoll(w[i].v[2], NULL, 10));
+        if (w[i].cb)
+            w[i].cb(status ? status : w[i].status, w[i].arg);
+        free(w[i].text);
+    }
+    free(w);
+    if (p->batch_done)
+        p->batch_done(p->batch_arg);
+}
+
+static void on_check(uv_check_t *h) { flush(h->data); }
+
+void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg) {
+    p->batch_done = cb;
+    p->batch_arg = arg;
+}
+
+/* Queues the offlines owed since the connection was lost, in this pass's
+ * batch (ahead of anything a new request queues); a batch that fails owes
+ * them again. */
 static void pay_owed(reg_pg *p) {
-    size_t kept = 0, n = p->nowed;
-    for (size_t i = 0; i < n; i++)
-        if (write_presence(p, p->owed[i].folded, 0, p->owed[i].last_seen) == REG_EUNAVAIL)
+    size_t n = p->nowed, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v[] = {p->owed[i].folded, "f", NULL, p->tracker_id};
+        char t[24];
+        snprintf(t, sizeof t, "%" PRId64, p->owed[i].last_seen);
+        v[2] = t;
+        if (enqueue(p, Q_PRESENCE, 4, v, NULL, NULL, NULL, NULL))
             p->owed[kept++] = p->owed[i];
+    }
     p->nowed = kept;
     if (n > kept)
         log_info(p->lg, "recorded %zu user%s who went offline while the PostgreSQL registry was "
@@ -466,6 +675,7 @@ static void on_retry(uv_timer_t *t) {
         log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
                  PQport(p->conn), PQdb(p->conn));
         set_state(p, RPG_UP);
+        take_notifies(p);
         pay_owed(p);
         return;
     }
@@ -497,12 +707,18 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
         return e;
     }
     uv_timer_init(loop, &p->retry);
-    uv_unref((uv_handle_t *)&p->retry);
-    p->retry.data = p;
     uv_timer_init(loop, &p->deliver);
-    uv_unref((uv_handle_t *)&p->deliver);
-    p->deliver.data = p;
+    uv_check_init(loop, &p->check);
+    uv_idle_init(loop, &p->idle);
+    uv_handle_t *hs[] = {(uv_handle_t *)&p->retry, (uv_handle_t *)&p->deliver,
+                         (uv_handle_t *)&p->check, (uv_handle_t *)&p->idle};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+        uv_unref(hs[i]); /* the registry never keeps the loop alive */
+        hs[i]->data = p;
+        p->handles++;
+    }
     set_state(p, RPG_UP);
+    take_notifies(p);
     log_info(lg, "PostgreSQL registry %s:%s/%s (tracker id %s)", PQhost(p->conn),
              PQport(p->conn), PQdb(p->conn), p->tracker_id);
     *out = p;
@@ -517,9 +733,15 @@ void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
 void rpg_close(reg_pg *p) {
     if (!p)
         return;
+    /* What is queued, and the offlines its callbacks queue in turn. */
+    for (int i = 0; i < 3 && p->nq; i++)
+        flush(p);
     set_state(p, RPG_CLOSED);
     uv_timer_stop(&p->deliver);
-    uv_close((uv_handle_t *)&p->retry, on_retry_closed);
+    uv_close((uv_handle_t *)&p->retry, on_closed);
+    uv_close((uv_handle_t *)&p->deliver, on_closed);
+    uv_close((uv_handle_t *)&p->check, on_closed);
+    uv_close((uv_handle_t *)&p->idle, on_closed);
 }
 
 /* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */
@@ -564,17 +786,16 @@ static int first_name(PGresult *res, int none, char out[NAME_BUFLEN]) {
 }
 
 int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
-             const char *endpoints, int64_t now, const char *skeleton, char stored[NAME_BUFLEN]) {
+             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
+             void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, now);
     const char *v[] = {folded, name, (const char *)key, endpoints, t, skeleton, p->tracker_id};
     const int len[] = {0, 0, IDENT_PK, 0, 0, 0, 0};
     const int bin[] = {0, 0, 1, 0, 0, 0, 0};
-    PGresult *res;
-    int e = run(p, Q_BIND, 7, v, len, bin, "registration", &res);
-    if (e)
-        return e;
-    return first_name(res, UV_EEXIST, stored);
+    return enqueue(p, Q_BIND, 7, v, len, bin, cb, arg);
 }
 
 int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
@@ -588,27 +809,17 @@ int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
     return first_name(res, UV_ENOENT, other);
 }
 
-static int write_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+    if (p->state != RPG_UP) {
+        if (is_online)
+            return REG_EUNAVAIL;
+        owe(p, folded, last_seen); /* written once the server is back */
+        return 0;
+    }
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, last_seen);
     const char *v[] = {folded, is_online ? "t" : "f", t, p->tracker_id};
-    PGresult *res;
-    int e = run(p, Q_PRESENCE, 4, v, NULL, NULL, "presence", &res);
-    PQclear(res);
-    return e;
-}
-
-int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
-    int e = write_presence(p, folded, is_online, last_seen);
-    if (e != REG_EUNAVAIL || is_online)
-        return e;
-    owed_offline *o = grow(p->owed, &p->capowed, p->nowed + 1, sizeof *o, 16);
-    if (!o)
-        return e;
-    p->owed = o;
-    snprintf(o[p->nowed].folded, sizeof o[p->nowed].folded, "%s", folded);
-    o[p->nowed++].last_seen = last_seen;
-    return 0; /* written once the server is back */
+    return enqueue(p, Q_PRESENCE, 4, v, NULL, NULL, NULL, NULL);
 }
 
 int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,

@@ -4,12 +4,17 @@
  * (endpoints joined, skeletons, list bounds) and calls in here for the SQL;
  * nothing else includes this file.
  *
- * Every call is one blocking round trip on the loop thread (a prepared
- * statement, autocommit: PostgreSQL's commit is the durability), bounded
- * by RPG_QUERY_MS on the client side and a statement_timeout on the server
- * side.  Chosen for this first step because the registry's reads are
- * synchronous in its interface: an asynchronous libpq (PQsendQueryPrepared
- * on a uv_poll) needs every caller of reg_lookup to wait for an answer.
+ * Reads are one blocking round trip on the loop thread (a prepared
+ * statement), bounded by RPG_QUERY_MS on the client side and a
+ * statement_timeout on the server side.  Chosen for this first step
+ * because the registry's reads are synchronous in its interface: an
+ * asynchronous libpq (PQsendQueryPrepared on a uv_poll) needs every caller
+ * of reg_lookup to wait for an answer.  Writes (binds, presence) are
+ * queued and sent at the end of the loop pass as one pipeline, an implicit
+ * transaction: one commit and one WAL flush for the pass, however many it
+ * holds (the group commit SQLite's registry does too), after which their
+ * callbacks fire.  The loop still waits for that commit, so the batch
+ * grows with the load: what arrives meanwhile is the next one.
  * While the connection is down every call answers REG_EUNAVAIL at once and
  * a timer reconnects with backoff (RPG_RETRY_MIN_MS doubling up to
  * RPG_RETRY_MAX_MS); an idle connection is watched (uv_poll on PQsocket),
@@ -51,22 +56,29 @@ void rpg_close(reg_pg *p);
  * negative error. */
 int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
 
-/* Binds folded to key atomically across trackers (an upsert that updates
- * only a row with the same key), marking it online at this tracker, and
- * commits.  skeleton may be NULL.  0 with the name as first registered in
- * stored, UV_EEXIST when another key holds the name, or a negative error. */
+/* Queues the binding of folded to key, atomic across trackers (an upsert
+ * that updates only a row with the same key), marking it online at this
+ * tracker.  skeleton may be NULL.  0, and cb(status, arg) fires from the
+ * loop once the pass's batch committed: 0, UV_EEXIST when another key
+ * holds the name (another tracker bound it first), REG_EUNAVAIL or UV_EIO
+ * when the batch failed.  REG_EUNAVAIL or UV_ENOMEM now: no callback. */
 int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
-             const char *endpoints, int64_t now, const char *skeleton, char stored[NAME_BUFLEN]);
+             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
+             void *arg);
+
+/* cb(arg) fires after each batch's callbacks. */
+void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg);
 
 /* The first name other than folded with this skeleton bound to another
  * key than key: 0 with it in other, UV_ENOENT, or a negative error. */
 int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
                   const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]);
 
-/* Records the presence of folded, if this tracker holds its session (a
- * user who registered again at another tracker is that one's to clear).
- * An offline that cannot be written while the server is away is kept and
- * written after the reconnection (0 then). */
+/* Queues the presence of folded for the pass's batch, written if this
+ * tracker holds its session (a user who registered again at another
+ * tracker is that one's to clear).  An offline that cannot be written
+ * while the server is away is kept and written after the reconnection.
+ * 0, or a negative error. */
 int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
 
 /* Online users with from <= folded (from < folded when after) and
