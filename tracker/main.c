@@ -209,6 +209,9 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         case 'd':
             if (!*optarg)
                 return bad_usage("--db needs a file path%s", "");
+            if (strncmp(optarg, "postgres", 8) == 0 && strstr(optarg, "://"))
+                return bad_usage("--db %s: --db is the SQLite file; a PostgreSQL registry is "
+                                 "given with --registry", optarg);
             cfg->db = optarg;
             break;
         case OPT_REGISTRY:

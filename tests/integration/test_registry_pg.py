@@ -260,6 +260,19 @@ def test_pg_down_answers_db_unavailable_then_reconnects():
     stop_all((alice, bob), (t1,))
 
 
+def test_pg_uri_given_to_db_is_refused():
+    """--db is the SQLite file: a PostgreSQL URI there says where it belongs."""
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--db',
+                         'postgresql://parley@127.0.0.1:5432/parley'], cwd=d, stdin=False)
+    p.wait_stderr(r'--db postgresql://parley@127.0.0.1:5432/parley: --db is the SQLite file; '
+                  r'a PostgreSQL registry is given with --registry')
+    if p.wait_exit() != 2:
+        fail('a PostgreSQL URI given to --db must be a usage error (status 2)')
+    if os.listdir(d):
+        fail('the refused tracker left %r behind' % os.listdir(d))
+
+
 def test_pg_unreachable_at_start():
     """No server at the URI: the tracker says so and exits 1."""
     bindir()  # skip where PostgreSQL is not installed, like the others
