@@ -84,7 +84,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_OFFLINE_MINE] = "UPDATE parley_users SET online = false WHERE tracker = $1 AND online",
 };
 
-typedef enum { RPG_DOWN, RPG_UP, RPG_CLOSED } rpg_state;
+/* DOWN: waiting out the backoff; CONNECTING: a connection being made on
+ * the loop (PQconnectPoll on the watch, the retry timer as its deadline);
+ * UP: serving; CLOSED: closing. */
+typedef enum { RPG_DOWN, RPG_CONNECTING, RPG_UP, RPG_CLOSED } rpg_state;
 
 /* An offline that could not be written while the server was away: written
  * once it is back, or the user would stay listed online everywhere. */
@@ -113,7 +116,9 @@ struct reg_pg {
     char tracker_id[64];
     PGconn *conn;       /* NULL while DOWN */
     rpg_state state;
-    uv_poll_t *watch;   /* on the idle socket while UP; freed in its close cb */
+    uv_poll_t *watch;   /* on the socket while CONNECTING or UP; freed in its close cb */
+    int watch_fd;
+    PostgresPollingStatusType polling; /* what PQconnectPoll waits for */
     uv_timer_t retry;   /* armed while DOWN */
     unsigned backoff_ms;
     int first;          /* the first connection: reset our users' presence */
@@ -177,16 +182,47 @@ static void on_deliver(uv_timer_t *t) { deliver(t->data); }
 
 static void on_retry(uv_timer_t *t);
 static void on_watch(uv_poll_t *w, int status, int events);
+static void on_connecting(uv_poll_t *w, int status, int events);
 
-/* The one transition.  DOWN: forget the connection, reconnect after the
- * backoff.  UP: watch the socket, reset the backoff.  CLOSED: neither. */
-static void set_state(reg_pg *p, rpg_state to) {
+static void unwatch(reg_pg *p) {
     if (p->watch) {
         uv_poll_stop(p->watch); /* before PQfinish closes the fd it polls */
         uv_close((uv_handle_t *)p->watch, on_watch_closed);
         p->watch = NULL;
     }
-    if (to != RPG_UP && p->conn) {
+}
+
+/* Polls the connection's socket (a new watch when the socket changed, as
+ * it may while PQconnectPoll tries the next address).  Unwatched when out
+ * of memory: a lost server is then found by the next query, and a
+ * connection attempt by its deadline. */
+static void watch(reg_pg *p, int events, uv_poll_cb cb) {
+    int fd = PQsocket(p->conn);
+    if (p->watch && p->watch_fd != fd)
+        unwatch(p);
+    if (!p->watch && fd >= 0) {
+        p->watch = malloc(sizeof *p->watch);
+        if (!p->watch || uv_poll_init(p->loop, p->watch, fd) != 0) {
+            free(p->watch);
+            p->watch = NULL;
+            return;
+        }
+        p->watch->data = p;
+        p->watch_fd = fd;
+        uv_unref((uv_handle_t *)p->watch); /* the registry never keeps the loop alive */
+    }
+    if (p->watch)
+        uv_poll_start(p->watch, events, cb);
+}
+
+/* The one transition.  DOWN: forget the connection, reconnect after the
+ * backoff.  CONNECTING: poll what PQconnectPoll asks for, until
+ * RPG_CONNECT_MS.  UP: watch the idle socket, reset the backoff.  CLOSED:
+ * none of it. */
+static void set_state(reg_pg *p, rpg_state to) {
+    if (to != RPG_CONNECTING)
+        unwatch(p);
+    if ((to == RPG_DOWN || to == RPG_CLOSED) && p->conn) {
         if (p->stash)
             PQfreemem(p->stash);
         p->stash = NULL;
@@ -197,18 +233,13 @@ static void set_state(reg_pg *p, rpg_state to) {
     if (to == RPG_DOWN) {
         uv_timer_start(&p->retry, on_retry, p->backoff_ms, 0);
         p->backoff_ms = p->backoff_ms * 2 > RPG_RETRY_MAX_MS ? RPG_RETRY_MAX_MS : p->backoff_ms * 2;
+    } else if (to == RPG_CONNECTING) {
+        uv_timer_start(&p->retry, on_retry, RPG_CONNECT_MS, 0);
+        watch(p, p->polling == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, on_connecting);
     } else if (to == RPG_UP) {
         p->backoff_ms = RPG_RETRY_MIN_MS;
         uv_timer_stop(&p->retry);
-        p->watch = malloc(sizeof *p->watch);
-        if (p->watch && uv_poll_init(p->loop, p->watch, PQsocket(p->conn)) == 0) {
-            p->watch->data = p;
-            uv_poll_start(p->watch, UV_READABLE | UV_DISCONNECT, on_watch);
-            uv_unref((uv_handle_t *)p->watch); /* the registry never keeps the loop alive */
-        } else { /* unwatched: a lost server is then found by the next query */
-            free(p->watch);
-            p->watch = NULL;
-        }
+        watch(p, UV_READABLE | UV_DISCONNECT, on_watch);
     } else {
         uv_timer_stop(&p->retry);
     }
@@ -417,9 +448,11 @@ static void on_notice(void *arg, const char *message) {
     log_debug(p->lg, "PostgreSQL: %s", m);
 }
 
-/* One connection attempt, blocking for at most RPG_CONNECT_MS, then the
- * session settings, the schema and the statements.  0 with p->conn set,
- * or a negative error with the reason in err. */
+static int setup(reg_pg *p, char *err, size_t errlen);
+
+/* The first connection, at open (before the loop runs): blocking for at
+ * most RPG_CONNECT_MS, then setup.  0 with p->conn set, or a negative
+ * error with the reason in err. */
 static int connect_now(reg_pg *p, char *err, size_t errlen) {
     PGconn *c = PQconnectStart(p->conninfo);
     if (!c) {
@@ -445,7 +478,15 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
         return REG_EUNAVAIL;
     }
     p->conn = c;
-    p->state = RPG_DOWN; /* queries in here run unguarded by run() */
+    return setup(p, err, errlen);
+}
+
+/* A new connection's session settings, LISTEN, the schema and the
+ * statements (blocking round trips, each bounded; the server answers at
+ * once now that it is connected).  0, or a negative error with the reason
+ * in err and the connection closed. */
+static int setup(reg_pg *p, char *err, size_t errlen) {
+    PGconn *c = p->conn;
     int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
                  "LISTEN parley_presence", "setup", NULL);
     if (e == 0)
@@ -667,21 +708,56 @@ static void pay_owed(reg_pg *p) {
                  "away", n - kept, n - kept == 1 ? "" : "s");
 }
 
+static void retry_later(reg_pg *p, const char *why) {
+    char m[512];
+    snprintf(m, sizeof m, "%s", why);
+    m[strcspn(m, "\n")] = '\0';
+    log_warn(p->lg, "cannot reach the PostgreSQL registry: %s; trying again in %u ms", m,
+             p->backoff_ms);
+    set_state(p, RPG_DOWN);
+}
+
+/* The backoff is over: a connection attempt on the loop; or, while
+ * CONNECTING, its deadline. */
 static void on_retry(uv_timer_t *t) {
     reg_pg *p = t->data;
-    char err[512] = "";
-    unsigned waited = p->backoff_ms;
-    if (connect_now(p, err, sizeof err) == 0) {
-        log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
-                 PQport(p->conn), PQdb(p->conn));
-        set_state(p, RPG_UP);
-        take_notifies(p);
-        pay_owed(p);
+    if (p->state == RPG_CONNECTING) {
+        retry_later(p, "connection timed out");
         return;
     }
-    log_warn(p->lg, "cannot reach the PostgreSQL registry: %s; trying again in %u ms", err,
-             waited);
-    set_state(p, RPG_DOWN);
+    p->conn = PQconnectStart(p->conninfo);
+    if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD) {
+        retry_later(p, p->conn ? PQerrorMessage(p->conn) : "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor(p->conn, on_notice, p);
+    p->polling = PGRES_POLLING_WRITING;
+    set_state(p, RPG_CONNECTING);
+}
+
+/* The socket is ready for what PQconnectPoll waited for. */
+static void on_connecting(uv_poll_t *w, int status, int events) {
+    reg_pg *p = w->data;
+    char err[512] = "";
+    p->polling = status < 0 ? PGRES_POLLING_FAILED : PQconnectPoll(p->conn);
+    if (p->polling == PGRES_POLLING_FAILED) {
+        retry_later(p, status < 0 ? uv_strerror(status) : PQerrorMessage(p->conn));
+        return;
+    }
+    if (p->polling != PGRES_POLLING_OK) {
+        watch(p, p->polling == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, on_connecting);
+        return;
+    }
+    unwatch(p); /* setup closes the socket when it fails */
+    if (setup(p, err, sizeof err) != 0) {
+        retry_later(p, err);
+        return;
+    }
+    log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
+             PQport(p->conn), PQdb(p->conn));
+    set_state(p, RPG_UP);
+    take_notifies(p);
+    pay_owed(p);
 }
 
 int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,

@@ -17,8 +17,11 @@
  * grows with the load: what arrives meanwhile is the next one.
  * While the connection is down every call answers REG_EUNAVAIL at once and
  * a timer reconnects with backoff (RPG_RETRY_MIN_MS doubling up to
- * RPG_RETRY_MAX_MS); an idle connection is watched (uv_poll on PQsocket),
- * so a server that goes away is noticed without waiting for a query. */
+ * RPG_RETRY_MAX_MS), each attempt made on the loop (PQconnectPoll on a
+ * uv_poll, RPG_CONNECT_MS at most) so that a server that does not answer
+ * never blocks it; an idle connection is watched too, so a server that
+ * goes away is noticed without waiting for a query.  Only the first
+ * connection, at open, blocks (the tracker is not serving yet). */
 #ifndef PARLEY_REGISTRY_PG_H
 #define PARLEY_REGISTRY_PG_H
 

@@ -6,16 +6,18 @@ across trackers (also when two race for it), a restarted tracker marks only
 its own users offline, and while PostgreSQL is down requests get
 db_unavailable until the trackers reconnect by themselves."""
 import os
+import socket
+import time
 
 import runner
 from pgserver import PgServer, bindir, free_port
-from procs import BUILD, Peer, Proc, Tracker, connect, fail, tempdir
+from procs import BUILD, Peer, Proc, Tracker, connect, fail, on_cleanup, tempdir
 from sodium import Key
 from wire import Raw
 
 
-def pg_tracker(pg, label):
-    return Tracker(extra_args=['--registry', pg.url], label=label)
+def pg_tracker(pg, label, extra=()):
+    return Tracker(extra_args=['--registry', pg.url] + list(extra), label=label)
 
 
 def alice_and_bob():
@@ -258,6 +260,43 @@ def test_pg_down_answers_db_unavailable_then_reconnects():
     bob.must_register('bob')
     must_list(alice, ['alice', 'bob'])
     stop_all((alice, bob), (t1,))
+
+
+def test_pg_silent_server_does_not_stall_the_tracker():
+    """While the registry's port answers TCP but says nothing (a hung server,
+    a half-dead proxy), each reconnection attempt waits on the loop for its
+    deadline instead of blocking it: the tracker keeps answering meanwhile."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0'])  # pings back to back
+    alice = Raw(t1.addr, label='alice')
+    alice.must_register('alice')
+    mark = len(t1.log_since())
+    pg.stop()
+    t1.proc.wait_stderr(r'lost the PostgreSQL registry', start=mark)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(('127.0.0.1', pg.port))
+    silent.listen(64)  # accepts in the kernel, never reads nor answers
+    on_cleanup(silent.close)
+    worst, timeouts, deadline = 0.0, 0, time.monotonic() + 30
+    while timeouts < 2:
+        if time.monotonic() > deadline:
+            fail('the tracker never gave up a connection attempt to the silent server')
+        t0 = time.monotonic()
+        alice.ping()
+        worst = max(worst, time.monotonic() - t0)
+        timeouts = sum('connection timed out' in l for l in t1.log_since(mark))
+    if worst > 0.5:
+        fail('a ping took %.2f s while the tracker tried the silent server: the loop '
+             'blocked' % worst)
+    silent.close()
+    mark = len(t1.log_since())
+    pg.start()
+    t1.proc.wait_stderr(r'reconnected to the PostgreSQL registry', timeout=15, start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'lookup_result':
+        fail('lookup after the server came back: %r' % r)
+    stop_all((alice,), (t1,))
 
 
 def test_pg_uri_given_to_db_is_refused():
