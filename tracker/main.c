@@ -434,7 +434,8 @@ int main(int argc, char **argv) {
         log_error(&ctx.lg, "out of memory");
         ctx.exit_code = 1;
     } else if ((r = ctx.cfg.registry ? reg_open_shared(&loop, ctx.cfg.db, ctx.cfg.registry,
-                                                       &ctx.lg, &ctx.reg, err, sizeof err)
+                                                       ctx.cfg.ttl, &ctx.lg, &ctx.reg, err,
+                                                       sizeof err)
                                      : reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err,
                                                 sizeof err)) != 0 ||
                (r = mbox_open(ctx.reg, &ctx.lg, &ctx.mbox, err, sizeof err)) != 0) {

@@ -205,8 +205,8 @@ static void touch(void *arg) {
     db_touch(r->d);
 }
 
-static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, const logger *lg,
-                    registry **out, char *err, size_t errlen) {
+static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen) {
     registry *r = calloc(1, sizeof *r);
     if (!r || !(r->cache = cache_new(CACHE_MAX))) {
         free(r);
@@ -226,7 +226,7 @@ static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, con
             snprintf(err, errlen, "cannot keep the tracker id in %s: %s", path,
                      sqlite3_errmsg(db_sqlite(r->d)));
             e = UV_EIO;
-        } else if ((e = rpg_open(loop, conninfo, id, lg, &r->pg, err, errlen)) == 0) {
+        } else if ((e = rpg_open(loop, conninfo, id, lease_s, lg, &r->pg, err, errlen)) == 0) {
             rpg_on_batch_done(r->pg, touch, r);
         }
     }
@@ -248,12 +248,17 @@ static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, con
 
 int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
              size_t errlen) {
-    return open_any(loop, path, NULL, lg, out, err, errlen);
+    return open_any(loop, path, NULL, 0, lg, out, err, errlen);
 }
 
-int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, const logger *lg,
-                    registry **out, char *err, size_t errlen) {
-    return open_any(loop, path, conninfo, lg, out, err, errlen);
+int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen) {
+    return open_any(loop, path, conninfo, lease_s, lg, out, err, errlen);
+}
+
+void reg_on_reconnected(registry *r, void (*cb)(void *arg), void *arg) {
+    if (r->pg)
+        rpg_on_reconnected(r->pg, cb, arg);
 }
 
 int reg_shared(const registry *r) { return r->pg != NULL; }

@@ -67,10 +67,18 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
 
 /* reg_open, but the users table is the PostgreSQL one at conninfo (a libpq
  * connection string or URI), shared with the other trackers using it; path
- * holds the rest.  Fails when PostgreSQL cannot be reached now (afterwards
- * the registry reconnects by itself). */
-int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, const logger *lg,
-                    registry **out, char *err, size_t errlen);
+ * holds the rest; lease_s is how long the others wait for this tracker's
+ * heartbeat before they mark its users offline (its --ttl).  Fails when
+ * PostgreSQL cannot be reached now (afterwards the registry reconnects by
+ * itself). */
+int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen);
+
+/* With a shared registry, cb(arg) fires after a reconnection to it: the
+ * other trackers may have marked this one's users offline meanwhile (its
+ * lease ran out), so the caller records its live sessions online again
+ * (reg_presence).  NULL unsets. */
+void reg_on_reconnected(registry *r, void (*cb)(void *arg), void *arg);
 
 /* Whether the users table is shared with other trackers (reg_open_shared):
  * then a user's stored online flag is the truth for users of other trackers. */

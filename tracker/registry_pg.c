@@ -51,13 +51,23 @@ static const char *const migrations[] = {
     " END $$;"
     "CREATE TRIGGER parley_users_presence AFTER INSERT OR UPDATE OF online ON parley_users"
     " FOR EACH ROW EXECUTE FUNCTION parley_presence_notify();",
+
+    /* 3: leases.  Each tracker renews its row every third of its lease
+     * (its --ttl); the users of a tracker silent longer than its lease are
+     * marked offline by the others (a tracker killed for good). */
+    "CREATE TABLE parley_trackers ("
+    " id text PRIMARY KEY,"
+    " seen timestamptz NOT NULL,"   /* the server's clock: no skew between trackers */
+    " lease integer NOT NULL"       /* seconds */
+    ");",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
 /* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
 #define MIGRATION_LOCK "112585675188601"
 
-enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE, Q_COUNT };
+enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
+       Q_HEARTBEAT, Q_SWEEP, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
                  " AND folded < $2 ORDER BY folded LIMIT $3"
@@ -82,6 +92,14 @@ static const char *const sql[Q_COUNT] = {
     [Q_LIST_FROM] = LIST(">="),
     [Q_LIST_AFTER] = LIST(">"),
     [Q_OFFLINE_MINE] = "UPDATE parley_users SET online = false WHERE tracker = $1 AND online",
+    [Q_HEARTBEAT] = "INSERT INTO parley_trackers (id, seen, lease) VALUES ($1, now(), $2)"
+                    " ON CONFLICT (id) DO UPDATE SET seen = now(), lease = EXCLUDED.lease",
+    /* Online users of another tracker whose lease ran out: the dead
+     * trackers first (a few rows), then their online users through
+     * parley_users_tracker, so a sweep that finds nothing costs little. */
+    [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE online AND tracker <> $1"
+                " AND tracker IN (SELECT id FROM parley_trackers"
+                " WHERE seen < now() - lease * interval '1 second')",
 };
 
 /* DOWN: waiting out the backoff; CONNECTING: a connection being made on
@@ -136,6 +154,11 @@ struct reg_pg {
     void (*batch_done)(void *arg);
     void *batch_arg;
     int handles;        /* loop handles not closed yet; the last close frees */
+    unsigned lease_s;
+    uv_timer_t lease;   /* renews ours, sweeps the dead trackers' users */
+    uint64_t renewed;   /* now_ms() of our last renewal */
+    void (*reconnected)(void *arg);
+    void *reconnected_arg;
 };
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
@@ -501,6 +524,15 @@ static int setup(reg_pg *p, char *err, size_t errlen) {
             snprintf(err, errlen, "cannot prepare the registry statements: %s",
                      PQerrorMessage(c));
     }
+    if (e == 0) { /* our lease first: then nobody sweeps what we are about to serve */
+        char lease[16];
+        snprintf(lease, sizeof lease, "%u", p->lease_s);
+        const char *v[] = {p->tracker_id, lease};
+        PGresult *res;
+        e = run_on(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res);
+        PQclear(res);
+        p->renewed = now_ms();
+    }
     if (e == 0 && p->first) { /* no session of ours survived: ours are offline */
         const char *v[] = {p->tracker_id};
         PGresult *res;
@@ -758,10 +790,43 @@ static void on_connecting(uv_poll_t *w, int status, int events) {
     set_state(p, RPG_UP);
     take_notifies(p);
     pay_owed(p);
+    /* Our lease may have run out meanwhile and our users been swept. */
+    if (p->reconnected)
+        p->reconnected(p->reconnected_arg);
 }
 
-int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,
-             reg_pg **out, char *err, size_t errlen) {
+/* Every RPG_SWEEP_MS: renew our lease when a third of it passed, then
+ * sweep the users of trackers whose lease ran out (their rows go offline,
+ * and the trigger tells every tracker), so they show offline within the
+ * dead tracker's lease plus a second. */
+static void on_lease(uv_timer_t *t) {
+    reg_pg *p = t->data;
+    char lease[16];
+    snprintf(lease, sizeof lease, "%u", p->lease_s);
+    const char *v[] = {p->tracker_id, lease};
+    PGresult *res;
+    uint64_t now = now_ms();
+    if (now - p->renewed >= p->lease_s * 1000u / 3) {
+        if (run(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res) != 0)
+            return;
+        PQclear(res);
+        p->renewed = now;
+    }
+    if (run(p, Q_SWEEP, 1, v, NULL, NULL, "lease sweep", &res) != 0)
+        return;
+    if (atoi(PQcmdTuples(res)) > 0)
+        log_info(p->lg, "marked offline %s users of trackers whose lease ran out",
+                 PQcmdTuples(res));
+    PQclear(res);
+}
+
+void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg) {
+    p->reconnected = cb;
+    p->reconnected_arg = arg;
+}
+
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsigned lease_s,
+             const logger *lg, reg_pg **out, char *err, size_t errlen) {
     reg_pg *p = calloc(1, sizeof *p);
     if (!p || !(p->conninfo = strdup(conninfo))) {
         free(p);
@@ -772,6 +837,7 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
     p->loop = loop;
     p->backoff_ms = RPG_RETRY_MIN_MS;
     p->first = 1;
+    p->lease_s = lease_s;
     snprintf(p->tracker_id, sizeof p->tracker_id, "%s", tracker_id);
     char why[512] = "";
     int e = connect_now(p, why, sizeof why);
@@ -786,8 +852,10 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
     uv_timer_init(loop, &p->deliver);
     uv_check_init(loop, &p->check);
     uv_idle_init(loop, &p->idle);
+    uv_timer_init(loop, &p->lease);
     uv_handle_t *hs[] = {(uv_handle_t *)&p->retry, (uv_handle_t *)&p->deliver,
-                         (uv_handle_t *)&p->check, (uv_handle_t *)&p->idle};
+                         (uv_handle_t *)&p->check, (uv_handle_t *)&p->idle,
+                         (uv_handle_t *)&p->lease};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
         uv_unref(hs[i]); /* the registry never keeps the loop alive */
         hs[i]->data = p;
@@ -795,6 +863,10 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, cons
     }
     set_state(p, RPG_UP);
     take_notifies(p);
+    p->renewed = now_ms(); /* setup renewed it */
+    /* Often enough to renew a lease of 1 s (--ttl 1) in time. */
+    uint64_t tick = p->lease_s * 1000u / 3 < RPG_SWEEP_MS ? p->lease_s * 1000u / 3 : RPG_SWEEP_MS;
+    uv_timer_start(&p->lease, on_lease, tick, tick);
     log_info(lg, "PostgreSQL registry %s:%s/%s (tracker id %s)", PQhost(p->conn),
              PQport(p->conn), PQdb(p->conn), p->tracker_id);
     *out = p;
@@ -818,6 +890,7 @@ void rpg_close(reg_pg *p) {
     uv_close((uv_handle_t *)&p->deliver, on_closed);
     uv_close((uv_handle_t *)&p->check, on_closed);
     uv_close((uv_handle_t *)&p->idle, on_closed);
+    uv_close((uv_handle_t *)&p->lease, on_closed);
 }
 
 /* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */

@@ -31,17 +31,25 @@
 #define RPG_QUERY_MS 3000   /* one round trip, at most (statement_timeout is 2 s) */
 #define RPG_RETRY_MIN_MS 100
 #define RPG_RETRY_MAX_MS 5000
+#define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
 
 typedef struct reg_pg reg_pg;
 
-/* Connects to conninfo (a libpq connection string or URI), applies the
+/* Connects to conninfo (a libpq connection string or URI), holds a lease of
+ * lease_s seconds (renewed every third of it; the users of a tracker whose
+ * lease ran out are marked offline by the others), applies the
  * schema migrations under an advisory lock (safe when several trackers
  * start at once), prepares the statements and marks offline the users this
  * tracker (tracker_id, stable across its restarts) had left online: no
  * session survives a restart, but other trackers' users stay online.
  * 0 with *out set, or a negative error with a message for the user in err. */
-int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, const logger *lg,
-             reg_pg **out, char *err, size_t errlen);
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsigned lease_s,
+             const logger *lg, reg_pg **out, char *err, size_t errlen);
+
+/* cb(arg) fires from the loop after a reconnection: this tracker's lease may
+ * have run out meanwhile and its users been swept offline by the others,
+ * so the caller writes its live users' presence again. */
+void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg);
 
 /* cb(arg, name, folded, is_online) fires from the loop when a user of
  * another tracker on the database came online or went offline (LISTEN

@@ -180,6 +180,29 @@ def test_pg_real_peers_chat_across_trackers():
     stop_all((), (t1, t2))
 
 
+def test_pg_lease_of_a_dead_tracker_runs_out():
+    """A tracker killed for good: within its --ttl (its lease) the other
+    trackers mark its users offline, and their peers hear of it."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--ttl', '2'])
+    t2 = pg_tracker(pg, 'tracker2')  # bob may stay silent for longer than 2 s
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    must_list(bob, ['alice', 'bob'])
+    t0 = time.monotonic()
+    t1.kill()
+    alice.close()
+    await_presence(bob, 'alice', False, timeout=10)
+    took = time.monotonic() - t0
+    if took > 4.5:
+        fail('alice went offline %.1f s after her tracker died; its lease is 2 s' % took)
+    t2.proc.wait_stderr(r'marked offline 1 users of trackers whose lease ran out')
+    must_list(bob, ['bob'])
+    stop_all((bob,), (t2,))
+
+
 def test_pg_name_race():
     """Two trackers bind one name to two keys at once: exactly one wins."""
     pg = PgServer()
