@@ -236,7 +236,7 @@ def test_pg_tracker_restart_marks_only_its_own_offline():
     must_list(bob, ['alice', 'bob'])
     t1.kill()  # SIGKILL: no offline written for alice
     alice.close()
-    must_list(bob, ['alice', 'bob'])  # stale until tracker 1 is back (no leases yet)
+    must_list(bob, ['alice', 'bob'])  # until tracker 1 is back or its 60 s lease runs out
     t1.start(listen=list(t1.addrs))
     t1.proc.wait_stderr(r'marked offline the users this tracker had left online: 1$')
     must_list(bob, ['bob'])
