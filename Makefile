@@ -6,9 +6,10 @@
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 PKGS    := libuv msgpack sqlite3 libsodium
-# The tracker alone links ICU (its spoof checker: tracker/confusable.c);
+# The tracker alone links ICU (its spoof checker: tracker/confusable.c)
+# and libpq (the shared registry: tracker/registry_pg.c);
 # the peer never does.
-TRACKER_PKGS := icu-uc icu-i18n
+TRACKER_PKGS := icu-uc icu-i18n libpq
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2 -g
@@ -20,8 +21,8 @@ LDLIBS_ALL  = $(PKG_LIBS) $(EXTRA_LDFLAGS)
 SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Debian packages: build and test dependencies.
-DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev libicu-dev
-DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff-base mandoc systemd strace valgrind jq curl
+DEB_BUILD := build-essential pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev libncurses-dev libicu-dev libpq-dev
+DEB_TEST  := python3 python3-msgpack tmux iproute2 iptables sqlite3 man-db groff-base mandoc systemd strace valgrind jq curl postgresql
 
 SHARED_SRC  := $(wildcard shared/*.c)
 TRACKER_SRC := $(wildcard tracker/*.c)
@@ -76,6 +77,7 @@ deps:
 	for p in $(PKGS) $(TRACKER_PKGS) ncursesw; do pkg-config --exists $$p || missing=1; done; \
 	for c in tmux ip iptables sqlite3 man groff mandoc systemd-analyze strace setpriv valgrind jq curl $(PYTHON); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
 	$(PYTHON) -c 'import msgpack' >/dev/null 2>&1 || missing=1; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -40,7 +40,7 @@ size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp) {
     return len;
 }
 
-static size_t utf8_encode(unsigned c, char *out) {
+size_t utf8_encode(unsigned c, char *out) {
     if (c < 0x80) {
         out[0] = (char)c;
         return 1;

@@ -30,6 +30,10 @@ int utf8_fold(const char *s, size_t len, char *out, size_t cap);
  * the bytes are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
 size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp);
 
+/* Encodes code point c (at most U+10FFFF, no surrogate) at out (4 bytes of
+ * room): its length. */
+size_t utf8_encode(unsigned c, char *out);
+
 /* Copies n bytes of untrusted text into out (cap > 0 bytes, NUL-terminated)
  * for a log line or a hint passed on: valid UTF-8 without control
  * characters is kept, anything else becomes '?', and it is cut on a

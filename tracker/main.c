@@ -31,7 +31,8 @@ static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TR
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: parley-tracker [--listen HOST:PORT]... [--db PATH] [--ttl SECONDS]\n"
+            "usage: parley-tracker [--listen HOST:PORT]... [--db PATH] [--registry CONNINFO]\n"
+            "                      [--ttl SECONDS]\n"
             "                      [--log-level LEVEL] [--relay-per-user N] [--relay-max N]\n"
             "                      [--relay-rate BYTES] [--relay-idle SECONDS]\n"
             "                      [--relay-join-timeout MS] [--rate-limit N] [--rate-burst N]\n"
@@ -50,6 +51,11 @@ static void usage(FILE *f) {
             "                       Default: 0.0.0.0:" TRACKER_PORT " and [::]:" TRACKER_PORT ".\n"
             "  --db PATH            SQLite database of names, keys and endpoints\n"
             "                       (default ./tracker.db; created when missing).\n"
+            "  --registry CONNINFO  keep the names, keys, endpoints and presence in\n"
+            "                       PostgreSQL instead (a libpq connection string or URI, like\n"
+            "                       postgresql://parley@db.example:5432/parley), shared by\n"
+            "                       every tracker given the same one; --db still holds the\n"
+            "                       mailbox (one file per tracker).  Without it, SQLite.\n"
             "  --ttl SECONDS        drop a peer silent this long and mark it offline\n"
             "                       (1 to 86400, default 60).\n"
             "  --log-level LEVEL    error, warn, info or debug (default info); logs go to stderr.\n"
@@ -110,7 +116,7 @@ static void usage(FILE *f) {
 
 /* The flags that take a number in a range, and where it goes. */
 enum { OPT_MAIL_TTL = 256, OPT_MAIL_MAX, OPT_MAIL_BYTES, OPT_MAIL_PER_SENDER, OPT_MAIL_RATE,
-       OPT_MAIL_TOTAL, OPT_RELEASE, OPT_VERIFY_THREADS };
+       OPT_MAIL_TOTAL, OPT_RELEASE, OPT_VERIFY_THREADS, OPT_REGISTRY };
 
 #define CFG(f) offsetof(tracker_config, f), sizeof(((tracker_config *)0)->f)
 
@@ -165,6 +171,7 @@ static int bad_usage(const char *fmt, const char *arg) {
 static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **specs, int cmdline) {
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'}, {"db", required_argument, NULL, 'd'},
+        {"registry", required_argument, NULL, OPT_REGISTRY},
         {"ttl", required_argument, NULL, 't'},    {"log-level", required_argument, NULL, 'v'},
         {"relay-per-user", required_argument, NULL, 'u'},
         {"relay-max", required_argument, NULL, 'm'},
@@ -209,7 +216,15 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         case 'd':
             if (!*optarg)
                 return bad_usage("--db needs a file path%s", "");
+            if (strncmp(optarg, "postgres", 8) == 0 && strstr(optarg, "://"))
+                return bad_usage("--db %s: --db is the SQLite file; a PostgreSQL registry is "
+                                 "given with --registry", optarg);
             cfg->db = optarg;
+            break;
+        case OPT_REGISTRY:
+            if (!*optarg)
+                return bad_usage("--registry needs a PostgreSQL connection string or URI%s", "");
+            cfg->registry = optarg;
             break;
         case 't':
             v = strtoul(optarg, &end, 10);
@@ -352,7 +367,8 @@ static void on_listening(tracker_ctx *ctx, int status) {
         shutdown_start(ctx, 1);
         return;
     }
-    log_info(&ctx->lg, "ready (database %s, ttl %u s)", ctx->cfg.db, ctx->cfg.ttl);
+    log_info(&ctx->lg, "ready (database %s%s, ttl %u s)", ctx->cfg.db,
+             ctx->cfg.registry ? ", users in PostgreSQL" : "", ctx->cfg.ttl);
     const tracker_config *c = &ctx->cfg;
     log_info(&ctx->lg, "mailbox: mail waits %u s at most; per user %" PRIu64 " messages and %"
              PRIu64 " bytes, %" PRIu64 " per sender; %" PRIu64 " puts per sender an hour; %"
@@ -391,6 +407,11 @@ int main(int argc, char **argv) {
     optind = 0;
     if (r < 0)
         r = parse_args(&ctx, argc, argv, specs, 1);
+    if (r < 0 && ctx.cfg.release && ctx.cfg.registry) {
+        fprintf(stderr, "parley-tracker: --release does not work with --registry yet; free the "
+                "name in PostgreSQL: DELETE FROM parley_users WHERE name = 'NAME'\n");
+        r = 2;
+    }
     if (r < 0 && ctx.cfg.release)
         r = release(&ctx.cfg);
     if (r >= 0) {
@@ -419,7 +440,11 @@ int main(int argc, char **argv) {
     if (!ctx.online) {
         log_error(&ctx.lg, "out of memory");
         ctx.exit_code = 1;
-    } else if ((r = reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err, sizeof err)) != 0 ||
+    } else if ((r = ctx.cfg.registry ? reg_open_shared(&loop, ctx.cfg.db, ctx.cfg.registry,
+                                                       ctx.cfg.ttl, &ctx.lg, &ctx.reg, err,
+                                                       sizeof err)
+                                     : reg_open(&loop, ctx.cfg.db, &ctx.lg, &ctx.reg, err,
+                                                sizeof err)) != 0 ||
                (r = mbox_open(ctx.reg, &ctx.lg, &ctx.mbox, err, sizeof err)) != 0) {
         log_error(&ctx.lg, "%s", err);
         ctx.exit_code = 1;

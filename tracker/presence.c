@@ -110,7 +110,10 @@ static void bcast_one(void *sess, void *arg) {
     sess_send_buf(s, copy, b->len);
 }
 
-void pres_push(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
+/* except: the session the push is about (not told), or NULL for a user of
+ * another tracker, whose folded name then keeps it from a session here. */
+static void push(tracker_ctx *ctx, const session *except, const char *folded, const char *name,
+                 bool is_online) {
     msg_out m;
     msg_out_init(&m, "presence", 2);
     msg_put_str(&m, "name", name);
@@ -119,11 +122,22 @@ void pres_push(tracker_ctx *ctx, const session *except, const char *name, bool i
     size_t len;
     if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &len))
         return;
-    if (pres_queue(ctx, except->folded, buf, len) == 0) {
+    if (pres_queue(ctx, folded, buf, len) == 0) {
         free(buf);
         return;
     }
     bcast b = {except, buf, len};
     namemap_each(ctx->online, bcast_one, &b);
     free(buf);
+}
+
+void pres_push(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
+    push(ctx, except, except->folded, name, is_online);
+}
+
+void pres_push_remote(void *arg, const char *name, const char *folded, int is_online) {
+    tracker_ctx *ctx = arg;
+    if (ctx->stopping || namemap_get(ctx->online, folded))
+        return;
+    push(ctx, NULL, folded, name, is_online != 0);
 }

@@ -1,6 +1,7 @@
 /* queries: list and lookup, a registered user reading the directory.  The
  * online set comes from the registry (list) and the live sessions
- * (lookup's observed address and last_seen). */
+ * (lookup's observed address and last_seen), and with a shared registry
+ * the stored presence of the other trackers' users. */
 #include "handlers.h"
 #include "session.h"
 
@@ -76,7 +77,7 @@ void qry_list(void *owner, const msg_in *m) {
     int r = none ? 0 : reg_list(s->ctx->reg, fprefix, fcursor, limit, page_add, &p, &more);
     if (r) {
         free(p.names);
-        sess_send_error(s, "internal", "the tracker's database failed; try again later", q.id);
+        sess_send_db_error(s, r, q.id);
         return;
     }
     more = more && p.n > 0;
@@ -127,17 +128,20 @@ void qry_lookup(void *owner, const msg_in *m) {
         return;
     }
     if (r) {
-        sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
+        sess_send_db_error(s, r, id);
         return;
     }
     session *o = namemap_get(ctx->online, folded);
+    /* A user of another tracker sharing the registry has no session here:
+     * its stored flag says (registry.h). */
+    int online = o != NULL || (reg_shared(ctx->reg) && u.online);
     msg_out out;
     ctx->stats.lookups++;
     msg_out_init(&out, "lookup_result", o ? 7 : 6);
     msg_put_uint(&out, "id", id);
     msg_put_str(&out, "name", u.name);
     msg_put_bin(&out, "key", u.key, sizeof u.key);
-    msg_put_bool(&out, "online", o != NULL);
+    msg_put_bool(&out, "online", online);
     msg_put_key(&out, "endpoints");
     msgpack_pack_array(&out.pk, u.nendpoints);
     for (size_t i = 0; i < u.nendpoints; i++)

@@ -85,6 +85,17 @@ static void on_bound(int status, void *arg) {
         unbind(s, status);
         return; /* failed meanwhile; the close callback frees it */
     }
+    if (status == UV_EEXIST) { /* another tracker on the shared registry bound it first */
+        char text[512];
+        snprintf(text, sizeof text, "the name %s is taken by another key; pick another name",
+                 s->name);
+        conn_fail(s->c, "name_taken", text, 0);
+        return;
+    }
+    if (status == REG_EUNAVAIL) {
+        conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        return;
+    }
     if (status) {
         conn_fail(s->c, "internal", "the tracker could not save the registration; try again later", 0);
         return;
@@ -166,6 +177,10 @@ static int new_name_refused(session *s, const char *name, size_t len, const char
         conn_fail(s->c, "bad_name", text, 0);
         return 1;
     }
+    if (r == REG_EUNAVAIL) {
+        conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        return 1;
+    }
     if (r && r != UV_ENOENT) {
         conn_fail(s->c, "internal", "the tracker could not check the name; try again later", 0);
         return 1;
@@ -222,7 +237,10 @@ static void bind_signed(session *s, const pending *p, int verified) {
         return;
     }
     if (r) {
-        conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
+        if (r == REG_EUNAVAIL)
+            conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
+        else
+            conn_fail(s->c, "internal", "the tracker's database failed; try again later", 0);
         return;
     }
     snprintf(s->name, sizeof s->name, "%s", stored);

@@ -3,13 +3,19 @@
  * by design); every statement is prepared once at open and bound per
  * call.  The connection, the schema (schema.c) and the group commit are
  * shared/db.c's; the lookup cache (cache.c) sits in front of the reads.
- * Each name's look-alike skeleton (confusable.c) is stored beside it. */
+ * Each name's look-alike skeleton (confusable.c) is stored beside it.
+ * With reg_open_shared the users table is PostgreSQL's (registry_pg.c):
+ * each function below hands its SQL over there, after the part both
+ * backends share (endpoints, skeletons, list bounds and paging). */
 #include "registry.h"
 
 #include "cache.h"
 #include "confusable.h"
 #include "db.h"
+#include "registry_pg.h"
 #include "schema.h"
+
+#include <sodium.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +61,9 @@ struct registry {
     void *batch_arg;
     void (*outside)(void *arg);   /* reg_on_outside_write */
     void *outside_arg;
+    reg_pg *pg; /* the shared users table, or NULL: SQLite's */
+    reg_presence_cb remote;       /* reg_on_remote_presence */
+    void *remote_arg;
 };
 
 static void on_batch_end(void *arg, int status) {
@@ -160,8 +169,44 @@ static int fill_skeletons(sqlite3 *sq, void *arg, char *err, size_t errlen) {
     return rc;
 }
 
-int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
-             size_t errlen) {
+/* This tracker's id in the shared registry (who holds which session), made
+ * once and kept in the SQLite file's meta table so it survives restarts:
+ * 0, or an SQLite error. */
+static int tracker_id(registry *r, char id[33]) {
+    unsigned char raw[16];
+    char fresh[33];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(fresh, sizeof fresh, raw, sizeof raw);
+    sqlite3 *sq = db_sqlite(r->d);
+    sqlite3_stmt *put = NULL, *get = NULL;
+    int rc = sqlite3_prepare_v2(sq, "INSERT OR IGNORE INTO meta (name, value) "
+                                "VALUES ('tracker_id', ?1)", -1, &put, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(put, 1, fresh, -1, SQLITE_STATIC);
+        rc = sqlite3_step(put) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(sq);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(sq, "SELECT value FROM meta WHERE name = 'tracker_id'", -1, &get,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(get) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+        if (rc == SQLITE_OK)
+            snprintf(id, 33, "%s", (const char *)sqlite3_column_text(get, 0));
+    }
+    sqlite3_finalize(put);
+    sqlite3_finalize(get);
+    return rc;
+}
+
+/* A PostgreSQL batch's callbacks ran: the pass then ends like one that
+ * used the database, so what they queued (presence pushes) goes out. */
+static void touch(void *arg) {
+    registry *r = arg;
+    db_touch(r->d);
+}
+
+static int open_any(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen) {
     registry *r = calloc(1, sizeof *r);
     if (!r || !(r->cache = cache_new(CACHE_MAX))) {
         free(r);
@@ -175,6 +220,16 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
     int e = db_open(loop, path, &schema, lg, &r->d, err, errlen);
     if (e == 0)
         e = db_prepare_all(r->d, sql, ST_COUNT, r->st, err, errlen);
+    if (e == 0 && conninfo) {
+        char id[33];
+        if (tracker_id(r, id) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot keep the tracker id in %s: %s", path,
+                     sqlite3_errmsg(db_sqlite(r->d)));
+            e = UV_EIO;
+        } else if ((e = rpg_open(loop, conninfo, id, lease_s, lg, &r->pg, err, errlen)) == 0) {
+            rpg_on_batch_done(r->pg, touch, r);
+        }
+    }
     if (e) {
         db_close(r->d);
         cache_free(r->cache);
@@ -191,6 +246,23 @@ int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out
     return 0;
 }
 
+int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
+             size_t errlen) {
+    return open_any(loop, path, NULL, 0, lg, out, err, errlen);
+}
+
+int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen) {
+    return open_any(loop, path, conninfo, lease_s, lg, out, err, errlen);
+}
+
+void reg_on_reconnected(registry *r, void (*cb)(void *arg), void *arg) {
+    if (r->pg)
+        rpg_on_reconnected(r->pg, cb, arg);
+}
+
+int reg_shared(const registry *r) { return r->pg != NULL; }
+
 db *reg_db(registry *r) { return r->d; }
 
 void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
@@ -200,6 +272,21 @@ void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
 void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg) {
     r->batch_end = cb;
     r->batch_arg = arg;
+}
+
+static void on_remote(void *arg, const char *name, const char *folded, int is_online) {
+    registry *r = arg;
+    if (!r->remote)
+        return;
+    db_touch(r->d); /* the batch end sends what the callback queued */
+    r->remote(r->remote_arg, name, folded, is_online);
+}
+
+void reg_on_remote_presence(registry *r, reg_presence_cb cb, void *arg) {
+    r->remote = cb;
+    r->remote_arg = arg;
+    if (r->pg)
+        rpg_on_presence(r->pg, cb ? on_remote : NULL, r);
 }
 
 void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg) {
@@ -241,6 +328,7 @@ static int check_pass(registry *r) {
 void reg_close(registry *r) {
     if (!r)
         return;
+    rpg_close(r->pg);
     db_close(r->d);
     cache_free(r->cache);
     free(r);
@@ -281,6 +369,13 @@ static void fill_user(reg_user *u, const cache_row *row) {
 }
 
 int reg_lookup(registry *r, const char *folded, reg_user *u) {
+    if (r->pg) {
+        char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN];
+        int e = rpg_lookup(r->pg, folded, u, eps, sizeof eps);
+        if (e == 0)
+            split_endpoints(eps, u);
+        return e;
+    }
     int e = check_pass(r);
     if (e)
         return e;
@@ -321,6 +416,17 @@ void reg_get_cache_stats(const registry *r, reg_cache_stats *out) {
     out->misses = r->cache_misses;
 }
 
+/* The look-alike skeleton stored with a new name, or NULL when it cannot be
+ * computed: the name then stays without one (no look-alike check finds
+ * it) until the next open fills it in (SQLite only). */
+static const char *skeleton_of(registry *r, const char *folded, const char *name,
+                               char skel[CONF_SKELETON_BUFLEN]) {
+    if (conf_skeleton(folded, strlen(folded), skel) == 0)
+        return skel;
+    log_warn(r->lg, "cannot compute the look-alike skeleton of %s", name);
+    return NULL;
+}
+
 int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
              const char *const *endpoints, size_t nendpoints, int64_t now,
              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
@@ -346,6 +452,14 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
     int exists = e == 0;
     if (exists && memcmp(u.key, key, IDENT_PK) != 0)
         return UV_EEXIST;
+    char skel[CONF_SKELETON_BUFLEN];
+    if (r->pg) {
+        /* The upsert decides, atomically across trackers: a name another
+         * tracker bound meanwhile comes back to cb as UV_EEXIST. */
+        snprintf(stored, NAME_BUFLEN, "%s", exists ? u.name : name);
+        return rpg_bind(r->pg, name, folded, key, eps, now, skeleton_of(r, folded, name, skel),
+                        cb, arg);
+    }
     if ((e = db_wait(r->d, cb, arg)) != 0) /* reserve first: no failure after the write */
         return e;
     if ((e = db_begin_write(r->d)) != 0) {
@@ -366,11 +480,9 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
         sqlite3_bind_blob(st, 3, key, IDENT_PK, SQLITE_TRANSIENT);
         bind_str(st, 4, eps);
         sqlite3_bind_int64(st, 5, now);
-        char skel[CONF_SKELETON_BUFLEN];
-        if (conf_skeleton(folded, strlen(folded), skel) == 0)
-            bind_str(st, 6, skel);
-        else /* stays NULL (no look-alike check finds it) until the next open fills it in */
-            log_warn(r->lg, "cannot compute the look-alike skeleton of %s", name);
+        const char *sk = skeleton_of(r, folded, name, skel);
+        if (sk)
+            bind_str(st, 6, sk);
         snprintf(stored, NAME_BUFLEN, "%s", name);
     }
     if ((e = db_run(r->d, st)) != 0) {
@@ -390,6 +502,8 @@ int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT
         log_error(r->lg, "cannot compute the look-alike skeleton of %s", folded);
         return e;
     }
+    if (r->pg)
+        return rpg_lookalike(r->pg, folded, skel, key, other);
     if ((e = db_begin_read(r->d)) != 0)
         return e;
     sqlite3_stmt *st = r->st[ST_LOOKALIKE];
@@ -409,6 +523,10 @@ int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT
 }
 
 int reg_presence(registry *r, const char *folded, int is_online, int64_t last_seen) {
+    if (r->pg) {
+        db_touch(r->d); /* the pass's end comes, for the presence pushes (reg_on_batch_end) */
+        return rpg_presence(r->pg, folded, is_online, last_seen);
+    }
     int e = db_begin_write(r->d);
     if (e)
         return e;
@@ -421,6 +539,56 @@ int reg_presence(registry *r, const char *folded, int is_online, int64_t last_se
     return e;
 }
 
+/* A list page on its way to the caller's cb: it ends at limit names or
+ * when cb asks, and then says whether more follow (either backend's rows
+ * come through here). */
+typedef struct pager {
+    reg_list_cb cb;
+    void *arg;
+    size_t n, limit;
+    int *more;
+} pager;
+
+static int page_row(const char *name, const char *folded, void *arg) {
+    pager *pg = arg;
+    if (pg->n == pg->limit || pg->cb(name, folded, pg->arg)) {
+        *pg->more = 1;
+        return 1;
+    }
+    pg->n++;
+    return 0;
+}
+
+/* PostgreSQL's bound for the names starting with prefix (its text must be
+ * valid UTF-8, which prefix + 0xff is not): the least string above all of
+ * them in code point order, which is COLLATE "C"'s UTF-8 byte order.  That
+ * is prefix with its last code point incremented (past U+10FFFF: the one
+ * before it), or, for "", a string above every name: more U+10FFFF than a
+ * name has room for.  out holds NAME_BUFLEN + 8 bytes. */
+static void upper_utf8(const char *prefix, char *out) {
+    size_t n = strlen(prefix);
+    while (n > 0) {
+        size_t at = n - 1;
+        while (at > 0 && ((unsigned char)prefix[at] & 0xc0) == 0x80)
+            at--;
+        unsigned c;
+        if (utf8_decode((const unsigned char *)prefix + at, n - at, &c) == 0)
+            c = 0x10ffff; /* not UTF-8, so no name: drop it */
+        if (++c == 0xd800)
+            c = 0xe000;
+        if (c <= 0x10ffff) {
+            memcpy(out, prefix, at);
+            out[at + utf8_encode(c, out + at)] = '\0';
+            return;
+        }
+        n = at;
+    }
+    size_t o = 0;
+    for (int i = 0; i <= NAME_MAX_BYTES / 4; i++)
+        o += utf8_encode(0x10ffff, out + o);
+    out[o] = '\0';
+}
+
 int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,
              void *arg, int *more) {
     *more = 0;
@@ -430,7 +598,7 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
         return 0;
     /* Folded names are UTF-8, which never holds the byte 0xff, so every name
      * starting with prefix sorts below prefix + 0xff (BINARY collation). */
-    char upper[NAME_BUFLEN + 1];
+    char upper[NAME_BUFLEN + 8];
     size_t pn = strlen(prefix);
     if (pn >= NAME_BUFLEN)
         return 0; /* longer than any name: nothing can match */
@@ -440,6 +608,11 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
     /* Start at the later of prefix and cursor so each page is one index
      * range scan, however deep into the list it is. */
     int after = cursor && *cursor && strcmp(cursor, prefix) >= 0;
+    pager pg = {cb, arg, 0, limit, more};
+    if (r->pg) {
+        upper_utf8(prefix, upper);
+        return rpg_list(r->pg, after ? cursor : prefix, after, upper, limit, page_row, &pg);
+    }
     sqlite3_stmt *st = r->st[after ? ST_LIST_AFTER : ST_LIST_FROM];
     bind_str(st, 1, after ? cursor : prefix);
     sqlite3_bind_text(st, 2, upper, (int)pn + 1, SQLITE_TRANSIENT);
@@ -447,20 +620,12 @@ int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, 
     int e = db_begin_read(r->d);
     if (e)
         return e;
-    size_t n = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            *more = 1;
-            break;
-        }
         const char *name = (const char *)sqlite3_column_text(st, 0);
         const char *folded = (const char *)sqlite3_column_text(st, 1);
-        if (cb(name ? name : "", folded ? folded : "", arg)) {
-            *more = 1;
+        if (page_row(name ? name : "", folded ? folded : "", &pg))
             break;
-        }
-        n++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         log_error(r->lg, "database list failed: %s", sqlite3_errmsg(db_sqlite(r->d)));

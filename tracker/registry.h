@@ -1,4 +1,6 @@
-/* registry: the tracker's durable memory, one SQLite file.  It binds each
+/* registry: the tracker's durable memory, one SQLite file (or, for the
+ * users table, a PostgreSQL database several trackers share:
+ * reg_open_shared, registry_pg.h).  It binds each
  * username (by its folded form) to the first Ed25519 key that registered it,
  * remembers the endpoints and last-seen time, and knows who is online so the
  * list can page through online users by folded name.
@@ -7,7 +9,14 @@
  * that is committed once per loop pass, and only then do the callbacks of
  * that batch fire, so an acknowledged registration survives a crash without
  * one fsync per request.  Reads are synchronous indexed queries and see
- * queued writes. */
+ * queued writes.
+ *
+ * With PostgreSQL the users table lives there (registry_pg.h): every read
+ * is one round trip, with no lookup cache (another tracker may have
+ * changed any row); the pass's writes go as one transaction at its end,
+ * and a bind's callback fires once PostgreSQL committed it, with
+ * UV_EEXIST when another tracker bound the name first.  The SQLite
+ * file keeps the other tables (the mailbox) and this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
 
@@ -23,6 +32,10 @@
 #define REG_MAX_ENDPOINTS 16
 #define REG_LIMIT_DEFAULT 100
 #define REG_LIMIT_MAX 500
+
+/* The shared registry cannot be reached now (PostgreSQL down or not
+ * answering); the tracker answers db_unavailable.  SQLite never says it. */
+#define REG_EUNAVAIL UV_ENOTCONN
 
 typedef struct registry registry;
 
@@ -52,6 +65,25 @@ typedef int (*reg_list_cb)(const char *name, const char *folded, void *arg);
 int reg_open(uv_loop_t *loop, const char *path, const logger *lg, registry **out, char *err,
              size_t errlen);
 
+/* reg_open, but the users table is the PostgreSQL one at conninfo (a libpq
+ * connection string or URI), shared with the other trackers using it; path
+ * holds the rest; lease_s is how long the others wait for this tracker's
+ * heartbeat before they mark its users offline (its --ttl).  Fails when
+ * PostgreSQL cannot be reached now (afterwards the registry reconnects by
+ * itself). */
+int reg_open_shared(uv_loop_t *loop, const char *path, const char *conninfo, unsigned lease_s,
+                    const logger *lg, registry **out, char *err, size_t errlen);
+
+/* With a shared registry, cb(arg) fires after a reconnection to it: the
+ * other trackers may have marked this one's users offline meanwhile (its
+ * lease ran out), so the caller records its live sessions online again
+ * (reg_presence).  NULL unsets. */
+void reg_on_reconnected(registry *r, void (*cb)(void *arg), void *arg);
+
+/* Whether the users table is shared with other trackers (reg_open_shared):
+ * then a user's stored online flag is the truth for users of other trackers. */
+int reg_shared(const registry *r);
+
 /* Commits what is pending (firing its callbacks), closes the database and
  * the loop handles.  The memory is freed once the loop has run the close
  * callbacks.  NULL is a no-op. */
@@ -65,7 +97,8 @@ void reg_close(registry *r);
  * gets the name as first registered.
  * Returns 0 and cb fires after the commit; UV_EEXIST when the name is bound
  * to another key; another negative error on database failure (no callback
- * in either case). */
+ * in either case).  With a shared registry cb's status may also be
+ * UV_EEXIST (another tracker bound the name first) or REG_EUNAVAIL. */
 int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
              const char *const *endpoints, size_t nendpoints, int64_t now,
              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
@@ -98,6 +131,13 @@ void reg_on_batch_end(registry *r, void (*cb)(void *arg), void *arg);
  * the registry dropped its cache, and a module counting the file's rows in
  * memory recounts them (mailbox.c).  NULL unsets it. */
 void reg_on_outside_write(registry *r, void (*cb)(void *arg), void *arg);
+
+/* With a shared registry, cb(arg, name, folded, is_online) fires from the
+ * loop when a user of another tracker on it came online or went offline,
+ * and the pass then ends like one that used the database (reg_on_batch_end
+ * fires), so what cb queued goes out.  Never fires on SQLite.  NULL unsets. */
+typedef void (*reg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
+void reg_on_remote_presence(registry *r, reg_presence_cb cb, void *arg);
 
 /* cb(arg, ns) fires after each write batch's COMMIT with how long it took
  * (for the metrics).  NULL unsets it. */

@@ -187,6 +187,20 @@ static void on_batch_end(void *arg) {
     mail_flush(arg);
 }
 
+static void reassert_one(void *sess, void *arg) {
+    session *s = sess;
+    tracker_ctx *ctx = arg;
+    if (reg_presence(ctx->reg, s->folded, 1, s->last_frame))
+        log_warn(&ctx->lg, "could not record %s as online in the database", s->name);
+}
+
+/* Back on the shared registry after an outage: the other trackers may have
+ * marked our users offline meanwhile (our lease ran out). */
+static void on_reconnected(void *arg) {
+    tracker_ctx *ctx = arg;
+    namemap_each(ctx->online, reassert_one, ctx);
+}
+
 int srv_open(tracker_ctx *ctx) {
     int e = mail_open(ctx);
     if (e)
@@ -195,6 +209,8 @@ int srv_open(tracker_ctx *ctx) {
         (e = vfy_open(ctx->loop, ctx->cfg.verify_threads, &ctx->verifier)) != 0)
         return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
+    reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
+    reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
 }
 
@@ -216,7 +232,10 @@ void srv_stop(tracker_ctx *ctx) {
 void srv_close(tracker_ctx *ctx) {
     vfy_close(ctx->verifier); /* idle by now: the loop waited for its jobs */
     ctx->verifier = NULL;
-    if (ctx->reg)
+    if (ctx->reg) {
         reg_on_batch_end(ctx->reg, NULL, NULL);
+        reg_on_remote_presence(ctx->reg, NULL, NULL);
+        reg_on_reconnected(ctx->reg, NULL, NULL);
+    }
     pres_free(ctx);
 }

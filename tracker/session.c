@@ -60,6 +60,13 @@ void sess_send_error(session *s, const char *code, const char *text, uint64_t id
         sess_send_buf(s, buf, len);
 }
 
+void sess_send_db_error(session *s, int e, uint64_t id) {
+    if (e == REG_EUNAVAIL)
+        sess_send_error(s, "db_unavailable", DB_UNAVAILABLE_TEXT, id);
+    else
+        sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
+}
+
 /* ---- reading fields ---- */
 
 /* r: what the msg_* accessor returned for field. */

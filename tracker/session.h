@@ -92,6 +92,12 @@ void sess_send_msg(session *s, msg_out *m);
  * id; the caller closes). */
 void sess_send_error(session *s, const char *code, const char *text, uint64_t id);
 
+/* The answer to a request whose registry read failed with e: db_unavailable
+ * while the shared registry cannot be reached (REG_EUNAVAIL), else
+ * internal. */
+#define DB_UNAVAILABLE_TEXT "the tracker cannot reach its registry database right now; try again soon"
+void sess_send_db_error(session *s, int e, uint64_t id);
+
 /* The fields of m, read for its handler: 0, or UV_EPROTO after failing the
  * connection with bad_message naming m's type, the field and the type it
  * needs.  An absent field is an error, except for the _opt forms, which

@@ -28,6 +28,7 @@ typedef struct tracker_config {
     size_t nlisten;
     int default_listen;  /* no --listen given: IPv6 may be missing on this host */
     const char *db;
+    const char *registry; /* --registry CONNINFO: the users table in PostgreSQL, or NULL */
     unsigned ttl;        /* seconds of silence before a client is dropped */
     unsigned relay_per_user;  /* relay sessions one user may be part of at once */
     unsigned relay_max;       /* relay sessions at once in total */

@@ -70,7 +70,7 @@ DEB_LIBS = {
     'parley': ['libc6', 'libuv1', 'libmsgpackc2', 'libsodium23', 'libncursesw6', 'libtinfo6',
                'libsqlite3-0'],
     'parley-tracker': ['libc6', 'libuv1', 'libmsgpackc2', 'libsodium23', 'libsqlite3-0',
-                       'libicuNN'],
+                       'libicuNN', 'libpq5'],
 }
 # ICU's package carries its soname version (libicu72 in Debian 12): any one.
 ICU_PKG_RE = re.compile(r'^libicu\d+$')

@@ -1,0 +1,354 @@
+"""test_registry_pg: several trackers sharing one PostgreSQL registry
+(--registry, tracker/registry_pg.c), on a real server started for each test
+(pgserver.py; skipped loudly without PostgreSQL).  A user registered at one
+tracker is listed and looked up at the other, a name is bound to one key
+across trackers (also when two race for it), a restarted tracker marks only
+its own users offline, and while PostgreSQL is down requests get
+db_unavailable until the trackers reconnect by themselves."""
+import os
+import socket
+import time
+
+import runner
+from pgserver import PgServer, bindir, free_port
+from procs import BUILD, Peer, Proc, Tracker, connect, fail, on_cleanup, tempdir
+from sodium import Key
+from wire import Raw
+
+
+def pg_tracker(pg, label, extra=()):
+    return Tracker(extra_args=['--registry', pg.url] + list(extra), label=label)
+
+
+def alice_and_bob():
+    """A server, two trackers on it, alice registered at the first and bob
+    at the second."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    return pg, t1, t2, alice, bob
+
+
+def must_list(client, want):
+    users = client.list_all()
+    if users != want:
+        fail('%s: list %r, want %r' % (client.label, users, want))
+
+
+def stop_all(clients, trackers):
+    """Closes the clients, then stops each tracker (exit 0, no sanitizer report)."""
+    for c in clients:
+        c.close()
+    for t in trackers:
+        t.stop()
+
+
+def test_pg_two_trackers_share_registry():
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice', endpoints=('127.0.0.1:4001',))
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('Bob', endpoints=('127.0.0.1:4002', '[::1]:4002'))
+    r = bob.lookup('ALICE')
+    if (r.get('t') != 'lookup_result' or r.get('name') != 'alice' or r.get('key') != alice.key.pk
+            or r.get('endpoints') != ['127.0.0.1:4001'] or r.get('online') is not True):
+        fail('bob at tracker 2 looked alice (tracker 1) up: %r' % r)
+    r = alice.lookup('bob')
+    if (r.get('name') != 'Bob' or r.get('key') != bob.key.pk
+            or r.get('endpoints') != ['127.0.0.1:4002', '[::1]:4002'] or r.get('online') is not True):
+        fail('alice at tracker 1 looked Bob (tracker 2) up: %r' % r)
+    emile = Raw(t1.addr, label='emile@t1')
+    emile.must_register('Émile')
+    # Folded names in byte order (COLLATE "C"): é sorts after ASCII, as on SQLite;
+    # pages of one name each walk the shared table with their cursors.
+    for c in (alice, bob):
+        must_list(c, ['alice', 'Bob', 'Émile'])
+    if bob.list_all(limit=1) != ['alice', 'Bob', 'Émile']:
+        fail('paging one name at a time at tracker 2 gave %r' % bob.list_all(limit=1))
+    for prefix, want in (('A', ['alice']), ('é', ['Émile']), ('É', ['Émile']), ('bo', ['Bob']),
+                         ('x', [])):
+        got = bob.list(prefix=prefix)['users']
+        if got != want:
+            fail('prefix %r at tracker 2 listed %r, want %r' % (prefix, got, want))
+    emile.close()
+    t1.proc.wait_stderr(r'Émile went offline')
+    # The name belongs to alice's key at every tracker.
+    eve = Raw(t2.addr, label='eve@t2')
+    f = eve.register('Alice')
+    if f.get('t') != 'error' or f.get('code') != 'name_taken':
+        fail('another key registering Alice at tracker 2 got %r, want name_taken' % f)
+    # Her own key registers again at the other tracker: same record.
+    again = Raw(t2.addr, label='alice@t2')
+    again.must_register('ALICE', key=alice.key, endpoints=('127.0.0.1:4003',))
+    if again.name != 'alice':
+        fail('alice registering again at tracker 2 got name %r, want the first spelling' %
+             again.name)
+    r = bob.lookup('alice')
+    if r.get('endpoints') != ['127.0.0.1:4003'] or r.get('online') is not True:
+        fail('alice moved to tracker 2: lookup %r' % r)
+    # Bob goes away: once tracker 2 committed it (alice hears of it), tracker 1
+    # no longer lists him.
+    bob.close()
+    await_presence(alice, 'Bob', False)
+    must_list(alice, ['alice'])
+    r = alice.lookup('bob')
+    if r.get('online') is not False or r.get('name') != 'Bob':
+        fail('Bob offline, looked up at tracker 1: %r' % r)
+    rows = pg.psql('SELECT name, online FROM parley_users ORDER BY folded')
+    if rows.splitlines() != ['alice|t', 'Bob|f', 'Émile|f']:
+        fail('parley_users holds %r' % rows)
+    stop_all((alice, again, eve), (t1, t2))
+
+
+def expect_presence(client, name, online, known=(), timeout=5):
+    """The next frame must be the presence push of name (within a second on
+    an idle machine; the timeout leaves room for a loaded one).  known:
+    users the client already knew online when it registered; the
+    notification of one of them may still have been on its way then, so an
+    "online" push restating that is let through."""
+    while True:
+        f = client.recv(timeout)
+        if f.get('t') == 'presence' and f.get('name') in known and f.get('online') is True:
+            continue
+        break
+    if f.get('t') != 'presence' or f.get('name') != name or f.get('online') is not online:
+        fail('%s: expected presence %s online=%s, got %r' % (client.label, name, online, f))
+
+
+def await_presence(client, name, online, timeout=5):
+    """Skips other pushes until the presence push of name."""
+    while True:
+        f = client.recv(timeout)
+        if f.get('t') == 'presence' and f.get('name') == name and f.get('online') is online:
+            return
+        if f.get('t') not in Raw.PUSHES:
+            fail('%s: expected presence %s online=%s, got %r' % (client.label, name, online, f))
+
+
+def test_pg_presence_crosses_trackers():
+    """LISTEN/NOTIFY: a user coming or going at one tracker is pushed to the
+    peers of the other, and so are the users a restarted tracker marks
+    offline."""
+    pg, t1, t2, alice, bob = alice_and_bob()
+    expect_presence(alice, 'bob', True)
+    carol = Raw(t1.addr, label='carol@t1')
+    carol.must_register('carol')
+    expect_presence(alice, 'carol', True)  # tracker 1's own push, not twice
+    expect_presence(bob, 'carol', True, known=('alice',))
+    carol.close()
+    expect_presence(alice, 'carol', False)
+    expect_presence(bob, 'carol', False)
+    bob.close()
+    expect_presence(alice, 'bob', False)
+    alice.expect_silence(0.5)  # each change once
+    dave = Raw(t2.addr, label='dave@t2')
+    dave.must_register('dave')
+    expect_presence(alice, 'dave', True)
+    t1.kill()
+    alice.close()
+    t1.start(listen=list(t1.addrs))
+    expect_presence(dave, 'alice', False, known=('alice',))  # tracker 1 marked its own offline at start
+    stop_all((dave,), (t1, t2))
+
+
+def test_pg_real_peers_chat_across_trackers():
+    """The real client: alice at tracker 1 and bob at tracker 2 see each
+    other come online, list each other, dial and chat directly."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    alice = Peer('alice', t1.addr)
+    alice.registered()
+    bob = Peer('bob', t2.addr)
+    bob.registered()
+    alice.expect(r'^online bob$')
+    bob.send('/list')
+    bob.expect(r'^users 2: alice bob$')
+    connect(bob, alice)
+    bob.send('/msg alice hello across trackers')
+    alice.expect(r'^msg bob: hello across trackers$')
+    bob.expect(r'^delivered alice #1$')
+    alice.send('/msg bob and back')
+    bob.expect(r'^msg alice: and back$')
+    alice.expect(r'^delivered bob #1$')
+    bob.quit()
+    alice.expect(r'^offline bob$')
+    alice.quit()
+    stop_all((), (t1, t2))
+
+
+def test_pg_lease_of_a_dead_tracker_runs_out():
+    """A tracker killed for good: within its --ttl (its lease) the other
+    trackers mark its users offline, and their peers hear of it."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--ttl', '2'])
+    t2 = pg_tracker(pg, 'tracker2')  # bob may stay silent for longer than 2 s
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    must_list(bob, ['alice', 'bob'])
+    t0 = time.monotonic()
+    t1.kill()
+    alice.close()
+    await_presence(bob, 'alice', False, timeout=10)
+    took = time.monotonic() - t0
+    if took > 4.5:
+        fail('alice went offline %.1f s after her tracker died; its lease is 2 s' % took)
+    t2.proc.wait_stderr(r'marked offline 1 users of trackers whose lease ran out')
+    must_list(bob, ['bob'])
+    stop_all((bob,), (t2,))
+
+
+def test_pg_name_race():
+    """Two trackers bind one name to two keys at once: exactly one wins."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    for round_ in range(5):
+        name = 'race%d' % round_
+        a, b = Raw(t1.addr, label='a@t1'), Raw(t2.addr, label='b@t2')
+        for c in (a, b):
+            c.hello()
+        ka, kb = Key(), Key()
+        for c, k in ((a, ka), (b, kb)):
+            c.key = k
+            c.send({'t': 'register', 'name': name, 'key': k.pk,
+                    'sig': k.sign_register(c.nonce, name.encode()), 'endpoints': ['127.0.0.1:9']})
+        fa, fb = a.recv_skip_presence(), b.recv_skip_presence()
+        answers = sorted('%s:%s' % (f.get('t'), f.get('code', '')) for f in (fa, fb))
+        if answers != ['error:name_taken', 'registered:']:
+            fail('round %d: the two registrations of %s got %r, want one registered and one '
+                 'name_taken' % (round_, name, answers))
+        winner = a if fa.get('t') == 'registered' else b
+        row = pg.psql("SELECT encode(key, 'hex') FROM parley_users WHERE folded = '%s'" % name)
+        if row != winner.key.pk.hex():
+            fail('round %d: the stored key is not the winner\'s' % round_)
+        a.close()
+        b.close()
+    stop_all((), (t1, t2))
+
+
+def test_pg_tracker_restart_marks_only_its_own_offline():
+    pg, t1, t2, alice, bob = alice_and_bob()
+    must_list(bob, ['alice', 'bob'])
+    t1.kill()  # SIGKILL: no offline written for alice
+    alice.close()
+    must_list(bob, ['alice', 'bob'])  # until tracker 1 is back or its 60 s lease runs out
+    t1.start(listen=list(t1.addrs))
+    t1.proc.wait_stderr(r'marked offline the users this tracker had left online: 1$')
+    must_list(bob, ['bob'])
+    bob.ping()
+    carol = Raw(t1.addr, label='carol@t1')
+    carol.must_register('carol')
+    must_list(carol, ['bob', 'carol'])
+    stop_all((bob, carol), (t1, t2))
+
+
+def test_pg_down_answers_db_unavailable_then_reconnects():
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1')
+    alice = Raw(t1.addr, label='alice')
+    alice.must_register('alice')
+    carol = Raw(t1.addr, label='carol')
+    carol.must_register('carol')
+    mark = len(t1.log_since())
+    pg.stop()
+    t1.proc.wait_stderr(r'lost the PostgreSQL registry', start=mark)
+    carol.close()  # her offline cannot be written now: it is owed
+    t1.proc.wait_stderr(r'carol went offline', start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'error' or r.get('code') != 'db_unavailable' or r.get('id') != 1:
+        fail('lookup while PostgreSQL is down: %r, want error db_unavailable for id 1' % r)
+    r = alice.list()
+    if r.get('t') != 'error' or r.get('code') != 'db_unavailable':
+        fail('list while PostgreSQL is down: %r' % r)
+    alice.ping()  # the connection stays open
+    bob = Raw(t1.addr, label='bob')
+    bob.hello()
+    f = bob.register('bob')
+    if f.get('t') != 'error' or f.get('code') != 'db_unavailable':
+        fail('register while PostgreSQL is down: %r, want db_unavailable' % f)
+    mark = len(t1.log_since())
+    pg.start()
+    t1.proc.wait_stderr(r'reconnected to the PostgreSQL registry', timeout=15, start=mark)
+    t1.proc.wait_stderr(r'recorded 1 user who went offline while the PostgreSQL registry was away',
+                        start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'lookup_result' or r.get('key') != alice.key.pk:
+        fail('lookup after PostgreSQL came back: %r' % r)
+    bob = Raw(t1.addr, label='bob again')
+    bob.must_register('bob')
+    must_list(alice, ['alice', 'bob'])
+    stop_all((alice, bob), (t1,))
+
+
+def test_pg_silent_server_does_not_stall_the_tracker():
+    """While the registry's port answers TCP but says nothing (a hung server,
+    a half-dead proxy), each reconnection attempt waits on the loop for its
+    deadline instead of blocking it: the tracker keeps answering meanwhile."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0'])  # pings back to back
+    alice = Raw(t1.addr, label='alice')
+    alice.must_register('alice')
+    mark = len(t1.log_since())
+    pg.stop()
+    t1.proc.wait_stderr(r'lost the PostgreSQL registry', start=mark)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(('127.0.0.1', pg.port))
+    silent.listen(64)  # accepts in the kernel, never reads nor answers
+    on_cleanup(silent.close)
+    worst, timeouts, deadline = 0.0, 0, time.monotonic() + 30
+    while timeouts < 2:
+        if time.monotonic() > deadline:
+            fail('the tracker never gave up a connection attempt to the silent server')
+        t0 = time.monotonic()
+        alice.ping()
+        worst = max(worst, time.monotonic() - t0)
+        timeouts = sum('connection timed out' in l for l in t1.log_since(mark))
+    if worst > 0.5:
+        fail('a ping took %.2f s while the tracker tried the silent server: the loop '
+             'blocked' % worst)
+    silent.close()
+    mark = len(t1.log_since())
+    pg.start()
+    t1.proc.wait_stderr(r'reconnected to the PostgreSQL registry', timeout=15, start=mark)
+    r = alice.lookup('alice')
+    if r.get('t') != 'lookup_result':
+        fail('lookup after the server came back: %r' % r)
+    stop_all((alice,), (t1,))
+
+
+def test_pg_uri_given_to_db_is_refused():
+    """--db is the SQLite file: a PostgreSQL URI there says where it belongs."""
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--db',
+                         'postgresql://parley@127.0.0.1:5432/parley'], cwd=d, stdin=False)
+    p.wait_stderr(r'--db postgresql://parley@127.0.0.1:5432/parley: --db is the SQLite file; '
+                  r'a PostgreSQL registry is given with --registry')
+    if p.wait_exit() != 2:
+        fail('a PostgreSQL URI given to --db must be a usage error (status 2)')
+    if os.listdir(d):
+        fail('the refused tracker left %r behind' % os.listdir(d))
+
+
+def test_pg_unreachable_at_start():
+    """No server at the URI: the tracker says so and exits 1."""
+    bindir()  # skip where PostgreSQL is not installed, like the others
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--listen', '127.0.0.1:0',
+                         '--db', os.path.join(d, 't.db'), '--registry',
+                         'postgresql://parley@127.0.0.1:%d/parley' % free_port()], cwd=d,
+             stdin=False)
+    p.wait_stderr(r'cannot use the PostgreSQL registry given with --registry: .*refused')
+    if p.wait_exit() != 1:
+        fail('a tracker whose registry cannot be reached must exit 1')
+    p.wait_output_done()
+    p.assert_clean()
+
+
+if __name__ == '__main__':
+    runner.main(globals())

@@ -1,0 +1,988 @@
+/* registry_pg: the registry's users table in PostgreSQL (registry_pg.h).
+ * Only this file speaks libpq.  The connection is UP or DOWN (one
+ * transition function, set_state); DOWN arms the reconnect timer, UP the
+ * watch on the idle socket.  Round trips block the loop for at most
+ * RPG_QUERY_MS (await), and a connection that fails one is dropped, so a
+ * server that hangs stalls the tracker once, not on every request. */
+#include "registry_pg.h"
+
+#include "grow.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Entry i brings parley_schema.version from i to i+1.  Append only.  Names
+ * are prefixed: the database may be shared with other applications.
+ * COLLATE "C" keeps folded names in byte order, as SQLite's BINARY, so
+ * list pages and their cursors are the same on both backends. */
+static const char *const migrations[] = {
+    "CREATE TABLE parley_users ("
+    " folded text COLLATE \"C\" PRIMARY KEY,"
+    " name text NOT NULL,"
+    " key bytea NOT NULL CHECK (length(key) = 32),"
+    " endpoints text NOT NULL DEFAULT '',"
+    " last_seen bigint NOT NULL DEFAULT 0,"
+    " online boolean NOT NULL DEFAULT false,"
+    " created bigint NOT NULL,"
+    " skeleton text COLLATE \"C\","
+    " tracker text NOT NULL DEFAULT ''" /* the tracker id holding the session */
+    ");"
+    "CREATE INDEX parley_users_online ON parley_users (folded) WHERE online;"
+    "CREATE INDEX parley_users_skeleton ON parley_users (skeleton);"
+    "CREATE INDEX parley_users_tracker ON parley_users (tracker) WHERE online;",
+
+    /* 2: presence across trackers.  Every change of a user's online flag
+     * is announced on the channel parley_presence when it commits, as
+     * "ONLINE TRACKER FOLDED NAME" (1 or 0; names hold no spaces), and
+     * every tracker LISTENs: its peers hear of the users of the others. */
+    "CREATE FUNCTION parley_presence_notify() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' OR NEW.online IS DISTINCT FROM OLD.online THEN"
+    "   PERFORM pg_notify('parley_presence', (CASE WHEN NEW.online THEN '1' ELSE '0' END)"
+    "    || ' ' || NEW.tracker || ' ' || NEW.folded || ' ' || NEW.name);"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER parley_users_presence AFTER INSERT OR UPDATE OF online ON parley_users"
+    " FOR EACH ROW EXECUTE FUNCTION parley_presence_notify();",
+
+    /* 3: leases.  Each tracker renews its row every third of its lease
+     * (its --ttl); the users of a tracker silent longer than its lease are
+     * marked offline by the others (a tracker killed for good). */
+    "CREATE TABLE parley_trackers ("
+    " id text PRIMARY KEY,"
+    " seen timestamptz NOT NULL,"   /* the server's clock: no skew between trackers */
+    " lease integer NOT NULL"       /* seconds */
+    ");",
+};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
+
+/* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
+#define MIGRATION_LOCK "112585675188601"
+
+enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
+       Q_HEARTBEAT, Q_SWEEP, Q_COUNT };
+
+#define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
+                 " AND folded < $2 ORDER BY folded LIMIT $3"
+
+static const char *const sql[Q_COUNT] = {
+    [Q_GET] = "SELECT name, key, endpoints, last_seen, online FROM parley_users WHERE folded = $1",
+    /* The name -> key binding is decided by the primary key, in one
+     * statement: of two trackers racing for one name with two keys, one
+     * inserts and the other's update is filtered out by the WHERE (no row
+     * returned: the name is taken). */
+    [Q_BIND] = "INSERT INTO parley_users AS u (folded, name, key, endpoints, last_seen, online,"
+               " created, skeleton, tracker) VALUES ($1, $2, $3, $4, $5, true, $5, $6, $7)"
+               " ON CONFLICT (folded) DO UPDATE SET endpoints = EXCLUDED.endpoints,"
+               " last_seen = EXCLUDED.last_seen, online = true, tracker = EXCLUDED.tracker"
+               " WHERE u.key = EXCLUDED.key RETURNING u.name",
+    /* Not the name itself: bound meanwhile by a racing tracker, it is the
+     * bind's to refuse (name_taken), not a look-alike. */
+    [Q_LOOKALIKE] = "SELECT name FROM parley_users WHERE skeleton = $1 AND key <> $2"
+                    " AND folded <> $3 LIMIT 1",
+    [Q_PRESENCE] = "UPDATE parley_users SET online = $2, last_seen = $3"
+                   " WHERE folded = $1 AND tracker = $4",
+    [Q_LIST_FROM] = LIST(">="),
+    [Q_LIST_AFTER] = LIST(">"),
+    [Q_OFFLINE_MINE] = "UPDATE parley_users SET online = false WHERE tracker = $1 AND online",
+    [Q_HEARTBEAT] = "INSERT INTO parley_trackers (id, seen, lease) VALUES ($1, now(), $2)"
+                    " ON CONFLICT (id) DO UPDATE SET seen = now(), lease = EXCLUDED.lease",
+    /* Online users of another tracker whose lease ran out: the dead
+     * trackers first (a few rows), then their online users through
+     * parley_users_tracker, so a sweep that finds nothing costs little. */
+    [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE online AND tracker <> $1"
+                " AND tracker IN (SELECT id FROM parley_trackers"
+                " WHERE seen < now() - lease * interval '1 second')",
+};
+
+/* DOWN: waiting out the backoff; CONNECTING: a connection being made on
+ * the loop (PQconnectPoll on the watch, the retry timer as its deadline);
+ * UP: serving; CLOSED: closing. */
+typedef enum { RPG_DOWN, RPG_CONNECTING, RPG_UP, RPG_CLOSED } rpg_state;
+
+/* An offline that could not be written while the server was away: written
+ * once it is back, or the user would stay listed online everywhere. */
+typedef struct owed_offline {
+    char folded[NAME_BUFLEN];
+    int64_t last_seen;
+} owed_offline;
+
+/* A write waiting for the end of the loop pass: prepared statement q with
+ * its parameters copied into text (v[0] is always the folded name). */
+typedef struct pg_write {
+    int q, n;
+    const char *v[8];
+    int len[8], bin[8];
+    char *text;
+    uint64_t seq;      /* queue order, kept among the writes of one name */
+    reg_done_cb cb;    /* binds only */
+    void *arg;
+    int status;        /* a bind whose upsert returned no row: UV_EEXIST */
+} pg_write;
+
+struct reg_pg {
+    const logger *lg;
+    uv_loop_t *loop;
+    char *conninfo;
+    char tracker_id[64];
+    PGconn *conn;       /* NULL while DOWN */
+    rpg_state state;
+    uv_poll_t *watch;   /* on the socket while CONNECTING or UP; freed in its close cb */
+    int watch_fd;
+    PostgresPollingStatusType polling; /* what PQconnectPoll waits for */
+    uv_timer_t retry;   /* armed while DOWN */
+    unsigned backoff_ms;
+    int first;          /* the first connection: reset our users' presence */
+    uv_timer_t deliver; /* hands over notifications a query's read took in */
+    PGnotify *stash;    /* the first of them */
+    rpg_presence_cb presence;
+    void *presence_arg;
+    owed_offline *owed;
+    size_t nowed, capowed;
+    uv_check_t check;   /* ends the pass: the queued writes go as one transaction */
+    uv_idle_t idle;     /* keeps poll from blocking while writes wait */
+    pg_write *q;
+    size_t nq, capq;
+    uint64_t seq;
+    void (*batch_done)(void *arg);
+    void *batch_arg;
+    int handles;        /* loop handles not closed yet; the last close frees */
+    unsigned lease_s;
+    uv_timer_t lease;   /* renews ours, sweeps the dead trackers' users */
+    uint64_t renewed;   /* now_ms() of our last renewal */
+    void (*reconnected)(void *arg);
+    void *reconnected_arg;
+};
+
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+
+static void on_watch_closed(uv_handle_t *h) { free(h); }
+
+static void on_closed(uv_handle_t *h) {
+    reg_pg *p = h->data;
+    if (--p->handles > 0)
+        return;
+    for (size_t i = 0; i < p->nq; i++) /* queued by the last callbacks: lost */
+        free(p->q[i].text);
+    free(p->q);
+    free(p->owed);
+    free(p->conninfo);
+    free(p);
+}
+
+/* One parley_presence notification: another tracker's user came or went. */
+static void notified(reg_pg *p, PGnotify *n) {
+    char online[2], tracker[64], folded[NAME_BUFLEN], name[NAME_BUFLEN];
+    log_debug(p->lg, "PostgreSQL notification on %s: %s", n->relname, n->extra);
+    if (strcmp(n->relname, "parley_presence") == 0 &&
+        sscanf(n->extra, "%1s %63s %128s %128s", online, tracker, folded, name) == 4 &&
+        strcmp(tracker, p->tracker_id) != 0 && p->presence)
+        p->presence(p->presence_arg, name, folded, online[0] == '1');
+    PQfreemem(n);
+}
+
+/* Every notification waiting in libpq, from the loop (never from inside a
+ * registry call, so the callback may do what it likes). */
+static void deliver(reg_pg *p) {
+    if (p->stash) {
+        PGnotify *n = p->stash;
+        p->stash = NULL;
+        notified(p, n);
+    }
+    PGnotify *n;
+    while (p->conn && (n = PQnotifies(p->conn)) != NULL)
+        notified(p, n);
+}
+
+static void on_deliver(uv_timer_t *t) { deliver(t->data); }
+
+static void on_retry(uv_timer_t *t);
+static void on_watch(uv_poll_t *w, int status, int events);
+static void on_connecting(uv_poll_t *w, int status, int events);
+
+static void unwatch(reg_pg *p) {
+    if (p->watch) {
+        uv_poll_stop(p->watch); /* before PQfinish closes the fd it polls */
+        uv_close((uv_handle_t *)p->watch, on_watch_closed);
+        p->watch = NULL;
+    }
+}
+
+/* Polls the connection's socket (a new watch when the socket changed, as
+ * it may while PQconnectPoll tries the next address).  Unwatched when out
+ * of memory: a lost server is then found by the next query, and a
+ * connection attempt by its deadline. */
+static void watch(reg_pg *p, int events, uv_poll_cb cb) {
+    int fd = PQsocket(p->conn);
+    if (p->watch && p->watch_fd != fd)
+        unwatch(p);
+    if (!p->watch && fd >= 0) {
+        p->watch = malloc(sizeof *p->watch);
+        if (!p->watch || uv_poll_init(p->loop, p->watch, fd) != 0) {
+            free(p->watch);
+            p->watch = NULL;
+            return;
+        }
+        p->watch->data = p;
+        p->watch_fd = fd;
+        uv_unref((uv_handle_t *)p->watch); /* the registry never keeps the loop alive */
+    }
+    if (p->watch)
+        uv_poll_start(p->watch, events, cb);
+}
+
+/* The one transition.  DOWN: forget the connection, reconnect after the
+ * backoff.  CONNECTING: poll what PQconnectPoll asks for, until
+ * RPG_CONNECT_MS.  UP: watch the idle socket, reset the backoff.  CLOSED:
+ * none of it. */
+static void set_state(reg_pg *p, rpg_state to) {
+    if (to != RPG_CONNECTING)
+        unwatch(p);
+    if ((to == RPG_DOWN || to == RPG_CLOSED) && p->conn) {
+        if (p->stash)
+            PQfreemem(p->stash);
+        p->stash = NULL;
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+    p->state = to;
+    if (to == RPG_DOWN) {
+        uv_timer_start(&p->retry, on_retry, p->backoff_ms, 0);
+        p->backoff_ms = p->backoff_ms * 2 > RPG_RETRY_MAX_MS ? RPG_RETRY_MAX_MS : p->backoff_ms * 2;
+    } else if (to == RPG_CONNECTING) {
+        uv_timer_start(&p->retry, on_retry, RPG_CONNECT_MS, 0);
+        watch(p, p->polling == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, on_connecting);
+    } else if (to == RPG_UP) {
+        p->backoff_ms = RPG_RETRY_MIN_MS;
+        uv_timer_stop(&p->retry);
+        watch(p, UV_READABLE | UV_DISCONNECT, on_watch);
+    } else {
+        uv_timer_stop(&p->retry);
+    }
+}
+
+static void lost(reg_pg *p, const char *why) {
+    log_warn(p->lg, "lost the PostgreSQL registry (%s); answering db_unavailable and "
+             "reconnecting", why);
+    set_state(p, RPG_DOWN);
+}
+
+/* The idle connection got input: a notice, or the server going away. */
+static void on_watch(uv_poll_t *w, int status, int events) {
+    reg_pg *p = w->data;
+    if (status < 0 || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", status < 0 ? uv_strerror(status)
+                                                   : PQerrorMessage(p->conn));
+        why[strcspn(why, "\n")] = '\0';
+        lost(p, why);
+        return;
+    }
+    deliver(p);
+}
+
+/* Waits until deadline for fd to be ready for events: 1, 0 on timeout, -1. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+    for (;;) {
+        uint64_t t = now_ms();
+        if (t >= deadline)
+            return 0;
+        struct pollfd pf = {fd, events, 0};
+        int n = poll(&pf, 1, (int)(deadline - t));
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -1 : n > 0;
+    }
+}
+
+/* Whether an SQLSTATE says the server, not the statement, failed: a
+ * connection exception (08), resources (53), operator intervention (57:
+ * shutdown, statement_timeout). */
+static int unavailable_state(const PGresult *res) {
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return !st || !strncmp(st, "08", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2);
+}
+
+static int result_ok(const PGresult *r) {
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* The answer to what was just sent (sent: the PQsend* result), read until
+ * RPG_QUERY_MS: 0 with the last result in *out (the first failing one if
+ * any failed; the caller PQclears it), REG_EUNAVAIL after dropping the
+ * connection, or UV_EIO for a statement the server refused (logged). */
+/* The next result (NULL: the end of one statement's results), read until
+ * deadline: 0, or -1 with the reason in why (the connection is then
+ * useless). */
+static int next_result(reg_pg *p, uint64_t deadline, PGresult **r, char why[256]) {
+    *r = NULL;
+    while (PQisBusy(p->conn)) {
+        int n = wait_fd(PQsocket(p->conn), POLLIN, deadline);
+        if (n == 0 || n < 0 || !PQconsumeInput(p->conn)) {
+            if (n == 0)
+                snprintf(why, 256, "no answer within %d ms", RPG_QUERY_MS);
+            else
+                snprintf(why, 256, "%s", PQerrorMessage(p->conn));
+            return -1;
+        }
+    }
+    *r = PQgetResult(p->conn);
+    return 0;
+}
+
+static int await(reg_pg *p, int sent, const char *what, PGresult **out) {
+    *out = NULL;
+    char why[256] = "";
+    if (!sent)
+        snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
+    uint64_t deadline = now_ms() + RPG_QUERY_MS;
+    PGresult *res = NULL;
+    while (sent && !why[0]) {
+        PGresult *r;
+        if (next_result(p, deadline, &r, why) || !r)
+            break;
+        if (res && !result_ok(res)) {
+            PQclear(r); /* keep the first failure */
+        } else {
+            PQclear(res);
+            res = r;
+        }
+    }
+    if (!why[0] && (!res || PQstatus(p->conn) != CONNECTION_OK))
+        snprintf(why, sizeof why, "%s", PQerrorMessage(p->conn));
+    if (!why[0]) {
+        if (result_ok(res)) {
+            *out = res;
+            return 0;
+        }
+        snprintf(why, sizeof why, "%s", PQresultErrorMessage(res));
+        why[strcspn(why, "\n")] = '\0';
+        int down = unavailable_state(res);
+        PQclear(res);
+        if (!down) {
+            log_error(p->lg, "PostgreSQL registry %s failed: %s", what, why);
+            return UV_EIO;
+        }
+        log_warn(p->lg, "PostgreSQL registry %s failed: %s", what, why);
+        return REG_EUNAVAIL;
+    }
+    PQclear(res);
+    why[strcspn(why, "\n")] = '\0';
+    if (p->state == RPG_UP)
+        lost(p, why);
+    return REG_EUNAVAIL;
+}
+
+/* One plain command (setup and migrations): 0 or a negative error. */
+static int exec(reg_pg *p, const char *q, const char *what, PGresult **out) {
+    PGresult *res;
+    int e = await(p, PQsendQuery(p->conn, q), what, &res);
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return e;
+}
+
+/* After a read of ours: the notifications it took in are handed over from
+ * the loop soon, as the socket will not say they are there. */
+static void take_notifies(reg_pg *p) {
+    if (p->conn && !p->stash && (p->stash = PQnotifies(p->conn)) != NULL)
+        uv_timer_start(&p->deliver, on_deliver, 0, 0);
+}
+
+/* Statement q's name on the connection. */
+static void stmt_name(int q, char name[8]) { snprintf(name, 8, "q%d", q); }
+
+/* Prepared statement q; params in text but for the binary ones (keys)
+ * marked in bin with their lengths.  On a connection in its setup too. */
+static int run_on(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+                  const char *what, PGresult **out) {
+    char name[8];
+    stmt_name(q, name);
+    return await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
+}
+
+/* run_on for a request, on a connection that is UP. */
+static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+               const char *what, PGresult **out) {
+    *out = NULL;
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    int e = run_on(p, q, n, v, len, bin, what, out);
+    take_notifies(p);
+    return e;
+}
+
+/* The schema, in one transaction behind an advisory lock: of trackers
+ * starting at once, one migrates and the others then find it done. */
+static int migrate(reg_pg *p, char *err, size_t errlen) {
+    PGresult *res = NULL;
+    int e = exec(p, "BEGIN", "migration", NULL);
+    if (e == 0)
+        e = exec(p, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")", "migration lock", NULL);
+    if (e == 0)
+        e = exec(p, "CREATE TABLE IF NOT EXISTS parley_schema (version integer NOT NULL)",
+                 "migration", NULL);
+    if (e == 0)
+        e = exec(p, "SELECT coalesce(max(version), 0) FROM parley_schema", "migration", &res);
+    int have = e == 0 && PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    if (e == 0 && have > NMIGRATIONS) {
+        snprintf(err, errlen, "the PostgreSQL registry has schema version %d, newer than this "
+                 "tracker knows (%d): upgrade parley-tracker", have, NMIGRATIONS);
+        exec(p, "ROLLBACK", "migration", NULL);
+        return UV_EINVAL;
+    }
+    for (int i = have; e == 0 && i < NMIGRATIONS; i++)
+        e = exec(p, migrations[i], "migration", NULL);
+    if (e == 0 && have < NMIGRATIONS) {
+        char q[96];
+        snprintf(q, sizeof q, "DELETE FROM parley_schema; INSERT INTO parley_schema VALUES (%d)",
+                 NMIGRATIONS);
+        e = exec(p, q, "migration", NULL);
+    }
+    if (e == 0)
+        e = exec(p, "COMMIT", "migration", NULL);
+    if (e == 0 && have < NMIGRATIONS)
+        log_info(p->lg, "PostgreSQL registry schema brought from version %d to %d", have,
+                 NMIGRATIONS);
+    if (e)
+        snprintf(err, errlen, "cannot set up the schema of the PostgreSQL registry: %s",
+                 PQerrorMessage(p->conn));
+    return e;
+}
+
+/* The server's notices (a NOTICE of a migration, the FATAL of a shutdown
+ * that lost() reports anyway) go to the log, not straight to stderr. */
+static void on_notice(void *arg, const char *message) {
+    reg_pg *p = arg;
+    char m[512];
+    snprintf(m, sizeof m, "%s", message);
+    m[strcspn(m, "\n")] = '\0';
+    log_debug(p->lg, "PostgreSQL: %s", m);
+}
+
+static int setup(reg_pg *p, char *err, size_t errlen);
+
+/* The first connection, at open (before the loop runs): blocking for at
+ * most RPG_CONNECT_MS, then setup.  0 with p->conn set, or a negative
+ * error with the reason in err. */
+static int connect_now(reg_pg *p, char *err, size_t errlen) {
+    PGconn *c = PQconnectStart(p->conninfo);
+    if (!c) {
+        snprintf(err, errlen, "out of memory connecting to PostgreSQL");
+        return UV_ENOMEM;
+    }
+    PQsetNoticeProcessor(c, on_notice, p);
+    uint64_t deadline = now_ms() + RPG_CONNECT_MS;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        int n = wait_fd(PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (n <= 0) {
+            snprintf(err, errlen, "%s", n == 0 ? "connection timed out" : strerror(errno));
+            PQfinish(c);
+            return n == 0 ? UV_ETIMEDOUT : UV_EIO;
+        }
+        st = PQconnectPoll(c);
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(c));
+        err[strcspn(err, "\n")] = '\0';
+        PQfinish(c);
+        return REG_EUNAVAIL;
+    }
+    p->conn = c;
+    return setup(p, err, errlen);
+}
+
+/* A new connection's session settings, LISTEN, the schema and the
+ * statements (blocking round trips, each bounded; the server answers at
+ * once now that it is connected).  0, or a negative error with the reason
+ * in err and the connection closed. */
+static int setup(reg_pg *p, char *err, size_t errlen) {
+    PGconn *c = p->conn;
+    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
+                 "LISTEN parley_presence", "setup", NULL);
+    if (e == 0)
+        e = migrate(p, err, errlen);
+    for (int i = 0; e == 0 && i < Q_COUNT; i++) {
+        char name[8];
+        stmt_name(i, name);
+        PGresult *res;
+        e = await(p, PQsendPrepare(c, name, sql[i], 0, NULL), "prepare", &res);
+        PQclear(res);
+        if (e)
+            snprintf(err, errlen, "cannot prepare the registry statements: %s",
+                     PQerrorMessage(c));
+    }
+    if (e == 0) { /* our lease first: then nobody sweeps what we are about to serve */
+        char lease[16];
+        snprintf(lease, sizeof lease, "%u", p->lease_s);
+        const char *v[] = {p->tracker_id, lease};
+        PGresult *res;
+        e = run_on(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res);
+        PQclear(res);
+        p->renewed = now_ms();
+    }
+    if (e == 0 && p->first) { /* no session of ours survived: ours are offline */
+        const char *v[] = {p->tracker_id};
+        PGresult *res;
+        e = run_on(p, Q_OFFLINE_MINE, 1, v, NULL, NULL, "reset", &res);
+        if (e == 0 && atoi(PQcmdTuples(res)) > 0)
+            log_info(p->lg, "marked offline the users this tracker had left online: %s",
+                     PQcmdTuples(res));
+        PQclear(res);
+        p->first = 0;
+    }
+    if (e && p->conn) {
+        if (!err[0])
+            snprintf(err, errlen, "%s", PQerrorMessage(c));
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+    return e;
+}
+
+/* ---- the writes of a pass, one transaction ---- */
+
+static void on_check(uv_check_t *h);
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Queues statement q for the end of the pass, its parameters copied.
+ * 0 or UV_ENOMEM. */
+static int enqueue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+                   reg_done_cb cb, void *arg) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += !v[i] ? 0 : bin && bin[i] ? (size_t)len[i] : strlen(v[i]) + 1;
+    pg_write *nq = grow(p->q, &p->capq, p->nq + 1, sizeof *nq, 64);
+    if (!nq)
+        return UV_ENOMEM;
+    p->q = nq;
+    pg_write *w = &p->q[p->nq];
+    memset(w, 0, sizeof *w);
+    if (!(w->text = malloc(total ? total : 1)))
+        return UV_ENOMEM;
+    char *o = w->text;
+    for (int i = 0; i < n; i++) {
+        w->bin[i] = bin ? bin[i] : 0;
+        w->len[i] = w->bin[i] ? len[i] : 0;
+        if (!v[i])
+            continue;
+        size_t k = w->bin[i] ? (size_t)len[i] : strlen(v[i]) + 1;
+        memcpy(o, v[i], k);
+        w->v[i] = o;
+        o += k;
+    }
+    w->q = q;
+    w->n = n;
+    w->seq = p->seq++;
+    w->cb = cb;
+    w->arg = arg;
+    p->nq++;
+    uv_check_start(&p->check, on_check);
+    uv_idle_start(&p->idle, on_idle);
+    return 0;
+}
+
+/* By name, then in queue order: two trackers' batches then lock the rows
+ * they share in the same order (no deadlock), and one user's writes keep
+ * theirs. */
+static int write_order(const void *a, const void *b) {
+    const pg_write *x = a, *y = b;
+    int c = strcmp(x->v[0], y->v[0]);
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void owe(reg_pg *p, const char *folded, int64_t last_seen) {
+    owed_offline *o = grow(p->owed, &p->capowed, p->nowed + 1, sizeof *o, 16);
+    if (!o) {
+        log_error(p->lg, "out of memory: %s may stay listed online", folded);
+        return;
+    }
+    p->owed = o;
+    snprintf(o[p->nowed].folded, sizeof o[p->nowed].folded, "%s", folded);
+    o[p->nowed++].last_seen = last_seen;
+}
+
+/* Sends w[0..n) in one pipeline, an implicit transaction that commits at
+ * its sync (one commit, one WAL flush for the pass), and reads the
+ * answers.  0 (each bind's own status set), 1 for a deadlock or
+ * serialization failure worth one more try, REG_EUNAVAIL, or UV_EIO. */
+static int send_batch(reg_pg *p, pg_write *w, size_t n) {
+    PGconn *c = p->conn;
+    char why[256] = "";
+    int ok = PQenterPipelineMode(c);
+    for (size_t i = 0; ok && i < n; i++) {
+        char name[8];
+        stmt_name(w[i].q, name);
+        ok = PQsendQueryPrepared(c, name, w[i].n, w[i].v, w[i].len, w[i].bin, 0);
+    }
+    ok = ok && PQpipelineSync(c);
+    if (!ok) {
+        snprintf(why, sizeof why, "%s", PQerrorMessage(c));
+        goto broken;
+    }
+    uint64_t deadline = now_ms() + RPG_QUERY_MS;
+    int e = 0;
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r;
+        for (;;) {
+            if (next_result(p, deadline, &r, why))
+                goto broken;
+            if (!r)
+                break;
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_ABORTED) {
+                /* skipped after an earlier failure, which decides */
+            } else if (!result_ok(r)) {
+                const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                if (!e) {
+                    char m[256];
+                    snprintf(m, sizeof m, "%s", PQresultErrorMessage(r));
+                    m[strcspn(m, "\n")] = '\0';
+                    e = code && !strncmp(code, "40", 2) ? 1
+                        : unavailable_state(r) ? REG_EUNAVAIL : UV_EIO;
+                    if (e == UV_EIO)
+                        log_error(p->lg, "PostgreSQL registry writes failed: %s", m);
+                    else
+                        log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
+                }
+            } else if (w[i].q == Q_BIND && PQntuples(r) == 0) {
+                w[i].status = UV_EEXIST;
+            }
+            PQclear(r);
+        }
+    }
+    PGresult *r;
+    if (next_result(p, deadline, &r, why))
+        goto broken;
+    int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (!synced || !PQexitPipelineMode(c)) {
+        snprintf(why, sizeof why, "the pipeline is out of step: %s", PQerrorMessage(c));
+        goto broken;
+    }
+    return e;
+broken:
+    why[strcspn(why, "\n")] = '\0';
+    lost(p, why);
+    return REG_EUNAVAIL;
+}
+
+/* The pass's writes, committed together; then their callbacks, with the
+ * commit's status (a bind that lost a race gets UV_EEXIST).  Offlines that
+ * could not be written are owed. */
+static void flush(reg_pg *p) {
+    uv_check_stop(&p->check);
+    uv_idle_stop(&p->idle);
+    pg_write *w = p->q;
+    size_t n = p->nq;
+    p->q = NULL;
+    p->nq = p->capq = 0;
+    if (!n)
+        return;
+    qsort(w, n, sizeof *w, write_order);
+    int status = REG_EUNAVAIL;
+    for (int attempt = 0; attempt < 3 && p->state == RPG_UP; attempt++) {
+        for (size_t i = 0; i < n; i++)
+            w[i].status = 0;
+        status = send_batch(p, w, n);
+        take_notifies(p);
+        if (status != 1)
+            break;
+        status = UV_EIO; /* a deadlock three times over */
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (status == REG_EUNAVAIL && w[i].q == Q_PRESENCE && w[i].v[1][0] == 'f')
+            owe(p, w[i].v[0], strtoll(w[i].v[2], NULL, 10));
+        if (w[i].cb)
+            w[i].cb(status ? status : w[i].status, w[i].arg);
+        free(w[i].text);
+    }
+    free(w);
+    if (p->batch_done)
+        p->batch_done(p->batch_arg);
+}
+
+static void on_check(uv_check_t *h) { flush(h->data); }
+
+void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg) {
+    p->batch_done = cb;
+    p->batch_arg = arg;
+}
+
+/* Queues the offlines owed since the connection was lost, in this pass's
+ * batch (ahead of anything a new request queues); a batch that fails owes
+ * them again. */
+static void pay_owed(reg_pg *p) {
+    size_t n = p->nowed, kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v[] = {p->owed[i].folded, "f", NULL, p->tracker_id};
+        char t[24];
+        snprintf(t, sizeof t, "%" PRId64, p->owed[i].last_seen);
+        v[2] = t;
+        if (enqueue(p, Q_PRESENCE, 4, v, NULL, NULL, NULL, NULL))
+            p->owed[kept++] = p->owed[i];
+    }
+    p->nowed = kept;
+    if (n > kept)
+        log_info(p->lg, "recorded %zu user%s who went offline while the PostgreSQL registry was "
+                 "away", n - kept, n - kept == 1 ? "" : "s");
+}
+
+static void retry_later(reg_pg *p, const char *why) {
+    char m[512];
+    snprintf(m, sizeof m, "%s", why);
+    m[strcspn(m, "\n")] = '\0';
+    log_warn(p->lg, "cannot reach the PostgreSQL registry: %s; trying again in %u ms", m,
+             p->backoff_ms);
+    set_state(p, RPG_DOWN);
+}
+
+/* The backoff is over: a connection attempt on the loop; or, while
+ * CONNECTING, its deadline. */
+static void on_retry(uv_timer_t *t) {
+    reg_pg *p = t->data;
+    if (p->state == RPG_CONNECTING) {
+        retry_later(p, "connection timed out");
+        return;
+    }
+    p->conn = PQconnectStart(p->conninfo);
+    if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD) {
+        retry_later(p, p->conn ? PQerrorMessage(p->conn) : "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor(p->conn, on_notice, p);
+    p->polling = PGRES_POLLING_WRITING;
+    set_state(p, RPG_CONNECTING);
+}
+
+/* The socket is ready for what PQconnectPoll waited for. */
+static void on_connecting(uv_poll_t *w, int status, int events) {
+    reg_pg *p = w->data;
+    char err[512] = "";
+    p->polling = status < 0 ? PGRES_POLLING_FAILED : PQconnectPoll(p->conn);
+    if (p->polling == PGRES_POLLING_FAILED) {
+        retry_later(p, status < 0 ? uv_strerror(status) : PQerrorMessage(p->conn));
+        return;
+    }
+    if (p->polling != PGRES_POLLING_OK) {
+        watch(p, p->polling == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE, on_connecting);
+        return;
+    }
+    unwatch(p); /* setup closes the socket when it fails */
+    if (setup(p, err, sizeof err) != 0) {
+        retry_later(p, err);
+        return;
+    }
+    log_info(p->lg, "reconnected to the PostgreSQL registry (%s:%s/%s)", PQhost(p->conn),
+             PQport(p->conn), PQdb(p->conn));
+    set_state(p, RPG_UP);
+    take_notifies(p);
+    pay_owed(p);
+    /* Our lease may have run out meanwhile and our users been swept. */
+    if (p->reconnected)
+        p->reconnected(p->reconnected_arg);
+}
+
+/* Every RPG_SWEEP_MS: renew our lease when a third of it passed, then
+ * sweep the users of trackers whose lease ran out (their rows go offline,
+ * and the trigger tells every tracker), so they show offline within the
+ * dead tracker's lease plus a second. */
+static void on_lease(uv_timer_t *t) {
+    reg_pg *p = t->data;
+    char lease[16];
+    snprintf(lease, sizeof lease, "%u", p->lease_s);
+    const char *v[] = {p->tracker_id, lease};
+    PGresult *res;
+    uint64_t now = now_ms();
+    if (now - p->renewed >= p->lease_s * 1000u / 3) {
+        if (run(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res) != 0)
+            return;
+        PQclear(res);
+        p->renewed = now;
+    }
+    if (run(p, Q_SWEEP, 1, v, NULL, NULL, "lease sweep", &res) != 0)
+        return;
+    if (atoi(PQcmdTuples(res)) > 0)
+        log_info(p->lg, "marked offline %s users of trackers whose lease ran out",
+                 PQcmdTuples(res));
+    PQclear(res);
+}
+
+void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg) {
+    p->reconnected = cb;
+    p->reconnected_arg = arg;
+}
+
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsigned lease_s,
+             const logger *lg, reg_pg **out, char *err, size_t errlen) {
+    reg_pg *p = calloc(1, sizeof *p);
+    if (!p || !(p->conninfo = strdup(conninfo))) {
+        free(p);
+        snprintf(err, errlen, "out of memory opening the PostgreSQL registry");
+        return UV_ENOMEM;
+    }
+    p->lg = lg;
+    p->loop = loop;
+    p->backoff_ms = RPG_RETRY_MIN_MS;
+    p->first = 1;
+    p->lease_s = lease_s;
+    snprintf(p->tracker_id, sizeof p->tracker_id, "%s", tracker_id);
+    char why[512] = "";
+    int e = connect_now(p, why, sizeof why);
+    if (e) {
+        snprintf(err, errlen, "cannot use the PostgreSQL registry given with --registry: %s",
+                 why[0] ? why : uv_strerror(e));
+        free(p->conninfo);
+        free(p);
+        return e;
+    }
+    uv_timer_init(loop, &p->retry);
+    uv_timer_init(loop, &p->deliver);
+    uv_check_init(loop, &p->check);
+    uv_idle_init(loop, &p->idle);
+    uv_timer_init(loop, &p->lease);
+    uv_handle_t *hs[] = {(uv_handle_t *)&p->retry, (uv_handle_t *)&p->deliver,
+                         (uv_handle_t *)&p->check, (uv_handle_t *)&p->idle,
+                         (uv_handle_t *)&p->lease};
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+        uv_unref(hs[i]); /* the registry never keeps the loop alive */
+        hs[i]->data = p;
+        p->handles++;
+    }
+    set_state(p, RPG_UP);
+    take_notifies(p);
+    p->renewed = now_ms(); /* setup renewed it */
+    /* Often enough to renew a lease of 1 s (--ttl 1) in time. */
+    uint64_t tick = p->lease_s * 1000u / 3 < RPG_SWEEP_MS ? p->lease_s * 1000u / 3 : RPG_SWEEP_MS;
+    uv_timer_start(&p->lease, on_lease, tick, tick);
+    log_info(lg, "PostgreSQL registry %s:%s/%s (tracker id %s)", PQhost(p->conn),
+             PQport(p->conn), PQdb(p->conn), p->tracker_id);
+    *out = p;
+    return 0;
+}
+
+void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
+    p->presence = cb;
+    p->presence_arg = arg;
+}
+
+void rpg_close(reg_pg *p) {
+    if (!p)
+        return;
+    /* What is queued, and the offlines its callbacks queue in turn. */
+    for (int i = 0; i < 3 && p->nq; i++)
+        flush(p);
+    set_state(p, RPG_CLOSED);
+    uv_timer_stop(&p->deliver);
+    uv_close((uv_handle_t *)&p->retry, on_closed);
+    uv_close((uv_handle_t *)&p->deliver, on_closed);
+    uv_close((uv_handle_t *)&p->check, on_closed);
+    uv_close((uv_handle_t *)&p->idle, on_closed);
+    uv_close((uv_handle_t *)&p->lease, on_closed);
+}
+
+/* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */
+static int hex_key(const char *s, unsigned char key[IDENT_PK]) {
+    size_t n = 0;
+    if (strncmp(s, "\\x", 2) != 0 ||
+        sodium_hex2bin(key, IDENT_PK, s + 2, strlen(s + 2), NULL, &n, NULL) != 0 || n != IDENT_PK)
+        return UV_EIO;
+    return 0;
+}
+
+int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap) {
+    const char *v[] = {folded};
+    PGresult *res;
+    int e = run(p, Q_GET, 1, v, NULL, NULL, "lookup", &res);
+    if (e)
+        return e;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return UV_ENOENT;
+    }
+    snprintf(u->name, sizeof u->name, "%s", PQgetvalue(res, 0, 0));
+    if (hex_key(PQgetvalue(res, 0, 1), u->key)) {
+        log_error(p->lg, "the PostgreSQL registry holds a malformed key for %s", folded);
+        e = UV_EIO;
+    }
+    snprintf(endpoints, cap, "%s", PQgetvalue(res, 0, 2));
+    u->last_seen = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    u->online = PQgetvalue(res, 0, 4)[0] == 't';
+    PQclear(res);
+    return e;
+}
+
+/* A statement answering one name or nothing: 0 with it in out, or none.
+ * Clears res. */
+static int first_name(PGresult *res, int none, char out[NAME_BUFLEN]) {
+    int e = PQntuples(res) == 0 ? none : 0;
+    if (e == 0)
+        snprintf(out, NAME_BUFLEN, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return e;
+}
+
+int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
+             void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    char t[24];
+    snprintf(t, sizeof t, "%" PRId64, now);
+    const char *v[] = {folded, name, (const char *)key, endpoints, t, skeleton, p->tracker_id};
+    const int len[] = {0, 0, IDENT_PK, 0, 0, 0, 0};
+    const int bin[] = {0, 0, 1, 0, 0, 0, 0};
+    return enqueue(p, Q_BIND, 7, v, len, bin, cb, arg);
+}
+
+int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
+                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]) {
+    const char *v[] = {skeleton, (const char *)key, folded};
+    const int len[] = {0, IDENT_PK, 0}, bin[] = {0, 1, 0};
+    PGresult *res;
+    int e = run(p, Q_LOOKALIKE, 3, v, len, bin, "look-alike lookup", &res);
+    if (e)
+        return e;
+    return first_name(res, UV_ENOENT, other);
+}
+
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {
+    if (p->state != RPG_UP) {
+        if (is_online)
+            return REG_EUNAVAIL;
+        owe(p, folded, last_seen); /* written once the server is back */
+        return 0;
+    }
+    char t[24];
+    snprintf(t, sizeof t, "%" PRId64, last_seen);
+    const char *v[] = {folded, is_online ? "t" : "f", t, p->tracker_id};
+    return enqueue(p, Q_PRESENCE, 4, v, NULL, NULL, NULL, NULL);
+}
+
+int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+             reg_list_cb cb, void *arg) {
+    char lim[24];
+    snprintf(lim, sizeof lim, "%zu", limit + 1);
+    const char *v[] = {from, upper, lim};
+    PGresult *res;
+    int e = run(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, "list", &res);
+    if (e)
+        return e;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (cb(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), arg))
+            break;
+    PQclear(res);
+    return 0;
+}

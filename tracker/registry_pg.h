@@ -1,0 +1,101 @@
+/* registry_pg: the users table in PostgreSQL (libpq), behind the registry
+ * (registry.h) when the tracker runs with --registry CONNINFO, so that
+ * several trackers share one registry.  registry.c decides what is stored
+ * (endpoints joined, skeletons, list bounds) and calls in here for the SQL;
+ * nothing else includes this file.
+ *
+ * Reads are one blocking round trip on the loop thread (a prepared
+ * statement), bounded by RPG_QUERY_MS on the client side and a
+ * statement_timeout on the server side.  Chosen for this first step
+ * because the registry's reads are synchronous in its interface: an
+ * asynchronous libpq (PQsendQueryPrepared on a uv_poll) needs every caller
+ * of reg_lookup to wait for an answer.  Writes (binds, presence) are
+ * queued and sent at the end of the loop pass as one pipeline, an implicit
+ * transaction: one commit and one WAL flush for the pass, however many it
+ * holds (the group commit SQLite's registry does too), after which their
+ * callbacks fire.  The loop still waits for that commit, so the batch
+ * grows with the load: what arrives meanwhile is the next one.
+ * While the connection is down every call answers REG_EUNAVAIL at once and
+ * a timer reconnects with backoff (RPG_RETRY_MIN_MS doubling up to
+ * RPG_RETRY_MAX_MS), each attempt made on the loop (PQconnectPoll on a
+ * uv_poll, RPG_CONNECT_MS at most) so that a server that does not answer
+ * never blocks it; an idle connection is watched too, so a server that
+ * goes away is noticed without waiting for a query.  Only the first
+ * connection, at open, blocks (the tracker is not serving yet). */
+#ifndef PARLEY_REGISTRY_PG_H
+#define PARLEY_REGISTRY_PG_H
+
+#include "registry.h"
+
+#define RPG_CONNECT_MS 2000 /* one connection attempt, at most */
+#define RPG_QUERY_MS 3000   /* one round trip, at most (statement_timeout is 2 s) */
+#define RPG_RETRY_MIN_MS 100
+#define RPG_RETRY_MAX_MS 5000
+#define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
+
+typedef struct reg_pg reg_pg;
+
+/* Connects to conninfo (a libpq connection string or URI), holds a lease of
+ * lease_s seconds (renewed every third of it; the users of a tracker whose
+ * lease ran out are marked offline by the others), applies the
+ * schema migrations under an advisory lock (safe when several trackers
+ * start at once), prepares the statements and marks offline the users this
+ * tracker (tracker_id, stable across its restarts) had left online: no
+ * session survives a restart, but other trackers' users stay online.
+ * 0 with *out set, or a negative error with a message for the user in err. */
+int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsigned lease_s,
+             const logger *lg, reg_pg **out, char *err, size_t errlen);
+
+/* cb(arg) fires from the loop after a reconnection: this tracker's lease may
+ * have run out meanwhile and its users been swept offline by the others,
+ * so the caller writes its live users' presence again. */
+void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg);
+
+/* cb(arg, name, folded, is_online) fires from the loop when a user of
+ * another tracker on the database came online or went offline (LISTEN
+ * parley_presence, announced by a trigger when the change commits).  NULL
+ * unsets. */
+typedef void (*rpg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
+void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg);
+
+/* Closes the connection and the handles; freed once the loop ran their
+ * close callbacks.  NULL is a no-op. */
+void rpg_close(reg_pg *p);
+
+/* Reads one user but for the endpoints, which go to endpoints (cap bytes)
+ * as stored, space-separated: 0, UV_ENOENT, REG_EUNAVAIL or another
+ * negative error. */
+int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
+
+/* Queues the binding of folded to key, atomic across trackers (an upsert
+ * that updates only a row with the same key), marking it online at this
+ * tracker.  skeleton may be NULL.  0, and cb(status, arg) fires from the
+ * loop once the pass's batch committed: 0, UV_EEXIST when another key
+ * holds the name (another tracker bound it first), REG_EUNAVAIL or UV_EIO
+ * when the batch failed.  REG_EUNAVAIL or UV_ENOMEM now: no callback. */
+int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
+             void *arg);
+
+/* cb(arg) fires after each batch's callbacks. */
+void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg);
+
+/* The first name other than folded with this skeleton bound to another
+ * key than key: 0 with it in other, UV_ENOENT, or a negative error. */
+int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
+                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]);
+
+/* Queues the presence of folded for the pass's batch, written if this
+ * tracker holds its session (a user who registered again at another
+ * tracker is that one's to clear).  An offline that cannot be written
+ * while the server is away is kept and written after the reconnection.
+ * 0, or a negative error. */
+int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
+
+/* Online users with from <= folded (from < folded when after) and
+ * folded < upper, in byte order: at most limit + 1 of them handed to cb
+ * until it returns nonzero (reg_list's pager counts them). */
+int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+             reg_list_cb cb, void *arg);
+
+#endif
