@@ -43,6 +43,7 @@ struct puncher {
     uv_timer_t timer;
     uint64_t first;  /* uv_now at the first try */
     int tries;
+    int last_error;  /* of the last refused try, for the log */
     chatlink *link;  /* the try in flight */
 };
 
@@ -102,12 +103,14 @@ static void punch_step(puncher *p, enum punch_event ev, chatlink *l, int reason,
         return;
     case PUNCH_EV_CLOSED:
         p->link = NULL;
+        p->last_error = reason;
         if (why) { /* we reached someone, and it is not who it should be */
             finish(p, NULL, why);
             return;
         }
         if (uv_now(p->ctx->loop) - p->first >= PUNCH_WINDOW_MS || p->tries >= PUNCH_MAX_TRIES) {
-            log_debug(&p->ctx->lg, "punch %s: nothing after %d tries", p->name, p->tries);
+            log_debug(&p->ctx->lg, "punch %s: nothing after %d tries (the last: %s)", p->name,
+                      p->tries, p->last_error ? uv_strerror(p->last_error) : "closed");
             finish(p, NULL, NULL);
             return;
         }
