@@ -43,10 +43,6 @@ typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
  * offline, UV_EBUSY a relay limit, UV_ENOTCONN / UV_ECONNRESET no tracker,
  * another error otherwise.  why: the tracker's words, or NULL. */
 typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
-/* The longest start delay a punch may have; a tracker asking for more is
- * capped to it. */
-#define PUNCH_DELAY_MAX_MS 2000
-
 /* punch_request answers: status 0 with addr (the other side's public
  * HOST:PORT) and delay_ms (when to start); otherwise as ctl_reach_cb
  * (UV_ENOTSUP: the other side's peer cannot punch). */

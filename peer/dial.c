@@ -236,10 +236,7 @@ static void order_endpoints(dialer *d, const ctl_user *u) {
         struct sockaddr_storage ss = obs;
         if (obs.ss_family != d->addrs[i].ss_family)
             continue;
-        if (obs.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&ss)->sin6_port = ((struct sockaddr_in6 *)&d->addrs[i])->sin6_port;
-        else
-            ((struct sockaddr_in *)&ss)->sin_port = ((struct sockaddr_in *)&d->addrs[i])->sin_port;
+        addr_set_port(&ss, &d->addrs[i]);
         add_candidate(d, &ss);
     }
 }

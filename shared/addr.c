@@ -132,6 +132,13 @@ static uint16_t port_of(const struct sockaddr_storage *s) {
            : s->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)s)->sin6_port : 0;
 }
 
+void addr_set_port(struct sockaddr_storage *host, const struct sockaddr_storage *port_from) {
+    if (host->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)host)->sin6_port = port_of(port_from);
+    else
+        ((struct sockaddr_in *)host)->sin_port = port_of(port_from);
+}
+
 int addr_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
     uint32_t ia = 0, ib = 0;
     int va = ipv4_of(a, &ia), vb = ipv4_of(b, &ib);

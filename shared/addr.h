@@ -29,6 +29,10 @@ int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
  * host), else 0; ports are ignored. */
 int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+/* *host with the port of port_from, both of host's family (the caller
+ * checks): the observed address of a NATed peer with its listening port. */
+void addr_set_port(struct sockaddr_storage *host, const struct sockaddr_storage *port_from);
+
 /* 1 when a and b are the same address (IPv4-mapped IPv6 counting as its
  * IPv4 address) and the same nonzero port, else 0. */
 int addr_same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

@@ -12,6 +12,11 @@
 
 #define PROTO_VERSION 1
 
+/* The longest start delay a punch or punch_result may carry
+ * (PROTOCOL.md, "punch_request"): the tracker sends no more, a peer caps
+ * a larger value to it. */
+#define PUNCH_DELAY_MAX_MS 2000
+
 /* ---- encoding ---- */
 
 /* Most frames fit the inline buffer, so building one costs no allocation;

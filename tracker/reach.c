@@ -203,8 +203,6 @@ void rch_relay_join(void *owner, const msg_in *m) {
 
 /* ---- hole punching ---- */
 
-#define PUNCH_DELAY_MAX_MS 2000 /* a round trip longer than this is not waited for */
-
 void rch_ping(session *s) {
     if (!s->hears_punch || s->ping_sent || !s->c)
         return;
@@ -241,10 +239,7 @@ static int public_addr(session *s, reg_user *u, char out[ADDR_STRLEN]) {
     for (size_t i = 0; i < u->nendpoints; i++) {
         if (addr_parse_numeric(u->endpoints[i], &ep) || ep.ss_family != obs.ss_family)
             continue;
-        if (obs.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&obs)->sin6_port = ((struct sockaddr_in6 *)&ep)->sin6_port;
-        else
-            ((struct sockaddr_in *)&obs)->sin_port = ((struct sockaddr_in *)&ep)->sin_port;
+        addr_set_port(&obs, &ep);
         return addr_format((struct sockaddr *)&obs, out, ADDR_STRLEN) ? UV_ENOENT : 0;
     }
     return UV_ENOENT;
