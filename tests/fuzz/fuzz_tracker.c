@@ -44,6 +44,11 @@
 #include <unistd.h>
 
 #define NRESIDENTS 3
+/* Setup must not fail on a loaded machine (CI runs the harness right after
+ * the whole suite, and the first fsync of a fresh database can take a
+ * second there); an input's own registration may time out harmlessly. */
+#define SETUP_WAIT_MS 5000
+#define INPUT_WAIT_MS 200
 
 static struct {
     int ready;
@@ -66,9 +71,10 @@ static void drain_residents(void) {
 }
 
 /* hello, welcome, register (signed over the welcome's nonce), answer.
- * 1 when registered. */
+ * 1 when registered.  wait_ms bounds the welcome (twice that the
+ * registered, which waits for the registry's fsync on its thread). */
 static int do_register(int fd, const identity *id, const char *name, size_t nlen,
-                       const char *const *eps, const size_t *eplens, size_t neps) {
+                       const char *const *eps, const size_t *eplens, size_t neps, int wait_ms) {
     fio_in in = {0};
     size_t off = 0, len;
     msg_out m;
@@ -80,7 +86,7 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
     msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen);
     int r = fio_send(&H.loop, fd, buf, blen, 0, &in);
     free(buf);
-    long at = r ? -1 : fio_wait_frame(&H.loop, fd, &in, "welcome", &off, &len, 200);
+    long at = r ? -1 : fio_wait_frame(&H.loop, fd, &in, "welcome", &off, &len, wait_ms);
     int ok = 0;
     if (at >= 0) {
         msg_in w;
@@ -106,7 +112,7 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
                 msg_pack_str(&m, "punch", 5); /* punch pushes, and pings we never answer */
                 if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen) == 0) {
                     if (fio_send(&H.loop, fd, buf, blen, 0, &in) == 0)
-                        ok = fio_wait_frame(&H.loop, fd, &in, "registered", &off, &len, 400) >= 0;
+                        ok = fio_wait_frame(&H.loop, fd, &in, "registered", &off, &len, 2 * wait_ms) >= 0;
                     free(buf);
                 }
             }
@@ -168,7 +174,7 @@ static void setup(void) {
     static const size_t eplen[] = {11, 10};
     for (int i = 0; i < NRESIDENTS; i++) {
         H.residents[i] = fio_connect(H.port);
-        if (!do_register(H.residents[i], &H.resident_key, names[i], strlen(names[i]), ep, eplen, 2))
+        if (!do_register(H.residents[i], &H.resident_key, names[i], strlen(names[i]), ep, eplen, 2, SETUP_WAIT_MS))
             fio_die("registering a resident user failed", 0);
     }
     fio_pump(&H.loop, 4);
@@ -193,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode == 1) {
         static const char *const ep[] = {"127.0.0.1:5000"};
         static const size_t eplen[] = {14};
-        do_register(fd, &H.fuzz_key, "fuzzer", 6, ep, eplen, 1);
+        do_register(fd, &H.fuzz_key, "fuzzer", 6, ep, eplen, 1, INPUT_WAIT_MS);
     } else if (mode == 2) {
         char name[256];
         size_t nlen = fio_byte(&src);
@@ -209,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 epbuf[e][i] = (char)fio_byte(&src);
             eps[e] = epbuf[e];
         }
-        do_register(fd, &H.fuzz_key, name, nlen, eps, eplens, neps);
+        do_register(fd, &H.fuzz_key, name, nlen, eps, eplens, neps, INPUT_WAIT_MS);
     }
     if (fio_send(&H.loop, fd, src.p, src.n, chunk, &in) == 0)
         shutdown(fd, SHUT_WR);
