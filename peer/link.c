@@ -24,6 +24,12 @@
 
 #define HANDSHAKE_MS 10000
 #define BYE_LINGER_MS 2000
+/* An ack waits up to ACK_DELAY_MS for another frame to ride with, as TCP's
+ * delayed ack does: in a conversation the answer (or the next message)
+ * carries it in the same write, and the other side wakes once, not twice.
+ * At most ACK_HOLD wait; the one that fills the hold sends them all. */
+#define ACK_DELAY_MS 5
+#define ACK_HOLD 64
 
 enum link_state {
     LINK_CONNECTING, /* dialer: TCP connect in flight */
@@ -70,8 +76,13 @@ struct chatlink {
      * a link quiet for a third of --link-timeout sends a sealed ping, and
      * one that received nothing for all of it is closed (conn's timer). */
     uv_timer_t keep;
-    int keep_init;    /* keep is initialised: the link is freed once it closed */
+    int keep_init;    /* keep is initialised */
     uint64_t last_rx; /* loop time of the last frame received */
+    uv_timer_t ack_due;  /* ACK_DELAY_MS after the first held ack */
+    int ack_due_init;
+    int timers;          /* initialised timers: l is freed once all closed */
+    uint64_t acks[ACK_HOLD]; /* held acks, oldest first */
+    size_t nacks;
 };
 
 static void link_step(chatlink *l, enum link_event ev, int status);
@@ -118,7 +129,7 @@ static int send_auth(chatlink *l) {
  * sent as the c of a {t:"sealed"} frame; an up link batches, so what one
  * loop pass sends (an echo's ack and its answer, a burst of acks) is one
  * write.  Takes m; the plaintext is erased. */
-static int send_sealed(chatlink *l, msg_out *m) {
+static int seal_send(chatlink *l, msg_out *m) {
     unsigned char *plain;
     size_t n;
     int r = msg_out_payload(m, INNER_MAX, &plain, &n);
@@ -137,6 +148,42 @@ static int send_sealed(chatlink *l, msg_out *m) {
     return conn_send_msg(l->c, &out);
 }
 
+/* The held acks, in the order their messages came, ahead of whatever is
+ * sent next. */
+static int flush_acks(chatlink *l) {
+    size_t n = l->nacks;
+    int r = 0;
+    l->nacks = 0;
+    if (l->ack_due_init)
+        uv_timer_stop(&l->ack_due);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        msg_out m;
+        msg_out_init(&m, "ack", 1);
+        msg_put_uint(&m, "id", l->acks[i]);
+        r = seal_send(l, &m);
+    }
+    return r;
+}
+
+static void drop_acks(chatlink *l) {
+    l->nacks = 0;
+    if (l->ack_due_init)
+        uv_timer_stop(&l->ack_due);
+}
+
+/* Every sealed frame but an ack: the held acks go first, in the same write. */
+static int send_sealed(chatlink *l, msg_out *m) {
+    if (l->nacks)
+        flush_acks(l);
+    return seal_send(l, m);
+}
+
+static void on_ack_due(uv_timer_t *t) {
+    chatlink *l = t->data;
+    if (l->state == LINK_UP)
+        flush_acks(l);
+}
+
 int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len) {
     if (l->state != LINK_UP)
         return UV_ENOTCONN;
@@ -151,10 +198,20 @@ int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t
 int link_send_ack(chatlink *l, uint64_t id) {
     if (l->state != LINK_UP)
         return UV_ENOTCONN;
-    msg_out m;
-    msg_out_init(&m, "ack", 1);
-    msg_put_uint(&m, "id", id);
-    return send_sealed(l, &m);
+    if (!l->ack_due_init) {
+        int r = uv_timer_init(l->ctx->loop, &l->ack_due);
+        if (r)
+            return r;
+        l->ack_due.data = l;
+        l->ack_due_init = 1;
+        l->timers++;
+    }
+    l->acks[l->nacks++] = id;
+    if (l->nacks == ACK_HOLD)
+        return flush_acks(l);
+    if (l->nacks == 1)
+        uv_timer_start(&l->ack_due, on_ack_due, ACK_DELAY_MS, 0);
+    return 0;
 }
 
 int link_send_bye(chatlink *l) {
@@ -204,6 +261,7 @@ void link_retire(chatlink *l, uint64_t linger_ms) {
      * sender resends it on the link that replaces this one), and the
      * link closes when the other side closes it or after linger_ms. */
     l->state = LINK_BYE;
+    drop_acks(l);
     if (l->keep_init)
         uv_timer_stop(&l->keep);
     conn_set_abort_idle(l->c, 0);
@@ -466,7 +524,11 @@ static void on_frame(conn *c, const char *payload, size_t len) {
 
 /* ---- lifecycle ---- */
 
-static void on_keep_closed(uv_handle_t *h) { free(h->data); }
+static void on_timer_closed(uv_handle_t *h) {
+    chatlink *l = h->data;
+    if (--l->timers == 0)
+        free(l);
+}
 
 static void on_conn_closed(conn *c, int reason) {
     chatlink *l = conn_data(c);
@@ -477,10 +539,15 @@ static void on_conn_closed(conn *c, int reason) {
         l->h->closed(l, reason, l->why[0] ? l->why : NULL, l->data);
     seal_free(l->sl);
     l->sl = NULL;
-    if (l->keep_init)
-        uv_close((uv_handle_t *)&l->keep, on_keep_closed); /* frees l */
-    else
+    l->nacks = 0;
+    if (l->timers == 0) {
         free(l);
+        return;
+    }
+    if (l->keep_init) /* the last timer closed frees l */
+        uv_close((uv_handle_t *)&l->keep, on_timer_closed);
+    if (l->ack_due_init)
+        uv_close((uv_handle_t *)&l->ack_due, on_timer_closed);
 }
 
 /* Every third of --link-timeout while up: a ping when nothing arrived for
@@ -504,6 +571,7 @@ static void keep_start(chatlink *l) {
         return;
     l->keep.data = l;
     l->keep_init = 1;
+    l->timers++;
     l->last_rx = uv_now(l->ctx->loop);
     uv_timer_start(&l->keep, on_keep, ms / 3, ms / 3);
 }
@@ -575,6 +643,8 @@ static void link_step(chatlink *l, enum link_event ev, int status) {
         conn_set_timeout(l->c, BYE_LINGER_MS);
         return;
     case LINK_EV_CLOSE:
+        if (l->state == LINK_UP)
+            flush_acks(l);
         conn_set_batching(l->c, 0); /* writes bye and acks of this pass first */
         conn_close(l->c, 0);
         return;

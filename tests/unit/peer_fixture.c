@@ -415,8 +415,11 @@ static void lk_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_
     ASSERT(len < sizeof r->text);
     memcpy(r->text, text, len);
     r->text[len] = '\0';
+    r->acks_at_msg = r->acks;
     if (r->ack_msgs)
         ASSERT_EQ(link_send_ack(l, id), 0);
+    if (r->answer)
+        ASSERT_EQ(link_send_msg(l, id + 1000, ts, "re", 2), 0);
 }
 static void lk_ack(chatlink *l, uint64_t id, void *data) {
     fx_link *r = data;

@@ -201,6 +201,8 @@ typedef struct fx_link {
     char why[1400];
     int why_null;
     int ack_msgs; /* answer each msg with its ack */
+    int answer;   /* then with a msg "re", its id + 1000 */
+    int acks_at_msg; /* acks counted when the last msg came */
     int bye_back; /* answer bye with bye */
 } fx_link;
 

@@ -122,6 +122,31 @@ static void msg_ack_bye(void) {
     finish(1);
 }
 
+/* An ack waits (up to 5 ms) for a frame to ride with: alone it comes
+ * late, never at once; before an answer it comes in the same write, ahead
+ * of it. */
+static void acks_wait_then_ride(void) {
+    fx_world_open(&W);
+    dial_bob();
+    wait_up();
+    fx_link *b = &W.b.in[0];
+    b->ack_msgs = 1;
+    ASSERT_EQ(link_send_msg(out.l, 1, 0, "one", 3), 0);
+    FX_WAIT(&W.loop, b->msgs == 1);
+    uint64_t t0 = uv_hrtime();
+    ASSERT_EQ(out.acks, 0);
+    FX_WAIT(&W.loop, out.acks == 1);
+    ASSERT(uv_hrtime() - t0 >= 4000000); /* held: the timer, not the msg, sent it */
+    ASSERT_EQ(out.ack_id, 1);
+    b->answer = 1;
+    ASSERT_EQ(link_send_msg(out.l, 2, 0, "two", 3), 0);
+    FX_WAIT(&W.loop, out.msgs == 1);
+    ASSERT_EQ(out.msg_id, 1002);
+    ASSERT_EQ(out.acks_at_msg, 2); /* the ack of 2 came first, with the answer */
+    ASSERT_EQ(out.ack_id, 2);
+    finish(1);
+}
+
 /* The dialer expects another key for bob: closed with a why about the
  * key, never up, on either side. */
 static void dialer_expects_other_key(void) {
@@ -375,7 +400,7 @@ static void bye_unanswered_lingers(void) {
     finish(1);
 }
 
-TEST_MAIN(T(both_sides_up), T(msg_ack_bye), T(dialer_expects_other_key),
+TEST_MAIN(T(both_sides_up), T(msg_ack_bye), T(acks_wait_then_ride), T(dialer_expects_other_key),
           T(dialer_reaches_another_user), T(tracker_knows_other_key), T(tracker_knows_no_dialer),
           T(close_while_connecting), T(acceptor_close_during_key_check),
           T(dialer_close_during_key_check), T(pinned_key_differs_acceptor),

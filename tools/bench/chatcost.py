@@ -45,6 +45,8 @@ def main():
     ap.add_argument('--window', type=int, default=1, help='lines in flight (default 1)')
     ap.add_argument('--no-history', action='store_true', help="both peers' --no-history")
     ap.add_argument('--ui', choices=('line', 'json'), default='line', help="the talking peer's --ui")
+    ap.add_argument('--keep', action='store_true', help='keep the work directory (callgrind '
+                    'profiles cg.talk and cg.echo, for callgrind_annotate) and print its path')
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix='chatcost-')
     procs = []
@@ -153,7 +155,10 @@ def main():
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if a.keep:
+        print(f'kept {tmp}')
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == '__main__':
