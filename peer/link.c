@@ -30,6 +30,8 @@
  * At most ACK_HOLD wait; the one that fills the hold sends them all. */
 #define ACK_DELAY_MS 5
 #define ACK_HOLD 64
+/* The most acks one msg may carry (docs/PROTOCOL.md, "msg"). */
+#define MSG_ACKS_MAX 1024
 
 enum link_state {
     LINK_CONNECTING, /* dialer: TCP connect in flight */
@@ -57,6 +59,7 @@ struct chatlink {
     enum link_state state;
     int dialer;
     int undecided;   /* punched: the role follows the other side's hello */
+    int acks_in_msg; /* their hello listed "acks": held acks ride inside our next msg */
     int relayed;     /* runs over a relay connection through the tracker */
     enum link_how how;
     const link_handler *h;
@@ -92,13 +95,16 @@ static void link_step(chatlink *l, enum link_event ev, int status);
 static int send_hello(chatlink *l) {
     peer_ctx *ctx = l->ctx;
     msg_out m;
-    msg_out_init(&m, "hello", 6 + l->dialer);
+    msg_out_init(&m, "hello", 7 + l->dialer);
     msg_put_uint(&m, "v", LINK_VERSION);
     msg_put_str(&m, "role", "chat");
     msg_put_str(&m, "name", ctx->user);
     msg_put_bin(&m, "key", ctx->id.pk, IDENT_PK);
     msg_put_bin(&m, "nonce", l->my_nonce, IDENT_NONCE);
     msg_put_bin(&m, "ekey", seal_ekey(l->sl), SEAL_EKEY);
+    msg_put_key(&m, "features");
+    msgpack_pack_array(&m.pk, 1);
+    msg_pack_str(&m, "acks", 4);
     if (l->dialer)
         msg_put_str(&m, "to", l->name);
     return conn_send_msg(l->c, &m);
@@ -122,7 +128,9 @@ static int send_auth(chatlink *l) {
     return conn_send_msg(l->c, &m);
 }
 
-#define INNER_MAX (CHAT_TEXT_MAX + 256) /* the largest inner map: a msg */
+/* The largest inner map: a msg with its text and ACK_HOLD acks (9 bytes
+ * each at most). */
+#define INNER_MAX (CHAT_TEXT_MAX + 256 + 9 * ACK_HOLD)
 
 /* Every message after auth: the inner msgpack map m (a msg_out, built in
  * its inline buffer for all but long texts), sealed into a stack buffer and
@@ -187,12 +195,21 @@ static void on_ack_due(uv_timer_t *t) {
 int link_send_msg(chatlink *l, uint64_t id, int64_t ts, const char *text, size_t len) {
     if (l->state != LINK_UP)
         return UV_ENOTCONN;
+    int carry = l->acks_in_msg && l->nacks > 0;
     msg_out m;
-    msg_out_init(&m, "msg", 3);
+    msg_out_init(&m, "msg", 3 + carry);
     msg_put_uint(&m, "id", id);
     msg_put_int(&m, "ts", ts);
     msg_put_strn(&m, "text", text, len);
-    return send_sealed(l, &m);
+    if (!carry)
+        return send_sealed(l, &m);
+    /* The held acks inside it: one sealed frame, one AEAD, for both. */
+    msg_put_key(&m, "acks");
+    msgpack_pack_array(&m.pk, (uint32_t)l->nacks);
+    for (size_t i = 0; i < l->nacks; i++)
+        msgpack_pack_uint64(&m.pk, l->acks[i]);
+    drop_acks(l);
+    return seal_send(l, &m);
 }
 
 int link_send_ack(chatlink *l, uint64_t id) {
@@ -365,6 +382,7 @@ static void h_hello(void *owner, const msg_in *m) {
     }
     char fold[NAME_BUFLEN];
     name_fold(name, nlen, fold);
+    l->acks_in_msg = msg_has_feature(m, "acks");
     if (l->undecided) {
         /* Both sides connect()ed (a simultaneous open), or ours reached
          * their listener: a hello with "to" is a dialer's, so we accept;
@@ -411,10 +429,25 @@ static void h_msg(void *owner, const msg_in *m) {
     int64_t ts;
     const char *text;
     size_t n;
+    const msgpack_object_array *acks = NULL;
     if (msg_uint(m, "id", &id) || msg_int(m, "ts", &ts) || msg_str(m, "text", &text, &n))
         return conn_fail(l->c, "bad_message", "msg needs id (uint), ts (int) and text (str)", 0);
     if (n > CHAT_TEXT_MAX)
         return conn_fail(l->c, "bad_message", "msg text is longer than 4000 bytes", 0);
+    const msgpack_object *o;
+    if (msg_get(m, "acks", &o) == 0) {
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > MSG_ACKS_MAX)
+            return conn_fail(l->c, "bad_message", "msg acks must be an array of at most 1024 "
+                             "uints", 0);
+        acks = &o->via.array;
+        for (uint32_t i = 0; i < acks->size; i++)
+            if (acks->ptr[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return conn_fail(l->c, "bad_message", "msg acks must be an array of at most "
+                                 "1024 uints", 0);
+    }
+    /* Its acks first: they answer messages sent before it. */
+    for (uint32_t i = 0; acks && i < acks->size && l->h && l->h->ack; i++)
+        l->h->ack(l, acks->ptr[i].via.u64, l->data);
     if (l->state == LINK_BYE)
         return; /* not acked: the sender keeps it for a later conversation */
     if (l->h && l->h->msg)

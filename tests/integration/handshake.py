@@ -28,11 +28,13 @@ class ChatSession:
         self.epk, self.esk = sodium().kx_keypair()
         self.tx = self.rx = None
 
-    def hello(self, to=None):
+    def hello(self, to=None, features=None):
         d = {'t': 'hello', 'v': CHAT_VERSION, 'role': 'chat', 'name': self.name,
              'key': self.key.pk, 'nonce': self.nonce, 'ekey': self.epk}
         if to is not None:
             d['to'] = to
+        if features is not None:
+            d['features'] = features
         return d
 
     @staticmethod
@@ -82,17 +84,18 @@ class ChatSession:
                                unicode_errors='surrogateescape')
 
 
-def chat_handshake(raw, key, name, dialer, to=None, expect_key=None):
+def chat_handshake(raw, key, name, dialer, to=None, expect_key=None, features=None):
     """Runs our half of the chat handshake on raw (a Raw) as the dialer (we
     send hello first, with to) or the acceptor (their hello first); returns
-    (SealedLink, their hello)."""
+    (SealedLink, their hello).  features: our hello's list (None: no field,
+    as an older peer sends)."""
     s = ChatSession(key, name)
     if dialer:
-        raw.send(s.hello(to))
+        raw.send(s.hello(to, features))
         hello = raw.recv_type('hello')
     else:
         hello = raw.recv_type('hello')
-        raw.send(s.hello())
+        raw.send(s.hello(features=features))
     if hello.get('v') != CHAT_VERSION or hello.get('role') != 'chat' or \
             not isinstance(hello.get('nonce'), bytes) or len(hello['nonce']) != 32 or \
             not isinstance(hello.get('ekey'), bytes) or len(hello['ekey']) != 32 or \
@@ -175,7 +178,7 @@ class FakePeer:
         link = Raw.from_socket(s, label='link to fake %s' % self.name)
         return chat_handshake(link, self.key, self.name, dialer=False)
 
-    def dial(self, peer_name, timeout=10):
+    def dial(self, peer_name, timeout=10, features=None):
         """Dials a real peer (its endpoints from the tracker) and does the
         dialer's half of the handshake; returns (link, their hello)."""
         look = self.ctl.lookup(peer_name)
@@ -186,4 +189,4 @@ class FakePeer:
         s = socket.create_connection((host.strip('[]'), int(port)), timeout=timeout)
         link = Raw.from_socket(s, label='link from fake %s' % self.name)
         return chat_handshake(link, self.key, self.name, dialer=True, to=peer_name,
-                              expect_key=look['key'])
+                              expect_key=look['key'], features=features)

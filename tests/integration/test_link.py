@@ -62,6 +62,46 @@ def test_fake_dials_real_peer_acks_and_dedups():
     t.stop()
 
 
+def test_acks_ride_in_msg():
+    """Our hello lists "acks": the echo's answer carries the ack of what it
+    answers (no ack frame of its own), and acks inside our msg count as
+    ack frames would; without the feature acks come as frames (the test
+    above); a bad acks field is bad_message and the close."""
+    t = Tracker()
+    echo = Peer('echo', t.addr, echo=True)
+    echo.registered()
+    mallory = FakePeer(t, 'mallory')
+    link, hello = mallory.dial('echo', features=['acks'])
+    if 'acks' not in (hello.get('features') or []):
+        fail('the real peer\'s hello should list the acks feature: %r' % hello)
+    echo.expect(r'^connected mallory direct$')
+    link.send({'t': 'msg', 'id': 10, 'ts': now_ms(), 'text': 'ping one'})
+    m = link.recv()
+    if m.get('t') != 'msg' or m.get('text') != 'ping one' or m.get('acks') != [10]:
+        fail('the echo should answer with one msg carrying acks [10], got %r' % m)
+    # Our ack of the echo rides in our next msg; the answer to that carries
+    # the ack of ours, and the echo's earlier message counts as delivered.
+    link.send({'t': 'msg', 'id': 11, 'ts': now_ms(), 'text': 'ping two', 'acks': [m['id']]})
+    m2 = link.recv()
+    if m2.get('t') != 'msg' or m2.get('text') != 'ping two' or m2.get('acks') != [11]:
+        fail('second answer: %r' % m2)
+    echo.expect(r'^delivered mallory #1$')
+    if echo.count(r'^delivered mallory #2$'):
+        fail('the second echo was reported delivered before we acked it')
+    # An ack frame still counts, with the feature too.
+    link.send({'t': 'ack', 'id': m2['id']})
+    echo.expect(r'^delivered mallory #2$')
+    link.send({'t': 'msg', 'id': 12, 'ts': now_ms(), 'text': 'bad', 'acks': [1, 'two']})
+    e = link.recv_type('error')
+    if e.get('code') != 'bad_message':
+        fail('acks with a str element: %r' % e)
+    link.expect_closed()
+    if echo.count(r'^msg mallory: bad$'):
+        fail('a msg with bad acks must not be shown')
+    echo.quit()
+    t.stop()
+
+
 def test_real_peer_dials_fake():
     t = Tracker()
     mallory = FakePeer(t, 'mallory')
