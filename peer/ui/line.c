@@ -86,8 +86,29 @@ static void escape_text(const char *text, size_t n, char *o_buf) {
     o_buf[o] = '\0';
 }
 
+/* Whether escape_text would change anything: most text goes out as it is,
+ * with no copy. */
+static int needs_escape(const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 ? c != '\t' : c == 0x7f || c == '\\' || c == 0xc2)
+            return 1;
+    }
+    return 0;
+}
+
 static void l_msg(void *fe, const char *name, uint64_t id, int64_t ts, const char *text,
                   size_t len) {
+    if (!needs_escape(text, len)) {
+        /* The busiest line: no format string to interpret, no copy. */
+        fputs("msg ", stdout);
+        fputs(name, stdout);
+        fputs(": ", stdout);
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+        return;
+    }
     char small[1024];
     char *shown = len * 4 + 1 <= sizeof small ? small : malloc(len * 4 + 1); /* \xNN per byte at worst */
     if (!shown) {
@@ -95,7 +116,6 @@ static void l_msg(void *fe, const char *name, uint64_t id, int64_t ts, const cha
         return;
     }
     escape_text(text, len, shown);
-    /* The busiest line: no format string to interpret. */
     fputs("msg ", stdout);
     fputs(name, stdout);
     fputs(": ", stdout);
