@@ -140,7 +140,7 @@ typedef struct tracker_ctx {
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */
-    struct pres_q *presence;   /* presence pushes of this pass (presence.c), or NULL */
+    struct pres_index *presence; /* presence.c: subscriptions and this pass's pushes, or NULL */
     size_t nsessions;
     struct rsess *relays;      /* relay sessions */
     size_t nrelays;
