@@ -167,6 +167,7 @@ void srv_on_closed(conn *c, int reason) {
     tracker_ctx *ctx = s->ctx;
     if (reason == UV_E2BIG)
         ctx->stats.rejected[STAT_REJ_TOO_BIG]++;
+    ctx->stats.control_sent_closed += conn_sent(c);
     sess_unlink(s);
     s->c = NULL;
     pres_drop(s); /* before the push below: it is told nothing more */
@@ -217,6 +218,18 @@ int srv_open(tracker_ctx *ctx) {
     reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
     reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
+}
+
+uint64_t srv_control_bytes_sent(const tracker_ctx *ctx) {
+    uint64_t sent = ctx->stats.control_sent_closed;
+    for (const session *s = ctx->sessions; s; s = s->next)
+        if (s->c)
+            sent += conn_sent(s->c);
+    return sent;
+}
+
+void srv_presence_counts(const tracker_ctx *ctx, size_t *subs, size_t *names, size_t *all) {
+    pres_counts(ctx, subs, names, all);
 }
 
 void srv_stop(tracker_ctx *ctx) {
