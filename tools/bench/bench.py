@@ -741,6 +741,21 @@ def streamer(b, fds, *args, timeout=30):
 
 # ---- figure 3 ----
 
+def redis_idle_clients(raddr, n):
+    """n connections to redis-server at raddr that each sent one PING (and
+    got its PONG): idle clients, for redis's RSS per client."""
+    host, port = raddr.rsplit(':', 1)
+    clients = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b'PING\r\n')
+        clients.append(s)
+    for s in clients:
+        if not s.recv(64).startswith(b'+PONG'):
+            raise Fail('redis-server did not answer PING')
+    return clients
+
+
 IDLE_PEERS = 10000
 HOLDER_CONNS = 1000  # per load generator; they start one after the other
 
@@ -768,15 +783,7 @@ def fig3(b, rows):
         for k in range(0, n, HOLDER_CONNS):
             holders.append(b.hold(taddr, f'fig3-{i}-hold{k}', min(HOLDER_CONNS, n - k),
                                   prefix=f'i{i}k{k}-'))
-        host, port = raddr.rsplit(':', 1)
-        clients = []
-        for k in range(n):
-            s = socket.create_connection((host, int(port)), timeout=10)
-            s.sendall(b'PING\r\n')
-            clients.append(s)
-        for s in clients:
-            if not s.recv(64).startswith(b'+PONG'):
-                raise Fail('redis-server did not answer PING')
+        clients = redis_idle_clients(raddr, n)
         time.sleep(1)
         t1, r1 = proc_rss(trk.pid), proc_rss(red.pid)
         c0t, c0r, w0 = proc_cpu(trk.pid), proc_cpu(red.pid), time.monotonic()
@@ -1463,15 +1470,7 @@ def redis_idle_client_rss(b, n, tag):
     red, raddr = b.redis(tag, '--maxclients', str(n + 100))
     time.sleep(0.3)
     r0 = proc_rss(red.pid)
-    host, port = raddr.rsplit(':', 1)
-    clients = []
-    for _ in range(n):
-        s = socket.create_connection((host, int(port)), timeout=10)
-        s.sendall(b'PING\r\n')
-        clients.append(s)
-    for s in clients:
-        if not s.recv(64).startswith(b'+PONG'):
-            raise Fail('redis-server did not answer PING')
+    clients = redis_idle_clients(raddr, n)
     r1 = proc_rss(red.pid)
     for s in clients:
         s.close()
