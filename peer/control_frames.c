@@ -298,6 +298,7 @@ static const disp_entry entries[] = {
     {"receipt",         READY,                 0, ctl_on_receipt},
     {"subscribed",      READY,                 0, ctl_on_subscribed},
     {"unsubscribed",    READY,                 0, ctl_on_subscribed},
+    {"presence_mode",   READY,                 0, ctl_on_presence_mode},
     {"error",           LINKED,                0, on_error},
 };
 

@@ -140,6 +140,8 @@ void ctl_subs_registered(ctl *t);
 int ctl_subs_refused(ctl *t, uint64_t id, const char *code, const char *text);
 /* The subscribed and unsubscribed answers (control_frames.c's table). */
 void ctl_on_subscribed(void *owner, const msg_in *m);
+/* The presence_mode push: all mode ended (the tracker grew). */
+void ctl_on_presence_mode(void *owner, const msg_in *m);
 void ctl_subs_free(ctl *t);
 
 /* ---- control_mail.c ---- */

@@ -92,6 +92,24 @@ void ctl_on_subscribed(void *owner, const msg_in *m) {
               (unsigned long long)count);
 }
 
+static void on_relisted(void *data, int status, char **names, size_t n) {
+    /* nothing more: ctl_req_listed subscribed to the names */
+}
+
+/* The tracker outgrew all mode and ended ours: from now on we hear only of
+ * what we subscribe to, so the users online now join the set (a list,
+ * bounded as every list is) and the TUI panel still sees them go. */
+void ctl_on_presence_mode(void *owner, const msg_in *m) {
+    ctl *t = owner;
+    bool all = true;
+    if (msg_bool(m, "all", &all) || all)
+        return;
+    log_info(t->lg, "tracker: all presence mode ended (the tracker grew); following the users "
+             "online now and those we know");
+    if (ctl_list(t, NULL, on_relisted, t))
+        log_warn(t->lg, "cannot list the users online to follow them: out of memory");
+}
+
 void ctl_subs_free(ctl *t) {
     free(t->watch);
     t->watch = NULL;

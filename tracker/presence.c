@@ -31,6 +31,7 @@ typedef struct pres_index {
     session *dirty;   /* the sessions with pushes waiting for the batch end */
     size_t nsubs, nall; /* for the metrics */
     uint64_t answers;   /* subscribed answers so far, to list each name once */
+    int granted_all;    /* subscribe all was granted since all mode last ended */
 } pres_index;
 
 int pres_open(tracker_ctx *ctx) {
@@ -160,9 +161,35 @@ static void sub_del(session *s, const char *folded) {
     }
 }
 
+/* The tracker outgrew all mode: the sessions that asked for it (not the
+ * older peers, which cannot be told) leave it and hear so, once, so a
+ * storm of logins after a restart costs each login O(subscribers) again
+ * instead of one push to each of the first PRES_ALL_MAX_ONLINE peers. */
+static void all_mode_ends(tracker_ctx *ctx) {
+    pres_index *x = ctx->presence;
+    for (session *s = x->all, *next; s; s = next) {
+        next = s->all_next;
+        if (!s->pres_subscribes)
+            continue;
+        s->pres_all = 0;
+        all_leave(s);
+        if (!sess_listening(s))
+            continue;
+        msg_out out;
+        msg_out_init(&out, "presence_mode", 1);
+        msg_put_bool(&out, "all", false);
+        sess_send_msg(s, &out);
+    }
+    x->granted_all = 0;
+}
+
 void pres_registered(session *s) {
+    tracker_ctx *ctx = s->ctx;
     if (s->pres_all)
         all_join(s);
+    if (ctx->presence && ctx->presence->granted_all &&
+        namemap_count(ctx->online) > PRES_ALL_MAX_ONLINE)
+        all_mode_ends(ctx);
 }
 
 void pres_drop(session *s) {
@@ -428,6 +455,7 @@ void pres_subscribe(void *owner, const msg_in *m) {
     if (q.all) {
         s->pres_all = 1;
         all_join(s);
+        ctx->presence->granted_all = 1;
     }
     answer_subscribed(s, &q);
 }

@@ -18,7 +18,9 @@
  * refused whole with too_many_subscriptions. */
 #define PRES_SUBS_MAX 1000
 /* subscribe all is refused (too_many_subscriptions) while more users than
- * this are online here: all mode costs O(online) per change. */
+ * this are online here: all mode costs O(online) per change.  When a
+ * registration takes the tracker past it, the sessions that were granted
+ * all mode leave it (a presence_mode push tells them). */
 #define PRES_ALL_MAX_ONLINE 1000
 
 /* The index (srv_open) and its end (srv_close; drops unsent pushes).
@@ -27,7 +29,8 @@ int pres_open(tracker_ctx *ctx);
 void pres_close(tracker_ctx *ctx);
 
 /* s registered (it is in ctx->online): a session in all mode joins the
- * sessions told of everyone. */
+ * sessions told of everyone; past PRES_ALL_MAX_ONLINE online, all mode
+ * ends for those that asked for it. */
 void pres_registered(session *s);
 
 /* s's connection closed: its subscriptions, its all mode and its unsent

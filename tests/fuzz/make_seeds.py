@@ -128,6 +128,8 @@ TRACKER_TO_PEER = [
     {'t': 'subscribed', 'id': 2 ** 63 + 1, 'count': 3, 'online': ['alice']},
     {'t': 'subscribed', 'id': 2 ** 63 + 2, 'count': 'x'},
     {'t': 'unsubscribed', 'id': 2 ** 63 + 3, 'count': 0},
+    {'t': 'presence_mode', 'all': False},
+    {'t': 'presence_mode', 'all': 'no'},
     {'t': 'error', 'code': 'too_many_subscriptions', 'msg': 'limit', 'id': 2 ** 63 + 1},
     {'t': 'ping'},
     {'t': 'punch_result', 'id': 1, 'addr': '127.0.0.1:2', 'delay_ms': 0},

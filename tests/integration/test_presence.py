@@ -13,6 +13,7 @@ import time
 
 import runner
 from procs import Peer, Tracker, fail, start_peers
+from sodium import Key
 from test_metrics import scrape
 from wire import Raw
 
@@ -234,6 +235,59 @@ def test_bad_requests():
     bob.send({'t': 'subscribe', 'names': ['x']})
     bob.expect_error('bad_message')
     early.close()
+    t.stop()
+
+
+def register_many(t, prefix, n):
+    """n older-style raw clients registered at once (pipelined: hellos,
+    then registers, then the answers), so a thousand take a few commits."""
+    cs = [Raw(t.addr, label='%s%d' % (prefix, i)) for i in range(n)]
+    for c in cs:
+        c.send({'t': 'hello', 'v': 1, 'role': 'peer'})
+    for i, c in enumerate(cs):
+        w = c.recv_type('welcome')
+        c.key = Key()
+        name = '%s%d' % (prefix, i)
+        c.send({'t': 'register', 'name': name, 'key': c.key.pk,
+                'sig': c.key.sign_register(w['nonce'], name.encode()), 'endpoints': []})
+    for c in cs:
+        r = c.recv_skip_presence()
+        if r.get('t') != 'registered':
+            fail('%s: register answered %r' % (c.label, r))
+    return cs
+
+
+def test_all_mode_ends_when_the_tracker_grows():
+    """All mode is granted on a small tracker; the registration that takes
+    it past 1000 online ends it for those that asked (presence_mode), and
+    asking again is refused; older peers keep hearing of everyone."""
+    t = Tracker(extra_args=('--max-conns-per-addr', '0', '--rate-limit', '0'))
+    alice = sub_client(t, 'alice')
+    r = subscribe(alice, ['carol'], all=True)
+    if r.get('t') != 'subscribed':
+        fail('subscribe all on a small tracker answered %r' % r)
+    old = old_client(t, 'old')
+    crowd = register_many(t, 'm', 998)  # 1000 online: all mode stays
+    nothing = alice.request({'t': 'unsubscribe', 'names': []})  # skips the pushes so far
+    if nothing.get('t') != 'unsubscribed':
+        fail('unsubscribe answered %r' % nothing)
+    one_more = register_many(t, 'n', 1)  # 1001
+    f = alice.recv()
+    while f.get('t') == 'presence':
+        f = alice.recv()
+    if f != {'t': 'presence_mode', 'all': False}:
+        fail('alice past 1000 online got %r, want presence_mode all false' % f)
+    r = subscribe(alice, all=True)
+    if r.get('code') != 'too_many_subscriptions' or '1000' not in r.get('msg', ''):
+        fail('subscribe all on a large tracker answered %r' % r)
+    dave = sub_client(t, 'dave')
+    carol = sub_client(t, 'carol')
+    presence_of(alice, 'carol', True)  # her subscription stayed; dave's push did not come
+    old_seen = [old.recv_type('presence')['name'] for _ in range(998 + 1 + 2)]
+    if old_seen[-2:] != ['dave', 'carol']:
+        fail('the older peer heard %r last, want dave and carol' % old_seen[-2:])
+    for c in crowd + one_more + [alice, old, dave, carol]:
+        c.close()
     t.stop()
 
 

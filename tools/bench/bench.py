@@ -1435,10 +1435,16 @@ def pres_population(b, tag, n, subscribe):
     HOLDER_CONNS each; subscribe: each peer lists the feature and
     subscribes to PRES_SUBS of the login names (L-r0 .. L-r<n-1>), so each
     login name has PRES_SUBS subscribers whatever n is; else older peers."""
-    mport = free_port()
+    mport, lport = free_port(), free_port()
     maddr = f'127.0.0.1:{mport}'
-    trk, taddr = b.tracker(tag, '--ttl', str(PRES_TTL), '--metrics', maddr)
+    # The logins come in on a port of their own: connect() from one address
+    # to a port that already holds N connections searches the ephemeral
+    # ports for a free 4-tuple, which cost the login load generator seconds
+    # of kernel time at 19,000 (and so stretched the tracker's batches).
+    trk, taddr = b.tracker(tag, '--ttl', str(PRES_TTL), '--metrics', maddr,
+                           '--listen', f'127.0.0.1:{lport}')
     wait_port(trk, mport)
+    wait_port(trk, lport)
     rss0 = proc_rss(trk.pid)
     holders = []
     for k in range(0, n, HOLDER_CONNS):
@@ -1448,7 +1454,8 @@ def pres_population(b, tag, n, subscribe):
                               prefix=f'h{k}-', extra=extra))
     rss = (proc_rss(trk.pid) - rss0) / n
     await_online(maddr, n)
-    return {'trk': trk, 'addr': taddr, 'maddr': maddr, 'holders': holders, 'n': n, 'rss': rss}
+    return {'trk': trk, 'addr': f'127.0.0.1:{lport}', 'maddr': maddr, 'holders': holders, 'n': n,
+            'rss': rss}
 
 
 def pres_logins(b, pop, logins):
