@@ -1402,6 +1402,7 @@ PRES_OLD_LOGINS = 200   # the same with older peers (every push to everyone: slo
 PRES_SUBS = 3           # names each peer subscribes to; each login name gets as many subscribers
 PRES_LOGIN_KEY = 9      # the logins' key, so every sample registers the same names again
 PRES_TTL = 3600         # heartbeats every 20 minutes: none fall in a sample
+PER_PORT = 20000        # idle connections per tracker listen port
 
 
 def metrics_get(addr):
@@ -1441,16 +1442,20 @@ def pres_population(b, tag, n, subscribe):
     # to a port that already holds N connections searches the ephemeral
     # ports for a free 4-tuple, which cost the login load generator seconds
     # of kernel time at 19,000 (and so stretched the tracker's batches).
-    trk, taddr = b.tracker(tag, '--ttl', str(PRES_TTL), '--metrics', maddr,
-                           '--listen', f'127.0.0.1:{lport}')
-    wait_port(trk, mport)
-    wait_port(trk, lport)
+    # So do the holders past PER_PORT: one loopback address reaches one port
+    # over at most the 28,000-odd ephemeral ports.
+    more = [free_port() for _ in range((n - 1) // PER_PORT)]
+    listen = [a for p in [lport] + more for a in ('--listen', f'127.0.0.1:{p}')]
+    trk, taddr = b.tracker(tag, '--ttl', str(PRES_TTL), '--metrics', maddr, *listen)
+    for p in [mport, lport] + more:
+        wait_port(trk, p)
+    ports = [taddr] + [f'127.0.0.1:{p}' for p in more]
     rss0 = proc_rss(trk.pid)
     holders = []
     for k in range(0, n, HOLDER_CONNS):
         extra = (['--subscribe', str(PRES_SUBS), '--sub-names', 'L-r', '--sub-count', str(n),
                   '--sub-offset', str(k)] if subscribe else [])
-        holders.append(b.hold(taddr, f'{tag}-hold{k}', min(HOLDER_CONNS, n - k),
+        holders.append(b.hold(ports[k // PER_PORT], f'{tag}-hold{k}', min(HOLDER_CONNS, n - k),
                               prefix=f'h{k}-', extra=extra))
     rss = (proc_rss(trk.pid) - rss0) / n
     await_online(maddr, n)
@@ -1570,7 +1575,10 @@ def fig9(b, rows):
             f'register --self L- --key-seed {PRES_LOGIN_KEY} --conns 8 --subscribe {PRES_SUBS}`: '
             f'connect, hello, signed register of L-r0..L-r{PRES_LOGINS - 1}, subscribe to '
             f'{PRES_SUBS} online peers, close), each pushed online and offline to its '
-            f'{PRES_SUBS} subscribers; the figures are the tracker\'s user+system CPU time '
+            f'{PRES_SUBS} subscribers (the logins connect to a second `--listen` port of the '
+            f'tracker: connect() from one address to the port holding the N idle connections '
+            f'searches the ephemeral ports for a free 4-tuple, seconds of the load generator\'s '
+            f'kernel time at 19,000); the figures are the tracker\'s user+system CPU time '
             f'(/proc) and its `parley_control_bytes_sent_total` (metrics) over the sample, from '
             f'before the first login until all are offline again, divided by the logins; a first '
             f'unmeasured pass binds the names. The reference is the same sample on the '
