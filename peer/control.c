@@ -26,6 +26,7 @@ static void maybe_free(ctl *t) {
     if (t->state != CTL_CLOSED || t->pending > 0)
         return;
     ctl_reqs_free(t);
+    ctl_subs_free(t);
     kc_close(t->keys);
     if (t->ai)
         uv_freeaddrinfo(t->ai);
@@ -123,9 +124,11 @@ static int send_register(ctl *t) {
     msg_out m;
     msg_out_init(&m, "register", 5);
     msg_put_key(&m, "features"); /* pushes newer than protocol 1 we understand */
-    msgpack_pack_array(&m.pk, ctx->hist ? 3 : 2);
+    msgpack_pack_array(&m.pk, 2 + (ctx->hist != NULL) + (t->tracker_subscribe != 0));
     msg_pack_str(&m, "connect_failed", 14);
     msg_pack_str(&m, "punch", 5);
+    if (t->tracker_subscribe) /* presence of the names we subscribe to (control_subs.c) */
+        msg_pack_str(&m, "subscribe", 9);
     if (ctx->hist) /* letters need a history to land in before they are acknowledged */
         msg_pack_str(&m, "mailbox", 7);
     msg_put_str(&m, "name", ctx->user);
@@ -262,6 +265,7 @@ void ctl_step(ctl *t, enum ctl_event ev, int status) {
             every = 1000;
         uv_timer_start(&t->ping, on_ping, every, every);
         conn_set_timeout(t->c, (uint64_t)t->ttl * 1000);
+        ctl_subs_registered(t); /* before anything the user sees may ask for more */
         ev_registered(t->ctx, t->registered_name, t->ctx->tracker, t->observed);
         ctl_reqs_send_waiting(t);
         if (t->h->registered)

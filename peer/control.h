@@ -121,6 +121,13 @@ int ctl_relay_request(ctl *t, const char *name, ctl_reach_cb cb, void *data);
  * does not punch (no callback then); else callback as for ctl_lookup. */
 int ctl_punch_request(ctl *t, const char *name, ctl_punch_cb cb, void *data);
 
+/* Adds names (as typed or as stored) to the users whose presence we want
+ * pushed (PROTOCOL.md, "subscribe"), sent at once when registered and
+ * again after every registration.  At most CTL_WATCH_MAX names in all:
+ * past that, names are dropped; invalid ones and our own are skipped.
+ * Lookups and lists add their names by themselves.  0 or UV_ENOMEM. */
+int ctl_watch(ctl *t, const char *const *names, size_t n);
+
 /* Tells the tracker that our dial back to `to` (answering its
  * connect_request, whose tag we echo; 0: it had none) failed, why in a
  * few words; the tracker passes it on so

@@ -43,6 +43,7 @@ static void on_welcome(void *owner, const msg_in *m) {
     t->tracker_connect_failed = msg_has_feature(m, "connect_failed");
     t->tracker_mailbox = msg_has_feature(m, "mailbox");
     t->tracker_punch = msg_has_feature(m, "punch");
+    t->tracker_subscribe = msg_has_feature(m, "subscribe");
     ctl_step(t, CTL_EV_WELCOME, 0);
 }
 
@@ -242,7 +243,7 @@ static void on_error(void *owner, const msg_in *m) {
     uint64_t id = 0;
     msg_error_fields(m, code, sizeof code, text, sizeof text);
     if (msg_uint(m, "id", &id) == 0 && id) {
-        if (!ctl_req_refused(t, id, code, text))
+        if (!ctl_subs_refused(t, id, code, text) && !ctl_req_refused(t, id, code, text))
             ctl_mail_refused(t, id, code, text);
         return;
     }
@@ -295,6 +296,9 @@ static const disp_entry entries[] = {
     {"mail_stored",     READY,                 0, ctl_on_mail_stored},
     {"mail",            READY,                 0, ctl_on_mail},
     {"receipt",         READY,                 0, ctl_on_receipt},
+    {"subscribed",      READY,                 0, ctl_on_subscribed},
+    {"unsubscribed",    READY,                 0, ctl_on_subscribed},
+    {"presence_mode",   READY,                 0, ctl_on_presence_mode},
     {"error",           LINKED,                0, on_error},
 };
 

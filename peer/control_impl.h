@@ -68,6 +68,10 @@ struct ctl {
     int tracker_connect_failed; /* the tracker's welcome listed the feature */
     int tracker_mailbox;        /* ... and this one */
     int tracker_punch;          /* ... and punch_request */
+    int tracker_subscribe;      /* ... and subscribe: presence by subscription */
+    char (*watch)[NAME_BUFLEN]; /* control_subs.c: the folded names we subscribe to */
+    size_t nwatch, watchcap;
+    uint64_t sub_seq;           /* control_subs.c: the last subscribe id's counter */
     const char *refusal; /* fatal error code, when the tracker refused us */
     char refusal_text[400];
     uint64_t next_id;
@@ -124,6 +128,21 @@ void ctl_req_punched(ctl *t, uint64_t id, const char *addr, unsigned delay_ms);
  * reason.  1 when a request waited for it, else 0 (it may answer a
  * mail_put: see control_mail.c). */
 int ctl_req_refused(ctl *t, uint64_t id, const char *code, const char *text);
+
+/* ---- control_subs.c ---- */
+
+#define CTL_WATCH_MAX 500       /* names we subscribe to (the tracker takes 1000) */
+#define CTL_WATCH_PER_FRAME 200 /* names per subscribe frame */
+
+/* Registered: asks for all mode, then sends the whole set again. */
+void ctl_subs_registered(ctl *t);
+/* An error with id: 1 when it answers one of our subscribes (logged). */
+int ctl_subs_refused(ctl *t, uint64_t id, const char *code, const char *text);
+/* The subscribed and unsubscribed answers (control_frames.c's table). */
+void ctl_on_subscribed(void *owner, const msg_in *m);
+/* The presence_mode push: all mode ended (the tracker grew). */
+void ctl_on_presence_mode(void *owner, const msg_in *m);
+void ctl_subs_free(ctl *t);
 
 /* ---- control_mail.c ---- */
 

@@ -311,6 +311,8 @@ void ctl_req_found(ctl *t, uint64_t id, const ctl_user *u) {
     if (!r)
         return;
     r->user = *u;
+    const char *name = u->name;
+    ctl_watch(t, &name, 1); /* looked up: its comings and goings matter now */
     req_finish(r, 0);
 }
 
@@ -336,6 +338,7 @@ void ctl_req_listed(ctl *t, uint64_t id, const msgpack_object_array *names, cons
         send_list(t, r, next, next_len);
         return;
     }
+    ctl_watch(t, (const char *const *)r->names, r->n); /* bounded: the first CTL_WATCH_MAX */
     req_finish(r, 0);
 }
 

@@ -313,6 +313,26 @@ static void on_presence(void *data, const char *name, int online) {
         chat_peer_online(ctx->chat, name);
 }
 
+/* The users whose presence matters before anything is typed: everyone we
+ * have a conversation with, then everyone pinned (control_subs.c bounds
+ * the set). */
+static int watch_conversation(const hist_row *row, void *arg) {
+    peer_ctx *ctx = arg;
+    ctl_watch(ctx->ctl, &row->peer, 1);
+    return 0;
+}
+
+static void watch_pin(const char *fold, void *arg) {
+    peer_ctx *ctx = arg;
+    ctl_watch(ctx->ctl, &fold, 1);
+}
+
+static void watch_known(peer_ctx *ctx) {
+    if (ctx->hist && hist_conversations(ctx->hist, watch_conversation, ctx))
+        log_warn(&ctx->lg, "cannot read the conversations to follow their presence");
+    pins_each(ctx->pins, watch_pin, ctx);
+}
+
 static void on_connect_request(void *data, const ctl_user *u, uint64_t tag) {
     peer_ctx *ctx = data;
     inbound_connect_request(ctx->inbound, u, tag);
@@ -501,6 +521,8 @@ static int run(peer_ctx *ctx, const char *home_arg) {
     if (status) {
         ctx->quitting = 1;
         close_all(ctx); /* the loop still has to run the close callbacks */
+    } else {
+        watch_known(ctx); /* registering waits for the loop, so it sends these */
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     if (!status)

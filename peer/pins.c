@@ -38,6 +38,11 @@ static pin *find(const pins *p, const char *fold) {
     return NULL;
 }
 
+void pins_each(const pins *p, void (*fn)(const char *fold, void *arg), void *arg) {
+    for (size_t i = 0; p && i < p->n; i++)
+        fn(p->v[i].fold, arg);
+}
+
 static int add(pins *p, const char *fold, const unsigned char key[IDENT_PK]) {
     pin *e = find(p, fold);
     if (!e) {

@@ -30,6 +30,9 @@ void pins_close(pins *p);
  * for p NULL: pinning off). */
 int pins_get(const pins *p, const char *fold, unsigned char key[IDENT_PK]);
 
+/* Calls fn with every pinned folded name, in file order. */
+void pins_each(const pins *p, void (*fn)(const char *fold, void *arg), void *arg);
+
 /* Pins key for the folded name (replacing any earlier pin) and rewrites
  * the file before returning (a few hundred bytes; blocking is fine).  0,
  * or a negative error with a message in err (the pin then holds in memory

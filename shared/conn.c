@@ -27,6 +27,7 @@ struct conn {
     size_t drain_low;
     void *data;
     size_t queued;
+    uint64_t sent;  /* bytes handed to send_common: conn_sent */
     int state;
     int reason;
     int handles;   /* handles still open */
@@ -126,6 +127,8 @@ conn *conn_new(uv_loop_t *loop, size_t max_frame, const logger *lg, conn_frame_c
 
 uv_tcp_t *conn_tcp(conn *c) { return &c->tcp; }
 int conn_closing(const conn *c) { return c->state != CONN_OPEN; }
+uint64_t conn_sent(const conn *c) { return c->sent; }
+
 size_t conn_queued(const conn *c) { return c->queued + c->out_len; }
 void *conn_data(const conn *c) { return c->data; }
 void conn_set_data(conn *c, void *data) { c->data = data; }
@@ -351,6 +354,7 @@ static void on_flush(uv_prepare_t *h) { out_flush(h->data); }
 /* Batched while open: appended to the pass's buffer (owned is freed), and
  * written by flush before the loop next waits.  Otherwise at once. */
 static int send_common(conn *c, const char *p, size_t len, char *owned) {
+    c->sent += len;
     if (!c->batching || c->state != CONN_OPEN)
         return write_now(c, p, len, owned);
     char *o = grow(c->out, &c->out_cap, c->out_len + len, 1, 4096);

@@ -120,6 +120,9 @@ int conn_closing(const conn *c);
 /* Bytes queued for writing plus each queued write's bookkeeping, so a
  * bound on it bounds the memory a peer that does not read can pin. */
 size_t conn_queued(const conn *c);
+/* Bytes sent on c so far (every frame handed to a send; the tracker's
+ * metrics count what its connections cost). */
+uint64_t conn_sent(const conn *c);
 void *conn_data(const conn *c);
 void conn_set_data(conn *c, void *data);
 const char *conn_peer(const conn *c); /* "ip:port" of the remote end, or "?" */

@@ -7,6 +7,7 @@
 
 #include "addr.h"
 #include "mailbox.h"
+#include "server.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -92,6 +93,20 @@ static void render(tracker_ctx *ctx, body *b) {
     bprintf(b, "parley_users_online %zu\n", namemap_count(ctx->online));
     metric(b, "parley_connections_open", "gauge", "Control and relay connections open now.");
     bprintf(b, "parley_connections_open %zu\n", ctx->nsessions);
+    uint64_t sent = srv_control_bytes_sent(ctx);
+    metric(b, "parley_control_bytes_sent_total", "counter",
+           "Bytes the tracker sent on control connections (pushes included).");
+    bprintf(b, "parley_control_bytes_sent_total %" PRIu64 "\n", sent);
+    size_t nsubs = 0, nall = 0, nnames = 0;
+    srv_presence_counts(ctx, &nsubs, &nnames, &nall);
+    metric(b, "parley_presence_subscriptions", "gauge",
+           "Presence subscriptions held now (one per connection and name).");
+    bprintf(b, "parley_presence_subscriptions %zu\n", nsubs);
+    metric(b, "parley_presence_subscribed_names", "gauge", "Names with at least one subscriber.");
+    bprintf(b, "parley_presence_subscribed_names %zu\n", nnames);
+    metric(b, "parley_presence_all_sessions", "gauge",
+           "Registered connections told of everyone (older peers, subscribe all).");
+    bprintf(b, "parley_presence_all_sessions %zu\n", nall);
     metric(b, "parley_registrations_total", "counter", "Successful registrations.");
     bprintf(b, "parley_registrations_total %" PRIu64 "\n", st->registrations);
     metric(b, "parley_lookups_total", "counter", "Lookups answered.");

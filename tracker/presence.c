@@ -1,143 +1,492 @@
-/* presence: pushes wait for the end of the loop pass (the registry's batch
- * end): each registered session then gets the pass's pushes in one buffer
- * and one write, instead of one allocation and one syscall per push.  With
- * many registrations per batch that is the difference between seconds and
- * minutes to bring 10,000 users online (every push still reaches everyone:
- * O(online) frames per event, as the protocol has no subscriptions). */
+/* presence: who is told of a user's comings and goings.  Two sets hold
+ * the recipients: an index from folded name to the subscriptions to it
+ * (one node per session and name, linked both into the name's list and
+ * into the session's, so a close frees its nodes in O(its subscriptions)),
+ * and the list of the sessions in all mode (older peers, and subscribe
+ * all on a small tracker).  A change walks those two and appends the push
+ * to each recipient's buffer for the pass; at the registry's batch end
+ * every buffer goes out in one write.  Nothing here walks ctx->online, so
+ * a login costs O(its subscribers), not O(online). */
 #include "presence.h"
 
 #include "frame.h"
 #include "grow.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pres_ev {
-    char folded[NAME_BUFLEN]; /* whom it is about: not sent to that user */
-    size_t off, len;          /* the frame in pres_q.buf */
-} pres_ev;
+typedef struct pres_sub {
+    struct pres_sub *nprev, *nnext; /* the name's subscribers */
+    struct pres_sub *snext;         /* the session's subscriptions */
+    session *s;
+    uint64_t told;                  /* the subscribed answer that last listed it online */
+    char folded[];
+} pres_sub;
 
-typedef struct pres_q {
-    char *buf;
-    size_t len, cap;
-    pres_ev *ev;
-    size_t n, evcap;
-} pres_q;
+typedef struct pres_index {
+    namemap *names;   /* folded name -> its first pres_sub */
+    session *all;     /* the sessions in all mode */
+    session *dirty;   /* the sessions with pushes waiting for the batch end */
+    size_t nsubs, nall; /* for the metrics */
+    uint64_t answers;   /* subscribed answers so far, to list each name once */
+    int granted_all;    /* subscribe all was granted since all mode last ended */
+} pres_index;
 
-void pres_free(tracker_ctx *ctx) {
-    if (!ctx->presence)
-        return;
-    free(ctx->presence->buf);
-    free(ctx->presence->ev);
-    free(ctx->presence);
-    ctx->presence = NULL;
-}
-
-static void pres_send_one(void *sess, void *arg) {
-    session *s = sess;
-    const pres_q *q = arg;
-    if (!sess_listening(s))
-        return;
-    size_t total = 0;
-    for (size_t i = 0; i < q->n; i++)
-        if (strcmp(q->ev[i].folded, s->folded) != 0)
-            total += q->ev[i].len;
-    if (!total)
-        return;
-    char *out = malloc(total);
-    if (!out) {
-        log_error(&s->ctx->lg, "out of memory pushing presence to %s", s->name);
-        return;
+int pres_open(tracker_ctx *ctx) {
+    pres_index *x = calloc(1, sizeof *x);
+    if (!x || !(x->names = namemap_new())) {
+        free(x);
+        return UV_ENOMEM;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < q->n; i++) {
-        if (strcmp(q->ev[i].folded, s->folded) != 0) {
-            memcpy(out + o, q->buf + q->ev[i].off, q->ev[i].len);
-            o += q->ev[i].len;
-        }
-    }
-    sess_send_buf(s, out, total);
-}
-
-void pres_flush(void *arg) {
-    tracker_ctx *ctx = arg;
-    if (ctx->presence && ctx->presence->n && !ctx->stopping)
-        namemap_each(ctx->online, pres_send_one, ctx->presence);
-    pres_free(ctx);
-}
-
-/* Queues one framed push; 0, or UV_ENOMEM (the caller then sends at once). */
-static int pres_queue(tracker_ctx *ctx, const char *folded, const char *buf, size_t len) {
-    pres_q *q = ctx->presence;
-    if (!q && !(q = ctx->presence = calloc(1, sizeof *q)))
-        return UV_ENOMEM;
-    char *nb = grow(q->buf, &q->cap, q->len + len, 1, 4096);
-    if (!nb)
-        return UV_ENOMEM;
-    q->buf = nb;
-    pres_ev *ne = grow(q->ev, &q->evcap, q->n + 1, sizeof *ne, 64);
-    if (!ne)
-        return UV_ENOMEM;
-    q->ev = ne;
-    pres_ev *e = &q->ev[q->n++];
-    snprintf(e->folded, sizeof e->folded, "%s", folded);
-    e->off = q->len;
-    e->len = len;
-    memcpy(q->buf + q->len, buf, len);
-    q->len += len;
+    ctx->presence = x;
     return 0;
 }
 
-/* Out of memory for the queue: one copy per session, sent now. */
-typedef struct bcast {
-    const session *except;
-    const char *buf;
-    size_t len;
-} bcast;
+/* ---- the session's sets ---- */
 
-static void bcast_one(void *sess, void *arg) {
-    session *s = sess;
-    const bcast *b = arg;
-    if (s == b->except || !sess_listening(s))
+static void all_join(session *s) {
+    pres_index *x = s->ctx->presence;
+    if (s->pres_in_all || !x)
         return;
-    char *copy = malloc(b->len);
-    if (!copy) {
-        log_error(&s->ctx->lg, "out of memory pushing presence to %s", s->name);
-        return;
-    }
-    memcpy(copy, b->buf, b->len);
-    sess_send_buf(s, copy, b->len);
+    s->all_prev = NULL;
+    s->all_next = x->all;
+    if (x->all)
+        x->all->all_prev = s;
+    x->all = s;
+    s->pres_in_all = 1;
+    x->nall++;
 }
 
-/* except: the session the push is about (not told), or NULL for a user of
- * another tracker, whose folded name then keeps it from a session here. */
-static void push(tracker_ctx *ctx, const session *except, const char *folded, const char *name,
-                 bool is_online) {
+static void all_leave(session *s) {
+    pres_index *x = s->ctx->presence;
+    if (!s->pres_in_all)
+        return;
+    if (s->all_prev)
+        s->all_prev->all_next = s->all_next;
+    else
+        x->all = s->all_next;
+    if (s->all_next)
+        s->all_next->all_prev = s->all_prev;
+    s->pres_in_all = 0;
+    x->nall--;
+}
+
+static void dirty_leave(session *s) {
+    pres_index *x = s->ctx->presence;
+    if (!s->pres_buf)
+        return;
+    if (s->dirty_prev)
+        s->dirty_prev->dirty_next = s->dirty_next;
+    else
+        x->dirty = s->dirty_next;
+    if (s->dirty_next)
+        s->dirty_next->dirty_prev = s->dirty_prev;
+    s->pres_buf = NULL;
+    s->pres_len = s->pres_cap = 0;
+}
+
+/* Unlinks one node from its name's list (the index entry goes with the
+ * last subscriber); the caller unlinks it from the session's list. */
+static void name_unlink(pres_index *x, pres_sub *n) {
+    x->nsubs--;
+    if (n->nnext)
+        n->nnext->nprev = n->nprev;
+    if (n->nprev)
+        n->nprev->nnext = n->nnext;
+    else if (n->nnext)
+        namemap_put(x->names, n->folded, n->nnext); /* replaces: cannot fail */
+    else
+        namemap_del(x->names, n->folded, n);
+}
+
+static pres_sub *find_sub(const session *s, const char *folded) {
+    for (pres_sub *n = s->subs; n; n = n->snext)
+        if (strcmp(n->folded, folded) == 0)
+            return n;
+    return NULL;
+}
+
+/* 0 (also when s had it already), or UV_ENOMEM. */
+static int sub_add(session *s, const char *folded) {
+    pres_index *x = s->ctx->presence;
+    if (find_sub(s, folded))
+        return 0;
+    size_t len = strlen(folded) + 1;
+    pres_sub *n = malloc(sizeof *n + len);
+    if (!n)
+        return UV_ENOMEM;
+    memcpy(n->folded, folded, len);
+    n->s = s;
+    n->told = 0;
+    n->nprev = NULL;
+    n->nnext = namemap_get(x->names, folded);
+    if (namemap_put(x->names, folded, n)) {
+        free(n);
+        return UV_ENOMEM;
+    }
+    if (n->nnext)
+        n->nnext->nprev = n;
+    n->snext = s->subs;
+    s->subs = n;
+    s->nsubs++;
+    x->nsubs++;
+    return 0;
+}
+
+/* Removes the first k nodes of s's list (a refused subscribe's own), or
+ * all of them when k is s->nsubs. */
+static void subs_drop_first(session *s, unsigned k) {
+    pres_index *x = s->ctx->presence;
+    while (k-- && s->subs) {
+        pres_sub *n = s->subs;
+        s->subs = n->snext;
+        s->nsubs--;
+        name_unlink(x, n);
+        free(n);
+    }
+}
+
+static void sub_del(session *s, const char *folded) {
+    for (pres_sub **p = &s->subs; *p; p = &(*p)->snext) {
+        if (strcmp((*p)->folded, folded) == 0) {
+            pres_sub *n = *p;
+            *p = n->snext;
+            s->nsubs--;
+            name_unlink(s->ctx->presence, n);
+            free(n);
+            return;
+        }
+    }
+}
+
+/* The tracker outgrew all mode: the sessions that asked for it (not the
+ * older peers, which cannot be told) leave it and hear so, once, so a
+ * storm of logins after a restart costs each login O(subscribers) again
+ * instead of one push to each of the first PRES_ALL_MAX_ONLINE peers. */
+static void all_mode_ends(tracker_ctx *ctx) {
+    pres_index *x = ctx->presence;
+    for (session *s = x->all, *next; s; s = next) {
+        next = s->all_next;
+        if (!s->pres_subscribes)
+            continue;
+        s->pres_all = 0;
+        all_leave(s);
+        if (!sess_listening(s))
+            continue;
+        msg_out out;
+        msg_out_init(&out, "presence_mode", 1);
+        msg_put_bool(&out, "all", false);
+        sess_send_msg(s, &out);
+    }
+    x->granted_all = 0;
+}
+
+void pres_registered(session *s) {
+    tracker_ctx *ctx = s->ctx;
+    if (s->pres_all)
+        all_join(s);
+    if (ctx->presence && ctx->presence->granted_all &&
+        namemap_count(ctx->online) > PRES_ALL_MAX_ONLINE)
+        all_mode_ends(ctx);
+}
+
+void pres_drop(session *s) {
+    if (!s->ctx->presence)
+        return;
+    all_leave(s);
+    subs_drop_first(s, s->nsubs);
+    char *buf = s->pres_buf;
+    dirty_leave(s);
+    free(buf);
+}
+
+/* ---- pushing ---- */
+
+/* Appends the frame to s's buffer for the pass; out of memory, it goes
+ * out alone now. */
+static void deliver(session *s, const char *buf, size_t len) {
+    pres_index *x = s->ctx->presence;
+    if (!sess_listening(s))
+        return;
+    char *nb = grow(s->pres_buf, &s->pres_cap, s->pres_len + len, 1, 256);
+    if (!nb) {
+        char *copy = malloc(len);
+        if (!copy) {
+            log_error(&s->ctx->lg, "out of memory pushing presence to %s", s->name);
+            return;
+        }
+        memcpy(copy, buf, len);
+        sess_send_buf(s, copy, len);
+        return;
+    }
+    if (!s->pres_buf) {
+        s->dirty_prev = NULL;
+        s->dirty_next = x->dirty;
+        if (x->dirty)
+            x->dirty->dirty_prev = s;
+        x->dirty = s;
+    }
+    s->pres_buf = nb;
+    memcpy(s->pres_buf + s->pres_len, buf, len);
+    s->pres_len += len;
+}
+
+/* folded: whom it is about, never told of itself. */
+static void push(tracker_ctx *ctx, const char *folded, const char *name, bool is_online) {
+    pres_index *x = ctx->presence;
+    if (!x)
+        return;
     msg_out m;
     msg_out_init(&m, "presence", 2);
     msg_put_str(&m, "name", name);
     msg_put_bool(&m, "online", is_online);
-    char *buf;
+    const char *buf;
     size_t len;
-    if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &len))
-        return;
-    if (pres_queue(ctx, folded, buf, len) == 0) {
-        free(buf);
+    if (msg_out_view(&m, FRAME_MAX_DEFAULT, &buf, &len)) {
+        msg_out_discard(&m);
         return;
     }
-    bcast b = {except, buf, len};
-    namemap_each(ctx->online, bcast_one, &b);
-    free(buf);
+    for (pres_sub *n = namemap_get(x->names, folded); n; n = n->nnext)
+        if (!n->s->pres_all) /* those hear it below */
+            deliver(n->s, buf, len);
+    for (session *s = x->all; s; s = s->all_next)
+        if (strcmp(s->folded, folded) != 0)
+            deliver(s, buf, len);
+    msg_out_discard(&m);
 }
 
 void pres_push(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
-    push(ctx, except, except->folded, name, is_online);
+    push(ctx, except->folded, name, is_online);
 }
 
 void pres_push_remote(void *arg, const char *name, const char *folded, int is_online) {
     tracker_ctx *ctx = arg;
     if (ctx->stopping || namemap_get(ctx->online, folded))
         return;
-    push(ctx, NULL, folded, name, is_online != 0);
+    push(ctx, folded, name, is_online != 0);
+}
+
+void pres_flush(void *arg) {
+    tracker_ctx *ctx = arg;
+    pres_index *x = ctx->presence;
+    if (!x)
+        return;
+    while (x->dirty) {
+        session *s = x->dirty;
+        char *buf = s->pres_buf;
+        size_t len = s->pres_len;
+        dirty_leave(s); /* first: sending may close s */
+        if (ctx->stopping)
+            free(buf);
+        else
+            sess_send_buf(s, buf, len);
+    }
+}
+
+void pres_close(tracker_ctx *ctx) {
+    pres_index *x = ctx->presence;
+    if (!x)
+        return;
+    for (session *s = ctx->sessions; s; s = s->next) /* the closed ones dropped theirs */
+        pres_drop(s);
+    namemap_free(x->names);
+    free(x);
+    ctx->presence = NULL;
+}
+
+void pres_counts(const tracker_ctx *ctx, size_t *subs, size_t *names, size_t *all) {
+    const pres_index *x = ctx->presence;
+    *subs = x ? x->nsubs : 0;
+    *names = x ? namemap_count(x->names) : 0;
+    *all = x ? x->nall : 0;
+}
+
+/* ---- subscribe / unsubscribe ---- */
+
+typedef struct sub_req {
+    uint64_t id;
+    const msgpack_object_array *names; /* NULL when absent */
+    bool all, has_all;
+} sub_req;
+
+/* id, then names (an array of str) and all, both optional.  0, or
+ * UV_EPROTO after failing the connection with bad_message. */
+static int sub_fields(session *s, const msg_in *m, sub_req *q) {
+    *q = (sub_req){0};
+    if (sess_uint(s, m, "id", &q->id))
+        return UV_EPROTO;
+    const msgpack_object *o;
+    if (msg_get(m, "names", &o) == 0) {
+        if (sess_array(s, m, "names", &q->names, "[str]"))
+            return UV_EPROTO;
+        for (uint32_t i = 0; i < q->names->size; i++) {
+            if (q->names->ptr[i].type != MSGPACK_OBJECT_STR) {
+                char text[120];
+                snprintf(text, sizeof text, "%s names entry %u is not a str", m->type,
+                         (unsigned)i + 1);
+                s->ctx->stats.rejected[STAT_REJ_BAD_MESSAGE]++;
+                conn_fail(s->c, "bad_message", text, 0);
+                return UV_EPROTO;
+            }
+        }
+    }
+    q->has_all = msg_get(m, "all", &o) == 0;
+    return sess_opt_bool(s, m, "all", &q->all);
+}
+
+static const char *entry_str(const sub_req *q, uint32_t i, size_t *n) {
+    *n = q->names->ptr[i].via.str.size;
+    return q->names->ptr[i].via.str.ptr;
+}
+
+/* The user is online: here, or (shared registry) at another tracker. */
+static int online_name(tracker_ctx *ctx, const char *folded, char out[NAME_BUFLEN]) {
+    session *o = namemap_get(ctx->online, folded);
+    if (o) {
+        snprintf(out, NAME_BUFLEN, "%s", o->name);
+        return 1;
+    }
+    reg_user u;
+    if (reg_shared(ctx->reg) && reg_lookup(ctx->reg, folded, &u) == 0 && u.online) {
+        snprintf(out, NAME_BUFLEN, "%s", u.name);
+        return 1;
+    }
+    return 0;
+}
+
+/* subscribed{id, count, online}: online lists which of the names just
+ * subscribed are online now, so the peer needs no lookup to start from. */
+static void answer_subscribed(session *s, const sub_req *q) {
+    tracker_ctx *ctx = s->ctx;
+    uint32_t n = q->names ? q->names->size : 0;
+    char (*on)[NAME_BUFLEN] = n ? malloc(n * sizeof *on) : NULL;
+    if (n && !on) {
+        sess_send_error(s, "internal", "the tracker is out of memory; try again later", q->id);
+        return;
+    }
+    uint32_t k = 0;
+    size_t bytes = 0;
+    uint64_t answer = ++ctx->presence->answers;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = entry_str(q, i, &len);
+        char folded[NAME_BUFLEN];
+        pres_sub *sub;
+        if (name_fold(name, len, folded) || !(sub = find_sub(s, folded)) || sub->told == answer)
+            continue; /* twice in the request (in any spelling): listed once */
+        sub->told = answer;
+        if (!online_name(ctx, folded, on[k]))
+            continue;
+        size_t b = strlen(on[k]) + 5;
+        if (bytes + b > FRAME_MAX_DEFAULT - 256)
+            break; /* cannot happen with names from one frame; stay in bounds anyway */
+        bytes += b;
+        k++;
+    }
+    msg_out out;
+    msg_out_init(&out, "subscribed", 3);
+    msg_put_uint(&out, "id", q->id);
+    msg_put_uint(&out, "count", s->nsubs);
+    msg_put_key(&out, "online");
+    msgpack_pack_array(&out.pk, k);
+    for (uint32_t i = 0; i < k; i++)
+        msg_pack_str(&out, on[i], strlen(on[i]));
+    free(on);
+    sess_send_msg(s, &out);
+}
+
+void pres_subscribe(void *owner, const msg_in *m) {
+    session *s = owner;
+    tracker_ctx *ctx = s->ctx;
+    sub_req q;
+    if (sub_fields(s, m, &q))
+        return;
+    char text[256];
+    if (q.all && !s->pres_all && namemap_count(ctx->online) > PRES_ALL_MAX_ONLINE) {
+        snprintf(text, sizeof text,
+                 "subscribe all is only taken while at most %d users are online here (%zu are); "
+                 "subscribe to the names you need", PRES_ALL_MAX_ONLINE,
+                 namemap_count(ctx->online));
+        sess_send_error(s, "too_many_subscriptions", text, q.id);
+        return;
+    }
+    uint32_t n = q.names ? q.names->size : 0;
+    if (n > PRES_SUBS_MAX) { /* bounds the work of one request too */
+        snprintf(text, sizeof text, "a connection may subscribe to at most %d names; this "
+                 "request names %u; nothing was subscribed", PRES_SUBS_MAX, (unsigned)n);
+        sess_send_error(s, "too_many_subscriptions", text, q.id);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) { /* all or nothing: check every name first */
+        size_t len;
+        const char *name = entry_str(&q, i, &len), *why;
+        if (name_check(name, len, &why)) {
+            snprintf(text, sizeof text, "subscribe names entry %u is not a valid name: %s; "
+                     "nothing was subscribed", (unsigned)i + 1, why);
+            sess_send_error(s, "bad_name", text, q.id);
+            return;
+        }
+    }
+    unsigned before = s->nsubs, added = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = entry_str(&q, i, &len);
+        char folded[NAME_BUFLEN];
+        name_fold(name, len, folded);
+        unsigned had = s->nsubs;
+        int r = sub_add(s, folded);
+        added += s->nsubs - had;
+        if (r || s->nsubs > PRES_SUBS_MAX) {
+            subs_drop_first(s, added); /* new nodes sit at the head of s->subs */
+            if (r)
+                snprintf(text, sizeof text, "the tracker is out of memory; nothing was "
+                         "subscribed");
+            else
+                snprintf(text, sizeof text,
+                         "a connection may subscribe to at most %d names (%u now, this request "
+                         "adds more); unsubscribe some first; nothing was subscribed",
+                         PRES_SUBS_MAX, before);
+            sess_send_error(s, r ? "internal" : "too_many_subscriptions", text, q.id);
+            return;
+        }
+    }
+    if (q.all) {
+        s->pres_all = 1;
+        all_join(s);
+        ctx->presence->granted_all = 1;
+    }
+    answer_subscribed(s, &q);
+}
+
+void pres_unsubscribe(void *owner, const msg_in *m) {
+    session *s = owner;
+    sub_req q;
+    if (sub_fields(s, m, &q))
+        return;
+    uint32_t n = q.names ? q.names->size : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = entry_str(&q, i, &len);
+        char folded[NAME_BUFLEN];
+        if (name_fold(name, len, folded) == 0)
+            sub_del(s, folded);
+    }
+    if (q.has_all && q.all) {
+        s->pres_all = 0;
+        all_leave(s);
+    }
+    msg_out out;
+    msg_out_init(&out, "unsubscribed", 2);
+    msg_put_uint(&out, "id", q.id);
+    msg_put_uint(&out, "count", s->nsubs);
+    sess_send_msg(s, &out);
+}
+
+void pres_subscribe_unregistered(void *owner, const msg_in *m) {
+    session *s = owner;
+    sub_req q;
+    if (sub_fields(s, m, &q) == 0)
+        sess_send_error(s, "not_registered", "register before subscribing to presence", q.id);
 }

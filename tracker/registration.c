@@ -52,10 +52,11 @@ void rgn_hello(void *owner, const msg_in *m) {
     msg_put_str(&out, "observed", s->observed);
     msg_put_uint(&out, "ttl", s->ctx->cfg.ttl);
     msg_put_key(&out, "features"); /* messages newer than protocol 1 that we take */
-    msgpack_pack_array(&out.pk, 3);
+    msgpack_pack_array(&out.pk, 4);
     msg_pack_str(&out, "connect_failed", 14);
     msg_pack_str(&out, "mailbox", 7);
     msg_pack_str(&out, "punch", 5);
+    msg_pack_str(&out, "subscribe", 9);
     sess_send_msg(s, &out);
     sess_set(s, relay ? SS_RELAY : SS_READY);
     if (relay) /* relay_join must follow as promptly as hello did */
@@ -107,6 +108,7 @@ static void on_bound(int status, void *arg) {
         return;
     }
     sess_set(s, SS_REGISTERED);
+    pres_registered(s);
     ctx->stats.registrations++;
     if (old && old != s && old->c) {
         /* Same name, same key (reg_bind checked): the newer connection wins.
@@ -280,6 +282,8 @@ void rgn_register(void *owner, const msg_in *m) {
     s->hears_connect_failed = msg_has_feature(m, "connect_failed");
     s->hears_mailbox = msg_has_feature(m, "mailbox");
     s->hears_punch = msg_has_feature(m, "punch");
+    s->pres_subscribes = msg_has_feature(m, "subscribe");
+    s->pres_all = !s->pres_subscribes; /* an older peer hears of everyone, as it always did */
     pending *p = malloc(sizeof *p);
     if (!p) {
         conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);

@@ -57,6 +57,8 @@ static const disp_entry entries[] = {
     {"mail_put",        REGISTERED,           0,    mail_put},
     {"mail_ack",        REGISTERED,           0,    mail_ack},
     {"receipt_ack",     REGISTERED,           0,    mail_receipt_ack},
+    {"subscribe",       REGISTERED,           0,    pres_subscribe},
+    {"unsubscribe",     REGISTERED,           0,    pres_unsubscribe},
     {"ping",            CONTROL,              0,    on_ping},
     {"pong",            CONTROL,              0,    rch_pong},
     {"error",           CONTROL | RELAY,      0,    on_error},
@@ -99,6 +101,8 @@ static const disp_entry misplaced_entries[] = {
     {"mail_put",        UNREGISTERED,             0,    mail_put_unregistered},
     {"mail_ack",        UNREGISTERED,             0,    mail_ack_unregistered},
     {"receipt_ack",     UNREGISTERED,             0,    mail_receipt_ack_unregistered},
+    {"subscribe",       UNREGISTERED,             0,    pres_subscribe_unregistered},
+    {"unsubscribe",     UNREGISTERED,             0,    pres_subscribe_unregistered},
 };
 
 static const disp_table misplaced = DISP_TABLE(misplaced_entries, "", NULL, NULL);
@@ -163,8 +167,10 @@ void srv_on_closed(conn *c, int reason) {
     tracker_ctx *ctx = s->ctx;
     if (reason == UV_E2BIG)
         ctx->stats.rejected[STAT_REJ_TOO_BIG]++;
+    ctx->stats.control_sent_closed += conn_sent(c);
     sess_unlink(s);
     s->c = NULL;
+    pres_drop(s); /* before the push below: it is told nothing more */
     if (s->state == SS_REGISTERED && namemap_del(ctx->online, s->folded, s)) {
         if (reg_presence(ctx->reg, s->folded, 0, s->last_frame))
             log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
@@ -202,8 +208,8 @@ static void on_reconnected(void *arg) {
 }
 
 int srv_open(tracker_ctx *ctx) {
-    int e = mail_open(ctx);
-    if (e)
+    int e = pres_open(ctx);
+    if (e || (e = mail_open(ctx)) != 0)
         return e;
     if (ctx->cfg.verify_threads &&
         (e = vfy_open(ctx->loop, ctx->cfg.verify_threads, &ctx->verifier)) != 0)
@@ -212,6 +218,18 @@ int srv_open(tracker_ctx *ctx) {
     reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
     reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
+}
+
+uint64_t srv_control_bytes_sent(const tracker_ctx *ctx) {
+    uint64_t sent = ctx->stats.control_sent_closed;
+    for (const session *s = ctx->sessions; s; s = s->next)
+        if (s->c)
+            sent += conn_sent(s->c);
+    return sent;
+}
+
+void srv_presence_counts(const tracker_ctx *ctx, size_t *subs, size_t *names, size_t *all) {
+    pres_counts(ctx, subs, names, all);
 }
 
 void srv_stop(tracker_ctx *ctx) {
@@ -237,5 +255,5 @@ void srv_close(tracker_ctx *ctx) {
         reg_on_remote_presence(ctx->reg, NULL, NULL);
         reg_on_reconnected(ctx->reg, NULL, NULL);
     }
-    pres_free(ctx);
+    pres_close(ctx);
 }

@@ -33,6 +33,12 @@ void srv_on_closed(struct conn *c, int reason);
  * Idempotent. */
 void srv_stop(tracker_ctx *ctx);
 
+/* For the metrics: bytes sent on control connections so far (closed ones
+ * included), and the presence subscriptions (presence.h) held now,
+ * the names they cover and the connections in all mode. */
+uint64_t srv_control_bytes_sent(const tracker_ctx *ctx);
+void srv_presence_counts(const tracker_ctx *ctx, size_t *subs, size_t *names, size_t *all);
+
 /* After the loop ran out and before reg_close: stops the verify threads,
  * unhooks the registry and drops the presence pushes no pass sent.  A no-op when srv_open never
  * ran. */

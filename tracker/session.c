@@ -185,6 +185,7 @@ session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_clo
 }
 
 void sess_handover(session *s) {
+    s->ctx->stats.control_sent_closed += conn_sent(s->c); /* the relay counts its own from here */
     sess_unlink(s);
     free(s);
 }

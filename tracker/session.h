@@ -39,6 +39,16 @@ typedef struct session {
     int hears_connect_failed;     /* its register listed the feature: it takes the push */
     int hears_mailbox;            /* the same for mail and receipt pushes */
     int hears_punch;              /* ... for punch pushes and our pings */
+    int pres_subscribes;          /* its register listed "subscribe": presence by subscription */
+    int pres_all;                 /* presence.c: takes every presence push (an older peer, or
+                                   * subscribe all) */
+    struct session *all_prev, *all_next; /* presence.c: the sessions with pres_all */
+    int pres_in_all;              /* linked there */
+    struct pres_sub *subs;        /* presence.c: the names it subscribed to */
+    unsigned nsubs;
+    char *pres_buf;               /* presence.c: this pass's pushes for it, or NULL */
+    size_t pres_len, pres_cap;
+    struct session *dirty_prev, *dirty_next; /* presence.c: sessions with pres_buf */
     uint64_t ping_sent;           /* reach.c: uv_hrtime of our ping in flight, 0 none */
     uint64_t rtt_us;              /* reach.c: its last round trip, 0 unknown */
     uint64_t mail_cursor;         /* mail.c: the highest mid pushed on this connection */

@@ -62,6 +62,7 @@ typedef struct tracker_stats {
     uint64_t registrations;            /* successful registrations */
     uint64_t lookups;                  /* lookup answers sent */
     uint64_t lists;                    /* list pages sent */
+    uint64_t control_sent_closed;      /* bytes sent on control connections closed since */
     uint64_t relay_bytes;              /* bytes copied by relay sessions */
     uint64_t refused[STAT_REFUSED_N];  /* connections closed by a limit */
     uint64_t rejected[STAT_REJ_N];     /* frames refused, by reason */
@@ -140,7 +141,7 @@ typedef struct tracker_ctx {
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */
-    struct pres_q *presence;   /* presence pushes of this pass (presence.c), or NULL */
+    struct pres_index *presence; /* presence.c: subscriptions and this pass's pushes, or NULL */
     size_t nsessions;
     struct rsess *relays;      /* relay sessions */
     size_t nrelays;

@@ -5,7 +5,7 @@
  * one client sends over a loopback TCP connection, so every handler
  * (hello, register, list, lookup, connect_request, connect_failed,
  * punch_request, relay_request, relay_join, mail_put, mail_ack, receipt_ack,
- * ping, pong, error, and unknown types) decodes hostile frames exactly as in
+ * subscribe, unsubscribe, ping, pong, error, and unknown types) decodes hostile frames exactly as in
  * production.
  *
  * Input: byte 0 picks how the client starts and how its bytes are split:
@@ -22,7 +22,10 @@
  *             between chunks.
  * Three users (alice, bob, Émile) stay registered on connections of their
  * own, so lists and lookups have something to find (and mail_put someone
- * to store for: their windows fill and the harness drains them).  Nothing
+ * to store for: their windows fill and the harness drains them).  bob
+ * registers as an older peer (all mode), alice and Émile list "subscribe"
+ * and subscribe to "fuzzer", and so does the fuzzing connection: pushes
+ * travel both the all list and the subscription index.  Nothing
  * is stubbed. */
 #include "fuzz_io.h"
 
@@ -71,10 +74,12 @@ static void drain_residents(void) {
 }
 
 /* hello, welcome, register (signed over the welcome's nonce), answer.
- * 1 when registered.  wait_ms bounds the welcome (twice that the
+ * subscribes: 0 an older peer, 1 lists "subscribe", 2 also subscribes to
+ * "fuzzer" afterwards.  1 when registered.  wait_ms bounds the welcome (twice that the
  * registered, which waits for the registry's fsync on its thread). */
 static int do_register(int fd, const identity *id, const char *name, size_t nlen,
-                       const char *const *eps, const size_t *eplens, size_t neps, int wait_ms) {
+                       const char *const *eps, const size_t *eplens, size_t neps, int wait_ms,
+                       int subscribes) {
     fio_in in = {0};
     size_t off = 0, len;
     msg_out m;
@@ -106,13 +111,27 @@ static int do_register(int fd, const identity *id, const char *name, size_t nlen
                 /* every push the tracker has, mail, receipts and punches
                  * included, so punch_request reaches its success path */
                 msg_put_key(&m, "features");
-                msgpack_pack_array(&m.pk, 3);
+                msgpack_pack_array(&m.pk, subscribes ? 4 : 3);
                 msg_pack_str(&m, "connect_failed", 14);
                 msg_pack_str(&m, "mailbox", 7);
                 msg_pack_str(&m, "punch", 5); /* punch pushes, and pings we never answer */
+                if (subscribes)
+                    msg_pack_str(&m, "subscribe", 9);
                 if (msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen) == 0) {
                     if (fio_send(&H.loop, fd, buf, blen, 0, &in) == 0)
                         ok = fio_wait_frame(&H.loop, fd, &in, "registered", &off, &len, 2 * wait_ms) >= 0;
+                    free(buf);
+                    buf = NULL;
+                }
+                if (ok && subscribes == 2) { /* a resident follows the fuzzer */
+                    msg_out_init(&m, "subscribe", 2);
+                    msg_put_uint(&m, "id", 1);
+                    msg_put_key(&m, "names");
+                    msgpack_pack_array(&m.pk, 1);
+                    msg_pack_str(&m, "fuzzer", 6);
+                    ok = msg_out_finish(&m, FRAME_MAX_DEFAULT, &buf, &blen) == 0 &&
+                         fio_send(&H.loop, fd, buf, blen, 0, &in) == 0 &&
+                         fio_wait_frame(&H.loop, fd, &in, "subscribed", &off, &len, 2 * wait_ms) >= 0;
                     free(buf);
                 }
             }
@@ -174,7 +193,8 @@ static void setup(void) {
     static const size_t eplen[] = {11, 10};
     for (int i = 0; i < NRESIDENTS; i++) {
         H.residents[i] = fio_connect(H.port);
-        if (!do_register(H.residents[i], &H.resident_key, names[i], strlen(names[i]), ep, eplen, 2, SETUP_WAIT_MS))
+        if (!do_register(H.residents[i], &H.resident_key, names[i], strlen(names[i]), ep, eplen, 2,
+                         SETUP_WAIT_MS, i == 1 ? 0 : 2))
             fio_die("registering a resident user failed", 0);
     }
     fio_pump(&H.loop, 4);
@@ -199,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode == 1) {
         static const char *const ep[] = {"127.0.0.1:5000"};
         static const size_t eplen[] = {14};
-        do_register(fd, &H.fuzz_key, "fuzzer", 6, ep, eplen, 1, INPUT_WAIT_MS);
+        do_register(fd, &H.fuzz_key, "fuzzer", 6, ep, eplen, 1, INPUT_WAIT_MS, 1);
     } else if (mode == 2) {
         char name[256];
         size_t nlen = fio_byte(&src);
@@ -215,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 epbuf[e][i] = (char)fio_byte(&src);
             eps[e] = epbuf[e];
         }
-        do_register(fd, &H.fuzz_key, name, nlen, eps, eplens, neps, INPUT_WAIT_MS);
+        do_register(fd, &H.fuzz_key, name, nlen, eps, eplens, neps, INPUT_WAIT_MS, 0);
     }
     if (fio_send(&H.loop, fd, src.p, src.n, chunk, &in) == 0)
         shutdown(fd, SHUT_WR);

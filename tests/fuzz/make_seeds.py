@@ -79,6 +79,17 @@ CONTROL_TO_TRACKER = [
     {'t': 'punch_request', 'to': 'bob'},
     {'t': 'punch_request', 'id': 'x', 'to': 'bob'},
     {'t': 'punch_request', 'id': 17, 'to': 5},
+    # presence by subscription: names, all mode, the limits, bad entries
+    {'t': 'subscribe', 'id': 18, 'names': ['alice', 'BOB', '\u00e9mile', 'nobody', 'alice']},
+    {'t': 'subscribe', 'id': 19, 'all': True},
+    {'t': 'subscribe', 'id': 20, 'names': ['n%d' % i for i in range(1001)]},
+    {'t': 'subscribe', 'id': 21, 'names': ['bad name', 'alice']},
+    {'t': 'subscribe', 'id': 22, 'names': ['alice', 7]},
+    {'t': 'subscribe', 'id': 23, 'names': 'alice', 'all': 'yes'},
+    {'t': 'subscribe', 'names': []},
+    {'t': 'unsubscribe', 'id': 24, 'names': ['ALICE', 'nobody', 'bad name']},
+    {'t': 'unsubscribe', 'id': 25, 'all': True},
+    {'t': 'unsubscribe', 'id': 26},
 ]
 
 TRACKER_TO_PEER = [
@@ -112,6 +123,14 @@ TRACKER_TO_PEER = [
     {'t': 'error', 'code': 'mailbox_full', 'msg': 'full', 'id': 1001},
     {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60,
      'features': ['connect_failed', 'mailbox', 'punch']},
+    {'t': 'welcome', 'v': 1, 'nonce': K32, 'observed': '127.0.0.1:1', 'ttl': 60,
+     'features': ['connect_failed', 'mailbox', 'punch', 'subscribe']},
+    {'t': 'subscribed', 'id': 2 ** 63 + 1, 'count': 3, 'online': ['alice']},
+    {'t': 'subscribed', 'id': 2 ** 63 + 2, 'count': 'x'},
+    {'t': 'unsubscribed', 'id': 2 ** 63 + 3, 'count': 0},
+    {'t': 'presence_mode', 'all': False},
+    {'t': 'presence_mode', 'all': 'no'},
+    {'t': 'error', 'code': 'too_many_subscriptions', 'msg': 'limit', 'id': 2 ** 63 + 1},
     {'t': 'ping'},
     {'t': 'punch_result', 'id': 1, 'addr': '127.0.0.1:2', 'delay_ms': 0},
     {'t': 'punch_result', 'id': 2, 'addr': '[::1]:2', 'delay_ms': 2 ** 64 - 1},
@@ -187,6 +206,11 @@ def seeds_tracker():
     punch = [m for m in CONTROL_TO_TRACKER if m['t'] == 'punch_request']
     write('tracker', b'\x01' + frame({'t': 'pong'}) + b''.join(frame(m) for m in punch[:5]) +
           frame({'t': 'pong'}))
+    # presence by subscription: subscribe, a resident coming and going is
+    # pushed through the index, unsubscribe, all mode
+    subs = [m for m in CONTROL_TO_TRACKER if m['t'] in ('subscribe', 'unsubscribe')]
+    write('tracker', b'\x01' + b''.join(frame(m) for m in subs[:2] + subs[7:]))
+    write('tracker', b'\x01' + b''.join(frame(m) for m in subs))
     # mode 2: the register's name and endpoints come from the input
     def reg(name, eps, tail):
         b = bytes([len(name)]) + name + bytes([len(eps)])

@@ -155,6 +155,34 @@ def test_pg_presence_crosses_trackers():
     stop_all((dave,), (t1, t2))
 
 
+def test_pg_remote_presence_only_to_subscribers():
+    """A change at another tracker reaches only this tracker's subscribers
+    of the name (and its sessions in all mode, an older peer here); the
+    subscribed answer knows who is online at the other tracker."""
+    pg, t1, t2, alice, bob = alice_and_bob()  # alice: no features, so all mode
+    expect_presence(alice, 'bob', True)
+    sub = ['connect_failed', 'mailbox', 'subscribe']
+    fan = Raw(t1.addr, label='fan@t1')
+    fan.must_register('fan', features=sub)
+    other = Raw(t1.addr, label='other@t1')
+    other.must_register('other', features=sub)
+    r = fan.request({'t': 'subscribe', 'names': ['carol', 'BOB']})
+    if r.get('t') != 'subscribed' or r.get('online') != ['bob'] or r.get('count') != 2:
+        fail('fan subscribed at tracker 1 to bob of tracker 2: %r' % r)
+    other.request({'t': 'subscribe', 'names': ['dave']})
+    carol = Raw(t2.addr, label='carol@t2')
+    carol.must_register('carol')
+    await_presence(fan, 'carol', True)
+    await_presence(alice, 'carol', True)
+    other.send({'t': 'ping'})
+    f = other.recv()
+    if f.get('t') != 'pong':
+        fail('other (subscribed to dave only) got %r before its pong' % f)
+    carol.close()
+    await_presence(fan, 'carol', False)
+    stop_all((alice, bob, fan, other), (t1, t2))
+
+
 def test_pg_real_peers_chat_across_trackers():
     """The real client: alice at tracker 1 and bob at tracker 2 see each
     other come online, list each other, dial and chat directly."""

@@ -35,7 +35,13 @@ Figures (6, dial, is tools/bench/dial.py: it needs root):
      redis list drained in LRANGE pages of 32 each followed by LTRIM;
   8  reconnect storm: 10,000 peers registering again at once after a tracker
      restart: time until all are online (vs that many single-core signature
-     checks) and the lookup p99 of an unrelated client meanwhile (< 10 ms).
+     checks) and the lookup p99 of an unrelated client meanwhile (< 10 ms);
+  9  presence per login: the tracker's CPU time and control bytes sent per
+     login (each pushed to its 3 subscribers) with 1,000 / 10,000 / 100,000
+     idle online peers subscribed to 3 names each (the largest the fd limit
+     allows); the 1,000-peer tracker is the reference; older peers (every
+     push to everyone) for comparison; tracker RSS per online peer vs redis
+     per idle client.
 
     tools/bench/bench.py --build build [--figures 1,2] [--samples 5]
         [--duration 2] [--warmup 0.5] [--mail-duration 0.8] [--doc docs/BENCHMARKS.md]
@@ -202,13 +208,13 @@ class Bench:
             raise Fail(f'loadgen saw {res["errors"]} error answers: {shlex.join(argv)}\n{r.stderr.strip()}')
         return res
 
-    def hold(self, target, tag, conns, prefix='on-'):
+    def hold(self, target, tag, conns, prefix='on-', extra=()):
         """A load generator that keeps conns users registered (online) until stopped."""
         d = os.path.join(self.tmp, tag)
         os.makedirs(d, exist_ok=True)
         p = self.procs.start(f'holder {tag}', [self.loadgen_bin, '--target', target, '--op', 'hold',
                              '--conns', str(conns), '--self', prefix, '--duration', '0',
-                             '--timeout', '3600'],
+                             '--timeout', '3600'] + list(extra),
                              self.procs.client_cpu, os.path.join(d, 'hold.log'), stdout=subprocess.PIPE)
         line = p.stdout.readline().decode()
         if not line.startswith('ready'):
@@ -735,6 +741,21 @@ def streamer(b, fds, *args, timeout=30):
 
 # ---- figure 3 ----
 
+def redis_idle_clients(raddr, n):
+    """n connections to redis-server at raddr that each sent one PING (and
+    got its PONG): idle clients, for redis's RSS per client."""
+    host, port = raddr.rsplit(':', 1)
+    clients = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b'PING\r\n')
+        clients.append(s)
+    for s in clients:
+        if not s.recv(64).startswith(b'+PONG'):
+            raise Fail('redis-server did not answer PING')
+    return clients
+
+
 IDLE_PEERS = 10000
 HOLDER_CONNS = 1000  # per load generator; they start one after the other
 
@@ -762,15 +783,7 @@ def fig3(b, rows):
         for k in range(0, n, HOLDER_CONNS):
             holders.append(b.hold(taddr, f'fig3-{i}-hold{k}', min(HOLDER_CONNS, n - k),
                                   prefix=f'i{i}k{k}-'))
-        host, port = raddr.rsplit(':', 1)
-        clients = []
-        for k in range(n):
-            s = socket.create_connection((host, int(port)), timeout=10)
-            s.sendall(b'PING\r\n')
-            clients.append(s)
-        for s in clients:
-            if not s.recv(64).startswith(b'+PONG'):
-                raise Fail('redis-server did not answer PING')
+        clients = redis_idle_clients(raddr, n)
         time.sleep(1)
         t1, r1 = proc_rss(trk.pid), proc_rss(red.pid)
         c0t, c0r, w0 = proc_cpu(trk.pid), proc_cpu(red.pid), time.monotonic()
@@ -1381,7 +1394,202 @@ def fig8(b, rows):
             f'CPU as well as for the tracker.']
 
 
-FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 7: fig7, 8: fig8}
+# ---- figure 9 ----
+
+PRES_SIZES = (1000, 10000, 100000)
+PRES_LOGINS = 1000      # measured logins per sample
+PRES_OLD_LOGINS = 200   # the same with older peers (every push to everyone: slower)
+PRES_SUBS = 3           # names each peer subscribes to; each login name gets as many subscribers
+PRES_LOGIN_KEY = 9      # the logins' key, so every sample registers the same names again
+PRES_TTL = 3600         # heartbeats every 20 minutes: none fall in a sample
+PER_PORT = 20000        # idle connections per tracker listen port
+
+
+def metrics_get(addr):
+    """The tracker's /metrics as {name: value} (plain samples only)."""
+    import urllib.request
+    with urllib.request.urlopen(f'http://{addr}/metrics', timeout=10) as r:
+        body = r.read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith('#') and '{' not in line:
+            k, v = line.split()
+            out[k] = float(v)
+    return out
+
+
+def await_online(maddr, n, timeout=60):
+    """Polls the tracker's metrics until exactly n users are online (the
+    logins' closes processed, their offline pushes sent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = metrics_get(maddr)
+        if m['parley_users_online'] == n:
+            return m
+        if time.monotonic() > deadline:
+            raise Fail(f'the tracker did not get back to {n} online (at {m["parley_users_online"]})')
+        time.sleep(0.02)  # an outside counter: no event to wait on
+
+
+def pres_population(b, tag, n, subscribe):
+    """A tracker with n idle registered peers held by load generators of
+    HOLDER_CONNS each; subscribe: each peer lists the feature and
+    subscribes to PRES_SUBS of the login names (L-r0 .. L-r<n-1>), so each
+    login name has PRES_SUBS subscribers whatever n is; else older peers."""
+    mport, lport = free_port(), free_port()
+    maddr = f'127.0.0.1:{mport}'
+    # The logins come in on a port of their own: connect() from one address
+    # to a port that already holds N connections searches the ephemeral
+    # ports for a free 4-tuple, which cost the login load generator seconds
+    # of kernel time at 19,000 (and so stretched the tracker's batches).
+    # So do the holders past PER_PORT: one loopback address reaches one port
+    # over at most the 28,000-odd ephemeral ports.
+    more = [free_port() for _ in range((n - 1) // PER_PORT)]
+    listen = [a for p in [lport] + more for a in ('--listen', f'127.0.0.1:{p}')]
+    trk, taddr = b.tracker(tag, '--ttl', str(PRES_TTL), '--metrics', maddr, *listen)
+    for p in [mport, lport] + more:
+        wait_port(trk, p)
+    ports = [taddr] + [f'127.0.0.1:{p}' for p in more]
+    rss0 = proc_rss(trk.pid)
+    holders = []
+    for k in range(0, n, HOLDER_CONNS):
+        extra = (['--subscribe', str(PRES_SUBS), '--sub-names', 'L-r', '--sub-count', str(n),
+                  '--sub-offset', str(k)] if subscribe else [])
+        holders.append(b.hold(ports[k // PER_PORT], f'{tag}-hold{k}', min(HOLDER_CONNS, n - k),
+                              prefix=f'h{k}-', extra=extra))
+    rss = (proc_rss(trk.pid) - rss0) / n
+    await_online(maddr, n)
+    return {'trk': trk, 'addr': f'127.0.0.1:{lport}', 'maddr': maddr, 'holders': holders, 'n': n,
+            'rss': rss}
+
+
+def pres_logins(b, pop, logins):
+    """logins peers log in (register, subscribe to PRES_SUBS online peers,
+    wait for subscribed) and out again, 8 at a time; the tracker's CPU
+    seconds and control bytes sent per login, once all are offline again."""
+    m0, c0 = metrics_get(pop['maddr']), proc_cpu(pop['trk'].pid)
+    b.loadgen(pop['addr'], '--op', 'register', '--self', 'L-', '--key-seed', str(PRES_LOGIN_KEY),
+              '--conns', '8', '--count', str(logins), '--warmup', '0', '--subscribe', str(PRES_SUBS),
+              '--sub-names', 'h0-', '--sub-count', str(min(pop['n'], HOLDER_CONNS)), timeout=600)
+    m1 = await_online(pop['maddr'], pop['n'])
+    c1 = proc_cpu(pop['trk'].pid)
+    return ((c1 - c0) / logins * 1e6,
+            (m1['parley_control_bytes_sent_total'] - m0['parley_control_bytes_sent_total']) / logins)
+
+
+def redis_idle_client_rss(b, n, tag):
+    """redis-server's RSS growth per idle client, n clients that each sent a PING."""
+    red, raddr = b.redis(tag, '--maxclients', str(n + 100))
+    time.sleep(0.3)
+    r0 = proc_rss(red.pid)
+    clients = redis_idle_clients(raddr, n)
+    r1 = proc_rss(red.pid)
+    for s in clients:
+        s.close()
+    b.procs.stop(red)
+    return (r1 - r0) / n
+
+
+def fig9(b, rows):
+    """Presence per login with growing numbers of idle online peers."""
+    a = b.a
+    limit = raise_nofile()
+    # One tracker process holds one descriptor per peer: the largest
+    # population is what this machine's descriptor limit allows.
+    sizes = [n for n in PRES_SIZES if n + 1000 <= limit]
+    capped = None
+    if len(sizes) < len(PRES_SIZES):
+        capped = (limit - 1000) // 1000 * 1000
+        if capped > sizes[-1]:
+            sizes.append(capped)
+    base = sizes[0]
+    pops = {}
+    t0 = time.monotonic()
+    for n in sizes:
+        pops[n] = pres_population(b, f'fig9-{n}', n, True)
+        pres_logins(b, pops[n], PRES_LOGINS)  # binds the login names: unmeasured
+        log(f'  fig 9: {n:,} subscribing peers online ({pops[n]["rss"]:,.0f} B of tracker RSS each)')
+    old = {}
+    for n in (1000, 10000):
+        if n + 1000 <= limit:
+            old[n] = pres_population(b, f'fig9-old-{n}', n, False)
+            pres_logins(b, old[n], PRES_OLD_LOGINS)
+    log(f'  fig 9 setup: {time.monotonic() - t0:.1f} s')
+    cpu = {n: Row(9, f'tracker CPU per login @ {n:,} online (subscribed)', 'us', f'@ {base:,}',
+                  ('<=', 1.5) if n == sizes[-1] else None, better='lower',
+                  headline=n == sizes[-1]) for n in sizes[1:]}
+    byt = {n: Row(9, f'bytes sent per login @ {n:,} online (subscribed)', 'bytes', f'@ {base:,}',
+                  ('<=', 1.5) if n == sizes[-1] else None, better='lower') for n in sizes[1:]}
+    base_cpu = Row(9, f'tracker CPU per login @ {base:,} online (subscribed)', 'us',
+                   f'older peers @ {base:,} (every push to everyone)', better='lower')
+    oldrows = {n: Row(9, f'tracker CPU per login, older peers @ {n:,} online', 'us',
+                      f'subscribed @ {n:,}', better='lower') for n in old}
+    oldbytes = {n: Row(9, f'bytes sent per login, older peers @ {n:,} online', 'bytes',
+                       f'subscribed @ {n:,}', better='lower') for n in old}
+    for i in range(a.samples):
+        got = {n: pres_logins(b, pops[n], PRES_LOGINS) for n in sizes}
+        gold = {n: pres_logins(b, old[n], PRES_OLD_LOGINS) for n in old}
+        for n in sizes[1:]:
+            cpu[n].p.append(got[n][0])
+            cpu[n].r.append(got[base][0])
+            byt[n].p.append(got[n][1])
+            byt[n].r.append(got[base][1])
+        if base in gold:
+            base_cpu.p.append(got[base][0])
+            base_cpu.r.append(gold[base][0])
+        for n in old:
+            oldrows[n].p.append(gold[n][0])
+            oldrows[n].r.append(got[n][0])
+            oldbytes[n].p.append(gold[n][1])
+            oldbytes[n].r.append(got[n][1])
+        log(f'  fig 9 round {i + 1}/{a.samples}: per login ' +
+            ', '.join(f'{n:,}: {got[n][0]:.0f} us {got[n][1]:.0f} B' for n in sizes) +
+            '; older peers ' + ', '.join(f'{n:,}: {gold[n][0]:.0f} us {gold[n][1]:,.0f} B'
+                                         for n in old))
+    rn = min(10000, limit - 1000)
+    red = redis_idle_client_rss(b, rn, 'fig9-redis')
+    mem = []
+    for n in sizes:
+        r = Row(9, f'tracker RSS per online peer @ {n:,} (3 subscriptions each)', 'bytes',
+                f'redis per idle client @ {rn:,}', better='lower')
+        r.p.append(pops[n]['rss'])
+        r.r.append(red)
+        mem.append(r)
+    for pop in list(pops.values()) + list(old.values()):
+        b.procs.stop(pop['trk'], timeout=30)  # first: the holders' closes cause no push storm
+        for h in pop['holders']:
+            b.procs.stop(h)
+    rows += [cpu[n] for n in sizes[1:]] + [byt[n] for n in sizes[1:]]
+    if base in old:
+        rows.append(base_cpu)
+    rows += list(oldrows.values()) + list(oldbytes.values()) + mem
+    cap_note = (f' This machine allows {limit:,} file descriptors per process (hard limit; '
+                f'raising it needs CAP_SYS_RESOURCE), so the largest population is {sizes[-1]:,}, '
+                f'not 100,000.' if capped else '')
+    return [f'Figure 9: presence per login. N idle peers are registered and online, held by '
+            f'load generators of {HOLDER_CONNS:,} connections each (`loadgen --op hold '
+            f'--subscribe {PRES_SUBS} --sub-names L-r --sub-count N`: each lists the `subscribe` '
+            f'feature and subscribes to {PRES_SUBS} of the N names L-r0..L-r<N-1>, so every '
+            f'name has {PRES_SUBS} subscribers at any N; tracker `--ttl {PRES_TTL}`, so no '
+            f'heartbeat falls in a sample). A sample is {PRES_LOGINS:,} logins (`loadgen --op '
+            f'register --self L- --key-seed {PRES_LOGIN_KEY} --conns 8 --subscribe {PRES_SUBS}`: '
+            f'connect, hello, signed register of L-r0..L-r{PRES_LOGINS - 1}, subscribe to '
+            f'{PRES_SUBS} online peers, close), each pushed online and offline to its '
+            f'{PRES_SUBS} subscribers (the logins connect to a second `--listen` port of the '
+            f'tracker: connect() from one address to the port holding the N idle connections '
+            f'searches the ephemeral ports for a free 4-tuple, seconds of the load generator\'s '
+            f'kernel time at 19,000); the figures are the tracker\'s user+system CPU time '
+            f'(/proc) and its `parley_control_bytes_sent_total` (metrics) over the sample, from '
+            f'before the first login until all are offline again, divided by the logins; a first '
+            f'unmeasured pass binds the names. The reference is the same sample on the '
+            f'{base:,}-peer tracker in the same round. The "older peers" rows hold peers that do '
+            f'not list `subscribe` (every push to everyone, as before subscriptions; '
+            f'{PRES_OLD_LOGINS} logins a sample). RSS per online peer is the tracker\'s RSS growth '
+            f'from start to all N registered and subscribed, over N; redis gets {rn:,} clients '
+            f'that each sent one PING and then idle.' + cap_note]
+
+
+FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 7: fig7, 8: fig8, 9: fig9}
 
 
 # ---- the machine and the report ----

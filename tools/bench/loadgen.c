@@ -79,6 +79,16 @@ static void usage(FILE *f) {
         "                       mail window)\n"
         "  --key-seed N         derive the Ed25519 key from N (default: a fresh key), so\n"
         "                       that one run can register a name another run preloaded\n"
+        "  --subscribe K        hold and register: register with the \"subscribe\" feature\n"
+        "                       and, once registered, subscribe to K names (one frame,\n"
+        "                       answered by `subscribed` before the peer counts as online\n"
+        "                       or the cycle as done): connection G (its index plus\n"
+        "                       --sub-offset; a register cycle's counter) takes\n"
+        "                       SUBNAMES((G*K + j) mod --sub-count) for j < K\n"
+        "  --sub-names PREFIX   names subscribed to (default r, the register cycles' names\n"
+        "                       of --self '')\n"
+        "  --sub-count C        how many of them (default 1000)\n"
+        "  --sub-offset N       added to the connection index (holders of one population)\n"
         "  --list-limit N       list page size (default 100)\n"
         "  --timeout SEC        hard bound on the whole run (default 600); exit 3 past it\n"
         "  --seed N             random seed for the target names\n"
@@ -463,6 +473,8 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
         {"timeout", required_argument, NULL, 't'},     {"seed", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'v'},   {"help", no_argument, NULL, 'h'},
         {"until-signal", no_argument, NULL, 'U'},
+        {"subscribe", required_argument, NULL, 'B'},   {"sub-names", required_argument, NULL, 'b'},
+        {"sub-count", required_argument, NULL, 'D'},   {"sub-offset", required_argument, NULL, 'O'},
         {NULL, 0, NULL, 0},
     };
     lg_opts *o = &ctx->o;
@@ -535,6 +547,22 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
             if (parse_num(optarg, 1, 100000, &v))
                 return bad_usage("--page %s is not a number from 1 to 100000", optarg);
             o->page = (unsigned)v;
+            break;
+        case 'B':
+            if (parse_num(optarg, 0, 1000, &v))
+                return bad_usage("--subscribe %s is not a number from 0 to 1000", optarg);
+            o->subscribe = (unsigned)v;
+            break;
+        case 'b': o->sub_names = optarg; break;
+        case 'D':
+            if (parse_num(optarg, 1, 1e12, &v))
+                return bad_usage("--sub-count %s is not a positive number", optarg);
+            o->sub_count = (uint64_t)v;
+            break;
+        case 'O':
+            if (parse_num(optarg, 0, 1e12, &v))
+                return bad_usage("--sub-offset %s is not a number", optarg);
+            o->sub_offset = (uint64_t)v;
             break;
         case 'U':
             o->until_signal = 1;
@@ -615,6 +643,10 @@ static int parse_args(lg_ctx *ctx, int argc, char **argv, char *self_buf, size_t
         snprintf(self_buf, self_len, "lg%ld-", (long)getpid());
         o->self = self_buf;
     }
+    if (o->subscribe && o->op != OP_HOLD && o->op != OP_REGISTER)
+        return bad_usage("--subscribe goes with --op hold or --op register, not %s", op);
+    if (strlen(o->sub_names) + 20 > NAME_MAX_CHARS)
+        return bad_usage("--sub-names %s: the prefix must leave room for a counter", o->sub_names);
     if (strlen(o->names) + 20 > NAME_MAX_CHARS || strlen(o->self) + 21 > NAME_MAX_CHARS)
         return bad_usage("--names/--self %s: prefixes must leave room for a counter in a "
                          "32-character name", strlen(o->names) + 20 > NAME_MAX_CHARS ? o->names : o->self);
@@ -653,7 +685,7 @@ int main(int argc, char **argv) {
     ctx.lg = (logger){LOG_WARN, "loadgen"};
     ctx.o = (lg_opts){.proto = LG_PARLEY, .conns = 50, .duration = 2, .warmup = 0.5,
                       .preload_conns = 128, .names = "u", .value_size = 100, .list_limit = 100,
-                      .page = 32, .timeout = 600};
+                      .page = 32, .timeout = 600, .sub_names = "r", .sub_count = 1000};
     ctx.o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     char self_buf[32];
     int r = parse_args(&ctx, argc, argv, self_buf, sizeof self_buf);

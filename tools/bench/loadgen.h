@@ -41,7 +41,7 @@ typedef enum {
 typedef enum {
     SL_IDLE,       /* no connection */
     SL_CONNECTING, /* uv_tcp_connect pending */
-    SL_HANDSHAKE,  /* parley: hello/register exchange running */
+    SL_HANDSHAKE,  /* parley: hello/register (and --subscribe) exchange running */
     SL_READY,      /* connected (and registered); no request in flight */
     SL_BUSY,       /* one request in flight */
     SL_CLOSING,    /* uv_close pending */
@@ -112,6 +112,10 @@ typedef struct lg_opts {
     uint64_t key_seed;
     int until_signal;      /* a signal while measuring ends the run with its figures */
     unsigned list_limit;
+    unsigned subscribe;    /* hold/register: names each connection subscribes to */
+    const char *sub_names; /* their prefix */
+    uint64_t sub_count;    /* SUBNAMES0 .. SUBNAMES<n-1> */
+    uint64_t sub_offset;   /* added to a connection's index */
     double timeout;        /* hard bound on the whole run, seconds */
     uint64_t seed;
 } lg_opts;

@@ -1,7 +1,9 @@
 /* parley_client: the tracker's control protocol as the load generator speaks
  * it (docs/PROTOCOL.md): hello, register under s->name with the process's
  * key, then lookup, list or mail_put requests, one in flight; or (drain)
- * register with the "mailbox" feature and acknowledge each mail pushed.
+ * register with the "mailbox" feature and acknowledge each mail pushed;
+ * or (--subscribe) register with "subscribe" and subscribe to a few names
+ * before the peer counts as online.
  * Frames arrive through the slot's conn and go through shared/dispatch,
  * parley's one dispatcher, with the slot's state as the dispatcher's state. */
 #include "loadgen.h"
@@ -39,8 +41,9 @@ static void on_welcome(void *owner, const msg_in *m) {
     ident_sign_register(&s->ctx->id, s->nonce, s->name, nlen, sig);
     /* the drain's own login, not a preload registration */
     int drain = s->ctx->o.op == OP_DRAIN && s->job == JOB_SESSION;
+    int subs = s->ctx->o.subscribe > 0 && s->ctx->phase != PH_PRELOAD;
     msg_out out;
-    msg_out_init(&out, "register", drain ? 5 : 4);
+    msg_out_init(&out, "register", drain || subs ? 5 : 4);
     msg_put_strn(&out, "name", s->name, nlen);
     msg_put_bin(&out, "key", s->ctx->id.pk, IDENT_PK);
     msg_put_bin(&out, "sig", sig, IDENT_SIG);
@@ -52,13 +55,46 @@ static void on_welcome(void *owner, const msg_in *m) {
         msgpack_pack_array(&out.pk, 1);
         msg_pack_str(&out, "mailbox", 7);
         lg_drain_clock(s->ctx); /* the login starts here */
+    } else if (subs) { /* presence of the --subscribe names only */
+        msg_put_key(&out, "features");
+        msgpack_pack_array(&out.pk, 1);
+        msg_pack_str(&out, "subscribe", 9);
     }
     int r = conn_send_msg(s->c, &out);
     if (r)
         lg_fail(s, "cannot send register: %s", uv_strerror(r));
 }
 
+/* --subscribe: K names of the population, one frame; `subscribed`
+ * completes the login. */
+static void send_subscribe(slot *s) {
+    const lg_opts *o = &s->ctx->o;
+    uint64_t g = o->sub_offset + (s->job == JOB_CYCLE ? s->key : s->idx);
+    msg_out out;
+    msg_out_init(&out, "subscribe", 2);
+    msg_put_uint(&out, "id", ++s->req_id);
+    msg_put_key(&out, "names");
+    msgpack_pack_array(&out.pk, o->subscribe);
+    for (unsigned j = 0; j < o->subscribe; j++) {
+        char name[NAME_BUFLEN];
+        int n = snprintf(name, sizeof name, "%s%" PRIu64, o->sub_names,
+                         (g * o->subscribe + j) % o->sub_count);
+        msg_pack_str(&out, name, (size_t)n);
+    }
+    int r = conn_send_msg(s->c, &out);
+    if (r)
+        lg_fail(s, "cannot send subscribe: %s", uv_strerror(r));
+}
+
 static void on_registered(void *owner, const msg_in *m) {
+    slot *s = owner;
+    if (s->ctx->o.subscribe && s->ctx->phase != PH_PRELOAD)
+        send_subscribe(s);
+    else
+        lg_ready(s);
+}
+
+static void on_subscribed(void *owner, const msg_in *m) {
     lg_ready(owner);
 }
 
@@ -136,6 +172,7 @@ static const disp_entry entries[] = {
     {"mail", DISP_IN(SL_READY) | DISP_IN(SL_BUSY), 0, on_mail},
     {"welcome", DISP_IN(SL_HANDSHAKE), 0, on_welcome},
     {"registered", DISP_IN(SL_HANDSHAKE), 0, on_registered},
+    {"subscribed", DISP_IN(SL_HANDSHAKE), 0, on_subscribed},
     {"error", LIVE, 0, on_error},
     {"presence", LIVE, 0, on_ignored},
     {"pong", LIVE, 0, on_ignored},
