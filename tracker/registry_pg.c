@@ -67,13 +67,14 @@ static const char *const migrations[] = {
 #define MIGRATION_LOCK "112585675188601"
 
 enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
-       Q_HEARTBEAT, Q_SWEEP, Q_COUNT };
+       Q_HEARTBEAT, Q_SWEEP, Q_FORWARD, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
                  " AND folded < $2 ORDER BY folded LIMIT $3"
 
 static const char *const sql[Q_COUNT] = {
-    [Q_GET] = "SELECT name, key, endpoints, last_seen, online FROM parley_users WHERE folded = $1",
+    [Q_GET] = "SELECT name, key, endpoints, last_seen, online, tracker FROM parley_users"
+              " WHERE folded = $1",
     /* The name -> key binding is decided by the primary key, in one
      * statement: of two trackers racing for one name with two keys, one
      * inserts and the other's update is filtered out by the WHERE (no row
@@ -100,6 +101,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE online AND tracker <> $1"
                 " AND tracker IN (SELECT id FROM parley_trackers"
                 " WHERE seen < now() - lease * interval '1 second')",
+    /* A message for a user of another tracker, on that tracker's own
+     * channel (rpg_forward); $1, the user, only orders the batch. */
+    [Q_FORWARD] = "SELECT $1::text, pg_notify('" RPG_CHANNEL "' || $2, $3)",
 };
 
 /* DOWN: waiting out the backoff; CONNECTING: a connection being made on
@@ -144,6 +148,9 @@ struct reg_pg {
     PGnotify *stash;    /* the first of them */
     rpg_presence_cb presence;
     void *presence_arg;
+    char channel[80];   /* ours: RPG_CHANNEL and our id */
+    rpg_forward_cb forward;
+    void *forward_arg;
     owed_offline *owed;
     size_t nowed, capowed;
     uv_check_t check;   /* ends the pass: the queued writes go as one transaction */
@@ -181,7 +188,10 @@ static void on_closed(uv_handle_t *h) {
 static void notified(reg_pg *p, PGnotify *n) {
     char online[2], tracker[64], folded[NAME_BUFLEN], name[NAME_BUFLEN];
     log_debug(p->lg, "PostgreSQL notification on %s: %s", n->relname, n->extra);
-    if (strcmp(n->relname, "parley_presence") == 0 &&
+    if (strcmp(n->relname, p->channel) == 0) {
+        if (p->forward)
+            p->forward(p->forward_arg, n->extra);
+    } else if (strcmp(n->relname, "parley_presence") == 0 &&
         sscanf(n->extra, "%1s %63s %128s %128s", online, tracker, folded, name) == 4 &&
         strcmp(tracker, p->tracker_id) != 0 && p->presence)
         p->presence(p->presence_arg, name, folded, online[0] == '1');
@@ -510,8 +520,10 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
  * in err and the connection closed. */
 static int setup(reg_pg *p, char *err, size_t errlen) {
     PGconn *c = p->conn;
-    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
-                 "LISTEN parley_presence", "setup", NULL);
+    char q[200];
+    snprintf(q, sizeof q, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
+             "LISTEN parley_presence; LISTEN \"%s\"", p->channel);
+    int e = exec(p, q, "setup", NULL);
     if (e == 0)
         e = migrate(p, err, errlen);
     for (int i = 0; e == 0 && i < Q_COUNT; i++) {
@@ -839,6 +851,7 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsi
     p->first = 1;
     p->lease_s = lease_s;
     snprintf(p->tracker_id, sizeof p->tracker_id, "%s", tracker_id);
+    snprintf(p->channel, sizeof p->channel, RPG_CHANNEL "%s", tracker_id);
     char why[512] = "";
     int e = connect_now(p, why, sizeof why);
     if (e) {
@@ -872,6 +885,22 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsi
     *out = p;
     return 0;
 }
+
+void rpg_on_forward(reg_pg *p, rpg_forward_cb cb, void *arg) {
+    p->forward = cb;
+    p->forward_arg = arg;
+}
+
+int rpg_forward(reg_pg *p, const char *tracker, const char *folded, const char *payload) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    if (strlen(payload) >= RPG_PAYLOAD_MAX)
+        return UV_E2BIG;
+    const char *v[] = {folded, tracker, payload};
+    return enqueue(p, Q_FORWARD, 3, v, NULL, NULL, NULL, NULL);
+}
+
+const char *rpg_tracker_id(const reg_pg *p) { return p->tracker_id; }
 
 void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
     p->presence = cb;
@@ -920,6 +949,7 @@ int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size
     snprintf(endpoints, cap, "%s", PQgetvalue(res, 0, 2));
     u->last_seen = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     u->online = PQgetvalue(res, 0, 4)[0] == 't';
+    snprintf(u->home, sizeof u->home, "%s", PQgetvalue(res, 0, 5));
     PQclear(res);
     return e;
 }

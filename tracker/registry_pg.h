@@ -33,6 +33,12 @@
 #define RPG_RETRY_MAX_MS 5000
 #define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
 
+/* Each tracker LISTENs on its own channel, this prefix and its id, for the
+ * messages other trackers send to its users (rpg_forward). */
+#define RPG_CHANNEL "parley_to_"
+/* PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
+#define RPG_PAYLOAD_MAX 8000
+
 typedef struct reg_pg reg_pg;
 
 /* Connects to conninfo (a libpq connection string or URI), holds a lease of
@@ -57,6 +63,21 @@ void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg);
  * unsets. */
 typedef void (*rpg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
 void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg);
+
+/* Queues payload (text, shorter than RPG_PAYLOAD_MAX) for the tracker whose
+ * id is tracker, about its user folded, in the pass's batch: a NOTIFY on
+ * that tracker's channel, heard there once the batch commits (and lost if
+ * it fails: what is sent this way must be a request its sender can time
+ * out).  0, REG_EUNAVAIL, UV_E2BIG or UV_ENOMEM. */
+int rpg_forward(reg_pg *p, const char *tracker, const char *folded, const char *payload);
+
+/* cb(arg, payload) fires from the loop for each message another tracker
+ * sent to this one (the payload lives during the call).  NULL unsets. */
+typedef void (*rpg_forward_cb)(void *arg, const char *payload);
+void rpg_on_forward(reg_pg *p, rpg_forward_cb cb, void *arg);
+
+/* This tracker's id, the one in parley_users.tracker for its users. */
+const char *rpg_tracker_id(const reg_pg *p);
 
 /* Closes the connection and the handles; freed once the loop ran their
  * close callbacks.  NULL is a no-op. */

@@ -11,6 +11,7 @@
 #include "presence.h"
 #include "ratelimit.h"
 #include "relay.h"
+#include "remote.h"
 #include "session.h"
 #include "verifier.h"
 
@@ -210,6 +211,7 @@ int srv_open(tracker_ctx *ctx) {
         return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
     reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
+    reg_on_forward(ctx->reg, rmt_received, ctx);
     reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
 }
@@ -235,6 +237,7 @@ void srv_close(tracker_ctx *ctx) {
     if (ctx->reg) {
         reg_on_batch_end(ctx->reg, NULL, NULL);
         reg_on_remote_presence(ctx->reg, NULL, NULL);
+        reg_on_forward(ctx->reg, NULL, NULL);
         reg_on_reconnected(ctx->reg, NULL, NULL);
     }
     pres_free(ctx);
