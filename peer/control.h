@@ -102,7 +102,8 @@ enum ctl_receipt {
     CTL_RECEIPT_UNKNOWN,   /* a status newer than this peer */
 };
 
-/* Allocates the control client and starts connecting to ctx->tracker (the
+/* Allocates the control client and starts connecting to ctx->trackers[0],
+ * moving on to the next of ctx->trackers whenever one is lost (the
  * first event happens from the loop).  h (borrowed for the client's life)
  * gets the tracker's news.  0 with *out set, or a uv error. */
 int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out);

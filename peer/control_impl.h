@@ -46,8 +46,9 @@ struct ctl {
     void *hdata;
     const logger *lg;
     enum ctl_state state;
-    char host[ADDR_STRLEN];
+    char host[ADDR_STRLEN];   /* of ctx->trackers[cur] */
     char port[8];
+    int cur;                  /* the --tracker in use now */
     uv_getaddrinfo_t gai;
     int gai_pending;
     struct addrinfo *ai;      /* result of the last resolve */

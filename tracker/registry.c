@@ -267,6 +267,8 @@ int reg_shared(const registry *r) { return r->pg != NULL; }
 
 db *reg_db(registry *r) { return r->d; }
 
+reg_pg *reg_pg_conn(registry *r) { return r->pg; }
+
 void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
     db_on_commit(r->d, cb, arg);
 }

@@ -15,8 +15,9 @@
  * is one round trip, with no lookup cache (another tracker may have
  * changed any row); the pass's writes go as one transaction at its end,
  * and a bind's callback fires once PostgreSQL committed it, with
- * UV_EEXIST when another tracker bound the name first.  The SQLite
- * file keeps the other tables (the mailbox) and this tracker's id. */
+ * UV_EEXIST when another tracker bound the name first.  The mailbox
+ * uses the same connection (mailbox_pg.c, reg_pg_conn); the SQLite file
+ * keeps this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
 
@@ -143,6 +144,11 @@ int reg_presence(registry *r, const char *folded, int is_online, int64_t last_se
  * (mailbox.c); owned by the registry. */
 struct db;
 struct db *reg_db(registry *r);
+
+/* The shared registry's PostgreSQL connection, for the other tables there
+ * (mailbox_pg.c), or NULL on SQLite; owned by the registry. */
+struct reg_pg;
+struct reg_pg *reg_pg_conn(registry *r);
 
 /* cb(arg) fires at the end of every loop pass that used the database,
  * after the callbacks of a committed batch, so a caller can act once per

@@ -5,6 +5,7 @@
 
 #include "frame.h"
 #include "handlers.h"
+#include "mail.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -80,6 +81,12 @@ void rmt_received(void *arg, const char *payload) {
     int push = strcmp(kind, RMT_PUSH) == 0, cf = strcmp(kind, RMT_CONNECT_FAILED) == 0;
     log_debug(&ctx->lg, "from tracker %s: %s for %s (%s)", home, kind, to,
               o ? "here" : "not here");
+    if (strcmp(kind, RMT_MAIL) == 0) {
+        if (o)
+            mail_kick(ctx, to);
+        free(buf);
+        return;
+    }
     if (push || cf) {
         /* Gone meanwhile: a push is a hint, an answer its requester times out. */
         if (o && sess_listening(o) && (push || o->hears_connect_failed))

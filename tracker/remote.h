@@ -28,6 +28,10 @@
 #define RMT_CONNECT_FAILED "connect_failed"
 #define RMT_PUNCH "punch"
 #define RMT_RELAY "relay"
+/* RMT_MAIL: mail or a receipt for TO committed in the shared mailbox (the
+ * frame, {t:"mail_kick"}, says nothing more): its windows are refilled
+ * (mail.h, mail_kick). */
+#define RMT_MAIL "mail"
 
 /* Sends the frame m (finished here, whatever the result) to the tracker
  * whose id is home, for its user folded.  0; REG_EUNAVAIL, UV_E2BIG,
