@@ -437,8 +437,10 @@ int main(int argc, char **argv) {
     if (r < 0)
         r = parse_args(&ctx, argc, argv, specs, 1);
     if (r < 0 && ctx.cfg.release && ctx.cfg.registry) {
-        fprintf(stderr, "parley-tracker: --release does not work with --registry yet; free the "
-                "name in PostgreSQL: DELETE FROM parley_users WHERE name = 'NAME'\n");
+        fprintf(stderr, "parley-tracker: --release does not work with a PostgreSQL registry "
+                "yet; free the name there (docs/DEPLOY.md): DELETE FROM parley_mail WHERE "
+                "recipient = (SELECT folded FROM parley_users WHERE name = 'NAME'); DELETE FROM "
+                "parley_users WHERE name = 'NAME'\n");
         r = 2;
     }
     if (r < 0 && ctx.cfg.release)

@@ -352,6 +352,16 @@ def test_pg_two_different_registries_refused():
         fail('the refused tracker left %r behind' % os.listdir(d))
 
 
+def test_pg_release_refused_with_the_sql_to_run():
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--release', 'alice', '--db',
+                         'postgresql://parley@127.0.0.1:5432/parley'], cwd=d, stdin=False)
+    p.wait_stderr(r'--release does not work with a PostgreSQL registry yet; .*DELETE FROM '
+                  r'parley_mail .*DELETE FROM parley_users')
+    if p.wait_exit() != 2:
+        fail('--release with a PostgreSQL registry must be a usage error (status 2)')
+
+
 def test_pg_unreachable_at_start():
     """No server at the URI: the tracker says so and exits 1."""
     bindir()  # skip where PostgreSQL is not installed, like the others
