@@ -191,5 +191,53 @@ def test_pg_real_peer_relayed_to_a_user_of_another_tracker():
     stop_all((), (t1, t2))
 
 
+
+def test_pg_three_trackers():
+    """Three trackers on one registry: each user's requests reach the other
+    two trackers' users, each relay meets at its callee's tracker, and
+    presence goes everywhere."""
+    pg = PgServer()
+    ts = [pg_tracker(pg, 'tracker%d' % i) for i in (1, 2, 3)]
+    names = ('alice', 'bob', 'carol')
+    cs = []
+    for t, n in zip(ts, names):
+        c = Raw(t.addr, label='%s@%s' % (n, t.label))
+        c.must_register(n, features=['connect_failed'])
+        cs.append(c)
+    for i, c in enumerate(cs):
+        # Everyone hears of those who came after; the notification of one
+        # who came before may still have been on its way when it
+        # registered, so an "online" restating that is let through.
+        want = set(names[i + 1:])
+        while want:
+            f = c.recv()
+            if f.get('t') != 'presence' or f.get('online') is not True or \
+                    f.get('name') not in names[:i] + tuple(want):
+                fail('%s: expected %s online, got %r' % (c.label, sorted(want), f))
+            want.discard(f['name'])
+    for i, c in enumerate(cs):
+        for j, other in enumerate(cs):
+            if i == j:
+                continue
+            r = c.request({'t': 'connect_request', 'to': names[j]})
+            if r.get('t') != 'connect_result':
+                fail('%s -> %s connect_request: %r' % (names[i], names[j], r))
+            push = other.next_frame()
+            if push.get('t') != 'connect_request' or push.get('from') != names[i]:
+                fail('%s expected %s\'s connect_request, got %r' % (names[j], names[i], push))
+            r = c.request({'t': 'relay_request', 'to': names[j]})
+            if r.get('t') != 'relay_result' or r.get('relay') != ts[j].addr:
+                fail('%s -> %s relay_request: %r, want to join at %s' % (names[i], names[j], r,
+                                                                         ts[j].addr))
+            if other.next_frame().get('t') != 'relay_offer':
+                fail('%s got no relay_offer from %s' % (names[j], names[i]))
+    cs[1].close()
+    for c in (cs[0], cs[2]):
+        f = c.recv()
+        if f != {'t': 'presence', 'name': 'bob', 'online': False}:
+            fail('%s: expected bob offline, got %r' % (c.label, f))
+    stop_all((cs[0], cs[2]), ts)
+
+
 if __name__ == '__main__':
     runner.main(globals())
