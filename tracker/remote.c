@@ -1,11 +1,10 @@
 /* remote: the messages between trackers (remote.h).  Encoding and decoding
  * the line, and the delivery of pushes; what a punch or relay request
- * means is reach.c's. */
+ * means is reach.c's and what a mail kick means mail.c's, reached through
+ * the caller's rmt_handlers (they sit above this file). */
 #include "remote.h"
 
 #include "frame.h"
-#include "handlers.h"
-#include "mail.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -56,8 +55,7 @@ void rmt_send_error(tracker_ctx *ctx, const char *home, const char *folded, cons
                  uv_strerror(e));
 }
 
-void rmt_received(void *arg, const char *payload) {
-    tracker_ctx *ctx = arg;
+void rmt_received(tracker_ctx *ctx, const char *payload, const rmt_handlers *h) {
     char kind[20], to[NAME_BUFLEN], home[REG_HOME_BUFLEN];
     int off = 0;
     if (ctx->stopping)
@@ -83,7 +81,7 @@ void rmt_received(void *arg, const char *payload) {
               o ? "here" : "not here");
     if (strcmp(kind, RMT_MAIL) == 0) {
         if (o)
-            mail_kick(ctx, to);
+            h->mail(ctx, to);
         free(buf);
         return;
     }
@@ -103,9 +101,9 @@ void rmt_received(void *arg, const char *payload) {
         return;
     }
     if (strcmp(kind, RMT_PUNCH) == 0)
-        rch_punch_remote(ctx, o && sess_listening(o) ? o : NULL, home, &m);
+        h->punch(ctx, o && sess_listening(o) ? o : NULL, home, &m);
     else if (strcmp(kind, RMT_RELAY) == 0)
-        rch_relay_remote(ctx, o && sess_listening(o) ? o : NULL, home, &m);
+        h->relay(ctx, o && sess_listening(o) ? o : NULL, home, &m);
     else
         log_warn(&ctx->lg, "ignoring a message of unknown kind %s from tracker %s", kind, home);
     msg_in_free(&m);

@@ -44,8 +44,17 @@ int rmt_send(tracker_ctx *ctx, const char *home, const char *kind, const char *f
 void rmt_send_error(tracker_ctx *ctx, const char *home, const char *folded, const char *code,
                     const char *text, uint64_t id);
 
-/* reg_on_forward's callback (arg: the tracker_ctx): one message from
- * another tracker. */
-void rmt_received(void *arg, const char *payload);
+/* What the kinds that are requests mean, above this file: server.c fills
+ * it with reach.c's and mail.c's (news goes up through the table).  o is
+ * TO's session when it is online here, else NULL; m the decoded frame. */
+typedef struct rmt_handlers {
+    void (*punch)(tracker_ctx *ctx, session *o, const char *home, const msg_in *m);
+    void (*relay)(tracker_ctx *ctx, session *o, const char *home, const msg_in *m);
+    void (*mail)(tracker_ctx *ctx, const char *folded); /* only when TO is online here */
+} rmt_handlers;
+
+/* One message from another tracker (reg_on_forward's payload): pushes go
+ * to their session here, requests to h. */
+void rmt_received(tracker_ctx *ctx, const char *payload, const rmt_handlers *h);
 
 #endif

@@ -202,6 +202,13 @@ static void on_reconnected(void *arg) {
     namemap_each(ctx->online, reassert_one, ctx);
 }
 
+/* A message from another tracker on the shared registry (remote.h). */
+static const rmt_handlers remote_handlers = {rch_punch_remote, rch_relay_remote, mail_kick};
+
+static void on_forward(void *arg, const char *payload) {
+    rmt_received(arg, payload, &remote_handlers);
+}
+
 int srv_open(tracker_ctx *ctx) {
     int e = mail_open(ctx);
     if (e)
@@ -211,7 +218,7 @@ int srv_open(tracker_ctx *ctx) {
         return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
     reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
-    reg_on_forward(ctx->reg, rmt_received, ctx);
+    reg_on_forward(ctx->reg, on_forward, ctx);
     reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
 }
