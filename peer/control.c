@@ -82,6 +82,18 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void on_retry(uv_timer_t *h) { ctl_step(h->data, CTL_EV_START, 0); }
 
+/* Uses tracker i of the --tracker list from now on.  0, or UV_EINVAL for
+ * a spec main.c let through (it checks them all). */
+static int use_tracker(ctl *t, int i) {
+    peer_ctx *ctx = t->ctx;
+    if (addr_split(ctx->trackers[i], "5960", t->host, sizeof t->host, t->port, sizeof t->port))
+        return UV_EINVAL;
+    t->cur = i;
+    ctx->tracker = ctx->trackers[i];
+    snprintf(t->trying, sizeof t->trying, "%s", ctx->tracker);
+    return 0;
+}
+
 static void on_ping(uv_timer_t *h) {
     ctl *t = h->data;
     if (!ctl_ready(t))
@@ -301,6 +313,12 @@ void ctl_step(ctl *t, enum ctl_event ev, int status) {
         else
             snprintf(t->lost, sizeof t->lost, "%s", why);
         ev_tracker_lost(t->ctx, why, delay, repeat, t->ever_registered);
+        /* Several trackers on one registry: the next one in the list, after
+         * the same backoff (a whole round of them failing doubles it). */
+        if (t->ctx->n_trackers > 1 &&
+            use_tracker(t, (t->cur + 1) % t->ctx->n_trackers) == 0)
+            log_info(t->lg, "trying the next tracker, %s, in %.1fs", t->ctx->tracker,
+                     delay / 1000.0);
         return;
     }
     case CTL_EV_CLOSE:
@@ -327,7 +345,7 @@ int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
     t->state = CTL_IDLE;
     t->backoff_ms = BACKOFF_MIN_MS;
     t->ttl = 60;
-    if (addr_split(ctx->tracker, "5960", t->host, sizeof t->host, t->port, sizeof t->port)) {
+    if (ctx->n_trackers < 1 || use_tracker(t, 0)) {
         free(t);
         return UV_EINVAL;
     }
@@ -335,7 +353,6 @@ int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out) {
         free(t);
         return UV_ENOMEM;
     }
-    snprintf(t->trying, sizeof t->trying, "%s", ctx->tracker);
     uv_timer_init(ctx->loop, &t->retry);
     uv_timer_init(ctx->loop, &t->ping);
     uv_timer_init(ctx->loop, &t->defer);

@@ -38,11 +38,19 @@ typedef void (*ctl_lookup_cb)(void *data, int status, const ctl_user *u);
  * valid only during the call; or UV_ENOTCONN / UV_ECONNRESET. */
 typedef void (*ctl_list_cb)(void *data, int status, char **names, size_t n);
 
-/* connect_request / relay_request answers: status 0 (token: the relay
+/* Where a relay session waits: its token, and the tracker holding it
+ * (numeric HOST:PORT; "" for ours: a user of another tracker on a shared
+ * registry is relayed at that user's tracker). */
+typedef struct ctl_relay {
+    unsigned char token[IDENT_SESSION];
+    char at[ADDR_STRLEN];
+} ctl_relay;
+
+/* connect_request / relay_request answers: status 0 (relay: the relay
  * session, NULL for connect); UV_ENOENT no such user, UV_EHOSTUNREACH
  * offline, UV_EBUSY a relay limit, UV_ENOTCONN / UV_ECONNRESET no tracker,
  * another error otherwise.  why: the tracker's words, or NULL. */
-typedef void (*ctl_reach_cb)(void *data, int status, const unsigned char *token, const char *why);
+typedef void (*ctl_reach_cb)(void *data, int status, const ctl_relay *relay, const char *why);
 /* punch_request answers: status 0 with addr (the other side's public
  * HOST:PORT) and delay_ms (when to start); otherwise as ctl_reach_cb
  * (UV_ENOTSUP: the other side's peer cannot punch). */
@@ -94,7 +102,8 @@ enum ctl_receipt {
     CTL_RECEIPT_UNKNOWN,   /* a status newer than this peer */
 };
 
-/* Allocates the control client and starts connecting to ctx->tracker (the
+/* Allocates the control client and starts connecting to ctx->trackers[0],
+ * moving on to the next of ctx->trackers whenever one is lost (the
  * first event happens from the loop).  h (borrowed for the client's life)
  * gets the tracker's news.  0 with *out set, or a uv error. */
 int ctl_open(peer_ctx *ctx, const ctl_handler *h, void *data, ctl **out);

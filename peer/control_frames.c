@@ -119,9 +119,14 @@ static void on_relay_result(void *owner, const msg_in *m) {
     ctl *t = owner;
     uint64_t id;
     const unsigned char *token;
-    if (msg_uint(m, "id", &id) || msg_bin(m, "session", &token, IDENT_SESSION))
+    ctl_relay relay = {{0}, ""};
+    struct sockaddr_storage ss;
+    int at = ctl_str_field(m, "relay", relay.at, sizeof relay.at);
+    if (msg_uint(m, "id", &id) || msg_bin(m, "session", &token, IDENT_SESSION) ||
+        (at != UV_ENOENT && (at || addr_parse_numeric(relay.at, &ss))))
         return ctl_bad(t, "relay_result");
-    ctl_req_reached(t, id, token);
+    memcpy(relay.token, token, IDENT_SESSION);
+    ctl_req_reached(t, id, &relay);
 }
 
 static void on_punch_result(void *owner, const msg_in *m) {

@@ -46,8 +46,9 @@ struct ctl {
     void *hdata;
     const logger *lg;
     enum ctl_state state;
-    char host[ADDR_STRLEN];
+    char host[ADDR_STRLEN];   /* of ctx->trackers[cur] */
     char port[8];
+    int cur;                  /* the --tracker in use now */
     uv_getaddrinfo_t gai;
     int gai_pending;
     struct addrinfo *ai;      /* result of the last resolve */
@@ -121,8 +122,8 @@ void ctl_req_found(ctl *t, uint64_t id, const ctl_user *u);
  * cursor of the next page when next_len > 0, which is asked for at once. */
 void ctl_req_listed(ctl *t, uint64_t id, const msgpack_object_array *names, const char *next,
                     size_t next_len);
-/* connect_result (token NULL) or relay_result. */
-void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token);
+/* connect_result (relay NULL) or relay_result. */
+void ctl_req_reached(ctl *t, uint64_t id, const ctl_relay *relay);
 void ctl_req_punched(ctl *t, uint64_t id, const char *addr, unsigned delay_ms);
 /* An error frame with this id: code picks the status, text is kept as the
  * reason.  1 when a request waited for it, else 0 (it may answer a

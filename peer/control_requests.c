@@ -29,7 +29,7 @@ struct ctl_request {
     char addr[ADDR_STRLEN];             /* punch_result */
     unsigned delay_ms;
     uint64_t tag;                       /* connect_request */
-    unsigned char token[IDENT_SESSION]; /* relay_result */
+    ctl_relay relay;                    /* relay_result */
     char why[400];                      /* the tracker's error text */
     char name[NAME_BUFLEN];
     char *prefix;
@@ -65,7 +65,7 @@ static void req_complete(ctl_request *r) {
         r->punch_cb(r->data, r->status, r->status ? NULL : r->addr, r->delay_ms,
                     r->why[0] ? r->why : NULL);
     else
-        r->reach_cb(r->data, r->status, r->status || r->kind != REQ_RELAY ? NULL : r->token,
+        r->reach_cb(r->data, r->status, r->status || r->kind != REQ_RELAY ? NULL : &r->relay,
                     r->why[0] ? r->why : NULL);
 }
 
@@ -342,12 +342,12 @@ void ctl_req_listed(ctl *t, uint64_t id, const msgpack_object_array *names, cons
     req_finish(r, 0);
 }
 
-void ctl_req_reached(ctl *t, uint64_t id, const unsigned char *token) {
+void ctl_req_reached(ctl *t, uint64_t id, const ctl_relay *relay) {
     ctl_request *r = take_sent(t, id);
     if (!r)
         return;
-    if (token)
-        memcpy(r->token, token, IDENT_SESSION);
+    if (relay)
+        r->relay = *relay;
     req_finish(r, 0);
 }
 

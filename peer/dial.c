@@ -155,14 +155,14 @@ static void on_lookup(void *data, int status, const ctl_user *u) {
 }
 static void on_tick(uv_timer_t *t) { dial_step(t->data, DIAL_EV_TICK, 0, NULL); }
 static void on_ladder(uv_timer_t *t) { dial_step(t->data, DIAL_EV_LADDER, 0, NULL); }
-static void on_reverse(void *data, int status, const unsigned char *token, const char *why) {
+static void on_reverse(void *data, int status, const ctl_relay *relay, const char *why) {
     dial_step(data, DIAL_EV_REVERSE, status, why);
 }
-static void on_relay_token(void *data, int status, const unsigned char *token, const char *why) {
+static void on_relay_token(void *data, int status, const ctl_relay *relay, const char *why) {
     dialer *d = data;
     if (status && why)
         snprintf(d->relay_why, sizeof d->relay_why, "%s", why);
-    dial_step(d, DIAL_EV_RELAY_TOKEN, status, token);
+    dial_step(d, DIAL_EV_RELAY_TOKEN, status, relay);
 }
 static void on_punch_answer(void *data, int status, const char *addr, unsigned delay_ms,
                             const char *why) {
@@ -476,8 +476,11 @@ static void dial_step(dialer *d, enum dial_event ev, int status, const void *arg
     case DIAL_EV_RELAY_TOKEN:
         if (d->state != DIAL_RELAY)
             return;
-        if (status == 0)
-            status = rjoin_open(d->ctx, arg, on_relay_ready, d, &d->relay);
+        if (status == 0) {
+            const ctl_relay *rl = arg;
+            status = rjoin_open(d->ctx, rl->token, rl->at[0] ? rl->at : NULL, on_relay_ready, d,
+                                &d->relay);
+        }
         if (status) {
             d->relay_failed = 1;
             d->relay_status = status;

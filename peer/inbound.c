@@ -230,7 +230,7 @@ void inbound_relay_offer(inbound *in, const char *from, const unsigned char toke
     if (!in)
         return;
     pending *p = add_pending(in);
-    int r = p ? rjoin_open(in->ctx, token, on_offer_ready, p, &p->relay) : UV_ENOMEM;
+    int r = p ? rjoin_open(in->ctx, token, NULL, on_offer_ready, p, &p->relay) : UV_ENOMEM;
     if (r) {
         log_warn(&in->ctx->lg, "cannot join the relay %s offered: %s", from, uv_strerror(r));
         if (p)

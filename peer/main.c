@@ -54,7 +54,9 @@ static const char usage_text[] =
     "                         login name ($USER)\n"
     "  --tracker HOST:PORT    the tracker (default 127.0.0.1:5960); HOST may be a\n"
     "                         name, an IPv4 literal or an [IPv6] literal; without\n"
-    "                         :PORT, port 5960\n"
+    "                         :PORT, port 5960.  Repeat it (up to 8) for trackers\n"
+    "                         sharing one registry: tried in order, with backoff;\n"
+    "                         when the one in use is lost, the next is tried\n"
     "  --listen HOST:PORT     where to accept chat links (default: an ephemeral\n"
     "                         port on all addresses, [::] dual-stack or 0.0.0.0)\n"
     "  --advertise HOST:PORT  also advertise this endpoint (a forwarded port);\n"
@@ -137,7 +139,15 @@ static int parse_args(peer_ctx *ctx, int argc, char **argv, const char **home) {
         case O_TRACKER:
             if ((r = addr_split(optarg, "5960", host, sizeof host, port, sizeof port)))
                 return bad_addr("--tracker", optarg, r);
-            ctx->tracker = optarg;
+            if (!ctx->tracker_given)
+                ctx->n_trackers = 0; /* the command line's replace the default */
+            if (ctx->n_trackers == PEER_MAX_TRACKERS) {
+                fprintf(stderr, "error: --tracker may be given %d times at most\n",
+                        PEER_MAX_TRACKERS);
+                return 2;
+            }
+            ctx->trackers[ctx->n_trackers++] = optarg;
+            ctx->tracker = ctx->trackers[0];
             ctx->tracker_given = 1;
             break;
         case O_LISTEN:
@@ -470,7 +480,7 @@ static int run(peer_ctx *ctx, const char *home_arg) {
         return 1;
     }
     if (!ctx->tracker_given && conf_tracker[0])
-        ctx->tracker = conf_tracker;
+        ctx->tracker = ctx->trackers[0] = conf_tracker;
     if ((r = pins_open(home, &ctx->pins, err, sizeof err))) {
         fprintf(stderr, "error: %s\n", err);
         return 1;
@@ -546,7 +556,8 @@ int main(int argc, char **argv) {
     memset(&ctx, 0, sizeof ctx);
     ctx.lg.level = LOG_WARN;
     ctx.lg.prog = "parley";
-    ctx.tracker = "127.0.0.1:5960";
+    ctx.tracker = ctx.trackers[0] = "127.0.0.1:5960";
+    ctx.n_trackers = 1;
     ctx.relay_after_ms = PEER_RELAY_AFTER_MS;
     ctx.link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;
     ctx.on_quit = quit;

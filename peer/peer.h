@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #define PEER_MAX_ADVERTISE 16
+#define PEER_MAX_TRACKERS 8 /* --tracker given this many times at most */
 #define PEER_MAX_ENDPOINTS 16   /* the protocol's limit per register */
 #define PEER_RELAY_AFTER_MS 1000 /* --relay-after default */
 #define PEER_LINK_TIMEOUT_S 60   /* --link-timeout default */
@@ -37,7 +38,9 @@ typedef struct peer_ctx {
     char user_note[160];         /* how user was picked without --user, or "" */
     const char *home;            /* --home, expanded */
     int home_given;              /* --home was on the command line (else ~/.parley) */
-    const char *tracker;         /* HOST:PORT as given (or HOME/parley.conf's) */
+    const char *tracker;         /* the tracker used now: one of trackers (control.c moves on) */
+    const char *trackers[PEER_MAX_TRACKERS]; /* HOST:PORT as given (or HOME/parley.conf's), in order */
+    int n_trackers;
     int tracker_given;           /* --tracker was on the command line */
     const char *listen;          /* NULL: [::]:0 dual-stack, else 0.0.0.0:0 */
     const char *advertise[PEER_MAX_ADVERTISE];

@@ -164,10 +164,12 @@ static void rjoin_step(rjoin *r, enum rjoin_event ev, int status, const void *ar
     }
 }
 
-int rjoin_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], rjoin_ready_cb cb,
-               void *data, rjoin **out) {
+int rjoin_open(peer_ctx *ctx, const unsigned char token[IDENT_SESSION], const char *at,
+               rjoin_ready_cb cb, void *data, rjoin **out) {
     struct sockaddr_storage ss;
-    int err = ctl_tracker_addr(ctx->ctl, &ss);
+    int err = ctl_tracker_addr(ctx->ctl, &ss); /* registered, wherever the relay is */
+    if (!err && at && addr_parse_numeric(at, &ss))
+        err = UV_EINVAL;
     if (err)
         return err;
     rjoin *r = calloc(1, sizeof *r);

@@ -13,6 +13,8 @@
 
 #include "dispatch.h"
 
+struct session;
+
 /* registration.c: hello and register (answered once the registry has
  * committed the binding). */
 void rgn_hello(void *owner, const msg_in *m);
@@ -32,11 +34,19 @@ void rch_punch_request(void *owner, const msg_in *m);
 /* Times a round trip to a session whose peer takes our pings (it listed
  * "punch"): a ping now, the answer measured by rch_pong.  No-op for
  * others, or while one is in flight. */
-struct session;
 void rch_ping(struct session *s);
 void rch_pong(void *owner, const msg_in *m);
 void rch_relay_join(void *owner, const msg_in *m);
 void rch_request_unregistered(void *owner, const msg_in *m); /* connect_request, relay_request */
+/* A punch_request or relay_request that a user of the tracker home made
+ * for o, our user (remote.h; NULL: not online here now, answered
+ * offline): handled as the local one is, the requester's answer sent back
+ * to home. */
+struct tracker_ctx;
+void rch_punch_remote(struct tracker_ctx *ctx, struct session *o, const char *home,
+                      const msg_in *m);
+void rch_relay_remote(struct tracker_ctx *ctx, struct session *o, const char *home,
+                      const msg_in *m);
 void rch_connect_failed_unregistered(void *owner, const msg_in *m);
 
 /* mail.c: the offline mailbox (mail_put answered once committed; the

@@ -9,6 +9,7 @@
 
 #include "handlers.h"
 #include "mailbox.h"
+#include "remote.h"
 
 #include "grow.h"
 
@@ -23,6 +24,7 @@
 
 typedef struct kick {
     char folded[NAME_BUFLEN]; /* whose windows to refill */
+    int here_only;            /* from another tracker: not passed on */
 } kick;
 
 /* One sender's --mail-rate bucket, in units of 1/HOUR_MS of a put, so that
@@ -43,7 +45,7 @@ struct mail_srv {
 
 /* ---- pushes ---- */
 
-static void kick_user(tracker_ctx *ctx, const char *folded) {
+static void queue_kick(tracker_ctx *ctx, const char *folded, int here_only) {
     struct mail_srv *ms = ctx->mail;
     if (!ms) /* stopping: nobody is online to push to */
         return;
@@ -54,7 +56,28 @@ static void kick_user(tracker_ctx *ctx, const char *folded) {
         return;
     }
     ms->kicks = nk;
+    nk[ms->nkicks].here_only = here_only;
     snprintf(nk[ms->nkicks++].folded, NAME_BUFLEN, "%s", folded);
+}
+
+static void kick_user(tracker_ctx *ctx, const char *folded) { queue_kick(ctx, folded, 0); }
+
+void mail_kick(tracker_ctx *ctx, const char *folded) { queue_kick(ctx, folded, 1); }
+
+/* A kick for a user not online here: with a shared registry the user may
+ * be online at another tracker, which refills the windows from the same
+ * tables once it hears of it. */
+static void kick_elsewhere(tracker_ctx *ctx, const char *folded) {
+    reg_user u;
+    if (!reg_shared(ctx->reg) || reg_lookup(ctx->reg, folded, &u) ||
+        !reg_elsewhere(ctx->reg, &u))
+        return;
+    msg_out out;
+    msg_out_init(&out, "mail_kick", 0);
+    int e = rmt_send(ctx, u.home, RMT_MAIL, folded, &out);
+    if (e)
+        log_warn(&ctx->lg, "cannot tell the tracker of %s that mail waits (%s); it is "
+                 "pushed at the next registration", u.name, uv_strerror(e));
 }
 
 static int push_mail(const mbox_mail *m, void *arg) {
@@ -107,6 +130,8 @@ void mail_flush(void *arg) {
         if (o && o->mail_pass != ms->pass) {
             o->mail_pass = ms->pass;
             fill(o); /* reads only: queues no kick */
+        } else if (!o && !ms->kicks[i].here_only) {
+            kick_elsewhere(ctx, ms->kicks[i].folded);
         }
     }
     ms->nkicks = 0;

@@ -25,7 +25,13 @@ void mail_stop(tracker_ctx *ctx);
 void mail_registered(session *s);
 
 /* The registry's batch end (arg: the tracker_ctx): the pass's commits are
- * on disk, so the pushes they made due go out now. */
+ * on disk, so the pushes they made due go out now.  With a shared
+ * registry, a user they concern who is online at another tracker is told
+ * there (remote.h, RMT_MAIL), which then calls mail_kick. */
 void mail_flush(void *arg);
+
+/* Another tracker committed mail or a receipt for folded, our user: its
+ * windows are refilled at this pass's end (never passed on again). */
+void mail_kick(tracker_ctx *ctx, const char *folded);
 
 #endif

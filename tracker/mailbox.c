@@ -4,10 +4,12 @@
  * What waits in total is counted in memory (a limit and a gauge need it on
  * every put, and a full count would scan every box); a batch that fails
  * to commit recounts it, and so does a commit by another process (an
- * operator's --release deletes mail). */
+ * operator's --release deletes mail).  With a shared registry every call
+ * goes to mailbox_pg.c instead: the mail then lives in PostgreSQL. */
 #include "mailbox.h"
 
 #include "db.h"
+#include "mailbox_pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,7 @@ struct mailbox {
     sqlite3_stmt *st[ST_COUNT];
     mbox_totals totals;
     int waiting; /* on_batch is among this pass's waiters */
+    mbox_pg *pg; /* the shared registry's mailbox, or NULL: this one */
 };
 
 static void bind_str(sqlite3_stmt *st, int i, const char *s) {
@@ -146,6 +149,15 @@ int mbox_open(registry *r, const logger *lg, mailbox **out, char *err, size_t er
     }
     mb->lg = lg;
     mb->d = reg_db(r);
+    if (reg_pg_conn(r)) {
+        int e = mpg_open(reg_pg_conn(r), lg, &mb->pg, err, errlen);
+        if (e) {
+            free(mb);
+            return e;
+        }
+        *out = mb;
+        return 0;
+    }
     int e = 0;
     for (int i = 0; e == 0 && i < ST_COUNT; i++)
         e = db_prepare(mb->d, sql[i], &mb->st[i]);
@@ -161,13 +173,22 @@ int mbox_open(registry *r, const logger *lg, mailbox **out, char *err, size_t er
     return 0;
 }
 
-void mbox_close(mailbox *mb) { free(mb); }
-
-int mbox_wait(mailbox *mb, void (*cb)(int status, void *arg), void *arg) {
-    return db_wait(mb->d, cb, arg);
+void mbox_close(mailbox *mb) {
+    if (mb)
+        mpg_close(mb->pg);
+    free(mb);
 }
 
-void mbox_get_totals(const mailbox *mb, mbox_totals *out) { *out = mb->totals; }
+int mbox_wait(mailbox *mb, void (*cb)(int status, void *arg), void *arg) {
+    return mb->pg ? mpg_wait(mb->pg, cb, arg) : db_wait(mb->d, cb, arg);
+}
+
+void mbox_get_totals(const mailbox *mb, mbox_totals *out) {
+    if (mb->pg)
+        mpg_get_totals(mb->pg, out);
+    else
+        *out = mb->totals;
+}
 
 /* 1 when the bound statement finds a row, 0 when not, or an error. */
 static int exists(mailbox *mb, sqlite3_stmt *st) {
@@ -184,6 +205,8 @@ static int exists(mailbox *mb, sqlite3_stmt *st) {
 
 int mbox_known(mailbox *mb, const char *sender, const char *recipient,
                const char *recipient_name, uint64_t msg_id) {
+    if (mb->pg)
+        return mpg_known(mb->pg, sender, recipient, recipient_name, msg_id);
     sqlite3_stmt *st = mb->st[ST_KNOWN_MAIL];
     bind_str(st, 1, sender);
     bind_str(st, 2, recipient);
@@ -200,24 +223,31 @@ int mbox_known(mailbox *mb, const char *sender, const char *recipient,
 
 int mbox_room(mailbox *mb, const char *recipient, const char *sender, size_t size,
               const mbox_limits *lim, mbox_full *full) {
-    int64_t use[2], from[1];
-    sqlite3_stmt *st = mb->st[ST_RECIPIENT_USE];
-    bind_str(st, 1, recipient);
-    int e = read_ints(mb, st, use, 2);
-    if (e)
-        return e;
-    st = mb->st[ST_SENDER_USE];
-    bind_str(st, 1, sender);
-    bind_str(st, 2, recipient);
-    if ((e = read_ints(mb, st, from, 1)) != 0)
-        return e;
+    int64_t use[3]; /* the recipient's messages and bytes, the sender's messages there */
+    int e;
+    mbox_totals all;
+    mbox_get_totals(mb, &all);
+    if (mb->pg) {
+        if ((e = mpg_use(mb->pg, recipient, sender, use)) != 0)
+            return e;
+    } else {
+        sqlite3_stmt *st = mb->st[ST_RECIPIENT_USE];
+        bind_str(st, 1, recipient);
+        if ((e = read_ints(mb, st, use, 2)) != 0)
+            return e;
+        st = mb->st[ST_SENDER_USE];
+        bind_str(st, 1, sender);
+        bind_str(st, 2, recipient);
+        if ((e = read_ints(mb, st, use + 2, 1)) != 0)
+            return e;
+    }
     if ((uint64_t)use[0] >= lim->max_msgs)
         *full = MBOX_FULL_MSGS;
     else if ((uint64_t)use[1] + size > lim->max_bytes)
         *full = MBOX_FULL_BYTES;
-    else if ((uint64_t)from[0] >= lim->per_sender)
+    else if ((uint64_t)use[2] >= lim->per_sender)
         *full = MBOX_FULL_SENDER;
-    else if (mb->totals.bytes + size > lim->total_bytes)
+    else if (all.bytes + size > lim->total_bytes)
         *full = MBOX_FULL_TOTAL;
     else
         *full = MBOX_ROOM;
@@ -225,6 +255,8 @@ int mbox_room(mailbox *mb, const char *recipient, const char *sender, size_t siz
 }
 
 int mbox_put(mailbox *mb, const mbox_new *m) {
+    if (mb->pg)
+        return mpg_put(mb->pg, m);
     int e = begin_write(mb);
     if (e)
         return e;
@@ -270,6 +302,8 @@ static int add_receipt(mailbox *mb, const char *sender, const char *recipient_na
 
 int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uint64_t mid,
              const char *status, int64_t expires, char sender[NAME_BUFLEN]) {
+    if (mb->pg)
+        return mpg_ack(mb->pg, recipient, recipient_name, mid, status, expires, sender);
     int e = begin_write(mb);
     if (e)
         return e;
@@ -297,6 +331,8 @@ int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uin
 }
 
 int mbox_receipt_ack(mailbox *mb, const char *sender, uint64_t rid) {
+    if (mb->pg)
+        return mpg_receipt_ack(mb->pg, sender, rid);
     int e = begin_write(mb);
     if (e)
         return e;
@@ -361,12 +397,16 @@ static int next_rows(mailbox *mb, int unacked, int after, const char *who, uint6
 
 int mbox_next_mail(mailbox *mb, const char *recipient, uint64_t *cursor, size_t window,
                    mbox_mail_cb cb, void *arg) {
+    if (mb->pg)
+        return mpg_next_mail(mb->pg, recipient, cursor, window, cb, arg);
     return next_rows(mb, ST_MAIL_UNACKED, ST_MAIL_AFTER, recipient, cursor, window, mail_row,
                      (void *)cb, arg);
 }
 
 int mbox_next_receipts(mailbox *mb, const char *sender, uint64_t *cursor, size_t window,
                        mbox_receipt_cb cb, void *arg) {
+    if (mb->pg)
+        return mpg_next_receipts(mb->pg, sender, cursor, window, cb, arg);
     return next_rows(mb, ST_RECEIPTS_UNACKED, ST_RECEIPTS_AFTER, sender, cursor, window,
                      receipt_row, (void *)cb, arg);
 }
@@ -375,6 +415,8 @@ int mbox_next_receipts(mailbox *mb, const char *sender, uint64_t *cursor, size_t
 
 int mbox_expire(mailbox *mb, int64_t now, int64_t receipt_expires,
                 void (*cb)(const char *sender, void *arg), void *arg, uint64_t *expired) {
+    if (mb->pg)
+        return mpg_expire(mb->pg, now, receipt_expires, cb, arg, expired);
     *expired = 0;
     int e = begin_write(mb);
     if (e)

@@ -31,7 +31,7 @@ static const char *const default_listen[] = {"0.0.0.0:" TRACKER_PORT, "[::]:" TR
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: parley-tracker [--listen HOST:PORT]... [--db PATH] [--registry CONNINFO]\n"
+            "usage: parley-tracker [--listen HOST:PORT]... [--db PATH] [--db URI | --registry CONNINFO]\n"
             "                      [--ttl SECONDS]\n"
             "                      [--log-level LEVEL] [--relay-per-user N] [--relay-max N]\n"
             "                      [--relay-rate BYTES] [--relay-idle SECONDS]\n"
@@ -51,11 +51,13 @@ static void usage(FILE *f) {
             "                       Default: 0.0.0.0:" TRACKER_PORT " and [::]:" TRACKER_PORT ".\n"
             "  --db PATH            SQLite database of names, keys and endpoints\n"
             "                       (default ./tracker.db; created when missing).\n"
-            "  --registry CONNINFO  keep the names, keys, endpoints and presence in\n"
-            "                       PostgreSQL instead (a libpq connection string or URI, like\n"
-            "                       postgresql://parley@db.example:5432/parley), shared by\n"
-            "                       every tracker given the same one; --db still holds the\n"
-            "                       mailbox (one file per tracker).  Without it, SQLite.\n"
+            "  --db postgresql://USER@HOST:PORT/DBNAME\n"
+            "  --registry CONNINFO  keep the names, keys, endpoints, presence and mailbox in\n"
+            "                       PostgreSQL instead (--db takes a postgresql:// or\n"
+            "                       postgres:// URI, --registry any libpq connection string\n"
+            "                       or URI), shared by every tracker given the same one; a\n"
+            "                       --db PATH given too holds this tracker's id (one file\n"
+            "                       per tracker; default ./tracker.db).  Without, SQLite.\n"
             "  --ttl SECONDS        drop a peer silent this long and mark it offline\n"
             "                       (1 to 86400, default 60).\n"
             "  --log-level LEVEL    error, warn, info or debug (default info); logs go to stderr.\n"
@@ -69,6 +71,10 @@ static void usage(FILE *f) {
             "                       (1 to 86400, default 300).\n"
             "  --relay-join-timeout MS  how long a relay session waits for both sides to\n"
             "                       join (100 to 600000, default 10000).\n"
+            "  --relay-addr HOST:PORT  with a shared registry, where peers of the other\n"
+            "                       trackers join the relays this one holds for its users\n"
+            "                       (numeric; default: the local address the user's own\n"
+            "                       connection reached, which is wrong behind a NAT or proxy).\n"
             "  --rate-limit N       frames per second one connection may send (0 to 1000000,\n"
             "                       default 50; 0 turns the limit off).  A request over it is\n"
             "                       answered with error rate_limited; other frames, or a\n"
@@ -116,7 +122,7 @@ static void usage(FILE *f) {
 
 /* The flags that take a number in a range, and where it goes. */
 enum { OPT_MAIL_TTL = 256, OPT_MAIL_MAX, OPT_MAIL_BYTES, OPT_MAIL_PER_SENDER, OPT_MAIL_RATE,
-       OPT_MAIL_TOTAL, OPT_RELEASE, OPT_VERIFY_THREADS, OPT_REGISTRY };
+       OPT_MAIL_TOTAL, OPT_RELEASE, OPT_VERIFY_THREADS, OPT_REGISTRY, OPT_RELAY_ADDR };
 
 #define CFG(f) offsetof(tracker_config, f), sizeof(((tracker_config *)0)->f)
 
@@ -158,6 +164,12 @@ static const struct limit_flag *find_limit(int o) {
     return NULL;
 }
 
+/* Whether a --db value names a PostgreSQL database (a libpq URI) rather
+ * than an SQLite file: a path spelled like a URI is not a path anyone means. */
+static int pg_uri(const char *s) {
+    return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
 static int bad_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "parley-tracker: ");
     fprintf(stderr, fmt, arg);
@@ -178,6 +190,7 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         {"relay-rate", required_argument, NULL, 'r'},
         {"relay-idle", required_argument, NULL, 'i'},
         {"relay-join-timeout", required_argument, NULL, 'j'},
+        {"relay-addr", required_argument, NULL, OPT_RELAY_ADDR},
         {"rate-limit", required_argument, NULL, 'R'},
         {"rate-burst", required_argument, NULL, 'B'},
         {"max-conns-per-addr", required_argument, NULL, 'A'},
@@ -216,16 +229,32 @@ static int parse_args(tracker_ctx *ctx, int argc, char **argv, const char **spec
         case 'd':
             if (!*optarg)
                 return bad_usage("--db needs a file path%s", "");
-            if (strncmp(optarg, "postgres", 8) == 0 && strstr(optarg, "://"))
-                return bad_usage("--db %s: --db is the SQLite file; a PostgreSQL registry is "
-                                 "given with --registry", optarg);
-            cfg->db = optarg;
-            break;
+            if (!pg_uri(optarg)) {
+                cfg->db = optarg;
+                break;
+            }
+            /* --db postgresql://... is --registry's other spelling */
+            /* fall through */
         case OPT_REGISTRY:
             if (!*optarg)
                 return bad_usage("--registry needs a PostgreSQL connection string or URI%s", "");
+            if (cmdline && cfg->registry && cfg->registry_file) {
+                cfg->registry = NULL; /* the command line's replaces the file's */
+                cfg->registry_file = 0;
+            }
+            if (cfg->registry && strcmp(cfg->registry, optarg) != 0)
+                return bad_usage("%s: give one PostgreSQL registry (--db URI or --registry, "
+                                 "not both with different databases)", optarg);
             cfg->registry = optarg;
+            cfg->registry_file = !cmdline;
             break;
+        case OPT_RELAY_ADDR: {
+            struct sockaddr_storage ss;
+            if (addr_parse_numeric(optarg, &ss))
+                return bad_usage("--relay-addr %s is not a numeric HOST:PORT", optarg);
+            cfg->relay_addr = optarg;
+            break;
+        }
         case 't':
             v = strtoul(optarg, &end, 10);
             if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > 86400)
@@ -408,8 +437,10 @@ int main(int argc, char **argv) {
     if (r < 0)
         r = parse_args(&ctx, argc, argv, specs, 1);
     if (r < 0 && ctx.cfg.release && ctx.cfg.registry) {
-        fprintf(stderr, "parley-tracker: --release does not work with --registry yet; free the "
-                "name in PostgreSQL: DELETE FROM parley_users WHERE name = 'NAME'\n");
+        fprintf(stderr, "parley-tracker: --release does not work with a PostgreSQL registry "
+                "yet; free the name there (docs/DEPLOY.md): DELETE FROM parley_mail WHERE "
+                "recipient = (SELECT folded FROM parley_users WHERE name = 'NAME'); DELETE FROM "
+                "parley_users WHERE name = 'NAME'\n");
         r = 2;
     }
     if (r < 0 && ctx.cfg.release)

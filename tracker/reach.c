@@ -4,10 +4,13 @@
  * (punch_request: both learn the other's public address and when to
  * connect, timed by their round trips to us), or a relay (relay_request
  * creates a session in relay.c, relay_join brings a relay connection into
- * it). */
+ * it).  With a shared registry the target may be online at another
+ * tracker: the request then goes there (remote.h), and a punch or relay
+ * is set up at the target's home, which answers the requester. */
 #include "handlers.h"
 #include "addr.h"
 #include "relay.h"
+#include "remote.h"
 #include "session.h"
 
 #include <sodium.h>
@@ -20,47 +23,75 @@ void rch_request_unregistered(void *owner, const msg_in *m) {
     sess_request_unregistered(owner, m, "to", "register before asking to reach someone");
 }
 
+/* Whom a request is for: a session here, or a user online at another
+ * tracker (o NULL; u read from the shared registry, u.home its tracker). */
+typedef struct target {
+    session *o;
+    reg_user u;
+    char folded[NAME_BUFLEN];
+} target;
+
 /* Reads a request's id and "to" and checks the target: a valid name, not
- * the sender, known and online.  Returns the target's session, or NULL
- * after answering the error; *id gets the request's id. */
-static session *request_target(session *s, const msg_in *m, uint64_t *id) {
+ * the sender, known and online (here or at another tracker).  0 with t
+ * filled, or -1 after answering the error; *id gets the request's id. */
+static int request_target(session *s, const msg_in *m, uint64_t *id, target *t) {
     const char *to;
     size_t tlen;
-    char text[200], fold[NAME_BUFLEN];
+    char text[200];
     if (sess_request(s, m, "to", id, &to, &tlen))
-        return NULL;
-    if (name_fold(to, tlen, fold)) {
+        return -1;
+    if (name_fold(to, tlen, t->folded)) {
         sess_send_error(s, "bad_name", "invalid name in to", *id);
-        return NULL;
+        return -1;
     }
-    if (strcmp(fold, s->folded) == 0) {
+    if (strcmp(t->folded, s->folded) == 0) {
         sess_send_error(s, "bad_name", "that is your own name; name someone else", *id);
-        return NULL;
+        return -1;
     }
-    session *o = namemap_get(s->ctx->online, fold);
-    if (!o) {
-        reg_user u;
-        int r = reg_lookup(s->ctx->reg, fold, &u);
-        if (r == 0)
-            snprintf(text, sizeof text, "%s is offline", u.name);
-        else
-            snprintf(text, sizeof text, "no user named %.*s", (int)tlen, to);
-        sess_send_error(s, r == 0 ? "offline" : "not_found", text, *id);
-        return NULL;
+    if ((t->o = namemap_get(s->ctx->online, t->folded)) != NULL)
+        return 0;
+    int r = reg_lookup(s->ctx->reg, t->folded, &t->u);
+    if (r == 0 && reg_elsewhere(s->ctx->reg, &t->u))
+        return 0;
+    if (r && r != UV_ENOENT) {
+        sess_send_db_error(s, r, *id);
+        return -1;
     }
-    return o;
+    if (r == 0)
+        snprintf(text, sizeof text, "%s is offline", t->u.name);
+    else
+        snprintf(text, sizeof text, "no user named %.*s", (int)tlen, to);
+    sess_send_error(s, r == 0 ? "offline" : "not_found", text, *id);
+    return -1;
+}
+
+/* Sends m to t: its session here, or through its home tracker (kind as in
+ * remote.h).  0, or -1 after answering request id with the error. */
+static int deliver(session *s, const target *t, const char *kind, msg_out *m, uint64_t id) {
+    if (t->o) {
+        sess_send_msg(t->o, m);
+        return 0;
+    }
+    int e = rmt_send(s->ctx, t->u.home, kind, t->folded, m);
+    if (e == 0)
+        return 0;
+    log_warn(&s->ctx->lg, "cannot pass %s's request on to the tracker of %s: %s", s->name,
+             t->u.name, uv_strerror(e));
+    sess_send_db_error(s, e, id);
+    return -1;
 }
 
 /* Reverse connection: tell the target to dial the sender. */
 void rch_connect_request(void *owner, const msg_in *m) {
     session *s = owner;
     uint64_t id;
-    session *o = request_target(s, m, &id);
-    if (!o)
+    target t;
+    if (request_target(s, m, &id, &t))
         return;
     reg_user u;
-    if (reg_lookup(s->ctx->reg, s->folded, &u)) {
-        sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
+    int e = reg_lookup(s->ctx->reg, s->folded, &u);
+    if (e) {
+        sess_send_db_error(s, e, id);
         return;
     }
     uint64_t tag = 0;
@@ -79,7 +110,8 @@ void rch_connect_request(void *owner, const msg_in *m) {
     msg_put_str(&out, "observed", s->observed);
     if (tag)
         msg_put_uint(&out, "tag", tag);
-    sess_send_msg(o, &out);
+    if (deliver(s, &t, RMT_PUSH, &out, id))
+        return;
     msg_out_init(&out, "connect_result", 1);
     msg_put_uint(&out, "id", id);
     sess_send_msg(s, &out);
@@ -102,13 +134,17 @@ void rch_connect_failed(void *owner, const msg_in *m) {
     session *s = owner;
     const char *to, *reason;
     size_t tlen, rlen;
-    char fold[NAME_BUFLEN];
+    target t;
     if (connect_failed_fields(s, m, &to, &tlen, &reason, &rlen))
         return;
-    session *o;
-    if (name_fold(to, tlen, fold) || strcmp(fold, s->folded) == 0 ||
-        !(o = namemap_get(s->ctx->online, fold)) || !o->hears_connect_failed)
-        return; /* an older peer would close on a type it does not know */
+    if (name_fold(to, tlen, t.folded) || strcmp(t.folded, s->folded) == 0)
+        return;
+    t.o = namemap_get(s->ctx->online, t.folded);
+    if (t.o && !t.o->hears_connect_failed)
+        return; /* an older peer would close on a type it does not know (its home checks that too) */
+    if (!t.o && (!reg_shared(s->ctx->reg) || reg_lookup(s->ctx->reg, t.folded, &t.u) ||
+                 !reg_elsewhere(s->ctx->reg, &t.u)))
+        return;
     /* A hint for a log line, not a payload: printable UTF-8 only, cut on
      * a character boundary. */
     char clean[CONNECT_REASON_MAX + 1];
@@ -121,7 +157,10 @@ void rch_connect_failed(void *owner, const msg_in *m) {
     msg_put_strn(&out, "reason", clean, clen);
     if (tag)
         msg_put_uint(&out, "tag", tag);
-    sess_send_msg(o, &out);
+    if (t.o)
+        sess_send_msg(t.o, &out);
+    else
+        rmt_send(s->ctx, t.u.home, RMT_CONNECT_FAILED, t.folded, &out); /* a hint: lost is lost */
 }
 
 /* A hint has no id to answer, so the refusal closes. */
@@ -133,30 +172,106 @@ void rch_connect_failed_unregistered(void *owner, const msg_in *m) {
         conn_fail(s->c, "not_registered", "register before answering a connect_request", 0);
 }
 
+/* Where the requester of a relay at another tracker joins it: --relay-addr,
+ * or the address o's own control connection reached us at.  0 or an error. */
+static int relay_addr(tracker_ctx *ctx, session *o, char out[ADDR_STRLEN]) {
+    if (ctx->cfg.relay_addr) {
+        snprintf(out, ADDR_STRLEN, "%s", ctx->cfg.relay_addr);
+        return 0;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int e = uv_tcp_getsockname(conn_tcp(o->c), (struct sockaddr *)&ss, &len);
+    return e ? e : addr_format((struct sockaddr *)&ss, out, ADDR_STRLEN);
+}
+
+/* Creates the session between from (at home, or here when home is NULL)
+ * and o, and offers it to o.  0 with the token, or an error sent to the
+ * requester (r: what rly_create said). */
+static int relay_create(tracker_ctx *ctx, const char *from, const char *from_fold, session *o,
+                        unsigned char token[IDENT_SESSION], char *why, size_t whylen) {
+    int r = rly_create(ctx, from, from_fold, o->name, o->folded, token, why, whylen);
+    if (r)
+        return r;
+    msg_out out;
+    msg_out_init(&out, "relay_offer", 2);
+    msg_put_str(&out, "from", from);
+    msg_put_bin(&out, "session", token, IDENT_SESSION);
+    sess_send_msg(o, &out);
+    return 0;
+}
+
+/* The relay_result for request id; at: where to join, or NULL (here). */
+static void relay_result(msg_out *out, uint64_t id, const unsigned char *token, const char *at) {
+    msg_out_init(out, "relay_result", 2 + (at != NULL));
+    msg_put_uint(out, "id", id);
+    msg_put_bin(out, "session", token, IDENT_SESSION);
+    if (at)
+        msg_put_str(out, "relay", at);
+}
+
 /* Relay: create the session, give the sender its token, offer it to the
- * target. */
+ * target; a target of another tracker gets it there (the relay meets at
+ * the callee's home, which answers with where to join). */
 void rch_relay_request(void *owner, const msg_in *m) {
     session *s = owner;
     uint64_t id;
     char why[300];
     unsigned char token[IDENT_SESSION];
-    session *o = request_target(s, m, &id);
-    if (!o)
+    target t;
+    if (request_target(s, m, &id, &t))
         return;
-    int r = rly_create(s->ctx, s->name, s->folded, o->name, o->folded, token, why, sizeof why);
+    msg_out out;
+    if (!t.o) {
+        msg_out_init(&out, "relay_request", 2);
+        msg_put_uint(&out, "id", id);
+        msg_put_str(&out, "from", s->name);
+        deliver(s, &t, RMT_RELAY, &out, id);
+        return;
+    }
+    int r = relay_create(s->ctx, s->name, s->folded, t.o, token, why, sizeof why);
     if (r) {
         sess_send_error(s, r == UV_ENOMEM ? "internal" : "limit", why, id);
         return;
     }
-    msg_out out;
-    msg_out_init(&out, "relay_offer", 2);
-    msg_put_str(&out, "from", s->name);
-    msg_put_bin(&out, "session", token, sizeof token);
-    sess_send_msg(o, &out);
-    msg_out_init(&out, "relay_result", 2);
-    msg_put_uint(&out, "id", id);
-    msg_put_bin(&out, "session", token, sizeof token);
+    relay_result(&out, id, token, NULL);
     sess_send_msg(s, &out);
+}
+
+void rch_relay_remote(tracker_ctx *ctx, session *o, const char *home, const msg_in *m) {
+    uint64_t id;
+    const char *from;
+    size_t flen;
+    char fold[NAME_BUFLEN], from_name[NAME_BUFLEN], why[300], at[ADDR_STRLEN];
+    unsigned char token[IDENT_SESSION];
+    if (msg_uint(m, "id", &id) || msg_str(m, "from", &from, &flen) || flen >= NAME_BUFLEN ||
+        name_fold(from, flen, fold)) {
+        log_warn(&ctx->lg, "ignoring a malformed relay_request from tracker %s", home);
+        return;
+    }
+    memcpy(from_name, from, flen);
+    from_name[flen] = '\0';
+    if (!o) {
+        snprintf(why, sizeof why, "the user went offline");
+        rmt_send_error(ctx, home, fold, "offline", why, id);
+        return;
+    }
+    int r = relay_addr(ctx, o, at);
+    if (r == 0)
+        r = relay_create(ctx, from_name, fold, o, token, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "the tracker of %s cannot tell its own address", o->name);
+    if (r) {
+        rmt_send_error(ctx, home, fold, r == UV_EBUSY || r == UV_EAGAIN ? "limit" : "internal",
+                       why, id);
+        return;
+    }
+    msg_out out;
+    relay_result(&out, id, token, at);
+    if (rmt_send(ctx, home, RMT_PUSH, fold, &out))
+        log_warn(&ctx->lg, "cannot answer %s's relay_request at tracker %s", from_name, home);
+    log_info(&ctx->lg, "relay: %s (tracker %s) <-> %s, joining at %s", from_name, home, o->name,
+             at);
 }
 
 /* A relay connection proves who it is; relay.c then takes it over. */
@@ -245,14 +360,40 @@ static int public_addr(session *s, reg_user *u, char out[ADDR_STRLEN]) {
     return UV_ENOENT;
 }
 
-/* How long s waits before its first try, so that both first SYNs leave
- * when the slower side gets its message: half the difference of the two
- * round trips (0 when either is unknown). */
-static unsigned punch_delay(const session *s, const session *o) {
-    if (!s->rtt_us || !o->rtt_us || s->rtt_us >= o->rtt_us)
+/* How long the side with round trip mine waits before its first try, so
+ * that both first SYNs leave when the slower side (theirs) gets its
+ * message: half the difference of the two round trips (0 when either is
+ * unknown). */
+static unsigned punch_delay(uint64_t mine, uint64_t theirs) {
+    if (!mine || !theirs || mine >= theirs)
         return 0;
-    uint64_t ms = (o->rtt_us - s->rtt_us) / 2000;
+    uint64_t ms = (theirs - mine) / 2000;
     return ms > PUNCH_DELAY_MAX_MS ? PUNCH_DELAY_MAX_MS : (unsigned)ms;
+}
+
+/* The two messages of a punch: to o about from (its key, address and
+ * round trip), and the answer to from's request id about o. */
+static void punch_to(session *o, const char *from, const unsigned char *key, const char *addr,
+                     uint64_t from_rtt) {
+    msg_out out;
+    msg_out_init(&out, "punch", 4);
+    msg_put_str(&out, "from", from);
+    msg_put_bin(&out, "key", key, IDENT_PK);
+    msg_put_str(&out, "addr", addr);
+    msg_put_uint(&out, "delay_ms", punch_delay(o->rtt_us, from_rtt));
+    sess_send_msg(o, &out);
+}
+
+static void punch_result(msg_out *out, uint64_t id, const char *addr, unsigned delay_ms) {
+    msg_out_init(out, "punch_result", 3);
+    msg_put_uint(out, "id", id);
+    msg_put_str(out, "addr", addr);
+    msg_put_uint(out, "delay_ms", delay_ms);
+}
+
+static const char *punch_error_text(int r) {
+    return r == UV_ENOENT ? "no listening port of the address family %s or %s connect from"
+                          : "the tracker's database failed; try again later";
 }
 
 /* Hole punch: tell the target where and when to connect to the sender,
@@ -262,9 +403,28 @@ void rch_punch_request(void *owner, const msg_in *m) {
     uint64_t id;
     char text[400], s_addr[ADDR_STRLEN], o_addr[ADDR_STRLEN];
     reg_user su, ou;
-    session *o = request_target(s, m, &id);
-    if (!o)
+    target t;
+    if (request_target(s, m, &id, &t))
         return;
+    session *o = t.o;
+    msg_out out;
+    if (!o) { /* its home checks that it punches and answers */
+        int r = public_addr(s, &su, s_addr);
+        if (r) {
+            snprintf(text, sizeof text, punch_error_text(r), s->name, t.u.name);
+            sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, id);
+            return;
+        }
+        msg_out_init(&out, "punch_request", 5);
+        msg_put_uint(&out, "id", id);
+        msg_put_str(&out, "from", s->name);
+        msg_put_bin(&out, "key", su.key, sizeof su.key);
+        msg_put_str(&out, "addr", s_addr);
+        msg_put_uint(&out, "rtt_us", s->rtt_us);
+        if (deliver(s, &t, RMT_PUNCH, &out, id) == 0)
+            rch_ping(s);
+        return;
+    }
     if (!o->hears_punch) {
         snprintf(text, sizeof text, "the peer of %s cannot punch (an older parley)", o->name);
         sess_send_error(s, "unsupported", text, id);
@@ -274,25 +434,62 @@ void rch_punch_request(void *owner, const msg_in *m) {
     if (r == 0)
         r = public_addr(o, &ou, o_addr);
     if (r) {
-        snprintf(text, sizeof text, r == UV_ENOENT
-                 ? "no listening port of the address family %s or %s connect from"
-                 : "the tracker's database failed; try again later", s->name, o->name);
+        snprintf(text, sizeof text, punch_error_text(r), s->name, o->name);
         sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, id);
         return;
     }
-    msg_out out;
-    msg_out_init(&out, "punch", 4);
-    msg_put_str(&out, "from", s->name);
-    msg_put_bin(&out, "key", su.key, sizeof su.key);
-    msg_put_str(&out, "addr", s_addr);
-    msg_put_uint(&out, "delay_ms", punch_delay(o, s));
-    sess_send_msg(o, &out);
-    msg_out_init(&out, "punch_result", 3);
-    msg_put_uint(&out, "id", id);
-    msg_put_str(&out, "addr", o_addr);
-    msg_put_uint(&out, "delay_ms", punch_delay(s, o));
+    punch_to(o, s->name, su.key, s_addr, s->rtt_us);
+    punch_result(&out, id, o_addr, punch_delay(s->rtt_us, o->rtt_us));
     sess_send_msg(s, &out);
     log_info(&s->ctx->lg, "punch: %s (%s) <-> %s (%s)", s->name, s_addr, o->name, o_addr);
     rch_ping(s); /* fresh round trips for the next one */
+    rch_ping(o);
+}
+
+/* The punch_request of a user of tracker home for o: o gets its punch
+ * here, the requester its punch_result (or error) back at home.  The
+ * requester hears later than o by the hop through PostgreSQL; the punch
+ * retries cover that. */
+void rch_punch_remote(tracker_ctx *ctx, session *o, const char *home, const msg_in *m) {
+    uint64_t id, rtt = 0;
+    const char *from, *addr;
+    const unsigned char *key;
+    size_t flen, alen;
+    char fold[NAME_BUFLEN], from_name[NAME_BUFLEN], s_addr[ADDR_STRLEN], o_addr[ADDR_STRLEN];
+    char text[400];
+    reg_user ou;
+    if (msg_uint(m, "id", &id) || msg_str(m, "from", &from, &flen) || flen >= NAME_BUFLEN ||
+        name_fold(from, flen, fold) || msg_bin(m, "key", &key, IDENT_PK) ||
+        msg_str(m, "addr", &addr, &alen) || alen >= ADDR_STRLEN) {
+        log_warn(&ctx->lg, "ignoring a malformed punch_request from tracker %s", home);
+        return;
+    }
+    msg_uint(m, "rtt_us", &rtt); /* unknown: 0 */
+    memcpy(from_name, from, flen);
+    from_name[flen] = '\0';
+    memcpy(s_addr, addr, alen);
+    s_addr[alen] = '\0';
+    if (!o) {
+        rmt_send_error(ctx, home, fold, "offline", "the user went offline", id);
+        return;
+    }
+    if (!o->hears_punch) {
+        snprintf(text, sizeof text, "the peer of %s cannot punch (an older parley)", o->name);
+        rmt_send_error(ctx, home, fold, "unsupported", text, id);
+        return;
+    }
+    int r = public_addr(o, &ou, o_addr);
+    if (r) {
+        snprintf(text, sizeof text, punch_error_text(r), from_name, o->name);
+        rmt_send_error(ctx, home, fold, r == UV_ENOENT ? "unsupported" : "internal", text, id);
+        return;
+    }
+    punch_to(o, from_name, key, s_addr, rtt);
+    msg_out out;
+    punch_result(&out, id, o_addr, punch_delay(rtt, o->rtt_us));
+    if (rmt_send(ctx, home, RMT_PUSH, fold, &out))
+        log_warn(&ctx->lg, "cannot answer %s's punch_request at tracker %s", from_name, home);
+    log_info(&ctx->lg, "punch: %s (%s, tracker %s) <-> %s (%s)", from_name, s_addr, home,
+             o->name, o_addr);
     rch_ping(o);
 }

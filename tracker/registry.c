@@ -64,6 +64,8 @@ struct registry {
     reg_pg *pg; /* the shared users table, or NULL: SQLite's */
     reg_presence_cb remote;       /* reg_on_remote_presence */
     void *remote_arg;
+    reg_forward_cb forward;       /* reg_on_forward */
+    void *forward_arg;
 };
 
 static void on_batch_end(void *arg, int status) {
@@ -265,6 +267,8 @@ int reg_shared(const registry *r) { return r->pg != NULL; }
 
 db *reg_db(registry *r) { return r->d; }
 
+reg_pg *reg_pg_conn(registry *r) { return r->pg; }
+
 void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg) {
     db_on_commit(r->d, cb, arg);
 }
@@ -280,6 +284,31 @@ static void on_remote(void *arg, const char *name, const char *folded, int is_on
         return;
     db_touch(r->d); /* the batch end sends what the callback queued */
     r->remote(r->remote_arg, name, folded, is_online);
+}
+
+const char *reg_home(const registry *r) { return r->pg ? rpg_tracker_id(r->pg) : ""; }
+
+int reg_elsewhere(const registry *r, const reg_user *u) {
+    return r->pg && u->online && u->home[0] && strcmp(u->home, rpg_tracker_id(r->pg)) != 0;
+}
+
+int reg_forward(registry *r, const char *home, const char *folded, const char *payload) {
+    return r->pg ? rpg_forward(r->pg, home, folded, payload) : UV_ENOTSUP;
+}
+
+static void on_forward(void *arg, const char *payload) {
+    registry *r = arg;
+    if (!r->forward)
+        return;
+    db_touch(r->d); /* as on_remote */
+    r->forward(r->forward_arg, payload);
+}
+
+void reg_on_forward(registry *r, reg_forward_cb cb, void *arg) {
+    r->forward = cb;
+    r->forward_arg = arg;
+    if (r->pg)
+        rpg_on_forward(r->pg, cb ? on_forward : NULL, r);
 }
 
 void reg_on_remote_presence(registry *r, reg_presence_cb cb, void *arg) {
@@ -366,6 +395,7 @@ static void fill_user(reg_user *u, const cache_row *row) {
     split_endpoints(row->endpoints, u);
     u->last_seen = row->last_seen;
     u->online = row->online;
+    u->home[0] = '\0';
 }
 
 int reg_lookup(registry *r, const char *folded, reg_user *u) {

@@ -15,8 +15,9 @@
  * is one round trip, with no lookup cache (another tracker may have
  * changed any row); the pass's writes go as one transaction at its end,
  * and a bind's callback fires once PostgreSQL committed it, with
- * UV_EEXIST when another tracker bound the name first.  The SQLite
- * file keeps the other tables (the mailbox) and this tracker's id. */
+ * UV_EEXIST when another tracker bound the name first.  The mailbox
+ * uses the same connection (mailbox_pg.c, reg_pg_conn); the SQLite file
+ * keeps this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
 #define PARLEY_REGISTRY_H
 
@@ -32,6 +33,7 @@
 #define REG_MAX_ENDPOINTS 16
 #define REG_LIMIT_DEFAULT 100
 #define REG_LIMIT_MAX 500
+#define REG_HOME_BUFLEN 33 /* a tracker id: 32 hex digits */
 
 /* The shared registry cannot be reached now (PostgreSQL down or not
  * answering); the tracker answers db_unavailable.  SQLite never says it. */
@@ -47,6 +49,8 @@ typedef struct reg_user {
     size_t nendpoints;
     int64_t last_seen;        /* unix seconds */
     int online;               /* the stored flag; the live session table is the truth */
+    char home[REG_HOME_BUFLEN]; /* shared registry: the id of the tracker holding its
+                                 * session (or last held it); "" on SQLite */
 } reg_user;
 
 /* Fires from the loop once the batch holding the write committed: status 0,
@@ -84,6 +88,27 @@ void reg_on_reconnected(registry *r, void (*cb)(void *arg), void *arg);
  * then a user's stored online flag is the truth for users of other trackers. */
 int reg_shared(const registry *r);
 
+/* This tracker's id in a shared registry (reg_user.home of its users), or
+ * "" on SQLite. */
+const char *reg_home(const registry *r);
+
+/* Whether u, just read, is online at another tracker of a shared registry:
+ * a request for u then goes there (reg_forward). */
+int reg_elsewhere(const registry *r, const reg_user *u);
+
+/* With a shared registry: queues payload (text) for the tracker whose id is
+ * home, about its user folded; sent with the pass's batch and heard there
+ * once it committed (the cb of reg_on_forward fires at that tracker), lost
+ * if the batch fails.  0; UV_ENOTSUP on SQLite; REG_EUNAVAIL; UV_E2BIG
+ * (8000 bytes or more); UV_ENOMEM. */
+int reg_forward(registry *r, const char *home, const char *folded, const char *payload);
+
+/* cb(arg, payload) fires from the loop for each payload another tracker
+ * sent here with reg_forward; the pass then ends like one that used the
+ * database (reg_on_batch_end fires).  Never on SQLite.  NULL unsets. */
+typedef void (*reg_forward_cb)(void *arg, const char *payload);
+void reg_on_forward(registry *r, reg_forward_cb cb, void *arg);
+
 /* Commits what is pending (firing its callbacks), closes the database and
  * the loop handles.  The memory is freed once the loop has run the close
  * callbacks.  NULL is a no-op. */
@@ -119,6 +144,11 @@ int reg_presence(registry *r, const char *folded, int is_online, int64_t last_se
  * (mailbox.c); owned by the registry. */
 struct db;
 struct db *reg_db(registry *r);
+
+/* The shared registry's PostgreSQL connection, for the other tables there
+ * (mailbox_pg.c), or NULL on SQLite; owned by the registry. */
+struct reg_pg;
+struct reg_pg *reg_pg_conn(registry *r);
 
 /* cb(arg) fires at the end of every loop pass that used the database,
  * after the callbacks of a committed batch, so a caller can act once per

@@ -60,6 +60,37 @@ static const char *const migrations[] = {
     " seen timestamptz NOT NULL,"   /* the server's clock: no skew between trackers */
     " lease integer NOT NULL"       /* seconds */
     ");",
+
+    /* 4: the mailbox (mailbox_pg.c), as SQLite's (schema.c) but shared:
+     * mail left at one tracker is delivered by whichever tracker its
+     * recipient registers with. */
+    "CREATE TABLE parley_mail ("
+    " mid bigserial PRIMARY KEY,"
+    " recipient text COLLATE \"C\" NOT NULL,"  /* folded */
+    " recipient_name text NOT NULL,"           /* as stored */
+    " sender text COLLATE \"C\" NOT NULL,"
+    " sender_name text NOT NULL,"
+    " sender_key bytea NOT NULL,"
+    " msg_id bigint NOT NULL,"                 /* the sender's uint64, bit for bit */
+    " size integer NOT NULL,"
+    " stored bigint NOT NULL,"
+    " expires bigint NOT NULL,"
+    " box bytea NOT NULL,"
+    " UNIQUE (sender, recipient, msg_id)"
+    ");"
+    "CREATE INDEX parley_mail_recipient ON parley_mail (recipient, mid);"
+    "CREATE INDEX parley_mail_expires ON parley_mail (expires);"
+    "CREATE TABLE parley_receipts ("
+    " rid bigserial PRIMARY KEY,"
+    " sender text COLLATE \"C\" NOT NULL,"
+    " recipient text NOT NULL,"                /* as stored */
+    " msg_id bigint NOT NULL,"
+    " status text NOT NULL,"
+    " expires bigint NOT NULL"
+    ");"
+    "CREATE INDEX parley_receipts_sender ON parley_receipts (sender, rid);"
+    "CREATE INDEX parley_receipts_msg ON parley_receipts (sender, msg_id);"
+    "CREATE INDEX parley_receipts_expires ON parley_receipts (expires);",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof *migrations))
 
@@ -67,13 +98,14 @@ static const char *const migrations[] = {
 #define MIGRATION_LOCK "112585675188601"
 
 enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
-       Q_HEARTBEAT, Q_SWEEP, Q_COUNT };
+       Q_HEARTBEAT, Q_SWEEP, Q_FORWARD, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
                  " AND folded < $2 ORDER BY folded LIMIT $3"
 
 static const char *const sql[Q_COUNT] = {
-    [Q_GET] = "SELECT name, key, endpoints, last_seen, online FROM parley_users WHERE folded = $1",
+    [Q_GET] = "SELECT name, key, endpoints, last_seen, online, tracker FROM parley_users"
+              " WHERE folded = $1",
     /* The name -> key binding is decided by the primary key, in one
      * statement: of two trackers racing for one name with two keys, one
      * inserts and the other's update is filtered out by the WHERE (no row
@@ -100,6 +132,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE online AND tracker <> $1"
                 " AND tracker IN (SELECT id FROM parley_trackers"
                 " WHERE seen < now() - lease * interval '1 second')",
+    /* A message for a user of another tracker, on that tracker's own
+     * channel (rpg_forward); $1, the user, only orders the batch. */
+    [Q_FORWARD] = "SELECT $1::text, pg_notify('" RPG_CHANNEL "' || $2, $3)",
 };
 
 /* DOWN: waiting out the backoff; CONNECTING: a connection being made on
@@ -118,8 +153,8 @@ typedef struct owed_offline {
  * its parameters copied into text (v[0] is always the folded name). */
 typedef struct pg_write {
     int q, n;
-    const char *v[8];
-    int len[8], bin[8];
+    const char *v[RPG_MAX_PARAMS];
+    int len[RPG_MAX_PARAMS], bin[RPG_MAX_PARAMS];
     char *text;
     uint64_t seq;      /* queue order, kept among the writes of one name */
     reg_done_cb cb;    /* binds only */
@@ -144,6 +179,9 @@ struct reg_pg {
     PGnotify *stash;    /* the first of them */
     rpg_presence_cb presence;
     void *presence_arg;
+    char channel[80];   /* ours: RPG_CHANNEL and our id */
+    rpg_forward_cb forward;
+    void *forward_arg;
     owed_offline *owed;
     size_t nowed, capowed;
     uv_check_t check;   /* ends the pass: the queued writes go as one transaction */
@@ -159,6 +197,8 @@ struct reg_pg {
     uint64_t renewed;   /* now_ms() of our last renewal */
     void (*reconnected)(void *arg);
     void *reconnected_arg;
+    const char *const *extra; /* rpg_add_statements: ids Q_COUNT.. */
+    int nextra;
 };
 
 static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
@@ -181,7 +221,10 @@ static void on_closed(uv_handle_t *h) {
 static void notified(reg_pg *p, PGnotify *n) {
     char online[2], tracker[64], folded[NAME_BUFLEN], name[NAME_BUFLEN];
     log_debug(p->lg, "PostgreSQL notification on %s: %s", n->relname, n->extra);
-    if (strcmp(n->relname, "parley_presence") == 0 &&
+    if (strcmp(n->relname, p->channel) == 0) {
+        if (p->forward)
+            p->forward(p->forward_arg, n->extra);
+    } else if (strcmp(n->relname, "parley_presence") == 0 &&
         sscanf(n->extra, "%1s %63s %128s %128s", online, tracker, folded, name) == 4 &&
         strcmp(tracker, p->tracker_id) != 0 && p->presence)
         p->presence(p->presence_arg, name, folded, online[0] == '1');
@@ -400,13 +443,13 @@ static void take_notifies(reg_pg *p) {
 }
 
 /* Statement q's name on the connection. */
-static void stmt_name(int q, char name[8]) { snprintf(name, 8, "q%d", q); }
+static void stmt_name(int q, char name[16]) { snprintf(name, 16, "q%d", q); }
 
 /* Prepared statement q; params in text but for the binary ones (keys)
  * marked in bin with their lengths.  On a connection in its setup too. */
 static int run_on(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
                   const char *what, PGresult **out) {
-    char name[8];
+    char name[16];
     stmt_name(q, name);
     return await(p, PQsendQueryPrepared(p->conn, name, n, v, len, bin, 0), what, out);
 }
@@ -510,15 +553,18 @@ static int connect_now(reg_pg *p, char *err, size_t errlen) {
  * in err and the connection closed. */
 static int setup(reg_pg *p, char *err, size_t errlen) {
     PGconn *c = p->conn;
-    int e = exec(p, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
-                 "LISTEN parley_presence", "setup", NULL);
+    char q[200];
+    snprintf(q, sizeof q, "SET statement_timeout = 2000; SET bytea_output = 'hex'; "
+             "LISTEN parley_presence; LISTEN \"%s\"", p->channel);
+    int e = exec(p, q, "setup", NULL);
     if (e == 0)
         e = migrate(p, err, errlen);
-    for (int i = 0; e == 0 && i < Q_COUNT; i++) {
-        char name[8];
+    for (int i = 0; e == 0 && i < Q_COUNT + p->nextra; i++) {
+        char name[16];
         stmt_name(i, name);
         PGresult *res;
-        e = await(p, PQsendPrepare(c, name, sql[i], 0, NULL), "prepare", &res);
+        e = await(p, PQsendPrepare(c, name, i < Q_COUNT ? sql[i] : p->extra[i - Q_COUNT], 0,
+                                   NULL), "prepare", &res);
         PQclear(res);
         if (e)
             snprintf(err, errlen, "cannot prepare the registry statements: %s",
@@ -561,6 +607,8 @@ static void on_idle(uv_idle_t *h) { (void)h; }
  * 0 or UV_ENOMEM. */
 static int enqueue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
                    reg_done_cb cb, void *arg) {
+    if (n > RPG_MAX_PARAMS)
+        return UV_EINVAL;
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += !v[i] ? 0 : bin && bin[i] ? (size_t)len[i] : strlen(v[i]) + 1;
@@ -623,7 +671,9 @@ static int send_batch(reg_pg *p, pg_write *w, size_t n) {
     char why[256] = "";
     int ok = PQenterPipelineMode(c);
     for (size_t i = 0; ok && i < n; i++) {
-        char name[8];
+        if (w[i].q < 0)
+            continue; /* rpg_wait's: no statement */
+        char name[16];
         stmt_name(w[i].q, name);
         ok = PQsendQueryPrepared(c, name, w[i].n, w[i].v, w[i].len, w[i].bin, 0);
     }
@@ -636,7 +686,7 @@ static int send_batch(reg_pg *p, pg_write *w, size_t n) {
     int e = 0;
     for (size_t i = 0; i < n; i++) {
         PGresult *r;
-        for (;;) {
+        for (; w[i].q >= 0;) {
             if (next_result(p, deadline, &r, why))
                 goto broken;
             if (!r)
@@ -692,8 +742,11 @@ static void flush(reg_pg *p) {
     if (!n)
         return;
     qsort(w, n, sizeof *w, write_order);
-    int status = REG_EUNAVAIL;
-    for (int attempt = 0; attempt < 3 && p->state == RPG_UP; attempt++) {
+    size_t real = 0;
+    for (size_t i = 0; i < n; i++)
+        real += w[i].q >= 0;
+    int status = real ? REG_EUNAVAIL : 0; /* only waits: nothing to commit */
+    for (int attempt = 0; real && attempt < 3 && p->state == RPG_UP; attempt++) {
         for (size_t i = 0; i < n; i++)
             w[i].status = 0;
         status = send_batch(p, w, n);
@@ -839,6 +892,7 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsi
     p->first = 1;
     p->lease_s = lease_s;
     snprintf(p->tracker_id, sizeof p->tracker_id, "%s", tracker_id);
+    snprintf(p->channel, sizeof p->channel, RPG_CHANNEL "%s", tracker_id);
     char why[512] = "";
     int e = connect_now(p, why, sizeof why);
     if (e) {
@@ -872,6 +926,22 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsi
     *out = p;
     return 0;
 }
+
+void rpg_on_forward(reg_pg *p, rpg_forward_cb cb, void *arg) {
+    p->forward = cb;
+    p->forward_arg = arg;
+}
+
+int rpg_forward(reg_pg *p, const char *tracker, const char *folded, const char *payload) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    if (strlen(payload) >= RPG_PAYLOAD_MAX)
+        return UV_E2BIG;
+    const char *v[] = {folded, tracker, payload};
+    return enqueue(p, Q_FORWARD, 3, v, NULL, NULL, NULL, NULL);
+}
+
+const char *rpg_tracker_id(const reg_pg *p) { return p->tracker_id; }
 
 void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
     p->presence = cb;
@@ -920,6 +990,7 @@ int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size
     snprintf(endpoints, cap, "%s", PQgetvalue(res, 0, 2));
     u->last_seen = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     u->online = PQgetvalue(res, 0, 4)[0] == 't';
+    snprintf(u->home, sizeof u->home, "%s", PQgetvalue(res, 0, 5));
     PQclear(res);
     return e;
 }
@@ -985,4 +1056,57 @@ int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t l
             break;
     PQclear(res);
     return 0;
+}
+
+/* ---- for the other tables on this connection (mailbox_pg.c) ---- */
+
+int rpg_add_statements(reg_pg *p, const char *const *texts, int n, int *base) {
+    *base = Q_COUNT;
+    p->extra = texts;
+    p->nextra = n;
+    for (int i = 0; i < n && p->state == RPG_UP; i++) {
+        char name[16];
+        stmt_name(Q_COUNT + i, name);
+        PGresult *res;
+        int e = await(p, PQsendPrepare(p->conn, name, texts[i], 0, NULL), "prepare", &res);
+        PQclear(res);
+        if (e)
+            return e;
+    }
+    return p->state == RPG_UP ? 0 : REG_EUNAVAIL;
+}
+
+int rpg_query(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+              const char *what, rpg_row_cb cb, void *arg, uint64_t *affected) {
+    PGresult *res;
+    int e = run(p, q, n, v, len, bin, what, &res);
+    if (e)
+        return e;
+    int rows = PQntuples(res), cols = PQnfields(res);
+    const char *vals[RPG_MAX_PARAMS];
+    int lens[RPG_MAX_PARAMS];
+    for (int i = 0; cb && i < rows && cols <= RPG_MAX_PARAMS; i++) {
+        for (int j = 0; j < cols; j++) {
+            vals[j] = PQgetvalue(res, i, j);
+            lens[j] = PQgetlength(res, i, j);
+        }
+        if (cb(arg, vals, lens, cols))
+            break;
+    }
+    if (affected)
+        *affected = strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int rpg_queue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+              reg_done_cb cb, void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    return enqueue(p, q, n, v, len, bin, cb, arg);
+}
+
+int rpg_wait(reg_pg *p, reg_done_cb cb, void *arg) {
+    const char *v[] = {""};
+    return enqueue(p, -1, 1, v, NULL, NULL, cb, arg);
 }

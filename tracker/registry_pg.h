@@ -2,7 +2,9 @@
  * (registry.h) when the tracker runs with --registry CONNINFO, so that
  * several trackers share one registry.  registry.c decides what is stored
  * (endpoints joined, skeletons, list bounds) and calls in here for the SQL;
- * nothing else includes this file.
+ * the only other user is mailbox_pg.c, whose statements run on the same
+ * connection (rpg_add_statements and below).  This file owns the schema
+ * of both (the migrations) and is the only one that speaks libpq.
  *
  * Reads are one blocking round trip on the loop thread (a prepared
  * statement), bounded by RPG_QUERY_MS on the client side and a
@@ -33,6 +35,12 @@
 #define RPG_RETRY_MAX_MS 5000
 #define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
 
+/* Each tracker LISTENs on its own channel, this prefix and its id, for the
+ * messages other trackers send to its users (rpg_forward). */
+#define RPG_CHANNEL "parley_to_"
+/* PostgreSQL refuses a NOTIFY payload of 8000 bytes or more. */
+#define RPG_PAYLOAD_MAX 8000
+
 typedef struct reg_pg reg_pg;
 
 /* Connects to conninfo (a libpq connection string or URI), holds a lease of
@@ -57,6 +65,52 @@ void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg);
  * unsets. */
 typedef void (*rpg_presence_cb)(void *arg, const char *name, const char *folded, int is_online);
 void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg);
+
+/* Queues payload (text, shorter than RPG_PAYLOAD_MAX) for the tracker whose
+ * id is tracker, about its user folded, in the pass's batch: a NOTIFY on
+ * that tracker's channel, heard there once the batch commits (and lost if
+ * it fails: what is sent this way must be a request its sender can time
+ * out).  0, REG_EUNAVAIL, UV_E2BIG or UV_ENOMEM. */
+int rpg_forward(reg_pg *p, const char *tracker, const char *folded, const char *payload);
+
+/* cb(arg, payload) fires from the loop for each message another tracker
+ * sent to this one (the payload lives during the call).  NULL unsets. */
+typedef void (*rpg_forward_cb)(void *arg, const char *payload);
+void rpg_on_forward(reg_pg *p, rpg_forward_cb cb, void *arg);
+
+/* This tracker's id, the one in parley_users.tracker for its users. */
+const char *rpg_tracker_id(const reg_pg *p);
+
+/* ---- the other tables on the same connection (mailbox_pg.c) ---- */
+
+#define RPG_MAX_PARAMS 12 /* parameters of one statement, columns of one row */
+
+/* Adds n statements (texts must outlive p), prepared now and at every
+ * reconnection with the registry's own; their ids are *base + i.  Call once,
+ * right after rpg_open.  0 or a negative error. */
+int rpg_add_statements(reg_pg *p, const char *const *texts, int n, int *base);
+
+/* One row of a result, in text (bytea in hex): vals[0..ncols) with their
+ * lengths.  Return nonzero to stop. */
+typedef int (*rpg_row_cb)(void *arg, const char *const *vals, const int *lens, int ncols);
+
+/* Runs statement q now, one round trip (outside the pass's batch: a read,
+ * or a write committed by itself), handing its rows to cb (may be NULL);
+ * *affected (may be NULL) gets the rows it changed.  Parameters as for
+ * the registry's statements (v[i] text, or binary where bin[i], of len[i]
+ * bytes).  0, REG_EUNAVAIL or UV_EIO. */
+int rpg_query(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+              const char *what, rpg_row_cb cb, void *arg, uint64_t *affected);
+
+/* Queues statement q for the pass's batch (v[0], a folded name, orders
+ * it among the batch's writes); cb (may be NULL) fires once it committed,
+ * with its status.  0, REG_EUNAVAIL or UV_ENOMEM (no callback then). */
+int rpg_queue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
+              reg_done_cb cb, void *arg);
+
+/* cb(status, arg) fires once this pass's batch committed (at the end of the
+ * pass, 0, when it holds no write).  0 or UV_ENOMEM. */
+int rpg_wait(reg_pg *p, reg_done_cb cb, void *arg);
 
 /* Closes the connection and the handles; freed once the loop ran their
  * close callbacks.  NULL is a no-op. */

@@ -11,6 +11,7 @@
 #include "presence.h"
 #include "ratelimit.h"
 #include "relay.h"
+#include "remote.h"
 #include "session.h"
 #include "verifier.h"
 
@@ -207,6 +208,13 @@ static void on_reconnected(void *arg) {
     namemap_each(ctx->online, reassert_one, ctx);
 }
 
+/* A message from another tracker on the shared registry (remote.h). */
+static const rmt_handlers remote_handlers = {rch_punch_remote, rch_relay_remote, mail_kick};
+
+static void on_forward(void *arg, const char *payload) {
+    rmt_received(arg, payload, &remote_handlers);
+}
+
 int srv_open(tracker_ctx *ctx) {
     int e = pres_open(ctx);
     if (e || (e = mail_open(ctx)) != 0)
@@ -216,6 +224,7 @@ int srv_open(tracker_ctx *ctx) {
         return e;
     reg_on_batch_end(ctx->reg, on_batch_end, ctx);
     reg_on_remote_presence(ctx->reg, pres_push_remote, ctx);
+    reg_on_forward(ctx->reg, on_forward, ctx);
     reg_on_reconnected(ctx->reg, on_reconnected, ctx);
     return 0;
 }
@@ -253,6 +262,7 @@ void srv_close(tracker_ctx *ctx) {
     if (ctx->reg) {
         reg_on_batch_end(ctx->reg, NULL, NULL);
         reg_on_remote_presence(ctx->reg, NULL, NULL);
+        reg_on_forward(ctx->reg, NULL, NULL);
         reg_on_reconnected(ctx->reg, NULL, NULL);
     }
     pres_close(ctx);

@@ -28,13 +28,16 @@ typedef struct tracker_config {
     size_t nlisten;
     int default_listen;  /* no --listen given: IPv6 may be missing on this host */
     const char *db;
-    const char *registry; /* --registry CONNINFO: the users table in PostgreSQL, or NULL */
+    const char *registry; /* --registry CONNINFO or --db URI: the users table in PostgreSQL, or NULL */
+    int registry_file;    /* registry came from the config file (the command line's replaces it) */
     unsigned ttl;        /* seconds of silence before a client is dropped */
     unsigned relay_per_user;  /* relay sessions one user may be part of at once */
     unsigned relay_max;       /* relay sessions at once in total */
     uint64_t relay_rate;      /* bytes per second per session (both directions) */
     unsigned relay_idle;      /* seconds without a byte before a session closes */
     unsigned relay_join_ms;   /* for both sides to join after the request */
+    const char *relay_addr;   /* --relay-addr HOST:PORT: where peers of other trackers join
+                               * our relays; NULL: the address our user's connection reached */
     unsigned rate_limit;      /* frames per second per connection; 0: no limit */
     unsigned rate_burst;      /* frames a connection may send at once */
     unsigned max_per_addr;    /* connections from one IPv4 address or IPv6 /64; 0: no limit */

@@ -234,7 +234,8 @@ static void setup(void) {
     ctx->id_base = 1000;
     H.ft_port = fio_uv_listen(&H.loop, &H.ft_srv, ft_on_connection, NULL);
     snprintf(H.tracker, sizeof H.tracker, "127.0.0.1:%d", H.ft_port);
-    ctx->tracker = H.tracker;
+    ctx->tracker = ctx->trackers[0] = H.tracker;
+    ctx->n_trackers = 1;
     H.remote_lfd = fio_plain_listen(&H.remote_port);
     snprintf(H.remote_ep, sizeof H.remote_ep, "127.0.0.1:%d", H.remote_port);
     snprintf(H.remote_tracker, sizeof H.remote_tracker, "127.0.0.1:%d", H.remote_port);
@@ -405,7 +406,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     peer_ctx ctx2;
     if (mode == 0) {
         ctx2 = *ctx;
-        ctx2.tracker = H.remote_tracker;
+        ctx2.tracker = ctx2.trackers[0] = H.remote_tracker;
         ctx2.chat = NULL;
         if (ctl_open(&ctx2, &w_news, &ctx2, &t2))
             fio_die("ctl_open", 0);

@@ -207,13 +207,16 @@ def test_direct_replayed_frame_rejected():
     t.stop()
 
 
-def relayed_alice(t):
+def relayed_alice(t, bob_t=None):
     """alice (real) dials bob, a user played by the test whose endpoint is
     dead, so she goes through the relay; the test joins as bob and runs
-    bob's handshake.  Returns (alice, sealed link, the raw relay conn)."""
+    bob's handshake.  bob_t: bob's tracker when not alice's (trackers on one
+    shared registry: the relay is bob's tracker's, and alice is told to
+    join there).  Returns (alice, sealed link, the raw relay conn)."""
+    bob_t = bob_t or t
     dead = free_port()
     bob_key = Key()
-    cb = Raw(t.addr, label='raw bob')
+    cb = Raw(bob_t.addr, label='raw bob')
     cb.must_register('bob', bob_key, endpoints=['127.0.0.1:%d' % dead])
     alice = Peer('alice', t.addr, extra_args=['--relay-after', '200'])
     alice.registered()
@@ -222,7 +225,7 @@ def relayed_alice(t):
         f = cb.recv(15)
         if f.get('t') == 'relay_offer':
             break
-    rb = test_relay.relay_conn(t, 'relay bob')
+    rb = test_relay.relay_conn(bob_t, 'relay bob')
     test_relay.join(rb, f['session'], 'bob', bob_key)
     rb.recv_type('relay_ready', timeout=15)
     link, _ = chat_handshake(rb, bob_key, 'bob', dialer=False)

@@ -350,17 +350,44 @@ def test_pg_silent_server_does_not_stall_the_tracker():
     stop_all((alice,), (t1,))
 
 
-def test_pg_uri_given_to_db_is_refused():
-    """--db is the SQLite file: a PostgreSQL URI there says where it belongs."""
+def test_pg_db_uri_is_the_registry():
+    """--db postgresql://... is --registry's other spelling (the issue's);
+    a --db PATH given too stays the tracker's own SQLite file."""
+    pg = PgServer()
+    t1 = Tracker(extra_args=['--db', pg.url], label='tracker1')  # after the harness's --db PATH
+    t2 = pg_tracker(pg, 'tracker2')
+    t1.proc.wait_stderr(r'ready \(database .*tracker\.db, users in PostgreSQL')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice')
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob')
+    must_list(bob, ['alice', 'bob'])
+    if not os.path.exists(t1.db):
+        fail('--db PATH beside --db URI: no SQLite file at %s' % t1.db)
+    stop_all((alice, bob), (t1, t2))
+
+
+def test_pg_two_different_registries_refused():
+    """--db URI and --registry naming two databases: a usage error."""
     d = tempdir()
     p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--db',
-                         'postgresql://parley@127.0.0.1:5432/parley'], cwd=d, stdin=False)
-    p.wait_stderr(r'--db postgresql://parley@127.0.0.1:5432/parley: --db is the SQLite file; '
-                  r'a PostgreSQL registry is given with --registry')
+                         'postgresql://parley@127.0.0.1:5432/a', '--registry',
+                         'postgresql://parley@127.0.0.1:5432/b'], cwd=d, stdin=False)
+    p.wait_stderr(r'give one PostgreSQL registry')
     if p.wait_exit() != 2:
-        fail('a PostgreSQL URI given to --db must be a usage error (status 2)')
+        fail('two different registries must be a usage error (status 2)')
     if os.listdir(d):
         fail('the refused tracker left %r behind' % os.listdir(d))
+
+
+def test_pg_release_refused_with_the_sql_to_run():
+    d = tempdir()
+    p = Proc('tracker', [os.path.join(BUILD, 'parley-tracker'), '--release', 'alice', '--db',
+                         'postgresql://parley@127.0.0.1:5432/parley'], cwd=d, stdin=False)
+    p.wait_stderr(r'--release does not work with a PostgreSQL registry yet; .*DELETE FROM '
+                  r'parley_mail .*DELETE FROM parley_users')
+    if p.wait_exit() != 2:
+        fail('--release with a PostgreSQL registry must be a usage error (status 2)')
 
 
 def test_pg_unreachable_at_start():

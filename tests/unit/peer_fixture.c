@@ -457,7 +457,8 @@ void fx_peer_init(fx_peer *p, uv_loop_t *loop, const char *user, const char *tra
     ASSERT_EQ(crypto_sign_keypair(ctx->id.pk, ctx->id.sk), 0);
     snprintf(ctx->user, sizeof ctx->user, "%s", user);
     ASSERT_EQ(name_fold(user, strlen(user), ctx->user_fold), 0);
-    ctx->tracker = tracker;
+    ctx->tracker = ctx->trackers[0] = tracker;
+    ctx->n_trackers = 1;
     ctx->listen = "127.0.0.1:0";
     ctx->relay_after_ms = PEER_RELAY_AFTER_MS;
     ctx->link_timeout_ms = (uint64_t)PEER_LINK_TIMEOUT_S * 1000;

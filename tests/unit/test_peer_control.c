@@ -405,23 +405,27 @@ static void cancel_stops_callback(void) {
 typedef struct reach_rec {
     int calls, status, has_token;
     unsigned char token[IDENT_SESSION];
+    char at[ADDR_STRLEN];
     char why[400];
 } reach_rec;
 
-static void on_reach(void *data, int status, const unsigned char *token, const char *why) {
+static void on_reach(void *data, int status, const ctl_relay *relay, const char *why) {
     reach_rec *r = data;
     r->calls++;
     r->status = status;
-    r->has_token = token != NULL;
-    if (token)
-        memcpy(r->token, token, IDENT_SESSION);
+    r->has_token = relay != NULL;
+    if (relay) {
+        memcpy(r->token, relay->token, IDENT_SESSION);
+        snprintf(r->at, sizeof r->at, "%s", relay->at);
+    }
     snprintf(r->why, sizeof r->why, "%s", why ? why : "");
 }
 
 static const unsigned char session[IDENT_SESSION] = "0123456789abcdef";
 
-/* The second relay_request gets a relay_result with a session; the first
- * and every other frame take the fake tracker's defaults. */
+/* The second relay_request gets a relay_result with a session, the third
+ * one naming another tracker (a shared registry's: relay); the first and
+ * every other frame take the fake tracker's defaults. */
 static int relay_seen;
 static int relay_hook(fake_tracker *ft, conn *c, const msg_in *m) {
     uint64_t id;
@@ -430,16 +434,18 @@ static int relay_hook(fake_tracker *ft, conn *c, const msg_in *m) {
     ft->relay_requests++;
     ASSERT_EQ(msg_uint(m, "id", &id), 0);
     msg_out o;
-    msg_out_init(&o, "relay_result", 2);
+    msg_out_init(&o, "relay_result", 2 + (relay_seen == 3));
     msg_put_uint(&o, "id", id);
     msg_put_bin(&o, "session", session, IDENT_SESSION);
+    if (relay_seen == 3)
+        msg_put_str(&o, "relay", "192.0.2.9:5961");
     ft_send(c, &o);
     return 1;
 }
 
 static void reach_requests(void) {
     ctl *t = registered_with(relay_hook);
-    reach_rec cr = {0}, limit = {0}, ok = {0};
+    reach_rec cr = {0}, limit = {0}, ok = {0}, there = {0};
     ASSERT_EQ(ctl_connect_request(t, "bob", 12345, on_reach, &cr), 0);
     ASSERT_EQ(ctl_relay_request(t, "bob", on_reach, &limit), 0);
     ASSERT_EQ(cr.calls + limit.calls, 0);
@@ -456,7 +462,13 @@ static void reach_requests(void) {
     ASSERT_EQ(ok.status, 0);
     ASSERT(ok.has_token);
     ASSERT(memcmp(ok.token, session, IDENT_SESSION) == 0);
+    ASSERT_STR(ok.at, ""); /* at our tracker */
     ASSERT_EQ(F.ft.relay_requests, 2);
+    ASSERT_EQ(ctl_relay_request(t, "bob", on_reach, &there), 0);
+    FX_WAIT(&F.loop, there.calls == 1);
+    ASSERT_EQ(there.status, 0);
+    ASSERT(memcmp(there.token, session, IDENT_SESSION) == 0);
+    ASSERT_STR(there.at, "192.0.2.9:5961");
     ASSERT_EQ(ctl_connect_failed(t, "bob", 12345, "no endpoint answered"), 0);
     teardown();
 }
