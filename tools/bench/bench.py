@@ -1380,6 +1380,8 @@ def fig8(b, rows):
         t0 = time.monotonic()
         holders = [b.procs.start(f'holder fig8-{i}-{j}', [b.loadgen_bin, '--target', taddr, '--op',
                                  'hold', '--conns', str(per), '--self', f's{j}-', *seed,
+                                 '--subscribe', str(PRES_SUBS), '--sub-names', f's{j}-',
+                                 '--sub-count', str(per),
                                  '--duration', '0', '--timeout', '600'],
                                  b.procs.client_cpu, os.path.join(d, f'hold{j}.log'),
                                  stdout=subprocess.PIPE) for j in range(k)]
@@ -1414,8 +1416,10 @@ def fig8(b, rows):
             f'key, `--key-seed {STORM_KEY_SEED}`) and offline; each round restarts the tracker on '
             f'that database (SIGTERM, then a new process: an empty record cache) and then starts '
             f'{k} load generators at once, each holding {per:,} of those peers '
-            f'(`loadgen --op hold --conns {per} --self sJ-`: connect, hello, signed register, '
-            f'all at once, pinned to the client CPU), so all {per * k:,} register again together, '
+            f'(`loadgen --op hold --conns {per} --self sJ- --subscribe {PRES_SUBS} --sub-names '
+            f'sJ- --sub-count {per}`: connect, hello, signed register with the `subscribe` '
+            f'feature, then a subscription to {PRES_SUBS} names of its own group, as current peers '
+            f'do; all at once, pinned to the client CPU), so all {per * k:,} register again together, '
             f'as after a tracker restart. Time until all online: from starting them to the last '
             f'`ready` (every one of its peers got `registered`, i.e. committed); the reference is '
             f'the time {per * k:,} signature checks take on one core at the rate verify.c measured '
