@@ -72,11 +72,25 @@ static void settle(verifier *v, size_t n) {
         uv_unref((uv_handle_t *)&v->async);
 }
 
+/* At most DELIVER_MAX results a loop pass: in a reconnect storm the
+ * thread gets ahead of the loop, and hundreds of registrations bound,
+ * committed and answered in one pass would hold every other client's
+ * frames back as long (the rest come on the next pass). */
+#define DELIVER_MAX 64
+
 static void on_done(uv_async_t *h) {
     verifier *v = (verifier *)h;
     uv_mutex_lock(&v->mu);
-    vfy_job *j = v->done;
-    v->done = v->done_tail = NULL;
+    vfy_job *j = v->done, *last = j;
+    for (size_t n = 1; last && n < DELIVER_MAX; n++)
+        last = last->next;
+    if (last && last->next) {
+        v->done = last->next; /* the rest: the next pass */
+        last->next = NULL;
+        uv_async_send(&v->async);
+    } else {
+        v->done = v->done_tail = NULL;
+    }
     uv_mutex_unlock(&v->mu);
     if (j)
         settle(v, deliver(j, 0));

@@ -2,11 +2,39 @@
 from raw protocol clients: register, list (with prefix and paging), lookup,
 presence pushes, name ownership (by key, case-insensitively), ttl."""
 import re
+import signal
 
 import runner
 from procs import Peer, TestFailure, Tracker, fail, sqlite, start_peers
 from sodium import Key
 from wire import Raw, assert_serving, msg, registered_client
+
+
+def test_accept_burst_all_served():
+    """300 connections at once, more than the tracker takes off its backlog
+    in one loop pass (listen.c, ACCEPT_BURST): every one is accepted and
+    answered in its turn, and a client that was up before the burst is
+    served while it lasts."""
+    t = Tracker(extra_args=['--max-conns-per-addr', '0', '--rate-limit', '0'])
+    early = registered_client(t, 'early')
+    # Stopped, the tracker finds all of them in its backlog at once when it
+    # goes on, with their hellos and early's lookup already sent.
+    t.proc.signal(signal.SIGSTOP)
+    try:
+        raws = [Raw(t.addr, label='burst %d' % i) for i in range(300)]
+        for r in raws:
+            r.send({'t': 'hello', 'v': 1, 'role': 'peer'})
+        early.send({'t': 'lookup', 'id': 7, 'name': 'early'})
+    finally:
+        t.proc.signal(signal.SIGCONT)
+    if early.recv_type('lookup_result').get('id') != 7:
+        fail('the client that was up before the burst got no answer')
+    for r in raws:
+        r.recv_type('welcome')
+    for r in raws:
+        r.close()
+    assert_serving(t)
+    t.stop()
 
 
 def test_register_and_list():
