@@ -127,6 +127,19 @@ int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_stora
     return 0;
 }
 
+void addr_host_key(const struct sockaddr_storage *s, char out[ADDR_HOSTKEY_LEN]) {
+    uint32_t ip;
+    out[0] = '\0';
+    if (ipv4_of(s, &ip)) {
+        const unsigned char *b = (const unsigned char *)&ip; /* network order */
+        snprintf(out, ADDR_HOSTKEY_LEN, "4:%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+    } else if (s->ss_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)s)->sin6_addr.s6_addr;
+        snprintf(out, ADDR_HOSTKEY_LEN, "6:%02x%02x%02x%02x%02x%02x%02x%02x", a[0], a[1], a[2],
+                 a[3], a[4], a[5], a[6], a[7]);
+    }
+}
+
 static uint16_t port_of(const struct sockaddr_storage *s) {
     return s->ss_family == AF_INET ? ((const struct sockaddr_in *)s)->sin_port
            : s->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)s)->sin6_port : 0;

@@ -29,6 +29,12 @@ int addr_parse_numeric(const char *s, struct sockaddr_storage *ss);
  * host), else 0; ports are ignored. */
 int addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+/* The host of s as a short string (ADDR_HOSTKEY_LEN with its NUL), equal
+ * for exactly the addresses addr_same_host takes for one host: an IPv4
+ * address (also IPv4-mapped), or an IPv6 /64.  "" for another family. */
+#define ADDR_HOSTKEY_LEN 20
+void addr_host_key(const struct sockaddr_storage *s, char out[ADDR_HOSTKEY_LEN]);
+
 /* *host with the port of port_from, both of host's family (the caller
  * checks): the observed address of a NATed peer with its listening port. */
 void addr_set_port(struct sockaddr_storage *host, const struct sockaddr_storage *port_from);

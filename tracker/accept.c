@@ -25,7 +25,7 @@ static void reject(uv_stream_t *listener, tracker_ctx *ctx) {
 }
 
 /* The connection limits; 0 when s may stay, else it was failed with
- * "limit".  A linear scan: the global cap bounds it. */
+ * "limit".  The per-address count is session.c's table. */
 static int over_limits(tracker_ctx *ctx, session *s) {
     char text[200];
     if (ctx->cfg.max_conns && ctx->nsessions > ctx->cfg.max_conns) {
@@ -38,9 +38,8 @@ static int over_limits(tracker_ctx *ctx, session *s) {
     if (!ctx->cfg.max_per_addr)
         return 0;
     unsigned n = 0;
-    for (session *o = ctx->sessions; o; o = o->next)
-        if (o != s && o->c && !conn_closing(o->c) && addr_same_host(&o->addr, &s->addr))
-            n++;
+    if (sess_count_host(s, &n))
+        return 0; /* out of memory: uncounted, so not limited */
     if (n < ctx->cfg.max_per_addr)
         return 0;
     snprintf(text, sizeof text,

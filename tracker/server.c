@@ -266,4 +266,6 @@ void srv_close(tracker_ctx *ctx) {
         reg_on_reconnected(ctx->reg, NULL, NULL);
     }
     pres_close(ctx);
+    namemap_free(ctx->hosts);
+    ctx->hosts = NULL;
 }

@@ -154,8 +154,44 @@ int sess_listening(const session *s) {
     return s->state == SS_REGISTERED && s->c && !conn_closing(s->c);
 }
 
+/* ctx->hosts maps a host key to its number of connections, stored as the
+ * value pointer itself (namemap holds pointers; a count needs no memory of
+ * its own).  A table instead of a walk of every session, so that taking a
+ * connection stays O(1) with 100,000 online. */
+int sess_count_host(session *s, unsigned *others) {
+    tracker_ctx *ctx = s->ctx;
+    *others = 0;
+    if (s->host_key[0])
+        return 0;
+    if (!ctx->hosts && !(ctx->hosts = namemap_new()))
+        return UV_ENOMEM;
+    char key[ADDR_HOSTKEY_LEN];
+    addr_host_key(&s->addr, key);
+    if (!key[0])
+        return 0;
+    uintptr_t n = (uintptr_t)namemap_get(ctx->hosts, key);
+    if (namemap_put(ctx->hosts, key, (void *)(n + 1)))
+        return UV_ENOMEM;
+    memcpy(s->host_key, key, sizeof key);
+    *others = (unsigned)n;
+    return 0;
+}
+
+static void uncount_host(session *s) {
+    tracker_ctx *ctx = s->ctx;
+    if (!s->host_key[0] || !ctx->hosts)
+        return;
+    uintptr_t n = (uintptr_t)namemap_get(ctx->hosts, s->host_key);
+    if (n <= 1)
+        namemap_del(ctx->hosts, s->host_key, (void *)n);
+    else
+        namemap_put(ctx->hosts, s->host_key, (void *)(n - 1)); /* a replace: no allocation */
+    s->host_key[0] = '\0';
+}
+
 void sess_unlink(session *s) {
     tracker_ctx *ctx = s->ctx;
+    uncount_host(s);
     if (s->prev)
         s->prev->next = s->next;
     else

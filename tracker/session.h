@@ -60,6 +60,7 @@ typedef struct session {
     char folded[NAME_BUFLEN];
     int64_t last_frame;           /* unix seconds */
     struct sockaddr_storage addr; /* the remote end, for the per-address limit */
+    char host_key[ADDR_HOSTKEY_LEN]; /* counted in ctx->hosts under this, or "" */
     rate_bucket bucket;           /* ratelimit.c: in thousandths of a frame */
     unsigned refused;             /* ratelimit.c: requests refused in a row */
 } session;
@@ -71,8 +72,13 @@ typedef struct session {
  * then on on_closed must free the session (after sess_unlink). */
 session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_closed);
 
-/* Takes s out of ctx->sessions. */
+/* Takes s out of ctx->sessions (and out of its host's count). */
 void sess_unlink(session *s);
+
+/* Counts s under the host of s->addr in ctx->hosts (--max-conns-per-addr),
+ * once; *others gets how many other connections that host has.  0, or
+ * UV_ENOMEM (s is then not counted, *others 0). */
+int sess_count_host(session *s, unsigned *others);
 
 /* The one transition. */
 void sess_set(session *s, sess_state to);

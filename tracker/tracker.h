@@ -141,6 +141,7 @@ typedef struct tracker_ctx {
     struct mail_srv *mail;     /* mail.c's pass state, rate buckets and sweep, or NULL */
     struct verifier *verifier; /* register signatures off the loop (verifier.h), or NULL: in it */
     namemap *online;            /* registered sessions by folded name */
+    namemap *hosts;             /* session.c: connections per host (--max-conns-per-addr), or NULL */
     struct listener *listeners;
     struct lsn_job *resolving; /* listen specs being resolved, or NULL */
     struct session *sessions;  /* every client connection */

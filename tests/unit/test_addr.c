@@ -183,6 +183,23 @@ static void same_host(void) {
     ASSERT_EQ(addr_same_host(&v6a, &v6c), 0);
     ASSERT_EQ(addr_same_host(&v6a, &a), 0);
     ASSERT_EQ(addr_same_host(&m, &v6a), 0);
+    /* addr_host_key: equal exactly where addr_same_host says one host. */
+    const struct sockaddr_storage *all[] = {&a, &b, &c, &m, &m2, &v6a, &v6b, &v6c};
+    char ki[ADDR_HOSTKEY_LEN], kj[ADDR_HOSTKEY_LEN];
+    for (size_t i = 0; i < 8; i++)
+        for (size_t j = 0; j < 8; j++) {
+            addr_host_key(all[i], ki);
+            addr_host_key(all[j], kj);
+            ASSERT(ki[0] != '\0');
+            ASSERT_EQ(strcmp(ki, kj) == 0, addr_same_host(all[i], all[j]));
+        }
+    addr_host_key(&a, ki);
+    ASSERT_STR(ki, "4:c0000201"); /* 192.0.2.1, its bytes in network order */
+    struct sockaddr_storage un;
+    memset(&un, 0, sizeof un);
+    un.ss_family = AF_UNIX;
+    addr_host_key(&un, ki);
+    ASSERT_STR(ki, "");
 }
 
 TEST_MAIN(T(same_host), T(host_port), T(v6_port), T(default_port), T(bare_v6_rejected), T(bad_ports),
