@@ -44,6 +44,7 @@ typedef struct session {
                                    * subscribe all) */
     struct session *all_prev, *all_next; /* presence.c: the sessions with pres_all */
     int pres_in_all;              /* linked there */
+    size_t pres_from;             /* presence.c: the first of the pass's queued pushes for it */
     struct pres_sub *subs;        /* presence.c: the names it subscribed to */
     unsigned nsubs;
     char *pres_buf;               /* presence.c: this pass's pushes for it, or NULL */
