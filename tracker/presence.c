@@ -75,15 +75,22 @@ static void all_join(session *s) {
     x->nall++;
 }
 
-/* The pass's queued pushes for s move to its own buffer, so leaving all
- * mode loses none of them. */
+/* Moves the pass's queued pushes for s to its own buffer, in order: for
+ * a session leaving all mode, and for each before a push the queue had no
+ * room for goes to their own buffers. */
+static void spill(session *s) {
+    pres_index *x = s->ctx->presence;
+    for (size_t i = s->pres_from; i < x->nev; i++)
+        if (strcmp(x->ev[i].folded, s->folded) != 0)
+            deliver(s, x->q + x->ev[i].off, x->ev[i].len);
+    s->pres_from = x->nev;
+}
+
 static void all_leave(session *s) {
     pres_index *x = s->ctx->presence;
     if (!s->pres_in_all)
         return;
-    for (size_t i = s->pres_from; i < x->nev; i++)
-        if (strcmp(x->ev[i].folded, s->folded) != 0)
-            deliver(s, x->q + x->ev[i].off, x->ev[i].len);
+    spill(s);
     if (s->all_prev)
         s->all_prev->all_next = s->all_next;
     else
@@ -330,10 +337,14 @@ static void push(tracker_ctx *ctx, const char *folded, const char *name, bool is
     for (pres_sub *n = namemap_get(x->names, folded); n; n = n->nnext)
         if (!n->s->pres_all) /* those hear it below */
             deliver(n->s, buf, len);
-    if (x->all && queue(x, folded, buf, len) != 0)
-        for (session *s = x->all; s; s = s->all_next) /* out of memory: one by one */
+    if (x->all && queue(x, folded, buf, len) != 0) {
+        log_error(&ctx->lg, "out of memory queueing presence of %s: pushed to each alone", name);
+        for (session *s = x->all; s; s = s->all_next) {
+            spill(s);
             if (strcmp(s->folded, folded) != 0)
                 deliver(s, buf, len);
+        }
+    }
     msg_out_discard(&m);
 }
 
@@ -366,7 +377,7 @@ void pres_flush(void *arg) {
         }
     }
     x->nev = x->qlen = 0;
-    if (x->qcap > 65536) { /* a storm's queue is not kept for the quiet after it */
+    if (x->qcap > 65536 || x->evcap > 1024) { /* a storm's queue is not kept for the quiet after it */
         free(x->q);
         free(x->ev);
         x->q = NULL;
