@@ -28,10 +28,12 @@ typedef struct pres_sub {
     char folded[];
 } pres_sub;
 
-/* One push of the pass for the all mode sessions, at off in the queue. */
+/* One push of the pass for the all mode sessions, at off in the queue.
+ * about: the session it is about (not told), NULL for a user of another
+ * tracker (never online here: pres_push_remote). */
 typedef struct pres_ev {
     size_t off, len;
-    char folded[NAME_BUFLEN]; /* whom it is about: not sent to that user */
+    const session *about;
 } pres_ev;
 
 typedef struct pres_index {
@@ -81,7 +83,7 @@ static void all_join(session *s) {
 static void spill(session *s) {
     pres_index *x = s->ctx->presence;
     for (size_t i = s->pres_from; i < x->nev; i++)
-        if (strcmp(x->ev[i].folded, s->folded) != 0)
+        if (x->ev[i].about != s)
             deliver(s, x->q + x->ev[i].off, x->ev[i].len);
     s->pres_from = x->nev;
 }
@@ -263,7 +265,7 @@ static void deliver(session *s, const char *buf, size_t len) {
 
 /* Appends one push to the pass's queue for the all mode sessions: 0, or
  * UV_ENOMEM with the queue as it was. */
-static int queue(pres_index *x, const char *folded, const char *buf, size_t len) {
+static int queue(pres_index *x, const session *about, const char *buf, size_t len) {
     char *nq = grow(x->q, &x->qcap, x->qlen + len, 1, 4096);
     if (!nq)
         return UV_ENOMEM;
@@ -273,7 +275,7 @@ static int queue(pres_index *x, const char *folded, const char *buf, size_t len)
         return UV_ENOMEM;
     x->ev = ne;
     pres_ev *e = &x->ev[x->nev++];
-    snprintf(e->folded, sizeof e->folded, "%s", folded);
+    e->about = about;
     e->off = x->qlen;
     e->len = len;
     memcpy(x->q + x->qlen, buf, len);
@@ -287,7 +289,7 @@ static void send_queued(session *s) {
     pres_index *x = s->ctx->presence;
     size_t total = 0;
     for (size_t i = s->pres_from; i < x->nev; i++)
-        if (strcmp(x->ev[i].folded, s->folded) != 0)
+        if (x->ev[i].about != s)
             total += x->ev[i].len;
     if (!total || !sess_listening(s))
         return;
@@ -298,7 +300,7 @@ static void send_queued(session *s) {
     }
     size_t o = 0;
     for (size_t i = s->pres_from; i < x->nev; i++) {
-        if (strcmp(x->ev[i].folded, s->folded) != 0) {
+        if (x->ev[i].about != s) {
             memcpy(out + o, x->q + x->ev[i].off, x->ev[i].len);
             o += x->ev[i].len;
         }
@@ -319,8 +321,10 @@ static void send_own(session *s) {
         sess_send_buf(s, buf, len);
 }
 
-/* folded: whom it is about, never told of itself. */
-static void push(tracker_ctx *ctx, const char *folded, const char *name, bool is_online) {
+/* folded: whom it is about, never told of itself; about: that session, or
+ * NULL for a user of another tracker. */
+static void push(tracker_ctx *ctx, const session *about, const char *folded, const char *name,
+                 bool is_online) {
     pres_index *x = ctx->presence;
     if (!x)
         return;
@@ -337,11 +341,11 @@ static void push(tracker_ctx *ctx, const char *folded, const char *name, bool is
     for (pres_sub *n = namemap_get(x->names, folded); n; n = n->nnext)
         if (!n->s->pres_all) /* those hear it below */
             deliver(n->s, buf, len);
-    if (x->all && queue(x, folded, buf, len) != 0) {
+    if (x->all && queue(x, about, buf, len) != 0) {
         log_error(&ctx->lg, "out of memory queueing presence of %s: pushed to each alone", name);
         for (session *s = x->all; s; s = s->all_next) {
             spill(s);
-            if (strcmp(s->folded, folded) != 0)
+            if (s != about)
                 deliver(s, buf, len);
         }
     }
@@ -349,14 +353,14 @@ static void push(tracker_ctx *ctx, const char *folded, const char *name, bool is
 }
 
 void pres_push(tracker_ctx *ctx, const session *except, const char *name, bool is_online) {
-    push(ctx, except->folded, name, is_online);
+    push(ctx, except, except->folded, name, is_online);
 }
 
 void pres_push_remote(void *arg, const char *name, const char *folded, int is_online) {
     tracker_ctx *ctx = arg;
     if (ctx->stopping || namemap_get(ctx->online, folded))
         return;
-    push(ctx, folded, name, is_online != 0);
+    push(ctx, NULL, folded, name, is_online != 0);
 }
 
 void pres_flush(void *arg) {
@@ -365,7 +369,8 @@ void pres_flush(void *arg) {
     if (!x)
         return;
     /* A session in all mode can have a buffer of its own only from a
-     * stint outside it earlier in the pass: that goes first, for order.
+     * stint outside it earlier in the pass, or from a spill when the queue
+     * was out of memory: that goes first, for order.
      * Sending may start closing s, which leaves it linked until its close
      * callback, a later pass. */
     if (x->nev) {
