@@ -72,9 +72,19 @@ static void unbind(session *s, int status) {
         log_warn(&ctx->lg, "could not record %s as offline in the database", s->name);
 }
 
-/* The registration's batch committed (or failed): now it may be answered. */
-static void on_bound(int status, void *arg) {
-    session *s = arg;
+/* A register of the shared registry between its claim and the answer
+ * (reg_claim), and what it needs for a refusal. */
+typedef struct claim {
+    session *s;
+    char name[NAME_BUFLEN];   /* as asked for */
+    char stored[NAME_BUFLEN]; /* as bound, or the look-alike */
+} claim;
+
+static void refuse_new_name(session *s, const char *name, int verdict, const char *other);
+
+/* The registration's batch committed (or failed): now it may be answered.
+ * c is the shared registry's claim (NULL on SQLite). */
+static void bound(session *s, int status, const claim *c) {
     tracker_ctx *ctx = s->ctx;
     if (!s->c) { /* closed while the batch was committing */
         unbind(s, status);
@@ -85,6 +95,10 @@ static void on_bound(int status, void *arg) {
     if (conn_closing(s->c)) {
         unbind(s, status);
         return; /* failed meanwhile; the close callback frees it */
+    }
+    if (c && (status == REG_ECONFUSABLE || status == REG_EBADNAME)) {
+        refuse_new_name(s, c->name, status, c->stored);
+        return;
     }
     if (status == UV_EEXIST) { /* another tracker on the shared registry bound it first */
         char text[512];
@@ -131,6 +145,16 @@ static void on_bound(int status, void *arg) {
     rch_ping(s);        /* a round trip to time its punches by */
 }
 
+static void on_bound(int status, void *arg) { bound(arg, status, NULL); }
+
+static void on_claimed(int status, void *arg) {
+    claim *c = arg;
+    if (status == 0)
+        snprintf(c->s->name, sizeof c->s->name, "%s", c->stored);
+    bound(c->s, status, c);
+    free(c);
+}
+
 /* The endpoints of a register, each a numeric HOST:PORT, copied into ep.
  * 0, or UV_EPROTO after failing the connection. */
 static int read_endpoints(session *s, const msgpack_object_array *eps,
@@ -157,34 +181,46 @@ static int read_endpoints(session *s, const msgpack_object_array *eps,
     return 0;
 }
 
-/* A name nobody holds yet (names bound before these rules keep working for
- * their key): whether it looks like a name of another key
- * (name_confusable, which says which: the likelier mistake, so it comes
- * first), then its scripts (bad_name).  1 after failing the connection,
- * else 0. */
-static int new_name_refused(session *s, const char *name, size_t len, const char *folded,
-                            const unsigned char key[IDENT_PK]) {
+/* Fails the connection of a register whose new name the rules refuse:
+ * verdict REG_ECONFUSABLE (it looks like other, a name of another key),
+ * REG_EBADNAME (its scripts: the reason is conf_check's), REG_EUNAVAIL, or
+ * another error. */
+static void refuse_new_name(session *s, const char *name, int verdict, const char *other) {
+    char text[640];
     const char *why;
-    char text[640], other[NAME_BUFLEN];
-    int r = reg_lookalike(s->ctx->reg, folded, key, other);
-    if (r == 0) {
+    if (verdict == REG_EBADNAME && conf_check(name, strlen(name), &why) != UV_EINVAL)
+        verdict = UV_EIO; /* the check itself failed */
+    if (verdict == REG_ECONFUSABLE) {
         snprintf(text, sizeof text,
                  "the name %s looks like %s, a name another key holds; pick a name that "
                  "does not look like an existing one", name, other);
         conn_fail(s->c, "name_confusable", text, 0);
-        return 1;
-    }
-    if (r == UV_ENOENT && (r = conf_check(name, len, &why)) == UV_EINVAL) {
+    } else if (verdict == REG_EBADNAME) {
         snprintf(text, sizeof text, "invalid name %s: %s; pick another name", name, why);
         conn_fail(s->c, "bad_name", text, 0);
-        return 1;
-    }
-    if (r == REG_EUNAVAIL) {
+    } else if (verdict == REG_EUNAVAIL) {
         conn_fail(s->c, "db_unavailable", DB_UNAVAILABLE_TEXT, 0);
-        return 1;
-    }
-    if (r && r != UV_ENOENT) {
+    } else {
         conn_fail(s->c, "internal", "the tracker could not check the name; try again later", 0);
+    }
+}
+
+/* A name nobody holds yet in SQLite (names bound before these rules keep
+ * working for their key): whether it looks like a name of another key
+ * (name_confusable, which says which: the likelier mistake, so it comes
+ * first), then its scripts (bad_name).  1 after failing the connection,
+ * else 0.  A shared registry makes the same checks in its claim. */
+static int new_name_refused(session *s, const char *name, size_t len, const char *folded,
+                            const unsigned char key[IDENT_PK]) {
+    const char *why;
+    char other[NAME_BUFLEN];
+    int r = reg_lookalike(s->ctx->reg, folded, key, other);
+    if (r == 0)
+        r = REG_ECONFUSABLE;
+    else if (r == UV_ENOENT && (r = conf_check(name, len, &why)) == UV_EINVAL)
+        r = REG_EBADNAME;
+    if (r && r != UV_ENOENT) {
+        refuse_new_name(s, name, r, other);
         return 1;
     }
     return 0;
@@ -198,6 +234,33 @@ typedef struct pending {
     char ep[REG_MAX_ENDPOINTS][ADDR_STRLEN];
     uint32_t neps;
 } pending;
+
+/* bind_signed on the shared registry: one statement decides, answered in
+ * on_claimed. */
+static void claim_name(session *s, const pending *p, const char *cname, size_t nlen,
+                       const char *folded, const char *const *epv) {
+    const char *why;
+    claim *c = malloc(sizeof *c);
+    if (!c) {
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
+    c->s = s;
+    snprintf(c->name, sizeof c->name, "%s", cname);
+    int ok = conf_check(cname, nlen, &why) == 0; /* only a new name is held to it */
+    int r = reg_claim(s->ctx->reg, cname, folded, p->job.pk, epv, p->neps, (int64_t)time(NULL),
+                      ok, c->stored, on_claimed, c);
+    if (r) {
+        free(c);
+        conn_fail(s->c, r == REG_EUNAVAIL ? "db_unavailable" : "internal",
+                  r == REG_EUNAVAIL ? DB_UNAVAILABLE_TEXT
+                                    : "the tracker's database failed; try again later", 0);
+        return;
+    }
+    snprintf(s->name, sizeof s->name, "%s", cname);
+    snprintf(s->folded, sizeof s->folded, "%s", folded);
+    sess_set(s, SS_REGISTERING);
+}
 
 /* The signature is checked (verified 0 when it holds): the name's rules,
  * then the binding. */
@@ -221,6 +284,10 @@ static void bind_signed(session *s, const pending *p, int verified) {
         epv[i] = p->ep[i];
     char folded[NAME_BUFLEN], stored[NAME_BUFLEN];
     name_fold(cname, nlen, folded);
+    if (reg_shared(ctx->reg)) {
+        claim_name(s, p, cname, nlen, folded, epv);
+        return;
+    }
     reg_user u;
     int r = reg_lookup(ctx->reg, folded, &u);
     if (r == 0 && memcmp(u.key, key, IDENT_PK) != 0)

@@ -457,39 +457,56 @@ static const char *skeleton_of(registry *r, const char *folded, const char *name
     return NULL;
 }
 
-int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
-             const char *const *endpoints, size_t nendpoints, int64_t now,
-             char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
-    char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN];
+/* The endpoints as stored, space-separated: 0 or UV_EINVAL. */
+static int join_endpoints(const char *const *endpoints, size_t n,
+                          char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN]) {
     size_t o = 0;
     eps[0] = '\0';
-    for (size_t i = 0; i < nendpoints && i < REG_MAX_ENDPOINTS; i++) {
-        size_t n = strlen(endpoints[i]);
-        if (n == 0 || n >= ADDR_STRLEN || strchr(endpoints[i], ' '))
+    if (n > REG_MAX_ENDPOINTS)
+        return UV_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(endpoints[i]);
+        if (len == 0 || len >= ADDR_STRLEN || strchr(endpoints[i], ' '))
             return UV_EINVAL;
         if (o)
             eps[o++] = ' ';
-        memcpy(eps + o, endpoints[i], n + 1);
-        o += n;
+        memcpy(eps + o, endpoints[i], len + 1);
+        o += len;
     }
-    if (nendpoints > REG_MAX_ENDPOINTS)
-        return UV_EINVAL;
+    return 0;
+}
 
+int reg_claim(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+              const char *const *endpoints, size_t nendpoints, int64_t now, int name_ok,
+              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
+    if (!r->pg)
+        return UV_ENOTSUP;
+    char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN], skel[CONF_SKELETON_BUFLEN];
+    int e = join_endpoints(endpoints, nendpoints, eps);
+    if (e)
+        return e;
+    snprintf(stored, NAME_BUFLEN, "%s", name); /* until the answer says how it was bound */
+    return rpg_claim(r->pg, name, folded, key, eps, now, skeleton_of(r, folded, name, skel),
+                     name_ok, stored, cb, arg);
+}
+
+int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+             const char *const *endpoints, size_t nendpoints, int64_t now,
+             char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
+    if (r->pg)
+        return UV_ENOTSUP;
+    char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN];
+    int e = join_endpoints(endpoints, nendpoints, eps);
+    if (e)
+        return e;
     reg_user u;
-    int e = reg_lookup(r, folded, &u);
+    e = reg_lookup(r, folded, &u);
     if (e && e != UV_ENOENT)
         return e;
     int exists = e == 0;
     if (exists && memcmp(u.key, key, IDENT_PK) != 0)
         return UV_EEXIST;
     char skel[CONF_SKELETON_BUFLEN];
-    if (r->pg) {
-        /* The upsert decides, atomically across trackers: a name another
-         * tracker bound meanwhile comes back to cb as UV_EEXIST. */
-        snprintf(stored, NAME_BUFLEN, "%s", exists ? u.name : name);
-        return rpg_bind(r->pg, name, folded, key, eps, now, skeleton_of(r, folded, name, skel),
-                        cb, arg);
-    }
     if ((e = db_wait(r->d, cb, arg)) != 0) /* reserve first: no failure after the write */
         return e;
     if ((e = db_begin_write(r->d)) != 0) {
@@ -526,14 +543,14 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
 
 int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT_PK],
                   char other[NAME_BUFLEN]) {
+    if (r->pg)
+        return UV_ENOTSUP;
     char skel[CONF_SKELETON_BUFLEN];
     int e = conf_skeleton(folded, strlen(folded), skel);
     if (e) {
         log_error(r->lg, "cannot compute the look-alike skeleton of %s", folded);
         return e;
     }
-    if (r->pg)
-        return rpg_lookalike(r->pg, folded, skel, key, other);
     if ((e = db_begin_read(r->d)) != 0)
         return e;
     sqlite3_stmt *st = r->st[ST_LOOKALIKE];

@@ -38,6 +38,10 @@
 /* The shared registry cannot be reached now (PostgreSQL down or not
  * answering); the tracker answers db_unavailable.  SQLite never says it. */
 #define REG_EUNAVAIL UV_ENOTCONN
+/* reg_claim's verdicts on a name nobody holds yet: it looks like a name of
+ * another key; its scripts are refused (confusable.h). */
+#define REG_ECONFUSABLE UV_EADDRINUSE
+#define REG_EBADNAME UV_EILSEQ
 
 typedef struct registry registry;
 
@@ -115,23 +119,40 @@ void reg_on_forward(registry *r, reg_forward_cb cb, void *arg);
 void reg_close(registry *r);
 
 /* Registers name (valid, NUL-terminated; folded is its name_fold form) with
- * key and endpoints, at time now.  The first registration binds the name to
+ * key and endpoints, at time now, in SQLite (a shared registry takes
+ * reg_claim instead: UV_ENOTSUP).  The first registration binds the name to
  * key; later ones with the same key update endpoints and last_seen.  The
  * same write marks the user online (one write per registration); a caller
  * that then cannot serve the session clears it with reg_presence.  stored
  * gets the name as first registered.
  * Returns 0 and cb fires after the commit; UV_EEXIST when the name is bound
  * to another key; another negative error on database failure (no callback
- * in either case).  With a shared registry cb's status may also be
- * UV_EEXIST (another tracker bound the name first) or REG_EUNAVAIL. */
+ * in either case). */
 int reg_bind(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
              const char *const *endpoints, size_t nendpoints, int64_t now,
              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
 
+/* A registration on the shared registry: reg_bind with the checks a caller
+ * makes first on SQLite (reg_lookup for the key that holds the name,
+ * reg_lookalike and the scripts' verdict, name_ok, for a new one) made by
+ * the database in the bind's own statement, so it costs no round trip of
+ * its own, atomically across trackers.  0, and cb(status, arg) fires once
+ * the pass's batch committed: 0 (stored holds the name as first
+ * registered), UV_EEXIST (another key holds the name, or another tracker
+ * bound it first), REG_ECONFUSABLE (a new name that looks like a name of
+ * another key: stored holds that name), REG_EBADNAME (a new name, and
+ * name_ok was 0), REG_EUNAVAIL or UV_EIO.  stored must stay valid until cb
+ * fired.  A negative error now (UV_ENOTSUP on SQLite, UV_EINVAL,
+ * REG_EUNAVAIL, UV_ENOMEM): no callback. */
+int reg_claim(registry *r, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+              const char *const *endpoints, size_t nendpoints, int64_t now, int name_ok,
+              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
+
 /* Whether a new name of this folded form would look like a name bound to
  * another key than key: the same TR39 skeleton (confusable.h), one index
  * probe.  0 with the first such name, as stored, in other; UV_ENOENT when
- * there is none; or a negative error.  reg_bind stores the skeleton of the
+ * there is none; or a negative error (UV_ENOTSUP on a shared registry,
+ * where reg_claim checks).  reg_bind stores the skeleton of the
  * names it binds; names bound before it was stored get theirs at open. */
 int reg_lookalike(registry *r, const char *folded, const unsigned char key[IDENT_PK],
                   char other[NAME_BUFLEN]);

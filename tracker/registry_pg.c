@@ -97,7 +97,7 @@ static const char *const migrations[] = {
 /* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
 #define MIGRATION_LOCK "112585675188601"
 
-enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
+enum { Q_GET, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
        Q_HEARTBEAT, Q_SWEEP, Q_FORWARD, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
@@ -106,19 +106,28 @@ enum { Q_GET, Q_BIND, Q_LOOKALIKE, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFL
 static const char *const sql[Q_COUNT] = {
     [Q_GET] = "SELECT name, key, endpoints, last_seen, online, tracker FROM parley_users"
               " WHERE folded = $1",
-    /* The name -> key binding is decided by the primary key, in one
-     * statement: of two trackers racing for one name with two keys, one
-     * inserts and the other's update is filtered out by the WHERE (no row
-     * returned: the name is taken). */
-    [Q_BIND] = "INSERT INTO parley_users AS u (folded, name, key, endpoints, last_seen, online,"
-               " created, skeleton, tracker) VALUES ($1, $2, $3, $4, $5, true, $5, $6, $7)"
-               " ON CONFLICT (folded) DO UPDATE SET endpoints = EXCLUDED.endpoints,"
-               " last_seen = EXCLUDED.last_seen, online = true, tracker = EXCLUDED.tracker"
-               " WHERE u.key = EXCLUDED.key RETURNING u.name",
-    /* Not the name itself: bound meanwhile by a racing tracker, it is the
-     * bind's to refuse (name_taken), not a look-alike. */
-    [Q_LOOKALIKE] = "SELECT name FROM parley_users WHERE skeleton = $1 AND key <> $2"
-                    " AND folded <> $3 LIMIT 1",
+    /* A registration in one statement of the pass's batch, so that it
+     * costs no round trip of its own: the name's current key and a
+     * look-alike of another key (the snapshot's), then the upsert, which
+     * binds a new name only when no look-alike exists and its scripts
+     * passed ($8), and updates an existing one only for the same key.  The
+     * name -> key binding is decided by the primary key: of two trackers
+     * racing for one name with two keys, one inserts and the other's
+     * update is filtered out by the WHERE (no name returned: taken).
+     * Answers (the name as bound or NULL, whether the name existed, the
+     * look-alike or NULL); rpg_claim says what they mean. */
+    [Q_CLAIM] = "WITH cur AS (SELECT key FROM parley_users WHERE folded = $1::text),"
+                " la AS (SELECT name FROM parley_users WHERE skeleton = $6::text"
+                " AND key <> $3::bytea AND folded <> $1::text LIMIT 1),"
+                " up AS (INSERT INTO parley_users AS u (folded, name, key, endpoints, last_seen,"
+                " online, created, skeleton, tracker) SELECT $1::text, $2::text, $3::bytea,"
+                " $4::text, $5::bigint, true, $5::bigint, $6::text, $7::text"
+                " WHERE EXISTS (SELECT 1 FROM cur WHERE key = $3::bytea) OR NOT EXISTS"
+                " (SELECT 1 FROM cur) AND NOT EXISTS (SELECT 1 FROM la) AND $8::boolean"
+                " ON CONFLICT (folded) DO UPDATE SET endpoints = EXCLUDED.endpoints,"
+                " last_seen = EXCLUDED.last_seen, online = true, tracker = EXCLUDED.tracker"
+                " WHERE u.key = EXCLUDED.key RETURNING u.name)"
+                " SELECT (SELECT name FROM up), EXISTS (SELECT 1 FROM cur), (SELECT name FROM la)",
     [Q_PRESENCE] = "UPDATE parley_users SET online = $2, last_seen = $3"
                    " WHERE folded = $1 AND tracker = $4",
     [Q_LIST_FROM] = LIST(">="),
@@ -157,9 +166,11 @@ typedef struct pg_write {
     int len[RPG_MAX_PARAMS], bin[RPG_MAX_PARAMS];
     char *text;
     uint64_t seq;      /* queue order, kept among the writes of one name */
-    reg_done_cb cb;    /* binds only */
+    reg_done_cb cb;    /* claims and waits */
     void *arg;
-    int status;        /* a bind whose upsert returned no row: UV_EEXIST */
+    int status;        /* a claim's verdict (rpg_claim) */
+    char *stored;      /* a claim's: the name as bound, or the look-alike */
+    int name_ok;       /* a claim's: whether a new name passed the script rules */
 } pg_write;
 
 struct reg_pg {
@@ -662,6 +673,26 @@ static void owe(reg_pg *p, const char *folded, int64_t last_seen) {
     o[p->nowed++].last_seen = last_seen;
 }
 
+/* What a claim's answer row means (Q_CLAIM), its name copied to the
+ * claim's buffer: 0 bound (the name as bound), UV_EEXIST held by another
+ * key (or bound by a racing tracker meanwhile), REG_ECONFUSABLE (the
+ * look-alike), REG_EBADNAME. */
+static int claimed(pg_write *w, const PGresult *r) {
+    if (PQntuples(r) != 1 || PQnfields(r) != 3)
+        return UV_EIO;
+    if (!PQgetisnull(r, 0, 0)) {
+        snprintf(w->stored, NAME_BUFLEN, "%s", PQgetvalue(r, 0, 0));
+        return 0;
+    }
+    if (PQgetvalue(r, 0, 1)[0] == 't')
+        return UV_EEXIST;
+    if (!PQgetisnull(r, 0, 2)) {
+        snprintf(w->stored, NAME_BUFLEN, "%s", PQgetvalue(r, 0, 2));
+        return REG_ECONFUSABLE;
+    }
+    return w->name_ok ? UV_EEXIST : REG_EBADNAME;
+}
+
 /* Sends w[0..n) in one pipeline, an implicit transaction that commits at
  * its sync (one commit, one WAL flush for the pass), and reads the
  * answers.  0 (each bind's own status set), 1 for a deadlock or
@@ -707,8 +738,8 @@ static int send_batch(reg_pg *p, pg_write *w, size_t n) {
                     else
                         log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
                 }
-            } else if (w[i].q == Q_BIND && PQntuples(r) == 0) {
-                w[i].status = UV_EEXIST;
+            } else if (w[i].q == Q_CLAIM) {
+                w[i].status = claimed(&w[i], r);
             }
             PQclear(r);
         }
@@ -995,38 +1026,23 @@ int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size
     return e;
 }
 
-/* A statement answering one name or nothing: 0 with it in out, or none.
- * Clears res. */
-static int first_name(PGresult *res, int none, char out[NAME_BUFLEN]) {
-    int e = PQntuples(res) == 0 ? none : 0;
-    if (e == 0)
-        snprintf(out, NAME_BUFLEN, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return e;
-}
-
-int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
-             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
-             void *arg) {
+int rpg_claim(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+              const char *endpoints, int64_t now, const char *skeleton, int name_ok,
+              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
     if (p->state != RPG_UP)
         return REG_EUNAVAIL;
     char t[24];
     snprintf(t, sizeof t, "%" PRId64, now);
-    const char *v[] = {folded, name, (const char *)key, endpoints, t, skeleton, p->tracker_id};
-    const int len[] = {0, 0, IDENT_PK, 0, 0, 0, 0};
-    const int bin[] = {0, 0, 1, 0, 0, 0, 0};
-    return enqueue(p, Q_BIND, 7, v, len, bin, cb, arg);
-}
-
-int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
-                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]) {
-    const char *v[] = {skeleton, (const char *)key, folded};
-    const int len[] = {0, IDENT_PK, 0}, bin[] = {0, 1, 0};
-    PGresult *res;
-    int e = run(p, Q_LOOKALIKE, 3, v, len, bin, "look-alike lookup", &res);
-    if (e)
-        return e;
-    return first_name(res, UV_ENOENT, other);
+    const char *v[] = {folded, name, (const char *)key, endpoints, t, skeleton, p->tracker_id,
+                       name_ok ? "t" : "f"};
+    const int len[] = {0, 0, IDENT_PK, 0, 0, 0, 0, 0};
+    const int bin[] = {0, 0, 1, 0, 0, 0, 0, 0};
+    int e = enqueue(p, Q_CLAIM, 8, v, len, bin, cb, arg);
+    if (e == 0) {
+        p->q[p->nq - 1].stored = stored;
+        p->q[p->nq - 1].name_ok = name_ok;
+    }
+    return e;
 }
 
 int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen) {

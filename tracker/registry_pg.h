@@ -11,8 +11,11 @@
  * statement_timeout on the server side.  Chosen for this first step
  * because the registry's reads are synchronous in its interface: an
  * asynchronous libpq (PQsendQueryPrepared on a uv_poll) needs every caller
- * of reg_lookup to wait for an answer.  Writes (binds, presence) are
- * queued and sent at the end of the loop pass as one pipeline, an implicit
+ * of reg_lookup to wait for an answer.  A registration reads nothing on
+ * its own: the name's owner and look-alike checks are subqueries of its
+ * write (rpg_claim), so it costs only its share of the pass's commit
+ * (0.27x to 0.62x the SQLite tracker's rate when that went in).  Writes
+ * (claims, presence) are queued and sent at the end of the loop pass as one pipeline, an implicit
  * transaction: one commit and one WAL flush for the pass, however many it
  * holds (the group commit SQLite's registry does too), after which their
  * callbacks fire.  The loop still waits for that commit, so the batch
@@ -121,23 +124,25 @@ void rpg_close(reg_pg *p);
  * negative error. */
 int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
 
-/* Queues the binding of folded to key, atomic across trackers (an upsert
- * that updates only a row with the same key), marking it online at this
- * tracker.  skeleton may be NULL.  0, and cb(status, arg) fires from the
- * loop once the pass's batch committed: 0, UV_EEXIST when another key
- * holds the name (another tracker bound it first), REG_EUNAVAIL or UV_EIO
- * when the batch failed.  REG_EUNAVAIL or UV_ENOMEM now: no callback. */
-int rpg_bind(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
-             const char *endpoints, int64_t now, const char *skeleton, reg_done_cb cb,
-             void *arg);
+/* Queues a registration of folded (spelled name) with key, atomic across
+ * trackers, in one statement of the pass's batch (no round trip of its
+ * own): it binds a name nobody holds when no name of another key has the
+ * same skeleton (may be NULL: no look-alike check) and name_ok (the
+ * name's scripts passed conf_check), updates the endpoints of a name this
+ * key holds, and marks it online at this tracker.  0, and cb(status, arg)
+ * fires from the loop once the pass's batch committed: 0 with the name as
+ * first bound in stored; UV_EEXIST when another key holds the name (or
+ * another tracker bound it first); REG_ECONFUSABLE for a new name that
+ * looks like another key's, that name in stored; REG_EBADNAME for a new
+ * name when name_ok is 0; REG_EUNAVAIL or UV_EIO when the batch failed.
+ * stored (NAME_BUFLEN bytes) must stay valid until cb fired.  REG_EUNAVAIL
+ * or UV_ENOMEM now: no callback. */
+int rpg_claim(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
+              const char *endpoints, int64_t now, const char *skeleton, int name_ok,
+              char stored[NAME_BUFLEN], reg_done_cb cb, void *arg);
 
 /* cb(arg) fires after each batch's callbacks. */
 void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg);
-
-/* The first name other than folded with this skeleton bound to another
- * key than key: 0 with it in other, UV_ENOENT, or a negative error. */
-int rpg_lookalike(reg_pg *p, const char *folded, const char *skeleton,
-                  const unsigned char key[IDENT_PK], char other[NAME_BUFLEN]);
 
 /* Queues the presence of folded for the pass's batch, written if this
  * tracker holds its session (a user who registered again at another

@@ -259,6 +259,56 @@ def test_pg_name_race():
     stop_all((), (t1, t2))
 
 
+def test_pg_lookalike_rules_across_trackers():
+    """The look-alike rules of a new name (docs/PROTOCOL.md, "Usernames")
+    hold across trackers, decided by the registration's own statement: a
+    name whose skeleton matches a name another key holds at another
+    tracker is name_confusable naming it, a name mixing scripts is
+    bad_name, the owner re-registers freely anywhere, and a name stored
+    before the rules (written straight into the table) keeps working for
+    its key.  Two look-alikes of two keys in one batch: the second is
+    refused."""
+    from test_tracker_lookalike import CYR_A, refused
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1'), pg_tracker(pg, 'tracker2')
+    key = Key()
+    owner = Raw(t1.addr, label='alice@t1')
+    owner.must_register('alice', key=key)
+    for t in (t1, t2):
+        msg = refused(t, CYR_A + 'lice', 'name_confusable', 'looks like alice')
+        if CYR_A + 'lice' not in msg:
+            fail('the message should name the refused name: %r' % msg)
+    refused(t2, 'ALICE', 'name_taken')
+    refused(t2, 'pa' + CYR_A + 'l', 'bad_name', 'mixes scripts')
+    again = Raw(t2.addr, label='alice@t2')
+    r = again.register('Alice', key=key)
+    if r.get('t') != 'registered' or r.get('name') != 'alice':
+        fail('the owner registering Alice again at tracker 2 got %r' % r)
+    # Stored before the rules: a mixed-script name with no skeleton.
+    old = Key()
+    pg.psql("INSERT INTO parley_users (folded, name, key, created) VALUES ('m%sx', 'm%sx', "
+            "decode('%s', 'hex'), 1)" % (CYR_A, CYR_A, old.pk.hex()))
+    c = Raw(t2.addr, label='old name@t2')
+    r = c.register('m' + CYR_A + 'x', key=old)
+    if r.get('t') != 'registered':
+        fail('a name stored before the rules, registered by its key, got %r' % r)
+    # Two keys, two look-alikes, sent together: they land in one batch,
+    # whose statements run in order, so the second sees the first.
+    a, b = Raw(t1.addr, label='bob@t1'), Raw(t1.addr, label='cyrillic bob@t1')
+    for x in (a, b):
+        x.hello()
+    for x, name in ((a, 'bob'), (b, 'b\u043eb')):  # Cyrillic o
+        x.key = Key()
+        x.send({'t': 'register', 'name': name, 'key': x.key.pk,
+                'sig': x.key.sign_register(x.nonce, name.encode()), 'endpoints': ['127.0.0.1:9']})
+    answers = sorted('%s:%s' % (f.get('t'), f.get('code', ''))
+                     for f in (a.recv_skip_presence(), b.recv_skip_presence()))
+    if answers != ['error:name_confusable', 'registered:']:
+        fail('two look-alikes registered at once got %r, want one registered and one '
+             'name_confusable' % answers)
+    stop_all((owner, again, c, a, b), (t1, t2))
+
+
 def test_pg_tracker_restart_marks_only_its_own_offline():
     pg, t1, t2, alice, bob = alice_and_bob()
     must_list(bob, ['alice', 'bob'])
