@@ -1,9 +1,11 @@
 /* registry_pg: the registry's users table in PostgreSQL (registry_pg.h).
  * Only this file speaks libpq.  The connection is UP or DOWN (one
  * transition function, set_state); DOWN arms the reconnect timer, UP the
- * watch on the idle socket.  Round trips block the loop for at most
+ * watch on the socket.  Round trips of reads block the loop for at most
  * RPG_QUERY_MS (await), and a connection that fails one is dropped, so a
- * server that hangs stalls the tracker once, not on every request. */
+ * server that hangs stalls the tracker once, not on every request; a batch
+ * of writes is answered on the watch (read_answers), with a deadline of
+ * its own. */
 #include "registry_pg.h"
 
 #include "grow.h"
@@ -197,9 +199,20 @@ struct reg_pg {
     size_t nowed, capowed;
     uv_check_t check;   /* ends the pass: the queued writes go as one transaction */
     uv_idle_t idle;     /* keeps poll from blocking while writes wait */
-    pg_write *q;
+    pg_write *q;        /* queued for the end of the pass */
     size_t nq, capq;
     uint64_t seq;
+    /* The batch sent and not answered yet: one at a time, so what is
+     * queued meanwhile is the next (one commit in flight, as a WAL writer). */
+    pg_write *fw;
+    size_t fn;
+    size_t fat;         /* the write whose results come next (fn: the sync's) */
+    int fstatus;        /* its first failure, as take_result says */
+    int fattempt;       /* sends of it so far, less one */
+    int inflight;
+    uv_timer_t answer;  /* its deadline, RPG_QUERY_MS */
+    pg_write *dw;       /* answered inside a registry call: fired by the deliver timer */
+    size_t ndw, capdw;
     void (*batch_done)(void *arg);
     void *batch_arg;
     int handles;        /* loop handles not closed yet; the last close frees */
@@ -223,6 +236,9 @@ static void on_closed(uv_handle_t *h) {
     for (size_t i = 0; i < p->nq; i++) /* queued by the last callbacks: lost */
         free(p->q[i].text);
     free(p->q);
+    for (size_t i = 0; i < p->ndw; i++)
+        free(p->dw[i].text);
+    free(p->dw);
     free(p->owed);
     free(p->conninfo);
     free(p);
@@ -244,7 +260,10 @@ static void notified(reg_pg *p, PGnotify *n) {
 
 /* Every notification waiting in libpq, from the loop (never from inside a
  * registry call, so the callback may do what it likes). */
+static void fire_deferred(reg_pg *p);
+
 static void deliver(reg_pg *p) {
+    fire_deferred(p); /* the writes answered inside registry calls first */
     if (p->stash) {
         PGnotify *n = p->stash;
         p->stash = NULL;
@@ -258,7 +277,11 @@ static void deliver(reg_pg *p) {
 static void on_deliver(uv_timer_t *t) { deliver(t->data); }
 
 static void on_retry(uv_timer_t *t);
+static void on_answer(uv_timer_t *t);
 static void on_watch(uv_poll_t *w, int status, int events);
+static void abandon_batch(reg_pg *p);
+static void read_answers(reg_pg *p, int block, uint64_t deadline);
+static void drain(reg_pg *p);
 static void on_connecting(uv_poll_t *w, int status, int events);
 
 static void unwatch(reg_pg *p) {
@@ -299,6 +322,8 @@ static void watch(reg_pg *p, int events, uv_poll_cb cb) {
 static void set_state(reg_pg *p, rpg_state to) {
     if (to != RPG_CONNECTING)
         unwatch(p);
+    if (to == RPG_DOWN || to == RPG_CLOSED)
+        abandon_batch(p);
     if ((to == RPG_DOWN || to == RPG_CLOSED) && p->conn) {
         if (p->stash)
             PQfreemem(p->stash);
@@ -339,6 +364,7 @@ static void on_watch(uv_poll_t *w, int status, int events) {
         lost(p, why);
         return;
     }
+    read_answers(p, 0, 0); /* the batch in flight's, as far as they came */
     deliver(p);
 }
 
@@ -469,6 +495,7 @@ static int run_on(reg_pg *p, int q, int n, const char *const *v, const int *len,
 static int run(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
                const char *what, PGresult **out) {
     *out = NULL;
+    drain(p); /* the read sees the writes sent before it */
     if (p->state != RPG_UP)
         return REG_EUNAVAIL;
     int e = run_on(p, q, n, v, len, bin, what, out);
@@ -693,79 +720,212 @@ static int claimed(pg_write *w, const PGresult *r) {
     return w->name_ok ? UV_EEXIST : REG_EBADNAME;
 }
 
-/* Sends w[0..n) in one pipeline, an implicit transaction that commits at
- * its sync (one commit, one WAL flush for the pass), and reads the
- * answers.  0 (each bind's own status set), 1 for a deadlock or
- * serialization failure worth one more try, REG_EUNAVAIL, or UV_EIO. */
-static int send_batch(reg_pg *p, pg_write *w, size_t n) {
+/* The callbacks of the writes w[0..n), each with its final status (set by
+ * finish), then the batch's own; frees w. */
+static void fire_writes(reg_pg *p, pg_write *w, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].cb)
+            w[i].cb(w[i].status, w[i].arg);
+        free(w[i].text);
+    }
+    free(w);
+    if (p->batch_done)
+        p->batch_done(p->batch_arg);
+}
+
+/* The callbacks that wait for the deliver timer (fire_writes for each). */
+static void fire_deferred(reg_pg *p) {
+    while (p->ndw) {
+        pg_write *w = p->dw;
+        size_t n = p->ndw;
+        p->dw = NULL;
+        p->ndw = p->capdw = 0;
+        fire_writes(p, w, n);
+    }
+}
+
+/* A batch is over with status (0: each write's own): the final statuses,
+ * the offlines owed when the server was away, then the callbacks, now or,
+ * when defer (inside a registry call, or from set_state), from the deliver
+ * timer.  Takes w.  The writes queued meanwhile go at this pass's end. */
+static void finish(reg_pg *p, pg_write *w, size_t n, int status, int defer) {
+    for (size_t i = 0; i < n; i++) {
+        if (status == REG_EUNAVAIL && w[i].q == Q_PRESENCE && w[i].v[1][0] == 'f')
+            owe(p, w[i].v[0], strtoll(w[i].v[2], NULL, 10));
+        if (status)
+            w[i].status = status;
+    }
+    pg_write *dw = defer ? grow(p->dw, &p->capdw, p->ndw + n, sizeof *dw, 64) : NULL;
+    if (dw) {
+        p->dw = dw;
+        memcpy(dw + p->ndw, w, n * sizeof *w);
+        p->ndw += n;
+        free(w);
+        uv_timer_start(&p->deliver, on_deliver, 0, 0);
+    } else {
+        if (defer) /* out of memory: now, rather than never */
+            log_error(p->lg, "out of memory deferring the PostgreSQL registry's callbacks");
+        fire_writes(p, w, n);
+    }
+    if (p->nq) {
+        uv_check_start(&p->check, on_check);
+        uv_idle_start(&p->idle, on_idle);
+    }
+}
+
+/* The batch in flight failed with the connection (set_state, before the
+ * connection goes): REG_EUNAVAIL for each write, from the deliver timer. */
+static void abandon_batch(reg_pg *p) {
+    if (!p->inflight)
+        return;
+    p->inflight = 0;
+    uv_timer_stop(&p->answer);
+    pg_write *w = p->fw;
+    p->fw = NULL;
+    finish(p, w, p->fn, REG_EUNAVAIL, 1);
+}
+
+/* Sends the batch p->fw in one pipeline, an implicit transaction that
+ * commits at its sync (one commit, one WAL flush for the pass), and
+ * starts its deadline; the answers are read as they come (read_answers).
+ * A connection that cannot take it is lost (which ends the batch). */
+static void send_batch(reg_pg *p) {
     PGconn *c = p->conn;
-    char why[256] = "";
     int ok = PQenterPipelineMode(c);
-    for (size_t i = 0; ok && i < n; i++) {
-        if (w[i].q < 0)
+    for (size_t i = 0; ok && i < p->fn; i++) {
+        pg_write *w = &p->fw[i];
+        w->status = 0;
+        if (w->q < 0)
             continue; /* rpg_wait's: no statement */
         char name[16];
-        stmt_name(w[i].q, name);
-        ok = PQsendQueryPrepared(c, name, w[i].n, w[i].v, w[i].len, w[i].bin, 0);
+        stmt_name(w->q, name);
+        ok = PQsendQueryPrepared(c, name, w->n, w->v, w->len, w->bin, 0);
     }
     ok = ok && PQpipelineSync(c);
     if (!ok) {
+        char why[256];
         snprintf(why, sizeof why, "%s", PQerrorMessage(c));
-        goto broken;
+        why[strcspn(why, "\n")] = '\0';
+        lost(p, why);
+        return;
     }
-    uint64_t deadline = now_ms() + RPG_QUERY_MS;
-    int e = 0;
-    for (size_t i = 0; i < n; i++) {
-        PGresult *r;
-        for (; w[i].q >= 0;) {
-            if (next_result(p, deadline, &r, why))
-                goto broken;
-            if (!r)
-                break;
-            ExecStatusType st = PQresultStatus(r);
-            if (st == PGRES_PIPELINE_ABORTED) {
-                /* skipped after an earlier failure, which decides */
-            } else if (!result_ok(r)) {
-                const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-                if (!e) {
-                    char m[256];
-                    snprintf(m, sizeof m, "%s", PQresultErrorMessage(r));
-                    m[strcspn(m, "\n")] = '\0';
-                    e = code && !strncmp(code, "40", 2) ? 1
-                        : unavailable_state(r) ? REG_EUNAVAIL : UV_EIO;
-                    if (e == UV_EIO)
-                        log_error(p->lg, "PostgreSQL registry writes failed: %s", m);
-                    else
-                        log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
-                }
-            } else if (w[i].q == Q_CLAIM) {
-                w[i].status = claimed(&w[i], r);
-            }
-            PQclear(r);
-        }
-    }
-    PGresult *r;
-    if (next_result(p, deadline, &r, why))
-        goto broken;
-    int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-    PQclear(r);
-    if (!synced || !PQexitPipelineMode(c)) {
-        snprintf(why, sizeof why, "the pipeline is out of step: %s", PQerrorMessage(c));
-        goto broken;
-    }
-    return e;
-broken:
-    why[strcspn(why, "\n")] = '\0';
-    lost(p, why);
-    return REG_EUNAVAIL;
+    p->fat = 0;
+    p->fstatus = 0;
+    uv_timer_start(&p->answer, on_answer, RPG_QUERY_MS, 0);
 }
 
-/* The pass's writes, committed together; then their callbacks, with the
- * commit's status (a bind that lost a race gets UV_EEXIST).  Offlines that
- * could not be written are owed. */
+/* One statement's result r for the batch's write w: a failure decides the
+ * batch (the first: 1 for a deadlock or serialization failure worth one
+ * more try, REG_EUNAVAIL, or UV_EIO); a claim's verdict is its own. */
+static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_PIPELINE_ABORTED) {
+        /* skipped after an earlier failure, which decides */
+    } else if (!result_ok(r)) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!p->fstatus) {
+            char m[256];
+            snprintf(m, sizeof m, "%s", PQresultErrorMessage(r));
+            m[strcspn(m, "\n")] = '\0';
+            p->fstatus = code && !strncmp(code, "40", 2) ? 1
+                         : unavailable_state(r) ? REG_EUNAVAIL : UV_EIO;
+            if (p->fstatus == UV_EIO)
+                log_error(p->lg, "PostgreSQL registry writes failed: %s", m);
+            else
+                log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
+        }
+    } else if (w->q == Q_CLAIM) {
+        w->status = claimed(w, r);
+    }
+}
+
+/* The batch in flight is answered: sent again after a deadlock (three
+ * tries), else finished (its callbacks deferred when defer). */
+static void answered(reg_pg *p, int defer) {
+    uv_timer_stop(&p->answer);
+    int status = p->fstatus;
+    if (status == 1 && ++p->fattempt < 3) {
+        send_batch(p);
+        return;
+    }
+    p->inflight = 0;
+    pg_write *w = p->fw;
+    p->fw = NULL;
+    finish(p, w, p->fn, status == 1 ? UV_EIO : status, defer);
+}
+
+/* Reads what has come of the batch's answers; with block, waits for the
+ * rest until deadline (inside a registry call: its callbacks are then
+ * deferred).  Ends when the batch is answered, when (without block) more
+ * input is needed, or when the connection is lost. */
+static void read_answers(reg_pg *p, int block, uint64_t deadline) {
+    while (p->inflight) {
+        PGconn *c = p->conn;
+        while (p->fat < p->fn && p->fw[p->fat].q < 0)
+            p->fat++; /* waits have no results */
+        if (PQisBusy(c)) {
+            if (!block)
+                return;
+            int n = wait_fd(PQsocket(c), POLLIN, deadline);
+            if (n <= 0 || !PQconsumeInput(c)) {
+                char why[256];
+                if (n == 0)
+                    snprintf(why, sizeof why, "no answer within %d ms", RPG_QUERY_MS);
+                else
+                    snprintf(why, sizeof why, "%s", PQerrorMessage(c));
+                why[strcspn(why, "\n")] = '\0';
+                lost(p, why);
+                return;
+            }
+            continue;
+        }
+        PGresult *r = PQgetResult(c);
+        if (p->fat < p->fn) {
+            if (r)
+                take_result(p, &p->fw[p->fat], r);
+            else
+                p->fat++; /* the end of this statement's results */
+            PQclear(r);
+            continue;
+        }
+        int synced = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (!synced || !PQexitPipelineMode(c)) {
+            char why[300];
+            snprintf(why, sizeof why, "the pipeline is out of step: %s", PQerrorMessage(c));
+            why[strcspn(why, "\n")] = '\0';
+            lost(p, why);
+            return;
+        }
+        answered(p, block);
+    }
+}
+
+/* Waits (blocking the loop, at most RPG_QUERY_MS) for the batch in flight,
+ * before a round trip of a read: the read then sees its writes.  Its
+ * callbacks come from the deliver timer. */
+static void drain(reg_pg *p) {
+    if (p->inflight && p->state == RPG_UP)
+        read_answers(p, 1, now_ms() + RPG_QUERY_MS);
+}
+
+static void on_answer(uv_timer_t *t) {
+    reg_pg *p = t->data;
+    char why[64];
+    snprintf(why, sizeof why, "no answer to a batch of writes within %d ms", RPG_QUERY_MS);
+    lost(p, why);
+}
+
+/* The end of the pass: its writes go as one batch, unless one is still in
+ * flight (then they are the next, sent once it is answered: one commit in
+ * flight at a time, however many passes it spans).  A pass with waits
+ * only answers them now; the callbacks come with the commit's status (a
+ * claim gets its own verdict). */
 static void flush(reg_pg *p) {
     uv_check_stop(&p->check);
     uv_idle_stop(&p->idle);
+    if (p->inflight)
+        return;
     pg_write *w = p->q;
     size_t n = p->nq;
     p->q = NULL;
@@ -776,26 +936,15 @@ static void flush(reg_pg *p) {
     size_t real = 0;
     for (size_t i = 0; i < n; i++)
         real += w[i].q >= 0;
-    int status = real ? REG_EUNAVAIL : 0; /* only waits: nothing to commit */
-    for (int attempt = 0; real && attempt < 3 && p->state == RPG_UP; attempt++) {
-        for (size_t i = 0; i < n; i++)
-            w[i].status = 0;
-        status = send_batch(p, w, n);
-        take_notifies(p);
-        if (status != 1)
-            break;
-        status = UV_EIO; /* a deadlock three times over */
+    if (!real || p->state != RPG_UP) {
+        finish(p, w, n, real ? REG_EUNAVAIL : 0, 0);
+        return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (status == REG_EUNAVAIL && w[i].q == Q_PRESENCE && w[i].v[1][0] == 'f')
-            owe(p, w[i].v[0], strtoll(w[i].v[2], NULL, 10));
-        if (w[i].cb)
-            w[i].cb(status ? status : w[i].status, w[i].arg);
-        free(w[i].text);
-    }
-    free(w);
-    if (p->batch_done)
-        p->batch_done(p->batch_arg);
+    p->fw = w;
+    p->fn = n;
+    p->inflight = 1;
+    p->fattempt = 0;
+    send_batch(p);
 }
 
 static void on_check(uv_check_t *h) { flush(h->data); }
@@ -890,7 +1039,13 @@ static void on_lease(uv_timer_t *t) {
     const char *v[] = {p->tracker_id, lease};
     PGresult *res;
     uint64_t now = now_ms();
-    if (now - p->renewed >= p->lease_s * 1000u / 3) {
+    int due = now - p->renewed >= p->lease_s * 1000u / 3;
+    /* A round trip here waits for the batch in flight first: not for a
+     * sweep (the next tick makes it), nor for a renewal until half the
+     * lease is gone, so a slow commit does not stop the loop each tick. */
+    if (p->inflight && (!due || now - p->renewed < p->lease_s * 1000u / 2))
+        return;
+    if (due) {
         if (run(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res) != 0)
             return;
         PQclear(res);
@@ -938,9 +1093,10 @@ int rpg_open(uv_loop_t *loop, const char *conninfo, const char *tracker_id, unsi
     uv_check_init(loop, &p->check);
     uv_idle_init(loop, &p->idle);
     uv_timer_init(loop, &p->lease);
+    uv_timer_init(loop, &p->answer);
     uv_handle_t *hs[] = {(uv_handle_t *)&p->retry, (uv_handle_t *)&p->deliver,
                          (uv_handle_t *)&p->check, (uv_handle_t *)&p->idle,
-                         (uv_handle_t *)&p->lease};
+                         (uv_handle_t *)&p->lease, (uv_handle_t *)&p->answer};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
         uv_unref(hs[i]); /* the registry never keeps the loop alive */
         hs[i]->data = p;
@@ -982,16 +1138,22 @@ void rpg_on_presence(reg_pg *p, rpg_presence_cb cb, void *arg) {
 void rpg_close(reg_pg *p) {
     if (!p)
         return;
-    /* What is queued, and the offlines its callbacks queue in turn. */
-    for (int i = 0; i < 3 && p->nq; i++)
+    /* What is in flight and queued, and the offlines its callbacks queue
+     * in turn, answered before the close. */
+    for (int i = 0; i < 4 && (p->inflight || p->nq || p->ndw); i++) {
+        drain(p);
+        fire_deferred(p);
         flush(p);
-    set_state(p, RPG_CLOSED);
+    }
+    set_state(p, RPG_CLOSED); /* what is still in flight: REG_EUNAVAIL */
+    fire_deferred(p);
     uv_timer_stop(&p->deliver);
     uv_close((uv_handle_t *)&p->retry, on_closed);
     uv_close((uv_handle_t *)&p->deliver, on_closed);
     uv_close((uv_handle_t *)&p->check, on_closed);
     uv_close((uv_handle_t *)&p->idle, on_closed);
     uv_close((uv_handle_t *)&p->lease, on_closed);
+    uv_close((uv_handle_t *)&p->answer, on_closed);
 }
 
 /* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */

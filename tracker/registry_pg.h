@@ -13,13 +13,19 @@
  * asynchronous libpq (PQsendQueryPrepared on a uv_poll) needs every caller
  * of reg_lookup to wait for an answer.  A registration reads nothing on
  * its own: the name's owner and look-alike checks are subqueries of its
- * write (rpg_claim), so it costs only its share of the pass's commit
- * (0.27x to 0.62x the SQLite tracker's rate when that went in).  Writes
- * (claims, presence) are queued and sent at the end of the loop pass as one pipeline, an implicit
- * transaction: one commit and one WAL flush for the pass, however many it
- * holds (the group commit SQLite's registry does too), after which their
- * callbacks fire.  The loop still waits for that commit, so the batch
- * grows with the load: what arrives meanwhile is the next one.
+ * write (rpg_claim), so it costs only its share of a commit (0.27x to
+ * 0.62x the SQLite tracker's rate when that went in).  Writes (claims,
+ * presence) are queued and sent at the end of the loop pass as one
+ * pipeline, an implicit transaction: one commit and one WAL flush for the
+ * pass, however many it holds (the group commit SQLite's registry does
+ * too).  The loop does not wait for it: the answers are read on the watch
+ * as they come, and the callbacks fire then; what is queued meanwhile is
+ * the next batch, sent once this one is answered (one commit in flight,
+ * as PostgreSQL's own WAL writer), so the batch grows with the load and a
+ * slow commit holds up only the writes, not the tracker.  A read waits
+ * for the batch in flight first (drain: it sees those writes), and the
+ * callbacks that batch answers then come from a timer, not from inside
+ * the read.
  * While the connection is down every call answers REG_EUNAVAIL at once and
  * a timer reconnects with backoff (RPG_RETRY_MIN_MS doubling up to
  * RPG_RETRY_MAX_MS), each attempt made on the loop (PQconnectPoll on a

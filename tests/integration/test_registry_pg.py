@@ -7,6 +7,7 @@ its own users offline, and while PostgreSQL is down requests get
 db_unavailable until the trackers reconnect by themselves."""
 import os
 import socket
+import subprocess
 import time
 
 import runner
@@ -398,6 +399,58 @@ def test_pg_silent_server_does_not_stall_the_tracker():
     if r.get('t') != 'lookup_result':
         fail('lookup after the server came back: %r' % r)
     stop_all((alice,), (t1,))
+
+
+def test_pg_commit_in_flight_does_not_stall_the_tracker():
+    """A batch of writes waits for PostgreSQL on the watch, not on the loop:
+    while an operator's transaction holds a lock on the users table, a
+    registration's batch waits for it, the tracker goes on answering
+    others, a second registration queues behind it, and both are answered
+    once the lock goes."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0'])
+    alice = Raw(t1.addr, label='alice')
+    alice.must_register('alice')
+    lock = subprocess.Popen(pg.as_user + [os.path.join(pg.bin, 'psql'), '-X', '-q', '-A', '-t',
+                            '-h', '127.0.0.1', '-p', str(pg.port), '-U', 'parley', '-d', 'parley'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=pg.dir)
+    on_cleanup(lock.kill)
+    lock.stdin.write("BEGIN; LOCK TABLE parley_users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+    lock.stdin.flush()
+    if lock.stdout.readline().strip() != 'locked':
+        fail('psql did not take the lock')
+    waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+               "AND query LIKE '%parley_users%'")
+    clients = []
+    for name in ('bob', 'carol'):
+        c = Raw(t1.addr, label=name)
+        c.hello()
+        c.key = Key()
+        c.send({'t': 'register', 'name': name, 'key': c.key.pk,
+                'sig': c.key.sign_register(c.nonce, name.encode()), 'endpoints': ['127.0.0.1:9']})
+        clients.append(c)
+        if name == 'bob':  # carol's comes while bob's batch is in flight
+            deadline = time.monotonic() + 10
+            while pg.psql(waiting) != '1':
+                if time.monotonic() > deadline:
+                    fail('bob\'s registration never reached the locked table')
+    t0 = time.monotonic()
+    for _ in range(20):
+        alice.ping()
+    took = time.monotonic() - t0
+    if pg.psql(waiting) != '1':
+        fail('the batch stopped waiting for the lock before it was released')
+    if took > 0.5:
+        fail('20 pings took %.2f s while a batch waited for the lock' % took)
+    lock.stdin.write('COMMIT;\n')
+    lock.stdin.close()
+    lock.wait(10)
+    for c in clients:
+        f = c.recv_skip_presence()
+        if f.get('t') != 'registered':
+            fail('%s: register answered %r once the lock went' % (c.label, f))
+    must_list(alice, ['alice', 'bob', 'carol'])
+    stop_all([alice] + clients, (t1,))
 
 
 def test_pg_db_uri_is_the_registry():
