@@ -104,6 +104,59 @@ void qry_list_unregistered(void *owner, const msg_in *m) {
 
 /* ---- lookup ---- */
 
+/* A lookup the shared registry answers later (reg_lookup_start); it holds
+ * its session until then. */
+typedef struct lookup_answer {
+    session *s;
+    uint64_t id;
+    char asked[NAME_BUFLEN];  /* as asked for, for not_found */
+    char folded[NAME_BUFLEN];
+    reg_user u;
+} lookup_answer;
+
+/* Answers lookup id of folded (asked for as asked) with reg_lookup's
+ * result r and the record u. */
+static void answer(session *s, uint64_t id, const char *asked, const char *folded, int r,
+                   const reg_user *u) {
+    tracker_ctx *ctx = s->ctx;
+    if (r == UV_ENOENT) {
+        char text[256];
+        snprintf(text, sizeof text, "no user named %s", asked);
+        sess_send_error(s, "not_found", text, id);
+        return;
+    }
+    if (r) {
+        sess_send_db_error(s, r, id);
+        return;
+    }
+    session *o = namemap_get(ctx->online, folded);
+    /* A user of another tracker sharing the registry has no session here:
+     * its stored flag says (registry.h). */
+    int online = o != NULL || (reg_shared(ctx->reg) && u->online);
+    msg_out out;
+    ctx->stats.lookups++;
+    msg_out_init(&out, "lookup_result", o ? 7 : 6);
+    msg_put_uint(&out, "id", id);
+    msg_put_str(&out, "name", u->name);
+    msg_put_bin(&out, "key", u->key, sizeof u->key);
+    msg_put_bool(&out, "online", online);
+    msg_put_key(&out, "endpoints");
+    msgpack_pack_array(&out.pk, u->nendpoints);
+    for (size_t i = 0; i < u->nendpoints; i++)
+        msg_pack_str(&out, u->endpoints[i], strlen(u->endpoints[i]));
+    if (o)
+        msg_put_str(&out, "observed", o->observed);
+    msg_put_int(&out, "last_seen", o ? o->last_frame : u->last_seen);
+    sess_send_msg(s, &out);
+}
+
+static void on_looked_up(int status, void *arg) {
+    lookup_answer *a = arg;
+    answer(a->s, a->id, a->asked, a->folded, status, &a->u); /* a no-op once it closed */
+    sess_release(a->s);
+    free(a);
+}
+
 void qry_lookup(void *owner, const msg_in *m) {
     session *s = owner;
     tracker_ctx *ctx = s->ctx;
@@ -120,36 +173,29 @@ void qry_lookup(void *owner, const msg_in *m) {
         sess_send_error(s, "bad_name", text, id);
         return;
     }
-    reg_user u;
-    int r = reg_lookup(ctx->reg, folded, &u);
-    if (r == UV_ENOENT) {
-        snprintf(text, sizeof text, "no user named %.*s", (int)nlen, name);
-        sess_send_error(s, "not_found", text, id);
+    char asked[NAME_BUFLEN];
+    snprintf(asked, sizeof asked, "%.*s", (int)nlen, name);
+    if (!reg_shared(ctx->reg)) {
+        reg_user u;
+        answer(s, id, asked, folded, reg_lookup(ctx->reg, folded, &u), &u);
         return;
     }
-    if (r) {
-        sess_send_db_error(s, r, id);
+    lookup_answer *a = malloc(sizeof *a);
+    if (!a) {
+        sess_send_error(s, "internal", "the tracker is out of memory; try again later", id);
         return;
     }
-    session *o = namemap_get(ctx->online, folded);
-    /* A user of another tracker sharing the registry has no session here:
-     * its stored flag says (registry.h). */
-    int online = o != NULL || (reg_shared(ctx->reg) && u.online);
-    msg_out out;
-    ctx->stats.lookups++;
-    msg_out_init(&out, "lookup_result", o ? 7 : 6);
-    msg_put_uint(&out, "id", id);
-    msg_put_str(&out, "name", u.name);
-    msg_put_bin(&out, "key", u.key, sizeof u.key);
-    msg_put_bool(&out, "online", online);
-    msg_put_key(&out, "endpoints");
-    msgpack_pack_array(&out.pk, u.nendpoints);
-    for (size_t i = 0; i < u.nendpoints; i++)
-        msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
-    if (o)
-        msg_put_str(&out, "observed", o->observed);
-    msg_put_int(&out, "last_seen", o ? o->last_frame : u.last_seen);
-    sess_send_msg(s, &out);
+    a->s = s;
+    a->id = id;
+    snprintf(a->asked, sizeof a->asked, "%s", asked);
+    snprintf(a->folded, sizeof a->folded, "%s", folded);
+    int r = reg_lookup_start(ctx->reg, folded, &a->u, on_looked_up, a);
+    if (r == REG_PENDING) {
+        sess_hold(s);
+        return;
+    }
+    answer(s, id, asked, folded, r, &a->u);
+    free(a);
 }
 
 void qry_lookup_unregistered(void *owner, const msg_in *m) {

@@ -440,6 +440,37 @@ int reg_lookup(registry *r, const char *folded, reg_user *u) {
     return e;
 }
 
+/* A shared registry's lookup in flight (reg_lookup_start). */
+typedef struct pending_lookup {
+    reg_user *u;
+    reg_done_cb cb;
+    void *arg;
+    char eps[REG_MAX_ENDPOINTS * ADDR_STRLEN];
+} pending_lookup;
+
+static void on_looked_up(int status, void *arg) {
+    pending_lookup *pl = arg;
+    if (status == 0)
+        split_endpoints(pl->eps, pl->u);
+    pl->cb(status, pl->arg);
+    free(pl);
+}
+
+int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb cb, void *arg) {
+    if (!r->pg)
+        return reg_lookup(r, folded, u);
+    pending_lookup *pl = malloc(sizeof *pl);
+    if (!pl)
+        return UV_ENOMEM;
+    *pl = (pending_lookup){u, cb, arg, ""};
+    int e = rpg_lookup_start(r->pg, folded, u, pl->eps, sizeof pl->eps, on_looked_up, pl);
+    if (e) {
+        free(pl);
+        return e;
+    }
+    return REG_PENDING;
+}
+
 void reg_get_cache_stats(const registry *r, reg_cache_stats *out) {
     out->records = cache_count(r->cache);
     out->hits = r->cache_hits;

@@ -13,9 +13,14 @@
  *
  * With PostgreSQL the users table lives there (registry_pg.h): every read
  * is one round trip, with no lookup cache (another tracker may have
- * changed any row); the pass's writes go as one transaction at its end,
- * and a bind's callback fires once PostgreSQL committed it, with
- * UV_EEXIST when another tracker bound the name first.  The mailbox
+ * changed any row), and sees the writes of the batch in flight but not
+ * those still queued; the pass's writes go as one transaction at its end
+ * (or, while a batch is in flight, with the next one), answered without
+ * the loop waiting, and a claim's callback fires once PostgreSQL committed
+ * it, with UV_EEXIST when another tracker bound the name first.  The
+ * look-alike check is not atomic across trackers: two trackers binding two
+ * look-alike names of two keys at the same instant may both succeed (the
+ * name -> key binding itself is).  The mailbox
  * uses the same connection (mailbox_pg.c, reg_pg_conn); the SQLite file
  * keeps this tracker's id. */
 #ifndef PARLEY_REGISTRY_H
@@ -137,7 +142,7 @@ int reg_bind(registry *r, const char *name, const char *folded, const unsigned c
  * reg_lookalike and the scripts' verdict, name_ok, for a new one) made by
  * the database in the bind's own statement, so it costs no round trip of
  * its own, atomically across trackers.  0, and cb(status, arg) fires once
- * the pass's batch committed: 0 (stored holds the name as first
+ * the batch holding it committed: 0 (stored holds the name as first
  * registered), UV_EEXIST (another key holds the name, or another tracker
  * bound it first), REG_ECONFUSABLE (a new name that looks like a name of
  * another key: stored holds that name), REG_EBADNAME (a new name, and
@@ -196,6 +201,15 @@ void reg_on_commit(registry *r, void (*cb)(void *arg, uint64_t ns), void *arg);
 
 /* Reads one user.  0, UV_ENOENT, or a negative error. */
 int reg_lookup(registry *r, const char *folded, reg_user *u);
+
+/* reg_lookup that does not wait for a shared registry: there the read
+ * joins the next batch and cb(status, arg) fires from the loop once it
+ * is answered (status as reg_lookup returns; u, which must stay valid
+ * until then, filled on 0), and this returns REG_PENDING.  On SQLite it is
+ * reg_lookup, answered now (cb never fires).  REG_PENDING, or what
+ * reg_lookup returns (then no callback). */
+#define REG_PENDING 1
+int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb cb, void *arg);
 
 /* The lookup cache's figures, for --metrics: records held now, and lookups
  * of existing names answered from memory (hits) or from SQLite (misses). */

@@ -99,7 +99,7 @@ static const char *const migrations[] = {
 /* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
 #define MIGRATION_LOCK "112585675188601"
 
-enum { Q_GET, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
+enum { Q_GET, Q_GET_MANY, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
        Q_HEARTBEAT, Q_SWEEP, Q_FORWARD, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
@@ -108,6 +108,10 @@ enum { Q_GET, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
 static const char *const sql[Q_COUNT] = {
     [Q_GET] = "SELECT name, key, endpoints, last_seen, online, tracker FROM parley_users"
               " WHERE folded = $1",
+    /* The lookups of one batch in one statement (send_batch): one
+     * executor start for all of them, their rows told apart by folded. */
+    [Q_GET_MANY] = "SELECT name, key, endpoints, last_seen, online, tracker, folded"
+                   " FROM parley_users WHERE folded = ANY ($1::text[])",
     /* A registration in one statement of the pass's batch, so that it
      * costs no round trip of its own: the name's current key and a
      * look-alike of another key (the snapshot's), then the upsert, which
@@ -126,6 +130,7 @@ static const char *const sql[Q_COUNT] = {
                 " $4::text, $5::bigint, true, $5::bigint, $6::text, $7::text"
                 " WHERE EXISTS (SELECT 1 FROM cur WHERE key = $3::bytea) OR NOT EXISTS"
                 " (SELECT 1 FROM cur) AND NOT EXISTS (SELECT 1 FROM la) AND $8::boolean"
+                " AND $6::text IS NOT NULL"
                 " ON CONFLICT (folded) DO UPDATE SET endpoints = EXCLUDED.endpoints,"
                 " last_seen = EXCLUDED.last_seen, online = true, tracker = EXCLUDED.tracker"
                 " WHERE u.key = EXCLUDED.key RETURNING u.name)"
@@ -173,6 +178,10 @@ typedef struct pg_write {
     int status;        /* a claim's verdict (rpg_claim) */
     char *stored;      /* a claim's: the name as bound, or the look-alike */
     int name_ok;       /* a claim's: whether a new name passed the script rules */
+    reg_user *u;       /* a lookup's (rpg_lookup_start): the record, */
+    char *eps;         /* its endpoints as stored, */
+    size_t epscap;     /* in this many bytes */
+    int merged;        /* a lookup answered by the batch's Q_GET_MANY */
 } pg_write;
 
 struct reg_pg {
@@ -210,6 +219,7 @@ struct reg_pg {
     int fstatus;        /* its first failure, as take_result says */
     int fattempt;       /* sends of it so far, less one */
     int inflight;
+    int many;           /* its lookups went as one Q_GET_MANY, after the rest */
     uv_timer_t answer;  /* its deadline, RPG_QUERY_MS */
     pg_write *dw;       /* answered inside a registry call: fired by the deliver timer */
     size_t ndw, capdw;
@@ -219,6 +229,8 @@ struct reg_pg {
     unsigned lease_s;
     uv_timer_t lease;   /* renews ours, sweeps the dead trackers' users */
     uint64_t renewed;   /* now_ms() of our last renewal */
+    uint64_t renew_asked; /* when the renewal in a batch was queued */
+    int renewing, sweeping; /* a renewal, a sweep, in a batch */
     void (*reconnected)(void *arg);
     void *reconnected_arg;
     const char *const *extra; /* rpg_add_statements: ids Q_COUNT.. */
@@ -700,6 +712,80 @@ static void owe(reg_pg *p, const char *folded, int64_t last_seen) {
     o[p->nowed++].last_seen = last_seen;
 }
 
+/* A bytea in hex output ("\\x0011..") into key: 0 or UV_EIO. */
+static int hex_key(const char *s, unsigned char key[IDENT_PK]) {
+    size_t n = 0;
+    if (strncmp(s, "\\x", 2) != 0 ||
+        sodium_hex2bin(key, IDENT_PK, s + 2, strlen(s + 2), NULL, &n, NULL) != 0 || n != IDENT_PK)
+        return UV_EIO;
+    return 0;
+}
+
+/* Row i of a Q_GET (or Q_GET_MANY) answer r for folded into u but for the
+ * endpoints, which go to endpoints (cap bytes) as stored: 0, UV_ENOENT
+ * (no such row) or UV_EIO. */
+static int read_user(reg_pg *p, const char *folded, const PGresult *r, int i, reg_user *u,
+                     char *endpoints, size_t cap) {
+    if (i >= PQntuples(r))
+        return UV_ENOENT;
+    int e = 0;
+    snprintf(u->name, sizeof u->name, "%s", PQgetvalue(r, i, 0));
+    if (hex_key(PQgetvalue(r, i, 1), u->key)) {
+        log_error(p->lg, "the PostgreSQL registry holds a malformed key for %s", folded);
+        e = UV_EIO;
+    }
+    snprintf(endpoints, cap, "%s", PQgetvalue(r, i, 2));
+    u->last_seen = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+    u->online = PQgetvalue(r, i, 4)[0] == 't';
+    snprintf(u->home, sizeof u->home, "%s", PQgetvalue(r, i, 5));
+    return e;
+}
+
+/* The batch's merged lookups from Q_GET_MANY's rows: each row to every
+ * lookup of its name; a lookup no row names is UV_ENOENT. */
+static void take_many(reg_pg *p, const PGresult *r) {
+    for (size_t k = 0; k < p->fn; k++)
+        if (p->fw[k].merged)
+            p->fw[k].status = UV_ENOENT;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *folded = PQgetvalue(r, i, 6);
+        for (size_t k = 0; k < p->fn; k++) {
+            pg_write *w = &p->fw[k];
+            if (w->merged && strcmp(w->v[0], folded) == 0)
+                w->status = read_user(p, folded, r, i, w->u, w->eps, w->epscap);
+        }
+    }
+}
+
+/* The folded names of the batch's lookups as a text[] literal ({"a","b"},
+ * with " and \ escaped), malloc'd: NULL when out of memory. */
+static char *names_array(reg_pg *p) {
+    size_t cap = 3;
+    for (size_t k = 0; k < p->fn; k++)
+        if (p->fw[k].merged)
+            cap += 2 * strlen(p->fw[k].v[0]) + 3;
+    char *a = malloc(cap), *o = a;
+    if (!a)
+        return NULL;
+    *o++ = '{';
+    for (size_t k = 0; k < p->fn; k++) {
+        if (!p->fw[k].merged)
+            continue;
+        if (o > a + 1)
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *c = p->fw[k].v[0]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return a;
+}
+
 /* What a claim's answer row means (Q_CLAIM), its name copied to the
  * claim's buffer: 0 bound (the name as bound), UV_EEXIST held by another
  * key (or bound by a racing tracker meanwhile), REG_ECONFUSABLE (the
@@ -717,6 +803,8 @@ static int claimed(pg_write *w, const PGresult *r) {
         snprintf(w->stored, NAME_BUFLEN, "%s", PQgetvalue(r, 0, 2));
         return REG_ECONFUSABLE;
     }
+    if (!w->v[5])
+        return UV_EIO; /* a new name whose skeleton could not be computed: not checked, not bound */
     return w->name_ok ? UV_EEXIST : REG_EBADNAME;
 }
 
@@ -791,16 +879,35 @@ static void abandon_batch(reg_pg *p) {
  * A connection that cannot take it is lost (which ends the batch). */
 static void send_batch(reg_pg *p) {
     PGconn *c = p->conn;
+    size_t gets = 0;
+    for (size_t i = 0; i < p->fn; i++)
+        gets += p->fw[i].q == Q_GET && p->fw[i].u;
+    for (size_t i = 0; i < p->fn; i++)
+        p->fw[i].merged = gets > 1 && p->fw[i].q == Q_GET && p->fw[i].u;
+    /* Two lookups or more: one statement for them all, after the writes
+     * (it sees them all). */
+    char *names = gets > 1 ? names_array(p) : NULL;
+    if (gets > 1 && !names)
+        for (size_t i = 0; i < p->fn; i++)
+            p->fw[i].merged = 0; /* out of memory: one statement each */
+    p->many = names != NULL;
     int ok = PQenterPipelineMode(c);
     for (size_t i = 0; ok && i < p->fn; i++) {
         pg_write *w = &p->fw[i];
         w->status = 0;
-        if (w->q < 0)
-            continue; /* rpg_wait's: no statement */
+        if (w->q < 0 || w->merged)
+            continue; /* rpg_wait's: no statement; or in Q_GET_MANY */
         char name[16];
         stmt_name(w->q, name);
         ok = PQsendQueryPrepared(c, name, w->n, w->v, w->len, w->bin, 0);
     }
+    if (ok && names) {
+        char name[16];
+        stmt_name(Q_GET_MANY, name);
+        const char *v[] = {names};
+        ok = PQsendQueryPrepared(c, name, 1, v, NULL, NULL, 0);
+    }
+    free(names);
     ok = ok && PQpipelineSync(c);
     if (!ok) {
         char why[256];
@@ -814,7 +921,8 @@ static void send_batch(reg_pg *p) {
     uv_timer_start(&p->answer, on_answer, RPG_QUERY_MS, 0);
 }
 
-/* One statement's result r for the batch's write w: a failure decides the
+/* One statement's result r for the batch's write w (NULL: the merged
+ * lookups' Q_GET_MANY): a failure decides the
  * batch (the first: 1 for a deadlock or serialization failure worth one
  * more try, REG_EUNAVAIL, or UV_EIO); a claim's verdict is its own. */
 static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
@@ -830,12 +938,19 @@ static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
             p->fstatus = code && !strncmp(code, "40", 2) ? 1
                          : unavailable_state(r) ? REG_EUNAVAIL : UV_EIO;
             if (p->fstatus == UV_EIO)
-                log_error(p->lg, "PostgreSQL registry writes failed: %s", m);
+                log_error(p->lg, "PostgreSQL registry batch failed: %s", m);
             else
-                log_warn(p->lg, "PostgreSQL registry writes failed: %s", m);
+                log_warn(p->lg, "PostgreSQL registry batch failed: %s", m);
         }
+    } else if (w == NULL) {
+        take_many(p, r);
+    } else if (w->q == Q_SWEEP && atoi(PQcmdTuples((PGresult *)r)) > 0) {
+        log_info(p->lg, "marked offline %s users of trackers whose lease ran out",
+                 PQcmdTuples((PGresult *)r));
     } else if (w->q == Q_CLAIM) {
         w->status = claimed(w, r);
+    } else if (w->q == Q_GET && w->u) {
+        w->status = read_user(p, w->v[0], r, 0, w->u, w->eps, w->epscap);
     }
 }
 
@@ -861,8 +976,8 @@ static void answered(reg_pg *p, int defer) {
 static void read_answers(reg_pg *p, int block, uint64_t deadline) {
     while (p->inflight) {
         PGconn *c = p->conn;
-        while (p->fat < p->fn && p->fw[p->fat].q < 0)
-            p->fat++; /* waits have no results */
+        while (p->fat < p->fn && (p->fw[p->fat].q < 0 || p->fw[p->fat].merged))
+            p->fat++; /* waits have no results; merged lookups come with Q_GET_MANY */
         if (PQisBusy(c)) {
             if (!block)
                 return;
@@ -880,11 +995,13 @@ static void read_answers(reg_pg *p, int block, uint64_t deadline) {
             continue;
         }
         PGresult *r = PQgetResult(c);
-        if (p->fat < p->fn) {
+        if (p->fat < p->fn || p->many) {
             if (r)
-                take_result(p, &p->fw[p->fat], r);
-            else
+                take_result(p, p->fat < p->fn ? &p->fw[p->fat] : NULL, r);
+            else if (p->fat < p->fn)
                 p->fat++; /* the end of this statement's results */
+            else
+                p->many = 0;
             PQclear(r);
             continue;
         }
@@ -932,6 +1049,16 @@ static void flush(reg_pg *p) {
     p->nq = p->capq = 0;
     if (!n)
         return;
+    if (n > RPG_BATCH_MAX) { /* the rest is the next batch */
+        size_t rest = n - RPG_BATCH_MAX;
+        pg_write *nq = malloc(rest * sizeof *nq);
+        if (nq) {
+            memcpy(nq, w + RPG_BATCH_MAX, rest * sizeof *nq);
+            p->q = nq;
+            p->nq = p->capq = rest;
+            n = RPG_BATCH_MAX;
+        }
+    }
     qsort(w, n, sizeof *w, write_order);
     size_t real = 0;
     for (size_t i = 0; i < n; i++)
@@ -1032,31 +1159,35 @@ static void on_connecting(uv_poll_t *w, int status, int events) {
  * sweep the users of trackers whose lease ran out (their rows go offline,
  * and the trigger tells every tracker), so they show offline within the
  * dead tracker's lease plus a second. */
+static void on_renewed(int status, void *arg) {
+    reg_pg *p = arg;
+    p->renewing = 0;
+    if (status == 0)
+        p->renewed = p->renew_asked;
+}
+
+static void on_swept(int status, void *arg) {
+    (void)status; /* a failure is logged with its batch; the next tick sweeps again */
+    ((reg_pg *)arg)->sweeping = 0;
+}
+
 static void on_lease(uv_timer_t *t) {
     reg_pg *p = t->data;
+    if (p->state != RPG_UP)
+        return; /* the reconnection's setup renews it */
     char lease[16];
     snprintf(lease, sizeof lease, "%u", p->lease_s);
     const char *v[] = {p->tracker_id, lease};
-    PGresult *res;
     uint64_t now = now_ms();
-    int due = now - p->renewed >= p->lease_s * 1000u / 3;
-    /* A round trip here waits for the batch in flight first: not for a
-     * sweep (the next tick makes it), nor for a renewal until half the
-     * lease is gone, so a slow commit does not stop the loop each tick. */
-    if (p->inflight && (!due || now - p->renewed < p->lease_s * 1000u / 2))
-        return;
-    if (due) {
-        if (run(p, Q_HEARTBEAT, 2, v, NULL, NULL, "lease", &res) != 0)
-            return;
-        PQclear(res);
-        p->renewed = now;
+    /* Both ride in the write batches, so the tick never waits for one (a
+     * batch in flight, a slow commit) on the loop. */
+    if (!p->renewing && now - p->renewed >= p->lease_s * 1000u / 3 &&
+        enqueue(p, Q_HEARTBEAT, 2, v, NULL, NULL, on_renewed, p) == 0) {
+        p->renewing = 1;
+        p->renew_asked = now;
     }
-    if (run(p, Q_SWEEP, 1, v, NULL, NULL, "lease sweep", &res) != 0)
-        return;
-    if (atoi(PQcmdTuples(res)) > 0)
-        log_info(p->lg, "marked offline %s users of trackers whose lease ran out",
-                 PQcmdTuples(res));
-    PQclear(res);
+    if (!p->sweeping && enqueue(p, Q_SWEEP, 1, v, NULL, NULL, on_swept, p) == 0)
+        p->sweeping = 1;
 }
 
 void rpg_on_reconnected(reg_pg *p, void (*cb)(void *arg), void *arg) {
@@ -1145,7 +1276,9 @@ void rpg_close(reg_pg *p) {
         fire_deferred(p);
         flush(p);
     }
-    set_state(p, RPG_CLOSED); /* what is still in flight: REG_EUNAVAIL */
+    drain(p); /* the last batch sent: answered, not abandoned */
+    fire_deferred(p);
+    set_state(p, RPG_CLOSED); /* what is still in flight (a server gone): REG_EUNAVAIL */
     fire_deferred(p);
     uv_timer_stop(&p->deliver);
     uv_close((uv_handle_t *)&p->retry, on_closed);
@@ -1156,35 +1289,29 @@ void rpg_close(reg_pg *p) {
     uv_close((uv_handle_t *)&p->answer, on_closed);
 }
 
-/* A bytea in hex output ("\x0011..") into key: 0 or UV_EIO. */
-static int hex_key(const char *s, unsigned char key[IDENT_PK]) {
-    size_t n = 0;
-    if (strncmp(s, "\\x", 2) != 0 ||
-        sodium_hex2bin(key, IDENT_PK, s + 2, strlen(s + 2), NULL, &n, NULL) != 0 || n != IDENT_PK)
-        return UV_EIO;
-    return 0;
-}
-
 int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap) {
     const char *v[] = {folded};
     PGresult *res;
     int e = run(p, Q_GET, 1, v, NULL, NULL, "lookup", &res);
     if (e)
         return e;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return UV_ENOENT;
-    }
-    snprintf(u->name, sizeof u->name, "%s", PQgetvalue(res, 0, 0));
-    if (hex_key(PQgetvalue(res, 0, 1), u->key)) {
-        log_error(p->lg, "the PostgreSQL registry holds a malformed key for %s", folded);
-        e = UV_EIO;
-    }
-    snprintf(endpoints, cap, "%s", PQgetvalue(res, 0, 2));
-    u->last_seen = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-    u->online = PQgetvalue(res, 0, 4)[0] == 't';
-    snprintf(u->home, sizeof u->home, "%s", PQgetvalue(res, 0, 5));
+    e = read_user(p, folded, res, 0, u, endpoints, cap);
     PQclear(res);
+    return e;
+}
+
+int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap,
+                     reg_done_cb cb, void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    const char *v[] = {folded};
+    int e = enqueue(p, Q_GET, 1, v, NULL, NULL, cb, arg);
+    if (e == 0) {
+        pg_write *w = &p->q[p->nq - 1];
+        w->u = u;
+        w->eps = endpoints;
+        w->epscap = cap;
+    }
     return e;
 }
 

@@ -43,6 +43,10 @@
 #define RPG_RETRY_MIN_MS 100
 #define RPG_RETRY_MAX_MS 5000
 #define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
+/* Statements in one batch at most; more wait for the next.  Bounds what a
+ * batch sends (about 40 KB) below what the sockets hold, so sending it
+ * never blocks the loop even while the server does not read (a lock). */
+#define RPG_BATCH_MAX 128
 
 /* Each tracker LISTENs on its own channel, this prefix and its id, for the
  * messages other trackers send to its users (rpg_forward). */
@@ -111,14 +115,16 @@ typedef int (*rpg_row_cb)(void *arg, const char *const *vals, const int *lens, i
 int rpg_query(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
               const char *what, rpg_row_cb cb, void *arg, uint64_t *affected);
 
-/* Queues statement q for the pass's batch (v[0], a folded name, orders
+/* Queues statement q for the next batch (the pass's, or, while one is in
+ * flight, the one sent once it is answered; v[0], a folded name, orders
  * it among the batch's writes); cb (may be NULL) fires once it committed,
  * with its status.  0, REG_EUNAVAIL or UV_ENOMEM (no callback then). */
 int rpg_queue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
               reg_done_cb cb, void *arg);
 
-/* cb(status, arg) fires once this pass's batch committed (at the end of the
- * pass, 0, when it holds no write).  0 or UV_ENOMEM. */
+/* cb(status, arg) fires once the batch holding what was queued so far
+ * committed (0, as soon as no batch is in flight, when it holds no
+ * write).  0 or UV_ENOMEM. */
 int rpg_wait(reg_pg *p, reg_done_cb cb, void *arg);
 
 /* Closes the connection and the handles; freed once the loop ran their
@@ -130,13 +136,23 @@ void rpg_close(reg_pg *p);
  * negative error. */
 int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
 
+/* rpg_lookup without waiting: the read joins the next batch (with two or
+ * more, one statement for all of them, Q_GET_MANY, after the batch's
+ * writes, which it sees), and
+ * cb(status, arg) fires from the loop once the batch is answered: 0 with
+ * u and endpoints (cap bytes) filled as rpg_lookup fills them, UV_ENOENT,
+ * REG_EUNAVAIL or UV_EIO.  u and endpoints must stay valid until then.
+ * REG_EUNAVAIL or UV_ENOMEM now: no callback. */
+int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap,
+                     reg_done_cb cb, void *arg);
+
 /* Queues a registration of folded (spelled name) with key, atomic across
- * trackers, in one statement of the pass's batch (no round trip of its
+ * trackers, in one statement of the next batch (no round trip of its
  * own): it binds a name nobody holds when no name of another key has the
  * same skeleton (may be NULL: no look-alike check) and name_ok (the
  * name's scripts passed conf_check), updates the endpoints of a name this
  * key holds, and marks it online at this tracker.  0, and cb(status, arg)
- * fires from the loop once the pass's batch committed: 0 with the name as
+ * fires from the loop once that batch committed: 0 with the name as
  * first bound in stored; UV_EEXIST when another key holds the name (or
  * another tracker bound it first); REG_ECONFUSABLE for a new name that
  * looks like another key's, that name in stored; REG_EBADNAME for a new

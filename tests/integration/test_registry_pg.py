@@ -14,7 +14,7 @@ import runner
 from pgserver import PgServer, bindir, free_port
 from procs import BUILD, Peer, Proc, Tracker, connect, fail, on_cleanup, tempdir
 from sodium import Key
-from wire import Raw
+from wire import Raw, msg
 
 
 def pg_tracker(pg, label, extra=()):
@@ -399,6 +399,63 @@ def test_pg_silent_server_does_not_stall_the_tracker():
     if r.get('t') != 'lookup_result':
         fail('lookup after the server came back: %r' % r)
     stop_all((alice,), (t1,))
+
+
+def test_pg_pipelined_lookups_in_one_batch():
+    """Lookups sent back to back land in one batch, answered by one
+    statement (Q_GET_MANY): each answer goes to its own id, a name asked
+    twice gets its record twice, a missing name is not_found, and a
+    registration in the same batch is seen by the lookups after it."""
+    pg = PgServer()
+    t1, t2 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0']), pg_tracker(pg, 'tracker2')
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice', endpoints=('127.0.0.1:4001',))
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('Bob', endpoints=('127.0.0.1:4002',))
+    asks = ['bob', 'nobody', 'ALICE', 'bob', 'alice', 'carol']
+    for rounds in range(3):
+        carol = Raw(t1.addr, label='carol@t1')
+        carol.hello()
+        carol.key = Key()
+        frames = b''
+        for i, name in enumerate(asks):
+            frames += msg({'t': 'lookup', 'id': 100 + i, 'name': name})
+        # carol's register reaches the tracker in the same read as the
+        # lookups: the last lookup of carol is in the batch after it or the next.
+        alice.send_bytes(frames)
+        got = {}
+        while len(got) < len(asks):
+            f = alice.recv_skip_presence()
+            if f.get('id') in got or not 100 <= f.get('id', 0) < 100 + len(asks):
+                fail('round %d: an answer to no request or twice: %r' % (rounds, f))
+            got[f['id']] = f
+        for i, name in enumerate(asks):
+            f = got[100 + i]
+            if name.lower() == 'bob':
+                if (f.get('t') != 'lookup_result' or f.get('name') != 'Bob'
+                        or f.get('endpoints') != ['127.0.0.1:4002'] or f.get('online') is not True):
+                    fail('round %d: lookup %d of %s answered %r' % (rounds, i, name, f))
+            elif name.lower() == 'alice':
+                if f.get('t') != 'lookup_result' or f.get('name') != 'alice' \
+                        or f.get('key') != alice.key.pk:
+                    fail('round %d: lookup %d of %s answered %r' % (rounds, i, name, f))
+            elif f.get('t') != 'error' or f.get('code') != 'not_found' or name not in f.get('msg', ''):
+                fail('round %d: lookup %d of %s answered %r, want not_found' % (rounds, i, name, f))
+        carol.close()
+    # A registration then a lookup of it, sent together by two clients.
+    dave = Raw(t1.addr, label='dave@t1')
+    dave.hello()
+    dave.key = Key()
+    dave.send({'t': 'register', 'name': 'dave', 'key': dave.key.pk,
+               'sig': dave.key.sign_register(dave.nonce, b'dave'), 'endpoints': ['127.0.0.1:9']})
+    if dave.recv_skip_presence().get('t') != 'registered':
+        fail('dave did not register')
+    alice.send_bytes(msg({'t': 'lookup', 'id': 1, 'name': 'dave'}) +
+                     msg({'t': 'lookup', 'id': 2, 'name': 'alice'}))
+    ans = {f['id']: f for f in (alice.recv_skip_presence(), alice.recv_skip_presence())}
+    if ans[1].get('name') != 'dave' or ans[1].get('online') is not True or ans[2].get('name') != 'alice':
+        fail('lookups right after a registration answered %r' % ans)
+    stop_all((alice, bob, dave), (t1, t2))
 
 
 def test_pg_commit_in_flight_does_not_stall_the_tracker():
