@@ -145,9 +145,14 @@ static const char *const sql[Q_COUNT] = {
     /* Online users of another tracker whose lease ran out: the dead
      * trackers first (a few rows), then their online users through
      * parley_users_tracker, so a sweep that finds nothing costs little. */
-    [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE online AND tracker <> $1"
+    [Q_SWEEP] = "UPDATE parley_users SET online = false WHERE folded IN (SELECT folded"
+                " FROM parley_users WHERE online AND tracker <> $1"
                 " AND tracker IN (SELECT id FROM parley_trackers"
-                " WHERE seen < now() - lease * interval '1 second')",
+                " WHERE seen < now() - lease * interval '1 second')"
+                /* It rides in a batch: it never waits for a row another
+                 * tracker's batch holds (a user moving over), which could
+                 * deadlock the two; what it skips, the next tick sweeps. */
+                " FOR UPDATE SKIP LOCKED)",
     /* A message for a user of another tracker, on that tracker's own
      * channel (rpg_forward); $1, the user, only orders the batch. */
     [Q_FORWARD] = "SELECT $1::text, pg_notify('" RPG_CHANNEL "' || $2, $3)",
@@ -182,6 +187,7 @@ typedef struct pg_write {
     char *eps;         /* its endpoints as stored, */
     size_t epscap;     /* in this many bytes */
     int merged;        /* a lookup answered by the batch's Q_GET_MANY */
+    size_t bytes;      /* its parameters' */
 } pg_write;
 
 struct reg_pg {
@@ -683,6 +689,7 @@ static int enqueue(reg_pg *p, int q, int n, const char *const *v, const int *len
     }
     w->q = q;
     w->n = n;
+    w->bytes = total;
     w->seq = p->seq++;
     w->cb = cb;
     w->arg = arg;
@@ -803,10 +810,13 @@ static int claimed(pg_write *w, const PGresult *r) {
         snprintf(w->stored, NAME_BUFLEN, "%s", PQgetvalue(r, 0, 2));
         return REG_ECONFUSABLE;
     }
-    if (!w->v[5])
-        return UV_EIO; /* a new name whose skeleton could not be computed: not checked, not bound */
-    return w->name_ok ? UV_EEXIST : REG_EBADNAME;
+    if (!w->name_ok)
+        return REG_EBADNAME;
+    /* A new name whose skeleton could not be computed: not checked, not bound. */
+    return w->v[5] ? UV_EEXIST : UV_EIO;
 }
+
+static void pay_owed(reg_pg *p);
 
 /* The callbacks of the writes w[0..n), each with its final status (set by
  * finish), then the batch's own; frees w. */
@@ -837,12 +847,15 @@ static void fire_deferred(reg_pg *p) {
  * when defer (inside a registry call, or from set_state), from the deliver
  * timer.  Takes w.  The writes queued meanwhile go at this pass's end. */
 static void finish(reg_pg *p, pg_write *w, size_t n, int status, int defer) {
+    size_t owed = p->nowed;
     for (size_t i = 0; i < n; i++) {
         if (status == REG_EUNAVAIL && w[i].q == Q_PRESENCE && w[i].v[1][0] == 'f')
             owe(p, w[i].v[0], strtoll(w[i].v[2], NULL, 10));
         if (status)
             w[i].status = status;
     }
+    if (p->nowed > owed && p->state == RPG_UP)
+        pay_owed(p); /* the server failed the batch but is still there: the next one */
     pg_write *dw = defer ? grow(p->dw, &p->capdw, p->ndw + n, sizeof *dw, 64) : NULL;
     if (dw) {
         p->dw = dw;
@@ -883,11 +896,11 @@ static void send_batch(reg_pg *p) {
     for (size_t i = 0; i < p->fn; i++)
         gets += p->fw[i].q == Q_GET && p->fw[i].u;
     for (size_t i = 0; i < p->fn; i++)
-        p->fw[i].merged = gets > 1 && p->fw[i].q == Q_GET && p->fw[i].u;
-    /* Two lookups or more: one statement for them all, after the writes
-     * (it sees them all). */
-    char *names = gets > 1 ? names_array(p) : NULL;
-    if (gets > 1 && !names)
+        p->fw[i].merged = p->fw[i].q == Q_GET && p->fw[i].u;
+    /* One statement for the batch's lookups, after its writes, which it
+     * sees, however many lookups there are. */
+    char *names = gets ? names_array(p) : NULL;
+    if (gets && !names)
         for (size_t i = 0; i < p->fn; i++)
             p->fw[i].merged = 0; /* out of memory: one statement each */
     p->many = names != NULL;
@@ -1049,14 +1062,18 @@ static void flush(reg_pg *p) {
     p->nq = p->capq = 0;
     if (!n)
         return;
-    if (n > RPG_BATCH_MAX) { /* the rest is the next batch */
-        size_t rest = n - RPG_BATCH_MAX;
+    size_t take = 0, bytes = 0;
+    while (take < n && take < RPG_BATCH_MAX &&
+           (take == 0 || bytes + w[take].bytes <= RPG_BATCH_BYTES))
+        bytes += w[take++].bytes;
+    if (take < n) { /* the rest is the next batch */
+        size_t rest = n - take;
         pg_write *nq = malloc(rest * sizeof *nq);
         if (nq) {
-            memcpy(nq, w + RPG_BATCH_MAX, rest * sizeof *nq);
+            memcpy(nq, w + take, rest * sizeof *nq);
             p->q = nq;
             p->nq = p->capq = rest;
-            n = RPG_BATCH_MAX;
+            n = take;
         }
     }
     qsort(w, n, sizeof *w, write_order);
@@ -1162,8 +1179,19 @@ static void on_connecting(uv_poll_t *w, int status, int events) {
 static void on_renewed(int status, void *arg) {
     reg_pg *p = arg;
     p->renewing = 0;
-    if (status == 0)
-        p->renewed = p->renew_asked;
+    if (status) {
+        log_warn(p->lg, "could not renew this tracker's lease in the PostgreSQL registry (%s); "
+                 "trying again", uv_strerror(status));
+        return;
+    }
+    int lapsed = p->renew_asked - p->renewed > p->lease_s * 1000u;
+    p->renewed = p->renew_asked;
+    if (lapsed) { /* the others may have swept our users meanwhile */
+        log_warn(p->lg, "this tracker's lease in the PostgreSQL registry ran out before it was "
+                 "renewed; recording its users' presence again");
+        if (p->reconnected)
+            p->reconnected(p->reconnected_arg);
+    }
 }
 
 static void on_swept(int status, void *arg) {
@@ -1271,15 +1299,22 @@ void rpg_close(reg_pg *p) {
         return;
     /* What is in flight and queued, and the offlines its callbacks queue
      * in turn, answered before the close. */
-    for (int i = 0; i < 4 && (p->inflight || p->nq || p->ndw); i++) {
+    for (int i = 0; i < 100000 && p->state == RPG_UP && (p->inflight || p->nq || p->ndw); i++) {
         drain(p);
         fire_deferred(p);
         flush(p);
     }
-    drain(p); /* the last batch sent: answered, not abandoned */
-    fire_deferred(p);
     set_state(p, RPG_CLOSED); /* what is still in flight (a server gone): REG_EUNAVAIL */
     fire_deferred(p);
+    /* What could not be sent fails, so every callback fires once (those
+     * it fires may queue more: bounded, as each round fails at once). */
+    for (int i = 0; i < 16 && p->nq; i++) {
+        pg_write *w = p->q;
+        size_t n = p->nq;
+        p->q = NULL;
+        p->nq = p->capq = 0;
+        finish(p, w, n, REG_EUNAVAIL, 0);
+    }
     uv_timer_stop(&p->deliver);
     uv_close((uv_handle_t *)&p->retry, on_closed);
     uv_close((uv_handle_t *)&p->deliver, on_closed);

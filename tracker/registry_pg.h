@@ -6,12 +6,13 @@
  * connection (rpg_add_statements and below).  This file owns the schema
  * of both (the migrations) and is the only one that speaks libpq.
  *
- * Reads are one blocking round trip on the loop thread (a prepared
- * statement), bounded by RPG_QUERY_MS on the client side and a
- * statement_timeout on the server side.  Chosen for this first step
- * because the registry's reads are synchronous in its interface: an
- * asynchronous libpq (PQsendQueryPrepared on a uv_poll) needs every caller
- * of reg_lookup to wait for an answer.  A registration reads nothing on
+ * A lookup request's read joins the write batch below (rpg_lookup_start:
+ * the batch's lookups in one statement, after its writes); the other reads
+ * (rpg_lookup, rpg_list, rpg_query) are one blocking round trip on the loop
+ * thread (a prepared statement), bounded by RPG_QUERY_MS on the client side
+ * and a statement_timeout on the server side, because their callers are
+ * synchronous (the lookups behind connect, relay and punch requests, list
+ * pages, mail windows).  A registration reads nothing on
  * its own: the name's owner and look-alike checks are subqueries of its
  * write (rpg_claim), so it costs only its share of a commit (0.27x to
  * 0.62x the SQLite tracker's rate when that went in).  Writes (claims,
@@ -43,10 +44,13 @@
 #define RPG_RETRY_MIN_MS 100
 #define RPG_RETRY_MAX_MS 5000
 #define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
-/* Statements in one batch at most; more wait for the next.  Bounds what a
- * batch sends (about 40 KB) below what the sockets hold, so sending it
- * never blocks the loop even while the server does not read (a lock). */
+/* Statements and parameter bytes in one batch at most (but one statement
+ * however large: a mail box, 8 KB at most); more wait for the next.  Keeps
+ * what a batch sends below what the sockets hold (the receiving side's
+ * buffer alone starts at 128 KB on Linux), so that sending it does not
+ * block the loop while the server does not read (a lock). */
 #define RPG_BATCH_MAX 128
+#define RPG_BATCH_BYTES (48 * 1024)
 
 /* Each tracker LISTENs on its own channel, this prefix and its id, for the
  * messages other trackers send to its users (rpg_forward). */
@@ -136,9 +140,9 @@ void rpg_close(reg_pg *p);
  * negative error. */
 int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap);
 
-/* rpg_lookup without waiting: the read joins the next batch (with two or
- * more, one statement for all of them, Q_GET_MANY, after the batch's
- * writes, which it sees), and
+/* rpg_lookup without waiting: the read joins the next batch (one statement
+ * for all of its lookups, Q_GET_MANY, after the batch's writes, which it
+ * sees), and
  * cb(status, arg) fires from the loop once the batch is answered: 0 with
  * u and endpoints (cap bytes) filled as rpg_lookup fills them, UV_ENOENT,
  * REG_EUNAVAIL or UV_EIO.  u and endpoints must stay valid until then.
@@ -149,10 +153,11 @@ int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints
 /* Queues a registration of folded (spelled name) with key, atomic across
  * trackers, in one statement of the next batch (no round trip of its
  * own): it binds a name nobody holds when no name of another key has the
- * same skeleton (may be NULL: no look-alike check) and name_ok (the
- * name's scripts passed conf_check), updates the endpoints of a name this
- * key holds, and marks it online at this tracker.  0, and cb(status, arg)
- * fires from the loop once that batch committed: 0 with the name as
+ * same skeleton and name_ok (the name's scripts passed conf_check),
+ * updates the endpoints of a name this key holds, and marks it online at
+ * this tracker (a new name without a skeleton, NULL, is not bound: UV_EIO).
+ * 0, and cb(status, arg) fires from the loop once that batch committed:
+ * 0 with the name as
  * first bound in stored; UV_EEXIST when another key holds the name (or
  * another tracker bound it first); REG_ECONFUSABLE for a new name that
  * looks like another key's, that name in stored; REG_EBADNAME for a new

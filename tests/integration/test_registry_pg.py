@@ -510,6 +510,26 @@ def test_pg_commit_in_flight_does_not_stall_the_tracker():
     stop_all([alice] + clients, (t1,))
 
 
+def test_pg_stop_records_every_user_offline():
+    """A tracker stopping with more users online than one batch holds
+    (RPG_BATCH_MAX) writes every one of them offline before it exits."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0', '--max-conns-per-addr', '0'])
+    clients = []
+    for i in range(700):  # more than the 4 rounds of 128 an older close made
+        c = Raw(t1.addr, label='u%d' % i)
+        c.must_register('u%d' % i)
+        clients.append(c)
+    if pg.psql('SELECT count(*) FROM parley_users WHERE online') != '700':
+        fail('not all 700 online in PostgreSQL')
+    t1.stop()
+    left = pg.psql('SELECT count(*) FROM parley_users WHERE online')
+    if left != '0':
+        fail('%s users still online in PostgreSQL after their tracker stopped' % left)
+    for c in clients:
+        c.close()
+
+
 def test_pg_db_uri_is_the_registry():
     """--db postgresql://... is --registry's other spelling (the issue's);
     a --db PATH given too stays the tracker's own SQLite file."""
