@@ -451,53 +451,35 @@ static const char *entry_str(const sub_req *q, uint32_t i, size_t *n) {
     return q->names->ptr[i].via.str.ptr;
 }
 
-/* The user is online: here, or (shared registry) at another tracker. */
-static int online_name(tracker_ctx *ctx, const char *folded, char out[NAME_BUFLEN]) {
-    session *o = namemap_get(ctx->online, folded);
-    if (o) {
-        snprintf(out, NAME_BUFLEN, "%s", o->name);
-        return 1;
-    }
-    reg_user u;
-    if (reg_shared(ctx->reg) && reg_lookup(ctx->reg, folded, &u) == 0 && u.online) {
-        snprintf(out, NAME_BUFLEN, "%s", u.name);
-        return 1;
-    }
-    return 0;
-}
-
 /* subscribed{id, count, online}: online lists which of the names just
- * subscribed are online now, so the peer needs no lookup to start from. */
-static void answer_subscribed(session *s, const sub_req *q) {
+ * subscribed (fold[0..n), each once) are online now, so the peer needs no
+ * lookup to start from: those with a session here, and those another
+ * tracker of the shared registry holds (remote[i] their stored name, ""
+ * otherwise; NULL: none). */
+static void send_subscribed(session *s, uint64_t id, const char (*fold)[NAME_BUFLEN],
+                            const char (*remote)[NAME_BUFLEN], uint32_t n) {
     tracker_ctx *ctx = s->ctx;
-    uint32_t n = q->names ? q->names->size : 0;
-    char (*on)[NAME_BUFLEN] = n ? malloc(n * sizeof *on) : NULL;
+    const char **on = n ? malloc(n * sizeof *on) : NULL;
     if (n && !on) {
-        sess_send_error(s, "internal", "the tracker is out of memory; try again later", q->id);
+        sess_send_error(s, "internal", "the tracker is out of memory; try again later", id);
         return;
     }
     uint32_t k = 0;
     size_t bytes = 0;
-    uint64_t answer = ++ctx->presence->answers;
     for (uint32_t i = 0; i < n; i++) {
-        size_t len;
-        const char *name = entry_str(q, i, &len);
-        char folded[NAME_BUFLEN];
-        pres_sub *sub;
-        if (name_fold(name, len, folded) || !(sub = find_sub(s, folded)) || sub->told == answer)
-            continue; /* twice in the request (in any spelling): listed once */
-        sub->told = answer;
-        if (!online_name(ctx, folded, on[k]))
+        session *o = namemap_get(ctx->online, fold[i]);
+        const char *name = o ? o->name : remote && remote[i][0] ? remote[i] : NULL;
+        if (!name)
             continue;
-        size_t b = strlen(on[k]) + 5;
+        size_t b = strlen(name) + 5;
         if (bytes + b > FRAME_MAX_DEFAULT - 256)
             break; /* cannot happen with names from one frame; stay in bounds anyway */
         bytes += b;
-        k++;
+        on[k++] = name;
     }
     msg_out out;
     msg_out_init(&out, "subscribed", 3);
-    msg_put_uint(&out, "id", q->id);
+    msg_put_uint(&out, "id", id);
     msg_put_uint(&out, "count", s->nsubs);
     msg_put_key(&out, "online");
     msgpack_pack_array(&out.pk, k);
@@ -505,6 +487,91 @@ static void answer_subscribed(session *s, const sub_req *q) {
         msg_pack_str(&out, on[i], strlen(on[i]));
     free(on);
     sess_send_msg(s, &out);
+}
+
+/* A subscribe waiting for the shared registry to say which of its names
+ * other trackers hold online; it holds its session until then. */
+typedef struct sub_answer {
+    session *s;
+    uint64_t id;
+    uint32_t n;
+    char (*fold)[NAME_BUFLEN];   /* the request's names, each once, in its order */
+    char (*remote)[NAME_BUFLEN];
+    const char **sorted;         /* fold's entries in byte order, for remote_online */
+} sub_answer;
+
+static int fold_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void remote_online(void *arg, const char *name, const char *folded) {
+    sub_answer *a = arg;
+    const char **f = bsearch(&folded, a->sorted, a->n, sizeof *a->sorted, fold_cmp);
+    if (f)
+        snprintf(a->remote[(const char(*)[NAME_BUFLEN])*f - (const char(*)[NAME_BUFLEN])a->fold],
+                 NAME_BUFLEN, "%s", name);
+}
+
+static void free_answer(sub_answer *a) {
+    free(a->fold);
+    free(a->remote);
+    free(a->sorted);
+    free(a);
+}
+
+static void remote_done(int status, void *arg) {
+    sub_answer *a = arg; /* a failure (logged with its batch) leaves the others' out */
+    send_subscribed(a->s, a->id, (const char(*)[NAME_BUFLEN])a->fold,
+                    (const char(*)[NAME_BUFLEN])a->remote, a->n); /* a no-op once it closed */
+    sess_release(a->s);
+    free_answer(a);
+}
+
+/* Answers a subscribe: at once, or, on a shared registry with names not
+ * online here, once the registry said which of them other trackers hold
+ * (one statement for all of them, not a round trip each). */
+static void answer_subscribed(session *s, const sub_req *q) {
+    tracker_ctx *ctx = s->ctx;
+    uint32_t n = q->names ? q->names->size : 0;
+    char (*fold)[NAME_BUFLEN] = n ? malloc(n * sizeof *fold) : NULL;
+    if (n && !fold) {
+        sess_send_error(s, "internal", "the tracker is out of memory; try again later", q->id);
+        return;
+    }
+    uint32_t k = 0, away = 0;
+    uint64_t answer = ++ctx->presence->answers;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len;
+        const char *name = entry_str(q, i, &len);
+        pres_sub *sub;
+        if (name_fold(name, len, fold[k]) || !(sub = find_sub(s, fold[k])) ||
+            sub->told == answer)
+            continue; /* twice in the request (in any spelling): listed once */
+        sub->told = answer;
+        away += !namemap_get(ctx->online, fold[k]);
+        k++;
+    }
+    sub_answer *a = reg_shared(ctx->reg) && away ? calloc(1, sizeof *a) : NULL;
+    if (a && (a->remote = calloc(k, sizeof *a->remote)) != NULL &&
+        (a->sorted = malloc(k * sizeof *a->sorted)) != NULL) {
+        a->s = s;
+        a->id = q->id;
+        a->n = k;
+        a->fold = fold;
+        for (uint32_t i = 0; i < k; i++)
+            a->sorted[i] = fold[i];
+        if (reg_online_start(ctx->reg, a->sorted, k, remote_online, remote_done, a) == 0) {
+            qsort(a->sorted, k, sizeof *a->sorted, fold_cmp); /* for remote_online's bsearch */
+            sess_hold(s);
+            return;
+        }
+        a->fold = NULL; /* still ours */
+    }
+    if (a)
+        free_answer(a);
+    /* Not shared, or it cannot ask now: those online here. */
+    send_subscribed(s, q->id, (const char(*)[NAME_BUFLEN])fold, NULL, k);
+    free(fold);
 }
 
 void pres_subscribe(void *owner, const msg_in *m) {

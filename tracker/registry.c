@@ -471,6 +471,41 @@ int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb c
     return REG_PENDING;
 }
 
+/* A shared registry's online query in flight (reg_online_start). */
+typedef struct pending_online {
+    registry *r;
+    reg_online_cb each;
+    reg_done_cb done;
+    void *arg;
+} pending_online;
+
+static int online_row(void *arg, const char *const *vals, const int *lens, int ncols) {
+    pending_online *po = arg;
+    if (ncols == 3 && strcmp(vals[2], rpg_tracker_id(po->r->pg)) != 0)
+        po->each(po->arg, vals[0], vals[1]); /* ours are this tracker's sessions to say */
+    return 0;
+}
+
+static void on_online(int status, void *arg) {
+    pending_online *po = arg;
+    po->done(status, po->arg);
+    free(po);
+}
+
+int reg_online_start(registry *r, const char *const *folded, size_t n, reg_online_cb each,
+                     reg_done_cb done, void *arg) {
+    if (!r->pg)
+        return UV_ENOTSUP;
+    pending_online *po = malloc(sizeof *po);
+    if (!po)
+        return UV_ENOMEM;
+    *po = (pending_online){r, each, done, arg};
+    int e = rpg_online_start(r->pg, folded, n, online_row, po, on_online, po);
+    if (e)
+        free(po);
+    return e;
+}
+
 void reg_get_cache_stats(const registry *r, reg_cache_stats *out) {
     out->records = cache_count(r->cache);
     out->hits = r->cache_hits;

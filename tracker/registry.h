@@ -211,6 +211,16 @@ int reg_lookup(registry *r, const char *folded, reg_user *u);
 #define REG_PENDING 1
 int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb cb, void *arg);
 
+/* Which of folded[0..n) another tracker of the shared registry holds
+ * online, without waiting (one statement in the next batch): each(arg,
+ * name as stored, folded) for every such user, then done(status, arg)
+ * from the loop once the batch is answered (0, REG_EUNAVAIL or UV_EIO).
+ * The names are copied.  0, or a negative error now (UV_ENOTSUP on SQLite,
+ * REG_EUNAVAIL, UV_ENOMEM): no callback then. */
+typedef void (*reg_online_cb)(void *arg, const char *name, const char *folded);
+int reg_online_start(registry *r, const char *const *folded, size_t n, reg_online_cb each,
+                     reg_done_cb done, void *arg);
+
 /* The lookup cache's figures, for --metrics: records held now, and lookups
  * of existing names answered from memory (hits) or from SQLite (misses). */
 typedef struct reg_cache_stats {

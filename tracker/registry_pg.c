@@ -99,7 +99,7 @@ static const char *const migrations[] = {
 /* pg_advisory_xact_lock's key for the migrations: "parley" in ASCII. */
 #define MIGRATION_LOCK "112585675188601"
 
-enum { Q_GET, Q_GET_MANY, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
+enum { Q_GET, Q_GET_MANY, Q_ONLINE_MANY, Q_CLAIM, Q_PRESENCE, Q_LIST_FROM, Q_LIST_AFTER, Q_OFFLINE_MINE,
        Q_HEARTBEAT, Q_SWEEP, Q_FORWARD, Q_COUNT };
 
 #define LIST(op) "SELECT name, folded FROM parley_users WHERE online AND folded " op " $1" \
@@ -112,6 +112,9 @@ static const char *const sql[Q_COUNT] = {
      * executor start for all of them, their rows told apart by folded. */
     [Q_GET_MANY] = "SELECT name, key, endpoints, last_seen, online, tracker, folded"
                    " FROM parley_users WHERE folded = ANY ($1::text[])",
+    /* Which of these are online, and where (rpg_online_start). */
+    [Q_ONLINE_MANY] = "SELECT name, folded, tracker FROM parley_users WHERE online"
+                      " AND folded = ANY ($1::text[])",
     /* A registration in one statement of the pass's batch, so that it
      * costs no round trip of its own: the name's current key and a
      * look-alike of another key (the snapshot's), then the upsert, which
@@ -187,6 +190,8 @@ typedef struct pg_write {
     char *eps;         /* its endpoints as stored, */
     size_t epscap;     /* in this many bytes */
     int merged;        /* a lookup answered by the batch's Q_GET_MANY */
+    rpg_row_cb rows;   /* a read's rows go here (rpg_online_start) */
+    void *rows_arg;
     size_t bytes;      /* its parameters' */
 } pg_write;
 
@@ -764,24 +769,25 @@ static void take_many(reg_pg *p, const PGresult *r) {
     }
 }
 
-/* The folded names of the batch's lookups as a text[] literal ({"a","b"},
- * with " and \ escaped), malloc'd: NULL when out of memory. */
-static char *names_array(reg_pg *p) {
+/* v[0..n) (those with pick[i], or all when pick is NULL) as a text[]
+ * literal ({"a","b"}, with " and \\ escaped), malloc'd: NULL when out of
+ * memory. */
+static char *text_array(const char *const *v, const int *pick, size_t n) {
     size_t cap = 3;
-    for (size_t k = 0; k < p->fn; k++)
-        if (p->fw[k].merged)
-            cap += 2 * strlen(p->fw[k].v[0]) + 3;
+    for (size_t k = 0; k < n; k++)
+        if (!pick || pick[k])
+            cap += 2 * strlen(v[k]) + 3;
     char *a = malloc(cap), *o = a;
     if (!a)
         return NULL;
     *o++ = '{';
-    for (size_t k = 0; k < p->fn; k++) {
-        if (!p->fw[k].merged)
+    for (size_t k = 0; k < n; k++) {
+        if (pick && !pick[k])
             continue;
         if (o > a + 1)
             *o++ = ',';
         *o++ = '"';
-        for (const char *c = p->fw[k].v[0]; *c; c++) {
+        for (const char *c = v[k]; *c; c++) {
             if (*c == '"' || *c == '\\')
                 *o++ = '\\';
             *o++ = *c;
@@ -791,6 +797,38 @@ static char *names_array(reg_pg *p) {
     *o++ = '}';
     *o = '\0';
     return a;
+}
+
+/* The folded names of the batch's merged lookups as a text[] literal. */
+static char *names_array(reg_pg *p) {
+    const char **v = malloc((p->fn ? p->fn : 1) * sizeof *v);
+    int *pick = malloc((p->fn ? p->fn : 1) * sizeof *pick);
+    char *a = NULL;
+    if (v && pick) {
+        for (size_t k = 0; k < p->fn; k++) {
+            v[k] = p->fw[k].v[0];
+            pick[k] = p->fw[k].merged;
+        }
+        a = text_array(v, pick, p->fn);
+    }
+    free(v);
+    free(pick);
+    return a;
+}
+
+/* Each row of r to cb, its columns in text, until cb returns nonzero. */
+static void give_rows(const PGresult *r, rpg_row_cb cb, void *arg) {
+    int rows = PQntuples(r), cols = PQnfields(r);
+    const char *vals[RPG_MAX_PARAMS];
+    int lens[RPG_MAX_PARAMS];
+    for (int i = 0; i < rows && cols <= RPG_MAX_PARAMS; i++) {
+        for (int j = 0; j < cols; j++) {
+            vals[j] = PQgetvalue(r, i, j);
+            lens[j] = PQgetlength(r, i, j);
+        }
+        if (cb(arg, vals, lens, cols))
+            break;
+    }
 }
 
 /* What a claim's answer row means (Q_CLAIM), its name copied to the
@@ -964,6 +1002,8 @@ static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
         w->status = claimed(w, r);
     } else if (w->q == Q_GET && w->u) {
         w->status = read_user(p, w->v[0], r, 0, w->u, w->eps, w->epscap);
+    } else if (w->rows) {
+        give_rows(r, w->rows, w->rows_arg);
     }
 }
 
@@ -1350,6 +1390,23 @@ int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints
     return e;
 }
 
+int rpg_online_start(reg_pg *p, const char *const *folded, size_t n, rpg_row_cb rows,
+                     void *rows_arg, reg_done_cb cb, void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    char *names = text_array(folded, NULL, n);
+    if (!names)
+        return UV_ENOMEM;
+    const char *v[] = {names};
+    int e = enqueue(p, Q_ONLINE_MANY, 1, v, NULL, NULL, cb, arg);
+    free(names);
+    if (e == 0) {
+        p->q[p->nq - 1].rows = rows;
+        p->q[p->nq - 1].rows_arg = rows_arg;
+    }
+    return e;
+}
+
 int rpg_claim(reg_pg *p, const char *name, const char *folded, const unsigned char key[IDENT_PK],
               const char *endpoints, int64_t now, const char *skeleton, int name_ok,
               char stored[NAME_BUFLEN], reg_done_cb cb, void *arg) {
@@ -1422,17 +1479,8 @@ int rpg_query(reg_pg *p, int q, int n, const char *const *v, const int *len, con
     int e = run(p, q, n, v, len, bin, what, &res);
     if (e)
         return e;
-    int rows = PQntuples(res), cols = PQnfields(res);
-    const char *vals[RPG_MAX_PARAMS];
-    int lens[RPG_MAX_PARAMS];
-    for (int i = 0; cb && i < rows && cols <= RPG_MAX_PARAMS; i++) {
-        for (int j = 0; j < cols; j++) {
-            vals[j] = PQgetvalue(res, i, j);
-            lens[j] = PQgetlength(res, i, j);
-        }
-        if (cb(arg, vals, lens, cols))
-            break;
-    }
+    if (cb)
+        give_rows(res, cb, arg);
     if (affected)
         *affected = strtoull(PQcmdTuples(res), NULL, 10);
     PQclear(res);

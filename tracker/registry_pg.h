@@ -45,7 +45,8 @@
 #define RPG_RETRY_MAX_MS 5000
 #define RPG_SWEEP_MS 1000   /* how often the dead trackers' users are looked for */
 /* Statements and parameter bytes in one batch at most (but one statement
- * however large: a mail box, 8 KB at most); more wait for the next.  Keeps
+ * however large: a mail box, 8 KB at most, or the names of a subscribe,
+ * PRES_SUBS_MAX of them); more wait for the next.  Keeps
  * what a batch sends below what the sockets hold (the receiving side's
  * buffer alone starts at 128 KB on Linux), so that sending it does not
  * block the loop while the server does not read (a lock). */
@@ -149,6 +150,14 @@ int rpg_lookup(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size
  * REG_EUNAVAIL or UV_ENOMEM now: no callback. */
 int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints, size_t cap,
                      reg_done_cb cb, void *arg);
+
+/* Which of folded[0..n) are online, without waiting: one statement in the
+ * next batch; rows(rows_arg, vals, lens, 3) for each online one (its name
+ * as stored, its folded form, the id of the tracker holding it), then
+ * cb(status, arg) once the batch is answered (0, REG_EUNAVAIL or UV_EIO).
+ * 0, REG_EUNAVAIL or UV_ENOMEM now (no callback then). */
+int rpg_online_start(reg_pg *p, const char *const *folded, size_t n, rpg_row_cb rows,
+                     void *rows_arg, reg_done_cb cb, void *arg);
 
 /* Queues a registration of folded (spelled name) with key, atomic across
  * trackers, in one statement of the next batch (no round trip of its

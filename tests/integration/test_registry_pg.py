@@ -184,6 +184,28 @@ def test_pg_remote_presence_only_to_subscribers():
     stop_all((alice, bob, fan, other), (t1, t2))
 
 
+def test_pg_subscribe_many_names():
+    """A subscribe of many names on a shared registry: the answer lists, in
+    the request's order and once each, those online here and those online
+    at the other tracker (one statement for all of them, answered without
+    the loop waiting), and none of the others."""
+    pg, t1, t2, alice, bob = alice_and_bob()
+    carol = Raw(t2.addr, label='carol@t2')
+    carol.must_register('Carol')
+    fan = Raw(t1.addr, label='fan@t1')
+    fan.must_register('fan', features=['connect_failed', 'mailbox', 'subscribe'])
+    names = ['n%d' % i for i in range(300)] + ['carol', 'alice', 'BOB', 'bob', 'nobody']
+    names += ['m%d' % i for i in range(300)]
+    r = fan.request({'t': 'subscribe', 'names': names})
+    if r.get('t') != 'subscribed' or r.get('count') != 604:
+        fail('subscribe of %d names answered %r' % (len(names), r))
+    if r.get('online') != ['Carol', 'alice', 'bob']:
+        fail('subscribed lists %r online, want Carol (tracker 2), alice (here), bob '
+             '(tracker 2), in the request\'s order' % r.get('online'))
+    fan.ping()  # the tracker still answers
+    stop_all((alice, bob, carol, fan), (t1, t2))
+
+
 def test_pg_real_peers_chat_across_trackers():
     """The real client: alice at tracker 1 and bob at tracker 2 see each
     other come online, list each other, dial and chat directly."""
