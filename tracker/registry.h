@@ -214,7 +214,11 @@ int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb c
 /* Which of folded[0..n) another tracker of the shared registry holds
  * online, without waiting (one statement in the next batch): each(arg,
  * name as stored, folded) for every such user, then done(status, arg)
- * from the loop once the batch is answered (0, REG_EUNAVAIL or UV_EIO).
+ * from the loop once the batch is answered (0, REG_EUNAVAIL or UV_EIO;
+ * from inside reg_close for what is pending then).  A batch sent again
+ * after a deadlock gives its rows again: each may fire twice for one user,
+ * and a user it named in the first try may be offline by the second.  The
+ * query runs at its place in the batch's order, not after its writes.
  * The names are copied.  0, or a negative error now (UV_ENOTSUP on SQLite,
  * REG_EUNAVAIL, UV_ENOMEM): no callback then. */
 typedef void (*reg_online_cb)(void *arg, const char *name, const char *folded);

@@ -173,8 +173,10 @@ typedef struct owed_offline {
     int64_t last_seen;
 } owed_offline;
 
-/* A write waiting for the end of the loop pass: prepared statement q with
- * its parameters copied into text (v[0] is always the folded name). */
+/* A statement waiting for the end of the loop pass (a write, or a read
+ * that joins the batch): prepared statement q with its parameters copied
+ * into text; v[0], the folded name (for Q_ONLINE_MANY the names' array),
+ * orders it in the batch (write_order). */
 typedef struct pg_write {
     int q, n;
     const char *v[RPG_MAX_PARAMS];

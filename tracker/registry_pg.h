@@ -152,7 +152,8 @@ int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints
                      reg_done_cb cb, void *arg);
 
 /* Which of folded[0..n) are online, without waiting: one statement in the
- * next batch; rows(rows_arg, vals, lens, 3) for each online one (its name
+ * next batch (at its place in the batch's order, see reg_online_start);
+ * rows(rows_arg, vals, lens, 3) for each online one (its name
  * as stored, its folded form, the id of the tracker holding it), then
  * cb(status, arg) once the batch is answered (0, REG_EUNAVAIL or UV_EIO).
  * 0, REG_EUNAVAIL or UV_ENOMEM now (no callback then). */
