@@ -111,7 +111,7 @@ static const char *const sql[Q_COUNT] = {
     /* The lookups of one batch in one statement (send_batch): one
      * executor start for all of them, their rows told apart by folded. */
     [Q_GET_MANY] = "SELECT name, key, endpoints, last_seen, online, tracker, folded"
-                   " FROM parley_users WHERE folded = ANY ($1::text[])",
+                   " FROM parley_users WHERE folded = ANY ($1::text[]) ORDER BY folded",
     /* Which of these are online, and where (rpg_online_start). */
     [Q_ONLINE_MANY] = "SELECT name, folded, tracker FROM parley_users WHERE online"
                       " AND folded = ANY ($1::text[])",
@@ -756,16 +756,21 @@ static int read_user(reg_pg *p, const char *folded, const PGresult *r, int i, re
 }
 
 /* The batch's merged lookups from Q_GET_MANY's rows: each row to every
- * lookup of its name; a lookup no row names is UV_ENOENT. */
+ * lookup of its name; a lookup no row names is UV_ENOENT.  One walk of
+ * both: the batch is in byte order of v[0] (write_order) and so are the
+ * rows (ORDER BY folded, a COLLATE "C" column). */
 static void take_many(reg_pg *p, const PGresult *r) {
     for (size_t k = 0; k < p->fn; k++)
         if (p->fw[k].merged)
             p->fw[k].status = UV_ENOENT;
+    size_t k = 0;
     for (int i = 0; i < PQntuples(r); i++) {
         const char *folded = PQgetvalue(r, i, 6);
-        for (size_t k = 0; k < p->fn; k++) {
-            pg_write *w = &p->fw[k];
-            if (w->merged && strcmp(w->v[0], folded) == 0)
+        while (k < p->fn && strcmp(p->fw[k].v[0], folded) < 0)
+            k++;
+        for (size_t j = k; j < p->fn && strcmp(p->fw[j].v[0], folded) == 0; j++) {
+            pg_write *w = &p->fw[j];
+            if (w->merged)
                 w->status = read_user(p, folded, r, i, w->u, w->eps, w->epscap);
         }
     }
@@ -934,9 +939,7 @@ static void send_batch(reg_pg *p) {
     PGconn *c = p->conn;
     size_t gets = 0;
     for (size_t i = 0; i < p->fn; i++)
-        gets += p->fw[i].q == Q_GET && p->fw[i].u;
-    for (size_t i = 0; i < p->fn; i++)
-        p->fw[i].merged = p->fw[i].q == Q_GET && p->fw[i].u;
+        gets += p->fw[i].merged = p->fw[i].q == Q_GET && p->fw[i].u;
     /* One statement for the batch's lookups, after its writes, which it
      * sees, however many lookups there are. */
     char *names = gets ? names_array(p) : NULL;
@@ -1214,10 +1217,6 @@ static void on_connecting(uv_poll_t *w, int status, int events) {
         p->reconnected(p->reconnected_arg);
 }
 
-/* Every RPG_SWEEP_MS: renew our lease when a third of it passed, then
- * sweep the users of trackers whose lease ran out (their rows go offline,
- * and the trigger tells every tracker), so they show offline within the
- * dead tracker's lease plus a second. */
 static void on_renewed(int status, void *arg) {
     reg_pg *p = arg;
     p->renewing = 0;
@@ -1241,6 +1240,10 @@ static void on_swept(int status, void *arg) {
     ((reg_pg *)arg)->sweeping = 0;
 }
 
+/* Every RPG_SWEEP_MS: renew our lease when a third of it passed, then
+ * sweep the users of trackers whose lease ran out (their rows go offline,
+ * and the trigger tells every tracker), so they show offline within the
+ * dead tracker's lease plus a second. */
 static void on_lease(uv_timer_t *t) {
     reg_pg *p = t->data;
     if (p->state != RPG_UP)
