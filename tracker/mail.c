@@ -67,17 +67,47 @@ void mail_kick(tracker_ctx *ctx, const char *folded) { queue_kick(ctx, folded, 1
 /* A kick for a user not online here: with a shared registry the user may
  * be online at another tracker, which refills the windows from the same
  * tables once it hears of it. */
-static void kick_elsewhere(tracker_ctx *ctx, const char *folded) {
+typedef struct kick_req {
+    tracker_ctx *ctx;
+    char folded[NAME_BUFLEN];
     reg_user u;
-    if (!reg_shared(ctx->reg) || reg_lookup(ctx->reg, folded, &u) ||
-        !reg_elsewhere(ctx->reg, &u))
+} kick_req;
+
+static void kick_found(tracker_ctx *ctx, const char *folded, int r, const reg_user *u) {
+    if (r || !reg_elsewhere(ctx->reg, u))
         return;
     msg_out out;
     msg_out_init(&out, "mail_kick", 0);
-    int e = rmt_send(ctx, u.home, RMT_MAIL, folded, &out);
+    int e = rmt_send(ctx, u->home, RMT_MAIL, folded, &out);
     if (e)
         log_warn(&ctx->lg, "cannot tell the tracker of %s that mail waits (%s); it is "
-                 "pushed at the next registration", u.name, uv_strerror(e));
+                 "pushed at the next registration", u->name, uv_strerror(e));
+}
+
+static void on_kick_found(int status, void *arg) {
+    kick_req *k = arg;
+    kick_found(k->ctx, k->folded, status, &k->u);
+    free(k);
+}
+
+/* The registry is asked where the user is without the loop waiting: the
+ * read joins the next batch. */
+static void kick_elsewhere(tracker_ctx *ctx, const char *folded) {
+    if (!reg_shared(ctx->reg))
+        return;
+    kick_req *k = malloc(sizeof *k);
+    if (!k) {
+        log_warn(&ctx->lg, "out of memory telling another tracker that mail waits for %s; it "
+                 "is pushed at the next registration", folded);
+        return;
+    }
+    k->ctx = ctx;
+    snprintf(k->folded, sizeof k->folded, "%s", folded);
+    int r = reg_lookup_start(ctx->reg, k->folded, &k->u, on_kick_found, k);
+    if (r != REG_PENDING) {
+        kick_found(ctx, k->folded, r, &k->u);
+        free(k);
+    }
 }
 
 static int push_mail(const mbox_mail *m, void *arg) {
@@ -279,7 +309,7 @@ void mail_put(void *owner, const msg_in *m) {
         sess_send_error(s, "not_found", text, q.id);
         return;
     }
-    if (r || reg_lookup(ctx->reg, s->folded, &me)) {
+    if (r || sess_self_user(s, &me)) {
         internal(s, q.id);
         return;
     }

@@ -31,38 +31,111 @@ typedef struct target {
     char folded[NAME_BUFLEN];
 } target;
 
-/* Reads a request's id and "to" and checks the target: a valid name, not
- * the sender, known and online (here or at another tracker).  0 with t
- * filled, or -1 after answering the error; *id gets the request's id. */
-static int request_target(session *s, const msg_in *m, uint64_t *id, target *t) {
+/* A request between its field checks and the moment its target is found:
+ * what the rest of it needs, copied out of its frame (which may be freed
+ * by then).  On the stack while the answer is at hand; a copy on the heap
+ * while a shared registry is asked where the target is (find_target). */
+typedef struct reach_req reach_req;
+typedef void (*reach_go)(session *s, const reach_req *q, const target *t);
+struct reach_req {
+    session *s;
+    reach_go go;
+    uint64_t id;                /* the request's; 0 for a hint (connect_failed) */
+    uint64_t tag;               /* connect_request, connect_failed: 0 none */
+    char asked[NAME_BUFLEN];    /* "to" as sent */
+    char reason[CONNECT_REASON_MAX + 1]; /* connect_failed's, cleaned */
+    size_t rlen;
+    target t;
+};
+
+/* Reads a request's id and "to" and checks the name: valid, not the
+ * sender's own.  0 with q's id, asked and t.folded filled, or -1 after
+ * answering the error. */
+static int request_fields(session *s, const msg_in *m, reach_req *q) {
     const char *to;
     size_t tlen;
+    if (sess_request(s, m, "to", &q->id, &to, &tlen))
+        return -1;
+    if (name_fold(to, tlen, q->t.folded)) {
+        sess_send_error(s, "bad_name", "invalid name in to", q->id);
+        return -1;
+    }
+    if (strcmp(q->t.folded, s->folded) == 0) {
+        sess_send_error(s, "bad_name", "that is your own name; name someone else", q->id);
+        return -1;
+    }
+    snprintf(q->asked, sizeof q->asked, "%.*s", (int)tlen, to); /* a valid name fits */
+    return 0;
+}
+
+/* The registry said r about q's target, which has no session here: go on
+ * when it is online at another tracker, else answer why not (a hint is
+ * dropped). */
+static void settle(session *s, const reach_req *q, int r) {
     char text[200];
-    if (sess_request(s, m, "to", id, &to, &tlen))
-        return -1;
-    if (name_fold(to, tlen, t->folded)) {
-        sess_send_error(s, "bad_name", "invalid name in to", *id);
-        return -1;
+    if (r == 0 && reg_elsewhere(s->ctx->reg, &q->t.u)) {
+        q->go(s, q, &q->t);
+        return;
     }
-    if (strcmp(t->folded, s->folded) == 0) {
-        sess_send_error(s, "bad_name", "that is your own name; name someone else", *id);
-        return -1;
-    }
-    if ((t->o = namemap_get(s->ctx->online, t->folded)) != NULL)
-        return 0;
-    int r = reg_lookup(s->ctx->reg, t->folded, &t->u);
-    if (r == 0 && reg_elsewhere(s->ctx->reg, &t->u))
-        return 0;
+    if (!q->id)
+        return;
     if (r && r != UV_ENOENT) {
-        sess_send_db_error(s, r, *id);
-        return -1;
+        sess_send_db_error(s, r, q->id);
+        return;
     }
     if (r == 0)
-        snprintf(text, sizeof text, "%s is offline", t->u.name);
+        snprintf(text, sizeof text, "%s is offline", q->t.u.name);
     else
-        snprintf(text, sizeof text, "no user named %.*s", (int)tlen, to);
-    sess_send_error(s, r == 0 ? "offline" : "not_found", text, *id);
-    return -1;
+        snprintf(text, sizeof text, "no user named %s", q->asked);
+    sess_send_error(s, r == 0 ? "offline" : "not_found", text, q->id);
+}
+
+static void on_target(int status, void *arg) {
+    reach_req *q = arg;
+    session *s = q->s;
+    if (sess_listening(s)) {
+        /* It may have come online here while the registry was asked. */
+        if ((q->t.o = namemap_get(s->ctx->online, q->t.folded)) != NULL)
+            q->go(s, q, &q->t);
+        else
+            settle(s, q, status);
+    }
+    sess_release(s);
+    free(q);
+}
+
+/* Runs go(s, q, target) when q's target (t.folded) is online here or at
+ * another tracker: now, or for a target a shared registry must be asked
+ * about, once it answered (the read joins the next batch; the loop does
+ * not wait, and the answer may come after those of later requests: the
+ * protocol matches answers by id).  Otherwise answers the error. */
+static void find_target(session *s, reach_req *q, reach_go go) {
+    tracker_ctx *ctx = s->ctx;
+    q->s = s;
+    q->go = go;
+    if ((q->t.o = namemap_get(ctx->online, q->t.folded)) != NULL) {
+        go(s, q, &q->t);
+        return;
+    }
+    if (!reg_shared(ctx->reg)) { /* then nobody is online but here */
+        if (q->id)
+            settle(s, q, reg_lookup(ctx->reg, q->t.folded, &q->t.u));
+        return;
+    }
+    reach_req *c = malloc(sizeof *c);
+    if (!c) {
+        if (q->id)
+            sess_send_error(s, "internal", "the tracker is out of memory; try again later", q->id);
+        return;
+    }
+    *c = *q;
+    int r = reg_lookup_start(ctx->reg, c->t.folded, &c->t.u, on_target, c);
+    if (r == REG_PENDING) {
+        sess_hold(s);
+        return;
+    }
+    settle(s, c, r);
+    free(c);
 }
 
 /* Sends m to t: its session here, or through its home tracker (kind as in
@@ -82,25 +155,15 @@ static int deliver(session *s, const target *t, const char *kind, msg_out *m, ui
 }
 
 /* Reverse connection: tell the target to dial the sender. */
-void rch_connect_request(void *owner, const msg_in *m) {
-    session *s = owner;
-    uint64_t id;
-    target t;
-    if (request_target(s, m, &id, &t))
-        return;
+static void connect_go(session *s, const reach_req *q, const target *t) {
     reg_user u;
-    int e = reg_lookup(s->ctx->reg, s->folded, &u);
+    int e = sess_self_user(s, &u);
     if (e) {
-        sess_send_db_error(s, e, id);
-        return;
-    }
-    uint64_t tag = 0;
-    if (msg_uint(m, "tag", &tag) == UV_EINVAL) {
-        conn_fail(s->c, "bad_message", "connect_request field tag must be a uint", 0);
+        sess_send_db_error(s, e, q->id);
         return;
     }
     msg_out out;
-    msg_out_init(&out, "connect_request", 4 + (tag != 0));
+    msg_out_init(&out, "connect_request", 4 + (q->tag != 0));
     msg_put_str(&out, "from", s->name);
     msg_put_bin(&out, "key", u.key, sizeof u.key);
     msg_put_key(&out, "endpoints");
@@ -108,13 +171,25 @@ void rch_connect_request(void *owner, const msg_in *m) {
     for (size_t i = 0; i < u.nendpoints; i++)
         msg_pack_str(&out, u.endpoints[i], strlen(u.endpoints[i]));
     msg_put_str(&out, "observed", s->observed);
-    if (tag)
-        msg_put_uint(&out, "tag", tag);
-    if (deliver(s, &t, RMT_PUSH, &out, id))
+    if (q->tag)
+        msg_put_uint(&out, "tag", q->tag);
+    if (deliver(s, t, RMT_PUSH, &out, q->id))
         return;
     msg_out_init(&out, "connect_result", 1);
-    msg_put_uint(&out, "id", id);
+    msg_put_uint(&out, "id", q->id);
     sess_send_msg(s, &out);
+}
+
+void rch_connect_request(void *owner, const msg_in *m) {
+    session *s = owner;
+    reach_req q = {0};
+    if (request_fields(s, m, &q))
+        return;
+    if (msg_uint(m, "tag", &q.tag) == UV_EINVAL) {
+        conn_fail(s->c, "bad_message", "connect_request field tag must be a uint", 0);
+        return;
+    }
+    find_target(s, &q, connect_go);
 }
 
 /* 0, or UV_EPROTO after failing the connection with bad_message. */
@@ -123,6 +198,21 @@ static int connect_failed_fields(session *s, const msg_in *m, const char **to, s
     if (sess_str(s, m, "to", to, tlen) || sess_str(s, m, "reason", reason, rlen))
         return UV_EPROTO;
     return 0;
+}
+
+static void connect_failed_go(session *s, const reach_req *q, const target *t) {
+    if (t->o && !t->o->hears_connect_failed)
+        return; /* an older peer would close on a type it does not know (its home checks that too) */
+    msg_out out;
+    msg_out_init(&out, "connect_failed", 2 + (q->tag != 0));
+    msg_put_str(&out, "from", s->name);
+    msg_put_strn(&out, "reason", q->reason, q->rlen);
+    if (q->tag)
+        msg_put_uint(&out, "tag", q->tag);
+    if (t->o)
+        sess_send_msg(t->o, &out);
+    else
+        rmt_send(s->ctx, t->u.home, RMT_CONNECT_FAILED, t->folded, &out); /* a hint: lost is lost */
 }
 
 /* The answer to a connect_request push: the reverse dial failed.  Passed
@@ -134,33 +224,16 @@ void rch_connect_failed(void *owner, const msg_in *m) {
     session *s = owner;
     const char *to, *reason;
     size_t tlen, rlen;
-    target t;
+    reach_req q = {0};
     if (connect_failed_fields(s, m, &to, &tlen, &reason, &rlen))
         return;
-    if (name_fold(to, tlen, t.folded) || strcmp(t.folded, s->folded) == 0)
-        return;
-    t.o = namemap_get(s->ctx->online, t.folded);
-    if (t.o && !t.o->hears_connect_failed)
-        return; /* an older peer would close on a type it does not know (its home checks that too) */
-    if (!t.o && (!reg_shared(s->ctx->reg) || reg_lookup(s->ctx->reg, t.folded, &t.u) ||
-                 !reg_elsewhere(s->ctx->reg, &t.u)))
+    if (name_fold(to, tlen, q.t.folded) || strcmp(q.t.folded, s->folded) == 0)
         return;
     /* A hint for a log line, not a payload: printable UTF-8 only, cut on
      * a character boundary. */
-    char clean[CONNECT_REASON_MAX + 1];
-    size_t clen = utf8_clean(reason, rlen, clean, sizeof clean);
-    uint64_t tag = 0;
-    msg_uint(m, "tag", &tag); /* a hint: an odd tag is no tag */
-    msg_out out;
-    msg_out_init(&out, "connect_failed", 2 + (tag != 0));
-    msg_put_str(&out, "from", s->name);
-    msg_put_strn(&out, "reason", clean, clen);
-    if (tag)
-        msg_put_uint(&out, "tag", tag);
-    if (t.o)
-        sess_send_msg(t.o, &out);
-    else
-        rmt_send(s->ctx, t.u.home, RMT_CONNECT_FAILED, t.folded, &out); /* a hint: lost is lost */
+    q.rlen = utf8_clean(reason, rlen, q.reason, sizeof q.reason);
+    msg_uint(m, "tag", &q.tag); /* a hint: an odd tag is no tag */
+    find_target(s, &q, connect_failed_go);
 }
 
 /* A hint has no id to answer, so the refusal closes. */
@@ -213,29 +286,31 @@ static void relay_result(msg_out *out, uint64_t id, const unsigned char *token, 
 /* Relay: create the session, give the sender its token, offer it to the
  * target; a target of another tracker gets it there (the relay meets at
  * the callee's home, which answers with where to join). */
-void rch_relay_request(void *owner, const msg_in *m) {
-    session *s = owner;
-    uint64_t id;
+static void relay_go(session *s, const reach_req *q, const target *t) {
     char why[300];
     unsigned char token[IDENT_SESSION];
-    target t;
-    if (request_target(s, m, &id, &t))
-        return;
     msg_out out;
-    if (!t.o) {
+    if (!t->o) {
         msg_out_init(&out, "relay_request", 2);
-        msg_put_uint(&out, "id", id);
+        msg_put_uint(&out, "id", q->id);
         msg_put_str(&out, "from", s->name);
-        deliver(s, &t, RMT_RELAY, &out, id);
+        deliver(s, t, RMT_RELAY, &out, q->id);
         return;
     }
-    int r = relay_create(s->ctx, s->name, s->folded, t.o, token, why, sizeof why);
+    int r = relay_create(s->ctx, s->name, s->folded, t->o, token, why, sizeof why);
     if (r) {
-        sess_send_error(s, r == UV_ENOMEM ? "internal" : "limit", why, id);
+        sess_send_error(s, r == UV_ENOMEM ? "internal" : "limit", why, q->id);
         return;
     }
-    relay_result(&out, id, token, NULL);
+    relay_result(&out, q->id, token, NULL);
     sess_send_msg(s, &out);
+}
+
+void rch_relay_request(void *owner, const msg_in *m) {
+    session *s = owner;
+    reach_req q = {0};
+    if (request_fields(s, m, &q) == 0)
+        find_target(s, &q, relay_go);
 }
 
 void rch_relay_remote(tracker_ctx *ctx, session *o, const char *home, const msg_in *m) {
@@ -274,46 +349,110 @@ void rch_relay_remote(tracker_ctx *ctx, session *o, const char *home, const msg_
              at);
 }
 
-/* A relay connection proves who it is; relay.c then takes it over. */
-void rch_relay_join(void *owner, const msg_in *m) {
-    session *s = owner;
-    const unsigned char *token, *key, *sig;
-    const char *name;
+/* A relay_join between its field checks and the key of its name: copied
+ * out of the frame while a shared registry is asked for the key. */
+typedef struct join_req {
+    session *s;
+    unsigned char token[IDENT_SESSION], key[IDENT_PK], sig[IDENT_SIG];
+    char name[NAME_BUFLEN], fold[NAME_BUFLEN];
     size_t nlen;
-    char fold[NAME_BUFLEN], text[300];
-    if (sess_bin(s, m, "session", &token, IDENT_SESSION) || sess_str(s, m, "name", &name, &nlen) ||
-        sess_bin(s, m, "key", &key, IDENT_PK) || sess_bin(s, m, "sig", &sig, IDENT_SIG))
-        return;
-    if (name_fold(name, nlen, fold)) {
-        conn_fail(s->c, "bad_name", "relay_join carries an invalid name", 0);
-        return;
-    }
     reg_user u;
-    int r = reg_lookup(s->ctx->reg, fold, &u);
+} join_req;
+
+/* The registry said r about j's name, whose record is j->u: checks the
+ * signature and hands the connection to the relay.  0 once relay.c took
+ * it over (s is freed), else -1 after failing the connection. */
+static int join_checked(session *s, join_req *j, int r) {
+    char text[300];
     if (r) {
-        snprintf(text, sizeof text, "no user named %.*s", (int)nlen, name);
+        if (r == UV_ENOENT)
+            snprintf(text, sizeof text, "no user named %s", j->name);
+        else
+            snprintf(text, sizeof text, "the tracker cannot check the key of %s now; try "
+                     "again later", j->name);
         conn_fail(s->c, r == UV_ENOENT ? "not_found" : "internal", text, 0);
-        return;
+        return -1;
     }
-    if (sodium_memcmp(u.key, key, IDENT_PK) != 0 ||
-        ident_verify_relay(key, s->nonce, token, name, nlen, sig)) {
+    if (sodium_memcmp(j->u.key, j->key, IDENT_PK) != 0 ||
+        ident_verify_relay(j->key, s->nonce, j->token, j->name, j->nlen, j->sig)) {
         conn_fail(s->c, "bad_signature", "relay_join is not signed by the key registered for "
                   "that name", 0);
-        return;
+        return -1;
     }
-    r = rly_join(s->ctx, s->c, token, fold);
+    r = rly_join(s->ctx, s->c, j->token, j->fold);
     if (r == UV_ENOENT) {
         conn_fail(s->c, "not_found", "no relay session has this token (it expired, was "
                   "never created, or has started)", 0);
-        return;
+        return -1;
     }
     if (r) {
         snprintf(text, sizeof text, "this relay session is not for %s, or that user joined it "
-                 "already", u.name);
+                 "already", j->u.name);
         conn_fail(s->c, "forbidden", text, 0);
-        return;
+        return -1;
     }
     sess_handover(s);
+    return 0;
+}
+
+static void on_join_key(int status, void *arg) {
+    join_req *j = arg;
+    session *s = j->s;
+    conn *c = s->c;
+    if (c && !conn_closing(c)) {
+        s->holds--; /* the close callback frees s from here on */
+        if (join_checked(s, j, status) == 0)
+            conn_resume(c); /* the relay's now: it takes what came after relay_join */
+    } else {
+        sess_release(s);
+    }
+    free(j);
+}
+
+/* A relay connection proves who it is; relay.c then takes it over.  The
+ * key of a user online here is its session's; another's is read from the
+ * registry (a shared one answers later: the connection is not read
+ * meanwhile, so what follows relay_join waits for the relay). */
+void rch_relay_join(void *owner, const msg_in *m) {
+    session *s = owner;
+    tracker_ctx *ctx = s->ctx;
+    const unsigned char *token, *key, *sig;
+    const char *name;
+    size_t nlen;
+    join_req j;
+    if (sess_bin(s, m, "session", &token, IDENT_SESSION) || sess_str(s, m, "name", &name, &nlen) ||
+        sess_bin(s, m, "key", &key, IDENT_PK) || sess_bin(s, m, "sig", &sig, IDENT_SIG))
+        return;
+    if (name_fold(name, nlen, j.fold)) {
+        conn_fail(s->c, "bad_name", "relay_join carries an invalid name", 0);
+        return;
+    }
+    j.s = s;
+    memcpy(j.token, token, IDENT_SESSION);
+    memcpy(j.key, key, IDENT_PK);
+    memcpy(j.sig, sig, IDENT_SIG);
+    memcpy(j.name, name, nlen); /* name_fold bounds it */
+    j.name[nlen] = '\0';
+    j.nlen = nlen;
+    session *o = namemap_get(ctx->online, j.fold);
+    if (o || !reg_shared(ctx->reg)) {
+        join_checked(s, &j, o ? sess_self_user(o, &j.u) : reg_lookup(ctx->reg, j.fold, &j.u));
+        return;
+    }
+    join_req *c = malloc(sizeof *c);
+    if (!c) {
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
+    *c = j;
+    int r = reg_lookup_start(ctx->reg, c->fold, &c->u, on_join_key, c);
+    if (r == REG_PENDING) {
+        sess_hold(s);
+        conn_pause(s->c);
+        return;
+    }
+    join_checked(s, c, r);
+    free(c);
 }
 
 /* ---- hole punching ---- */
@@ -346,7 +485,7 @@ void rch_pong(void *owner, const msg_in *m) {
  * another error from the registry. */
 static int public_addr(session *s, reg_user *u, char out[ADDR_STRLEN]) {
     struct sockaddr_storage obs, ep;
-    int r = reg_lookup(s->ctx->reg, s->folded, u);
+    int r = sess_self_user(s, u); /* s is online here: no registry read */
     if (r)
         return r;
     if (addr_parse_numeric(s->observed, &obs))
@@ -396,38 +535,31 @@ static const char *punch_error_text(int r) {
                           : "the tracker's database failed; try again later";
 }
 
-/* Hole punch: tell the target where and when to connect to the sender,
- * and the sender the same about the target. */
-void rch_punch_request(void *owner, const msg_in *m) {
-    session *s = owner;
-    uint64_t id;
+static void punch_go(session *s, const reach_req *q, const target *t) {
     char text[400], s_addr[ADDR_STRLEN], o_addr[ADDR_STRLEN];
     reg_user su, ou;
-    target t;
-    if (request_target(s, m, &id, &t))
-        return;
-    session *o = t.o;
+    session *o = t->o;
     msg_out out;
     if (!o) { /* its home checks that it punches and answers */
         int r = public_addr(s, &su, s_addr);
         if (r) {
-            snprintf(text, sizeof text, punch_error_text(r), s->name, t.u.name);
-            sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, id);
+            snprintf(text, sizeof text, punch_error_text(r), s->name, t->u.name);
+            sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, q->id);
             return;
         }
         msg_out_init(&out, "punch_request", 5);
-        msg_put_uint(&out, "id", id);
+        msg_put_uint(&out, "id", q->id);
         msg_put_str(&out, "from", s->name);
         msg_put_bin(&out, "key", su.key, sizeof su.key);
         msg_put_str(&out, "addr", s_addr);
         msg_put_uint(&out, "rtt_us", s->rtt_us);
-        if (deliver(s, &t, RMT_PUNCH, &out, id) == 0)
+        if (deliver(s, t, RMT_PUNCH, &out, q->id) == 0)
             rch_ping(s);
         return;
     }
     if (!o->hears_punch) {
         snprintf(text, sizeof text, "the peer of %s cannot punch (an older parley)", o->name);
-        sess_send_error(s, "unsupported", text, id);
+        sess_send_error(s, "unsupported", text, q->id);
         return;
     }
     int r = public_addr(s, &su, s_addr);
@@ -435,15 +567,24 @@ void rch_punch_request(void *owner, const msg_in *m) {
         r = public_addr(o, &ou, o_addr);
     if (r) {
         snprintf(text, sizeof text, punch_error_text(r), s->name, o->name);
-        sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, id);
+        sess_send_error(s, r == UV_ENOENT ? "unsupported" : "internal", text, q->id);
         return;
     }
     punch_to(o, s->name, su.key, s_addr, s->rtt_us);
-    punch_result(&out, id, o_addr, punch_delay(s->rtt_us, o->rtt_us));
+    punch_result(&out, q->id, o_addr, punch_delay(s->rtt_us, o->rtt_us));
     sess_send_msg(s, &out);
     log_info(&s->ctx->lg, "punch: %s (%s) <-> %s (%s)", s->name, s_addr, o->name, o_addr);
     rch_ping(s); /* fresh round trips for the next one */
     rch_ping(o);
+}
+
+/* Hole punch: tell the target where and when to connect to the sender,
+ * and the sender the same about the target. */
+void rch_punch_request(void *owner, const msg_in *m) {
+    session *s = owner;
+    reach_req q = {0};
+    if (request_fields(s, m, &q) == 0)
+        find_target(s, &q, punch_go);
 }
 
 /* The punch_request of a user of tracker home for o: o gets its punch

@@ -88,7 +88,7 @@ static void bound(session *s, int status, const claim *c) {
     tracker_ctx *ctx = s->ctx;
     if (!s->c) { /* closed while the batch was committing */
         unbind(s, status);
-        free(s);
+        sess_free(s);
         return;
     }
     sess_set(s, SS_READY);
@@ -282,6 +282,11 @@ static void bind_signed(session *s, const pending *p, int verified) {
     size_t nlen = p->job.nlen;
     for (uint32_t i = 0; i < p->neps; i++)
         epv[i] = p->ep[i];
+    /* Kept from here: once bound, this is the record of a user online here. */
+    if (sess_set_self(s, key, epv, p->neps)) {
+        conn_fail(s->c, "internal", "the tracker is out of memory; try again later", 0);
+        return;
+    }
     char folded[NAME_BUFLEN], stored[NAME_BUFLEN];
     name_fold(cname, nlen, folded);
     if (reg_shared(ctx->reg)) {
@@ -328,7 +333,7 @@ static void on_verified(vfy_job *job, int result) {
         log_debug(&s->ctx->lg, "%s: closed while its register's signature was checked; "
                   "dropped", s->observed);
         if (!sess_held(s))
-            free(s);
+            sess_free(s);
     } else if (!conn_closing(s->c)) {
         bind_signed(s, p, result);
     }

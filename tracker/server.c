@@ -185,7 +185,7 @@ void srv_on_closed(conn *c, int reason) {
     }
     if (sess_held(s))
         return; /* a commit's callback still needs it, and frees it */
-    free(s);
+    sess_free(s);
 }
 
 /* The pass's commits are on disk: what they made due goes out. */

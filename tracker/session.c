@@ -147,7 +147,7 @@ int sess_held(const session *s) { return s->holds || s->state == SS_REGISTERING;
 
 void sess_release(session *s) {
     if (--s->holds == 0 && !s->c && !sess_held(s))
-        free(s);
+        sess_free(s);
 }
 
 int sess_listening(const session *s) {
@@ -223,5 +223,52 @@ session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_clo
 void sess_handover(session *s) {
     s->ctx->stats.control_sent_closed += conn_sent(s->c); /* the relay counts its own from here */
     sess_unlink(s);
+    sess_free(s);
+}
+
+void sess_free(session *s) {
+    if (!s)
+        return;
+    free(s->self);
     free(s);
+}
+
+int sess_set_self(session *s, const unsigned char key[IDENT_PK], const char *const *eps,
+                  uint32_t n) {
+    size_t len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        len += strlen(eps[i]) + 1;
+    sess_self *me = malloc(sizeof *me + len);
+    if (!me)
+        return UV_ENOMEM;
+    memcpy(me->key, key, IDENT_PK);
+    me->n = n;
+    char *p = me->eps;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l = strlen(eps[i]) + 1;
+        memcpy(p, eps[i], l);
+        p += l;
+    }
+    free(s->self);
+    s->self = me;
+    return 0;
+}
+
+int sess_self_user(const session *s, reg_user *u) {
+    const sess_self *me = s->self;
+    if (!me)
+        return UV_ENOENT;
+    snprintf(u->name, sizeof u->name, "%s", s->name);
+    memcpy(u->key, me->key, IDENT_PK);
+    const char *p = me->eps;
+    u->nendpoints = 0;
+    for (uint32_t i = 0; i < me->n && i < REG_MAX_ENDPOINTS; i++) {
+        size_t l = strlen(p) + 1; /* each was an ADDR_STRLEN buffer's string */
+        memcpy(u->endpoints[u->nendpoints++], p, l);
+        p += l;
+    }
+    u->last_seen = s->last_frame;
+    u->online = 1;
+    u->home[0] = '\0';
+    return 0;
 }

@@ -30,6 +30,15 @@
  * the dispatch table's states column says what each state accepts. */
 typedef enum { SS_HELLO, SS_READY, SS_REGISTERING, SS_REGISTERED, SS_RELAY } sess_state;
 
+/* The record a session registers with (its key and endpoints), kept with
+ * it: the requests of a user online here read their own record from here,
+ * not from the registry (a round trip each on a shared one). */
+typedef struct sess_self {
+    unsigned char key[IDENT_PK];
+    uint32_t n;  /* endpoints */
+    char eps[];  /* n NUL-terminated strings, one after another */
+} sess_self;
+
 typedef struct session {
     struct session *prev, *next;  /* ctx->sessions */
     tracker_ctx *ctx;
@@ -56,6 +65,7 @@ typedef struct session {
     uint64_t receipt_cursor;      /* mail.c: the highest rid pushed on this connection */
     uint64_t mail_pass;           /* mail.c: the batch whose kicks last filled it */
     unsigned holds;               /* answers waiting for a commit (sess_hold) */
+    sess_self *self;              /* what it registered with (sess_set_self), or NULL */
     char observed[ADDR_STRLEN];
     char name[NAME_BUFLEN];       /* as stored (first registered spelling) */
     char folded[NAME_BUFLEN];
@@ -72,6 +82,18 @@ typedef struct session {
  * session).  The caller accepts on conn_tcp(s->c) and starts it; from
  * then on on_closed must free the session (after sess_unlink). */
 session *sess_new(tracker_ctx *ctx, conn_frame_cb on_frame, conn_close_cb on_closed);
+
+/* Frees s and what it owns (not its connection). */
+void sess_free(session *s);
+
+/* Keeps key and eps[0..n) as what s registers with (registration.c, once
+ * the signature holds).  0, or UV_ENOMEM (nothing kept). */
+int sess_set_self(session *s, const unsigned char key[IDENT_PK], const char *const *eps,
+                  uint32_t n);
+
+/* s's record as it registered it (name, key, endpoints; online, no home)
+ * into u.  0, or UV_ENOENT when s has not asked to register yet. */
+int sess_self_user(const session *s, reg_user *u);
 
 /* Takes s out of ctx->sessions (and out of its host's count). */
 void sess_unlink(session *s);

@@ -33,6 +33,26 @@ def alice_and_bob():
     return pg, t1, t2, alice, bob
 
 
+def lock_users(pg):
+    """An operator's psql holding an ACCESS EXCLUSIVE lock on parley_users
+    (every read and write of it waits) until unlock()."""
+    lock = subprocess.Popen(pg.as_user + [os.path.join(pg.bin, 'psql'), '-X', '-q', '-A', '-t',
+                            '-h', '127.0.0.1', '-p', str(pg.port), '-U', 'parley', '-d', 'parley'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=pg.dir)
+    on_cleanup(lock.kill)
+    lock.stdin.write("BEGIN; LOCK TABLE parley_users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+    lock.stdin.flush()
+    if lock.stdout.readline().strip() != 'locked':
+        fail('psql did not take the lock')
+    return lock
+
+
+def unlock(lock):
+    lock.stdin.write('COMMIT;\n')
+    lock.stdin.close()
+    lock.wait(10)
+
+
 def must_list(client, want):
     users = client.list_all()
     if users != want:
@@ -490,14 +510,7 @@ def test_pg_commit_in_flight_does_not_stall_the_tracker():
     t1 = pg_tracker(pg, 'tracker1', ['--rate-limit', '0'])
     alice = Raw(t1.addr, label='alice')
     alice.must_register('alice')
-    lock = subprocess.Popen(pg.as_user + [os.path.join(pg.bin, 'psql'), '-X', '-q', '-A', '-t',
-                            '-h', '127.0.0.1', '-p', str(pg.port), '-U', 'parley', '-d', 'parley'],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=pg.dir)
-    on_cleanup(lock.kill)
-    lock.stdin.write("BEGIN; LOCK TABLE parley_users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
-    lock.stdin.flush()
-    if lock.stdout.readline().strip() != 'locked':
-        fail('psql did not take the lock')
+    lock = lock_users(pg)
     waiting = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                "AND query LIKE '%parley_users%'")
     clients = []
@@ -521,9 +534,7 @@ def test_pg_commit_in_flight_does_not_stall_the_tracker():
         fail('the batch stopped waiting for the lock before it was released')
     if took > 0.5:
         fail('20 pings took %.2f s while a batch waited for the lock' % took)
-    lock.stdin.write('COMMIT;\n')
-    lock.stdin.close()
-    lock.wait(10)
+    unlock(lock)
     for c in clients:
         f = c.recv_skip_presence()
         if f.get('t') != 'registered':

@@ -6,13 +6,15 @@ through PostgreSQL (a NOTIFY on the target tracker's own channel); the
 relay meets at bob's tracker and alice is told where to join.  Real
 servers (pgserver.py; skipped loudly without PostgreSQL)."""
 
+import time
+
 import runner
 import test_e2e
 import test_relay
 from pgserver import PgServer
 from procs import fail
 from test_punch import PUNCH, ipv4_with_port, punch_client
-from test_registry_pg import await_presence, pg_tracker, stop_all
+from test_registry_pg import await_presence, lock_users, pg_tracker, stop_all, unlock
 from wire import Raw
 
 
@@ -144,6 +146,68 @@ def test_pg_relay_meets_at_the_callee_tracker():
     ra.close()
     rb.close()
     stop_all((ca, cb), (t1, t2))
+
+
+def pings_answered_at_once(clients):
+    """20 pings from each client, each answered within the same half second."""
+    for c in clients:
+        t0 = time.monotonic()
+        for _ in range(20):
+            c.ping()
+        took = time.monotonic() - t0
+        if took > 0.5:
+            fail('%s: 20 pings took %.2f s while a request waited for PostgreSQL' %
+                 (c.label, took))
+
+
+def test_pg_requests_for_remote_users_do_not_stall_the_tracker():
+    """Where a user of another tracker is, and its key, come from
+    PostgreSQL without the loop waiting (the read joins the next batch):
+    while an operator's lock holds parley_users, alice's connect_request
+    for bob (tracker 2) and her relay_join at tracker 2 (where she is not
+    online, so her key must be read) wait, the pings of alice and carol
+    at both trackers are answered at once, and once the lock goes the
+    request is answered and the relay starts, with the bytes alice sent
+    right after her relay_join."""
+    pg, t1, t2 = two_trackers()
+    quiet = ['connect_failed', 'subscribe']  # subscribed to nobody: no presence pushes
+    alice = Raw(t1.addr, label='alice@t1')
+    alice.must_register('alice', endpoints=('127.0.0.1:4001',), features=quiet)
+    bob = Raw(t2.addr, label='bob@t2')
+    bob.must_register('bob', endpoints=('127.0.0.1:4002',), features=quiet)
+    carol = Raw(t2.addr, label='carol@t2')
+    carol.must_register('carol', features=quiet)
+    r = alice.request({'t': 'relay_request', 'to': 'bob'})
+    if r.get('t') != 'relay_result' or r.get('relay') != t2.addr:
+        fail('relay_request across trackers answered %r' % r)
+    token = r['session']
+    if bob.next_frame().get('session') != token:
+        fail('bob got no relay_offer for the session')
+    rb = test_relay.relay_conn(t2, 'relay bob')
+    ra = test_relay.relay_conn(t2, 'relay alice')
+    lock = lock_users(pg)
+    # bob is online at tracker 2: his own session has his key, no read.
+    test_relay.join(rb, token, 'bob', bob.key)
+    ra.send_bytes(test_relay.join_frame(ra, token, 'alice', alice.key) + b'sent before ready')
+    alice.send({'t': 'connect_request', 'to': 'bob', 'id': 900})
+    pings_answered_at_once((alice, carol, bob))
+    alice.expect_silence(0.3)  # really waiting for the lock, not answered from elsewhere
+    rb.expect_silence(0.1)
+    unlock(lock)
+    f = alice.next_frame()
+    if f != {'t': 'connect_result', 'id': 900}:
+        fail('alice\'s connect_request answered %r once the lock went' % f)
+    push = bob.next_frame()
+    if push.get('t') != 'connect_request' or push.get('from') != 'alice' or \
+            push.get('endpoints') != ['127.0.0.1:4001']:
+        fail('bob got %r, want alice\'s connect_request' % push)
+    ra.recv_type('relay_ready')
+    rb.recv_type('relay_ready')
+    if test_relay.recv_raw(rb, 17) != b'sent before ready':
+        fail('the bytes alice pipelined after relay_join did not reach bob')
+    ra.close()
+    rb.close()
+    stop_all((alice, bob, carol), (t1, t2))
 
 
 def test_pg_relay_addr_flag():
