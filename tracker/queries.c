@@ -49,6 +49,45 @@ static int page_add(const char *name, const char *folded, void *arg) {
     return 0;
 }
 
+/* A list page being gathered: on the stack, or on the heap while a shared
+ * registry reads it (reg_list_start; it holds its session until then). */
+typedef struct list_page {
+    session *s;
+    uint64_t id;
+    int more;
+    page p;
+} list_page;
+
+/* Answers request lp->id with its page, or with the error r. */
+static void answer_page(list_page *lp, int r) {
+    session *s = lp->s;
+    page *p = &lp->p;
+    if (r) {
+        sess_send_db_error(s, r, lp->id);
+        return;
+    }
+    int more = lp->more && p->n > 0;
+    msg_out out;
+    s->ctx->stats.lists++;
+    msg_out_init(&out, "list_result", more ? 3 : 2);
+    msg_put_uint(&out, "id", lp->id);
+    msg_put_key(&out, "users");
+    msgpack_pack_array(&out.pk, p->n);
+    for (size_t i = 0; i < p->n; i++)
+        msg_pack_str(&out, p->names[i], strlen(p->names[i]));
+    if (more)
+        msg_put_str(&out, "next", p->last);
+    sess_send_msg(s, &out);
+}
+
+static void on_listed(int status, void *arg) {
+    list_page *lp = arg;
+    answer_page(lp, status); /* a no-op once it closed */
+    sess_release(lp->s);
+    free(lp->p.names);
+    free(lp);
+}
+
 void qry_list(void *owner, const msg_in *m) {
     session *s = owner;
     list_req q;
@@ -66,33 +105,23 @@ void qry_list(void *owner, const msg_in *m) {
     fcursor[q.cn] = '\0';
     /* A prefix that is no valid name start matches nobody. */
     int none = q.pn > 0 && name_fold(q.prefix, q.pn, fprefix) != 0;
-    page p = {0};
-    p.limit = limit;
-    p.names = malloc(limit * sizeof *p.names);
-    if (!p.names) {
+    list_page *lp = calloc(1, sizeof *lp);
+    char (*names)[NAME_BUFLEN] = lp ? malloc(limit * sizeof *names) : NULL;
+    if (!names) {
+        free(lp);
         sess_send_error(s, "internal", "the tracker is out of memory; try again later", q.id);
         return;
     }
-    int more = 0;
-    int r = none ? 0 : reg_list(s->ctx->reg, fprefix, fcursor, limit, page_add, &p, &more);
-    if (r) {
-        free(p.names);
-        sess_send_db_error(s, r, q.id);
+    *lp = (list_page){s, q.id, 0, {names, 0, limit, 0, ""}};
+    int r = none ? 0 : reg_list_start(s->ctx->reg, fprefix, fcursor, limit, page_add, &lp->p,
+                                      &lp->more, on_listed, lp);
+    if (r == REG_PENDING) {
+        sess_hold(s);
         return;
     }
-    more = more && p.n > 0;
-    msg_out out;
-    s->ctx->stats.lists++;
-    msg_out_init(&out, "list_result", more ? 3 : 2);
-    msg_put_uint(&out, "id", q.id);
-    msg_put_key(&out, "users");
-    msgpack_pack_array(&out.pk, p.n);
-    for (size_t i = 0; i < p.n; i++)
-        msg_pack_str(&out, p.names[i], strlen(p.names[i]));
-    if (more)
-        msg_put_str(&out, "next", p.last);
-    free(p.names);
-    sess_send_msg(s, &out);
+    answer_page(lp, r);
+    free(lp->p.names);
+    free(lp);
 }
 
 void qry_list_unregistered(void *owner, const msg_in *m) {

@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "confusable.h"
 #include "db.h"
+#include "grow.h"
 #include "registry_pg.h"
 #include "schema.h"
 
@@ -702,33 +703,115 @@ static void upper_utf8(const char *prefix, char *out) {
     out[o] = '\0';
 }
 
+/* A list page's bounds: from (prefix or the cursor, the later), whether
+ * it starts after it, and the bound every name starting with prefix sorts
+ * below (upper, NAME_BUFLEN + 8 bytes, for backend pg or SQLite).  -1 when
+ * prefix is longer than any name (nothing can match), else 0. */
+static int list_bounds(int pg, const char *prefix, const char *cursor, const char **from,
+                       int *after, char *upper, size_t *upper_len) {
+    /* Folded names are UTF-8, which never holds the byte 0xff, so every name
+     * starting with prefix sorts below prefix + 0xff (BINARY collation). */
+    size_t pn = strlen(prefix);
+    if (pn >= NAME_BUFLEN)
+        return -1;
+    memcpy(upper, prefix, pn);
+    upper[pn] = (char)0xff;
+    upper[pn + 1] = '\0';
+    *upper_len = pn + 1;
+    if (pg)
+        upper_utf8(prefix, upper);
+    /* Start at the later of prefix and cursor so each page is one index
+     * range scan, however deep into the list it is. */
+    *after = cursor && *cursor && strcmp(cursor, prefix) >= 0;
+    *from = *after ? cursor : prefix;
+    return 0;
+}
+
+/* A shared registry's list page in flight (reg_list_start): its rows,
+ * gathered, go through the pager once the batch is answered. */
+typedef struct pending_list {
+    pager pg;
+    int more;
+    int *more_out;
+    reg_done_cb done;
+    void *arg;
+    char (*rows)[2][NAME_BUFLEN]; /* name as stored, folded */
+    size_t n, cap;
+} pending_list;
+
+static int list_row(void *arg, const char *const *vals, const int *lens, int ncols) {
+    pending_list *pl = arg;
+    if (ncols != 2 || (size_t)lens[0] >= NAME_BUFLEN || (size_t)lens[1] >= NAME_BUFLEN)
+        return 0;
+    /* A batch sent again after a deadlock gives its rows again, from the
+     * first: in one answer they only ascend. */
+    if (pl->n && strcmp(vals[1], pl->rows[pl->n - 1][1]) <= 0)
+        pl->n = 0;
+    char (*nr)[2][NAME_BUFLEN] = grow(pl->rows, &pl->cap, pl->n + 1, sizeof *nr, 16);
+    if (!nr)
+        return 1; /* a shorter page; more is set, so the next one goes on from it */
+    pl->rows = nr;
+    memcpy(pl->rows[pl->n][0], vals[0], (size_t)lens[0] + 1);
+    memcpy(pl->rows[pl->n++][1], vals[1], (size_t)lens[1] + 1);
+    return 0;
+}
+
+static void on_listed(int status, void *arg) {
+    pending_list *pl = arg;
+    for (size_t i = 0; status == 0 && i < pl->n; i++)
+        if (page_row(pl->rows[i][0], pl->rows[i][1], &pl->pg))
+            break;
+    *pl->more_out = status == 0 && pl->more;
+    pl->done(status, pl->arg);
+    free(pl->rows);
+    free(pl);
+}
+
+int reg_list_start(registry *r, const char *prefix, const char *cursor, size_t limit,
+                   reg_list_cb cb, void *arg, int *more, reg_done_cb done, void *done_arg) {
+    if (!r->pg)
+        return reg_list(r, prefix, cursor, limit, cb, arg, more);
+    *more = 0;
+    const char *from;
+    int after;
+    char upper[NAME_BUFLEN + 8];
+    size_t ulen;
+    if (!prefix)
+        prefix = "";
+    if (limit == 0 || list_bounds(1, prefix, cursor, &from, &after, upper, &ulen))
+        return 0;
+    pending_list *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return UV_ENOMEM;
+    pl->pg = (pager){cb, arg, 0, limit, &pl->more};
+    pl->more_out = more;
+    pl->done = done;
+    pl->arg = done_arg;
+    int e = rpg_list_start(r->pg, from, after, upper, limit, list_row, pl, on_listed, pl);
+    if (e) {
+        free(pl);
+        return e;
+    }
+    return REG_PENDING;
+}
+
 int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,
              void *arg, int *more) {
     *more = 0;
     if (!prefix)
         prefix = "";
-    if (limit == 0)
-        return 0;
-    /* Folded names are UTF-8, which never holds the byte 0xff, so every name
-     * starting with prefix sorts below prefix + 0xff (BINARY collation). */
+    const char *from;
+    int after;
     char upper[NAME_BUFLEN + 8];
-    size_t pn = strlen(prefix);
-    if (pn >= NAME_BUFLEN)
-        return 0; /* longer than any name: nothing can match */
-    memcpy(upper, prefix, pn);
-    upper[pn] = (char)0xff;
-    upper[pn + 1] = '\0';
-    /* Start at the later of prefix and cursor so each page is one index
-     * range scan, however deep into the list it is. */
-    int after = cursor && *cursor && strcmp(cursor, prefix) >= 0;
+    size_t ulen;
+    if (r->pg)
+        return UV_ENOTSUP;
+    if (limit == 0 || list_bounds(0, prefix, cursor, &from, &after, upper, &ulen))
+        return 0;
     pager pg = {cb, arg, 0, limit, more};
-    if (r->pg) {
-        upper_utf8(prefix, upper);
-        return rpg_list(r->pg, after ? cursor : prefix, after, upper, limit, page_row, &pg);
-    }
     sqlite3_stmt *st = r->st[after ? ST_LIST_AFTER : ST_LIST_FROM];
-    bind_str(st, 1, after ? cursor : prefix);
-    sqlite3_bind_text(st, 2, upper, (int)pn + 1, SQLITE_TRANSIENT);
+    bind_str(st, 1, from);
+    sqlite3_bind_text(st, 2, upper, (int)ulen, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
     int e = db_begin_read(r->d);
     if (e)

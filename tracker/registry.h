@@ -14,7 +14,8 @@
  * With PostgreSQL the users table lives there (registry_pg.h): every read
  * is one round trip, with no lookup cache (another tracker may have
  * changed any row), and sees the writes of the batch in flight but not
- * those still queued; the pass's writes go as one transaction at its end
+ * those still queued; the _start reads (lookup, list, online) instead join
+ * the next batch and answer from its callback; the pass's writes go as one transaction at its end
  * (or, while a batch is in flight, with the next one), answered without
  * the loop waiting, and a claim's callback fires once PostgreSQL committed
  * it, with UV_EEXIST when another tracker bound the name first.  The
@@ -238,8 +239,17 @@ void reg_get_cache_stats(const registry *r, reg_cache_stats *out);
  * name starts with prefix ("" for all) and sorts after cursor (NULL or "" for
  * the first page).  *more is set when further users follow the last one
  * handed to cb; pass that one's folded name as the next cursor.
- * 0 or a negative error. */
+ * 0 or a negative error; UV_ENOTSUP on a shared registry (reg_list_start). */
 int reg_list(registry *r, const char *prefix, const char *cursor, size_t limit, reg_list_cb cb,
              void *arg, int *more);
+
+/* reg_list that does not wait for a shared registry: there the page's
+ * read joins the next batch, and once it is answered cb fires for its
+ * users and *more is set (both must stay valid until then), then
+ * done(status, done_arg) (0, REG_EUNAVAIL or UV_EIO), and this returns
+ * REG_PENDING.  On SQLite it is reg_list, answered now (done never
+ * fires).  REG_PENDING, or what reg_list returns (then no callback). */
+int reg_list_start(registry *r, const char *prefix, const char *cursor, size_t limit,
+                   reg_list_cb cb, void *arg, int *more, reg_done_cb done, void *done_arg);
 
 #endif

@@ -1444,20 +1444,19 @@ int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen
     return enqueue(p, Q_PRESENCE, 4, v, NULL, NULL, NULL, NULL);
 }
 
-int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
-             reg_list_cb cb, void *arg) {
+int rpg_list_start(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+                   rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
     char lim[24];
     snprintf(lim, sizeof lim, "%zu", limit + 1);
     const char *v[] = {from, upper, lim};
-    PGresult *res;
-    int e = run(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, "list", &res);
-    if (e)
-        return e;
-    for (int i = 0; i < PQntuples(res); i++)
-        if (cb(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), arg))
-            break;
-    PQclear(res);
-    return 0;
+    int e = enqueue(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, cb, arg);
+    if (e == 0) {
+        p->q[p->nq - 1].rows = rows;
+        p->q[p->nq - 1].rows_arg = rows_arg;
+    }
+    return e;
 }
 
 /* ---- for the other tables on this connection (mailbox_pg.c) ---- */

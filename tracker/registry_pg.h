@@ -189,9 +189,14 @@ void rpg_on_batch_done(reg_pg *p, void (*cb)(void *arg), void *arg);
 int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen);
 
 /* Online users with from <= folded (from < folded when after) and
- * folded < upper, in byte order: at most limit + 1 of them handed to cb
- * until it returns nonzero (reg_list's pager counts them). */
-int rpg_list(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
-             reg_list_cb cb, void *arg);
+ * folded < upper, in byte order, at most limit + 1 of them (reg_list's
+ * pager counts them), without waiting: one statement in the next batch;
+ * rows(rows_arg, vals, lens, 2) for each (its name as stored, its folded
+ * form) in that order, then cb(status, arg) once the batch is answered
+ * (0, REG_EUNAVAIL or UV_EIO).  A batch sent again after a deadlock gives
+ * its rows again, from the first.  0, REG_EUNAVAIL or UV_ENOMEM now (no
+ * callback then). */
+int rpg_list_start(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
+                   rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg);
 
 #endif

@@ -161,14 +161,14 @@ def pings_answered_at_once(clients):
 
 
 def test_pg_requests_for_remote_users_do_not_stall_the_tracker():
-    """Where a user of another tracker is, and its key, come from
-    PostgreSQL without the loop waiting (the read joins the next batch):
+    """Where a user of another tracker is, its key, and a list page come
+    from PostgreSQL without the loop waiting (the read joins the next batch):
     while an operator's lock holds parley_users, alice's connect_request
     for bob (tracker 2) and her relay_join at tracker 2 (where she is not
     online, so her key must be read) wait, the pings of alice and carol
-    at both trackers are answered at once, and once the lock goes the
-    request is answered and the relay starts, with the bytes alice sent
-    right after her relay_join."""
+    at both trackers are answered at once (and carol's list at tracker 2
+    waits too), and once the lock goes the requests are answered and the
+    relay starts, with the bytes alice sent right after her relay_join."""
     pg, t1, t2 = two_trackers()
     quiet = ['connect_failed', 'subscribe']  # subscribed to nobody: no presence pushes
     alice = Raw(t1.addr, label='alice@t1')
@@ -190,10 +190,15 @@ def test_pg_requests_for_remote_users_do_not_stall_the_tracker():
     test_relay.join(rb, token, 'bob', bob.key)
     ra.send_bytes(test_relay.join_frame(ra, token, 'alice', alice.key) + b'sent before ready')
     alice.send({'t': 'connect_request', 'to': 'bob', 'id': 900})
+    carol.send({'t': 'list', 'id': 901})  # a page is read from the shared table too
     pings_answered_at_once((alice, carol, bob))
     alice.expect_silence(0.3)  # really waiting for the lock, not answered from elsewhere
+    carol.expect_silence(0.1)
     rb.expect_silence(0.1)
     unlock(lock)
+    f = carol.next_frame()
+    if f != {'t': 'list_result', 'id': 901, 'users': ['alice', 'bob', 'carol']}:
+        fail('carol\'s list answered %r once the lock went' % f)
     f = alice.next_frame()
     if f != {'t': 'connect_result', 'id': 900}:
         fail('alice\'s connect_request answered %r once the lock went' % f)
