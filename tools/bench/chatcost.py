@@ -15,6 +15,10 @@ messages, so start-up and the handshake cancel out:
     tools/bench/chatcost.py --build build --count 2000 --tool strace
     # history.db's WAL frames (page writes to history.db-wal) and fsyncs:
     tools/bench/chatcost.py --build build --count 1000 --tool wal
+    # CPU time of each peer (its threads included), pinned as figure 5 is:
+    taskset -c 1 tools/bench/chatcost.py --build build --count 60000 --window 32 \
+        --ui json --tool none --pin 0
+    # where it goes: --tool perf --keep, then perf report -i DIR/perf.talk
 
 --ui json drives the talking peer in JSON mode (as figure 5 does);
 --no-history runs both peers without history.db.
@@ -41,7 +45,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--build', default='build')
     ap.add_argument('--count', type=int, default=2000)
-    ap.add_argument('--tool', choices=('callgrind', 'strace', 'wal', 'none'), default='callgrind')
+    ap.add_argument('--tool', choices=('callgrind', 'strace', 'wal', 'perf', 'none'),
+                    default='callgrind')
+    ap.add_argument('--pin', metavar='CPU', help='run both peers under taskset -c CPU (as '
+                    'figure 5 does; run this script itself on another CPU)')
     ap.add_argument('--window', type=int, default=1, help='lines in flight (default 1)')
     ap.add_argument('--no-history', action='store_true', help="both peers' --no-history")
     ap.add_argument('--ui', choices=('line', 'json'), default='line', help="the talking peer's --ui")
@@ -56,6 +63,8 @@ def main():
             return ['valgrind', '--tool=callgrind', f'--callgrind-out-file={tmp}/cg.{name}']
         if a.tool == 'strace':
             return ['strace', '-f', '-c', '-o', f'{tmp}/st.{name}']
+        if a.tool == 'perf':
+            return ['perf', 'record', '-q', '-g', '-o', f'{tmp}/perf.{name}']
         if a.tool == 'wal':
             return ['strace', '-f', '-y', '-e', 'trace=pwrite64,fdatasync', '-e', 'signal=none',
                     '-o', f'{tmp}/wal.{name}']
@@ -89,7 +98,8 @@ def main():
         for name, extra, ui in (('echo', ['--echo'], 'line'), ('talk', [], a.ui)):
             os.makedirs(f'{tmp}/{name}')
             out = subprocess.PIPE if name == 'talk' else open(f'{tmp}/echo.out', 'wb')
-            p = subprocess.Popen(wrap(name) + [os.path.join(a.build, 'parley'), '--user', name,
+            pin = ['taskset', '-c', a.pin] if a.pin else []
+            p = subprocess.Popen(pin + wrap(name) + [os.path.join(a.build, 'parley'), '--user', name,
                                  '--tracker', f'127.0.0.1:{port}', '--listen', '127.0.0.1:0',
                                  '--home', f'{tmp}/{name}', '--ui', ui, '--log-level', 'warn'] + extra
                                  + (['--no-history'] if a.no_history else []),
@@ -109,6 +119,10 @@ def main():
         talk.stdin.flush()
         talk_until(talk, b'connected')
         want = b'msg echo: ' if a.ui == 'line' else b'"type":"message"'
+        def cpu(p):  # utime, stime of the whole process (its threads too), in ticks
+            f = open(f'/proc/{p.pid}/stat').read().rsplit(')', 1)[1].split()
+            return int(f[11]), int(f[12])
+        c0 = {n: cpu(p) for n, p in peers.items()}
         t0 = time.time()
         for i in range(a.count + a.window - 1):
             if i < a.count:
@@ -117,6 +131,7 @@ def main():
             if i >= a.window - 1:
                 talk_until(talk, want)
         secs = time.time() - t0
+        c1 = {n: cpu(p) for n, p in peers.items()}
         time.sleep(0.5)  # the last acks
         for p in (talk, echo):
             p.stdin.write(b'/quit\n')
@@ -126,6 +141,11 @@ def main():
         trk.terminate()
         trk.wait()
         print(f'count={a.count} window={a.window} ui={a.ui} tool={a.tool} seconds={secs:.2f}')
+        hz = os.sysconf('SC_CLK_TCK')
+        for n in ('talk', 'echo'):
+            print(f'{n} cpu_user_s={(c1[n][0] - c0[n][0]) / hz:.2f} '
+                  f'cpu_system_s={(c1[n][1] - c0[n][1]) / hz:.2f} (the timed messages; '
+                  f'--tool none only)')
         for name in ('talk', 'echo'):
             if a.tool == 'callgrind':
                 txt = open(f'{tmp}/cg.{name}').read()
@@ -133,6 +153,8 @@ def main():
                 print(f'{name} Ir={m.group(1)}')
             elif a.tool == 'strace':
                 print(f'{name}:\n' + open(f'{tmp}/st.{name}').read())
+            elif a.tool == 'perf':
+                print(f'{name}: perf report -i {tmp}/perf.{name} (with --keep)')
             elif a.tool == 'wal':
                 # A frame is a page-sized write to the -wal (its 24-byte
                 # header is a write of its own); the fsyncs are the sync
