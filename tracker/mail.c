@@ -135,15 +135,44 @@ static int push_receipt(const mbox_receipt *r, void *arg) {
     return !sess_listening(s);
 }
 
-/* Tops up both of s's windows from what is stored. */
+static void fill(session *s);
+
+static void fill_failed(session *s) {
+    log_warn(&s->ctx->lg, "could not read the mailbox of %s; the rest follows its next "
+             "acknowledgement or registration", s->name);
+}
+
+static void on_filled(int status, void *arg) {
+    session *s = arg;
+    s->mail_filling = 0;
+    if (status && sess_listening(s))
+        fill_failed(s);
+    if (s->mail_refill) { /* asked for while this one was out: from the new cursors */
+        s->mail_refill = 0;
+        fill(s);
+    }
+    sess_release(s);
+}
+
+/* Tops up both of s's windows from what is stored.  With a shared
+ * registry the reads are answered later, one fill at a time (a second
+ * from the same cursors would hand out the same mail twice): one asked
+ * for meanwhile runs once it is answered. */
 static void fill(session *s) {
     if (!s->hears_mailbox || !sess_listening(s))
         return;
-    mailbox *mb = s->ctx->mbox;
-    if (mbox_next_mail(mb, s->folded, &s->mail_cursor, MAIL_WINDOW, push_mail, s) ||
-        mbox_next_receipts(mb, s->folded, &s->receipt_cursor, MAIL_WINDOW, push_receipt, s))
-        log_warn(&s->ctx->lg, "could not read the mailbox of %s; the rest follows its next "
-                 "acknowledgement or registration", s->name);
+    if (s->mail_filling) {
+        s->mail_refill = 1;
+        return;
+    }
+    int r = mbox_fill_start(s->ctx->mbox, s->folded, &s->mail_cursor, &s->receipt_cursor,
+                            MAIL_WINDOW, push_mail, push_receipt, s, on_filled, s);
+    if (r == MBOX_PENDING) {
+        s->mail_filling = 1;
+        sess_hold(s);
+    } else if (r) {
+        fill_failed(s);
+    }
 }
 
 void mail_registered(session *s) { fill(s); }
@@ -378,49 +407,88 @@ void mail_receipt_ack_unregistered(void *owner, const msg_in *m) {
         ack_unregistered(owner);
 }
 
-/* The recipient has the message (it committed it, or refused it): the
- * sender's receipt replaces it, and the window has room for the next. */
-void mail_ack(void *owner, const msg_in *m) {
-    session *s = owner;
-    tracker_ctx *ctx = s->ctx;
-    uint64_t mid;
-    bool ok;
-    if (ack_fields(s, m, &mid, &ok))
-        return;
+/* An acknowledgement on its way into the mailbox (a shared registry
+ * answers it once its batch committed; it holds its session until then). */
+typedef struct ack_req {
+    session *s;
+    uint64_t id;  /* the mid, or the rid of a receipt_ack */
+    int receipt;
+    bool ok;      /* mail_ack's */
     char sender[NAME_BUFLEN];
-    int r = mbox_ack(ctx->mbox, s->folded, s->name, mid, ok ? "delivered" : "refused",
-                     (int64_t)time(NULL) + (int64_t)ctx->cfg.mail_ttl, sender);
+} ack_req;
+
+/* The mailbox said r about a->s's acknowledgement. */
+static void acked(ack_req *a, int r) {
+    session *s = a->s;
+    tracker_ctx *ctx = s->ctx;
     if (r == UV_ENOENT) /* not this user's, or acknowledged already */
         return;
     if (r) {
-        log_warn(&ctx->lg, "could not record that %s acknowledged mail %" PRIu64 "; it will be "
-                 "pushed again", s->name, mid);
+        if (a->receipt)
+            log_warn(&ctx->lg, "could not record that %s acknowledged receipt %" PRIu64,
+                     s->name, a->id);
+        else
+            log_warn(&ctx->lg, "could not record that %s acknowledged mail %" PRIu64 "; it "
+                     "will be pushed again", s->name, a->id);
         return;
     }
     /* The tracker set this pace (one push per ack): a recipient emptying a
      * large mailbox must not run into the frame rate. */
     rate_refund(s);
-    if (ok)
-        ctx->stats.mail_delivered++;
-    else
-        ctx->stats.mail_rejected++;
-    kick_user(ctx, sender);
-    kick_user(ctx, s->folded);
+    if (!a->receipt) {
+        if (a->ok)
+            ctx->stats.mail_delivered++;
+        else
+            ctx->stats.mail_rejected++;
+        kick_user(ctx, a->sender);
+    }
+    kick_user(ctx, s->folded); /* its window has room for the next */
+}
+
+static void on_acked(int status, void *arg) {
+    ack_req *a = arg;
+    acked(a, status);
+    sess_release(a->s);
+    free(a);
+}
+
+static void ack(session *s, uint64_t id, int receipt, bool ok) {
+    tracker_ctx *ctx = s->ctx;
+    ack_req *a = malloc(sizeof *a);
+    if (!a) {
+        log_warn(&ctx->lg, "out of memory taking an acknowledgement of %s; it comes again",
+                 s->name);
+        return;
+    }
+    *a = (ack_req){.s = s, .id = id, .receipt = receipt, .ok = ok};
+    int r = receipt ? mbox_receipt_ack_start(ctx->mbox, s->folded, id, on_acked, a)
+                    : mbox_ack_start(ctx->mbox, s->folded, s->name, id,
+                                     ok ? "delivered" : "refused",
+                                     (int64_t)time(NULL) + (int64_t)ctx->cfg.mail_ttl, a->sender,
+                                     on_acked, a);
+    if (r == MBOX_PENDING) {
+        sess_hold(s);
+        return;
+    }
+    acked(a, r);
+    free(a);
+}
+
+/* The recipient has the message (it committed it, or refused it): the
+ * sender's receipt replaces it, and the window has room for the next. */
+void mail_ack(void *owner, const msg_in *m) {
+    session *s = owner;
+    uint64_t mid;
+    bool ok;
+    if (ack_fields(s, m, &mid, &ok) == 0)
+        ack(s, mid, 0, ok);
 }
 
 void mail_receipt_ack(void *owner, const msg_in *m) {
     session *s = owner;
     uint64_t rid;
-    if (sess_uint(s, m, "rid", &rid))
-        return;
-    int r = mbox_receipt_ack(s->ctx->mbox, s->folded, rid);
-    if (r == 0) {
-        rate_refund(s); /* as for mail_ack */
-        kick_user(s->ctx, s->folded);
-    }
-    else if (r != UV_ENOENT)
-        log_warn(&s->ctx->lg, "could not record that %s acknowledged receipt %" PRIu64, s->name,
-                 rid);
+    if (sess_uint(s, m, "rid", &rid) == 0)
+        ack(s, rid, 1, false);
 }
 
 /* ---- the sweep ---- */

@@ -303,7 +303,7 @@ static int add_receipt(mailbox *mb, const char *sender, const char *recipient_na
 int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uint64_t mid,
              const char *status, int64_t expires, char sender[NAME_BUFLEN]) {
     if (mb->pg)
-        return mpg_ack(mb->pg, recipient, recipient_name, mid, status, expires, sender);
+        return UV_ENOTSUP;
     int e = begin_write(mb);
     if (e)
         return e;
@@ -332,13 +332,29 @@ int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uin
 
 int mbox_receipt_ack(mailbox *mb, const char *sender, uint64_t rid) {
     if (mb->pg)
-        return mpg_receipt_ack(mb->pg, sender, rid);
+        return UV_ENOTSUP;
     int e = begin_write(mb);
     if (e)
         return e;
     if ((e = db_run(mb->d, by_id(mb, ST_RECEIPT_ACK, rid, sender))) != 0)
         return e;
     return sqlite3_changes(db_sqlite(mb->d)) ? 0 : UV_ENOENT;
+}
+
+int mbox_ack_start(mailbox *mb, const char *recipient, const char *recipient_name, uint64_t mid,
+                   const char *status, int64_t expires, char sender[NAME_BUFLEN],
+                   void (*done)(int status, void *arg), void *done_arg) {
+    if (mb->pg)
+        return mpg_ack_start(mb->pg, recipient, recipient_name, mid, status, expires, sender,
+                             done, done_arg);
+    return mbox_ack(mb, recipient, recipient_name, mid, status, expires, sender);
+}
+
+int mbox_receipt_ack_start(mailbox *mb, const char *sender, uint64_t rid,
+                           void (*done)(int status, void *arg), void *done_arg) {
+    if (mb->pg)
+        return mpg_receipt_ack_start(mb->pg, sender, rid, done, done_arg);
+    return mbox_receipt_ack(mb, sender, rid);
 }
 
 /* ---- the windows: one walk for both tables ---- */
@@ -398,7 +414,7 @@ static int next_rows(mailbox *mb, int unacked, int after, const char *who, uint6
 int mbox_next_mail(mailbox *mb, const char *recipient, uint64_t *cursor, size_t window,
                    mbox_mail_cb cb, void *arg) {
     if (mb->pg)
-        return mpg_next_mail(mb->pg, recipient, cursor, window, cb, arg);
+        return UV_ENOTSUP;
     return next_rows(mb, ST_MAIL_UNACKED, ST_MAIL_AFTER, recipient, cursor, window, mail_row,
                      (void *)cb, arg);
 }
@@ -406,9 +422,20 @@ int mbox_next_mail(mailbox *mb, const char *recipient, uint64_t *cursor, size_t 
 int mbox_next_receipts(mailbox *mb, const char *sender, uint64_t *cursor, size_t window,
                        mbox_receipt_cb cb, void *arg) {
     if (mb->pg)
-        return mpg_next_receipts(mb->pg, sender, cursor, window, cb, arg);
+        return UV_ENOTSUP;
     return next_rows(mb, ST_RECEIPTS_UNACKED, ST_RECEIPTS_AFTER, sender, cursor, window,
                      receipt_row, (void *)cb, arg);
+}
+
+int mbox_fill_start(mailbox *mb, const char *who, uint64_t *mail_cursor,
+                    uint64_t *receipt_cursor, size_t window, mbox_mail_cb mail_cb,
+                    mbox_receipt_cb receipt_cb, void *arg, void (*done)(int status, void *arg),
+                    void *done_arg) {
+    if (mb->pg)
+        return mpg_fill_start(mb->pg, who, mail_cursor, receipt_cursor, window, mail_cb,
+                              receipt_cb, arg, done, done_arg);
+    int e = mbox_next_mail(mb, who, mail_cursor, window, mail_cb, arg);
+    return e ? e : mbox_next_receipts(mb, who, receipt_cursor, window, receipt_cb, arg);
 }
 
 /* ---- the sweep ---- */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #define MBOX_BOX_MAX 8192 /* bytes of one box */
+#define MBOX_PENDING 1    /* a _start call's answer comes from its callback */
 
 typedef struct mailbox mailbox;
 
@@ -102,7 +103,8 @@ int mbox_put(mailbox *mb, const mbox_new *m);
 /* The recipient acknowledged mid: deletes it and records a receipt with
  * status ("delivered" or "refused") for its sender, expiring at expires;
  * sender gets the sender's folded name.  0; UV_ENOENT when recipient has
- * no such message (nothing written); or a negative error. */
+ * no such message (nothing written); or a negative error.  Both acks
+ * return UV_ENOTSUP on a shared registry (the _start forms below). */
 int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uint64_t mid,
              const char *status, int64_t expires, char sender[NAME_BUFLEN]);
 
@@ -110,15 +112,41 @@ int mbox_ack(mailbox *mb, const char *recipient, const char *recipient_name, uin
  * receipt, or none), or a negative error. */
 int mbox_receipt_ack(mailbox *mb, const char *sender, uint64_t rid);
 
+/* mbox_ack and mbox_receipt_ack without waiting for a shared registry:
+ * there the acknowledgement is one statement of the next batch, done(status,
+ * done_arg) fires once that batch committed (what mbox_ack returns; sender
+ * filled on 0, so it must stay valid until then), and this returns
+ * MBOX_PENDING.  On SQLite they are mbox_ack and mbox_receipt_ack, now
+ * (done never fires).  A negative error now means no callback. */
+int mbox_ack_start(mailbox *mb, const char *recipient, const char *recipient_name, uint64_t mid,
+                   const char *status, int64_t expires, char sender[NAME_BUFLEN],
+                   void (*done)(int status, void *arg), void *done_arg);
+int mbox_receipt_ack_start(mailbox *mb, const char *sender, uint64_t rid,
+                           void (*done)(int status, void *arg), void *done_arg);
+
 /* The delivery windows.  *cursor is the highest mid (rid) already handed
  * out on one connection (0 at first); what is still stored at or below it
  * counts as unacknowledged.  Hands cb the next ones after it, oldest first,
  * until window of them are unacknowledged or none is left, advancing
- * *cursor past each.  0 or a negative error. */
+ * *cursor past each.  0 or a negative error; UV_ENOTSUP on a shared
+ * registry (mbox_fill_start). */
 int mbox_next_mail(mailbox *mb, const char *recipient, uint64_t *cursor, size_t window,
                    mbox_mail_cb cb, void *arg);
 int mbox_next_receipts(mailbox *mb, const char *sender, uint64_t *cursor, size_t window,
                        mbox_receipt_cb cb, void *arg);
+
+/* Both windows of who (its mail as recipient with mail_cb, its receipts
+ * as sender with receipt_cb, each advancing its cursor), without waiting
+ * for a shared registry: there both reads join the next batch, the rows
+ * go to the callbacks once it is answered (the cursors must stay valid
+ * until then, and only one fill of a cursor may be in flight), then
+ * done(status, done_arg), and this returns MBOX_PENDING.  On SQLite it is
+ * mbox_next_mail and mbox_next_receipts, now (done never fires): 0 or a
+ * negative error.  A negative error now means no callback. */
+int mbox_fill_start(mailbox *mb, const char *who, uint64_t *mail_cursor,
+                    uint64_t *receipt_cursor, size_t window, mbox_mail_cb mail_cb,
+                    mbox_receipt_cb receipt_cb, void *arg, void (*done)(int status, void *arg),
+                    void *done_arg);
 
 /* The sweep: every message whose expiry is at or before now becomes an
  * "expired" receipt for its sender (expiring at receipt_expires) and is

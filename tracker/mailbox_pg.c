@@ -11,15 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { M_KNOWN_MAIL, M_KNOWN_RECEIPT, M_USE, M_INSERT, M_GET, M_ACK, M_RECEIPT_GET,
-       M_RECEIPT_ACK, M_MAIL_UNACKED, M_MAIL_AFTER, M_RECEIPTS_UNACKED, M_RECEIPTS_AFTER,
-       M_EXPIRE, M_EXPIRE_RECEIPTS, M_TOTALS, M_COUNT };
+enum { M_KNOWN_MAIL, M_KNOWN_RECEIPT, M_USE, M_INSERT, M_ACK, M_RECEIPT_ACK, M_MAIL_WINDOW, M_RECEIPTS_WINDOW, M_EXPIRE, M_EXPIRE_RECEIPTS, M_TOTALS,
+       M_COUNT };
 
-#define UNACKED(table, who, id) \
-    "SELECT count(*) FROM " table " WHERE " who " = $1 AND " id " <= $2"
-#define AFTER(table, who, id, columns) \
+/* A window in one statement (mailbox.c's two): the rows after the cursor,
+ * as many as the window has room for beside what one user has at or
+ * below it (unacknowledged). */
+#define WINDOW(table, who, id, columns) \
     "SELECT " id ", " columns " FROM " table " WHERE " who " = $1 AND " id " > $2" \
-    " ORDER BY " id " LIMIT $3"
+    " ORDER BY " id " LIMIT greatest(0, $3::bigint - (SELECT count(*) FROM " table \
+    " WHERE " who " = $1 AND " id " <= $2))"
 
 static const char *const sql[M_COUNT] = {
     [M_KNOWN_MAIL] = "SELECT 1 FROM parley_mail WHERE sender = $1 AND recipient = $2"
@@ -31,20 +32,18 @@ static const char *const sql[M_COUNT] = {
     [M_INSERT] = "INSERT INTO parley_mail (recipient, recipient_name, sender, sender_name,"
                  " sender_key, msg_id, size, stored, expires, box)"
                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    [M_GET] = "SELECT sender, size FROM parley_mail WHERE recipient = $1 AND mid = $2",
-    /* One statement: of two acks of one message, the second deletes
-     * nothing and so adds no receipt. */
+    /* One statement, in the batch: of two acks of one message, the second
+     * deletes nothing, so it adds no receipt and returns no row. */
     [M_ACK] = "WITH d AS (DELETE FROM parley_mail WHERE recipient = $1 AND mid = $2"
-              " RETURNING sender, msg_id)"
-              " INSERT INTO parley_receipts (sender, recipient, msg_id, status, expires)"
-              " SELECT sender, $3::text, msg_id, $4::text, $5::bigint FROM d",
-    [M_RECEIPT_GET] = "SELECT 1 FROM parley_receipts WHERE sender = $1 AND rid = $2",
-    [M_RECEIPT_ACK] = "DELETE FROM parley_receipts WHERE sender = $1 AND rid = $2",
-    [M_MAIL_UNACKED] = UNACKED("parley_mail", "recipient", "mid"),
-    [M_MAIL_AFTER] = AFTER("parley_mail", "recipient", "mid",
-                           "sender_name, sender_key, stored, box"),
-    [M_RECEIPTS_UNACKED] = UNACKED("parley_receipts", "sender", "rid"),
-    [M_RECEIPTS_AFTER] = AFTER("parley_receipts", "sender", "rid", "recipient, msg_id, status"),
+              " RETURNING sender, msg_id, size),"
+              " r AS (INSERT INTO parley_receipts (sender, recipient, msg_id, status, expires)"
+              " SELECT sender, $3::text, msg_id, $4::text, $5::bigint FROM d)"
+              " SELECT sender, size FROM d",
+    [M_RECEIPT_ACK] = "DELETE FROM parley_receipts WHERE sender = $1 AND rid = $2 RETURNING rid",
+    [M_MAIL_WINDOW] = WINDOW("parley_mail", "recipient", "mid",
+                             "sender_name, sender_key, stored, box"),
+    [M_RECEIPTS_WINDOW] = WINDOW("parley_receipts", "sender", "rid",
+                                 "recipient, msg_id, status"),
     /* Trackers sweeping at once each take the rows they deleted. */
     [M_EXPIRE] = "WITH d AS (DELETE FROM parley_mail WHERE expires <= $1"
                  " RETURNING mid, sender, recipient_name, msg_id, size),"
@@ -172,49 +171,68 @@ int mpg_put(mbox_pg *m, const mbox_new *n) {
     return e;
 }
 
-typedef struct got {
-    char sender[NAME_BUFLEN];
+/* An acknowledgement in flight: what its statement's row says. */
+typedef struct acking {
+    mbox_pg *m;
+    char *sender;  /* the mail's sender (NAME_BUFLEN), or NULL for a receipt */
     uint64_t size;
-    int rows;
-} got;
+    int found;
+    void (*done)(int status, void *arg);
+    void *arg;
+} acking;
 
-static int got_row(void *arg, const char *const *vals, const int *lens, int ncols) {
-    got *g = arg;
-    snprintf(g->sender, sizeof g->sender, "%s", vals[0]);
-    g->size = strtoull(vals[1], NULL, 10);
-    g->rows++;
-    return 1;
+static int acked_row(void *arg, const char *const *vals, const int *lens, int ncols) {
+    acking *a = arg;
+    a->found = 1; /* a batch sent again gives the same row again */
+    if (a->sender && ncols == 2) {
+        snprintf(a->sender, NAME_BUFLEN, "%s", vals[0]);
+        a->size = strtoull(vals[1], NULL, 10);
+    }
+    return 0;
 }
 
-int mpg_ack(mbox_pg *m, const char *recipient, const char *recipient_name, uint64_t mid,
-            const char *status, int64_t expires, char sender[NAME_BUFLEN]) {
+static void on_acked(int status, void *arg) {
+    acking *a = arg;
+    if (status == 0 && !a->found)
+        status = UV_ENOENT;
+    if (status == 0 && a->sender) {
+        a->m->totals.msgs--;
+        a->m->totals.bytes -= a->size;
+    }
+    a->done(status, a->arg);
+    free(a);
+}
+
+static int ack_start(mbox_pg *m, int q, int n, const char *const *v, char *sender,
+                     void (*done)(int status, void *arg), void *arg) {
+    acking *a = malloc(sizeof *a);
+    if (!a)
+        return UV_ENOMEM;
+    *a = (acking){m, sender, 0, 0, done, arg};
+    int e = rpg_queue_rows(m->p, m->base + q, n, v, NULL, NULL, acked_row, a, on_acked, a);
+    if (e) {
+        free(a);
+        return e;
+    }
+    return MBOX_PENDING;
+}
+
+int mpg_ack_start(mbox_pg *m, const char *recipient, const char *recipient_name, uint64_t mid,
+                  const char *status, int64_t expires, char sender[NAME_BUFLEN],
+                  void (*done)(int status, void *arg), void *arg) {
     char id[24], exp[24];
     u64_text(mid, id);
     snprintf(exp, sizeof exp, "%" PRId64, expires);
     const char *v[] = {recipient, id, recipient_name, status, exp};
-    got g = {.rows = 0};
-    int e = run(m, M_GET, 2, v, NULL, NULL, got_row, &g, NULL);
-    if (e)
-        return e;
-    if (!g.rows)
-        return UV_ENOENT;
-    if ((e = queue(m, M_ACK, 5, v, NULL, NULL)) != 0)
-        return e;
-    snprintf(sender, NAME_BUFLEN, "%s", g.sender);
-    m->totals.msgs--;
-    m->totals.bytes -= g.size;
-    return 0;
+    return ack_start(m, M_ACK, 5, v, sender, done, arg);
 }
 
-int mpg_receipt_ack(mbox_pg *m, const char *sender, uint64_t rid) {
+int mpg_receipt_ack_start(mbox_pg *m, const char *sender, uint64_t rid,
+                          void (*done)(int status, void *arg), void *arg) {
     char id[24];
     u64_text(rid, id);
     const char *v[] = {sender, id};
-    ints r;
-    int e = read_ints(m, M_RECEIPT_GET, 2, v, &r);
-    if (e)
-        return e;
-    return r.rows ? queue(m, M_RECEIPT_ACK, 2, v, NULL, NULL) : UV_ENOENT;
+    return ack_start(m, M_RECEIPT_ACK, 2, v, NULL, done, arg);
 }
 
 /* ---- the windows ---- */
@@ -228,61 +246,84 @@ static long unhex(const char *s, unsigned char *out, size_t cap) {
     return (long)n;
 }
 
-typedef struct walk {
+/* Both windows of one user in flight (mpg_fill_start): each read's rows
+ * go to the caller as they come, the second read's answer ends it. */
+typedef struct fill {
     mbox_pg *m;
-    uint64_t *cursor;
-    void *cb, *arg;
-    int error;
-} walk;
+    uint64_t *mail_cursor, *receipt_cursor;
+    mbox_mail_cb mail_cb;
+    mbox_receipt_cb receipt_cb;
+    void *arg;
+    void (*done)(int status, void *arg);
+    void *done_arg;
+    int left, status;
+} fill;
 
 static int mail_row(void *arg, const char *const *vals, const int *lens, int ncols) {
-    walk *w = arg;
+    fill *f = arg;
+    uint64_t mid = strtoull(vals[0], NULL, 10);
+    if (mid <= *f->mail_cursor)
+        return 0; /* handed out already: the batch was sent again */
     unsigned char key[IDENT_PK], box[MBOX_BOX_MAX];
     long kn = unhex(vals[2], key, sizeof key), bn = unhex(vals[4], box, sizeof box);
     if (kn != IDENT_PK || bn < 0) {
-        log_error(w->m->lg, "the PostgreSQL mailbox holds a malformed message (mid %s)",
+        log_error(f->m->lg, "the PostgreSQL mailbox holds a malformed message (mid %s)",
                   vals[0]);
-        w->error = UV_EIO;
+        f->status = UV_EIO;
         return 1;
     }
-    *w->cursor = strtoull(vals[0], NULL, 10);
-    mbox_mail mm = {*w->cursor, vals[1], key, strtoll(vals[3], NULL, 10), box, (size_t)bn};
-    return ((mbox_mail_cb)w->cb)(&mm, w->arg);
+    *f->mail_cursor = mid;
+    mbox_mail mm = {mid, vals[1], key, strtoll(vals[3], NULL, 10), box, (size_t)bn};
+    return f->mail_cb(&mm, f->arg);
 }
 
 static int receipt_row(void *arg, const char *const *vals, const int *lens, int ncols) {
-    walk *w = arg;
-    *w->cursor = strtoull(vals[0], NULL, 10);
-    mbox_receipt r = {*w->cursor, vals[1], (uint64_t)strtoll(vals[2], NULL, 10), vals[3]};
-    return ((mbox_receipt_cb)w->cb)(&r, w->arg);
+    fill *f = arg;
+    uint64_t rid = strtoull(vals[0], NULL, 10);
+    if (rid <= *f->receipt_cursor)
+        return 0;
+    *f->receipt_cursor = rid;
+    mbox_receipt r = {rid, vals[1], (uint64_t)strtoll(vals[2], NULL, 10), vals[3]};
+    return f->receipt_cb(&r, f->arg);
 }
 
-/* As mailbox.c's next_rows. */
-static int next_rows(mbox_pg *m, int unacked, int after, const char *who, uint64_t *cursor,
-                     size_t window, rpg_row_cb row, void *cb, void *arg) {
+static void on_window(int status, void *arg) {
+    fill *f = arg;
+    if (status && !f->status)
+        f->status = status;
+    if (--f->left > 0)
+        return;
+    f->done(f->status, f->done_arg);
+    free(f);
+}
+
+/* The read of one window into the batch. */
+static int window(mbox_pg *m, int q, const char *who, uint64_t cursor, size_t size,
+                  rpg_row_cb row, fill *f) {
     char cur[24], lim[24];
-    u64_text(*cursor, cur);
+    u64_text(cursor, cur);
+    snprintf(lim, sizeof lim, "%zu", size);
     const char *v[] = {who, cur, lim};
-    ints r;
-    int e = read_ints(m, unacked, 2, v, &r);
-    if (e || (uint64_t)r.v[0] >= window)
+    int e = rpg_queue_rows(m->p, m->base + q, 3, v, NULL, NULL, row, f, on_window, f);
+    f->left += e == 0;
+    return e;
+}
+
+int mpg_fill_start(mbox_pg *m, const char *who, uint64_t *mail_cursor, uint64_t *receipt_cursor,
+                   size_t size, mbox_mail_cb mail_cb, mbox_receipt_cb receipt_cb, void *arg,
+                   void (*done)(int status, void *arg), void *done_arg) {
+    fill *f = calloc(1, sizeof *f);
+    if (!f)
+        return UV_ENOMEM;
+    *f = (fill){m, mail_cursor, receipt_cursor, mail_cb, receipt_cb, arg, done, done_arg, 0, 0};
+    int e = window(m, M_MAIL_WINDOW, who, *mail_cursor, size, mail_row, f);
+    int e2 = window(m, M_RECEIPTS_WINDOW, who, *receipt_cursor, size, receipt_row, f);
+    if (f->left == 0) {
+        free(f);
         return e;
-    snprintf(lim, sizeof lim, "%zu", window - (size_t)r.v[0]);
-    walk w = {m, cursor, cb, arg, 0};
-    e = run(m, after, 3, v, NULL, NULL, row, &w, NULL);
-    return e ? e : w.error;
-}
-
-int mpg_next_mail(mbox_pg *m, const char *recipient, uint64_t *cursor, size_t window,
-                  mbox_mail_cb cb, void *arg) {
-    return next_rows(m, M_MAIL_UNACKED, M_MAIL_AFTER, recipient, cursor, window, mail_row,
-                     (void *)cb, arg);
-}
-
-int mpg_next_receipts(mbox_pg *m, const char *sender, uint64_t *cursor, size_t window,
-                      mbox_receipt_cb cb, void *arg) {
-    return next_rows(m, M_RECEIPTS_UNACKED, M_RECEIPTS_AFTER, sender, cursor, window,
-                     receipt_row, (void *)cb, arg);
+    }
+    f->status = e ? e : e2; /* one is queued: its answer reports the other's failure */
+    return MBOX_PENDING;
 }
 
 /* ---- the sweep: one statement, committed by itself ---- */

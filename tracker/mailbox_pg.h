@@ -5,13 +5,16 @@
  * registry_pg.c), the statements are this file's, run on the registry's
  * connection (registry_pg.h: rpg_query, rpg_queue).
  *
- * As with the users table: reads are one round trip each; writes join the
- * pass's batch and are answered once it committed (mbox_wait).  Unlike
+ * As with the users table: reads are one round trip each, but for the
+ * windows (mbox_fill_start), which join the next batch; writes join the
+ * pass's batch and are answered once it committed (mbox_wait, and the
+ * acknowledgements' own callbacks: mbox_ack_start).  Unlike
  * SQLite's, a write does not know at once what it changed: mbox_put
  * stores nothing for a (sender, recipient, msg_id) already stored (mail.c
  * asked mbox_known first; a copy racing it in the same pass is the same
- * mail), and mbox_ack reads the row first and then deletes it and adds the
- * receipt in one statement, so a second ack of it adds nothing.  The
+ * mail), and an acknowledgement is one statement of the batch that deletes
+ * the row, adds the receipt and returns what it deleted, so a second ack
+ * of it adds nothing and its answer says so.  The
  * totals are counted at open and at each sweep and kept up to date in
  * between with this tracker's own writes: the other trackers' show up at
  * the next sweep. */
@@ -33,13 +36,14 @@ int mpg_known(mbox_pg *m, const char *sender, const char *recipient, const char 
  * of them from sender), for mailbox.c's mbox_room. */
 int mpg_use(mbox_pg *m, const char *recipient, const char *sender, int64_t use[3]);
 int mpg_put(mbox_pg *m, const mbox_new *n);
-int mpg_ack(mbox_pg *m, const char *recipient, const char *recipient_name, uint64_t mid,
-            const char *status, int64_t expires, char sender[NAME_BUFLEN]);
-int mpg_receipt_ack(mbox_pg *m, const char *sender, uint64_t rid);
-int mpg_next_mail(mbox_pg *m, const char *recipient, uint64_t *cursor, size_t window,
-                  mbox_mail_cb cb, void *arg);
-int mpg_next_receipts(mbox_pg *m, const char *sender, uint64_t *cursor, size_t window,
-                      mbox_receipt_cb cb, void *arg);
+int mpg_ack_start(mbox_pg *m, const char *recipient, const char *recipient_name, uint64_t mid,
+                  const char *status, int64_t expires, char sender[NAME_BUFLEN],
+                  void (*done)(int status, void *arg), void *arg);
+int mpg_receipt_ack_start(mbox_pg *m, const char *sender, uint64_t rid,
+                          void (*done)(int status, void *arg), void *arg);
+int mpg_fill_start(mbox_pg *m, const char *who, uint64_t *mail_cursor, uint64_t *receipt_cursor,
+                   size_t size, mbox_mail_cb mail_cb, mbox_receipt_cb receipt_cb, void *arg,
+                   void (*done)(int status, void *arg), void *done_arg);
 int mpg_expire(mbox_pg *m, int64_t now, int64_t receipt_expires,
                void (*cb)(const char *sender, void *arg), void *arg, uint64_t *expired);
 int mpg_wait(mbox_pg *m, void (*cb)(int status, void *arg), void *arg);

@@ -1395,6 +1395,18 @@ int rpg_lookup_start(reg_pg *p, const char *folded, reg_user *u, char *endpoints
     return e;
 }
 
+int rpg_queue_rows(reg_pg *p, int q, int n, const char *const *v, const int *len,
+                   const int *bin, rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg) {
+    if (p->state != RPG_UP)
+        return REG_EUNAVAIL;
+    int e = enqueue(p, q, n, v, len, bin, cb, arg);
+    if (e == 0) {
+        p->q[p->nq - 1].rows = rows;
+        p->q[p->nq - 1].rows_arg = rows_arg;
+    }
+    return e;
+}
+
 int rpg_online_start(reg_pg *p, const char *const *folded, size_t n, rpg_row_cb rows,
                      void *rows_arg, reg_done_cb cb, void *arg) {
     if (p->state != RPG_UP)
@@ -1403,12 +1415,8 @@ int rpg_online_start(reg_pg *p, const char *const *folded, size_t n, rpg_row_cb 
     if (!names)
         return UV_ENOMEM;
     const char *v[] = {names};
-    int e = enqueue(p, Q_ONLINE_MANY, 1, v, NULL, NULL, cb, arg);
+    int e = rpg_queue_rows(p, Q_ONLINE_MANY, 1, v, NULL, NULL, rows, rows_arg, cb, arg);
     free(names);
-    if (e == 0) {
-        p->q[p->nq - 1].rows = rows;
-        p->q[p->nq - 1].rows_arg = rows_arg;
-    }
     return e;
 }
 
@@ -1446,17 +1454,11 @@ int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen
 
 int rpg_list_start(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
                    rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg) {
-    if (p->state != RPG_UP)
-        return REG_EUNAVAIL;
     char lim[24];
     snprintf(lim, sizeof lim, "%zu", limit + 1);
     const char *v[] = {from, upper, lim};
-    int e = enqueue(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, cb, arg);
-    if (e == 0) {
-        p->q[p->nq - 1].rows = rows;
-        p->q[p->nq - 1].rows_arg = rows_arg;
-    }
-    return e;
+    return rpg_queue_rows(p, after ? Q_LIST_AFTER : Q_LIST_FROM, 3, v, NULL, NULL, rows,
+                          rows_arg, cb, arg);
 }
 
 /* ---- for the other tables on this connection (mailbox_pg.c) ---- */

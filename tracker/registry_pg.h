@@ -127,6 +127,17 @@ int rpg_query(reg_pg *p, int q, int n, const char *const *v, const int *len, con
 int rpg_queue(reg_pg *p, int q, int n, const char *const *v, const int *len, const int *bin,
               reg_done_cb cb, void *arg);
 
+/* Queues statement q (a read, or a write with RETURNING) for the next
+ * batch, at its place in the batch's order (as rpg_queue; v[0] orders
+ * it): rows(rows_arg, ...) for each of its rows
+ * once the batch is answered, until rows returns nonzero, then cb(status,
+ * arg) (0, REG_EUNAVAIL or UV_EIO: a later statement of the batch may fail
+ * it after its rows came).  A batch sent again after a deadlock gives its
+ * rows again, from the first.  0,
+ * REG_EUNAVAIL or UV_ENOMEM now (no callback then). */
+int rpg_queue_rows(reg_pg *p, int q, int n, const char *const *v, const int *len,
+                   const int *bin, rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg);
+
 /* cb(status, arg) fires once the batch holding what was queued so far
  * committed (0, as soon as no batch is in flight, when it holds no
  * write).  0 or UV_ENOMEM. */

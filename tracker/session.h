@@ -64,6 +64,8 @@ typedef struct session {
     uint64_t mail_cursor;         /* mail.c: the highest mid pushed on this connection */
     uint64_t receipt_cursor;      /* mail.c: the highest rid pushed on this connection */
     uint64_t mail_pass;           /* mail.c: the batch whose kicks last filled it */
+    int mail_filling;             /* mail.c: a fill of its windows is out (mbox_fill_start) */
+    int mail_refill;              /* mail.c: and another was asked for meanwhile */
     unsigned holds;               /* answers waiting for a commit (sess_hold) */
     sess_self *self;              /* what it registered with (sess_set_self), or NULL */
     char observed[ADDR_STRLEN];

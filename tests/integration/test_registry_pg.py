@@ -33,14 +33,14 @@ def alice_and_bob():
     return pg, t1, t2, alice, bob
 
 
-def lock_users(pg):
-    """An operator's psql holding an ACCESS EXCLUSIVE lock on parley_users
+def lock_users(pg, table='parley_users'):
+    """An operator's psql holding an ACCESS EXCLUSIVE lock on table
     (every read and write of it waits) until unlock()."""
     lock = subprocess.Popen(pg.as_user + [os.path.join(pg.bin, 'psql'), '-X', '-q', '-A', '-t',
                             '-h', '127.0.0.1', '-p', str(pg.port), '-U', 'parley', '-d', 'parley'],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=pg.dir)
     on_cleanup(lock.kill)
-    lock.stdin.write("BEGIN; LOCK TABLE parley_users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+    lock.stdin.write("BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n" % table)
     lock.stdin.flush()
     if lock.stdout.readline().strip() != 'locked':
         fail('psql did not take the lock')

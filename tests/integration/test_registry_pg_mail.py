@@ -14,7 +14,8 @@ import runner
 from pgserver import PgServer
 from procs import Peer, fail
 from test_mailbox import expect, mail_client, nothing_more, refused, stored
-from test_registry_pg import pg_tracker, stop_all
+from test_registry_pg import lock_users, pg_tracker, stop_all, unlock
+from test_registry_pg_reach import pings_answered_at_once
 from sodium import Key
 from wire import Raw
 
@@ -70,6 +71,38 @@ def test_pg_mail_left_at_one_tracker_delivered_by_the_other():
                  rows(pg, 'parley_receipts'))
         time.sleep(0.05)
     stop_all((alice, bob), (t1, t2))
+
+
+def test_pg_mail_windows_do_not_stall_the_tracker():
+    """A registering user's windows (its waiting mail and receipts) are
+    read in the next batch, not by a blocking round trip: while an
+    operator's lock holds parley_mail, carol registers again and is
+    answered, alice's and carol's pings go on, and carol's mail comes once
+    the lock goes (once: a fill asked for meanwhile does not hand it out
+    twice)."""
+    pg = PgServer()
+    t1 = pg_tracker(pg, 'tracker1')
+    carol_key = Key()
+    first = Raw(t1.addr, label='carol first')
+    first.must_register('carol', carol_key)
+    first.close()
+    alice = mail_client(t1, 'alice', label='alice')
+    stored(alice, 'carol', b'while you were away', 3)
+    nothing_more(alice)
+    lock = lock_users(pg, 'parley_mail')
+    carol = mail_client(t1, 'carol', carol_key, label='carol')  # its registered came
+    pings_answered_at_once((alice, carol))
+    carol.expect_silence(0.3)  # the mail waits for the lock
+    unlock(lock)
+    m = expect(carol, 'mail')
+    if m.get('from') != 'alice' or m.get('box') != b'while you were away':
+        fail('carol got %r once the lock went' % m)
+    nothing_more(carol)
+    carol.send({'t': 'mail_ack', 'mid': m['mid']})
+    r = expect(alice, 'receipt')
+    if r.get('id') != 3 or r.get('status') != 'delivered':
+        fail('alice got the receipt %r' % r)
+    stop_all((alice, carol), (t1,))
 
 
 def test_pg_mail_limits_count_the_shared_mailbox():
