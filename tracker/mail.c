@@ -454,7 +454,7 @@ static void on_acked(int status, void *arg) {
 
 static void ack(session *s, uint64_t id, int receipt, bool ok) {
     tracker_ctx *ctx = s->ctx;
-    ack_req *a = malloc(sizeof *a);
+    ack_req here, *a = reg_shared(ctx->reg) ? malloc(sizeof *a) : &here; /* answered later */
     if (!a) {
         log_warn(&ctx->lg, "out of memory taking an acknowledgement of %s; it comes again",
                  s->name);
@@ -471,7 +471,8 @@ static void ack(session *s, uint64_t id, int receipt, bool ok) {
         return;
     }
     acked(a, r);
-    free(a);
+    if (a != &here)
+        free(a);
 }
 
 /* The recipient has the message (it committed it, or refused it): the

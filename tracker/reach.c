@@ -40,7 +40,8 @@ typedef void (*reach_go)(session *s, const reach_req *q, const target *t);
 struct reach_req {
     session *s;
     reach_go go;
-    uint64_t id;                /* the request's; 0 for a hint (connect_failed) */
+    uint64_t id;                /* the request's (0 is an id too) */
+    int hint;                   /* connect_failed: nothing is answered */
     uint64_t tag;               /* connect_request, connect_failed: 0 none */
     char asked[NAME_BUFLEN];    /* "to" as sent */
     char reason[CONNECT_REASON_MAX + 1]; /* connect_failed's, cleaned */
@@ -77,7 +78,7 @@ static void settle(session *s, const reach_req *q, int r) {
         q->go(s, q, &q->t);
         return;
     }
-    if (!q->id)
+    if (q->hint)
         return;
     if (r && r != UV_ENOENT) {
         sess_send_db_error(s, r, q->id);
@@ -118,13 +119,13 @@ static void find_target(session *s, reach_req *q, reach_go go) {
         return;
     }
     if (!reg_shared(ctx->reg)) { /* then nobody is online but here */
-        if (q->id)
+        if (!q->hint)
             settle(s, q, reg_lookup(ctx->reg, q->t.folded, &q->t.u));
         return;
     }
     reach_req *c = malloc(sizeof *c);
     if (!c) {
-        if (q->id)
+        if (!q->hint)
             sess_send_error(s, "internal", "the tracker is out of memory; try again later", q->id);
         return;
     }
@@ -231,6 +232,7 @@ void rch_connect_failed(void *owner, const msg_in *m) {
         return;
     /* A hint for a log line, not a payload: printable UTF-8 only, cut on
      * a character boundary. */
+    q.hint = 1;
     q.rlen = utf8_clean(reason, rlen, q.reason, sizeof q.reason);
     msg_uint(m, "tag", &q.tag); /* a hint: an odd tag is no tag */
     find_target(s, &q, connect_failed_go);

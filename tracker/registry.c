@@ -732,6 +732,7 @@ static int list_bounds(int pg, const char *prefix, const char *cursor, const cha
 typedef struct pending_list {
     pager pg;
     int more;
+    int cut;        /* out of memory for a row: the page ends early */
     int *more_out;
     reg_done_cb done;
     void *arg;
@@ -743,13 +744,11 @@ static int list_row(void *arg, const char *const *vals, const int *lens, int nco
     pending_list *pl = arg;
     if (ncols != 2 || (size_t)lens[0] >= NAME_BUFLEN || (size_t)lens[1] >= NAME_BUFLEN)
         return 0;
-    /* A batch sent again after a deadlock gives its rows again, from the
-     * first: in one answer they only ascend. */
-    if (pl->n && strcmp(vals[1], pl->rows[pl->n - 1][1]) <= 0)
-        pl->n = 0;
     char (*nr)[2][NAME_BUFLEN] = grow(pl->rows, &pl->cap, pl->n + 1, sizeof *nr, 16);
-    if (!nr)
-        return 1; /* a shorter page; more is set, so the next one goes on from it */
+    if (!nr) {
+        pl->cut = 1;
+        return 1;
+    }
     pl->rows = nr;
     memcpy(pl->rows[pl->n][0], vals[0], (size_t)lens[0] + 1);
     memcpy(pl->rows[pl->n++][1], vals[1], (size_t)lens[1] + 1);
@@ -758,10 +757,11 @@ static int list_row(void *arg, const char *const *vals, const int *lens, int nco
 
 static void on_listed(int status, void *arg) {
     pending_list *pl = arg;
-    for (size_t i = 0; status == 0 && i < pl->n; i++)
-        if (page_row(pl->rows[i][0], pl->rows[i][1], &pl->pg))
-            break;
-    *pl->more_out = status == 0 && pl->more;
+    size_t i = 0;
+    while (status == 0 && i < pl->n && page_row(pl->rows[i][0], pl->rows[i][1], &pl->pg) == 0)
+        i++;
+    /* A page cut short says more follow, so the next one goes on from it. */
+    *pl->more_out = status == 0 && (pl->more || (pl->cut && i == pl->n && i > 0));
     pl->done(status, pl->arg);
     free(pl->rows);
     free(pl);

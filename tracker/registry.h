@@ -216,10 +216,10 @@ int reg_lookup_start(registry *r, const char *folded, reg_user *u, reg_done_cb c
  * online, without waiting (one statement in the next batch): each(arg,
  * name as stored, folded) for every such user, then done(status, arg)
  * from the loop once the batch is answered (0, REG_EUNAVAIL or UV_EIO;
- * from inside reg_close for what is pending then).  A batch sent again
- * after a deadlock gives its rows again: each may fire twice for one user,
- * and a user it named in the first try may be offline by the second.  The
- * query runs at its place in the batch's order, not after its writes.
+ * from inside reg_close for what is pending then); each fires only once
+ * the batch committed, for the rows of the try that did (a batch sent
+ * again after a deadlock reads them again).  The query runs at its place
+ * in the batch's order, not after its writes.
  * The names are copied.  0, or a negative error now (UV_ENOTSUP on SQLite,
  * REG_EUNAVAIL, UV_ENOMEM): no callback then. */
 typedef void (*reg_online_cb)(void *arg, const char *name, const char *folded);

@@ -192,8 +192,9 @@ typedef struct pg_write {
     char *eps;         /* its endpoints as stored, */
     size_t epscap;     /* in this many bytes */
     int merged;        /* a lookup answered by the batch's Q_GET_MANY */
-    rpg_row_cb rows;   /* a read's rows go here (rpg_online_start) */
+    rpg_row_cb rows;   /* a statement's rows go here (rpg_queue_rows), */
     void *rows_arg;
+    PGresult *res;     /* from this result, kept until the batch is over */
     size_t bytes;      /* its parameters' */
 } pg_write;
 
@@ -261,8 +262,10 @@ static void on_closed(uv_handle_t *h) {
     for (size_t i = 0; i < p->nq; i++) /* queued by the last callbacks: lost */
         free(p->q[i].text);
     free(p->q);
-    for (size_t i = 0; i < p->ndw; i++)
+    for (size_t i = 0; i < p->ndw; i++) {
+        PQclear(p->dw[i].res);
         free(p->dw[i].text);
+    }
     free(p->dw);
     free(p->owed);
     free(p->conninfo);
@@ -867,6 +870,9 @@ static void pay_owed(reg_pg *p);
  * finish), then the batch's own; frees w. */
 static void fire_writes(reg_pg *p, pg_write *w, size_t n) {
     for (size_t i = 0; i < n; i++) {
+        if (w[i].res && w[i].status == 0)
+            give_rows(w[i].res, w[i].rows, w[i].rows_arg); /* committed: now they count */
+        PQclear(w[i].res);
         if (w[i].cb)
             w[i].cb(w[i].status, w[i].arg);
         free(w[i].text);
@@ -948,6 +954,10 @@ static void send_batch(reg_pg *p) {
             p->fw[i].merged = 0; /* out of memory: one statement each */
     p->many = names != NULL;
     int ok = PQenterPipelineMode(c);
+    for (size_t i = 0; i < p->fn; i++) { /* a try before this one's rows are void */
+        PQclear(p->fw[i].res);
+        p->fw[i].res = NULL;
+    }
     for (size_t i = 0; ok && i < p->fn; i++) {
         pg_write *w = &p->fw[i];
         w->status = 0;
@@ -980,8 +990,12 @@ static void send_batch(reg_pg *p) {
 /* One statement's result r for the batch's write w (NULL: the merged
  * lookups' Q_GET_MANY): a failure decides the
  * batch (the first: 1 for a deadlock or serialization failure worth one
- * more try, REG_EUNAVAIL, or UV_EIO); a claim's verdict is its own. */
-static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
+ * more try, REG_EUNAVAIL, or UV_EIO); a claim's verdict is its own.  The
+ * rows of an rpg_queue_rows statement are kept (w->res takes r: returns 1)
+ * and handed over only once the batch committed, so nobody acts on what
+ * a failed or retried try read (rows the batch's own uncommitted writes
+ * made, or rows twice).  Else 0: the caller clears r. */
+static int take_result(reg_pg *p, pg_write *w, PGresult *r) {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_PIPELINE_ABORTED) {
         /* skipped after an earlier failure, which decides */
@@ -1007,9 +1021,11 @@ static void take_result(reg_pg *p, pg_write *w, const PGresult *r) {
         w->status = claimed(w, r);
     } else if (w->q == Q_GET && w->u) {
         w->status = read_user(p, w->v[0], r, 0, w->u, w->eps, w->epscap);
-    } else if (w->rows) {
-        give_rows(r, w->rows, w->rows_arg);
+    } else if (w->rows && !w->res) {
+        w->res = r;
+        return 1;
     }
+    return 0;
 }
 
 /* The batch in flight is answered: sent again after a deadlock (three
@@ -1054,11 +1070,11 @@ static void read_answers(reg_pg *p, int block, uint64_t deadline) {
         }
         PGresult *r = PQgetResult(c);
         if (p->fat < p->fn || p->many) {
-            if (r)
-                take_result(p, p->fat < p->fn ? &p->fw[p->fat] : NULL, r);
-            else if (p->fat < p->fn)
+            if (r && take_result(p, p->fat < p->fn ? &p->fw[p->fat] : NULL, r))
+                continue; /* kept */
+            if (!r && p->fat < p->fn)
                 p->fat++; /* the end of this statement's results */
-            else
+            else if (!r)
                 p->many = 0;
             PQclear(r);
             continue;

@@ -6,13 +6,15 @@
  * connection (rpg_add_statements and below).  This file owns the schema
  * of both (the migrations) and is the only one that speaks libpq.
  *
- * A lookup request's read joins the write batch below (rpg_lookup_start:
- * the batch's lookups in one statement, after its writes); the other reads
- * (rpg_lookup, rpg_list, rpg_query) are one blocking round trip on the loop
- * thread (a prepared statement), bounded by RPG_QUERY_MS on the client side
- * and a statement_timeout on the server side, because their callers are
- * synchronous (the lookups behind connect, relay and punch requests, list
- * pages, mail windows).  A registration reads nothing on
+ * A lookup's read joins the write batch below (rpg_lookup_start: the
+ * batch's lookups in one statement, after its writes), and so do list
+ * pages, online queries and the mailbox's windows and acknowledgements
+ * (rpg_queue_rows: their rows are handed over once the batch committed);
+ * the other reads (rpg_lookup, rpg_query) are one blocking round trip on
+ * the loop thread (a prepared statement), bounded by RPG_QUERY_MS on the
+ * client side and a statement_timeout on the server side, because their
+ * callers are synchronous (a mail_put's checks, the mailbox sweep, and
+ * the few lookups outside requests).  A registration reads nothing on
  * its own: the name's owner and look-alike checks are subqueries of its
  * write (rpg_claim), so it costs only its share of a commit (0.27x to
  * 0.62x the SQLite tracker's rate when that went in).  Writes (claims,
@@ -130,10 +132,10 @@ int rpg_queue(reg_pg *p, int q, int n, const char *const *v, const int *len, con
 /* Queues statement q (a read, or a write with RETURNING) for the next
  * batch, at its place in the batch's order (as rpg_queue; v[0] orders
  * it): rows(rows_arg, ...) for each of its rows
- * once the batch is answered, until rows returns nonzero, then cb(status,
- * arg) (0, REG_EUNAVAIL or UV_EIO: a later statement of the batch may fail
- * it after its rows came).  A batch sent again after a deadlock gives its
- * rows again, from the first.  0,
+ * once the batch committed (only the rows of the try that committed: a
+ * batch sent again after a deadlock reads them again; none when it
+ * failed), until rows returns nonzero, then cb(status, arg) (0,
+ * REG_EUNAVAIL or UV_EIO).  0,
  * REG_EUNAVAIL or UV_ENOMEM now (no callback then). */
 int rpg_queue_rows(reg_pg *p, int q, int n, const char *const *v, const int *len,
                    const int *bin, rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg);

@@ -234,6 +234,25 @@ def test_connect_request_tag_comes_back():
     t.stop()
 
 
+def test_reach_requests_with_id_0_are_answered():
+    """0 is a request id like any other: a connect_request, relay_request
+    or punch_request with id 0 for an unknown user gets not_found (an
+    error frame leaves an id of 0 out) and the connection stays open."""
+    t = Tracker()
+    alice = Raw(t.addr, label='alice')
+    alice.must_register('alice', features=['connect_failed', 'punch'])
+    for kind in ('connect_request', 'relay_request', 'punch_request'):
+        alice.send({'t': kind, 'id': 0, 'to': 'nobody'})
+        f = alice.next_frame()
+        while f == {'t': 'ping'}:  # the tracker times its punches by our round trip
+            alice.send({'t': 'pong'})
+            f = alice.next_frame()
+        if f.get('t') != 'error' or f.get('code') != 'not_found' or 'id' in f:
+            fail('%s with id 0 for nobody answered %r, want not_found without id' % (kind, f))
+    alice.ping()
+    t.stop()
+
+
 def test_presence_push_raw():
     t = Tracker()
     a = registered_client(t, 'alice')
