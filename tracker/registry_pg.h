@@ -205,10 +205,9 @@ int rpg_presence(reg_pg *p, const char *folded, int is_online, int64_t last_seen
  * folded < upper, in byte order, at most limit + 1 of them (reg_list's
  * pager counts them), without waiting: one statement in the next batch;
  * rows(rows_arg, vals, lens, 2) for each (its name as stored, its folded
- * form) in that order, then cb(status, arg) once the batch is answered
- * (0, REG_EUNAVAIL or UV_EIO).  A batch sent again after a deadlock gives
- * its rows again, from the first.  0, REG_EUNAVAIL or UV_ENOMEM now (no
- * callback then). */
+ * form) in that order, as rpg_queue_rows hands them over (once the batch
+ * committed), then cb(status, arg) (0, REG_EUNAVAIL or UV_EIO).  0,
+ * REG_EUNAVAIL or UV_ENOMEM now (no callback then). */
 int rpg_list_start(reg_pg *p, const char *from, int after, const char *upper, size_t limit,
                    rpg_row_cb rows, void *rows_arg, reg_done_cb cb, void *arg);
 
