@@ -69,12 +69,17 @@ class PgServer:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         self.data = os.path.join(self.dir, 'data')
         self.log = os.path.join(self.dir, 'server.log')
-        self.port = free_port()
-        self.url = 'postgresql://parley@127.0.0.1:%d/parley' % self.port
         self._run('initdb', '-D', self.data, '-U', 'parley', '-A', 'trust', '-E', 'UTF8',
                   '--locale=C', '-N')
         on_cleanup(self._stop_quietly)
-        self.start()
+        # free_port() only found a port free a moment ago: another test's
+        # process may bind it first (a client's ephemeral port, say).  Then
+        # the server says so in its log, and another port is tried.
+        for attempt in range(5):
+            self.port = free_port()
+            self.url = 'postgresql://parley@127.0.0.1:%d/parley' % self.port
+            if attempt == 4 or self.start(retry=True):
+                break
         self._run('createdb', '-h', '127.0.0.1', '-p', str(self.port), '-U', 'parley', 'parley')
 
     def _run(self, prog, *args, check=True):
@@ -82,6 +87,7 @@ class PgServer:
         p = subprocess.run(argv, cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=60)
         out = p.stdout.decode('utf-8', 'replace')
+        self.last_status = p.returncode
         if check and p.returncode != 0:
             fail('%s failed (status %d):\n%s\n%s' % (' '.join(argv), p.returncode, out,
                                                     self.server_log()))
@@ -94,9 +100,23 @@ class PgServer:
         except OSError:
             return ''
 
-    def start(self):
-        self._run('pg_ctl', '-D', self.data, '-l', self.log, '-w', '-t', '60', '-o',
-                  '-p %d -c listen_addresses=127.0.0.1 -k %s' % (self.port, self.dir), 'start')
+    def start(self, retry=False):
+        """Starts the server on self.port.  With retry, a port another
+        process holds returns False instead of failing the test."""
+        argv = ['-D', self.data, '-l', self.log, '-w', '-t', '60', '-o',
+                '-p %d -c listen_addresses=127.0.0.1 -k %s' % (self.port, self.dir), 'start']
+        if not retry:
+            self._run('pg_ctl', *argv)
+            return True
+        before = os.path.getsize(self.log) if os.path.exists(self.log) else 0
+        out = self._run('pg_ctl', *argv, check=False)
+        if self.last_status == 0:
+            return True
+        with open(self.log, encoding='utf-8', errors='replace') as f:
+            f.seek(before)
+            if 'Address already in use' in f.read():
+                return False
+        fail('pg_ctl start failed:\n%s\n%s' % (out, self.server_log()))
 
     def stop(self, mode='fast'):
         self._run('pg_ctl', '-D', self.data, '-m', mode, '-w', '-t', '60', 'stop')
