@@ -315,148 +315,70 @@ static void internal(session *s, uint64_t id) {
     sess_send_error(s, "internal", "the tracker's database failed; try again later", id);
 }
 
-/* A mail_put between its field checks and its answer: on the stack on
- * SQLite; on the heap with a copy of its box while a shared registry is
- * asked who the recipient is and whether there is room (it holds its
- * session until the answer). */
-typedef struct put_job {
-    session *s;
-    int held;
-    uint64_t id;
-    char asked[NAME_BUFLEN];  /* "to" as sent */
-    char fold[NAME_BUFLEN];
-    reg_user to;
-    int known;                /* a resend: stored or receipted already */
-    mbox_full full;
-    const unsigned char *box;
-    size_t size;
-    unsigned char copy[];     /* the box, in a job on the heap */
-} put_job;
-
-static void put_end(put_job *j) {
-    if (j->held)
-        sess_release(j->s);
-    free(j);
-}
-
-/* The mailbox said r: whether j is a resend and has room (mbox_check_start). */
-static void put_checked(put_job *j, int r) {
-    session *s = j->s;
+void mail_put(void *owner, const msg_in *m) {
+    session *s = owner;
     tracker_ctx *ctx = s->ctx;
     const tracker_config *cfg = &ctx->cfg;
-    char text[300];
-    reg_user me;
+    put_req q;
+    if (put_fields(s, m, &q))
+        return;
+    char fold[NAME_BUFLEN], text[300];
+    if (name_fold(q.to, q.tn, fold)) {
+        sess_send_error(s, "bad_name", "invalid name in to", q.id);
+        return;
+    }
+    if (strcmp(fold, s->folded) == 0) {
+        sess_send_error(s, "bad_name", "that is your own name; mail someone else", q.id);
+        return;
+    }
+    reg_user to, me;
+    int r = reg_lookup(ctx->reg, fold, &to);
+    if (r == UV_ENOENT) {
+        snprintf(text, sizeof text, "no user named %.*s", (int)q.tn, q.to);
+        sess_send_error(s, "not_found", text, q.id);
+        return;
+    }
     if (r || sess_self_user(s, &me)) {
-        internal(s, j->id);
+        internal(s, q.id);
         return;
     }
     /* A resend (the sender restarted before it heard mail_stored) is
      * answered again and stores nothing: no limit applies to it. */
-    if (j->known) {
-        answer_stored(s, j->id, j->to.name, NULL);
+    if ((r = mbox_known(ctx->mbox, s->folded, fold, to.name, q.id)) != 0) {
+        if (r < 0)
+            internal(s, q.id);
+        else
+            answer_stored(s, q.id, to.name, NULL);
         return;
     }
-    if (j->full != MBOX_ROOM) {
-        refuse_full(s, j->id, j->to.name, j->full);
+    mbox_limits lim = {cfg->mail_max, cfg->mail_bytes, cfg->mail_per_sender, cfg->mail_total};
+    mbox_full full;
+    if (mbox_room(ctx->mbox, fold, s->folded, q.size, &lim, &full)) {
+        internal(s, q.id);
+        return;
+    }
+    if (full != MBOX_ROOM) {
+        refuse_full(s, q.id, to.name, full);
         return;
     }
     if (!rate_ok(ctx, s->folded)) {
         snprintf(text, sizeof text, "more than %" PRIu64 " mail_put an hour; send the rest later",
                  cfg->mail_rate);
         ctx->stats.mail_refused_limit[STAT_MAIL_RATE]++;
-        sess_send_error(s, "mail_rate_limited", text, j->id);
+        sess_send_error(s, "mail_rate_limited", text, q.id);
         return;
     }
     int64_t now = (int64_t)time(NULL);
-    mbox_new nm = {j->fold, j->to.name, s->folded, s->name, me.key, j->id, j->box, j->size,
+    mbox_new nm = {fold, to.name, s->folded, s->name, me.key, q.id, q.box, q.size,
                    now, now + (int64_t)cfg->mail_ttl};
     r = mbox_put(ctx->mbox, &nm);
     if (r && r != UV_EEXIST) {
-        internal(s, j->id);
+        internal(s, q.id);
         return;
     }
     if (r == 0)
         ctx->stats.mail_stored++;
-    answer_stored(s, j->id, j->to.name, r == 0 ? j->fold : NULL);
-}
-
-static void on_put_checked(int status, void *arg) {
-    put_job *j = arg;
-    if (sess_listening(j->s))
-        put_checked(j, status);
-    put_end(j);
-}
-
-/* The registry said r about j's recipient: its checks next.  1 when they
- * were started and answer later (on_put_checked takes j then), else 0. */
-static int put_found(put_job *j, int r) {
-    session *s = j->s;
-    const tracker_config *cfg = &s->ctx->cfg;
-    if (r == UV_ENOENT) {
-        char text[300];
-        snprintf(text, sizeof text, "no user named %s", j->asked);
-        sess_send_error(s, "not_found", text, j->id);
-        return 0;
-    }
-    if (r) {
-        sess_send_db_error(s, r, j->id);
-        return 0;
-    }
-    mbox_limits lim = {cfg->mail_max, cfg->mail_bytes, cfg->mail_per_sender, cfg->mail_total};
-    r = mbox_check_start(s->ctx->mbox, s->folded, j->fold, j->to.name, j->id, j->size, &lim,
-                         &j->known, &j->full, on_put_checked, j);
-    if (r == MBOX_PENDING)
-        return 1;
-    put_checked(j, r);
-    return 0;
-}
-
-static void on_put_found(int status, void *arg) {
-    put_job *j = arg;
-    if (sess_listening(j->s) && put_found(j, status))
-        return;
-    put_end(j);
-}
-
-void mail_put(void *owner, const msg_in *m) {
-    session *s = owner;
-    tracker_ctx *ctx = s->ctx;
-    put_req q;
-    if (put_fields(s, m, &q))
-        return;
-    put_job here, *j = &here;
-    if (name_fold(q.to, q.tn, here.fold)) {
-        sess_send_error(s, "bad_name", "invalid name in to", q.id);
-        return;
-    }
-    if (strcmp(here.fold, s->folded) == 0) {
-        sess_send_error(s, "bad_name", "that is your own name; mail someone else", q.id);
-        return;
-    }
-    here.s = s;
-    here.held = 0;
-    here.id = q.id;
-    snprintf(here.asked, sizeof here.asked, "%.*s", (int)q.tn, q.to); /* a valid name fits */
-    here.box = q.box;
-    here.size = q.size;
-    if (!reg_shared(ctx->reg)) {
-        put_found(j, reg_lookup(ctx->reg, j->fold, &j->to)); /* answered now */
-        return;
-    }
-    if (!(j = malloc(sizeof *j + q.size))) {
-        sess_send_error(s, "internal", "the tracker is out of memory; send the mail again later",
-                        q.id);
-        return;
-    }
-    *j = here;
-    memcpy(j->copy, q.box, q.size);
-    j->box = j->copy;
-    j->held = 1;
-    sess_hold(s);
-    int r = reg_lookup_start(ctx->reg, j->fold, &j->to, on_put_found, j);
-    if (r == REG_PENDING || put_found(j, r))
-        return;
-    put_end(j);
+    answer_stored(s, q.id, to.name, r == 0 ? fold : NULL);
 }
 
 /* ---- the acknowledgements ---- */

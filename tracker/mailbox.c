@@ -206,7 +206,7 @@ static int exists(mailbox *mb, sqlite3_stmt *st) {
 int mbox_known(mailbox *mb, const char *sender, const char *recipient,
                const char *recipient_name, uint64_t msg_id) {
     if (mb->pg)
-        return UV_ENOTSUP;
+        return mpg_known(mb->pg, sender, recipient, recipient_name, msg_id);
     sqlite3_stmt *st = mb->st[ST_KNOWN_MAIL];
     bind_str(st, 1, sender);
     bind_str(st, 2, recipient);
@@ -221,82 +221,37 @@ int mbox_known(mailbox *mb, const char *sender, const char *recipient,
     return exists(mb, st);
 }
 
-mbox_full mbox_full_of(const int64_t use[3], uint64_t total_bytes, size_t size,
-                       const mbox_limits *lim) {
-    if ((uint64_t)use[0] >= lim->max_msgs)
-        return MBOX_FULL_MSGS;
-    if ((uint64_t)use[1] + size > lim->max_bytes)
-        return MBOX_FULL_BYTES;
-    if ((uint64_t)use[2] >= lim->per_sender)
-        return MBOX_FULL_SENDER;
-    if (total_bytes + size > lim->total_bytes)
-        return MBOX_FULL_TOTAL;
-    return MBOX_ROOM;
-}
-
 int mbox_room(mailbox *mb, const char *recipient, const char *sender, size_t size,
               const mbox_limits *lim, mbox_full *full) {
     int64_t use[3]; /* the recipient's messages and bytes, the sender's messages there */
     int e;
-    if (mb->pg)
-        return UV_ENOTSUP;
-    sqlite3_stmt *st = mb->st[ST_RECIPIENT_USE];
-    bind_str(st, 1, recipient);
-    if ((e = read_ints(mb, st, use, 2)) != 0)
-        return e;
-    st = mb->st[ST_SENDER_USE];
-    bind_str(st, 1, sender);
-    bind_str(st, 2, recipient);
-    if ((e = read_ints(mb, st, use + 2, 1)) != 0)
-        return e;
-    *full = mbox_full_of(use, mb->totals.bytes, size, lim);
-    return 0;
-}
-
-/* A shared registry's mail_put checks in flight (mbox_check_start). */
-typedef struct pending_check {
-    mailbox *mb;
-    size_t size;
-    mbox_limits lim;
-    int *known;
-    mbox_full *full;
-    int64_t use[3];
-    void (*done)(int status, void *arg);
-    void *arg;
-} pending_check;
-
-static void on_checked(int status, void *arg) {
-    pending_check *pc = arg;
-    if (status == 0) { /* against the totals now: the commits since count */
-        mbox_totals all;
-        mbox_get_totals(pc->mb, &all);
-        *pc->full = *pc->known ? MBOX_ROOM : mbox_full_of(pc->use, all.bytes, pc->size, &pc->lim);
-    }
-    pc->done(status, pc->arg);
-    free(pc);
-}
-
-int mbox_check_start(mailbox *mb, const char *sender, const char *recipient,
-                     const char *recipient_name, uint64_t msg_id, size_t size,
-                     const mbox_limits *lim, int *known, mbox_full *full,
-                     void (*done)(int status, void *arg), void *done_arg) {
+    mbox_totals all;
+    mbox_get_totals(mb, &all);
     if (mb->pg) {
-        pending_check *pc = malloc(sizeof *pc);
-        if (!pc)
-            return UV_ENOMEM;
-        *pc = (pending_check){mb, size, *lim, known, full, {0}, done, done_arg};
-        int e = mpg_check_start(mb->pg, sender, recipient, recipient_name, msg_id, known,
-                                pc->use, on_checked, pc);
-        if (e != MBOX_PENDING)
-            free(pc);
-        return e;
+        if ((e = mpg_use(mb->pg, recipient, sender, use)) != 0)
+            return e;
+    } else {
+        sqlite3_stmt *st = mb->st[ST_RECIPIENT_USE];
+        bind_str(st, 1, recipient);
+        if ((e = read_ints(mb, st, use, 2)) != 0)
+            return e;
+        st = mb->st[ST_SENDER_USE];
+        bind_str(st, 1, sender);
+        bind_str(st, 2, recipient);
+        if ((e = read_ints(mb, st, use + 2, 1)) != 0)
+            return e;
     }
-    int r = mbox_known(mb, sender, recipient, recipient_name, msg_id);
-    if (r < 0)
-        return r;
-    *known = r;
-    *full = MBOX_ROOM;
-    return r ? 0 : mbox_room(mb, recipient, sender, size, lim, full);
+    if ((uint64_t)use[0] >= lim->max_msgs)
+        *full = MBOX_FULL_MSGS;
+    else if ((uint64_t)use[1] + size > lim->max_bytes)
+        *full = MBOX_FULL_BYTES;
+    else if ((uint64_t)use[2] >= lim->per_sender)
+        *full = MBOX_FULL_SENDER;
+    else if (all.bytes + size > lim->total_bytes)
+        *full = MBOX_FULL_TOTAL;
+    else
+        *full = MBOX_ROOM;
+    return 0;
 }
 
 int mbox_put(mailbox *mb, const mbox_new *m) {

@@ -81,27 +81,9 @@ typedef enum mbox_full {
 } mbox_full;
 
 /* Sets *full for a new box from sender to recipient.  0 or a negative
- * error.  mbox_known and mbox_room return UV_ENOTSUP on a shared registry
- * (mbox_check_start). */
+ * error. */
 int mbox_room(mailbox *mb, const char *recipient, const char *sender, size_t size,
               const mbox_limits *lim, mbox_full *full);
-
-/* Which limit a box of size bytes crosses, given what the recipient's
- * mailbox holds (use[0] messages, use[1] bytes, use[2] of them from the
- * sender) and every box together (total_bytes). */
-mbox_full mbox_full_of(const int64_t use[3], uint64_t total_bytes, size_t size,
-                       const mbox_limits *lim);
-
-/* mbox_known, then (when not known) mbox_room, for a mail_put, without
- * waiting for a shared registry: there both are one statement of the next
- * batch, *known and *full are set once it committed (*full against the
- * totals then; lim is copied), done(status, done_arg) fires, and this
- * returns MBOX_PENDING.  On SQLite it runs now (done never fires): 0 or a
- * negative error.  A negative error now means no callback. */
-int mbox_check_start(mailbox *mb, const char *sender, const char *recipient,
-                     const char *recipient_name, uint64_t msg_id, size_t size,
-                     const mbox_limits *lim, int *known, mbox_full *full,
-                     void (*done)(int status, void *arg), void *done_arg);
 
 typedef struct mbox_new {
     const char *recipient, *recipient_name;

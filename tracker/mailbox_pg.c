@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { M_CHECK, M_INSERT, M_ACK, M_RECEIPT_ACK, M_MAIL_WINDOW, M_RECEIPTS_WINDOW, M_EXPIRE, M_EXPIRE_RECEIPTS, M_TOTALS,
+enum { M_KNOWN_MAIL, M_KNOWN_RECEIPT, M_USE, M_INSERT, M_ACK, M_RECEIPT_ACK, M_MAIL_WINDOW, M_RECEIPTS_WINDOW, M_EXPIRE, M_EXPIRE_RECEIPTS, M_TOTALS,
        M_COUNT };
 
 /* A window in one statement (mailbox.c's two): the rows after the cursor,
@@ -23,14 +23,12 @@ enum { M_CHECK, M_INSERT, M_ACK, M_RECEIPT_ACK, M_MAIL_WINDOW, M_RECEIPTS_WINDOW
     " WHERE " who " = $1 AND " id " <= $2))"
 
 static const char *const sql[M_COUNT] = {
-    /* A mail_put's checks in one statement of the batch: is it a resend
-     * (the mail still waits, or its receipt does), and how full is the
-     * recipient's mailbox (its messages, bytes, and those from the sender). */
-    [M_CHECK] = "SELECT EXISTS (SELECT 1 FROM parley_mail WHERE sender = $1 AND recipient = $2"
-                " AND msg_id = $3) OR EXISTS (SELECT 1 FROM parley_receipts WHERE sender = $1"
-                " AND recipient = $4 AND msg_id = $3),"
-                " count(*), coalesce(sum(size), 0), count(*) FILTER (WHERE sender = $1)"
-                " FROM parley_mail WHERE recipient = $2",
+    [M_KNOWN_MAIL] = "SELECT 1 FROM parley_mail WHERE sender = $1 AND recipient = $2"
+                     " AND msg_id = $3",
+    [M_KNOWN_RECEIPT] = "SELECT 1 FROM parley_receipts WHERE sender = $1 AND recipient = $2"
+                        " AND msg_id = $3 LIMIT 1",
+    [M_USE] = "SELECT count(*), coalesce(sum(size), 0), count(*) FILTER (WHERE sender = $2)"
+              " FROM parley_mail WHERE recipient = $1",
     [M_INSERT] = "INSERT INTO parley_mail (recipient, recipient_name, sender, sender_name,"
                  " sender_key, msg_id, size, stored, expires, box)"
                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
@@ -131,50 +129,27 @@ int mpg_wait(mbox_pg *m, void (*cb)(int status, void *arg), void *arg) {
     return rpg_wait(m->p, cb, arg);
 }
 
-/* A mail_put's checks in flight (mpg_check_start). */
-typedef struct check {
-    int *known;
-    int64_t *use;
-    int rows;
-    void (*done)(int status, void *arg);
-    void *arg;
-} check;
-
-static int check_row(void *arg, const char *const *vals, const int *lens, int ncols) {
-    check *c = arg;
-    if (ncols != 4)
-        return 1;
-    *c->known = vals[0][0] == 't';
-    for (int i = 0; i < 3; i++)
-        c->use[i] = strtoll(vals[i + 1], NULL, 10);
-    c->rows++;
-    return 1;
-}
-
-static void on_checked(int status, void *arg) {
-    check *c = arg;
-    if (status == 0 && !c->rows)
-        status = UV_EIO; /* an aggregate always gives its row */
-    c->done(status, c->arg);
-    free(c);
-}
-
-int mpg_check_start(mbox_pg *m, const char *sender, const char *recipient,
-                    const char *recipient_name, uint64_t msg_id, int *known, int64_t use[3],
-                    void (*done)(int status, void *arg), void *arg) {
-    check *c = malloc(sizeof *c);
-    if (!c)
-        return UV_ENOMEM;
-    *c = (check){known, use, 0, done, arg};
+int mpg_known(mbox_pg *m, const char *sender, const char *recipient, const char *recipient_name,
+              uint64_t msg_id) {
     char id[24];
     u64_text(msg_id, id);
-    const char *v[] = {sender, recipient, id, recipient_name};
-    int e = rpg_queue_rows(m->p, m->base + M_CHECK, 4, v, NULL, NULL, check_row, c, on_checked, c);
-    if (e) {
-        free(c);
-        return e;
-    }
-    return MBOX_PENDING;
+    const char *v[] = {sender, recipient, id};
+    ints r;
+    int e = read_ints(m, M_KNOWN_MAIL, 3, v, &r);
+    if (e || r.rows)
+        return e ? e : 1;
+    v[1] = recipient_name;
+    e = read_ints(m, M_KNOWN_RECEIPT, 3, v, &r);
+    return e ? e : r.rows > 0;
+}
+
+int mpg_use(mbox_pg *m, const char *recipient, const char *sender, int64_t use[3]) {
+    const char *v[] = {recipient, sender};
+    ints r;
+    int e = read_ints(m, M_USE, 2, v, &r);
+    if (e == 0)
+        memcpy(use, r.v, 3 * sizeof *use);
+    return e;
 }
 
 int mpg_put(mbox_pg *m, const mbox_new *n) {

@@ -5,14 +5,14 @@
  * registry_pg.c), the statements are this file's, run on the registry's
  * connection (registry_pg.h: rpg_query, rpg_queue).
  *
- * The reads of requests join the next batch (a mail_put's checks, the
- * windows, the acknowledgements: the _start functions); the sweep's
- * statements are one round trip each, committed by themselves; writes
- * join the pass's batch and are answered once it committed (mbox_wait).  Unlike
+ * As with the users table: reads are one round trip each, but for the
+ * windows (mbox_fill_start), which join the next batch; writes join the
+ * pass's batch and are answered once it committed (mbox_wait, and the
+ * acknowledgements' own callbacks: mbox_ack_start).  Unlike
  * SQLite's, a write does not know at once what it changed: mbox_put
  * stores nothing for a (sender, recipient, msg_id) already stored (mail.c
- * asked mbox_check_start first; a copy racing it in the same pass is the
- * same mail), and an acknowledgement is one statement of the batch that deletes
+ * asked mbox_known first; a copy racing it in the same pass is the same
+ * mail), and an acknowledgement is one statement of the batch that deletes
  * the row, adds the receipt and returns what it deleted, so a second ack
  * of it adds nothing and its answer says so.  The
  * totals are counted at open and at each sweep and kept up to date in
@@ -30,12 +30,11 @@ int mpg_open(struct reg_pg *p, const logger *lg, mbox_pg **out, char *err, size_
 void mpg_close(mbox_pg *m); /* NULL is a no-op */
 
 /* As the mbox_ functions of the same names. */
-/* mbox_check_start's statement: *known and what recipient's mailbox holds
- * (use[0] messages, use[1] bytes, use[2] of them from sender), both valid
- * until done fires; mailbox.c judges the limits. */
-int mpg_check_start(mbox_pg *m, const char *sender, const char *recipient,
-                    const char *recipient_name, uint64_t msg_id, int *known, int64_t use[3],
-                    void (*done)(int status, void *arg), void *arg);
+int mpg_known(mbox_pg *m, const char *sender, const char *recipient, const char *recipient_name,
+              uint64_t msg_id);
+/* What recipient's mailbox holds (use[0] messages, use[1] bytes, use[2]
+ * of them from sender), for mailbox.c's mbox_room. */
+int mpg_use(mbox_pg *m, const char *recipient, const char *sender, int64_t use[3]);
 int mpg_put(mbox_pg *m, const mbox_new *n);
 int mpg_ack_start(mbox_pg *m, const char *recipient, const char *recipient_name, uint64_t mid,
                   const char *status, int64_t expires, char sender[NAME_BUFLEN],

@@ -12,9 +12,9 @@
  * (rpg_queue_rows: their rows are handed over once the batch committed);
  * the other reads (rpg_lookup, rpg_query) are one blocking round trip on
  * the loop thread (a prepared statement), bounded by RPG_QUERY_MS on the
- * client side and a statement_timeout on the server side, for callers
- * that are synchronous (the mailbox's counts at open and its expiry
- * sweep; no request path uses them).  A registration reads nothing on
+ * client side and a statement_timeout on the server side, because their
+ * callers are synchronous (a mail_put's checks, the mailbox sweep, and
+ * the few lookups outside requests).  A registration reads nothing on
  * its own: the name's owner and look-alike checks are subqueries of its
  * write (rpg_claim), so it costs only its share of a commit (0.27x to
  * 0.62x the SQLite tracker's rate when that went in).  Writes (claims,
