@@ -183,7 +183,7 @@ typedef struct acking {
 
 static int acked_row(void *arg, const char *const *vals, const int *lens, int ncols) {
     acking *a = arg;
-    a->found = 1; /* a batch sent again gives the same row again */
+    a->found = 1;
     if (a->sender && ncols == 2) {
         snprintf(a->sender, NAME_BUFLEN, "%s", vals[0]);
         a->size = strtoull(vals[1], NULL, 10);
@@ -247,7 +247,8 @@ static long unhex(const char *s, unsigned char *out, size_t cap) {
 }
 
 /* Both windows of one user in flight (mpg_fill_start): each read's rows
- * go to the caller as they come, the second read's answer ends it. */
+ * go to the caller once the batch committed, the second read's answer
+ * ends it. */
 typedef struct fill {
     mbox_pg *m;
     uint64_t *mail_cursor, *receipt_cursor;
@@ -263,7 +264,7 @@ static int mail_row(void *arg, const char *const *vals, const int *lens, int nco
     fill *f = arg;
     uint64_t mid = strtoull(vals[0], NULL, 10);
     if (mid <= *f->mail_cursor)
-        return 0; /* handed out already: the batch was sent again */
+        return 0; /* handed out already (by a fill before this one) */
     unsigned char key[IDENT_PK], box[MBOX_BOX_MAX];
     long kn = unhex(vals[2], key, sizeof key), bn = unhex(vals[4], box, sizeof box);
     if (kn != IDENT_PK || bn < 0) {

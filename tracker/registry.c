@@ -760,8 +760,10 @@ static void on_listed(int status, void *arg) {
     size_t i = 0;
     while (status == 0 && i < pl->n && page_row(pl->rows[i][0], pl->rows[i][1], &pl->pg) == 0)
         i++;
+    if (status == 0 && pl->cut && pl->n == 0)
+        status = UV_ENOMEM; /* not even one row: no page to go on from */
     /* A page cut short says more follow, so the next one goes on from it. */
-    *pl->more_out = status == 0 && (pl->more || (pl->cut && i == pl->n && i > 0));
+    *pl->more_out = status == 0 && (pl->more || (pl->cut && i == pl->n));
     pl->done(status, pl->arg);
     free(pl->rows);
     free(pl);
