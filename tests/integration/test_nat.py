@@ -136,7 +136,11 @@ def punch_pair(r1, r2):
             fail('%s <-> %s: the punch failed and the chat went to the relay' % (r1, r2))
         a.expect(r'^connected bob direct$', 10)
     b.expect(r'^connected alice direct$', 10)
-    a.proc.wait_stderr(r'dial bob: punched link up', 5)  # not the reverse dial, say
+    # Not the reverse dial, say.  Behind these routers only a hole the punch
+    # opened lets a SYN in, so a "direct" attempt that beat alice's own
+    # punch_result through the hole bob's punch made is the punch too (CI
+    # saw that once, under load: the link 2 ms after the dial began).
+    a.proc.wait_stderr(r'dial bob: (punched|direct) link up', 5)
     chat_both_ways(a, b, 5)
     close_lab(t, a, b)
 
